@@ -1,0 +1,96 @@
+//! Deadlines: every action finishes, or fails, by a fixed instant.
+//!
+//! Kits pass [`Deadline::remaining`] down to every blocking call; [`run_bounded`] is the
+//! backstop that answers at the deadline even if some call ignored its budget.
+
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Deadline {
+    start: Instant,
+    end: Instant,
+}
+
+impl Deadline {
+    pub fn after(budget: Duration) -> Deadline {
+        let start = Instant::now();
+        Deadline {
+            start,
+            end: start + budget,
+        }
+    }
+
+    /// Time left, zero once passed.
+    pub fn remaining(&self) -> Duration {
+        self.end.saturating_duration_since(Instant::now())
+    }
+
+    /// The smaller of `cap` and the time left.
+    pub fn cap(&self, cap: Duration) -> Duration {
+        self.remaining().min(cap)
+    }
+
+    pub fn expired(&self) -> bool {
+        Instant::now() >= self.end
+    }
+
+    pub fn elapsed(&self) -> Duration {
+        self.start.elapsed()
+    }
+
+    /// The whole budget this deadline was made with.
+    pub fn budget(&self) -> Duration {
+        self.end - self.start
+    }
+
+    pub fn instant(&self) -> Instant {
+        self.end
+    }
+}
+
+/// Runs `f` on a worker thread and waits for it until `deadline`.
+///
+/// Returns `None` if the deadline passed first; the worker is then abandoned (it ends with
+/// the process, which the caller is expected to exit soon).
+pub fn run_bounded<T: Send + 'static>(
+    deadline: Deadline,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Option<T> {
+    let (tx, rx) = mpsc::channel();
+    let spawned = std::thread::Builder::new()
+        .name("action".into())
+        .spawn(move || {
+            let _ = tx.send(f());
+        });
+    if spawned.is_err() {
+        return None;
+    }
+    rx.recv_timeout(deadline.remaining()).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn returns_result_before_deadline() {
+        assert_eq!(
+            run_bounded(Deadline::after(Duration::from_secs(5)), || 7),
+            Some(7)
+        );
+    }
+
+    #[test]
+    fn abandons_work_past_deadline() {
+        let d = Deadline::after(Duration::from_millis(50));
+        let (_keep, rx) = mpsc::channel::<()>();
+        let r = run_bounded(d, move || {
+            let _ = rx.recv();
+            1
+        });
+        assert_eq!(r, None);
+        assert!(d.expired());
+        assert_eq!(d.remaining(), Duration::ZERO);
+    }
+}

@@ -1,0 +1,286 @@
+//! The runner every kit binary's `main` calls: parse, configure, log, run the action under its
+//! deadline, and turn the outcome into one of the documented exit codes.
+
+use crate::cli::{Action, HookArgs, Invocation, parse_invocation};
+use crate::config::{self, Config, KeySpec, Missing, Scope, Sources};
+use crate::deadline::{Deadline, run_bounded};
+use crate::exit::{Exit, Failure, Outcome};
+use crate::install::{DEFAULT_LKROOT, LinkChange, install};
+use crate::logging;
+use crate::tag::Tag;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// What a kit declares about itself.
+#[derive(Debug)]
+pub struct KitSpec {
+    /// Short name: `scsipr` → binary `lkh-scsipr`, resource type directory `scsipr`.
+    pub kit: &'static str,
+    /// One line saying what the kit protects.
+    pub summary: &'static str,
+    /// Every configuration key, including `TIMEOUT` ([`KeySpec::timeout`]).
+    pub keys: &'static [KeySpec],
+    /// The kit's own commands besides the hooks and `install`: (usage, one-line help).
+    pub commands: &'static [(&'static str, &'static str)],
+    /// Extra help text: what each action does for this kit.
+    pub actions_help: &'static str,
+}
+
+impl KitSpec {
+    pub fn binary(&self) -> String {
+        format!("lkh-{}", self.kit)
+    }
+
+    /// The full `--help` text: usage, the hook contract, the keys, the exit codes.
+    pub fn help(&self) -> String {
+        let bin = self.binary();
+        let mut s = format!("{bin}: {}\n\nUSAGE\n", self.summary);
+        s += &format!(
+            "  {bin} ACTION -t TAG [-i ID] [-v] [--no-config] [--KEY VALUE | --set KEY=VALUE]...\n"
+        );
+        s += &format!(
+            "  .../Resources/{}/actions/ACTION -t TAG [-i ID]   (action taken from the link's name)\n",
+            self.kit
+        );
+        for (usage, _) in self.commands {
+            s += &format!("  {bin} {usage}\n");
+        }
+        s += &format!("  {bin} install [--lkroot DIR]\n\n");
+        s += "ACTIONS (called by LifeKeeper)\n";
+        s += "  restore     bring the resource into service on this node (idempotent)\n";
+        s += "  remove      take it out of service on this node (idempotent)\n";
+        s += "  quickCheck  check its health; non-zero makes LifeKeeper run recover\n";
+        s += "  recover     repair it locally; non-zero makes LifeKeeper fail over\n";
+        if !self.actions_help.is_empty() {
+            s += self.actions_help;
+            if !self.actions_help.ends_with('\n') {
+                s.push('\n');
+            }
+        }
+        s += "\nCOMMANDS\n";
+        for (usage, help) in self.commands {
+            s += &format!("  {usage}\n      {help}\n");
+        }
+        s += &format!(
+            "  install [--lkroot DIR]\n      link DIR/subsys/lkhelpers/Resources/{}/actions/{{restore,remove,quickCheck,recover}} to this binary (default DIR $LKROOT or {DEFAULT_LKROOT})\n",
+            self.kit
+        );
+        s += "\nCONFIGURATION\n";
+        s += &format!(
+            "  {}/TAG.conf (dir: $LKHELPERS_CONF_DIR): KEY=value lines, # comments, optional quotes, as in\n  {} (path: $LKHELPERS_LK_DEFAULTS), whose LifeKeeper tunables (marked LK) apply unless the\n  resource file sets them. Files must be owned by root and not writable by group or others.\n  Command-line values win over both.\n",
+            config::DEFAULT_CONF_DIR,
+            config::DEFAULT_LK_DEFAULTS
+        );
+        for k in self.keys {
+            let lk = if k.scope == Scope::LifeKeeper {
+                " (LK)"
+            } else {
+                ""
+            };
+            let default = k
+                .default
+                .map(|d| format!(" [default: {d}]"))
+                .unwrap_or_default();
+            s += &format!(
+                "  {}{lk}{default}\n      {} ({})\n",
+                k.name,
+                k.help,
+                k.flag()
+            );
+        }
+        s += "\nEXIT CODES\n";
+        for e in Exit::ALL {
+            s += &format!("  {}  {}\n", e.code(), e.meaning());
+        }
+        s += "\nLOGGING\n  one line per event on stderr as 'lkh-KIT[TAG]: LEVEL: message', also to syslog (local6, ident lkhelpers);\n  -v or RUST_LOG=debug for debug detail.\n";
+        s
+    }
+}
+
+/// Everything an action needs: who called, for which resource, with which settings, until when.
+#[derive(Debug)]
+pub struct HookCtx {
+    pub spec: &'static KitSpec,
+    pub action: Action,
+    pub tag: Tag,
+    pub id: Option<String>,
+    pub config: Config,
+    pub deadline: Deadline,
+    pub sources: Sources,
+}
+
+impl HookCtx {
+    /// The resource's configuration file (which may not exist under `--no-config`).
+    pub fn conf_file(&self) -> PathBuf {
+        self.sources.resource_file(&self.tag)
+    }
+
+    /// A usage failure naming the resource file, for settings that must be present.
+    pub fn require(&self, key: &str) -> Result<&str, Failure> {
+        self.config.require(key, &self.conf_file())
+    }
+}
+
+/// Builds the context for `tag` from parsed flags: validates the tag, loads and merges the
+/// configuration. Kits use it for their own tag-based commands (`status -t TAG`) too.
+pub fn context(
+    spec: &'static KitSpec,
+    action: Action,
+    args: &HookArgs,
+) -> Result<HookCtx, Failure> {
+    let raw = args
+        .tag
+        .as_deref()
+        .ok_or_else(|| Failure::usage("no resource tag given: add -t TAG"))?;
+    let tag = Tag::parse(raw)?;
+    let sources = Sources::from_env();
+    let missing = if args.no_config {
+        Missing::Allow
+    } else {
+        Missing::Refuse
+    };
+    let config = config::load(spec.keys, &tag, &sources, missing, &args.overrides)?;
+    let deadline = Deadline::after(config.timeout());
+    Ok(HookCtx {
+        spec,
+        action,
+        tag,
+        id: args.id.clone(),
+        config,
+        deadline,
+        sources,
+    })
+}
+
+/// A kit's own commands: `None` when `name` is not one of them.
+pub type CommandFn = fn(&'static KitSpec, &str, &[String]) -> Option<Outcome>;
+
+/// The whole `main` of a kit binary.
+pub fn run(spec: &'static KitSpec, hook: fn(&HookCtx) -> Outcome, command: CommandFn) -> ExitCode {
+    let argv: Vec<String> = std::env::args_os()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let bin = spec.binary();
+    let invocation = match parse_invocation(spec.keys, &argv) {
+        Ok(i) => i,
+        Err(f) => {
+            logging::init(&bin, None, 0);
+            log::error!("{f}");
+            return f.exit.into();
+        }
+    };
+    match invocation {
+        Invocation::Help => {
+            print!("{}", spec.help());
+            Exit::Ok.into()
+        }
+        Invocation::Version => {
+            println!("{bin} {}", env!("CARGO_PKG_VERSION"));
+            Exit::Ok.into()
+        }
+        Invocation::Install { lkroot, verbosity } => {
+            logging::init(&bin, None, verbosity);
+            finish(run_install(spec, lkroot), "install")
+        }
+        Invocation::Command {
+            name,
+            args,
+            verbosity,
+        } => {
+            let tag = args.windows(2).find(|w| w[0] == "-t").map(|w| w[1].clone());
+            logging::init(
+                &bin,
+                tag.as_deref().filter(|t| Tag::parse(t).is_ok()),
+                verbosity,
+            );
+            let outcome = command(spec, &name, &args).unwrap_or_else(|| {
+                let known: Vec<&str> = spec.commands.iter().filter_map(|(u, _)| u.split_whitespace().next()).collect();
+                Err(Failure::usage(format!(
+                    "unknown command '{name}': use restore, remove, quickCheck, recover, {}, install (see --help)",
+                    known.join(", ")
+                )))
+            });
+            finish(outcome, &name)
+        }
+        Invocation::Hook { action, args } => run_hook(spec, action, args, hook),
+    }
+}
+
+fn run_hook(
+    spec: &'static KitSpec,
+    action: Action,
+    args: HookArgs,
+    hook: fn(&HookCtx) -> Outcome,
+) -> ExitCode {
+    let bin = spec.binary();
+    let shown_tag = args.tag.as_deref().filter(|t| Tag::parse(t).is_ok());
+    logging::init(&bin, shown_tag, args.verbosity);
+    if !args.ignored.is_empty() {
+        log::debug!("{action}: ignoring arguments {:?}", args.ignored);
+    }
+    let ctx = match context(spec, action, &args) {
+        Ok(c) => c,
+        Err(f) => return finish(Err(f), action.name()),
+    };
+    log::debug!(
+        "{action}: id={:?} timeout={}s",
+        ctx.id,
+        ctx.deadline.budget().as_secs()
+    );
+    let deadline = ctx.deadline;
+    let budget = deadline.budget().as_secs();
+    let conf = ctx.conf_file();
+    match run_bounded(deadline, move || hook(&ctx)) {
+        Some(outcome) => finish(outcome, action.name()),
+        None => finish(
+            Err(Failure::failed(format!(
+                "did not finish within TIMEOUT={budget}s and was abandoned: see the messages above for what it was waiting on; if it is only slow, raise TIMEOUT in {}",
+                conf.display()
+            ))),
+            action.name(),
+        ),
+    }
+}
+
+fn run_install(spec: &'static KitSpec, lkroot: Option<String>) -> Outcome {
+    let root = lkroot
+        .or_else(|| std::env::var("LKROOT").ok().filter(|v| !v.is_empty()))
+        .unwrap_or_else(|| DEFAULT_LKROOT.to_owned());
+    let exe = std::env::current_exe()
+        .and_then(std::fs::canonicalize)
+        .map_err(|e| Failure::failed(format!("cannot find this binary's own path: {e}")))?;
+    let changes = install(std::path::Path::new(&root), spec.kit, &exe)?;
+    for (link, change) in &changes {
+        match change {
+            LinkChange::Created => log::info!("created {} -> {}", link.display(), exe.display()),
+            LinkChange::Unchanged => log::info!("kept {} -> {}", link.display(), exe.display()),
+            LinkChange::Replaced { was } => {
+                log::info!(
+                    "replaced {} -> {} (was -> {})",
+                    link.display(),
+                    exe.display(),
+                    was.display()
+                )
+            }
+        }
+    }
+    Ok(format!(
+        "{} action links in place under {root}",
+        changes.len()
+    ))
+}
+
+fn finish(outcome: Outcome, what: &str) -> ExitCode {
+    match outcome {
+        Ok(summary) => {
+            if !summary.is_empty() {
+                log::info!("{what}: {summary}");
+            }
+            Exit::Ok.into()
+        }
+        Err(f) => {
+            log::error!("{what}: {f}");
+            f.exit.into()
+        }
+    }
+}

@@ -1,0 +1,152 @@
+//! One line per event: `lkh-<kit>[TAG]: <level>: <message>` on stderr (LifeKeeper collects a
+//! hook's output into its log), and the same line to syslog (facility local6, ident
+//! `lkhelpers`) when `/dev/log` exists. `-v` or `RUST_LOG` add debug detail (stderr only).
+//!
+//! Syslog is written without blocking: if the socket is full or gone the line is dropped,
+//! never waited for.
+
+use log::{Level, LevelFilter, Log, Metadata, Record};
+use std::io::Write;
+use std::os::unix::net::UnixDatagram;
+use std::sync::Mutex;
+
+/// syslog facility local6, as LifeKeeper's own log uses.
+const FACILITY_LOCAL6: u8 = 22;
+pub const SYSLOG_IDENT: &str = "lkhelpers";
+pub const SYSLOG_SOCKET: &str = "/dev/log";
+
+struct Logger {
+    prefix: String,
+    filter: env_logger::Logger,
+    syslog: Option<Mutex<UnixDatagram>>,
+}
+
+/// The line prefix: `lkh-scsipr[db-disk]` or `lkh-platform`.
+pub fn prefix(binary: &str, tag: Option<&str>) -> String {
+    match tag {
+        Some(t) => format!("{binary}[{t}]"),
+        None => binary.to_owned(),
+    }
+}
+
+/// The level word used in our lines.
+pub fn level_word(level: Level) -> &'static str {
+    match level {
+        Level::Error => "error",
+        Level::Warn => "warning",
+        Level::Info => "info",
+        Level::Debug => "debug",
+        Level::Trace => "trace",
+    }
+}
+
+fn severity(level: Level) -> u8 {
+    match level {
+        Level::Error => 3,
+        Level::Warn => 4,
+        Level::Info => 6,
+        Level::Debug | Level::Trace => 7,
+    }
+}
+
+/// Formats one syslog datagram (RFC 3164 style without a timestamp; syslogd adds it).
+pub fn syslog_line(prefix: &str, level: Level, message: &str) -> String {
+    let pri = FACILITY_LOCAL6 * 8 + severity(level);
+    format!(
+        "<{pri}>{SYSLOG_IDENT}[{}]: {prefix}: {}: {message}",
+        std::process::id(),
+        level_word(level)
+    )
+}
+
+impl Log for Logger {
+    fn enabled(&self, metadata: &Metadata) -> bool {
+        self.filter.enabled(metadata)
+    }
+
+    fn log(&self, record: &Record) {
+        if !self.filter.matches(record) {
+            return;
+        }
+        let message = record.args().to_string();
+        let level = record.level();
+        // A failed write to stderr has nowhere to be reported.
+        let _ = writeln!(
+            std::io::stderr().lock(),
+            "{}: {}: {message}",
+            self.prefix,
+            level_word(level)
+        );
+        if level <= Level::Info
+            && let Some(sock) = &self.syslog
+            && let Ok(sock) = sock.lock()
+        {
+            let _ = sock.send(syslog_line(&self.prefix, level, &message).as_bytes());
+        }
+    }
+
+    fn flush(&self) {
+        let _ = std::io::stderr().flush();
+    }
+}
+
+/// Installs the logger once per process. `verbosity` counts `-v` flags; `RUST_LOG` overrides.
+pub fn init(binary: &str, tag: Option<&str>, verbosity: u8) {
+    let default = match verbosity {
+        0 => LevelFilter::Info,
+        1 => LevelFilter::Debug,
+        _ => LevelFilter::Trace,
+    };
+    let mut builder = env_logger::Builder::new();
+    builder.filter_level(default);
+    if verbosity == 0
+        && let Ok(spec) = std::env::var("RUST_LOG")
+    {
+        builder.parse_filters(&spec);
+    }
+    let filter = builder.build();
+    let max = filter.filter();
+    let syslog = if std::env::var_os("LKHELPERS_NO_SYSLOG").is_some() {
+        None
+    } else {
+        UnixDatagram::unbound()
+            .and_then(|s| {
+                s.connect(SYSLOG_SOCKET)?;
+                s.set_nonblocking(true)?;
+                Ok(s)
+            })
+            .ok()
+            .map(Mutex::new)
+    };
+    let logger = Logger {
+        prefix: prefix(binary, tag),
+        filter,
+        syslog,
+    };
+    if log::set_boxed_logger(Box::new(logger)).is_ok() {
+        log::set_max_level(max);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn syslog_line_has_local6_priority_and_ident() {
+        let line = syslog_line("lkh-nas[home]", Level::Warn, "server slow");
+        assert!(line.starts_with("<180>lkhelpers["), "{line}");
+        assert!(
+            line.ends_with("]: lkh-nas[home]: warning: server slow"),
+            "{line}"
+        );
+        assert!(syslog_line("x", Level::Error, "m").starts_with("<179>"));
+        assert!(syslog_line("x", Level::Info, "m").starts_with("<182>"));
+    }
+
+    #[test]
+    fn prefix_names_kit_and_tag() {
+        assert_eq!(prefix("lkh-ip", Some("vip1")), "lkh-ip[vip1]");
+        assert_eq!(prefix("lkh-platform", None), "lkh-platform");
+    }
+}
