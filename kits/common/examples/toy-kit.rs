@@ -1,0 +1,70 @@
+//! A minimal kit built on lkh-common, used by the contract tests: its "resource" is a file
+//! named by `FILE=`; `MODE=` makes an action fail, report fencing or hang.
+
+use lkh_common::{Failure, HookCtx, KeySpec, Kind, KitSpec, Outcome};
+use std::process::ExitCode;
+
+static SPEC: KitSpec = KitSpec {
+    kit: "toy",
+    summary: "a toy resource for testing the hook contract",
+    keys: &[
+        KeySpec::timeout("5"),
+        KeySpec::resource("FILE", Kind::AbsPath, None, "the file that is the resource"),
+        KeySpec::resource(
+            "MODE",
+            Kind::Choice(&["ok", "fail", "fenced", "hang"]),
+            Some("ok"),
+            "how actions behave",
+        ),
+        KeySpec::lifekeeper(
+            "FAILFASTTIMER",
+            Kind::Uint { min: 1, max: 600 },
+            Some("5"),
+            "a LifeKeeper tunable",
+        ),
+    ],
+    commands: &[("status -t TAG [--json]", "show the settings")],
+    actions_help: "",
+};
+
+fn hook(ctx: &HookCtx) -> Outcome {
+    let file = ctx.require("FILE")?;
+    match ctx.config.get("MODE") {
+        Some("fail") => return Err(Failure::failed(format!("{file}: told to fail"))),
+        Some("fenced") => return Err(Failure::fenced(format!("{file}: held by another node"))),
+        Some("hang") => std::thread::sleep(std::time::Duration::from_secs(3600)),
+        _ => {}
+    }
+    std::fs::write(
+        file,
+        format!(
+            "{} id={:?} fft={:?}\n",
+            ctx.action,
+            ctx.id,
+            ctx.config.uint("FAILFASTTIMER")
+        ),
+    )
+    .map_err(|e| Failure::failed(format!("{file}: {e}")))?;
+    log::warn!("a warning from {}", ctx.action);
+    Ok(format!("{file} written"))
+}
+
+fn command(spec: &'static KitSpec, name: &str, args: &[String]) -> Option<Outcome> {
+    if name != "status" {
+        return None;
+    }
+    Some((|| {
+        let a = lkh_common::parse_hook_args(spec.keys, args, &["--json"])?;
+        let ctx = lkh_common::context(spec, lkh_common::Action::QuickCheck, &a)?;
+        let mut obj = lkh_common::Json::obj().with("tag", ctx.tag.as_str());
+        for s in ctx.config.settings() {
+            obj.push(s.key, s.value.as_str());
+        }
+        println!("{obj}");
+        Ok(String::new())
+    })())
+}
+
+fn main() -> ExitCode {
+    lkh_common::run(&SPEC, hook, command)
+}
