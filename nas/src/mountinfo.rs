@@ -1,0 +1,275 @@
+//! `/proc/self/mountinfo` parsing (proc(5)), with the kernel's octal escapes
+//! (`\040` space, `\011` tab, `\012` newline, `\134` backslash) decoded.
+//!
+//! Reading mountinfo never touches the NFS server, so it is the one view of a
+//! mount that is always safe, even when the server is dead and the mount is
+//! `hard`. Everything the kit decides about "is it mounted, from where, with
+//! which options" comes from here, never from `stat()` on the mount point.
+
+use std::fmt;
+
+/// One line of mountinfo.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountEntry {
+    pub mount_id: u32,
+    pub parent_id: u32,
+    /// Device number of the mounted file system (`st_dev` of files on it).
+    pub major: u32,
+    pub minor: u32,
+    /// Root of the mount within its file system (decoded).
+    pub root: String,
+    /// Mount point (decoded).
+    pub mount_point: String,
+    /// Per-mount options (`rw`, `nosuid`, `relatime`, ...), in kernel order.
+    pub mount_options: Vec<MountOption>,
+    /// Optional fields such as `shared:1`.
+    pub optional: Vec<String>,
+    pub fstype: String,
+    /// Mount source (decoded), e.g. `10.0.2.2:/export`.
+    pub source: String,
+    /// Per-superblock options; for NFS these hold `vers=`, `proto=`, `addr=`.
+    pub super_options: Vec<MountOption>,
+}
+
+/// `key` or `key=value`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountOption {
+    pub key: String,
+    pub value: Option<String>,
+}
+
+/// A line that does not follow the mountinfo format.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseError {
+    pub line: usize,
+    pub reason: String,
+}
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "mountinfo line {}: {}", self.line, self.reason)
+    }
+}
+
+impl std::error::Error for ParseError {}
+
+impl MountEntry {
+    /// Value of a super or per-mount option: `None` if absent,
+    /// `Some(None)` for a bare flag, `Some(Some(v))` for `key=v`.
+    pub fn option(&self, key: &str) -> Option<Option<&str>> {
+        self.super_options
+            .iter()
+            .chain(self.mount_options.iter())
+            .find(|o| o.key == key)
+            .map(|o| o.value.as_deref())
+    }
+
+    /// True if `key` is present with or without a value.
+    pub fn has_option(&self, key: &str) -> bool {
+        self.option(key).is_some()
+    }
+
+    /// True for `nfs` and `nfs4` mounts.
+    pub fn is_nfs(&self) -> bool {
+        self.fstype == "nfs" || self.fstype == "nfs4"
+    }
+}
+
+/// Decode the kernel's `\ooo` octal escapes. Anything that is not a valid
+/// three-digit escape is kept as is.
+pub fn unescape(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
+            let v = u32::from(b[i + 1] - b'0') * 64
+                + u32::from(b[i + 2] - b'0') * 8
+                + u32::from(b[i + 3] - b'0');
+            if let Ok(byte) = u8::try_from(v) {
+                out.push(byte);
+                i += 4;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn parse_options(s: &str) -> Vec<MountOption> {
+    s.split(',')
+        .filter(|o| !o.is_empty())
+        .map(|o| match o.split_once('=') {
+            Some((k, v)) => MountOption {
+                key: k.to_string(),
+                value: Some(unescape(v)),
+            },
+            None => MountOption {
+                key: o.to_string(),
+                value: None,
+            },
+        })
+        .collect()
+}
+
+fn parse_dev(s: &str) -> Option<(u32, u32)> {
+    let (a, b) = s.split_once(':')?;
+    Some((a.parse().ok()?, b.parse().ok()?))
+}
+
+/// Parse one mountinfo line (`lineno` only labels errors).
+pub fn parse_line(line: &str, lineno: usize) -> Result<MountEntry, ParseError> {
+    let err = |reason: &str| ParseError {
+        line: lineno,
+        reason: reason.to_string(),
+    };
+    let fields: Vec<&str> = line.split(' ').collect();
+    let sep = fields
+        .iter()
+        .position(|f| *f == "-")
+        .ok_or_else(|| err("no \" - \" separator"))?;
+    if sep < 6 {
+        return Err(err("fewer than 6 fields before the separator"));
+    }
+    if fields.len() < sep + 3 {
+        return Err(err("fewer than 3 fields after the separator"));
+    }
+    let mount_id = fields[0]
+        .parse()
+        .map_err(|_| err("mount id is not a number"))?;
+    let parent_id = fields[1]
+        .parse()
+        .map_err(|_| err("parent id is not a number"))?;
+    let (major, minor) = parse_dev(fields[2]).ok_or_else(|| err("bad major:minor"))?;
+    Ok(MountEntry {
+        mount_id,
+        parent_id,
+        major,
+        minor,
+        root: unescape(fields[3]),
+        mount_point: unescape(fields[4]),
+        mount_options: parse_options(fields[5]),
+        optional: fields[6..sep].iter().map(|s| s.to_string()).collect(),
+        fstype: fields[sep + 1].to_string(),
+        source: unescape(fields[sep + 2]),
+        super_options: fields
+            .get(sep + 3)
+            .map(|s| parse_options(s))
+            .unwrap_or_default(),
+    })
+}
+
+/// Parse a whole mountinfo text; blank lines are skipped.
+pub fn parse(text: &str) -> Result<Vec<MountEntry>, ParseError> {
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| parse_line(l, i + 1))
+        .collect()
+}
+
+/// Read and parse `/proc/self/mountinfo`.
+pub fn read_self() -> std::io::Result<Vec<MountEntry>> {
+    let text = std::fs::read_to_string("/proc/self/mountinfo")?;
+    parse(&text).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+}
+
+/// The mount visible at `mount_point`: when several are stacked there, the
+/// last one in the file is the one on top.
+pub fn find_at<'a>(entries: &'a [MountEntry], mount_point: &str) -> Option<&'a MountEntry> {
+    entries.iter().rev().find(|e| e.mount_point == mount_point)
+}
+
+/// All mounts at or below `mount_point` (its sub-mounts), deepest first.
+pub fn at_or_below<'a>(entries: &'a [MountEntry], mount_point: &str) -> Vec<&'a MountEntry> {
+    let prefix = format!("{}/", mount_point.trim_end_matches('/'));
+    let mut v: Vec<&MountEntry> = entries
+        .iter()
+        .filter(|e| e.mount_point == mount_point || e.mount_point.starts_with(&prefix))
+        .collect();
+    v.sort_by_key(|e| std::cmp::Reverse(e.mount_point.len()));
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Captured on this project's build host (tmpfs mounts in a private mount
+    /// namespace whose names contain a space, a tab and a backslash).
+    const HOST_ESCAPES: &str = "\
+65 44 0:39 / /tmp/cap/a\\040b rw,relatime - tmpfs src\\040with\\040space rw
+66 44 0:40 / /tmp/cap/tab\\011x rw,relatime - tmpfs t rw
+67 44 0:41 / /tmp/cap/back\\134slash rw,relatime - tmpfs t rw
+22 27 0:21 / /proc rw,relatime - proc proc rw
+24 27 0:6 / /dev rw,relatime - devtmpfs devtmpfs rw,size=12334464k,nr_inodes=3083616,mode=755
+";
+
+    #[test]
+    fn decodes_octal_escapes() {
+        let v = parse(HOST_ESCAPES).unwrap();
+        assert_eq!(v.len(), 5);
+        assert_eq!(v[0].mount_point, "/tmp/cap/a b");
+        assert_eq!(v[0].source, "src with space");
+        assert_eq!(v[1].mount_point, "/tmp/cap/tab\tx");
+        assert_eq!(v[2].mount_point, "/tmp/cap/back\\slash");
+        assert_eq!((v[0].major, v[0].minor), (0, 39));
+        assert_eq!(v[4].option("mode"), Some(Some("755")));
+    }
+
+    #[test]
+    fn unescape_keeps_invalid_sequences() {
+        assert_eq!(unescape("a\\0"), "a\\0");
+        assert_eq!(unescape("a\\09b"), "a\\09b");
+        assert_eq!(unescape("\\012"), "\n");
+        assert_eq!(unescape("x\\"), "x\\");
+        assert_eq!(unescape("plain"), "plain");
+    }
+
+    #[test]
+    fn optional_fields_and_missing_super_options() {
+        let l = "36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 shared:7 - ext3 /dev/root rw,errors=continue";
+        let e = parse_line(l, 1).unwrap();
+        assert_eq!(e.optional, vec!["master:1", "shared:7"]);
+        assert_eq!(e.root, "/mnt1");
+        assert_eq!(e.fstype, "ext3");
+        assert!(e.has_option("noatime"));
+        let e = parse_line("1 2 0:3 / /x rw - tmpfs none", 1).unwrap();
+        assert!(e.super_options.is_empty());
+    }
+
+    #[test]
+    fn rejects_malformed_lines() {
+        assert!(parse_line("garbage", 3).is_err());
+        assert!(parse_line("1 2 0:3 / /x rw tmpfs none rw", 1).is_err());
+        assert!(parse_line("a 2 0:3 / /x rw - tmpfs none rw", 1).is_err());
+        assert!(parse_line("1 2 03 / /x rw - tmpfs none rw", 1).is_err());
+        assert!(parse_line("1 2 0:3 / /x rw - tmpfs", 1).is_err());
+        let e = parse("1 2 0:3 / /x rw - tmpfs none rw\nbad\n").unwrap_err();
+        assert_eq!(e.line, 2);
+    }
+
+    #[test]
+    fn stacked_and_nested_mounts() {
+        let text = "\
+10 1 0:50 / /mnt/data rw - tmpfs a rw
+11 10 0:51 / /mnt/data/sub rw - tmpfs b rw
+12 1 0:52 / /mnt/data rw - tmpfs c rw
+13 1 0:53 / /mnt/database rw - tmpfs d rw
+";
+        let v = parse(text).unwrap();
+        assert_eq!(find_at(&v, "/mnt/data").unwrap().source, "c");
+        let below: Vec<_> = at_or_below(&v, "/mnt/data")
+            .iter()
+            .map(|e| e.source.as_str())
+            .collect();
+        assert_eq!(below[0], "b");
+        assert_eq!(below.len(), 3);
+        assert!(!below.contains(&"d"));
+    }
+}

@@ -1,0 +1,255 @@
+//! Mount and unmount, bounded in time.
+//!
+//! `mount(2)` runs in a child (the kernel's v3 MOUNT call or v4 session setup
+//! can block on a hung server). Unmount follows the usual escalation —
+//! processes TERM, then KILL; `umount`; `umount -f` (which also aborts the
+//! mount's pending RPCs, releasing processes stuck on it); lazy detach as the
+//! last resort — each step in a child with its share of the deadline.
+
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+
+use crate::child::{self, ChildEnd};
+use crate::mountinfo::{self, MountEntry};
+use crate::options::{MountRequest, NfsConfig};
+use crate::users::{self, User};
+use crate::{Error, ErrorKind, net};
+
+/// What is mounted at the configured mount point.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum State {
+    NotMounted,
+    /// Our export, as configured; `mismatches` lists option differences.
+    Ours {
+        entry: MountEntry,
+        mismatches: Vec<String>,
+    },
+    /// Something else (another source or file system type).
+    Other(MountEntry),
+}
+
+/// Classify the mount at `cfg.mount_point` from mountinfo.
+pub fn state(cfg: &NfsConfig, entries: &[MountEntry]) -> State {
+    match mountinfo::find_at(entries, &cfg.mount_point) {
+        None => State::NotMounted,
+        Some(e) => {
+            let same_source =
+                e.is_nfs() && e.source.trim_end_matches('/') == cfg.source().trim_end_matches('/');
+            if same_source {
+                State::Ours {
+                    entry: e.clone(),
+                    mismatches: cfg.verify(e),
+                }
+            } else {
+                State::Other(e.clone())
+            }
+        }
+    }
+}
+
+fn read_mounts() -> Result<Vec<MountEntry>, Error> {
+    mountinfo::read_self().map_err(|e| {
+        Error::new(
+            ErrorKind::Failed,
+            format!("cannot read /proc/self/mountinfo: {e}"),
+        )
+    })
+}
+
+fn errno_hint(e: Errno) -> &'static str {
+    match e {
+        Errno::EACCES | Errno::EPERM => {
+            "the server refused the mount: check the export's client list and that we run as root"
+        }
+        Errno::ENOENT => "the export or the mount point does not exist",
+        Errno::EINVAL => "the kernel rejected the options: check OPTIONS and VERSION",
+        Errno::EPROTONOSUPPORT | Errno::ENODEV => {
+            "this NFS version is not available: load the nfs/nfsv4 kernel modules or change VERSION"
+        }
+        Errno::ECONNREFUSED => "the server refused the connection: is the NFS service running?",
+        Errno::ETIMEDOUT | Errno::EIO => "the server did not answer",
+        Errno::EBUSY => "something is already mounted there or the mount point is busy",
+        _ => "see the kernel log (dmesg) for details",
+    }
+}
+
+/// Mount `cfg` (the mount point must exist and hold nothing), then confirm it
+/// in mountinfo. Returns the request that was used.
+pub fn mount(cfg: &NfsConfig, deadline: Instant) -> Result<MountRequest, Error> {
+    let client = if cfg.version.is_v4() {
+        net::local_addr_towards(cfg.server).ok()
+    } else {
+        None
+    };
+    let req = cfg.mount_request(client);
+    log::debug!(
+        "mount -t {} -o {} (flags {:#x}) {} {}",
+        req.fstype,
+        req.data,
+        req.flags,
+        req.source,
+        req.target
+    );
+    let end = child::mount(
+        &req.source,
+        &req.target,
+        req.fstype,
+        req.flags,
+        &req.data,
+        deadline,
+    )
+    .map_err(|e| Error::new(ErrorKind::Failed, format!("cannot start mount: {e}")))?;
+    match end {
+        ChildEnd::Done(Ok(())) => {}
+        ChildEnd::Done(Err(e)) => {
+            return Err(Error::new(
+                ErrorKind::Failed,
+                format!(
+                    "mount of {} on {} failed: {} ({})",
+                    req.source,
+                    req.target,
+                    e.desc(),
+                    errno_hint(e)
+                ),
+            ));
+        }
+        ChildEnd::TimedOutKilled | ChildEnd::Stuck(_) => {
+            return Err(Error::new(
+                ErrorKind::Timeout,
+                format!(
+                    "mount of {} on {} did not finish in time: the server is not answering",
+                    req.source, req.target
+                ),
+            ));
+        }
+    }
+    match state(cfg, &read_mounts()?) {
+        State::Ours { mismatches, .. } if mismatches.is_empty() => Ok(req),
+        State::Ours { mismatches, .. } => {
+            log::warn!(
+                "mounted {} on {} but it differs from the configuration: {}",
+                req.source,
+                req.target,
+                mismatches.join("; ")
+            );
+            Ok(req)
+        }
+        _ => Err(Error::new(
+            ErrorKind::Failed,
+            format!(
+                "mount of {} on {} reported success but mountinfo does not show it",
+                req.source, req.target
+            ),
+        )),
+    }
+}
+
+/// How the last mount at the mount point was removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Normal,
+    Forced,
+    Lazy,
+}
+
+/// What `unmount` did.
+#[derive(Debug, Clone, Default)]
+pub struct UnmountReport {
+    /// Processes that held the mount and were signalled.
+    pub signalled: Vec<User>,
+    /// Pids still alive after TERM and KILL (stuck in the kernel).
+    pub survivors: Vec<i32>,
+    /// Mounts removed (mount point, method), deepest first.
+    pub removed: Vec<(String, Method)>,
+}
+
+fn umount_step(target: &str, flags: libc::c_int, until: Instant) -> Result<bool, Error> {
+    match child::umount(target, flags, until) {
+        Ok(ChildEnd::Done(Ok(()))) => Ok(true),
+        // EINVAL: no longer a mount point (someone else removed it)
+        Ok(ChildEnd::Done(Err(Errno::EINVAL))) | Ok(ChildEnd::Done(Err(Errno::ENOENT))) => Ok(true),
+        Ok(ChildEnd::Done(Err(e))) => {
+            log::debug!("umount2({target}, {flags:#x}): {}", e.desc());
+            Ok(false)
+        }
+        Ok(ChildEnd::TimedOutKilled) | Ok(ChildEnd::Stuck(_)) => {
+            log::debug!("umount2({target}, {flags:#x}) did not return in time");
+            Ok(false)
+        }
+        Err(e) => Err(Error::new(
+            ErrorKind::Failed,
+            format!("cannot start umount of {target}: {e}"),
+        )),
+    }
+}
+
+fn share(deadline: Instant, parts: u32) -> Instant {
+    let left = deadline.saturating_duration_since(Instant::now());
+    Instant::now() + left / parts.max(1)
+}
+
+/// Unmount everything at or below `mount_point` within `deadline`: end the
+/// processes using it, then umount, forced umount, lazy detach.
+/// Nothing mounted there is success (idempotent).
+pub fn unmount(mount_point: &str, deadline: Instant) -> Result<UnmountReport, Error> {
+    let mut report = UnmountReport::default();
+    let entries = read_mounts()?;
+    let targets = mountinfo::at_or_below(&entries, mount_point);
+    if targets.is_empty() {
+        return Ok(report);
+    }
+    let dev = mountinfo::find_at(&entries, mount_point).map(|e| (e.major, e.minor));
+    let found = users::find(mount_point, dev);
+    if !found.is_empty() {
+        let grace =
+            Duration::from_secs(5).min(deadline.saturating_duration_since(Instant::now()) / 4);
+        report.survivors = users::terminate(&found, grace, share(deadline, 3));
+        report.signalled = found;
+    }
+    // Stacked or nested mounts: keep removing the deepest/topmost one.
+    for _ in 0..16 {
+        let entries = read_mounts()?;
+        let Some(target) = mountinfo::at_or_below(&entries, mount_point)
+            .first()
+            .map(|e| e.mount_point.clone())
+        else {
+            return Ok(report);
+        };
+        if Instant::now() >= deadline {
+            break;
+        }
+        let method = if umount_step(&target, 0, share(deadline, 4))? {
+            Method::Normal
+        } else if umount_step(&target, libc::MNT_FORCE, share(deadline, 3))? {
+            Method::Forced
+        } else {
+            // MNT_FORCE aborted the mount's RPCs: stuck users may be gone now
+            let again = users::find(mount_point, dev);
+            if !again.is_empty() {
+                report.survivors =
+                    users::terminate(&again, Duration::from_millis(200), share(deadline, 3));
+            }
+            if umount_step(&target, 0, share(deadline, 3))? {
+                Method::Forced
+            } else if umount_step(&target, libc::MNT_DETACH, deadline)? {
+                Method::Lazy
+            } else {
+                break;
+            }
+        };
+        log::debug!("unmounted {target} ({method:?})");
+        report.removed.push((target, method));
+    }
+    let entries = read_mounts()?;
+    if mountinfo::find_at(&entries, mount_point).is_none() {
+        return Ok(report);
+    }
+    Err(Error::new(
+        ErrorKind::Timeout,
+        format!(
+            "could not unmount {mount_point} in time (still mounted after normal, forced and lazy attempts); {} process(es) still hold it",
+            report.survivors.len()
+        ),
+    ))
+}

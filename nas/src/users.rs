@@ -1,0 +1,195 @@
+//! Which processes use a mount, found by walking `/proc` — never `fuser`,
+//! which stats every open file and so hangs on any dead NFS mount.
+//!
+//! Only symbolic links are read (`readlink` of `cwd`, `root`, `exe`, `fd/*`
+//! returns the kernel's path string without touching the file system behind
+//! it) and `maps` is read as text. A process uses the mount if a path is the
+//! mount point or below it, or if a mapping's device number is the mount's.
+
+use std::fs;
+use std::path::Path;
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+/// A process holding the mount, and how.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub pid: i32,
+    pub comm: String,
+    /// e.g. `cwd`, `fd 3`, `maps`.
+    pub how: Vec<String>,
+}
+
+fn under(path: &str, mount_point: &str) -> bool {
+    let p = path.strip_suffix(" (deleted)").unwrap_or(path);
+    p == mount_point
+        || p.strip_prefix(mount_point)
+            .is_some_and(|rest| rest.starts_with('/'))
+}
+
+fn link(p: &Path) -> Option<String> {
+    fs::read_link(p)
+        .ok()
+        .map(|t| t.to_string_lossy().into_owned())
+}
+
+/// Does a `/proc/PID/maps` text map a file of the mount?
+fn maps_use(maps: &str, mount_point: &str, dev: Option<(u32, u32)>) -> bool {
+    let dev_s = dev.map(|(ma, mi)| format!("{ma:02x}:{mi:02x}"));
+    maps.lines().any(|l| {
+        let mut f = l.split_whitespace();
+        let (_, _, _, d, ino) = (f.next(), f.next(), f.next(), f.next(), f.next());
+        let path: String = f.collect::<Vec<_>>().join(" ");
+        ino.is_some_and(|i| i != "0")
+            && (dev_s.as_deref().is_some_and(|ds| d == Some(ds)) || under(&path, mount_point))
+    })
+}
+
+/// All processes (except this one) using `mount_point` or anything below
+/// it; `dev` is the mount's device number from mountinfo.
+pub fn find(mount_point: &str, dev: Option<(u32, u32)>) -> Vec<User> {
+    let me = std::process::id() as i32;
+    let Ok(dir) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut users = Vec::new();
+    for ent in dir.flatten() {
+        let Some(pid) = ent.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        if pid == me {
+            continue;
+        }
+        let base = ent.path();
+        let mut how = Vec::new();
+        for what in ["cwd", "root", "exe"] {
+            if link(&base.join(what)).is_some_and(|t| under(&t, mount_point)) {
+                how.push(what.to_string());
+            }
+        }
+        if let Ok(fds) = fs::read_dir(base.join("fd")) {
+            for fd in fds.flatten() {
+                if link(&fd.path()).is_some_and(|t| under(&t, mount_point)) {
+                    how.push(format!("fd {}", fd.file_name().to_string_lossy()));
+                }
+            }
+        }
+        if fs::read_to_string(base.join("maps")).is_ok_and(|m| maps_use(&m, mount_point, dev)) {
+            how.push("maps".to_string());
+        }
+        if !how.is_empty() {
+            let comm = fs::read_to_string(base.join("comm"))
+                .map(|s| s.trim().to_string())
+                .unwrap_or_default();
+            users.push(User { pid, comm, how });
+        }
+    }
+    users
+}
+
+fn alive(pid: i32) -> bool {
+    // a zombie no longer holds files; treat it as gone
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(s) => s
+            .rfind(')')
+            .and_then(|i| s.get(i + 2..i + 3))
+            .is_some_and(|st| st != "Z" && st != "X"),
+        Err(_) => false,
+    }
+}
+
+fn wait_gone(pids: &[i32], until: Instant) -> Vec<i32> {
+    loop {
+        let left: Vec<i32> = pids.iter().copied().filter(|p| alive(*p)).collect();
+        if left.is_empty() || Instant::now() >= until {
+            return left;
+        }
+        sleep(Duration::from_millis(20));
+    }
+}
+
+/// SIGTERM the users, wait up to `grace`, SIGKILL the rest, wait until
+/// `deadline`. Returns the pids still alive at the end.
+pub fn terminate(users: &[User], grace: Duration, deadline: Instant) -> Vec<i32> {
+    let pids: Vec<i32> = users.iter().map(|u| u.pid).collect();
+    for u in users {
+        log::debug!(
+            "sending SIGTERM to {} ({}) using {:?}",
+            u.pid,
+            u.comm,
+            u.how
+        );
+        if let Err(e) = kill(Pid::from_raw(u.pid), Signal::SIGTERM)
+            && e != Errno::ESRCH
+        {
+            log::debug!("SIGTERM {}: {e}", u.pid);
+        }
+    }
+    let left = wait_gone(&pids, (Instant::now() + grace).min(deadline));
+    if left.is_empty() {
+        return left;
+    }
+    for p in &left {
+        log::debug!("sending SIGKILL to {p}");
+        let _ = kill(Pid::from_raw(*p), Signal::SIGKILL);
+    }
+    wait_gone(&left, deadline)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_prefix_matching() {
+        assert!(under("/mnt/data", "/mnt/data"));
+        assert!(under("/mnt/data/x/y", "/mnt/data"));
+        assert!(under("/mnt/data/f (deleted)", "/mnt/data"));
+        assert!(!under("/mnt/database", "/mnt/data"));
+        assert!(!under("socket:[123]", "/mnt/data"));
+    }
+
+    #[test]
+    fn maps_by_device_or_path() {
+        let maps = "\
+7f00-7f01 r--p 00000000 00:32 1234 /mnt/data/lib.so
+7f02-7f03 rw-p 00000000 00:00 0 
+7f04-7f05 r-xp 00000000 08:01 99 /usr/lib/libc.so.6
+";
+        assert!(maps_use(maps, "/mnt/data", None));
+        assert!(maps_use(maps, "/elsewhere", Some((0, 0x32))));
+        assert!(!maps_use(maps, "/elsewhere", Some((0, 0x33))));
+        assert!(!maps_use(
+            "7f02-7f03 rw-p 00000000 00:00 0 \n",
+            "/x",
+            Some((0, 0))
+        ));
+    }
+
+    #[test]
+    fn finds_and_terminates_a_process_with_cwd_inside() {
+        let dir = std::env::temp_dir().join(format!("nas-users-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let d = dir.to_string_lossy().into_owned();
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .current_dir(&dir)
+            .spawn()
+            .unwrap();
+        let users = find(&d, None);
+        let me = users.iter().find(|u| u.pid == child.id() as i32).unwrap();
+        assert!(me.how.contains(&"cwd".to_string()));
+        let left = terminate(
+            &users,
+            Duration::from_secs(2),
+            Instant::now() + Duration::from_secs(5),
+        );
+        let _ = child.wait();
+        assert!(left.is_empty());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}
