@@ -1,1 +1,3 @@
 //! Test harness shared by the cross-crate tests: QEMU guests (`vm`) and network namespaces (`netns`).
+
+pub mod vm;

@@ -1,0 +1,365 @@
+//! Boots a Debian kernel under QEMU with a busybox initramfs and runs one guest-side scenario
+//! script, so the kits are tested against the real kernel paths they meet in a Hyper-V guest:
+//! SCSI-3 persistent reservations on LIO over iSCSI, dm-multipath, NFS mounts.
+//!
+//! # Writing a VM test
+//!
+//! ```no_run
+//! use tests::vm::{self, Vm};
+//! use std::time::Duration;
+//!
+//! let vm = Vm::new("pr-roundtrip")
+//!     .script(r#"
+//!         shared_disk_setup a b            # one LU, one iSCSI nexus per node
+//!         A=$(node_dev a); B=$(node_dev b)
+//!         expect_rc a-register 0 sg_persist --out --register --param-sark=0xa "$A"
+//!         sg_persist --in --read-keys "$B" | grep -q 0xa; check b-sees-a $?
+//!     "#)
+//!     .timeout(Duration::from_secs(60));
+//! let Some(out) = vm::run_or_skip(&vm) else { return };
+//! out.assert_all_passed();
+//! ```
+//!
+//! [`Vm::run`] prepares the parts on first use (see [`parts`]: apt packages, the Debian kernel,
+//! the cached base initramfs under `<workspace>/target/vm-cache`), packs an overlay archive
+//! with the scenario, the guest library (`tests/guest/lib/*.sh`), the project's static
+//! binaries if asked for ([`Vm::project_bins`], see [`bins`]) and any extra files, boots QEMU
+//! (TCG unless KVM really works), and returns an [`Outcome`] with the named checks.
+//! QEMU is always killed: when the scenario ends, at the wall-clock limit, or on drop.
+//! The console goes to `target/vm-cache/logs/<name>.console`; the `assert_*` methods print it
+//! only when something failed.
+//!
+//! # The guest side
+//!
+//! `/init` mounts the usual filesystems, sources `/lib/lkh/lib.sh` and then the scenario (so
+//! its functions are available without sourcing), and powers off. The scenario's exit status
+//! is `rc` (0 when it runs to its end). PATH starts with `/opt/lkh/bin`, where the project
+//! binaries are. Functions available to scenarios (see `tests/guest/lib/*.sh`):
+//!
+//! - results: `check NAME RC [DETAIL]` (PASS when RC is 0), `pass NAME`, `fail NAME DETAIL`,
+//!   `expect_rc NAME WANT CMD...` (runs CMD, output to the console), `fatal MSG`,
+//!   `have_bin NAME`, `host_request CMD...` (asks the host harness, e.g. the NFS server
+//!   control; prints the reply, fails on error).
+//! - shared disk (`lio.sh`, `iscsi.sh`): `shared_disk_setup NODE...` exports one 64 MiB LU
+//!   (`shared0`) from LIO over iSCSI on the guest loopback and logs each node in with its own
+//!   initiator IQN (`iqn.2026-01.test.lkh:node-NODE`): one I_T nexus and one `/dev/sdX` per
+//!   node; `node_dev NODE` prints that node's device, `node_sg NODE` its `/dev/sgN`,
+//!   `node_iqn NODE` its initiator name.
+//!
+//! Guest output ends up in the console log; `CHECK` lines travel over a second serial port
+//! (a host socket) so kernel messages cannot garble them.
+
+pub mod bins;
+mod cmd;
+pub mod cpio;
+pub mod parts;
+mod qemu;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::thread;
+use std::time::{Duration, Instant};
+
+pub use bins::{PROJECT_BINS, project_bin, project_bins};
+pub use parts::{Parts, cache_dir, parts};
+
+/// Why a VM could not be run.
+#[derive(Debug, Clone)]
+pub enum VmError {
+    /// QEMU genuinely cannot run here (tests skip, unless `LKH_VM_REQUIRED` or `CI` is set).
+    Unavailable(String),
+    /// Preparing the parts failed.
+    Setup(String),
+    /// Starting or talking to QEMU failed.
+    Run(String),
+}
+
+impl fmt::Display for VmError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            VmError::Unavailable(m) => write!(f, "VM unavailable: {m}"),
+            VmError::Setup(m) => write!(f, "VM setup failed: {m}"),
+            VmError::Run(m) => write!(f, "VM run failed: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for VmError {}
+
+/// A request the guest sent with `host_request`: the words after `HOST`.
+/// The handler returns the reply line (Ok) or an error message (the guest call fails).
+pub type HostHook = Box<dyn FnMut(&[&str]) -> Result<String, String> + Send>;
+
+/// An extra disk attached to the guest.
+#[derive(Debug, Clone)]
+pub enum Disk {
+    /// virtio-blk (`/dev/vda`, ...): no SCSI at all.
+    VirtioBlk { size_mb: u64 },
+    /// QEMU's emulated SCSI disk on virtio-scsi: SCSI, but no persistent reservations.
+    ScsiHd { size_mb: u64 },
+}
+
+/// One guest run: a builder, then [`Vm::run`].
+pub struct Vm {
+    pub(crate) name: String,
+    pub(crate) script: String,
+    pub(crate) files: Vec<(String, u32, Vec<u8>)>,
+    pub(crate) project_bins: bool,
+    pub(crate) timeout: Duration,
+    pub(crate) mem_mb: u32,
+    pub(crate) disks: Vec<Disk>,
+    pub(crate) append: String,
+    pub(crate) netns: Option<String>,
+    pub(crate) user_net: bool,
+    pub(crate) hooks: std::sync::Mutex<Vec<HostHook>>,
+    pub(crate) qemu_args: Vec<String>,
+}
+
+impl Vm {
+    /// A guest named `name` (used for the log file names).
+    pub fn new(name: &str) -> Self {
+        Vm {
+            name: name.to_string(),
+            script: String::new(),
+            files: Vec::new(),
+            project_bins: false,
+            timeout: Duration::from_secs(90),
+            mem_mb: 512,
+            disks: Vec::new(),
+            append: String::new(),
+            netns: None,
+            user_net: false,
+            hooks: std::sync::Mutex::new(Vec::new()),
+            qemu_args: Vec::new(),
+        }
+    }
+
+    /// The scenario: busybox `sh` text run as PID 1's child with the guest library loaded.
+    pub fn script(mut self, text: &str) -> Self {
+        self.script = text.to_string();
+        self
+    }
+
+    /// The scenario from a file (relative paths are relative to the `tests` crate).
+    pub fn script_file(self, path: impl AsRef<Path>) -> Self {
+        let p = crate_dir().join(path);
+        let text = std::fs::read_to_string(&p)
+            .unwrap_or_else(|e| format!("fatal 'cannot read scenario {}: {e}'\n", p.display()));
+        self.script(&text)
+    }
+
+    /// An extra file in the guest (absolute guest path).
+    pub fn file(mut self, guest_path: &str, mode: u32, data: impl Into<Vec<u8>>) -> Self {
+        self.files.push((guest_path.to_string(), mode, data.into()));
+        self
+    }
+
+    /// Put the project's static binaries (`lkh-*`) into `/opt/lkh/bin`.
+    pub fn project_bins(mut self) -> Self {
+        self.project_bins = true;
+        self
+    }
+
+    /// Wall-clock limit for the whole boot-run-poweroff (default 90 s).
+    pub fn timeout(mut self, t: Duration) -> Self {
+        self.timeout = t;
+        self
+    }
+
+    /// Guest RAM (default 512 MiB).
+    pub fn mem_mb(mut self, mb: u32) -> Self {
+        self.mem_mb = mb;
+        self
+    }
+
+    /// Attach an extra disk (see [`Disk`]); in the guest `nopr_disk` prints it.
+    pub fn disk(mut self, d: Disk) -> Self {
+        self.disks.push(d);
+        self
+    }
+
+    /// Extra kernel command line (`lkh.*=` words are visible to scenarios in /proc/cmdline).
+    pub fn append(mut self, s: &str) -> Self {
+        self.append.push(' ');
+        self.append.push_str(s);
+        self
+    }
+
+    /// Handle `host_request` lines from the guest. Hooks are tried in order; a hook returning
+    /// `Err("unhandled")` passes the request on.
+    pub fn host_hook(self, h: HostHook) -> Self {
+        self.hooks.lock().expect("hooks").push(h);
+        self
+    }
+
+    /// Run QEMU inside network namespace `ns` (via `ip netns exec`) with user networking:
+    /// the guest's `eth0` reaches that namespace's loopback as 10.0.2.2.
+    pub fn netns(mut self, ns: &str) -> Self {
+        self.netns = Some(ns.to_string());
+        self.user_net = true;
+        self
+    }
+
+    /// Extra raw QEMU arguments.
+    pub fn qemu_arg(mut self, a: &str) -> Self {
+        self.qemu_args.push(a.to_string());
+        self
+    }
+
+    /// Boots the guest, runs the scenario, powers off; always kills QEMU.
+    pub fn run(&self) -> Result<Outcome, VmError> {
+        let parts = parts()?;
+        let bins = if self.project_bins {
+            project_bins()?
+        } else {
+            &[]
+        };
+        qemu::run(self, parts, bins)
+    }
+}
+
+/// The `tests` crate directory.
+pub fn crate_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// One guest-side `CHECK` line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Check {
+    pub name: String,
+    pub passed: bool,
+    pub detail: String,
+}
+
+/// What a guest run produced.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub name: String,
+    pub checks: Vec<Check>,
+    /// The scenario's exit status (None: it never finished).
+    pub rc: Option<i32>,
+    pub timed_out: bool,
+    /// Host time from QEMU start to the guest's `/init`.
+    pub boot_time: Option<Duration>,
+    /// Host time from QEMU start to its exit.
+    pub duration: Duration,
+    pub console_log: PathBuf,
+    pub accel: &'static str,
+}
+
+impl Outcome {
+    /// The check named `name` (the last one if repeated).
+    pub fn check(&self, name: &str) -> Option<&Check> {
+        self.checks.iter().rev().find(|c| c.name == name)
+    }
+
+    /// Whether check `name` was reported and passed.
+    pub fn passed(&self, name: &str) -> bool {
+        self.check(name).is_some_and(|c| c.passed)
+    }
+
+    /// The failed checks.
+    pub fn failures(&self) -> Vec<&Check> {
+        self.checks.iter().filter(|c| !c.passed).collect()
+    }
+
+    /// The console log text.
+    pub fn console(&self) -> String {
+        std::fs::read_to_string(&self.console_log).unwrap_or_default()
+    }
+
+    /// A one-line summary with timings.
+    pub fn summary(&self) -> String {
+        format!(
+            "vm {}: {} checks, {} failed, rc={}, accel={}, boot {}, total {:.1} s{}",
+            self.name,
+            self.checks.len(),
+            self.failures().len(),
+            self.rc.map_or("none".into(), |r| r.to_string()),
+            self.accel,
+            self.boot_time
+                .map_or("?".into(), |b| format!("{:.1} s", b.as_secs_f64())),
+            self.duration.as_secs_f64(),
+            if self.timed_out { " (TIMED OUT)" } else { "" }
+        )
+    }
+
+    fn problems(&self, required: &[&str]) -> Vec<String> {
+        let mut p = Vec::new();
+        if self.timed_out {
+            p.push("the scenario hit its wall-clock limit".to_string());
+        }
+        match self.rc {
+            None => p.push("the scenario never finished".to_string()),
+            Some(0) => {}
+            Some(r) => p.push(format!("the scenario exited with {r}")),
+        }
+        if self.checks.is_empty() {
+            p.push("the guest reported no checks".to_string());
+        }
+        for c in self.failures() {
+            p.push(format!("FAIL {} {}", c.name, c.detail));
+        }
+        for r in required {
+            if self.check(r).is_none() {
+                p.push(format!("check {r} was never reported"));
+            }
+        }
+        p
+    }
+
+    /// Panics (printing the console log and the problems) unless the scenario finished with
+    /// rc 0, reported at least one check, no check failed, and every `required` check was
+    /// reported.
+    pub fn assert_passed(&self, required: &[&str]) {
+        eprintln!("{}", self.summary());
+        let p = self.problems(required);
+        if !p.is_empty() {
+            eprintln!(
+                "===== guest console {} =====\n{}\n===== end of console =====",
+                self.console_log.display(),
+                self.console()
+            );
+            panic!("vm {} failed:\n  {}", self.name, p.join("\n  "));
+        }
+    }
+
+    /// [`Outcome::assert_passed`] without required names.
+    pub fn assert_all_passed(&self) {
+        self.assert_passed(&[]);
+    }
+}
+
+/// Whether VM tests must not skip (`LKH_VM_REQUIRED=1`, or `CI` set as CI systems do).
+pub fn vm_required() -> bool {
+    let set = |k: &str| std::env::var(k).is_ok_and(|v| !v.is_empty() && v != "0" && v != "false");
+    set("LKH_VM_REQUIRED") || set("CI")
+}
+
+/// Runs `vm`; when QEMU genuinely cannot run here, prints a loud SKIPPED line and returns None
+/// (or panics when [`vm_required`]). Any other error panics.
+pub fn run_or_skip(vm: &Vm) -> Option<Outcome> {
+    match vm.run() {
+        Ok(o) => Some(o),
+        Err(VmError::Unavailable(why)) if !vm_required() => {
+            eprintln!("SKIPPED vm {}: QEMU cannot run here: {why}", vm.name);
+            None
+        }
+        Err(e) => panic!("vm {}: {e}", vm.name),
+    }
+}
+
+/// Polls `cond` every `poll` until it returns true or `timeout` passes; returns whether it did.
+pub fn wait_until(timeout: Duration, poll: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if cond() {
+            return true;
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return false;
+        }
+        thread::sleep(poll.min(deadline - now));
+    }
+}

@@ -1,0 +1,121 @@
+//! The project's own binaries, built static for the guest.
+//!
+//! `cargo build --release --target x86_64-unknown-linux-musl` with
+//! `CARGO_TARGET_DIR=<workspace>/target/vm-bins`: a target directory of its own, so this nested
+//! cargo never waits for the lock of the `cargo test` that runs us. The musl target is added
+//! with rustup when missing; if that fails, glibc with `+crt-static` is the fallback. A kit
+//! that does not build (yet) is left out with a warning: scenarios check for the binary
+//! themselves (`have_bin` in the guest library).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use super::VmError;
+use super::cmd::{run, run_ok};
+use super::parts::{lock_cache, workspace_target};
+
+/// The project binaries a guest can get (package name = binary name).
+pub const PROJECT_BINS: &[&str] = &["lkh-scsipr", "lkh-nas", "lkh-ip", "lkh-platform"];
+
+const MUSL: &str = "x86_64-unknown-linux-musl";
+const GNU: &str = "x86_64-unknown-linux-gnu";
+const BUILD_TIMEOUT: Duration = Duration::from_secs(1200);
+
+/// A built binary: its name and where it is on the host.
+#[derive(Debug, Clone)]
+pub struct Bin {
+    pub name: String,
+    pub path: PathBuf,
+}
+
+/// Builds (once per process) and returns the project binaries that build.
+pub fn project_bins() -> Result<&'static [Bin], VmError> {
+    static BINS: OnceLock<Result<Vec<Bin>, VmError>> = OnceLock::new();
+    BINS.get_or_init(build_all)
+        .as_ref()
+        .map(Vec::as_slice)
+        .map_err(Clone::clone)
+}
+
+fn cargo() -> Command {
+    let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    c.current_dir(workspace_target().parent().expect("workspace root"))
+        .env("CARGO_TARGET_DIR", workspace_target().join("vm-bins"))
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .env_remove("CARGO_BUILD_TARGET");
+    c
+}
+
+fn pick_target() -> (&'static str, bool) {
+    let installed = run(
+        Command::new("rustup").args(["target", "list", "--installed"]),
+        Duration::from_secs(60),
+    )
+    .map(|o| o.stdout_str().lines().any(|l| l.trim() == MUSL))
+    .unwrap_or(false);
+    if installed {
+        return (MUSL, false);
+    }
+    let added = run_ok(
+        Command::new("rustup").args(["target", "add", MUSL]),
+        Duration::from_secs(300),
+    );
+    match added {
+        Ok(_) => (MUSL, false),
+        Err(e) => {
+            eprintln!("vm: musl target unavailable ({e}); building glibc +crt-static instead");
+            (GNU, true)
+        }
+    }
+}
+
+fn build(target: &str, crt_static: bool, pkgs: &[&str]) -> Result<(), VmError> {
+    let mut c = cargo();
+    c.args(["build", "--release", "--target", target]);
+    for p in pkgs {
+        c.args(["-p", p]);
+    }
+    if crt_static {
+        c.env("RUSTFLAGS", "-C target-feature=+crt-static");
+    }
+    run_ok(&mut c, BUILD_TIMEOUT).map(|_| ())
+}
+
+fn build_all() -> Result<Vec<Bin>, VmError> {
+    let _lock = lock_cache(Duration::from_secs(1800))?;
+    let (target, crt_static) = pick_target();
+    let dir = workspace_target()
+        .join("vm-bins")
+        .join(target)
+        .join("release");
+    let found = |name: &str| -> Option<Bin> {
+        let p = dir.join(name);
+        p.is_file().then(|| Bin {
+            name: name.to_string(),
+            path: p,
+        })
+    };
+    if build(target, crt_static, PROJECT_BINS).is_ok() {
+        return Ok(PROJECT_BINS.iter().filter_map(|b| found(b)).collect());
+    }
+    let mut out = Vec::new();
+    for b in PROJECT_BINS {
+        match build(target, crt_static, &[b]) {
+            Ok(()) => out.extend(found(b)),
+            Err(e) => eprintln!("vm: {b} does not build, leaving it out of the guest: {e}"),
+        }
+    }
+    Ok(out)
+}
+
+/// The host path of a built project binary, if it built.
+pub fn project_bin(name: &str) -> Option<&'static Path> {
+    project_bins()
+        .ok()?
+        .iter()
+        .find(|b| b.name == name)
+        .map(|b| b.path.as_path())
+}

@@ -1,0 +1,642 @@
+//! Fetching and caching the parts a guest is made of.
+//!
+//! Everything lives under `<workspace>/target/vm-cache` (derived from this crate's manifest
+//! directory, so it is shared by every `cargo test` process whatever `CARGO_TARGET_DIR` says):
+//!
+//! - host packages (`qemu-system-x86`, `busybox-static`, `sg3-utils`, ...) are installed with
+//!   apt-get when missing (root only);
+//! - `kernel/<package>/`: the Debian `linux-image-*-amd64` package the `linux-image-amd64`
+//!   metapackage points at, fetched with `apt-get download` and unpacked with `dpkg-deb -x`
+//!   (never installed), plus `modules.dep` from `depmod` and the uncompressed ELF `vmlinux`
+//!   cut out of the xz bzImage: QEMU boots it through the PVH entry, which saves the ~3 s the
+//!   bzImage needs to decompress itself under TCG;
+//! - `iscsi-root/`: open-iscsi's `iscsid`/`iscsiadm` unpacked from their packages (installing
+//!   them would start a daemon on the host);
+//! - `base-<kver>-<hash>.cpio`: the base initramfs (busybox, kernel modules resolved from
+//!   `modules.dep`, test tools with their shared libraries).
+//!
+//! Several test processes may prepare parts at once: one `flock` on `vm-cache/.lock` (taken
+//! with a deadline) serialises the work, and every entry is built in a temporary directory and
+//! renamed into place.
+
+use std::collections::BTreeSet;
+use std::fs::{self, File};
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::fcntl::{Flock, FlockArg};
+
+use super::VmError;
+use super::cmd::{run, run_ok};
+use super::cpio::Cpio;
+
+/// Kernel modules put into the base image (dependencies are added from `modules.dep`).
+const MODULES: &[&str] = &[
+    "configfs",
+    "target_core_mod",
+    "target_core_file",
+    "target_core_iblock",
+    "iscsi_target_mod",
+    "iscsi_tcp",
+    "crc32c_generic",
+    "sd_mod",
+    "sg",
+    "scsi_debug",
+    "loop",
+    "dm_mod",
+    "dm_multipath",
+    "dm_round_robin",
+    "dm_service_time",
+    "dm_queue_length",
+    "ext4",
+    "sunrpc",
+    "nfsv3",
+    "nfsv4",
+    "virtio_pci",
+    "virtio_net",
+    "virtio_blk",
+    "virtio_scsi",
+];
+
+/// Host programs copied into the base image with the shared libraries `ldd` lists.
+const HOST_TOOLS: &[&str] = &[
+    "/usr/bin/sg_persist",
+    "/usr/bin/sg_inq",
+    "/usr/bin/sg_dd",
+    "/usr/bin/sg_turs",
+    "/usr/bin/sg_readcap",
+    "/usr/bin/sg_raw",
+    "/usr/bin/sg_vpd",
+    "/usr/bin/sg_luns",
+    "/usr/bin/sg_rtpg",
+    "/sbin/dmsetup",
+];
+
+/// Debian packages the harness needs on the host.
+const HOST_PACKAGES: &[&str] = &[
+    "qemu-system-x86",
+    "busybox-static",
+    "sg3-utils",
+    "kmod",
+    "xz-utils",
+    "dmsetup",
+    "iproute2",
+    "nfs-ganesha",
+    "nfs-ganesha-vfs",
+    "rpcbind",
+];
+
+/// Packages unpacked (not installed) for the guest's iSCSI initiator.
+const ISCSI_PACKAGES: &[&str] = &["open-iscsi", "libopeniscsiusr", "libisns0"];
+
+/// Bump when the layout of the base image changes in a way the hash below does not see.
+const BASE_FORMAT: &str = "lkh-base-1";
+
+const APT_TIMEOUT: Duration = Duration::from_secs(900);
+const STEP_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Everything needed to boot a guest.
+#[derive(Debug, Clone)]
+pub struct Parts {
+    /// `qemu-system-x86_64`.
+    pub qemu: PathBuf,
+    /// The PVH-bootable ELF kernel.
+    pub kernel: PathBuf,
+    /// Kernel release, e.g. `6.1.0-48-amd64`.
+    pub kver: String,
+    /// The cached base initramfs (uncompressed cpio).
+    pub base: PathBuf,
+    /// Whether KVM really works (else TCG).
+    pub kvm: bool,
+}
+
+/// `<workspace>/target`, independent of `CARGO_TARGET_DIR`.
+pub fn workspace_target() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests crate lives inside the workspace")
+        .join("target")
+}
+
+/// `<workspace>/target/vm-cache`.
+pub fn cache_dir() -> PathBuf {
+    workspace_target().join("vm-cache")
+}
+
+/// Prepares (once per process) and returns the parts.
+pub fn parts() -> Result<&'static Parts, VmError> {
+    static PARTS: OnceLock<Result<Parts, VmError>> = OnceLock::new();
+    PARTS.get_or_init(prepare).as_ref().map_err(Clone::clone)
+}
+
+/// Holds the cache lock until dropped.
+pub(crate) struct CacheLock(#[allow(dead_code)] Flock<File>);
+
+/// Takes the exclusive cache lock, waiting at most `timeout`.
+pub(crate) fn lock_cache(timeout: Duration) -> Result<CacheLock, VmError> {
+    let dir = cache_dir();
+    fs::create_dir_all(&dir).map_err(|e| setup(format!("cannot create {}: {e}", dir.display())))?;
+    let path = dir.join(".lock");
+    let deadline = Instant::now() + timeout;
+    let mut f =
+        File::create(&path).map_err(|e| setup(format!("cannot open {}: {e}", path.display())))?;
+    loop {
+        match Flock::lock(f, FlockArg::LockExclusiveNonblock) {
+            Ok(l) => return Ok(CacheLock(l)),
+            Err((back, Errno::EWOULDBLOCK)) if Instant::now() < deadline => {
+                f = back;
+                thread::sleep(Duration::from_millis(200));
+            }
+            Err((_, e)) => {
+                return Err(setup(format!(
+                    "cannot lock {} (another test process preparing VM parts?): {e}",
+                    path.display()
+                )));
+            }
+        }
+    }
+}
+
+fn setup(msg: String) -> VmError {
+    VmError::Setup(msg)
+}
+
+fn prepare() -> Result<Parts, VmError> {
+    let _lock = lock_cache(Duration::from_secs(1800))?;
+    let cache = cache_dir();
+    ensure_host_packages()?;
+    let kdir = ensure_kernel(&cache)?;
+    let kver = kernel_release(&kdir)?;
+    let iscsi = ensure_unpacked(&cache, "iscsi-root", ISCSI_PACKAGES)?;
+    let base = ensure_base(&cache, &kdir, &kver, &iscsi)?;
+    let qemu = which("qemu-system-x86_64")
+        .ok_or_else(|| VmError::Unavailable("qemu-system-x86_64 not found".into()))?;
+    Ok(Parts {
+        qemu,
+        kernel: kdir.join(format!("boot/vmlinux-{kver}")),
+        kver,
+        base,
+        kvm: kvm_usable(),
+    })
+}
+
+/// KVM only when `/dev/kvm` is writable and the CPU has VMX/SVM: these machines have a
+/// PVM-backed `/dev/kvm` a stock kernel cannot run on. `LKH_VM_ACCEL=tcg|kvm` overrides.
+fn kvm_usable() -> bool {
+    match std::env::var("LKH_VM_ACCEL").as_deref() {
+        Ok("kvm") => return true,
+        Ok("tcg") => return false,
+        _ => {}
+    }
+    let writable = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/kvm")
+        .is_ok();
+    let flags = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    writable
+        && flags
+            .lines()
+            .filter(|l| l.starts_with("flags"))
+            .any(|l| l.split_whitespace().any(|f| f == "vmx" || f == "svm"))
+}
+
+pub(crate) fn which(prog: &str) -> Option<PathBuf> {
+    let path = std::env::var("PATH").unwrap_or_default();
+    path.split(':')
+        .chain(["/usr/sbin", "/sbin"])
+        .map(|d| Path::new(d).join(prog))
+        .find(|p| p.is_file())
+}
+
+fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+fn apt(args: &[&str]) -> Result<(), VmError> {
+    let mut c = Command::new("apt-get");
+    c.env("DEBIAN_FRONTEND", "noninteractive")
+        .args(["-q", "-o", "DPkg::Lock::Timeout=600"])
+        .args(args);
+    run_ok(&mut c, APT_TIMEOUT).map(|_| ())
+}
+
+fn missing_packages() -> Vec<&'static str> {
+    HOST_PACKAGES
+        .iter()
+        .copied()
+        .filter(|p| {
+            let mut c = Command::new("dpkg-query");
+            c.args(["-W", "-f=${Status}", p]);
+            !matches!(run(&mut c, STEP_TIMEOUT), Ok(o) if o.stdout_str().contains("ok installed"))
+        })
+        .collect()
+}
+
+fn ensure_host_packages() -> Result<(), VmError> {
+    let missing = missing_packages();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    if !is_root() {
+        return Err(VmError::Unavailable(format!(
+            "host packages missing and not root to install them: apt-get install {}",
+            missing.join(" ")
+        )));
+    }
+    eprintln!("vm: installing host packages: {}", missing.join(" "));
+    let mut args = vec!["install", "-y", "--no-install-recommends"];
+    args.extend(&missing);
+    if apt(&args).is_err() {
+        apt(&["update"])
+            .map_err(|e| VmError::Unavailable(format!("apt-get update failed: {e}")))?;
+        apt(&args)
+            .map_err(|e| VmError::Unavailable(format!("cannot install host packages: {e}")))?;
+    }
+    Ok(())
+}
+
+/// The kernel package: `LKH_VM_KERNEL_PKG`, else what `linux-image-amd64` depends on.
+fn kernel_package() -> Result<String, VmError> {
+    if let Ok(p) = std::env::var("LKH_VM_KERNEL_PKG") {
+        return Ok(p);
+    }
+    let ask = || -> Option<String> {
+        let mut c = Command::new("apt-cache");
+        c.args(["depends", "linux-image-amd64"]);
+        let o = run(&mut c, STEP_TIMEOUT).ok()?;
+        o.stdout_str()
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("Depends: "))
+            .find(|p| p.starts_with("linux-image-") && p.ends_with("-amd64"))
+            .map(str::to_string)
+    };
+    if let Some(p) = ask() {
+        return Ok(p);
+    }
+    if is_root() {
+        let _ = apt(&["update"]);
+        if let Some(p) = ask() {
+            return Ok(p);
+        }
+    }
+    Err(VmError::Unavailable(
+        "cannot find the kernel package behind linux-image-amd64 (apt lists missing?)".into(),
+    ))
+}
+
+fn ensure_kernel(cache: &Path) -> Result<PathBuf, VmError> {
+    let kroot = cache.join("kernel");
+    let pkg = match kernel_package() {
+        Ok(p) => p,
+        Err(e) => {
+            // Offline but something cached: use it.
+            let cached = fs::read_dir(&kroot).ok().and_then(|d| {
+                d.filter_map(Result::ok)
+                    .map(|e| e.path())
+                    .find(|p| p.join(".ready").exists())
+            });
+            return cached.ok_or(e);
+        }
+    };
+    let dir = kroot.join(&pkg);
+    if dir.join(".ready").exists() {
+        return Ok(dir);
+    }
+    eprintln!("vm: fetching kernel package {pkg}");
+    let tmp = cache.join(format!("tmp-kernel-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&tmp);
+    let root = tmp.join("root");
+    fs::create_dir_all(&root).map_err(|e| setup(format!("mkdir {}: {e}", root.display())))?;
+    let deb = download(&tmp, &pkg)?;
+    run_ok(
+        Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&root),
+        STEP_TIMEOUT,
+    )?;
+    let kver = kernel_release(&root)?;
+    run_ok(
+        Command::new("depmod").arg("-b").arg(&root).arg(&kver),
+        STEP_TIMEOUT,
+    )?;
+    extract_vmlinux(
+        &root.join(format!("boot/vmlinuz-{kver}")),
+        &root.join(format!("boot/vmlinux-{kver}")),
+        &tmp,
+    )?;
+    fs::write(root.join(".ready"), &pkg).map_err(|e| setup(format!("write marker: {e}")))?;
+    fs::create_dir_all(&kroot).map_err(|e| setup(format!("mkdir: {e}")))?;
+    let _ = fs::remove_dir_all(&dir);
+    fs::rename(&root, &dir).map_err(|e| setup(format!("rename kernel dir: {e}")))?;
+    let _ = fs::remove_dir_all(&tmp);
+    Ok(dir)
+}
+
+/// `apt-get download PKG` into `dir`; returns the .deb.
+fn download(dir: &Path, pkg: &str) -> Result<PathBuf, VmError> {
+    let mut c = Command::new("apt-get");
+    c.current_dir(dir).args(["-q", "download", pkg]);
+    if run_ok(&mut c, APT_TIMEOUT).is_err() && is_root() {
+        let _ = apt(&["update"]);
+        let mut c = Command::new("apt-get");
+        c.current_dir(dir).args(["-q", "download", pkg]);
+        run_ok(&mut c, APT_TIMEOUT)
+            .map_err(|e| VmError::Unavailable(format!("cannot download {pkg}: {e}")))?;
+    }
+    let prefix = format!("{pkg}_");
+    fs::read_dir(dir)
+        .map_err(|e| setup(format!("read {}: {e}", dir.display())))?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| {
+            let n = p.file_name().unwrap_or_default().to_string_lossy();
+            n.starts_with(&prefix) && n.ends_with(".deb")
+        })
+        .ok_or_else(|| setup(format!("apt-get download {pkg} left no .deb")))
+}
+
+fn kernel_release(kdir: &Path) -> Result<String, VmError> {
+    let m = kdir.join("lib/modules");
+    fs::read_dir(&m)
+        .map_err(|e| setup(format!("no {}: {e}", m.display())))?
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .next()
+        .ok_or_else(|| setup(format!("{} is empty", m.display())))
+}
+
+/// Cuts the xz payload out of a bzImage and decompresses it to the ELF `vmlinux`.
+fn extract_vmlinux(vmlinuz: &Path, out: &Path, tmp: &Path) -> Result<(), VmError> {
+    let img = fs::read(vmlinuz).map_err(|e| setup(format!("read {}: {e}", vmlinuz.display())))?;
+    let magic = b"\xfd7zXZ\x00";
+    let off = img
+        .windows(magic.len())
+        .position(|w| w == magic)
+        .ok_or_else(|| setup(format!("no xz payload in {}", vmlinuz.display())))?;
+    let payload = tmp.join("payload.xz");
+    fs::write(&payload, &img[off..]).map_err(|e| setup(format!("write payload: {e}")))?;
+    // xz complains about the bytes after the stream; the ELF check below decides.
+    let o = run(
+        Command::new("xz")
+            .args(["-dc", "--single-stream"])
+            .arg(&payload),
+        STEP_TIMEOUT,
+    )?;
+    if !o.stdout.starts_with(b"\x7fELF") {
+        return Err(setup(format!("no ELF kernel in {}", vmlinuz.display())));
+    }
+    fs::write(out, &o.stdout).map_err(|e| setup(format!("write {}: {e}", out.display())))?;
+    let _ = fs::remove_file(&payload);
+    Ok(())
+}
+
+/// Downloads and unpacks `pkgs` into `cache/<name>` (once).
+fn ensure_unpacked(cache: &Path, name: &str, pkgs: &[&str]) -> Result<PathBuf, VmError> {
+    let dir = cache.join(name);
+    if dir.join(".ready").exists() {
+        return Ok(dir);
+    }
+    let tmp = cache.join(format!("tmp-{name}-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&tmp);
+    let root = tmp.join("root");
+    fs::create_dir_all(&root).map_err(|e| setup(format!("mkdir {}: {e}", root.display())))?;
+    for p in pkgs {
+        let deb = download(&tmp, p)?;
+        run_ok(
+            Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&root),
+            STEP_TIMEOUT,
+        )?;
+    }
+    fs::write(root.join(".ready"), pkgs.join(" ")).map_err(|e| setup(format!("marker: {e}")))?;
+    let _ = fs::remove_dir_all(&dir);
+    fs::rename(&root, &dir).map_err(|e| setup(format!("rename {name}: {e}")))?;
+    let _ = fs::remove_dir_all(&tmp);
+    Ok(dir)
+}
+
+fn ensure_base(cache: &Path, kdir: &Path, kver: &str, iscsi: &Path) -> Result<PathBuf, VmError> {
+    let mut h = DefaultHasher::new();
+    (
+        BASE_FORMAT,
+        MODULES,
+        HOST_TOOLS,
+        kdir,
+        include_str!("parts.rs"),
+    )
+        .hash(&mut h);
+    let out = cache.join(format!("base-{kver}-{:016x}.cpio", h.finish()));
+    if out.exists() {
+        return Ok(out);
+    }
+    let t0 = Instant::now();
+    let stage = cache.join(format!("tmp-stage-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&stage);
+    let r = build_base(&stage, kdir, kver, iscsi).and_then(|cpio| {
+        let tmp = out.with_extension("cpio.tmp");
+        fs::write(&tmp, cpio.finish()).map_err(|e| setup(format!("write base: {e}")))?;
+        fs::rename(&tmp, &out).map_err(|e| setup(format!("rename base: {e}")))
+    });
+    let _ = fs::remove_dir_all(&stage);
+    r?;
+    eprintln!(
+        "vm: built base initramfs {} in {:.1} s",
+        out.display(),
+        t0.elapsed().as_secs_f64()
+    );
+    Ok(out)
+}
+
+fn mkdirs(p: &Path) -> Result<(), VmError> {
+    fs::create_dir_all(p).map_err(|e| setup(format!("mkdir {}: {e}", p.display())))
+}
+
+fn copy(from: &Path, to: &Path) -> Result<(), VmError> {
+    if let Some(d) = to.parent() {
+        mkdirs(d)?;
+    }
+    fs::copy(from, to)
+        .map(|_| ())
+        .map_err(|e| setup(format!("copy {} -> {}: {e}", from.display(), to.display())))
+}
+
+fn build_base(stage: &Path, kdir: &Path, kver: &str, iscsi: &Path) -> Result<Cpio, VmError> {
+    let sym = |target: &str, link: &str| {
+        std::os::unix::fs::symlink(target, stage.join(link))
+            .map_err(|e| setup(format!("symlink {link}: {e}")))
+    };
+    for d in ["bin", "lib/x86_64-linux-gnu", "lib64", "usr", "etc"] {
+        mkdirs(&stage.join(d))?;
+    }
+    // merged layout: the kernel's /sbin/modprobe and copied /usr/{s,}bin tools all land in /bin
+    sym("bin", "sbin")?;
+    sym("../bin", "usr/bin")?;
+    sym("../bin", "usr/sbin")?;
+
+    let busybox = Path::new("/bin/busybox");
+    copy(busybox, &stage.join("bin/busybox"))?;
+    let list = run_ok(Command::new(busybox).arg("--list"), STEP_TIMEOUT)?.stdout_str();
+    for a in list
+        .lines()
+        .map(str::trim)
+        .filter(|a| !a.is_empty() && *a != "busybox")
+    {
+        let _ = std::os::unix::fs::symlink("busybox", stage.join("bin").join(a));
+    }
+
+    // kernel modules in dependency order, with a modules.dep for the subset
+    let modroot = kdir.join("lib/modules").join(kver);
+    let dst = stage.join("lib/modules").join(kver);
+    let mut seen = BTreeSet::new();
+    for m in MODULES {
+        let o = run_ok(
+            Command::new("modprobe")
+                .arg("-d")
+                .arg(kdir)
+                .args(["-S", kver, "--show-depends", m]),
+            STEP_TIMEOUT,
+        )?;
+        for line in o.stdout_str().lines() {
+            let mut w = line.split_whitespace();
+            if w.next() != Some("insmod") {
+                continue;
+            }
+            let Some(path) = w.next() else { continue };
+            if !seen.insert(path.to_string()) {
+                continue;
+            }
+            let rel = Path::new(path)
+                .strip_prefix(&modroot)
+                .map_err(|_| setup(format!("module {path} outside {}", modroot.display())))?;
+            let target = dst.join(rel);
+            let name = target.to_string_lossy().into_owned();
+            if let Some(plain) = name.strip_suffix(".xz") {
+                mkdirs(Path::new(plain).parent().expect("module dir"))?;
+                let o = run_ok(Command::new("xz").arg("-dc").arg(path), STEP_TIMEOUT)?;
+                fs::write(plain, o.stdout).map_err(|e| setup(format!("write {plain}: {e}")))?;
+            } else {
+                copy(Path::new(path), &target)?;
+            }
+        }
+    }
+    for f in [
+        "modules.builtin",
+        "modules.builtin.modinfo",
+        "modules.order",
+    ] {
+        if modroot.join(f).exists() {
+            copy(&modroot.join(f), &dst.join(f))?;
+        }
+    }
+    run_ok(
+        Command::new("depmod").arg("-b").arg(stage).arg(kver),
+        STEP_TIMEOUT,
+    )?;
+
+    // test tools + shared libraries
+    let libpath = format!(
+        "{0}/usr/lib/x86_64-linux-gnu:{0}/lib/x86_64-linux-gnu",
+        iscsi.display()
+    );
+    let mut tools: Vec<PathBuf> = HOST_TOOLS.iter().map(PathBuf::from).collect();
+    tools.push(iscsi.join("sbin/iscsid"));
+    tools.push(iscsi.join("sbin/iscsiadm"));
+    for t in &tools {
+        if !t.exists() {
+            return Err(setup(format!("{} missing on the host", t.display())));
+        }
+        copy(
+            t,
+            &stage.join("bin").join(t.file_name().expect("tool name")),
+        )?;
+        let o = run_ok(
+            Command::new("ldd").arg(t).env("LD_LIBRARY_PATH", &libpath),
+            STEP_TIMEOUT,
+        )?;
+        let text = o.stdout_str();
+        if text.contains("not found") {
+            return Err(setup(format!(
+                "{}: libraries not found:\n{text}",
+                t.display()
+            )));
+        }
+        for lib in text.split_whitespace().filter(|w| w.starts_with('/')) {
+            let lib = Path::new(lib);
+            let dest = if lib.starts_with(iscsi) {
+                stage
+                    .join("lib/x86_64-linux-gnu")
+                    .join(lib.file_name().expect("lib name"))
+            } else {
+                stage.join(lib.strip_prefix("/").expect("absolute"))
+            };
+            if !dest.exists() {
+                copy(lib, &dest)?;
+            }
+        }
+    }
+
+    let etc = |name: &str, text: &str| {
+        let p = stage.join("etc").join(name);
+        if let Some(d) = p.parent() {
+            mkdirs(d)?;
+        }
+        fs::write(&p, text).map_err(|e| setup(format!("write {}: {e}", p.display())))
+    };
+    etc(
+        "passwd",
+        "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n",
+    )?;
+    etc("group", "root:x:0:\nnogroup:x:65534:\n")?;
+    etc("hosts", "127.0.0.1 localhost\n")?;
+    etc(
+        "nsswitch.conf",
+        "passwd: files\ngroup: files\nhosts: files\nservices: files\nprotocols: files\n",
+    )?;
+    for f in ["services", "protocols"] {
+        if Path::new("/etc").join(f).exists() {
+            copy(&Path::new("/etc").join(f), &stage.join("etc").join(f))?;
+        }
+    }
+    etc("iscsi/iscsid.conf", ISCSID_CONF)?;
+    etc(
+        "iscsi/initiatorname.iscsi",
+        "InitiatorName=iqn.2026-01.test.lkh:default\n",
+    )?;
+    for d in [
+        "proc",
+        "sys",
+        "dev",
+        "tmp",
+        "run",
+        "root",
+        "mnt",
+        "var/lib/iscsi",
+        "opt/lkh/bin",
+    ] {
+        mkdirs(&stage.join(d))?;
+    }
+
+    let mut cpio = Cpio::new();
+    cpio.tree(stage, "/")
+        .map_err(|e| setup(format!("pack {}: {e}", stage.display())))?;
+    Ok(cpio)
+}
+
+/// iscsid is started by hand in the guest; short timeouts so a vanished LUN is noticed fast.
+const ISCSID_CONF: &str = "\
+iscsid.startup = /bin/true
+node.startup = manual
+node.session.timeo.replacement_timeout = 5
+node.conn[0].timeo.login_timeout = 5
+node.conn[0].timeo.logout_timeout = 5
+node.conn[0].timeo.noop_out_interval = 0
+node.conn[0].timeo.noop_out_timeout = 0
+node.session.err_timeo.abort_timeout = 5
+node.session.err_timeo.lu_reset_timeout = 10
+node.session.err_timeo.tgt_reset_timeout = 10
+node.session.initial_login_retry_max = 2
+node.session.scan = auto
+";
