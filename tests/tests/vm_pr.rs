@@ -26,3 +26,27 @@ fn two_nexus_pr_round_trip() {
         "b-clear",
     ]);
 }
+
+/// The project's binaries are built static and run in the guest (those that build today).
+#[test]
+fn project_binaries_run_in_guest() {
+    let vm = Vm::new("vm_bins")
+        .project_bins()
+        .script(
+            r#"
+            n=0
+            for b in lkh-scsipr lkh-nas lkh-ip lkh-platform; do
+                have_bin $b || { note "$b not built yet"; continue; }
+                n=$((n + 1))
+                $b --help >/dev/null 2>&1; rc=$?
+                [ $rc -ne 126 ] && [ $rc -ne 127 ] && [ $rc -lt 128 ]; check $b-executes $? "rc=$rc"
+            done
+            pass binaries-listed "$n present"
+            "#,
+        )
+        .timeout(Duration::from_secs(60));
+    let Some(out) = vm::run_or_skip(&vm) else {
+        return;
+    };
+    out.assert_passed(&["binaries-listed"]);
+}
