@@ -1,1 +1,86 @@
-fn main() {}
+//! `lkh-nas`: LifeKeeper hooks for an NFS export mounted from a NAS, with
+//! checks that stay bounded when the server vanishes under a `hard` mount.
+//!
+//! Policy lives here (which check decides what, exit codes, messages, the
+//! halt policy); the mechanism — mountinfo, probes, child-run IO checks,
+//! bounded mount and unmount — is the `nas` library. The hook contract
+//! (argv, config files, logging, the watchdog) is lkh-common's.
+
+mod actions;
+mod diag;
+mod settings;
+
+use std::process::ExitCode;
+
+use lkh_common::{KeySpec, Kind, KitSpec};
+
+pub(crate) static SPEC: KitSpec = KitSpec {
+    kit: "nas",
+    summary: "NFS v3/v4 mounts from a NAS whose checks can never hang",
+    keys: &[
+        KeySpec::timeout("20"),
+        KeySpec::resource(
+            "SERVER",
+            Kind::Word,
+            None,
+            "the NAS's IP address (a host name is resolved once, at restore, from /etc/hosts or DNS)",
+        ),
+        KeySpec::resource(
+            "EXPORT",
+            Kind::AbsPath,
+            None,
+            "the exported path on the server, e.g. /srv/data",
+        ),
+        KeySpec::resource(
+            "MOUNTPOINT",
+            Kind::AbsPath,
+            None,
+            "where to mount it (created at restore if missing)",
+        ),
+        KeySpec::resource(
+            "VERSION",
+            Kind::Choice(&["2", "3", "4", "4.0", "4.1", "4.2"]),
+            Some("3"),
+            "NFS version; 4 lets the kernel pick the highest 4.x minor version",
+        ),
+        KeySpec::resource(
+            "OPTIONS",
+            Kind::Word,
+            None,
+            "NFS mount options, comma-separated; default (LifeKeeper's recommendation) v2/v3: rw,hard,nolock,proto=tcp,timeo=600,retrans=2,rsize=32768,wsize=32768,actimeo=0; v4: the same without nolock",
+        ),
+        KeySpec::resource(
+            "IO_CHECK",
+            Kind::Choice(&["none", "stat", "read"]),
+            Some("stat"),
+            "quickCheck's IO test, done by a child process abandoned at the deadline: statfs+stat of the mount point, or also reading its directory",
+        ),
+        KeySpec::resource(
+            "ON_FAILURE",
+            Kind::Choice(&["failover", "halt"]),
+            Some("failover"),
+            "when recover cannot repair the mount: fail (LifeKeeper fails over) or power this node off so processes hung on the mount cannot block the failover",
+        ),
+        KeySpec::lifekeeper(
+            "LKNFSTIMEOUT",
+            Kind::Uint { min: 1, max: 3600 },
+            None,
+            "seconds the NFS server probe and IO check may take within an action (capped by TIMEOUT)",
+        ),
+    ],
+    commands: &[
+        (
+            "status -t TAG [--json]",
+            "show the mount, the server's answers and the IO check, without changing anything",
+        ),
+        (
+            "probe SERVER [EXPORT] [--version V] [--timeout SECONDS] [--json]",
+            "ask a server what it offers: portmapper programs, exports, NFS versions, round-trip times",
+        ),
+    ],
+    actions_help: "  For lkh-nas: restore mounts with mount(2) after probing the server; quickCheck reports\n  \"not mounted\", \"server not answering\" or \"mount wedged\"; remove ends the processes using the\n  mount, then umount, forced, lazy; recover remounts if the server answers.\n",
+};
+
+fn main() -> ExitCode {
+    lkh_common::run(&SPEC, actions::hook, diag::command)
+}

@@ -1,0 +1,375 @@
+//! restore / remove / quickCheck / recover.
+//!
+//! quickCheck runs three checks and names each one that fails:
+//! 1. "not mounted": mountinfo has no mount of SERVER:EXPORT at MOUNTPOINT
+//!    with the configured version and key options;
+//! 2. "server not answering": the network probe (v3 portmapper, MOUNT, NFS
+//!    NULL + GETATTR; v4 NULL + COMPOUND) failed by the deadline;
+//! 3. "mount wedged": the IO check child did not finish (or an earlier one is
+//!    still stuck), or failed with an error.
+//!
+//! The probe runs on a thread while the IO check child runs, so the whole
+//! check takes about as long as the slower of the two, never past TIMEOUT.
+
+use std::time::{Duration, Instant};
+
+use lkh_common::{Action, Failure, HookCtx, Outcome};
+use nas::ops::{self, Method, State};
+use nas::probe::{self, FailKind, Probe};
+use nas::{IoOutcome, mountinfo};
+
+use crate::settings::{self, Settings};
+
+pub fn hook(ctx: &HookCtx) -> Outcome {
+    let s = settings::load(ctx, ctx.action == Action::Restore)?;
+    match ctx.action {
+        Action::Restore => restore(&s),
+        Action::Remove => remove(&s),
+        Action::QuickCheck => quick_check(&s),
+        Action::Recover => recover(&s),
+    }
+}
+
+fn mounts() -> Result<Vec<mountinfo::MountEntry>, Failure> {
+    mountinfo::read_self()
+        .map_err(|e| Failure::failed(format!("cannot read /proc/self/mountinfo: {e}")))
+}
+
+fn server_label(s: &Settings) -> String {
+    format!("{} (NFS v{})", s.cfg.server, s.cfg.version)
+}
+
+/// One line for a failed probe, starting with "server not answering" when
+/// the server is silent or down.
+pub fn probe_failure(s: &Settings, p: &Probe) -> Option<String> {
+    let e = p.error.as_ref()?;
+    Some(match e.kind {
+        FailKind::Timeout | FailKind::Refused => {
+            format!("server not answering: {} {e}", server_label(s))
+        }
+        FailKind::Unavailable | FailKind::Denied | FailKind::Other => format!(
+            "server answers but refuses: {} {e}: check the export and the server's NFS services",
+            server_label(s)
+        ),
+    })
+}
+
+/// One line for a bad IO check outcome.
+pub fn io_failure(s: &Settings, o: &IoOutcome, budget: Duration) -> Option<String> {
+    let mp = &s.cfg.mount_point;
+    Some(match o {
+        IoOutcome::Ok(_) => return None,
+        IoOutcome::Failed(e) => format!(
+            "mount wedged: {} of {mp} failed with {} ({})",
+            s.io_check,
+            e,
+            e.desc()
+        ),
+        IoOutcome::TimedOut => format!(
+            "mount wedged: {} of {mp} did not return within {} ms; the check process was killed",
+            s.io_check,
+            budget.as_millis()
+        ),
+        IoOutcome::Stuck {
+            pid,
+            earlier: false,
+        } => format!(
+            "mount wedged: {} of {mp} did not return within {} ms; check process {pid} is stuck in the kernel and later checks will not start another",
+            s.io_check,
+            budget.as_millis()
+        ),
+        IoOutcome::Stuck { pid, earlier: true } => format!(
+            "mount wedged: an earlier check process ({pid}) is still stuck in the kernel on {mp}; no new check was started"
+        ),
+    })
+}
+
+/// Probe the server on a thread and, meanwhile, run the IO check child.
+pub fn probe_and_io(s: &Settings, with_io: bool) -> (Probe, Option<IoOutcome>) {
+    let (server, export, version, until) = (
+        s.cfg.server,
+        s.cfg.export.clone(),
+        s.cfg.version,
+        s.check_deadline,
+    );
+    let worker = std::thread::Builder::new()
+        .name("probe".into())
+        .spawn(move || probe::probe(server, &export, version, until));
+    let io = with_io.then(|| {
+        nas::child::io_check(
+            &s.cfg.mount_point,
+            s.io_check,
+            &s.marker(),
+            s.check_deadline,
+        )
+        .unwrap_or_else(|e| {
+            log::warn!("IO check of {} could not run: {e}", s.cfg.mount_point);
+            IoOutcome::Failed(
+                e.raw_os_error()
+                    .map(nix::errno::Errno::from_raw)
+                    .unwrap_or(nix::errno::Errno::EIO),
+            )
+        })
+    });
+    let p = match worker {
+        Ok(h) => h.join().unwrap_or_else(|_| Probe {
+            steps: vec![],
+            error: Some(internal_probe_error("probe thread panicked")),
+        }),
+        Err(e) => Probe {
+            steps: vec![],
+            error: Some(internal_probe_error(&format!(
+                "cannot start probe thread: {e}"
+            ))),
+        },
+    };
+    (p, io)
+}
+
+fn internal_probe_error(msg: &str) -> probe::ProbeError {
+    probe::ProbeError {
+        step: "probe".into(),
+        kind: FailKind::Other,
+        detail: msg.into(),
+        elapsed: Duration::ZERO,
+    }
+}
+
+fn not_mounted(s: &Settings, state: &State) -> Option<String> {
+    let (mp, src) = (&s.cfg.mount_point, s.cfg.source());
+    match state {
+        State::NotMounted => Some(format!(
+            "not mounted: {src} is not mounted on {mp} (recover mounts it again)"
+        )),
+        State::Other(e) => Some(format!(
+            "not mounted: {mp} holds {} ({}) instead of {src}",
+            e.source, e.fstype
+        )),
+        State::Ours { mismatches, .. } if !mismatches.is_empty() => Some(format!(
+            "not mounted as configured: {src} on {mp}: {}",
+            mismatches.join("; ")
+        )),
+        State::Ours { .. } => None,
+    }
+}
+
+fn quick_check(s: &Settings) -> Outcome {
+    let t0 = Instant::now();
+    let state = ops::state(&s.cfg, &mounts()?);
+    let mounted_ours = matches!(state, State::Ours { .. });
+    // No IO check on something that is not our mount: it could be a dead one.
+    let (p, io) = probe_and_io(s, mounted_ours);
+    let budget = s.check_deadline.saturating_duration_since(t0);
+    let mut problems = Vec::new();
+    problems.extend(not_mounted(s, &state));
+    problems.extend(probe_failure(s, &p));
+    if let Some(o) = &io {
+        problems.extend(io_failure(s, o, budget));
+    }
+    if problems.is_empty() {
+        let io_ms = match io {
+            Some(IoOutcome::Ok(d)) => format!(", {} {} us", s.io_check, d.as_micros()),
+            _ => String::new(),
+        };
+        log::debug!(
+            "probe steps: {}",
+            p.steps
+                .iter()
+                .map(|st| format!("{} {} us", st.name, st.rtt.as_micros()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        return Ok(format!(
+            "{} on {} is healthy (server {} us{io_ms})",
+            s.cfg.source(),
+            s.cfg.mount_point,
+            p.total().as_micros()
+        ));
+    }
+    Err(Failure::failed(problems.join("; ")))
+}
+
+fn ensure_mount_point(s: &Settings) -> Result<(), Failure> {
+    let mp = &s.cfg.mount_point;
+    match std::fs::symlink_metadata(mp) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => Err(Failure::usage(format!(
+            "MOUNTPOINT {mp} exists but is not a directory: remove it or choose another MOUNTPOINT"
+        ))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(mp)
+                .map_err(|e| Failure::failed(format!("cannot create mount point {mp}: {e}")))?;
+            log::info!("created mount point {mp}");
+            Ok(())
+        }
+        Err(e) => Err(Failure::failed(format!(
+            "cannot inspect mount point {mp}: {e}"
+        ))),
+    }
+}
+
+fn mount_now(s: &Settings) -> Outcome {
+    ensure_mount_point(s)?;
+    let (p, _) = probe_and_io(s, false);
+    if let Some(msg) = probe_failure(s, &p) {
+        return Err(Failure::failed(format!("{msg}; nothing was mounted")));
+    }
+    let req = ops::mount(&s.cfg, s.deadline).map_err(|e| Failure::failed(e.msg))?;
+    Ok(format!(
+        "mounted {} on {} ({} {})",
+        req.source, req.target, req.fstype, req.data
+    ))
+}
+
+fn restore(s: &Settings) -> Outcome {
+    match ops::state(&s.cfg, &mounts()?) {
+        State::Ours { mismatches, .. } => {
+            if !mismatches.is_empty() {
+                log::warn!(
+                    "{} is already mounted on {} but differs from the configuration: {}",
+                    s.cfg.source(),
+                    s.cfg.mount_point,
+                    mismatches.join("; ")
+                );
+            }
+            Ok(format!(
+                "{} is already mounted on {}",
+                s.cfg.source(),
+                s.cfg.mount_point
+            ))
+        }
+        State::Other(e) => Err(Failure::usage(format!(
+            "{} is already in use: {} ({}) is mounted there; unmount it or choose another MOUNTPOINT",
+            s.cfg.mount_point, e.source, e.fstype
+        ))),
+        State::NotMounted => mount_now(s),
+    }
+}
+
+fn describe_unmount(r: &ops::UnmountReport) -> String {
+    let mut parts = Vec::new();
+    if !r.signalled.is_empty() {
+        let who: Vec<String> = r
+            .signalled
+            .iter()
+            .map(|u| format!("{} ({})", u.pid, u.comm))
+            .collect();
+        parts.push(format!("ended {}", who.join(", ")));
+    }
+    for (mp, m) in &r.removed {
+        parts.push(format!(
+            "{} {mp}",
+            match m {
+                Method::Normal => "unmounted",
+                Method::Forced => "force-unmounted",
+                Method::Lazy => "lazily detached",
+            }
+        ));
+    }
+    if !r.survivors.is_empty() {
+        parts.push(format!(
+            "processes {:?} could not be ended (stuck in the kernel)",
+            r.survivors
+        ));
+    }
+    parts.join("; ")
+}
+
+fn remove(s: &Settings) -> Outcome {
+    let mp = &s.cfg.mount_point;
+    match ops::state(&s.cfg, &mounts()?) {
+        State::NotMounted => {
+            clear_marker(s);
+            return Ok(format!("{mp} is not mounted; nothing to do"));
+        }
+        State::Other(e) => {
+            log::warn!(
+                "{mp} holds {} ({}), not {}; leaving it alone",
+                e.source,
+                e.fstype,
+                s.cfg.source()
+            );
+            return Ok(format!("{} is not mounted on {mp}", s.cfg.source()));
+        }
+        State::Ours { .. } => {}
+    }
+    let r = ops::unmount(mp, s.deadline).map_err(|e| Failure::failed(e.msg))?;
+    clear_marker(s);
+    Ok(describe_unmount(&r))
+}
+
+/// Forget a stuck IO-check child once the mount is gone (its process, if
+/// still alive, is no longer a sign of anything we manage).
+fn clear_marker(s: &Settings) {
+    if nas::child::stuck_child(&s.marker()).is_none() {
+        return;
+    }
+    let _ = std::fs::remove_file(s.marker());
+}
+
+fn halt_or(s: &Settings, f: Failure) -> Outcome {
+    if s.halt_on_failure {
+        log::error!("{f}");
+        log::error!(
+            "ON_FAILURE=halt: powering this node off now so LifeKeeper fails over (no sync: it could hang on the dead mount)"
+        );
+        let Err(e) = nix::sys::reboot::reboot(nix::sys::reboot::RebootMode::RB_POWER_OFF);
+        return Err(Failure::failed(format!(
+            "{f}; ON_FAILURE=halt could not power off this node: {e}"
+        )));
+    }
+    Err(f)
+}
+
+fn recover(s: &Settings) -> Outcome {
+    let state = ops::state(&s.cfg, &mounts()?);
+    let ours = matches!(state, State::Ours { ref mismatches, .. } if mismatches.is_empty());
+    let (p, io) = probe_and_io(s, ours);
+    if let Some(msg) = probe_failure(s, &p) {
+        return halt_or(
+            s,
+            Failure::failed(format!(
+                "{msg}; cannot recover locally, LifeKeeper should fail over"
+            )),
+        );
+    }
+    if ours && matches!(io, Some(IoOutcome::Ok(_))) {
+        return Ok(format!(
+            "{} on {} is healthy; nothing to recover",
+            s.cfg.source(),
+            s.cfg.mount_point
+        ));
+    }
+    let mut done = Vec::new();
+    if let Some(o) = &io
+        && let Some(msg) = io_failure(s, o, Duration::ZERO)
+    {
+        log::warn!("{msg}");
+    }
+    match &state {
+        State::Other(e) => {
+            return Err(Failure::failed(format!(
+                "{} holds {} ({}) instead of {}: unmount it by hand; recover does not touch mounts it does not own",
+                s.cfg.mount_point,
+                e.source,
+                e.fstype,
+                s.cfg.source()
+            )));
+        }
+        State::Ours { .. } => {
+            let r = ops::unmount(&s.cfg.mount_point, s.deadline)
+                .map_err(|e| Failure::failed(e.msg))
+                .or_else(|f| halt_or(s, f).map(|_| ops::UnmountReport::default()))?;
+            clear_marker(s);
+            done.push(describe_unmount(&r));
+        }
+        State::NotMounted => {}
+    }
+    match mount_now(s) {
+        Ok(m) => {
+            done.push(m);
+            Ok(done.join("; "))
+        }
+        Err(f) => halt_or(s, f),
+    }
+}

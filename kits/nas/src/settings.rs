@@ -1,0 +1,148 @@
+//! The resource's settings, validated into a `nas::NfsConfig`, plus the
+//! per-resource runtime files under `/run/lkhelpers/nas/`.
+//!
+//! A host name in SERVER= is resolved once, at restore, and the address is
+//! kept in `TAG.addr` so the other actions (and the mount itself) use the
+//! same address even if DNS later fails or changes — LifeKeeper's NAS kit
+//! likewise mounts by address.
+
+use std::net::{IpAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use lkh_common::{Deadline, Failure, HookCtx};
+use nas::{IoCheck, NfsConfig, Version};
+
+/// Where the runtime files live (overridable for tests).
+pub fn run_dir() -> PathBuf {
+    std::env::var_os("LKHELPERS_RUN_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/run/lkhelpers"))
+        .join("nas")
+}
+
+/// Time kept back from TIMEOUT so the action reports its own precise
+/// message before lkh-common's watchdog gives up on it.
+const MARGIN: Duration = Duration::from_millis(300);
+
+#[derive(Debug)]
+pub struct Settings {
+    pub cfg: NfsConfig,
+    pub io_check: IoCheck,
+    pub halt_on_failure: bool,
+    /// End of the whole action (TIMEOUT minus a margin).
+    pub deadline: Instant,
+    /// End of the probe and IO check (LKNFSTIMEOUT, capped by `deadline`).
+    pub check_deadline: Instant,
+    pub tag: String,
+}
+
+impl Settings {
+    /// Marker of an IO-check child stuck in the kernel.
+    pub fn marker(&self) -> PathBuf {
+        run_dir().join(format!("{}.iocheck", self.tag))
+    }
+}
+
+fn addr_file(tag: &str) -> PathBuf {
+    run_dir().join(format!("{tag}.addr"))
+}
+
+/// Resolve a host name, bounded by `budget` (a dead DNS server must not hang us).
+fn resolve(name: &str, budget: Duration) -> Result<IpAddr, Failure> {
+    let owned = name.to_string();
+    let r = lkh_common::run_bounded(Deadline::after(budget), move || {
+        (owned.as_str(), 0u16)
+            .to_socket_addrs()
+            .map(|mut it| it.next().map(|sa| sa.ip()))
+    });
+    match r {
+        Some(Ok(Some(ip))) => Ok(ip),
+        Some(Ok(None)) => Err(Failure::usage(format!(
+            "SERVER={name}: the name has no address in /etc/hosts or DNS: give the NAS's IP address"
+        ))),
+        Some(Err(e)) => Err(Failure::usage(format!(
+            "SERVER={name} is neither an IP address nor a name that resolves ({e}): give the NAS's IP address"
+        ))),
+        None => Err(Failure::failed(format!(
+            "SERVER={name}: name resolution did not answer within {} s: give the NAS's IP address in SERVER=",
+            budget.as_secs()
+        ))),
+    }
+}
+
+/// The server address: SERVER= itself, or the address resolved at restore.
+fn server_addr(ctx: &HookCtx, raw: &str, at_restore: bool) -> Result<IpAddr, Failure> {
+    let plain = raw.trim_start_matches('[').trim_end_matches(']');
+    if let Ok(ip) = plain.parse::<IpAddr>() {
+        return Ok(ip);
+    }
+    if raw.contains(['/', ':', ',']) {
+        return Err(ctx.config.invalid(
+            "SERVER",
+            "is not a valid IP address or host name: give the NAS's IP address",
+        ));
+    }
+    let file = addr_file(ctx.tag.as_str());
+    if !at_restore
+        && let Some(ip) = std::fs::read_to_string(&file)
+            .ok()
+            .and_then(|s| s.trim().parse::<IpAddr>().ok())
+    {
+        return Ok(ip);
+    }
+    let ip = resolve(raw, ctx.deadline.cap(Duration::from_secs(5)))?;
+    log::info!("SERVER={raw} resolved to {ip}; using that address");
+    if let Some(dir) = file.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    if let Err(e) = std::fs::write(&file, format!("{ip}\n")) {
+        log::warn!(
+            "cannot record the resolved address in {}: {e}",
+            file.display()
+        );
+    }
+    Ok(ip)
+}
+
+/// Validate the configuration; every problem is a usage failure (exit 2).
+pub fn load(ctx: &HookCtx, at_restore: bool) -> Result<Settings, Failure> {
+    let server = ctx.require("SERVER")?.to_string();
+    let export = ctx.require("EXPORT")?.to_string();
+    let mount_point = ctx.require("MOUNTPOINT")?.to_string();
+    let version: Version = ctx
+        .config
+        .get("VERSION")
+        .unwrap_or("3")
+        .parse()
+        .map_err(|e: String| ctx.config.invalid("VERSION", &e))?;
+    let io_check: IoCheck = ctx
+        .config
+        .get("IO_CHECK")
+        .unwrap_or("stat")
+        .parse()
+        .map_err(|e: String| ctx.config.invalid("IO_CHECK", &e))?;
+    let ip = server_addr(ctx, &server, at_restore)?;
+    let cfg = NfsConfig::new(
+        ip,
+        &export,
+        &mount_point,
+        version,
+        ctx.config.get("OPTIONS"),
+    )
+    .map_err(|e| Failure::usage(format!("{e} (resource file {})", ctx.conf_file().display())))?;
+    let end = ctx.deadline.instant();
+    let deadline = end.checked_sub(MARGIN).unwrap_or(end);
+    let check_deadline = match ctx.config.uint("LKNFSTIMEOUT") {
+        Some(s) => deadline.min(Instant::now() + Duration::from_secs(s)),
+        None => deadline,
+    };
+    Ok(Settings {
+        cfg,
+        io_check,
+        halt_on_failure: ctx.config.get("ON_FAILURE") == Some("halt"),
+        deadline,
+        check_deadline,
+        tag: ctx.tag.as_str().to_string(),
+    })
+}
