@@ -54,7 +54,10 @@ iscsi_login() {
 
 # iscsi_logout IFACE: ends the iface's sessions (its /dev/sdX disappears)
 iscsi_logout() {
-    iscsiadm -m node -I "$1" --logout >/dev/null 2>&1
+    for _s in /sys/class/iscsi_session/session*; do
+        [ "$(cat "$_s/ifacename" 2>/dev/null)" = "$1" ] || continue
+        iscsiadm -m session -r "${_s##*/session}" --logout >/dev/null 2>&1
+    done
     _i=0
     while iface_dev "$1" >/dev/null && [ $_i -lt 50 ]; do sleep 0.1; _i=$((_i + 1)); done
     ! iface_dev "$1" >/dev/null
