@@ -451,7 +451,14 @@ pub struct Survey {
     pub nfs_versions: Vec<(u32, Result<Duration, String>)>,
 }
 
-/// Ask the server what it offers; each part is bounded by `deadline`.
+/// The earlier of `deadline` and `1/parts` of the time left before it, so
+/// one silent service cannot use up the time of those asked after it.
+fn slice(deadline: Instant, parts: u32) -> Instant {
+    let left = deadline.saturating_duration_since(Instant::now());
+    Instant::now() + left / parts.max(1)
+}
+
+/// Ask the server what it offers; all of it ends by `deadline`.
 pub fn survey(server: IpAddr, deadline: Instant) -> Survey {
     let pmap_addr = SocketAddr::new(server, PMAP_PORT);
     let mut s = Survey {
@@ -459,9 +466,9 @@ pub fn survey(server: IpAddr, deadline: Instant) -> Survey {
         exports: Err("not asked".into()),
         nfs_versions: Vec::new(),
     };
-    let mut mount_port = None;
+    let until = slice(deadline, 4);
     s.portmap = (|| {
-        let c = conn(pmap_addr, false, deadline).map_err(|e| e.to_string())?;
+        let c = conn(pmap_addr, false, until).map_err(|e| e.to_string())?;
         let mut pm = PortmapperClient::new(c);
         let list = block_on(pm.dump())
             .map_err(|e| e.to_string())?
@@ -471,17 +478,16 @@ pub fn survey(server: IpAddr, deadline: Instant) -> Survey {
             .map(|m| (m.prog, m.vers, m.prot, m.port))
             .collect::<Vec<_>>())
     })();
-    if let Ok(list) = &s.portmap {
-        mount_port = list
-            .iter()
+    let mount_port = s.portmap.as_ref().ok().and_then(|list| {
+        list.iter()
             .find(|m| m.0 == MOUNT_PROGRAM && m.1 == 3 && m.2 == IPPROTO_TCP)
-            .and_then(|m| u16::try_from(m.3).ok());
-    }
+            .and_then(|m| u16::try_from(m.3).ok())
+    });
+    let until = slice(deadline, 3);
     s.exports = match mount_port {
         None => Err("no MOUNT v3 over TCP registered (NFSv4-only server?)".into()),
         Some(port) => (|| {
-            let c =
-                conn(SocketAddr::new(server, port), true, deadline).map_err(|e| e.to_string())?;
+            let c = conn(SocketAddr::new(server, port), true, until).map_err(|e| e.to_string())?;
             let mut mc = MountClient::new_with_auth(c, auth_sys(), opaque_auth::default());
             let ex = block_on(mc.export())
                 .map_err(|e| e.to_string())?
@@ -493,10 +499,11 @@ pub fn survey(server: IpAddr, deadline: Instant) -> Survey {
                 .collect())
         })(),
     };
-    for vers in [3u32, 4] {
+    for (vers, parts) in [(3u32, 2), (4, 1)] {
+        let until = slice(deadline, parts);
         let t0 = Instant::now();
         let r = (|| {
-            let c = conn(SocketAddr::new(server, NFS_PORT), vers == 3, deadline)
+            let c = conn(SocketAddr::new(server, NFS_PORT), vers == 3, until)
                 .map_err(|e| e.to_string())?;
             let mut rpc = RpcClient::new(c);
             block_on(rpc.call::<Void, Void>(NFS_PROGRAM, vers, 0, &Void))

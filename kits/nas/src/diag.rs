@@ -230,15 +230,16 @@ fn probe_cmd(args: &[String]) -> Outcome {
         nas::options::normalize_export(e).map_err(|e| Failure::usage(e.0))?;
     }
     let deadline = Instant::now() + timeout;
-    let survey = probe::survey(server, deadline);
+    let survey = probe::survey(server, Instant::now() + timeout / 2);
     let mut probes: Vec<(String, Probe)> = Vec::new();
     let want = |v: Version| version.is_none_or(|w| w == v || (w.is_v4() && v.is_v4()));
     if let Some(e) = &export
         && want(Version::V3)
     {
+        let left = deadline.saturating_duration_since(Instant::now());
         probes.push((
             format!("v3 {e}"),
-            probe::probe_v3(server, e, Version::V3, deadline),
+            probe::probe_v3(server, e, Version::V3, Instant::now() + left / 2),
         ));
     }
     if want(Version::V4) {

@@ -1,0 +1,293 @@
+//! The server probes and `lkh-nas probe`/`quickCheck` against a real NFS
+//! server: nfs-ganesha (v3 + v4) and rpcbind in a private network and mount
+//! namespace created by the test, so nothing collides with other servers on
+//! the host. Nothing is ever mounted here — mounts happen only in the VM
+//! tests — so a hung server cannot wedge the build machine.
+//!
+//! The outer test starts the server and drives the faults (SIGSTOP freeze,
+//! SIGTERM stop); the probes run inside the namespace by re-running this test
+//! binary under `nsenter` with `NAS_GANESHA_PHASE` set (the inner test does
+//! nothing without it).
+//!
+//! Needs root and the Debian packages nfs-ganesha, nfs-ganesha-vfs, rpcbind,
+//! util-linux, iproute2; skips with a loud message if they are missing.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use nas::Version;
+use nas::probe::{self, FailKind};
+
+const SCRIPT: &str = include_str!("ganesha-netns.sh");
+const PHASE_ENV: &str = "NAS_GANESHA_PHASE";
+
+fn have(cmd: &str) -> bool {
+    ["/usr/sbin", "/usr/bin", "/sbin", "/bin"]
+        .iter()
+        .any(|d| Path::new(d).join(cmd).exists())
+}
+
+struct Server {
+    dir: PathBuf,
+    script: Child,
+}
+
+impl Server {
+    fn start() -> Result<Server, String> {
+        if !nix::unistd::geteuid().is_root() {
+            return Err("not running as root".into());
+        }
+        for c in ["ganesha.nfsd", "rpcbind", "unshare", "nsenter", "ip", "ss"] {
+            if !have(c) {
+                return Err(format!(
+                    "{c} is not installed (apt-get install nfs-ganesha nfs-ganesha-vfs rpcbind iproute2 util-linux)"
+                ));
+            }
+        }
+        let dir = std::env::temp_dir().join(format!("lkh-nas-ganesha-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let script_path = dir.join("ganesha-netns.sh");
+        std::fs::write(&script_path, SCRIPT).map_err(|e| e.to_string())?;
+        let mut script = Command::new("unshare")
+            .args(["--net", "--mount", "--propagation", "private", "bash"])
+            .arg(&script_path)
+            .arg(&dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| format!("cannot start unshare: {e}"))?;
+        let stdout = script.stdout.take().ok_or("no stdout")?;
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let ready = line == "READY";
+                let _ = tx.send(line);
+                if ready {
+                    break;
+                }
+            }
+        });
+        let server = Server { dir, script };
+        let until = Instant::now() + Duration::from_secs(60);
+        loop {
+            let left = until.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(l) if l == "READY" => return Ok(server),
+                Ok(l) => eprintln!("ganesha-netns: {l}"),
+                Err(_) => {
+                    let log =
+                        std::fs::read_to_string(server.dir.join("ganesha.log")).unwrap_or_default();
+                    panic!("the NFS server did not come up in its namespace; ganesha.log:\n{log}");
+                }
+            }
+        }
+    }
+
+    fn pid(&self, name: &str) -> i32 {
+        std::fs::read_to_string(self.dir.join(format!("{name}.pid")))
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no pid file for {name}"))
+    }
+
+    fn signal(&self, name: &str, sig: nix::sys::signal::Signal) {
+        let pid = nix::unistd::Pid::from_raw(self.pid(name));
+        nix::sys::signal::kill(pid, sig).expect("signal the server");
+    }
+
+    /// Stop ganesha cleanly (it unregisters from rpcbind) and wait for it.
+    fn stop_ganesha(&self) {
+        self.signal("ganesha", nix::sys::signal::Signal::SIGTERM);
+        let pid = self.pid("ganesha");
+        let until = Instant::now() + Duration::from_secs(20);
+        while Path::new(&format!("/proc/{pid}")).exists()
+            && std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .map(|s| !s.contains(") Z "))
+                .unwrap_or(false)
+            && Instant::now() < until
+        {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn in_ns(&self, program: &Path) -> Command {
+        let mut c = Command::new("nsenter");
+        c.arg(format!("--net=/proc/{}/ns/net", self.script.id()))
+            .arg("--")
+            .arg(program);
+        c
+    }
+
+    /// Run this test binary's inner test in the namespace for `phase`.
+    fn phase(&self, phase: &str) {
+        let exe = std::env::current_exe().expect("test binary path");
+        let out = self
+            .in_ns(&exe)
+            .args(["inner_phase", "--exact", "--nocapture", "--test-threads=1"])
+            .env(PHASE_ENV, phase)
+            .output()
+            .expect("run inner phase");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            out.status.success() && text.contains("1 passed"),
+            "phase {phase} failed:\n{text}"
+        );
+    }
+
+    /// Run the kit binary in the namespace.
+    fn kit(&self, args: &[&str]) -> Output {
+        let run = self.dir.join("run");
+        self.in_ns(Path::new(env!("CARGO_BIN_EXE_lkh-nas")))
+            .args(args)
+            .env("LKHELPERS_RUN_DIR", &run)
+            .env("LKHELPERS_CONF_DIR", self.dir.join("conf"))
+            .env(
+                "LKHELPERS_LK_DEFAULTS",
+                self.dir.join("no-lifekeeper-defaults"),
+            )
+            .output()
+            .expect("run lkh-nas")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        use nix::sys::signal::{Signal, kill};
+        use nix::unistd::Pid;
+        for name in ["ganesha", "rpcbind"] {
+            if let Some(p) = std::fs::read_to_string(self.dir.join(format!("{name}.pid")))
+                .ok()
+                .and_then(|s| s.trim().parse::<i32>().ok())
+            {
+                let _ = kill(Pid::from_raw(p), Signal::SIGCONT);
+                let _ = kill(Pid::from_raw(p), Signal::SIGKILL);
+            }
+        }
+        let _ = self.script.kill();
+        let _ = self.script.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn quick_check_args() -> Vec<&'static str> {
+    vec![
+        "quickCheck",
+        "-t",
+        "nas-probe-test",
+        "--no-config",
+        "--server",
+        "127.0.0.1",
+        "--export",
+        "/export",
+        "--mountpoint",
+        "/nonexistent/lkh-nas-test-mnt",
+        "--timeout",
+        "3",
+    ]
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn probes_against_real_ganesha() {
+    let server = match Server::start() {
+        Ok(s) => s,
+        Err(why) => {
+            eprintln!("SKIP probes_against_real_ganesha: {why}");
+            return;
+        }
+    };
+    server.phase("healthy");
+
+    // The kit: probe lists the export; quickCheck blames only the mount.
+    let o = server.kit(&["probe", "127.0.0.1", "/export", "--json"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "probe failed: {}", stderr(&o));
+    assert!(out.contains("\"exports\":[\"/export\"]"), "{out}");
+    let o = server.kit(&quick_check_args());
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("not mounted"), "{}", stderr(&o));
+    assert!(
+        !stderr(&o).contains("server not answering"),
+        "{}",
+        stderr(&o)
+    );
+
+    // Frozen server: TCP still accepts, nothing answers.
+    server.signal("ganesha", nix::sys::signal::Signal::SIGSTOP);
+    server.phase("frozen");
+    let o = server.kit(&quick_check_args());
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("server not answering"),
+        "{}",
+        stderr(&o)
+    );
+    server.signal("ganesha", nix::sys::signal::Signal::SIGCONT);
+    server.phase("healthy");
+
+    // Stopped server: rpcbind answers that NFS is gone; 2049 refuses.
+    server.stop_ganesha();
+    server.phase("stopped");
+    let o = server.kit(&["probe", "127.0.0.1", "/export", "--timeout", "3"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+}
+
+/// Runs inside the server's namespace (see `Server::phase`).
+#[test]
+fn inner_phase() {
+    let Ok(phase) = std::env::var(PHASE_ENV) else {
+        return;
+    };
+    let ip = "127.0.0.1".parse().unwrap();
+    let soon = || Instant::now() + Duration::from_secs(2);
+    match phase.as_str() {
+        "healthy" => {
+            let p = probe::probe_v3(ip, "/export", Version::V3, soon());
+            assert!(p.ok(), "{p:?}");
+            let names: Vec<&str> = p.steps.iter().map(|s| s.name.as_str()).collect();
+            assert!(names.contains(&"mount MNT"), "{names:?}");
+            assert!(names.contains(&"nfs NULL"), "{names:?}");
+            assert!(names.contains(&"nfs GETATTR"), "{names:?}");
+            let p = probe::probe_v4(ip, soon());
+            assert!(p.ok(), "{p:?}");
+            let compound = p.steps.iter().find(|s| s.name == "nfs4 COMPOUND").unwrap();
+            assert!(compound.detail.contains("NFS4_OK"), "{compound:?}");
+            let p = probe::probe_v3(ip, "/not-exported", Version::V3, soon());
+            let e = p.error.expect("MNT of a missing export must fail");
+            assert_eq!((e.step.as_str(), e.kind), ("mount MNT", FailKind::Denied));
+            let s = probe::survey(ip, soon());
+            assert_eq!(s.exports.as_deref().unwrap(), ["/export".to_string()]);
+            assert!(s.nfs_versions.iter().all(|(_, r)| r.is_ok()), "{s:?}");
+        }
+        "frozen" => {
+            let p = probe::probe_v3(ip, "/export", Version::V3, soon());
+            let e = p.error.expect("a frozen server must fail the v3 probe");
+            assert_eq!(e.kind, FailKind::Timeout, "{e}");
+            let p = probe::probe_v4(ip, soon());
+            let e = p.error.expect("a frozen server must fail the v4 probe");
+            assert_eq!(e.kind, FailKind::Timeout, "{e}");
+            // repeated probes stay bounded too
+            let p = probe::probe(ip, "/export", Version::V4_2, soon());
+            assert!(!p.ok());
+        }
+        "stopped" => {
+            let p = probe::probe_v3(ip, "/export", Version::V3, soon());
+            let e = p.error.expect("a stopped server must fail the v3 probe");
+            assert_eq!(e.kind, FailKind::Unavailable, "{e}");
+            let p = probe::probe_v4(ip, soon());
+            let e = p.error.expect("a stopped server must fail the v4 probe");
+            assert_eq!(e.kind, FailKind::Refused, "{e}");
+        }
+        other => panic!("unknown phase {other}"),
+    }
+}
