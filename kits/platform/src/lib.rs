@@ -1,1 +1,96 @@
-//! (placeholder)
+//! Platform detection for LifeKeeper nodes: on-premises Hyper-V or Azure
+//! (or something else), with the evidence and how sure we are.
+//!
+//! Why this exists: on-premises Hyper-V and Azure guests look alike from
+//! inside (same DMI vendor/product, same VMBus devices, same CPUID
+//! signature, `systemd-detect-virt` says `microsoft` for both), and
+//! LifeKeeper's installer can take a Hyper-V guest for Azure, record an
+//! Azure `LK_SERV_ENV` and install the Azure-only SCSI3 kit. This crate
+//! tells the two apart using what only Azure has (its metadata service and
+//! WireServer), and compares the answer with what LifeKeeper recorded.
+//!
+//! Mechanism only: nothing here prints or exits. The `lkh-platform` binary
+//! holds the policy. Other kits ask [`is_azure`] (or [`detect`]).
+//!
+//! Modules: [`evidence`] (files under a root), [`net`] (bounded HTTP
+//! probes), `sys` (CPUID, the only `unsafe`), [`classify`] (the rules),
+//! [`lifekeeper`] (the record and the check), [`procs`] (is LifeKeeper
+//! running), [`fix`] (plan and apply the remediation).
+
+pub mod classify;
+pub mod evidence;
+pub mod fix;
+pub mod lifekeeper;
+pub mod net;
+pub mod procs;
+mod sys;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use classify::{AZURE_ASSET_TAG, Confidence, Evidence, Platform, Verdict};
+pub use sys::CpuidHypervisor;
+
+/// How to detect.
+#[derive(Debug, Clone)]
+pub struct DetectOptions {
+    /// Root for file reads; `None` means the live system (`/`), which also
+    /// enables the CPUID check.
+    pub sysroot: Option<PathBuf>,
+    /// Ask Azure's IMDS and WireServer.
+    pub network: bool,
+    /// Where the network probes go.
+    pub targets: net::Targets,
+    /// Time allowed for all network probes together.
+    pub net_budget: Duration,
+}
+
+impl Default for DetectOptions {
+    fn default() -> Self {
+        DetectOptions {
+            sysroot: None,
+            network: true,
+            targets: net::Targets::default(),
+            net_budget: net::DEFAULT_BUDGET,
+        }
+    }
+}
+
+/// The verdict together with the evidence behind it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Detection {
+    pub verdict: Verdict,
+    pub evidence: Evidence,
+}
+
+/// Gathers the evidence and classifies the node. Bounded in time by
+/// `opts.net_budget` plus a few file reads.
+pub fn detect(opts: &DetectOptions) -> Detection {
+    let root = opts.sysroot.clone().unwrap_or_else(|| PathBuf::from("/"));
+    let local = evidence::gather(&root);
+    let cpuid = if opts.sysroot.is_none() {
+        sys::cpuid_hypervisor()
+    } else {
+        None
+    };
+    let net = opts
+        .network
+        .then(|| net::probe(opts.targets, opts.net_budget));
+    let evidence = Evidence { local, cpuid, net };
+    Detection {
+        verdict: classify::classify(&evidence),
+        evidence,
+    }
+}
+
+/// "Are we on Azure?" for other kits: detects live, with the network
+/// probes (at most [`net::DEFAULT_BUDGET`]). `Some(true)` only for a
+/// confident Azure verdict, `Some(false)` for a confident non-Azure one,
+/// `None` when the evidence is only a guess.
+pub fn is_azure() -> Option<bool> {
+    let d = detect(&DetectOptions::default());
+    match d.verdict.confidence {
+        Confidence::Guess => None,
+        _ => Some(d.verdict.platform.is_azure()),
+    }
+}

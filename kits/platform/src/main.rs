@@ -1,1 +1,506 @@
-fn main() {}
+//! `lkh-platform`: tells on-premises Hyper-V from Azure (and other
+//! platforms), checks what LifeKeeper recorded about its environment, and
+//! applies the documented remediation when it is wrong.
+//!
+//! Policy lives here (what to print, which exit code); the detection,
+//! checks and file changes are in the library. Exit codes are lkh-common's
+//! table: 0 done / consistent, 1 inconsistent, refused or failed, 2 usage
+//! or configuration error with nothing changed.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::SystemTime;
+
+use clap::{Args, Parser, Subcommand};
+use lkh_common::{Exit, Failure, Json};
+use lkh_platform::lifekeeper::{self, Check, Recorded};
+use lkh_platform::net::ProbeResult;
+use lkh_platform::{AZURE_ASSET_TAG, DetectOptions, Detection, fix, procs};
+
+const BIN: &str = "lkh-platform";
+
+const AFTER_HELP: &str = "\
+Exit codes:
+  0  detect: verdict printed; check-lifekeeper: consistent; fix: nothing left to do
+  1  check-lifekeeper: inconsistent or undecidable; fix: refused, failed, or manual steps remain
+  2  usage or configuration error; nothing was changed
+
+LifeKeeper documents LK_SERV_ENV as set by its setup script, not by hand:
+https://docs.us.sios.com/spslinux/9.9.0/en/topic/parameters-list";
+
+/// Platform detection for LifeKeeper nodes: on-premises Hyper-V or Azure?
+#[derive(Parser, Debug)]
+#[command(name = BIN, version, after_help = AFTER_HELP)]
+struct Cli {
+    /// More detail on stderr (repeat for more).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args, Debug, Clone)]
+struct DetectArgs {
+    /// Read /sys and /proc under DIR instead of / (disables the CPUID check).
+    #[arg(long, value_name = "DIR")]
+    sysroot: Option<PathBuf>,
+    /// Do not ask Azure's metadata service or WireServer.
+    #[arg(long)]
+    no_network: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+struct LkArgs {
+    /// LifeKeeper's installation root [default: $LKROOT or /opt/LifeKeeper].
+    #[arg(long, value_name = "DIR")]
+    lkroot: Option<PathBuf>,
+    /// LifeKeeper's defaults file [default: $LKHELPERS_LK_DEFAULTS or /etc/default/LifeKeeper].
+    #[arg(long, value_name = "FILE")]
+    defaults: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Classify this node and print the evidence behind the verdict.
+    Detect {
+        #[command(flatten)]
+        detect: DetectArgs,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Compare LifeKeeper's recorded environment (LK_SERV_ENV, SCSI3 kit) with the platform.
+    CheckLifekeeper {
+        #[command(flatten)]
+        lk: LkArgs,
+        #[command(flatten)]
+        detect: DetectArgs,
+    },
+    /// Apply the documented remediation (LifeKeeper must be stopped).
+    Fix {
+        #[command(flatten)]
+        lk: LkArgs,
+        #[command(flatten)]
+        detect: DetectArgs,
+        /// Show the plan; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Record this LK_SERV_ENV value (the one LifeKeeper's setup offers for this
+        /// platform); without it, fix only prints the steps to take.
+        #[arg(long, value_name = "VALUE")]
+        lk_serv_env: Option<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() {
+                Exit::Usage
+            } else {
+                Exit::Ok
+            };
+            let _ = e.print();
+            return code.into();
+        }
+    };
+    lkh_common::logging::init(BIN, None, cli.verbose);
+    let result = match cli.command {
+        Command::Detect { detect, json } => cmd_detect(&detect, json),
+        Command::CheckLifekeeper { lk, detect } => cmd_check(&lk, &detect),
+        Command::Fix {
+            lk,
+            detect,
+            dry_run,
+            lk_serv_env,
+        } => cmd_fix(&lk, &detect, dry_run, lk_serv_env.as_deref()),
+    };
+    match result {
+        Ok(exit) => exit.into(),
+        Err(f) => {
+            log::error!("{}", f.message);
+            f.exit.into()
+        }
+    }
+}
+
+fn detect_options(a: &DetectArgs) -> Result<DetectOptions, Failure> {
+    if let Some(root) = &a.sysroot
+        && !root.is_dir()
+    {
+        return Err(Failure::usage(format!(
+            "{}: --sysroot is not a directory; give the root of a captured tree",
+            root.display()
+        )));
+    }
+    Ok(DetectOptions {
+        sysroot: a.sysroot.clone(),
+        network: !a.no_network,
+        ..DetectOptions::default()
+    })
+}
+
+fn run_detect(a: &DetectArgs) -> Result<Detection, Failure> {
+    let opts = detect_options(a)?;
+    let d = lkh_platform::detect(&opts);
+    for note in &d.evidence.local.notes {
+        log::warn!("{note}");
+    }
+    log::debug!(
+        "verdict {} ({})",
+        d.verdict.platform.as_str(),
+        d.verdict.confidence.as_str()
+    );
+    Ok(d)
+}
+
+fn cmd_detect(a: &DetectArgs, json: bool) -> Result<Exit, Failure> {
+    let d = run_detect(a)?;
+    if json {
+        println!("{}", detection_json(&d));
+    } else {
+        print!("{}", detection_text(&d, a));
+    }
+    Ok(Exit::Ok)
+}
+
+fn probe_text(p: &ProbeResult) -> String {
+    match p {
+        ProbeResult::Answered {
+            status,
+            az_environment: Some(env),
+        } => format!("answered HTTP {status}, azEnvironment \"{env}\""),
+        ProbeResult::Answered { status, .. } => format!("answered HTTP {status}"),
+        ProbeResult::NoAnswer(why) => format!("no answer ({why})"),
+    }
+}
+
+fn probe_json(p: &ProbeResult) -> Json {
+    match p {
+        ProbeResult::Answered {
+            status,
+            az_environment,
+        } => Json::obj()
+            .with("answered", true)
+            .with("status", u32::from(*status))
+            .with("az_environment", az_environment.clone())
+            .with("detail", Json::Null),
+        ProbeResult::NoAnswer(why) => Json::obj()
+            .with("answered", false)
+            .with("status", Json::Null)
+            .with("az_environment", Json::Null)
+            .with("detail", why.as_str()),
+    }
+}
+
+fn yes_no(b: bool) -> &'static str {
+    if b { "yes" } else { "no" }
+}
+
+/// The human report: verdict, reasons, then one line per piece of evidence.
+fn detection_text(d: &Detection, a: &DetectArgs) -> String {
+    let v = &d.verdict;
+    let ev = &d.evidence;
+    let mut s = String::new();
+    s += &format!(
+        "platform: {} ({})\n",
+        v.platform.as_str(),
+        v.platform.describe()
+    );
+    s += &format!("confidence: {}\n", v.confidence.as_str());
+    if let Some(g) = v.hyperv_generation {
+        let fw = if g == 2 { "UEFI" } else { "BIOS" };
+        s += &format!("hyper-v generation: {g} ({fw})\n");
+    }
+    s += "why:\n";
+    for r in &v.reasons {
+        s += &format!("  - {r}\n");
+    }
+    s += "evidence:\n";
+    for (name, value) in ev.local.dmi.fields() {
+        match value {
+            Some(val) => s += &format!("  dmi {name}: {val}\n"),
+            None => s += &format!("  dmi {name}: (absent)\n"),
+        }
+    }
+    let tag_is_azure = ev.local.dmi.chassis_asset_tag.as_deref() == Some(AZURE_ASSET_TAG);
+    s += &format!("  azure asset tag: {}\n", yes_no(tag_is_azure));
+    match ev.local.vmbus_devices {
+        Some(n) => s += &format!("  vmbus: present ({n} devices)\n"),
+        None => s += "  vmbus: absent\n",
+    }
+    s += &format!(
+        "  firmware: {}\n",
+        if ev.local.uefi {
+            "UEFI"
+        } else {
+            "BIOS (no /sys/firmware/efi)"
+        }
+    );
+    match ev.local.cpuinfo_hypervisor_flag {
+        Some(b) => s += &format!("  cpuinfo hypervisor flag: {}\n", yes_no(b)),
+        None => s += "  cpuinfo hypervisor flag: unknown (/proc/cpuinfo unreadable)\n",
+    }
+    if let Some(t) = &ev.local.sys_hypervisor_type {
+        s += &format!("  /sys/hypervisor/type: {t}\n");
+    }
+    match (&ev.cpuid, a.sysroot.is_some()) {
+        (Some(c), _) => {
+            s += &format!(
+                "  cpuid hypervisor: {}\n",
+                match (&c.vendor, c.present) {
+                    (Some(vendor), _) => format!("\"{vendor}\""),
+                    (None, true) => "present, unnamed".into(),
+                    (None, false) => "none".into(),
+                }
+            )
+        }
+        (None, true) => s += "  cpuid hypervisor: not checked (--sysroot)\n",
+        (None, false) => s += "  cpuid hypervisor: not available on this architecture\n",
+    }
+    match &ev.net {
+        None => s += "  network: not checked (--no-network)\n",
+        Some(n) => {
+            s += &format!("  imds 169.254.169.254: {}\n", probe_text(&n.imds));
+            s += &format!(
+                "  wireserver 168.63.129.16: {}\n",
+                probe_text(&n.wireserver)
+            );
+            if !n.imds.ok() && !n.wireserver.ok() {
+                s += "  metadata: no Azure metadata service answered\n";
+            } else {
+                s += "  metadata: an Azure metadata service answered\n";
+            }
+        }
+    }
+    s
+}
+
+/// The machine report (`detect --json`); keys are stable.
+fn detection_json(d: &Detection) -> Json {
+    let v = &d.verdict;
+    let ev = &d.evidence;
+    let mut dmi = Json::obj();
+    for (name, value) in ev.local.dmi.fields() {
+        dmi.push(name, value);
+    }
+    let cpuid = match &ev.cpuid {
+        None => Json::obj().with("checked", false),
+        Some(c) => Json::obj()
+            .with("checked", true)
+            .with("hypervisor", c.present)
+            .with("vendor", c.vendor.clone()),
+    };
+    let network = match &ev.net {
+        None => Json::obj().with("checked", false),
+        Some(n) => Json::obj()
+            .with("checked", true)
+            .with("metadata_service", n.imds.ok() || n.wireserver.ok())
+            .with("imds", probe_json(&n.imds))
+            .with("wireserver", probe_json(&n.wireserver)),
+    };
+    let evidence = Json::obj()
+        .with("dmi", dmi)
+        .with(
+            "azure_asset_tag",
+            ev.local.dmi.chassis_asset_tag.as_deref() == Some(AZURE_ASSET_TAG),
+        )
+        .with("vmbus_devices", ev.local.vmbus_devices)
+        .with("uefi", ev.local.uefi)
+        .with("cpuinfo_hypervisor_flag", ev.local.cpuinfo_hypervisor_flag)
+        .with("sys_hypervisor_type", ev.local.sys_hypervisor_type.clone())
+        .with("cpuid", cpuid)
+        .with("network", network)
+        .with("notes", ev.local.notes.clone());
+    Json::obj()
+        .with("platform", v.platform.as_str())
+        .with("description", v.platform.describe())
+        .with("confidence", v.confidence.as_str())
+        .with("is_azure", v.platform.is_azure())
+        .with("hyperv_generation", v.hyperv_generation.map(u32::from))
+        .with("reasons", v.reasons.clone())
+        .with("evidence", evidence)
+}
+
+fn lk_paths(a: &LkArgs) -> (PathBuf, PathBuf) {
+    let env = |k: &str| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    let defaults = a
+        .defaults
+        .clone()
+        .or_else(|| env("LKHELPERS_LK_DEFAULTS"))
+        .unwrap_or_else(|| PathBuf::from(lkh_common::config::DEFAULT_LK_DEFAULTS));
+    let lkroot = a
+        .lkroot
+        .clone()
+        .or_else(|| env("LKROOT"))
+        .unwrap_or_else(|| PathBuf::from(lkh_common::install::DEFAULT_LKROOT));
+    (defaults, lkroot)
+}
+
+fn read_record(a: &LkArgs) -> Result<Recorded, Failure> {
+    let (defaults, lkroot) = lk_paths(a);
+    lifekeeper::read_recorded(&defaults, &lkroot).map_err(|e| Failure::usage(e.0))
+}
+
+fn check_text(d: &Detection, rec: &Recorded, c: &Check) -> String {
+    let mut s = format!(
+        "platform: {} ({}, {})\n",
+        d.verdict.platform.as_str(),
+        d.verdict.platform.describe(),
+        d.verdict.confidence.as_str()
+    );
+    s += &format!(
+        "recorded: {}={} in {}; SCSI3 kit: {}\n",
+        lifekeeper::SERV_ENV_KEY,
+        rec.serv_env
+            .value()
+            .map(|v| format!("\"{v}\""))
+            .unwrap_or_else(|| "(unset)".into()),
+        rec.defaults_file.display(),
+        rec.scsi3_kit
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "not installed".into())
+    );
+    for f in &c.findings {
+        let mark = if f.problem { "MISMATCH" } else { "ok" };
+        s += &format!("{mark}: {}\n", f.what);
+        if !f.remedy.is_empty() {
+            s += &format!("  fix: {}\n", f.remedy);
+        }
+    }
+    s += &format!(
+        "result: {}\n",
+        if c.consistent() {
+            "consistent"
+        } else if c.undetermined {
+            "undetermined"
+        } else {
+            "inconsistent"
+        }
+    );
+    s
+}
+
+fn cmd_check(lk: &LkArgs, da: &DetectArgs) -> Result<Exit, Failure> {
+    let d = run_detect(da)?;
+    let rec = read_record(lk)?;
+    let c = lifekeeper::check(&rec, &d.verdict);
+    print!("{}", check_text(&d, &rec, &c));
+    if c.consistent() {
+        Ok(Exit::Ok)
+    } else {
+        for f in c.findings.iter().filter(|f| f.problem || c.undetermined) {
+            log::warn!("{}", f.what);
+        }
+        Ok(Exit::Failed)
+    }
+}
+
+fn cmd_fix(
+    lk: &LkArgs,
+    da: &DetectArgs,
+    dry_run: bool,
+    value: Option<&str>,
+) -> Result<Exit, Failure> {
+    if let Some(v) = value
+        && !fix::valid_serv_env_value(v)
+    {
+        return Err(Failure::usage(format!(
+            "--lk-serv-env \"{v}\": not a plain value (1-64 of A-Z a-z 0-9 . _ -); give the value LifeKeeper's setup offers"
+        )));
+    }
+    let d = run_detect(da)?;
+    let rec = read_record(lk)?;
+    let c = lifekeeper::check(&rec, &d.verdict);
+    let platform = d.verdict.platform;
+    if let Some(v) = value {
+        let names_azure = v.to_ascii_lowercase().contains("azure");
+        if names_azure != platform.is_azure() {
+            return Err(Failure::usage(format!(
+                "--lk-serv-env \"{v}\": {} Azure, but this node is {} ({}); nothing changed",
+                if names_azure {
+                    "names"
+                } else {
+                    "does not name"
+                },
+                platform.as_str(),
+                d.verdict.confidence.as_str()
+            )));
+        }
+    }
+    print!("{}", check_text(&d, &rec, &c));
+    if c.consistent() {
+        println!("nothing to do");
+        return Ok(Exit::Ok);
+    }
+    if c.undetermined {
+        return Err(Failure::failed(
+            "the platform cannot be judged surely enough to change LifeKeeper's record; nothing changed (see the findings above)",
+        ));
+    }
+
+    let serv_env_wrong = c
+        .findings
+        .iter()
+        .any(|f| f.problem && f.what.contains(lifekeeper::SERV_ENV_KEY));
+    let manual: Vec<String> = c
+        .findings
+        .iter()
+        .filter(|f| f.problem && !f.what.contains(lifekeeper::SERV_ENV_KEY))
+        .map(|f| f.remedy.clone())
+        .collect();
+    let steps = fix::plan(
+        &rec.defaults_file,
+        &rec.serv_env,
+        serv_env_wrong,
+        value,
+        &manual,
+        SystemTime::now(),
+    );
+    let proc_root = da.sysroot.clone().unwrap_or_else(|| PathBuf::from("/"));
+    let running = procs::lifekeeper_processes(&proc_root).map_err(|e| {
+        Failure::failed(format!(
+            "{e}; cannot tell whether LifeKeeper is running, so nothing was changed"
+        ))
+    })?;
+    let leftover = steps.iter().any(|s| matches!(s, fix::Step::Manual(_)));
+
+    println!("plan:");
+    for s in &steps {
+        println!("  - {s}");
+    }
+    if !running.is_empty() {
+        let list: Vec<String> = running
+            .iter()
+            .map(|p| format!("{} (pid {})", p.name, p.pid))
+            .collect();
+        return Err(Failure::failed(format!(
+            "LifeKeeper is running ({}); stop it (lkstop) and run fix again; nothing changed",
+            list.join(", ")
+        )));
+    }
+    if dry_run {
+        println!("dry run: nothing changed");
+        return Ok(if leftover { Exit::Failed } else { Exit::Ok });
+    }
+    let done = fix::apply(&steps).map_err(Failure::failed)?;
+    for line in &done {
+        println!("done: {line}");
+        log::info!("{line}");
+    }
+    let after = read_record(lk)?;
+    let c2 = lifekeeper::check(&after, &d.verdict);
+    if c2.consistent() {
+        println!("result: consistent");
+        Ok(Exit::Ok)
+    } else {
+        println!("result: manual steps remain (see plan)");
+        Ok(Exit::Failed)
+    }
+}

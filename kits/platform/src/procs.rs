@@ -1,0 +1,71 @@
+//! Is LifeKeeper running? Found by walking `<root>/proc`.
+//!
+//! A process counts as LifeKeeper when its command name (`comm`) or the
+//! base name of its `argv[0]` is one of LifeKeeper's daemons: `lcm` (the
+//! communications manager), `lcd` (configuration database), `lkcheck`
+//! (the periodic quickCheck driver), `lkscsid`/`lkccissd` (SCSI
+//! reservation monitors), `ttymonlcm`, `lk_logmgr` and `lkguarded`. The
+//! first five appear in SIOS's documentation; the others are inferred from
+//! LifeKeeper installations and only widen the net (refusing too often is
+//! the safe error here).
+
+use std::fs;
+use std::path::Path;
+
+/// Daemon names that mean "LifeKeeper is running".
+pub const LK_DAEMONS: &[&str] = &[
+    "lcm",
+    "lcd",
+    "lkcheck",
+    "lkscsid",
+    "lkccissd",
+    "ttymonlcm",
+    "lk_logmgr",
+    "lkguarded",
+];
+
+/// A LifeKeeper process found running.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LkProcess {
+    pub pid: u32,
+    pub name: String,
+}
+
+/// Lists LifeKeeper processes under `<root>/proc`. Processes that vanish
+/// while we look are skipped. An unreadable `/proc` is an error, because
+/// "cannot tell" must not pass for "not running".
+pub fn lifekeeper_processes(root: &Path) -> Result<Vec<LkProcess>, String> {
+    let proc_dir = root.join("proc");
+    let entries = fs::read_dir(&proc_dir)
+        .map_err(|e| format!("{}: cannot list processes: {e}", proc_dir.display()))?;
+    let mut found = Vec::new();
+    for entry in entries.filter_map(Result::ok) {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let dir = entry.path();
+        let comm = fs::read_to_string(dir.join("comm")).unwrap_or_default();
+        let comm = comm.trim();
+        let argv0 = fs::read(dir.join("cmdline"))
+            .ok()
+            .and_then(|b| {
+                b.split(|&c| c == 0)
+                    .next()
+                    .map(|a| String::from_utf8_lossy(a).into_owned())
+            })
+            .unwrap_or_default();
+        let base = argv0.rsplit('/').next().unwrap_or("");
+        if let Some(name) = [comm, base].into_iter().find(|n| LK_DAEMONS.contains(n)) {
+            found.push(LkProcess {
+                pid,
+                name: name.to_string(),
+            });
+        }
+    }
+    found.sort_by_key(|p| p.pid);
+    Ok(found)
+}
