@@ -20,7 +20,7 @@
 //! out.assert_all_passed();
 //! ```
 //!
-//! [`Vm::run`] prepares the parts on first use (see [`parts`]: apt packages, the Debian kernel,
+//! [`Vm::run`] prepares the parts on first use (see [`mod@parts`]: apt packages, the Debian kernel,
 //! the cached base initramfs under `<workspace>/target/vm-cache`), packs an overlay archive
 //! with the scenario, the guest library (`tests/guest/lib/*.sh`), the project's static
 //! binaries if asked for ([`Vm::project_bins`], see [`bins`]) and any extra files, boots QEMU
@@ -40,11 +40,34 @@
 //!   `expect_rc NAME WANT CMD...` (runs CMD, output to the console), `fatal MSG`,
 //!   `have_bin NAME`, `host_request CMD...` (asks the host harness, e.g. the NFS server
 //!   control; prints the reply, fails on error).
-//! - shared disk (`lio.sh`, `iscsi.sh`): `shared_disk_setup NODE...` exports one 64 MiB LU
-//!   (`shared0`) from LIO over iSCSI on the guest loopback and logs each node in with its own
-//!   initiator IQN (`iqn.2026-01.test.lkh:node-NODE`): one I_T nexus and one `/dev/sdX` per
-//!   node; `node_dev NODE` prints that node's device, `node_sg NODE` its `/dev/sgN`,
-//!   `node_iqn NODE` its initiator name.
+//! - shared disk (`lio.sh`, `iscsi.sh`, `disk.sh`): `shared_disk_setup NODE...` (default
+//!   `a b`) exports one 64 MiB LU (`shared0`, unit serial `lkh-shared0`) from LIO over iSCSI
+//!   on the guest loopback and logs each node in with its own initiator name
+//!   (`iqn.2026-01.test.lkh:node-NODE`): one I_T nexus and one `/dev/sdX` per node.
+//!   `node_dev NODE` prints that node's device, `node_sg NODE` its `/dev/sgN`, `node_iqn NODE`
+//!   its initiator name. PREEMPT AND ABORT works (it hangs on tcm_loop, hence iSCSI).
+//! - multipath: `mpath_setup NODE` adds a second path (second portal, same initiator name) and
+//!   builds `/dev/mapper/mpath-NODE` with `dmsetup` (round-robin, I/O fails when all paths
+//!   are down); `node_paths NODE`, `mpath_status NODE`, `path_down NODE 0|1` (SCSI device
+//!   offline), `path_up NODE 0|1` (back + reinstated).
+//! - WWPN flip: `node_flip NODE NEW_IQN` logs the node out, renames its initiator and logs in
+//!   again (new I_T nexus, old registrations stay with the old name); prints the new device.
+//! - All Paths Down: `apd_begin` / `apd_end` disable / re-enable the target portal group:
+//!   after the 5 s replacement timeout every command fails; after `apd_end` the sessions
+//!   log back in by themselves within a few seconds.
+//! - no PR support: attach [`Disk::VirtioBlk`] or [`Disk::ScsiHd`]; `nopr_disk virtio|scsi`
+//!   prints the device (`/dev/vdX`: no SCSI; QEMU `scsi-hd`: PR commands rejected).
+//! - NFS (`nfs.sh`, with [`Vm::nfs`] and an [`NfsServer`]): `nfs_net_up`,
+//!   `nfs_mount 3|4|4.1 MOUNTPOINT [EXTRA_OPTS]` (server 10.0.2.2, export `/export`,
+//!   hard, timeo=10, retrans=2, actimeo=0; `nfs_opts` prints the options),
+//!   `nfs_server stop|kill|freeze|thaw|start|restart|status`.
+//! - misc: `note TEXT`, `run CMD...`, `retry N CMD...` (0.2 s apart), `uptime_s`,
+//!   `cmdline_arg NAME` (reads `NAME=value` set with [`Vm::append`]).
+//!
+//! Self-tests showing all of it: `tests/tests/vm_pr.rs`, `vm_paths.rs`, `vm_nfs.rs` with the
+//! scenarios in `tests/guest/scenarios/`. Environment: `LKH_VM_ACCEL=tcg|kvm` forces the
+//! accelerator, `LKH_VM_KERNEL_PKG` pins the kernel package, `LKH_VM_REQUIRED=1` (or `CI`)
+//! turns "QEMU unavailable" skips into failures.
 //!
 //! Guest output ends up in the console log; `CHECK` lines travel over a second serial port
 //! (a host socket) so kernel messages cannot garble them.
@@ -52,6 +75,7 @@
 pub mod bins;
 mod cmd;
 pub mod cpio;
+pub mod nfs;
 pub mod parts;
 mod qemu;
 
@@ -61,6 +85,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 pub use bins::{PROJECT_BINS, project_bin, project_bins};
+pub use nfs::NfsServer;
 pub use parts::{Parts, cache_dir, parts};
 
 /// Why a VM could not be run.
@@ -198,6 +223,13 @@ impl Vm {
         self.netns = Some(ns.to_string());
         self.user_net = true;
         self
+    }
+
+    /// Connect the guest to `server` (see [`nfs`]): QEMU runs in the server's namespace, the
+    /// guest reaches it as 10.0.2.2 (`nfs_net_up`, `nfs_mount`), and `nfs_server CMD` in the
+    /// guest stops/kills/freezes/thaws/starts/restarts it.
+    pub fn nfs(self, server: &NfsServer) -> Self {
+        self.netns(server.netns()).host_hook(server.hook())
     }
 
     /// Extra raw QEMU arguments.

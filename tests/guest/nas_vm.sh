@@ -1,0 +1,139 @@
+# lkh-nas in a real guest kernel against the host's nfs-ganesha (10.0.2.2, v3 + v4):
+# restore/quickCheck/remove/recover, bad input, a server stopped and frozen under hard
+# mounts, a process holding the mount, and remove on a dead server's mount.
+# Each timed action is bounded by TIMEOUT (the issue's proof: exit within TIMEOUT + 1 s).
+T=5
+
+have_bin lkh-nas || fatal "lkh-nas is not in the guest"
+nfs_net_up; check net-up $?
+mkdir -p /etc/lkhelpers /run
+umask 022
+
+conf() {  # conf TAG KEY=VALUE...
+    _t=$1; shift
+    : > /etc/lkhelpers/$_t.conf
+    for _kv in "$@"; do echo "$_kv" >> /etc/lkhelpers/$_t.conf; done
+}
+conf v3 SERVER=10.0.2.2 EXPORT=/export MOUNTPOINT=/mnt/v3 VERSION=3 TIMEOUT=$T
+conf v4 SERVER=10.0.2.2 EXPORT=/export MOUNTPOINT=/mnt/v4 VERSION=4.2 TIMEOUT=$T IO_CHECK=read
+
+# nas NAME WANT ACTION TAG [ARGS]: run lkh-nas, check its exit status, keep stderr in /tmp/NAME.err
+nas() {
+    _n=$1 _want=$2; shift 2
+    _t0=$(uptime_s)
+    lkh-nas "$@" > /tmp/$_n.out 2> /tmp/$_n.err; _rc=$?
+    _t1=$(uptime_s)
+    NAS_ELAPSED=$(awk "BEGIN{print $_t1-$_t0}")
+    cat /tmp/$_n.out /tmp/$_n.err
+    note "$_n: lkh-nas $* -> rc=$_rc in $NAS_ELAPSED s"
+    [ "$_rc" = "$_want" ]; check "$_n" $? "want rc=$_want got rc=$_rc"
+}
+# said NAME TEXT: the last nas run NAME said TEXT on stderr
+said() { grep -q "$2" /tmp/$1.err; check "$1-says-$(echo "$2" | tr ' ' '-')" $? "$(cat /tmp/$1.err)"; }
+# bounded NAME: the last nas run finished within TIMEOUT + 1 s
+bounded() { awk "BEGIN{exit !($NAS_ELAPSED <= $T + 1)}"; check "$1-bounded" $? "took $NAS_ELAPSED s"; }
+mounted() { grep -c " $1 " /proc/self/mountinfo; }
+nas_procs() { for _p in /proc/[0-9]*; do cat "$_p/comm" 2>/dev/null; done | grep -c '^lkh-nas$'; }
+
+# --- healthy v3 and v4 ---------------------------------------------------------------
+nas restore-v3 0 restore -t v3
+nas restore-v3-again 0 restore -t v3
+said restore-v3-again "already mounted"
+nas restore-v4 0 restore -t v4
+note "mountinfo of the kit's mounts:"
+grep ' nfs' /proc/self/mountinfo
+grep ' /mnt/v3 .* - nfs 10.0.2.2:/export .*vers=3,' /proc/self/mountinfo >/dev/null; check mountinfo-v3 $?
+grep ' /mnt/v4 .* - nfs4 10.0.2.2:/export .*vers=4.2,' /proc/self/mountinfo >/dev/null; check mountinfo-v4 $?
+[ "$(mounted /mnt/v3)" = 1 ]; check v3-mounted-once $?
+[ "$(cat /mnt/v3/hello.txt)" = hello-from-host ]; check read-v3 $?
+[ "$(cat /mnt/v4/hello.txt)" = hello-from-host ]; check read-v4 $?
+nas qc-v3-healthy 0 quickCheck -t v3
+nas qc-v4-healthy 0 quickCheck -t v4
+nas status-v3 0 status -t v3 --json
+grep -q '"healthy":true' /tmp/status-v3.out; check status-v3-healthy $?
+nas probe-server 0 probe 10.0.2.2 /export
+for i in 1 2 3 4 5; do lkh-nas quickCheck -t v3 2>/dev/null; done
+note "five quickChecks done"
+
+# --- bad input: exit 2, nothing mounted ----------------------------------------------
+conf bad1 SERVER=10.0.2.2 EXPORT=export MOUNTPOINT=/mnt/bad VERSION=3
+conf bad2 SERVER=10.0.2.2 EXPORT=/export MOUNTPOINT=mnt/bad VERSION=3
+conf bad3 SERVER=10.0.2.2 EXPORT=/export MOUNTPOINT=/mnt/bad VERSION=5
+conf bad4 SERVER=10.0.2.2 EXPORT=/export MOUNTPOINT=/mnt/bad VERSION=3 OPTIONS=vers=4,hard
+conf bad5 SERVER=10.0.2.2 EXPORT=/export MOUNTPOINT=/mnt/bad VERSION=4.2 OPTIONS=mountport=20048
+conf bad6 SERVER=999.1.1.1 EXPORT=/export MOUNTPOINT=/mnt/bad VERSION=3
+conf bad7 EXPORT=/export MOUNTPOINT=/mnt/bad VERSION=3
+for b in bad1 bad2 bad3 bad4 bad5 bad6 bad7; do
+    nas restore-$b 2 restore -t $b
+done
+[ "$(mounted /mnt/bad)" = 0 ]; check bad-input-mounted-nothing $?
+mkdir -p /mnt/busy && mount -t tmpfs busy /mnt/busy
+conf busy SERVER=10.0.2.2 EXPORT=/export MOUNTPOINT=/mnt/busy VERSION=3
+nas restore-busy 2 restore -t busy
+said restore-busy "already in use"
+umount /mnt/busy
+
+# --- a process holding the mount: remove ends it and unmounts ------------------------
+(cd /mnt/v3 && exec sleep 1000) &
+CWD_PID=$!
+sleep 1000 < /mnt/v3/hello.txt &
+FD_PID=$!
+sleep 0.5
+nas remove-v3-busy 0 remove -t v3
+kill -0 $CWD_PID 2>/dev/null; [ $? != 0 ]; check remove-ended-cwd-user $?
+kill -0 $FD_PID 2>/dev/null; [ $? != 0 ]; check remove-ended-fd-user $?
+[ "$(mounted /mnt/v3)" = 0 ]; check remove-unmounted-v3 $?
+nas remove-v3-again 0 remove -t v3
+nas qc-v3-removed 1 quickCheck -t v3
+said qc-v3-removed "not mounted"
+nas restore-v3-back 0 restore -t v3
+
+# --- server stopped ------------------------------------------------------------------
+nfs_server stop; check server-stop $?
+nas qc-v3-stopped 1 quickCheck -t v3; bounded qc-v3-stopped
+said qc-v3-stopped "server not answering"
+nas qc-v4-stopped 1 quickCheck -t v4; bounded qc-v4-stopped
+said qc-v4-stopped "server not answering"
+nas recover-v3-stopped 1 recover -t v3; bounded recover-v3-stopped
+said recover-v3-stopped "server not answering"
+nfs_server start; check server-start $?
+nas recover-v3-back 0 recover -t v3
+nas qc-v3-back 0 quickCheck -t v3
+nas recover-v4-back 0 recover -t v4
+nas qc-v4-back 0 quickCheck -t v4
+[ "$(mounted /mnt/v3)" = 1 ]; check v3-mounted-once-after-recover $?
+
+# --- mount lost while the server answers: recover remounts ---------------------------
+umount -l /mnt/v3
+nas qc-v3-lost 1 quickCheck -t v3
+said qc-v3-lost "not mounted"
+nas recover-v3-lost 0 recover -t v3
+said recover-v3-lost "mounted 10.0.2.2:/export on /mnt/v3"
+[ "$(mounted /mnt/v3)" = 1 ]; check recover-remounted-v3 $?
+[ "$(cat /mnt/v3/hello.txt)" = hello-from-host ]; check read-v3-after-recover $?
+
+# --- server frozen (SIGSTOP): bounded verdicts, no checker left behind ---------------
+nfs_server freeze; check server-freeze $?
+nas qc-v3-frozen 1 quickCheck -t v3; bounded qc-v3-frozen
+said qc-v3-frozen "server not answering"
+said qc-v3-frozen "mount wedged"
+nas qc-v3-frozen-again 1 quickCheck -t v3; bounded qc-v3-frozen-again
+[ "$(nas_procs)" = 0 ]; check no-stuck-checkers $? "lkh-nas processes: $(nas_procs)"
+nas qc-v4-frozen 1 quickCheck -t v4; bounded qc-v4-frozen
+said qc-v4-frozen "server not answering"
+(cat /mnt/v4/hello.txt > /dev/null 2>&1) &
+HUNG_PID=$!
+nas remove-v4-dead 0 remove -t v4; bounded remove-v4-dead
+[ "$(mounted /mnt/v4)" = 0 ]; check remove-on-dead-server-unmounted $?
+kill -0 $HUNG_PID 2>/dev/null; [ $? != 0 ]; check remove-ended-hung-reader $?
+[ "$(nas_procs)" = 0 ]; check no-stuck-processes-after-remove $? "lkh-nas processes: $(nas_procs)"
+nfs_server thaw; check server-thaw $?
+nas recover-v3-thawed 0 recover -t v3
+nas qc-v3-thawed 0 quickCheck -t v3
+nas restore-v4-thawed 0 restore -t v4
+nas qc-v4-thawed 0 quickCheck -t v4
+
+# --- clean up --------------------------------------------------------------------------
+nas remove-v3-end 0 remove -t v3
+nas remove-v4-end 0 remove -t v4
+[ "$(grep -c ' nfs' /proc/self/mountinfo)" = 0 ]; check all-unmounted $?
