@@ -1,0 +1,231 @@
+//! `detect` against captured trees, offline (`--no-network`): the verdict,
+//! its confidence, the key evidence lines and the JSON shape.
+
+mod common;
+
+use common::{code, fixture, run, stdout};
+
+fn detect(case: &str) -> String {
+    let root = fixture(case);
+    let o = run(&[
+        "detect",
+        "--no-network",
+        "--sysroot",
+        root.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&o), 0, "{case}: {}", common::stderr(&o));
+    stdout(&o)
+}
+
+fn detect_json(case: &str) -> String {
+    let root = fixture(case);
+    let o = run(&[
+        "detect",
+        "--no-network",
+        "--json",
+        "--sysroot",
+        root.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&o), 0, "{case}: {}", common::stderr(&o));
+    stdout(&o)
+}
+
+fn has(out: &str, line: &str) {
+    assert!(
+        out.lines().any(|l| l.trim() == line),
+        "missing line {line:?} in:\n{out}"
+    );
+}
+
+#[test]
+fn hyperv_gen1_on_an_old_host() {
+    let out = detect("hyperv-gen1");
+    has(&out, "platform: hyperv (on-premises Hyper-V guest)");
+    has(&out, "confidence: likely");
+    has(&out, "hyper-v generation: 1 (BIOS)");
+    has(&out, "dmi bios_vendor: American Megatrends Inc.");
+    has(&out, "dmi product_version: 7.0");
+    has(&out, "vmbus: present (12 devices)");
+    has(&out, "azure asset tag: no");
+    has(&out, "cpuid hypervisor: not checked (--sysroot)");
+    has(&out, "network: not checked (--no-network)");
+}
+
+#[test]
+fn hyperv_gen2() {
+    let out = detect("hyperv-gen2");
+    has(&out, "platform: hyperv (on-premises Hyper-V guest)");
+    has(&out, "confidence: likely");
+    has(&out, "hyper-v generation: 2 (UEFI)");
+    has(&out, "dmi sys_vendor: Microsoft Corporation");
+    has(&out, "dmi product_name: Virtual Machine");
+    has(&out, "dmi product_version: Hyper-V UEFI Release v4.1");
+    has(&out, "firmware: UEFI");
+    has(&out, "vmbus: present (11 devices)");
+    assert!(out.contains("not Azure's"), "{out}");
+}
+
+#[test]
+fn azure_offline_is_only_a_guess() {
+    let out = detect("azure");
+    has(&out, "platform: azure (Microsoft Azure VM)");
+    has(&out, "confidence: guess");
+    has(
+        &out,
+        "dmi chassis_asset_tag: 7783-7084-3265-9085-8269-3286-77",
+    );
+    has(&out, "azure asset tag: yes");
+    assert!(out.contains("a claim, not proof"), "{out}");
+}
+
+#[test]
+fn spoofed_tag_offline_looks_like_azure_but_only_as_a_guess() {
+    let out = detect("hyperv-azure-tag");
+    has(&out, "platform: azure (Microsoft Azure VM)");
+    has(&out, "confidence: guess");
+}
+
+#[test]
+fn azure_stack_hub_offline_cannot_be_told_from_azure() {
+    let out = detect("azure-stack-hub");
+    has(&out, "platform: azure (Microsoft Azure VM)");
+    has(&out, "confidence: guess");
+    assert!(out.contains("Azure Stack Hub carries it too"), "{out}");
+}
+
+#[test]
+fn azure_stack_hci_guest_is_on_premises_hyperv() {
+    let out = detect("azure-stack-hci");
+    has(&out, "platform: hyperv (on-premises Hyper-V guest)");
+    has(&out, "confidence: likely");
+}
+
+#[test]
+fn kvm() {
+    let out = detect("kvm");
+    has(&out, "platform: kvm (KVM/QEMU guest)");
+    has(&out, "confidence: certain");
+    has(&out, "dmi sys_vendor: QEMU");
+    has(&out, "vmbus: absent");
+    has(&out, "cpuinfo hypervisor flag: yes");
+}
+
+#[test]
+fn vmware() {
+    let out = detect("vmware");
+    has(&out, "platform: vmware (VMware guest)");
+    has(&out, "confidence: certain");
+    has(&out, "dmi sys_vendor: VMware, Inc.");
+}
+
+#[test]
+fn xen() {
+    let out = detect("xen");
+    has(&out, "platform: xen (Xen guest)");
+    has(&out, "confidence: certain");
+    has(&out, "/sys/hypervisor/type: xen");
+}
+
+#[test]
+fn bare_metal() {
+    let out = detect("bare-metal");
+    has(
+        &out,
+        "platform: bare-metal (physical machine (no hypervisor seen))",
+    );
+    has(&out, "confidence: likely");
+    has(&out, "cpuinfo hypervisor flag: no");
+    has(&out, "dmi sys_vendor: Dell Inc.");
+    assert!(out.contains("never certain"), "{out}");
+}
+
+#[test]
+fn json_shape_for_hyperv_gen2() {
+    let j = detect_json("hyperv-gen2");
+    assert!(j.ends_with("}\n") && j.starts_with('{'), "{j}");
+    assert_eq!(j.lines().count(), 1, "one line of JSON");
+    for part in [
+        r#""platform":"hyperv""#,
+        r#""confidence":"likely""#,
+        r#""is_azure":false"#,
+        r#""hyperv_generation":2"#,
+        r#""reasons":["#,
+        r#""evidence":{"dmi":{"sys_vendor":"Microsoft Corporation","product_name":"Virtual Machine","product_version":"Hyper-V UEFI Release v4.1","chassis_asset_tag":"2188-6071-1573-2386-8403-4529-56""#,
+        r#""azure_asset_tag":false"#,
+        r#""vmbus_devices":11"#,
+        r#""uefi":true"#,
+        r#""cpuinfo_hypervisor_flag":true"#,
+        r#""sys_hypervisor_type":null"#,
+        r#""cpuid":{"checked":false}"#,
+        r#""network":{"checked":false}"#,
+        r#""notes":[]"#,
+    ] {
+        assert!(j.contains(part), "missing {part} in {j}");
+    }
+}
+
+#[test]
+fn json_for_every_fixture_names_the_expected_platform() {
+    for (case, platform, confidence) in [
+        ("hyperv-gen1", "hyperv", "likely"),
+        ("hyperv-gen2", "hyperv", "likely"),
+        ("hyperv-azure-tag", "azure", "guess"),
+        ("azure", "azure", "guess"),
+        ("azure-stack-hub", "azure", "guess"),
+        ("azure-stack-hci", "hyperv", "likely"),
+        ("kvm", "kvm", "certain"),
+        ("vmware", "vmware", "certain"),
+        ("xen", "xen", "certain"),
+        ("bare-metal", "bare-metal", "likely"),
+    ] {
+        let j = detect_json(case);
+        assert!(
+            j.contains(&format!(r#""platform":"{platform}""#)),
+            "{case}: {j}"
+        );
+        assert!(
+            j.contains(&format!(r#""confidence":"{confidence}""#)),
+            "{case}: {j}"
+        );
+    }
+}
+
+#[test]
+fn empty_tree_is_a_guess_not_a_crash() {
+    let s = common::Scratch::new("empty");
+    let o = run(&[
+        "detect",
+        "--no-network",
+        "--sysroot",
+        s.path().to_str().unwrap(),
+    ]);
+    assert_eq!(code(&o), 0);
+    let out = stdout(&o);
+    has(
+        &out,
+        "platform: bare-metal (physical machine (no hypervisor seen))",
+    );
+    has(&out, "confidence: guess");
+}
+
+#[test]
+fn bad_input_is_exit_2() {
+    let o = run(&[
+        "detect",
+        "--no-network",
+        "--sysroot",
+        "/nonexistent/lkh-platform",
+    ]);
+    assert_eq!(code(&o), 2);
+    let err = common::stderr(&o);
+    assert!(
+        err.contains(
+            "lkh-platform: error: /nonexistent/lkh-platform: --sysroot is not a directory"
+        ),
+        "{err}"
+    );
+    assert_eq!(code(&run(&["detect", "--bogus"])), 2);
+    assert_eq!(code(&run(&["frobnicate"])), 2);
+    assert_eq!(code(&run(&[])), 2);
+    assert_eq!(code(&run(&["--help"])), 0);
+}
