@@ -76,13 +76,15 @@ enum Command {
         #[command(flatten)]
         detect: DetectArgs,
     },
-    /// Apply the documented remediation (LifeKeeper must be stopped).
+    /// Apply the remediation: refuses while LifeKeeper runs (processes found under
+    /// <sysroot>/proc), backs up each file beside itself before changing it, changes only
+    /// LK_SERV_ENV and only to the value given; prints the rest as manual steps.
     Fix {
         #[command(flatten)]
         lk: LkArgs,
         #[command(flatten)]
         detect: DetectArgs,
-        /// Show the plan; change nothing.
+        /// Show the plan and change nothing; exits as the real run would.
         #[arg(long)]
         dry_run: bool,
         /// Record this LK_SERV_ENV value (the one LifeKeeper's setup offers for this

@@ -4,6 +4,10 @@
 //! 0x4000_0000 then names the hypervisor in EBX, ECX, EDX (12 ASCII bytes,
 //! e.g. "Microsoft Hv", "KVMKVMKVM\0\0\0", "VMwareVMware"). Only meaningful
 //! on the machine we run on, so callers skip it when inspecting a sysroot.
+//!
+//! `__cpuid` is an `unsafe fn` in older toolchains and a safe one in
+//! current ones (rustc 1.95 reports the block as unnecessary); the blocks
+//! stay, with `allow(unused_unsafe)`, so the crate builds on both.
 
 /// The hypervisor CPUID reports, if any.
 #[derive(Debug, Clone, PartialEq, Eq)]
