@@ -406,3 +406,60 @@ fn platform_from_cpuid(vendor: &str) -> Option<Platform> {
         _ => Some(Platform::OtherVm),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::evidence::Dmi;
+
+    fn ev(dmi: Dmi, cpuid: Option<&str>) -> Evidence {
+        Evidence {
+            local: LocalEvidence {
+                dmi,
+                cpuinfo_hypervisor_flag: Some(cpuid.is_some()),
+                ..LocalEvidence::default()
+            },
+            cpuid: Some(CpuidHypervisor {
+                present: cpuid.is_some(),
+                vendor: cpuid.map(str::to_string),
+            }),
+            net: None,
+        }
+    }
+
+    #[test]
+    fn qemu_with_hyperv_enlightenments_is_kvm() {
+        let dmi = Dmi {
+            sys_vendor: Some("QEMU".into()),
+            product_name: Some("Standard PC (i440FX + PIIX, 1996)".into()),
+            ..Dmi::default()
+        };
+        let v = classify(&ev(dmi, Some("Microsoft Hv")));
+        assert_eq!(v.platform, Platform::Kvm);
+        assert_eq!(v.confidence, Confidence::Certain);
+    }
+
+    #[test]
+    fn cpuid_microsoft_alone_is_hyperv_family() {
+        let v = classify(&ev(Dmi::default(), Some("Microsoft Hv")));
+        assert_eq!(v.platform, Platform::HyperV);
+        assert_eq!(v.confidence, Confidence::Likely);
+    }
+
+    #[test]
+    fn unknown_cpuid_vendor_is_other_vm() {
+        let v = classify(&ev(Dmi::default(), Some("bhyve bhyve ")));
+        assert_eq!(v.platform, Platform::OtherVm);
+    }
+
+    #[test]
+    fn no_hypervisor_bit_and_a_hardware_vendor_is_bare_metal() {
+        let dmi = Dmi {
+            sys_vendor: Some("HPE".into()),
+            ..Dmi::default()
+        };
+        let v = classify(&ev(dmi, None));
+        assert_eq!(v.platform, Platform::BareMetal);
+        assert_eq!(v.confidence, Confidence::Likely);
+    }
+}
