@@ -34,8 +34,10 @@ impl Method {
 pub struct Target {
     /// The address to probe.
     pub addr: IpAddr,
-    /// Send ARP requests (IPv4, on-link targets only).
-    pub arp: bool,
+    /// Send ARP requests from this sender address (IPv4 on-link targets only): an address of
+    /// ours on the target's subnet, or 0.0.0.0 when we have none yet (the target then
+    /// answers as to an RFC 5227 probe).
+    pub arp_from: Option<Ipv4Addr>,
     /// Send ICMP echo requests.
     pub icmp: bool,
 }
@@ -71,8 +73,6 @@ pub struct Plan<'a> {
     pub ifindex: u32,
     /// Interface MAC, needed for ARP.
     pub mac: Option<[u8; 6]>,
-    /// Sender address for ARP requests: an address of ours on the targets' subnet.
-    pub arp_sender: Option<Ipv4Addr>,
     /// Number of rounds.
     pub tries: u32,
     /// Time between rounds; after the last round we wait this long for answers.
@@ -108,9 +108,11 @@ pub fn probe(
         })
         .collect();
 
-    let wants_arp = targets.iter().any(|t| t.arp && t.addr.is_ipv4());
-    let arp_sock = match (wants_arp, plan.mac, plan.arp_sender) {
-        (true, Some(mac), Some(_)) => Some(arp::Socket::open(plan.ifindex, mac)?),
+    let wants_arp = targets
+        .iter()
+        .any(|t| t.arp_from.is_some() && t.addr.is_ipv4());
+    let arp_sock = match (wants_arp, plan.mac) {
+        (true, Some(mac)) => Some(arp::Socket::open(plan.ifindex, mac)?),
         _ => None,
     };
     let icmp4 = if targets.iter().any(|t| t.icmp && t.addr.is_ipv4()) {
@@ -140,8 +142,8 @@ pub fn probe(
                 if out[i].answer.is_some() {
                     continue;
                 }
-                if let (true, Some(sock), Some(sender), IpAddr::V4(tip)) =
-                    (t.arp, arp_sock.as_ref(), plan.arp_sender, t.addr)
+                if let (Some(sock), Some(sender), IpAddr::V4(tip)) =
+                    (arp_sock.as_ref(), t.arp_from, t.addr)
                 {
                     match sock.send(
                         &arp::Packet::request(sock.mac(), sender, tip),
@@ -180,13 +182,14 @@ pub fn probe(
         )
         .map_err(|e| Error::io("wait for probe replies", e))?;
 
-        if let (Some(sock), Some(sender)) = (arp_sock.as_ref(), plan.arp_sender) {
+        if let Some(sock) = arp_sock.as_ref() {
             while let Some((pkt, from)) = sock.try_recv()? {
-                if pkt.op != arp::OP_REPLY || pkt.tpa != sender || pkt.sha == sock.mac() {
+                if pkt.op != arp::OP_REPLY || pkt.sha == sock.mac() {
                     continue;
                 }
                 for (i, t) in targets.iter().enumerate() {
                     if t.addr == IpAddr::V4(pkt.spa)
+                        && t.arp_from == Some(pkt.tpa)
                         && out[i].answer.is_none()
                         && let Some(at) = sent[i].arp
                     {

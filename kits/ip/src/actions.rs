@@ -1,0 +1,477 @@
+//! The four LifeKeeper actions for a virtual IP.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use ip_monitor::grace::{self, Round, SystemClock, Verdict};
+use ip_monitor::netlink::{AddOutcome, DelOutcome};
+use ip_monitor::probe::{self, Outcome as ProbeOutcome, Plan, Target};
+use ip_monitor::{Deadline, arp, fmt_mac, ndp};
+use lkh_common::{Action, Failure, HookCtx, Outcome};
+
+use crate::platform;
+use crate::settings::{Live, Marker, Settings, nl_err};
+
+/// Time between gratuitous ARPs / neighbour advertisements.
+const ANNOUNCE_INTERVAL: Duration = Duration::from_millis(200);
+/// RFC 5227 probes before adding the address, and how far apart.
+const DAD_PROBES: u32 = 3;
+const DAD_INTERVAL: Duration = Duration::from_millis(300);
+/// Longest wait for the kernel's IPv6 duplicate address detection.
+const DAD6_WAIT: Duration = Duration::from_secs(5);
+
+pub fn hook(ctx: &HookCtx) -> Outcome {
+    let s = Settings::from_config(&ctx.config, &ctx.conf_file(), true)?;
+    let deadline = Deadline::at(ctx.deadline.instant());
+    let marker = Marker::new(&ctx.tag);
+    match ctx.action {
+        Action::Restore => restore(&s, &marker, deadline),
+        Action::Remove => remove(&s, &marker, deadline),
+        Action::QuickCheck => quick_check(&s, &marker, deadline.min_after(s.quickcheck_timeout)),
+        Action::Recover => recover(&s, &marker, deadline),
+    }
+}
+
+/// Why a check round failed.
+#[derive(Debug, Clone)]
+pub enum Problem {
+    LinkDown(String),
+    NoAnswer(String),
+}
+
+impl Problem {
+    pub fn message(&self, s: &Settings) -> String {
+        match self {
+            Problem::LinkDown(why) => format!(
+                "{}: link down ({why}): check the virtual NIC's connection to its virtual switch; if this NIC never reports its link, set IP_NOLINKCHECK=1",
+                s.interface
+            ),
+            Problem::NoAnswer(detail) => format!(
+                "{}: link up but no target answers — the virtual switch's uplink or the network beyond it is down ({detail}); local recovery cannot fix this",
+                s.interface
+            ),
+        }
+    }
+}
+
+pub fn link_problem(live: &Live) -> Option<String> {
+    let l = &live.link;
+    if !l.admin_up() {
+        Some("administratively down".into())
+    } else if !l.usable() {
+        Some("no carrier".into())
+    } else {
+        None
+    }
+}
+
+pub fn plan<'a>(s: &'a Settings, live: &Live, stop_at_first: bool) -> Plan<'a> {
+    Plan {
+        ifname: &s.interface,
+        ifindex: live.link.index,
+        mac: live.link.mac,
+        tries: s.ping_tries,
+        interval: s.ping_time,
+        stop_at_first,
+    }
+}
+
+pub fn describe_targets(targets: &[Target]) -> String {
+    targets
+        .iter()
+        .map(|t| {
+            let m = match (t.arp_from.is_some(), t.icmp) {
+                (true, true) => "arp+icmp",
+                (true, false) => "arp",
+                _ => "icmp",
+            };
+            format!("{} by {m}", t.addr)
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn no_answer_detail(s: &Settings, targets: &[Target], results: &[ProbeOutcome]) -> String {
+    let errors: Vec<String> = results
+        .iter()
+        .filter_map(|r| r.error.as_ref().map(|e| format!("{}: {e}", r.addr)))
+        .collect();
+    let mut d = format!(
+        "asked {} in {} round(s) of {}s",
+        describe_targets(targets),
+        s.ping_tries,
+        s.ping_time.as_secs()
+    );
+    if !errors.is_empty() {
+        d += &format!("; send errors: {}", errors.join(", "));
+    }
+    d
+}
+
+/// One check round: link (unless IP_NOLINKCHECK), then any target answering.
+fn round(s: &Settings, live: &mut Live, targets: &[Target], deadline: Deadline) -> Round<Problem> {
+    if let Err(e) = live.refresh(s, deadline) {
+        return Round::Fail(Problem::LinkDown(format!("cannot read its state: {e}")));
+    }
+    if !s.no_link_check
+        && let Some(why) = link_problem(live)
+    {
+        return Round::Fail(Problem::LinkDown(why));
+    }
+    match probe::probe(&plan(s, live, true), targets, deadline) {
+        Ok(results) if results.iter().any(|r| r.answer.is_some()) => {
+            if let Some((r, a)) = results.iter().find_map(|r| r.answer.map(|a| (r, a))) {
+                log::debug!("{} answered by {} in {:?}", r.addr, a.method.name(), a.rtt);
+            }
+            Round::Pass
+        }
+        Ok(results) => Round::Fail(Problem::NoAnswer(no_answer_detail(s, targets, &results))),
+        Err(e) => Round::Fail(Problem::NoAnswer(format!("probing failed: {e}"))),
+    }
+}
+
+/// Link and reachability, judged after GRACE.
+fn check_reachability(
+    s: &Settings,
+    live: &mut Live,
+    targets: &[Target],
+    deadline: Deadline,
+) -> Result<String, Failure> {
+    let verdict = grace::evaluate(
+        &SystemClock,
+        s.grace,
+        deadline.instant(),
+        s.ping_time,
+        |d| round(s, live, targets, Deadline::at(d)),
+    );
+    match verdict {
+        Verdict::Healthy { failed_rounds: 0 } => Ok(format!(
+            "{} on {} is healthy: link up, targets answer ({})",
+            s.address,
+            s.interface,
+            describe_targets(targets)
+        )),
+        Verdict::Healthy { failed_rounds } => {
+            log::warn!(
+                "{} on {}: {failed_rounds} probe round(s) failed before targets answered again (a pause shorter than GRACE={}s, e.g. live migration)",
+                s.address,
+                s.interface,
+                s.grace.as_secs()
+            );
+            Ok(format!(
+                "{} on {} is healthy after a transient failure",
+                s.address, s.interface
+            ))
+        }
+        Verdict::Failed {
+            last,
+            persisted,
+            cut_short,
+            ..
+        } => {
+            let mut m = last.message(s);
+            if cut_short {
+                m += &format!(
+                    " [failing for {:.1}s when the time limit ended the check, less than GRACE={}s]",
+                    persisted.as_secs_f64(),
+                    s.grace.as_secs()
+                );
+            } else {
+                m += &format!(" [failing for {:.1}s]", persisted.as_secs_f64());
+            }
+            Err(Failure::failed(m))
+        }
+    }
+}
+
+fn resolve(s: &Settings, marker: &Marker, deadline: Deadline) -> Result<Live, Failure> {
+    let live = Live::resolve(s, deadline)?;
+    live.check_not_own_address(s, marker)?;
+    Ok(live)
+}
+
+fn missing_message(s: &Settings) -> String {
+    format!(
+        "{} is not on {}: address missing (deleted by someone or something on this node): recover re-adds it",
+        s.address, s.interface
+    )
+}
+
+fn quick_check(s: &Settings, marker: &Marker, deadline: Deadline) -> Outcome {
+    let mut live = resolve(s, marker, deadline)?;
+    let targets = live.targets(s, &s.targets, s.probe, deadline)?;
+    match live.ours(s) {
+        None => return Err(Failure::failed(missing_message(s))),
+        Some(a) if a.dad_failed() => {
+            return Err(Failure::failed(format!(
+                "{} on {}: another host uses this address (IPv6 duplicate address detection failed): find it and free the address",
+                s.address, s.interface
+            )));
+        }
+        Some(_) => {}
+    }
+    check_reachability(s, &mut live, &targets, deadline)
+}
+
+/// Refuse when another host answers for ADDRESS (RFC 5227 probe), naming its MAC.
+fn check_unique(s: &Settings, live: &Live, deadline: Deadline) -> Result<(), Failure> {
+    let IpAddr::V4(v4) = s.address.addr else {
+        return Ok(()); // IPv6: the kernel's DAD runs when the address is added.
+    };
+    let Some(mac) = live.link.mac else {
+        log::warn!(
+            "{} has no Ethernet address: skipping the duplicate-address check",
+            s.interface
+        );
+        return Ok(());
+    };
+    let sock = arp::Socket::open(live.link.index, mac).map_err(|e| {
+        Failure::failed(format!(
+            "{}: cannot check that {} is unused: {e}",
+            s.interface, s.address.addr
+        ))
+    })?;
+    let window = deadline.min_after(DAD_INTERVAL * DAD_PROBES);
+    match arp::detect_conflict(&sock, v4, DAD_PROBES, DAD_INTERVAL, window) {
+        Ok(None) => Ok(()),
+        Ok(Some(other)) => Err(Failure::failed(format!(
+            "{} is already in use on the network by the host with MAC {}: refusing to add it on {} (it would be a duplicate); find that host (switch MAC table, its 'ip addr') and free the address, or choose another ADDRESS",
+            s.address.addr,
+            fmt_mac(&other),
+            s.interface
+        ))),
+        Err(e) => Err(Failure::failed(format!(
+            "{}: cannot check that {} is unused: {e}",
+            s.interface, s.address.addr
+        ))),
+    }
+}
+
+/// Wait for IPv6 DAD to finish; on failure delete the address again.
+fn await_dad6(s: &Settings, live: &mut Live, deadline: Deadline) -> Result<(), Failure> {
+    let until = deadline.min_after(DAD6_WAIT);
+    loop {
+        live.refresh(s, deadline)
+            .map_err(|e| nl_err("read the new address", e))?;
+        match live.ours(s) {
+            Some(a) if a.dad_failed() => {
+                let cidr = a.cidr;
+                let _ = live.nl.del_address(live.link.index, &cidr, deadline);
+                return Err(Failure::failed(format!(
+                    "{} is already in use on the network (IPv6 duplicate address detection failed on {}): refusing it and deleted it again; find the other host and free the address",
+                    s.address, s.interface
+                )));
+            }
+            Some(a) if a.tentative() => {}
+            Some(_) => return Ok(()),
+            None => {
+                return Err(Failure::failed(format!(
+                    "{} vanished from {} right after being added: is a network manager removing it?",
+                    s.address, s.interface
+                )));
+            }
+        }
+        if until.expired() {
+            return Err(Failure::failed(format!(
+                "{} on {}: duplicate address detection did not finish within {}s: check the link, or set NOIPUNIQUE=1",
+                s.address,
+                s.interface,
+                DAD6_WAIT.as_secs()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Announce ADDRESS (gratuitous ARP / unsolicited NA) unless on Azure, where it moves nothing.
+fn announce(s: &Settings, live: &Live, deadline: Deadline) -> String {
+    if s.garp_count == 0 {
+        return "no announcement (GARP_COUNT=0)".into();
+    }
+    if platform::on_azure() == Some(true) {
+        log::warn!(
+            "this node runs on Azure, where gratuitous ARP does not move an address: an Azure internal load balancer with a health probe must send {}'s traffic to the active node",
+            s.address.addr
+        );
+        return "not announced: Azure (an internal load balancer is required)".into();
+    }
+    let Some(mac) = live.link.mac else {
+        return format!("not announced: {} has no Ethernet address", s.interface);
+    };
+    let sent = match s.address.addr {
+        IpAddr::V4(v4) => arp::Socket::open(live.link.index, mac)
+            .and_then(|sock| arp::announce(&sock, v4, s.garp_count, ANNOUNCE_INTERVAL, deadline)),
+        IpAddr::V6(v6) => ndp::announce(
+            &s.interface,
+            live.link.index,
+            v6,
+            mac,
+            s.garp_count,
+            ANNOUNCE_INTERVAL,
+            deadline,
+        ),
+    };
+    let kind = if s.is_v6() {
+        "unsolicited neighbour advertisements"
+    } else {
+        "gratuitous ARPs"
+    };
+    match sent {
+        Ok(n) => format!("announced with {n} {kind}"),
+        Err(e) => {
+            log::warn!(
+                "{}: could not announce {}: {e}; clients may reach it only after their ARP caches expire",
+                s.interface,
+                s.address.addr
+            );
+            format!("announcement failed: {e}")
+        }
+    }
+}
+
+/// Check, add, announce, verify. Shared by restore and recover.
+fn bring_up(
+    s: &Settings,
+    marker: &Marker,
+    live: &mut Live,
+    deadline: Deadline,
+) -> Result<String, Failure> {
+    if !s.no_link_check
+        && let Some(why) = link_problem(live)
+    {
+        return Err(Failure::failed(format!(
+            "{}: link down ({why}): cannot bring up {} on it; check the virtual NIC's connection, or set IP_NOLINKCHECK=1 if it never reports its link",
+            s.interface, s.address
+        )));
+    }
+    if live.ours(s).is_some() {
+        marker.set(s);
+        let a = announce(s, live, deadline);
+        return Ok(format!("{} is already on {}; {a}", s.address, s.interface));
+    }
+    if !s.no_ip_unique {
+        check_unique(s, live, deadline)?;
+    }
+    let nodad = s.no_ip_unique;
+    match live
+        .nl
+        .add_address(live.link.index, &s.address, nodad, deadline)
+    {
+        Ok(AddOutcome::Added) => log::info!("added {} to {}", s.address, s.interface),
+        Ok(AddOutcome::AlreadyPresent) => {
+            log::info!("{} appeared on {} meanwhile", s.address, s.interface)
+        }
+        Err(e) => {
+            return Err(Failure::failed(format!(
+                "cannot add {} to {}: {e}: check the address and the interface",
+                s.address, s.interface
+            )));
+        }
+    }
+    marker.set(s);
+    if s.is_v6() && !nodad {
+        await_dad6(s, live, deadline)?;
+    }
+    let a = announce(s, live, deadline);
+    live.refresh(s, deadline)
+        .map_err(|e| nl_err("verify the address", e))?;
+    if live.ours(s).is_none() {
+        return Err(Failure::failed(format!(
+            "{} vanished from {} right after being added: is a network manager (NetworkManager, systemd-networkd) removing it?",
+            s.address, s.interface
+        )));
+    }
+    Ok(format!("added {} to {}; {a}", s.address, s.interface))
+}
+
+fn restore(s: &Settings, marker: &Marker, deadline: Deadline) -> Outcome {
+    let mut live = resolve(s, marker, deadline)?;
+    // Validate TARGETS now so a bad configuration fails restore, not the first check.
+    live.targets(s, &s.targets, s.probe, deadline)?;
+    bring_up(s, marker, &mut live, deadline)
+}
+
+fn recover(s: &Settings, marker: &Marker, deadline: Deadline) -> Outcome {
+    let mut live = resolve(s, marker, deadline)?;
+    let targets = live.targets(s, &s.targets, s.probe, deadline)?;
+    let readded = if live.ours(s).is_none() {
+        log::warn!("{}", missing_message(s));
+        Some(bring_up(s, marker, &mut live, deadline)?)
+    } else {
+        None
+    };
+    let health = check_reachability(s, &mut live, &targets, deadline)?;
+    Ok(match readded {
+        Some(r) => format!("{r}; {health}"),
+        None => health,
+    })
+}
+
+fn remove(s: &Settings, marker: &Marker, deadline: Deadline) -> Outcome {
+    let mut live = resolve(s, marker, deadline)?;
+    let Some(ours) = live.ours(s).cloned() else {
+        marker.clear();
+        return Ok(format!(
+            "{} is not on {}: nothing to remove",
+            s.address, s.interface
+        ));
+    };
+    if ours.cidr.prefix != s.address.prefix {
+        log::warn!(
+            "{} is on {} as /{} rather than /{}: removing it anyway",
+            s.address.addr,
+            s.interface,
+            ours.cidr.prefix,
+            s.address.prefix
+        );
+    }
+    // Deleting a primary IPv4 address also deletes the secondaries of its subnet unless
+    // promote_secondaries is set; note them so they can be put back.
+    let others: Vec<_> = live
+        .addrs
+        .iter()
+        .filter(|a| a.cidr.addr != s.address.addr)
+        .cloned()
+        .collect();
+    match live.nl.del_address(live.link.index, &ours.cidr, deadline) {
+        Ok(DelOutcome::Deleted) => log::info!("deleted {} from {}", ours.cidr, s.interface),
+        Ok(DelOutcome::Absent) => log::info!("{} left {} meanwhile", ours.cidr, s.interface),
+        Err(e) => {
+            return Err(Failure::failed(format!(
+                "cannot delete {} from {}: {e}",
+                ours.cidr, s.interface
+            )));
+        }
+    }
+    live.refresh(s, deadline)
+        .map_err(|e| nl_err("verify the removal", e))?;
+    for lost in others
+        .iter()
+        .filter(|o| !live.addrs.iter().any(|a| a.cidr.addr == o.cidr.addr))
+    {
+        log::warn!(
+            "the kernel dropped {} from {} together with {}: adding it back",
+            lost.cidr,
+            s.interface,
+            s.address.addr
+        );
+        if let Err(e) = live
+            .nl
+            .add_address(live.link.index, &lost.cidr, true, deadline)
+        {
+            log::error!(
+                "could not add {} back to {}: {e}: add it by hand",
+                lost.cidr,
+                s.interface
+            );
+        }
+    }
+    if live.ours(s).is_some() {
+        return Err(Failure::failed(format!(
+            "{} is still on {} after deleting it: is a network manager adding it back?",
+            s.address, s.interface
+        )));
+    }
+    marker.clear();
+    Ok(format!("removed {} from {}", s.address, s.interface))
+}

@@ -1,0 +1,375 @@
+//! The resource's settings, checked in two stages: [`Settings::from_config`] checks shapes
+//! (no system calls); [`Live::resolve`] checks them against the system (the interface
+//! exists, the targets are reachable by the chosen method, the address is not the
+//! interface's own). Every problem is a usage failure (exit 2) and nothing is changed.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ip_monitor::netlink::{Address, Link, Netlink};
+use ip_monitor::probe::Target;
+use ip_monitor::{Cidr, Deadline};
+use lkh_common::{Config, Failure, Tag};
+
+/// How targets are asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProbeMode {
+    Arp,
+    Icmp,
+    Both,
+}
+
+impl ProbeMode {
+    pub fn parse(s: &str) -> Option<ProbeMode> {
+        match s {
+            "arp" => Some(ProbeMode::Arp),
+            "icmp" => Some(ProbeMode::Icmp),
+            "both" => Some(ProbeMode::Both),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub address: Cidr,
+    pub interface: String,
+    pub targets: Vec<IpAddr>,
+    pub probe: ProbeMode,
+    pub garp_count: u32,
+    pub grace: Duration,
+    pub ping_tries: u32,
+    pub ping_time: Duration,
+    pub quickcheck_timeout: Duration,
+    pub no_link_check: bool,
+    pub no_ip_unique: bool,
+}
+
+fn uint(cfg: &Config, key: &str, default: u64) -> u64 {
+    cfg.uint(key).unwrap_or(default)
+}
+
+impl Settings {
+    /// Shape checks only. `require_address` is false for `probe`, which needs only an interface.
+    pub fn from_config(
+        cfg: &Config,
+        conf: &std::path::Path,
+        require_address: bool,
+    ) -> Result<Settings, Failure> {
+        let address = match cfg.get("ADDRESS") {
+            Some(a) => a
+                .parse::<Cidr>()
+                .map_err(|e| cfg.invalid("ADDRESS", &format!("{e}")))?,
+            None if require_address => {
+                return Err(Failure::usage(format!(
+                    "ADDRESS is not set: add ADDRESS=<address>/<prefix> to {}",
+                    conf.display()
+                )));
+            }
+            // probe without ADDRESS: a placeholder that matches nothing on-link.
+            None => Cidr {
+                addr: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+                prefix: 32,
+            },
+        };
+        let interface = cfg.require("INTERFACE", conf)?.to_owned();
+        if interface.len() >= 16 || interface.contains('/') {
+            return Err(cfg.invalid(
+                "INTERFACE",
+                "is not a valid interface name (at most 15 characters, no '/')",
+            ));
+        }
+        let mut targets = Vec::new();
+        for t in cfg.list("TARGETS") {
+            let ip: IpAddr = t.parse().map_err(|_| {
+                cfg.invalid(
+                    "TARGETS",
+                    &format!("'{t}' is not an IPv4 or IPv6 address (host names are not resolved)"),
+                )
+            })?;
+            if ip.is_unspecified() || ip.is_multicast() || ip.is_loopback() {
+                return Err(cfg.invalid(
+                    "TARGETS",
+                    &format!("{ip} cannot answer for the network: give a unicast off-host address"),
+                ));
+            }
+            if ip == address.addr {
+                return Err(cfg.invalid(
+                    "TARGETS",
+                    &format!("{ip} is ADDRESS itself: give off-host addresses such as the gateway"),
+                ));
+            }
+            targets.push(ip);
+        }
+        let probe = ProbeMode::parse(cfg.get("PROBE").unwrap_or("both")).unwrap_or(ProbeMode::Both);
+        Ok(Settings {
+            address,
+            interface,
+            targets,
+            probe,
+            garp_count: uint(cfg, "GARP_COUNT", 5) as u32,
+            grace: Duration::from_secs(uint(cfg, "GRACE", 3)),
+            ping_tries: uint(cfg, "IP_PINGTRIES", 3) as u32,
+            ping_time: Duration::from_secs(uint(cfg, "IP_PINGTIME", 1)),
+            quickcheck_timeout: Duration::from_secs(uint(cfg, "IP_QUICKCHECK_TIMEOUT", 12)),
+            no_link_check: cfg.flag("IP_NOLINKCHECK").unwrap_or(false),
+            no_ip_unique: cfg.flag("NOIPUNIQUE").unwrap_or(false),
+        })
+    }
+
+    pub fn is_v6(&self) -> bool {
+        self.address.addr.is_ipv6()
+    }
+}
+
+/// The settings checked against the live system: the interface, its addresses, the targets.
+#[derive(Debug)]
+pub struct Live {
+    pub nl: Netlink,
+    pub link: Link,
+    /// Addresses on INTERFACE, in kernel order.
+    pub addrs: Vec<Address>,
+    /// Addresses on other interfaces (to catch ADDRESS assigned elsewhere).
+    pub elsewhere: Vec<(String, Address)>,
+}
+
+pub fn nl_err(what: &str, e: ip_monitor::Error) -> Failure {
+    Failure::failed(format!(
+        "{what}: {e}: the kernel's netlink interface did not answer as expected; retry, and check dmesg"
+    ))
+}
+
+impl Live {
+    pub fn resolve(s: &Settings, deadline: Deadline) -> Result<Live, Failure> {
+        let mut nl = Netlink::open().map_err(|e| nl_err("netlink", e))?;
+        let links = nl
+            .links(deadline)
+            .map_err(|e| nl_err("list interfaces", e))?;
+        let Some(link) = links.iter().find(|l| l.name == s.interface).cloned() else {
+            let names: Vec<&str> = links
+                .iter()
+                .map(|l| l.name.as_str())
+                .filter(|n| *n != "lo")
+                .collect();
+            return Err(Failure::usage(format!(
+                "INTERFACE {} does not exist on this node (interfaces: {}): fix INTERFACE in the resource's configuration",
+                s.interface,
+                names.join(", ")
+            )));
+        };
+        let all = nl
+            .addresses(deadline)
+            .map_err(|e| nl_err("list addresses", e))?;
+        let mut addrs = Vec::new();
+        let mut elsewhere = Vec::new();
+        for a in all {
+            if a.ifindex == link.index {
+                addrs.push(a);
+            } else {
+                let name = links
+                    .iter()
+                    .find(|l| l.index == a.ifindex)
+                    .map(|l| l.name.clone())
+                    .unwrap_or_default();
+                elsewhere.push((name, a));
+            }
+        }
+        Ok(Live {
+            nl,
+            link,
+            addrs,
+            elsewhere,
+        })
+    }
+
+    /// Refresh the interface's state and addresses.
+    pub fn refresh(&mut self, s: &Settings, deadline: Deadline) -> Result<(), ip_monitor::Error> {
+        if let Some(l) = self.nl.link_by_name(&s.interface, deadline)? {
+            self.link = l;
+        }
+        let idx = self.link.index;
+        self.addrs = self
+            .nl
+            .addresses(deadline)?
+            .into_iter()
+            .filter(|a| a.ifindex == idx)
+            .collect();
+        Ok(())
+    }
+
+    /// ADDRESS as currently assigned to INTERFACE (any prefix length).
+    pub fn ours(&self, s: &Settings) -> Option<&Address> {
+        self.addrs.iter().find(|a| a.cidr.addr == s.address.addr)
+    }
+
+    /// The interface's primary address of ADDRESS's family: the first one the kernel lists
+    /// (IPv6: the first global one).
+    pub fn primary(&self, s: &Settings) -> Option<&Address> {
+        self.addrs
+            .iter()
+            .filter(|a| a.cidr.addr.is_ipv6() == s.is_v6())
+            .find(|a| !a.secondary() && (!s.is_v6() || a.scope == 0))
+    }
+
+    /// Refuse (exit 2) when ADDRESS is this node's own address on INTERFACE — its primary
+    /// address, not one we added — or is assigned to another interface.
+    pub fn check_not_own_address(&self, s: &Settings, marker: &Marker) -> Result<(), Failure> {
+        if let Some((name, _)) = self
+            .elsewhere
+            .iter()
+            .find(|(_, a)| a.cidr.addr == s.address.addr)
+        {
+            return Err(Failure::usage(format!(
+                "ADDRESS {} is already assigned to interface {name}, not INTERFACE {}: remove it there or fix INTERFACE; nothing changed",
+                s.address.addr, s.interface
+            )));
+        }
+        if let Some(p) = self.primary(s)
+            && p.cidr.addr == s.address.addr
+            && !marker.exists()
+        {
+            return Err(Failure::usage(format!(
+                "ADDRESS {} is the primary address of {} (this node's own address), not a virtual one: choose an unused address; nothing changed",
+                s.address.addr, s.interface
+            )));
+        }
+        Ok(())
+    }
+
+    /// An address of ours on `target`'s subnet to send ARP requests from: another address
+    /// first (it stays when the virtual one moves), else ADDRESS if assigned, else 0.0.0.0.
+    /// `None` when `target` is not on any subnet of the interface (or ADDRESS's subnet).
+    pub fn arp_sender(&self, s: &Settings, target: IpAddr) -> Option<Ipv4Addr> {
+        let IpAddr::V4(_) = target else { return None };
+        let on_link = self.addrs.iter().any(|a| a.cidr.contains(target))
+            || (s.address.addr.is_ipv4() && s.address.contains(target));
+        if !on_link {
+            return None;
+        }
+        let pick = |vip: bool| {
+            self.addrs.iter().find_map(|a| match a.cidr.addr {
+                IpAddr::V4(v4)
+                    if a.cidr.contains(target) && (a.cidr.addr == s.address.addr) == vip =>
+                {
+                    Some(v4)
+                }
+                _ => None,
+            })
+        };
+        Some(
+            pick(false)
+                .or_else(|| pick(true))
+                .unwrap_or(Ipv4Addr::UNSPECIFIED),
+        )
+    }
+
+    /// The configured targets, or the default gateway on INTERFACE; each with the methods
+    /// PROBE allows. With PROBE=arp an off-link target is a usage error.
+    pub fn targets(
+        &mut self,
+        s: &Settings,
+        configured: &[IpAddr],
+        mode: ProbeMode,
+        deadline: Deadline,
+    ) -> Result<Vec<Target>, Failure> {
+        let list: Vec<IpAddr> = if configured.is_empty() {
+            vec![self.default_gateway(s, deadline)?]
+        } else {
+            configured.to_vec()
+        };
+        let mut out = Vec::new();
+        for t in list {
+            let arp_from = self.arp_sender(s, t);
+            if mode == ProbeMode::Arp && arp_from.is_none() {
+                return Err(Failure::usage(format!(
+                    "TARGETS {t} is not on any subnet of {} and PROBE=arp can only reach on-link hosts: set PROBE=icmp or both, or choose an on-link target; nothing changed",
+                    s.interface
+                )));
+            }
+            out.push(Target {
+                addr: t,
+                arp_from: if mode == ProbeMode::Icmp {
+                    None
+                } else {
+                    arp_from
+                },
+                icmp: mode != ProbeMode::Arp,
+            });
+        }
+        Ok(out)
+    }
+
+    fn default_gateway(&mut self, s: &Settings, deadline: Deadline) -> Result<IpAddr, Failure> {
+        let family = if s.is_v6() { 10 } else { 2 };
+        let routes = self
+            .nl
+            .routes(family, deadline)
+            .map_err(|e| nl_err("list routes", e))?;
+        let mut gws: Vec<(bool, u32, IpAddr)> = routes
+            .iter()
+            .filter(|r| r.dst_len == 0 && r.kind == 1)
+            .filter_map(|r| {
+                let gw = r.gateway?;
+                let via_if = r.oif == Some(self.link.index);
+                let in_subnet =
+                    s.address.contains(gw) || self.addrs.iter().any(|a| a.cidr.contains(gw));
+                (via_if || in_subnet).then_some((!in_subnet, r.priority, gw))
+            })
+            .collect();
+        gws.sort();
+        gws.first().map(|g| g.2).ok_or_else(|| {
+            Failure::usage(format!(
+                "TARGETS is not set and there is no default gateway via {}: set TARGETS to off-host addresses (gateway, routers, peers on other hosts); nothing changed",
+                s.interface
+            ))
+        })
+    }
+}
+
+/// The note that restore added ADDRESS (so a later check can tell our address from the
+/// node's own primary address). Kept under `/run/lkhelpers` ($LKHELPERS_RUN_DIR), so it
+/// vanishes at reboot together with the address.
+#[derive(Debug)]
+pub struct Marker {
+    path: PathBuf,
+}
+
+impl Marker {
+    pub fn new(tag: &Tag) -> Marker {
+        let dir = std::env::var_os("LKHELPERS_RUN_DIR")
+            .filter(|v| !v.is_empty())
+            .map_or_else(|| PathBuf::from("/run/lkhelpers"), PathBuf::from);
+        Marker {
+            path: dir.join(format!("ip-{tag}.added")),
+        }
+    }
+
+    pub fn exists(&self) -> bool {
+        self.path.exists()
+    }
+
+    pub fn set(&self, s: &Settings) {
+        let write = || -> std::io::Result<()> {
+            if let Some(d) = self.path.parent() {
+                std::fs::create_dir_all(d)?;
+            }
+            std::fs::write(&self.path, format!("{} {}\n", s.address, s.interface))
+        };
+        if let Err(e) = write() {
+            log::warn!(
+                "cannot record that we added {} in {}: {e}; remove and restore still work, but a primary-address check may refuse it later",
+                s.address,
+                self.path.display()
+            );
+        }
+    }
+
+    pub fn clear(&self) {
+        match std::fs::remove_file(&self.path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => log::warn!("cannot remove {}: {e}", self.path.display()),
+        }
+    }
+}
