@@ -61,7 +61,12 @@
 //!   `nfs_mount 3|4|4.1 MOUNTPOINT [EXTRA_OPTS]` (server 10.0.2.2, export `/export`,
 //!   hard, timeo=10, retrans=2, actimeo=0; `nfs_opts` prints the options),
 //!   `nfs_server stop|kill|freeze|thaw|start|restart|status`.
-//! - misc: `note TEXT`, `run CMD...`, `retry N CMD...` (0.2 s apart), `uptime_s`,
+//! - nodes (`node.sh`): `on_node NODE CMD...` runs CMD as cluster node NODE (own hostname
+//!   `node-NODE` in a private UTS namespace, `LKHELPERS_CONF_DIR=/etc/lkhelpers/node-NODE`,
+//!   `LKHELPERS_RUN_DIR=/run/lkhelpers/node-NODE`); `node_conf NODE TAG KEY=VALUE...` writes
+//!   that node's `TAG.conf`; observers: `pr_holder DEV` (holder's IQN or `none`),
+//!   `pr_keys DEV`.
+//! - misc: `say TEXT` (narration, passed to [`Vm::on_line`]), `note TEXT`, `run CMD...`, `retry N CMD...` (0.2 s apart), `uptime_s`,
 //!   `cmdline_arg NAME` (reads `NAME=value` set with [`Vm::append`]).
 //!
 //! Self-tests showing all of it: `tests/tests/vm_pr.rs`, `vm_paths.rs`, `vm_nfs.rs` with the
@@ -138,7 +143,12 @@ pub struct Vm {
     pub(crate) user_net: bool,
     pub(crate) hooks: std::sync::Mutex<Vec<HostHook>>,
     pub(crate) qemu_args: Vec<String>,
+    pub(crate) on_line: std::sync::Mutex<Option<LineHook>>,
 }
+
+/// Sees every line the guest sends over the control port (`SAY ...`, `CHECK ...`, `END ...`)
+/// as it arrives, e.g. to narrate live.
+pub type LineHook = Box<dyn FnMut(&str) + Send>;
 
 impl Vm {
     /// A guest named `name` (used for the log file names).
@@ -156,6 +166,7 @@ impl Vm {
             user_net: false,
             hooks: std::sync::Mutex::new(Vec::new()),
             qemu_args: Vec::new(),
+            on_line: std::sync::Mutex::new(None),
         }
     }
 
@@ -230,6 +241,13 @@ impl Vm {
     /// guest stops/kills/freezes/thaws/starts/restarts it.
     pub fn nfs(self, server: &NfsServer) -> Self {
         self.netns(server.netns()).host_hook(server.hook())
+    }
+
+    /// Call `f` with every control-port line as it arrives (`say TEXT` in the guest sends
+    /// `SAY TEXT`).
+    pub fn on_line(self, f: LineHook) -> Self {
+        *self.on_line.lock().expect("on_line") = Some(f);
+        self
     }
 
     /// Extra raw QEMU arguments.
@@ -316,7 +334,9 @@ impl Outcome {
         )
     }
 
-    fn problems(&self, required: &[&str]) -> Vec<String> {
+    /// What is wrong with this run (empty: all good): timeout, no or non-zero exit status,
+    /// no checks, failed checks, `required` checks never reported.
+    pub fn problems(&self, required: &[&str]) -> Vec<String> {
         let mut p = Vec::new();
         if self.timed_out {
             p.push("the scenario hit its wall-clock limit".to_string());

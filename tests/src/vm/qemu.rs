@@ -103,6 +103,9 @@ fn disk_args(
 }
 
 fn handle_line(line: &str, st: &Mutex<State>, vm: &Vm, stream: &mut UnixStream) {
+    if let Some(f) = vm.on_line.lock().expect("on_line").as_mut() {
+        f(line);
+    }
     let mut words = line.split_whitespace();
     match words.next() {
         Some("CHECK") => {

@@ -1,0 +1,35 @@
+# shellcheck shell=sh
+# Cluster nodes inside the one guest, and reading reservations as an observer.
+
+# node_conf NODE TAG KEY=VALUE... : writes the node's /etc/lkhelpers/node-NODE/TAG.conf
+node_conf() {
+    local _node=$1 _tag=$2; shift 2
+    mkdir -p "/etc/lkhelpers/node-$_node"
+    : > "/etc/lkhelpers/node-$_node/$_tag.conf"
+    for _kv in "$@"; do echo "$_kv" >> "/etc/lkhelpers/node-$_node/$_tag.conf"; done
+}
+
+# on_node NODE CMD... : runs CMD as cluster node NODE: its own hostname (node-NODE, in a
+# private UTS namespace), LKHELPERS_CONF_DIR=/etc/lkhelpers/node-NODE and
+# LKHELPERS_RUN_DIR=/run/lkhelpers/node-NODE. Returns CMD's exit status.
+on_node() {
+    local _node=$1; shift
+    mkdir -p "/etc/lkhelpers/node-$_node" "/run/lkhelpers/node-$_node"
+    LKHELPERS_CONF_DIR="/etc/lkhelpers/node-$_node" LKHELPERS_RUN_DIR="/run/lkhelpers/node-$_node" \
+        unshare -u sh -c 'hostname "$0"; exec "$@"' "node-$_node" "$@"
+}
+
+# pr_holder DEV -> initiator name (IQN) of the reservation holder seen through DEV, or "none"
+pr_holder() {
+    sg_persist -n --in --read-full-status "$1" 2>/dev/null | awk '
+        /Key=/ { holder = 0 }
+        /Reservation holder/ { holder = 1 }
+        holder && /iqn\./ { for (i = 1; i <= NF; i++) if ($i ~ /^iqn\./) { sub(/,.*/, "", $i); print $i; found = 1; exit } }
+        END { if (!found) print "none" }'
+}
+
+# pr_keys DEV -> the registered keys seen through DEV, one per line
+pr_keys() { sg_persist -n --in --read-keys "$1" 2>/dev/null | awk '$1 ~ /^0x/ { print $1 }'; }
+
+# say TEXT: narration for the demo (console + host)
+say() { echo "SAY $*" >&9; echo "SAY $*"; }
