@@ -197,7 +197,7 @@ pub fn at_or_below<'a>(entries: &'a [MountEntry], mount_point: &str) -> Vec<&'a 
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// Captured on this project's build host (tmpfs mounts in a private mount
@@ -209,6 +209,32 @@ mod tests {
 22 27 0:21 / /proc rw,relatime - proc proc rw
 24 27 0:6 / /dev rw,relatime - devtmpfs devtmpfs rw,size=12334464k,nr_inodes=3083616,mode=755
 ";
+
+    /// Captured in the VM test bed (Debian kernel, NFS mounts made by lkh-nas
+    /// through mount(2) against nfs-ganesha).
+    pub(crate) const GUEST_NFS: &str = "\
+27 1 0:24 / /mnt/v3 rw,relatime - nfs 10.0.2.2:/export rw,vers=3,rsize=32768,wsize=32768,namlen=255,acregmin=0,acregmax=0,acdirmin=0,acdirmax=0,hard,nolock,proto=tcp,timeo=600,retrans=2,sec=sys,mountaddr=10.0.2.2,mountvers=3,mountproto=tcp,local_lock=all,addr=10.0.2.2
+30 1 0:26 / /mnt/v4 rw,relatime - nfs4 10.0.2.2:/export rw,vers=4.2,rsize=32768,wsize=32768,namlen=255,acregmin=0,acregmax=0,acdirmin=0,acdirmax=0,hard,proto=tcp,timeo=600,retrans=2,sec=sys,clientaddr=10.0.2.15,local_lock=none,addr=10.0.2.2
+";
+
+    #[test]
+    fn nfs_v3_and_v4_super_options() {
+        let v = parse(GUEST_NFS).unwrap();
+        let (v3, v4) = (&v[0], &v[1]);
+        assert!(v3.is_nfs() && v4.is_nfs());
+        assert_eq!((v3.fstype.as_str(), v4.fstype.as_str()), ("nfs", "nfs4"));
+        assert_eq!(v3.source, "10.0.2.2:/export");
+        assert_eq!((v3.major, v3.minor), (0, 24));
+        assert_eq!(v3.option("vers"), Some(Some("3")));
+        assert_eq!(v3.option("proto"), Some(Some("tcp")));
+        assert_eq!(v3.option("addr"), Some(Some("10.0.2.2")));
+        assert_eq!(v3.option("mountproto"), Some(Some("tcp")));
+        assert!(v3.has_option("hard") && v3.has_option("nolock"));
+        assert_eq!(v4.option("vers"), Some(Some("4.2")));
+        assert_eq!(v4.option("clientaddr"), Some(Some("10.0.2.15")));
+        assert_eq!(v4.option("local_lock"), Some(Some("none")));
+        assert_eq!(find_at(&v, "/mnt/v4").unwrap().mount_id, 30);
+    }
 
     #[test]
     fn decodes_octal_escapes() {

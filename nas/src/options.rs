@@ -813,6 +813,28 @@ mod tests {
     }
 
     #[test]
+    fn verify_against_captured_guest_mounts() {
+        let v = crate::mountinfo::parse(crate::mountinfo::tests::GUEST_NFS).unwrap();
+        let c3 = NfsConfig::new(ip("10.0.2.2"), "/export", "/mnt/v3", Version::V3, None).unwrap();
+        assert_eq!(c3.verify(&v[0]), Vec::<String>::new());
+        let c4 = NfsConfig::new(ip("10.0.2.2"), "/export", "/mnt/v4", Version::V4, None).unwrap();
+        assert_eq!(c4.verify(&v[1]), Vec::<String>::new());
+        // the v3 mount does not satisfy a v4.1, soft, other-server configuration
+        let other = NfsConfig::new(
+            ip("10.0.2.3"),
+            "/export",
+            "/mnt/v3",
+            Version::V4_1,
+            Some("soft"),
+        )
+        .unwrap();
+        let bad = other.verify(&v[0]);
+        assert_eq!(bad.len(), 4, "{bad:?}");
+        assert!(bad.iter().any(|b| b.contains("vers=3")));
+        assert!(bad.iter().any(|b| b.contains("mounted hard")));
+    }
+
+    #[test]
     fn ipv6_source_is_bracketed() {
         let c = NfsConfig::new(ip("fd00::2"), "/e", "/mnt/x", Version::V4_2, None).unwrap();
         let r = c.mount_request(None);

@@ -5,6 +5,12 @@
 //! returns the kernel's path string without touching the file system behind
 //! it) and `maps` is read as text. A process uses the mount if a path is the
 //! mount point or below it, or if a mapping's device number is the mount's.
+//!
+//! A process stuck *inside* a path system call on a dead mount (an `open` or
+//! `stat` waiting for the server) holds no descriptor yet. For those,
+//! `/proc/PID/syscall` gives the blocked call and its arguments, and the path
+//! argument is read from the process's memory (`/proc/PID/mem`), so they are
+//! found as well (x86_64 system call numbers).
 
 use std::fs;
 use std::path::Path;
@@ -81,6 +87,11 @@ pub fn find(mount_point: &str, dev: Option<(u32, u32)>) -> Vec<User> {
         if fs::read_to_string(base.join("maps")).is_ok_and(|m| maps_use(&m, mount_point, dev)) {
             how.push("maps".to_string());
         }
+        if let Some(p) = blocked_path(&base)
+            && under(&p, mount_point)
+        {
+            how.push(format!("blocked in a system call on {p}"));
+        }
         if !how.is_empty() {
             let comm = fs::read_to_string(base.join("comm"))
                 .map(|s| s.trim().to_string())
@@ -89,6 +100,104 @@ pub fn find(mount_point: &str, dev: Option<(u32, u32)>) -> Vec<User> {
         }
     }
     users
+}
+
+/// For x86_64 system calls taking a path: (index of the path argument,
+/// index of the directory-fd argument for the `*at` forms).
+#[cfg(target_arch = "x86_64")]
+fn path_syscall(nr: i64) -> Option<(usize, Option<usize>)> {
+    let plain = [
+        libc::SYS_open,
+        libc::SYS_stat,
+        libc::SYS_lstat,
+        libc::SYS_access,
+        libc::SYS_execve,
+        libc::SYS_chdir,
+        libc::SYS_readlink,
+        libc::SYS_mkdir,
+        libc::SYS_rmdir,
+        libc::SYS_unlink,
+        libc::SYS_creat,
+        libc::SYS_truncate,
+        libc::SYS_chmod,
+        libc::SYS_chown,
+        libc::SYS_lchown,
+        libc::SYS_statfs,
+        libc::SYS_getxattr,
+        libc::SYS_lgetxattr,
+        libc::SYS_listxattr,
+        libc::SYS_llistxattr,
+        libc::SYS_rename,
+        libc::SYS_link,
+        libc::SYS_symlink,
+        libc::SYS_utime,
+        libc::SYS_utimes,
+    ];
+    let at = [
+        libc::SYS_openat,
+        libc::SYS_openat2,
+        libc::SYS_newfstatat,
+        libc::SYS_statx,
+        libc::SYS_faccessat,
+        libc::SYS_faccessat2,
+        libc::SYS_readlinkat,
+        libc::SYS_mkdirat,
+        libc::SYS_unlinkat,
+        libc::SYS_renameat,
+        libc::SYS_renameat2,
+        libc::SYS_fchmodat,
+        libc::SYS_fchownat,
+        libc::SYS_utimensat,
+        libc::SYS_execveat,
+        libc::SYS_name_to_handle_at,
+    ];
+    if plain.contains(&nr) {
+        Some((0, None))
+    } else if at.contains(&nr) {
+        Some((1, Some(0)))
+    } else {
+        None
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn path_syscall(_nr: i64) -> Option<(usize, Option<usize>)> {
+    None
+}
+
+/// Read a NUL-terminated string at `addr` in the process's memory.
+fn read_c_string(base: &Path, addr: u64) -> Option<String> {
+    use std::os::unix::fs::FileExt;
+    let f = fs::File::open(base.join("mem")).ok()?;
+    let mut buf = vec![0u8; 4096];
+    let n = f.read_at(&mut buf, addr).ok()?;
+    let end = buf[..n].iter().position(|b| *b == 0)?;
+    Some(String::from_utf8_lossy(&buf[..end]).into_owned())
+}
+
+fn hex(s: &str) -> Option<u64> {
+    u64::from_str_radix(s.trim_start_matches("0x"), 16).ok()
+}
+
+/// The absolute path a process is blocked on, if it sits in a path system call.
+fn blocked_path(base: &Path) -> Option<String> {
+    let text = fs::read_to_string(base.join("syscall")).ok()?;
+    let f: Vec<&str> = text.split_whitespace().collect();
+    let nr: i64 = f.first()?.parse().ok()?;
+    let (pi, di) = path_syscall(nr)?;
+    let args: Vec<u64> = f.get(1..7)?.iter().filter_map(|a| hex(a)).collect();
+    let path = read_c_string(base, *args.get(pi)?)?;
+    if path.starts_with('/') {
+        return Some(path);
+    }
+    let dir = match di.map(|i| args.get(i).copied()) {
+        Some(Some(d)) if d as i32 != libc::AT_FDCWD => {
+            link(&base.join("fd").join((d as i32).to_string()))?
+        }
+        Some(None) => return None,
+        _ => link(&base.join("cwd"))?,
+    };
+    Some(format!("{}/{path}", dir.trim_end_matches('/')))
 }
 
 fn alive(pid: i32) -> bool {
@@ -168,6 +277,37 @@ mod tests {
             "/x",
             Some((0, 0))
         ));
+    }
+
+    #[test]
+    fn reads_the_path_of_a_blocked_system_call() {
+        // a child blocked in open() of a FIFO nobody writes to
+        let dir = std::env::temp_dir().join(format!("nas-blocked-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let fifo = dir.join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let mut child = std::process::Command::new("cat")
+            .arg(&fifo)
+            .current_dir("/")
+            .spawn()
+            .unwrap();
+        let pid = child.id() as i32;
+        let d = dir.to_string_lossy().into_owned();
+        let mut found = false;
+        for _ in 0..200 {
+            if find(&d, None)
+                .iter()
+                .any(|u| u.pid == pid && u.how.iter().any(|h| h.starts_with("blocked")))
+            {
+                found = true;
+                break;
+            }
+            sleep(Duration::from_millis(10));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        fs::remove_dir_all(&dir).unwrap();
+        assert!(found, "the child blocked in open() was not found");
     }
 
     #[test]

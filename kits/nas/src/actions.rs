@@ -44,10 +44,10 @@ fn server_label(s: &Settings) -> String {
 pub fn probe_failure(s: &Settings, p: &Probe) -> Option<String> {
     let e = p.error.as_ref()?;
     Some(match e.kind {
-        FailKind::Timeout | FailKind::Refused => {
+        FailKind::Timeout | FailKind::Refused | FailKind::Unavailable => {
             format!("server not answering: {} {e}", server_label(s))
         }
-        FailKind::Unavailable | FailKind::Denied | FailKind::Other => format!(
+        FailKind::Denied | FailKind::Other => format!(
             "server answers but refuses: {} {e}: check the export and the server's NFS services",
             server_label(s)
         ),

@@ -77,7 +77,11 @@ fn server_addr(ctx: &HookCtx, raw: &str, at_restore: bool) -> Result<IpAddr, Fai
     if let Ok(ip) = plain.parse::<IpAddr>() {
         return Ok(ip);
     }
-    if raw.contains(['/', ':', ',']) {
+    let name_like = raw
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
+    let looks_numeric = raw.bytes().all(|b| b.is_ascii_digit() || b == b'.');
+    if !name_like || looks_numeric || raw.starts_with(['-', '.']) {
         return Err(ctx.config.invalid(
             "SERVER",
             "is not a valid IP address or host name: give the NAS's IP address",
