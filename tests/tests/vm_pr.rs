@@ -50,3 +50,20 @@ fn project_binaries_run_in_guest() {
     };
     out.assert_passed(&["binaries-listed"]);
 }
+
+/// A scenario that never ends is stopped at its wall-clock limit and QEMU is killed.
+#[test]
+fn wall_clock_limit_kills_a_hung_guest() {
+    let vm = Vm::new("vm_timeout")
+        .script("pass started\nsleep 600\npass never-reached\n")
+        .timeout(Duration::from_secs(12));
+    let Some(out) = vm::run_or_skip(&vm) else {
+        return;
+    };
+    eprintln!("{}", out.summary());
+    assert!(out.timed_out, "the run should have hit its limit");
+    assert!(out.passed("started"), "checks before the hang are kept");
+    assert!(out.check("never-reached").is_none());
+    assert_eq!(out.rc, None);
+    assert!(!out.problems(&[]).is_empty());
+}

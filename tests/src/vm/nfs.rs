@@ -187,6 +187,11 @@ impl NfsServer {
     /// directory as `/export`. Needs root and the host packages (installed by the harness).
     pub fn start() -> Result<NfsServer, VmError> {
         static SEQ: AtomicU32 = AtomicU32::new(0);
+        if !nix::unistd::geteuid().is_root() {
+            return Err(VmError::Unavailable(
+                "the NFS server needs root (network namespaces)".into(),
+            ));
+        }
         parts()?; // host packages
         let ns = format!(
             "lkh-nfs-{}-{}",

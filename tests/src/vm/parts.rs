@@ -41,6 +41,8 @@ const MODULES: &[&str] = &[
     "target_core_mod",
     "target_core_file",
     "target_core_iblock",
+    "target_core_pscsi",
+    "target_core_user",
     "iscsi_target_mod",
     "iscsi_tcp",
     "crc32c_generic",

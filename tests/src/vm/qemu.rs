@@ -337,6 +337,10 @@ pub(super) fn run(vm: &Vm, parts: &Parts, bins: &[Bin]) -> Result<Outcome, VmErr
         let _ = fs::remove_file(f);
     }
     let (timed_out, duration) = result?;
+    if timed_out && let Ok(mut f) = fs::OpenOptions::new().append(true).open(&console_log) {
+        let limit = vm.timeout.as_secs();
+        let _ = writeln!(f, "# wall-clock limit of {limit} s reached: QEMU killed");
+    }
     let st = st.into_inner().expect("state");
     Ok(Outcome {
         name: vm.name.clone(),
