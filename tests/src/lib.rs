@@ -1,3 +1,4 @@
 //! Test harness shared by the cross-crate tests: QEMU guests (`vm`) and network namespaces (`netns`).
 
+pub mod netns;
 pub mod vm;
