@@ -33,11 +33,19 @@ pub fn unavailable() -> Option<String> {
     static WHY: OnceLock<Option<String>> = OnceLock::new();
     WHY.get_or_init(|| {
         if !nix::unistd::geteuid().is_root() {
-            return Some("not running as root (network namespaces need CAP_SYS_ADMIN and CAP_NET_ADMIN)".into());
+            return Some(
+                "not running as root (network namespaces need CAP_SYS_ADMIN and CAP_NET_ADMIN)"
+                    .into(),
+            );
         }
         match Command::new("ip").arg("-V").output() {
             Ok(o) if o.status.success() => {}
-            _ => return Some("the `ip` command (iproute2) is not installed: apt-get install -y iproute2".into()),
+            _ => {
+                return Some(
+                    "the `ip` command (iproute2) is not installed: apt-get install -y iproute2"
+                        .into(),
+                );
+            }
         }
         let name = format!("lkhprobe{}", std::process::id());
         let ok = Command::new("ip")
@@ -134,7 +142,12 @@ impl Topology {
 
     /// A veth pair: `a` in `ns_a`, `b` in `ns_b`, both up.
     pub fn veth(&self, ns_a: &str, a: &str, ns_b: &str, b: &str) -> Result<(), String> {
-        self.ip(ns_a, &["link", "add", "dev", a, "type", "veth", "peer", "name", b, "netns", ns_b])?;
+        self.ip(
+            ns_a,
+            &[
+                "link", "add", "dev", a, "type", "veth", "peer", "name", b, "netns", ns_b,
+            ],
+        )?;
         self.ip(ns_a, &["link", "set", "dev", a, "up"])?;
         self.ip(ns_b, &["link", "set", "dev", b, "up"])?;
         Ok(())
@@ -156,7 +169,9 @@ impl Topology {
         Ok(out
             .lines()
             .filter_map(|l| {
-                let mut w = l.split_whitespace().skip_while(|w| *w != "inet" && *w != "inet6");
+                let mut w = l
+                    .split_whitespace()
+                    .skip_while(|w| *w != "inet" && *w != "inet6");
                 w.next()?;
                 w.next().map(str::to_owned)
             })
@@ -210,26 +225,99 @@ impl HyperVLab {
         let host = topo.add_ns("h")?;
         let phys = topo.add_ns("n")?;
         let cohost = topo.add_ns("c")?;
-        topo.ip(&host, &["link", "add", "dev", "br0", "type", "bridge", "stp_state", "0"])?;
+        topo.ip(
+            &host,
+            &[
+                "link",
+                "add",
+                "dev",
+                "br0",
+                "type",
+                "bridge",
+                "stp_state",
+                "0",
+            ],
+        )?;
         topo.ip(&host, &["link", "set", "dev", "br0", "up"])?;
-        for (port, ns) in [(Self::GUEST_PORT, &guest), ("pc", &cohost), (Self::UPLINK_PORT, &phys)] {
+        for (port, ns) in [
+            (Self::GUEST_PORT, &guest),
+            ("pc", &cohost),
+            (Self::UPLINK_PORT, &phys),
+        ] {
             topo.veth(&host, port, ns, "eth0")?;
             topo.ip(&host, &["link", "set", "dev", port, "master", "br0"])?;
             // No IPv6 autoconfiguration or DAD noise on the switch ports.
-            let _ = run(topo.exec(&host, "sysctl").args(["-qw", &format!("net.ipv6.conf.{port}.disable_ipv6=1")]));
+            let _ = run(topo
+                .exec(&host, "sysctl")
+                .args(["-qw", &format!("net.ipv6.conf.{port}.disable_ipv6=1")]));
         }
         for ns in [&guest, &cohost, &phys] {
             // Keep the kernel's IPv6 DAD quick and predictable on the test links.
-            let _ = run(topo.exec(ns, "sysctl").args(["-qw", "net.ipv6.conf.eth0.dad_transmits=1"]));
+            let _ = run(topo
+                .exec(ns, "sysctl")
+                .args(["-qw", "net.ipv6.conf.eth0.dad_transmits=1"]));
         }
-        topo.ip(&guest, &["addr", "add", &format!("{}/24", Self::GUEST_IP), "dev", "eth0"])?;
+        topo.ip(
+            &guest,
+            &[
+                "addr",
+                "add",
+                &format!("{}/24", Self::GUEST_IP),
+                "dev",
+                "eth0",
+            ],
+        )?;
         topo.ip(&guest, &["route", "add", "default", "via", Self::GATEWAY])?;
-        topo.ip(&guest, &["addr", "add", &format!("{}/64", Self::GUEST_IP6), "dev", "eth0", "nodad"])?;
-        topo.ip(&guest, &["-6", "route", "add", "default", "via", Self::GATEWAY6])?;
-        topo.ip(&cohost, &["addr", "add", &format!("{}/24", Self::COHOST_IP), "dev", "eth0"])?;
-        topo.ip(&phys, &["addr", "add", &format!("{}/24", Self::GATEWAY), "dev", "eth0"])?;
-        topo.ip(&phys, &["addr", "add", &format!("{}/64", Self::GATEWAY6), "dev", "eth0", "nodad"])?;
-        topo.ip(&phys, &["addr", "add", &format!("{}/24", Self::REMOTE), "dev", "lo"])?;
+        topo.ip(
+            &guest,
+            &[
+                "addr",
+                "add",
+                &format!("{}/64", Self::GUEST_IP6),
+                "dev",
+                "eth0",
+                "nodad",
+            ],
+        )?;
+        topo.ip(
+            &guest,
+            &["-6", "route", "add", "default", "via", Self::GATEWAY6],
+        )?;
+        topo.ip(
+            &cohost,
+            &[
+                "addr",
+                "add",
+                &format!("{}/24", Self::COHOST_IP),
+                "dev",
+                "eth0",
+            ],
+        )?;
+        topo.ip(
+            &phys,
+            &[
+                "addr",
+                "add",
+                &format!("{}/24", Self::GATEWAY),
+                "dev",
+                "eth0",
+            ],
+        )?;
+        topo.ip(
+            &phys,
+            &[
+                "addr",
+                "add",
+                &format!("{}/64", Self::GATEWAY6),
+                "dev",
+                "eth0",
+                "nodad",
+            ],
+        )?;
+        topo.ip(
+            &phys,
+            &["addr", "add", &format!("{}/24", Self::REMOTE), "dev", "lo"],
+        )?;
         Ok(HyperVLab {
             topo,
             guest,
@@ -242,7 +330,10 @@ impl HyperVLab {
     /// The host's physical uplink fails (or comes back).
     pub fn set_uplink(&self, up: bool) -> Result<(), String> {
         let state = if up { "up" } else { "down" };
-        self.topo.ip(&self.host, &["link", "set", "dev", Self::UPLINK_PORT, state])?;
+        self.topo.ip(
+            &self.host,
+            &["link", "set", "dev", Self::UPLINK_PORT, state],
+        )?;
         Ok(())
     }
 
@@ -250,13 +341,22 @@ impl HyperVLab {
     /// guest keeps its carrier — like the pause of a live migration.
     pub fn set_guest_port_forwarding(&self, on: bool) -> Result<(), String> {
         let state = if on { "3" } else { "0" };
-        run(self.topo.exec(&self.host, "bridge").args(["link", "set", "dev", Self::GUEST_PORT, "state", state]))?;
+        run(self.topo.exec(&self.host, "bridge").args([
+            "link",
+            "set",
+            "dev",
+            Self::GUEST_PORT,
+            "state",
+            state,
+        ]))?;
         Ok(())
     }
 
     /// Whether the guest's NIC has carrier (`LOWER_UP`).
     pub fn guest_carrier(&self) -> Result<bool, String> {
-        let out = self.topo.ip(&self.guest, &["-o", "link", "show", "dev", Self::GUEST_IF])?;
+        let out = self
+            .topo
+            .ip(&self.guest, &["-o", "link", "show", "dev", Self::GUEST_IF])?;
         Ok(out.contains("LOWER_UP"))
     }
 }
@@ -286,7 +386,10 @@ pub fn lkh_ip_binary() -> Result<PathBuf, String> {
         if bin.is_file() {
             Ok(bin)
         } else {
-            Err(format!("cargo build -p lkh-ip did not produce {}", bin.display()))
+            Err(format!(
+                "cargo build -p lkh-ip did not produce {}",
+                bin.display()
+            ))
         }
     })
     .clone()

@@ -409,6 +409,11 @@ fn recover(s: &Settings, marker: &Marker, deadline: Deadline) -> Outcome {
 
 fn remove(s: &Settings, marker: &Marker, deadline: Deadline) -> Outcome {
     let mut live = resolve(s, marker, deadline)?;
+    // Check configured TARGETS like the other actions, but never look for a default
+    // gateway here: routes may be gone while the address is taken away.
+    if !s.targets.is_empty() {
+        live.targets(s, &s.targets, s.probe, deadline)?;
+    }
     let Some(ours) = live.ours(s).cloned() else {
         marker.clear();
         return Ok(format!(
