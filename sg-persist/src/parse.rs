@@ -1,0 +1,571 @@
+//! Pure parsers for PERSISTENT RESERVE IN and INQUIRY data (SPC-4 6.16, 6.4, 7.8.6, 7.8.18).
+//! Every read is bounds-checked; a response shorter than its header says is reported as
+//! truncated rather than read past its end.
+
+use std::fmt;
+
+use crate::cdb::PrType;
+
+/// Why a response could not be parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ParseError {
+    /// Fewer bytes than the fixed header of this response.
+    TooShort { what: &'static str, len: usize },
+    /// A field holds a value this crate cannot interpret.
+    Invalid(&'static str),
+}
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ParseError::TooShort { what, len } => {
+                write!(f, "{what} response too short ({len} bytes)")
+            }
+            ParseError::Invalid(what) => write!(f, "invalid {what} in response"),
+        }
+    }
+}
+
+impl std::error::Error for ParseError {}
+
+fn be32(b: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_be_bytes(b.get(at..at + 4)?.try_into().ok()?))
+}
+
+fn be64(b: &[u8], at: usize) -> Option<u64> {
+    Some(u64::from_be_bytes(b.get(at..at + 8)?.try_into().ok()?))
+}
+
+fn be16(b: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_be_bytes(b.get(at..at + 2)?.try_into().ok()?))
+}
+
+/// READ KEYS data: the generation and one key per registered I_T nexus.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Keys {
+    /// PRgeneration: bumped by the device on every successful PR OUT that changes state.
+    pub generation: u32,
+    /// Registered keys, one per I_T nexus (the same key appears once per registered path).
+    pub keys: Vec<u64>,
+    /// The device had more keys than fitted in the allocation length.
+    pub truncated: bool,
+}
+
+/// Parses READ KEYS data.
+pub fn read_keys(b: &[u8]) -> Result<Keys, ParseError> {
+    let too_short = ParseError::TooShort {
+        what: "READ KEYS",
+        len: b.len(),
+    };
+    let generation = be32(b, 0).ok_or(too_short.clone())?;
+    let add = be32(b, 4).ok_or(too_short)? as usize;
+    let avail = b.len() - 8;
+    let n = add.min(avail) / 8;
+    let keys = (0..n).filter_map(|i| be64(b, 8 + i * 8)).collect();
+    Ok(Keys {
+        generation,
+        keys,
+        truncated: add > avail,
+    })
+}
+
+/// The current reservation, as READ RESERVATION reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reservation {
+    /// Reservation key of the holder (0 for all-registrants types on some devices).
+    pub key: u64,
+    /// Scope (0 = LU_SCOPE).
+    pub scope: u8,
+    /// Raw type code; [`PrType::from_code`] maps the defined ones.
+    pub type_code: u8,
+}
+
+impl Reservation {
+    /// The reservation type, if it is one of the six defined ones.
+    pub fn pr_type(&self) -> Option<PrType> {
+        PrType::from_code(self.type_code)
+    }
+}
+
+/// READ RESERVATION data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReservationStatus {
+    pub generation: u32,
+    /// `None` when no reservation is held.
+    pub reservation: Option<Reservation>,
+}
+
+/// Parses READ RESERVATION data.
+pub fn read_reservation(b: &[u8]) -> Result<ReservationStatus, ParseError> {
+    let too_short = ParseError::TooShort {
+        what: "READ RESERVATION",
+        len: b.len(),
+    };
+    let generation = be32(b, 0).ok_or(too_short.clone())?;
+    let add = be32(b, 4).ok_or(too_short.clone())?;
+    if add == 0 {
+        return Ok(ReservationStatus {
+            generation,
+            reservation: None,
+        });
+    }
+    if add < 16 {
+        return Err(ParseError::Invalid("READ RESERVATION additional length"));
+    }
+    let key = be64(b, 8).ok_or(too_short.clone())?;
+    let st = *b.get(21).ok_or(too_short)?;
+    Ok(ReservationStatus {
+        generation,
+        reservation: Some(Reservation {
+            key,
+            scope: st >> 4,
+            type_code: st & 0x0f,
+        }),
+    })
+}
+
+/// REPORT CAPABILITIES data.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Capabilities {
+    /// Replace Lost Reservation capable.
+    pub rlr_c: bool,
+    /// Compatible Reservation Handling (SPC-2 RESERVE/RELEASE interplay).
+    pub crh: bool,
+    /// Specify Initiator Ports capable.
+    pub sip_c: bool,
+    /// All Target Ports capable.
+    pub atp_c: bool,
+    /// Persist Through Power Loss capable.
+    pub ptpl_c: bool,
+    /// Persist Through Power Loss activated.
+    pub ptpl_a: bool,
+    /// The type mask below is valid.
+    pub tmv: bool,
+    /// ALLOW COMMANDS field.
+    pub allow_commands: u8,
+    /// Types the device supports (only meaningful when `tmv`).
+    pub types: Vec<PrType>,
+}
+
+/// Parses REPORT CAPABILITIES data.
+pub fn report_capabilities(b: &[u8]) -> Result<Capabilities, ParseError> {
+    if b.len() < 6 {
+        return Err(ParseError::TooShort {
+            what: "REPORT CAPABILITIES",
+            len: b.len(),
+        });
+    }
+    let (b2, b3, b4, b5) = (b[2], b[3], b[4], b[5]);
+    let mut types = Vec::new();
+    let mask = [
+        (b4 & 0x02 != 0, PrType::WriteExclusive),
+        (b4 & 0x08 != 0, PrType::ExclusiveAccess),
+        (b4 & 0x20 != 0, PrType::WriteExclusiveRegistrantsOnly),
+        (b4 & 0x40 != 0, PrType::ExclusiveAccessRegistrantsOnly),
+        (b4 & 0x80 != 0, PrType::WriteExclusiveAllRegistrants),
+        (b5 & 0x01 != 0, PrType::ExclusiveAccessAllRegistrants),
+    ];
+    for (set, t) in mask {
+        if set {
+            types.push(t);
+        }
+    }
+    Ok(Capabilities {
+        rlr_c: b2 & 0x80 != 0,
+        crh: b2 & 0x10 != 0,
+        sip_c: b2 & 0x08 != 0,
+        atp_c: b2 & 0x04 != 0,
+        ptpl_c: b2 & 0x01 != 0,
+        ptpl_a: b3 & 0x01 != 0,
+        tmv: b3 & 0x80 != 0,
+        allow_commands: (b3 >> 4) & 0x07,
+        types,
+    })
+}
+
+/// A SCSI TransportID (SPC-4 7.6.4), reduced to a printable initiator identity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TransportId {
+    /// Fibre Channel: the initiator port's WWPN.
+    FibreChannel(u64),
+    /// iSCSI: initiator name, and the ISID when the format carries it.
+    Iscsi(String),
+    /// SAS: the initiator port's SAS address.
+    Sas(u64),
+    /// Any other protocol: its identifier and the raw bytes.
+    Other { protocol: u8, bytes: Vec<u8> },
+}
+
+impl TransportId {
+    /// Parses one TransportID.
+    pub fn parse(b: &[u8]) -> TransportId {
+        let proto = b.first().map_or(0xf, |x| x & 0x0f);
+        match proto {
+            0x0 => match be64(b, 8) {
+                Some(wwpn) => TransportId::FibreChannel(wwpn),
+                None => TransportId::Other {
+                    protocol: proto,
+                    bytes: b.to_vec(),
+                },
+            },
+            0x5 => {
+                let len = be16(b, 2).map_or(0, usize::from);
+                let raw = b.get(4..(4 + len).min(b.len())).unwrap_or(&[]);
+                let text: String = raw
+                    .iter()
+                    .take_while(|c| **c != 0)
+                    .map(|c| {
+                        if c.is_ascii_graphic() {
+                            char::from(*c)
+                        } else {
+                            '?'
+                        }
+                    })
+                    .collect();
+                TransportId::Iscsi(text)
+            }
+            0x6 => match be64(b, 4) {
+                Some(a) => TransportId::Sas(a),
+                None => TransportId::Other {
+                    protocol: proto,
+                    bytes: b.to_vec(),
+                },
+            },
+            p => TransportId::Other {
+                protocol: p,
+                bytes: b.to_vec(),
+            },
+        }
+    }
+}
+
+impl fmt::Display for TransportId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TransportId::FibreChannel(w) => write!(f, "fc wwpn 0x{w:016x}"),
+            TransportId::Iscsi(n) => write!(f, "iscsi {n}"),
+            TransportId::Sas(a) => write!(f, "sas 0x{a:016x}"),
+            TransportId::Other { protocol, bytes } => {
+                write!(
+                    f,
+                    "protocol 0x{protocol:x} {}",
+                    crate::cdb::hex(&bytes[..bytes.len().min(24)])
+                )
+            }
+        }
+    }
+}
+
+/// One registration as READ FULL STATUS reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Registration {
+    pub key: u64,
+    /// Registered for all target ports.
+    pub all_tg_pt: bool,
+    /// This registration's I_T nexus holds the reservation.
+    pub holder: bool,
+    pub scope: u8,
+    pub type_code: u8,
+    pub relative_target_port: u16,
+    /// The initiator port of the registration.
+    pub transport_id: TransportId,
+}
+
+/// READ FULL STATUS data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FullStatus {
+    pub generation: u32,
+    pub registrations: Vec<Registration>,
+    pub truncated: bool,
+}
+
+/// Parses READ FULL STATUS data.
+pub fn read_full_status(b: &[u8]) -> Result<FullStatus, ParseError> {
+    let too_short = ParseError::TooShort {
+        what: "READ FULL STATUS",
+        len: b.len(),
+    };
+    let generation = be32(b, 0).ok_or(too_short.clone())?;
+    let add = be32(b, 4).ok_or(too_short)? as usize;
+    let end = 8usize.saturating_add(add).min(b.len());
+    let mut at = 8;
+    let mut registrations = Vec::new();
+    let mut truncated = 8usize.saturating_add(add) > b.len();
+    while at + 24 <= end {
+        let d = &b[at..end];
+        let tid_len = be32(d, 20).map_or(0, |v| v as usize);
+        let Some(tid) = d.get(24..24usize.saturating_add(tid_len)) else {
+            truncated = true;
+            break;
+        };
+        registrations.push(Registration {
+            key: be64(d, 0).unwrap_or(0),
+            all_tg_pt: d[12] & 0x02 != 0,
+            holder: d[12] & 0x01 != 0,
+            scope: d[13] >> 4,
+            type_code: d[13] & 0x0f,
+            relative_target_port: be16(d, 18).unwrap_or(0),
+            transport_id: TransportId::parse(tid),
+        });
+        at += 24 + tid_len;
+    }
+    Ok(FullStatus {
+        generation,
+        registrations,
+        truncated,
+    })
+}
+
+/// Standard INQUIRY data (the fields an admin recognises).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inquiry {
+    /// Peripheral qualifier (0 = LU connected).
+    pub qualifier: u8,
+    /// Peripheral device type (0 = direct-access block device).
+    pub device_type: u8,
+    pub vendor: String,
+    pub product: String,
+    pub revision: String,
+    /// SPC version claimed.
+    pub version: u8,
+}
+
+fn ascii(b: &[u8]) -> String {
+    b.iter()
+        .map(|c| {
+            if (0x20..0x7f).contains(c) {
+                char::from(*c)
+            } else {
+                ' '
+            }
+        })
+        .collect::<String>()
+        .trim()
+        .to_string()
+}
+
+/// Parses standard INQUIRY data.
+pub fn inquiry(b: &[u8]) -> Result<Inquiry, ParseError> {
+    if b.len() < 36 {
+        return Err(ParseError::TooShort {
+            what: "INQUIRY",
+            len: b.len(),
+        });
+    }
+    Ok(Inquiry {
+        qualifier: b[0] >> 5,
+        device_type: b[0] & 0x1f,
+        version: b[2],
+        vendor: ascii(&b[8..16]),
+        product: ascii(&b[16..32]),
+        revision: ascii(&b[32..36]),
+    })
+}
+
+/// Parses VPD page 0x80 (unit serial number).
+pub fn vpd_serial(b: &[u8]) -> Result<String, ParseError> {
+    if b.len() < 4 || b[1] != 0x80 {
+        return Err(ParseError::Invalid("unit serial number page"));
+    }
+    let len = usize::from(be16(b, 2).unwrap_or(0));
+    Ok(ascii(&b[4..(4 + len).min(b.len())]))
+}
+
+/// A logical-unit designator from VPD page 0x83, the identity shared by all paths to one LU.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct LuId {
+    /// Designator type: 3 = NAA, 2 = EUI-64, 8 = SCSI name string, 1 = T10 vendor id.
+    pub kind: u8,
+    pub bytes: Vec<u8>,
+}
+
+impl fmt::Display for LuId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let hex: String = self.bytes.iter().map(|x| format!("{x:02x}")).collect();
+        match self.kind {
+            3 => write!(f, "naa.{hex}"),
+            2 => write!(f, "eui.{hex}"),
+            8 | 1 => write!(
+                f,
+                "{}{}",
+                if self.kind == 1 { "t10." } else { "" },
+                ascii(&self.bytes).replace(' ', "_")
+            ),
+            k => write!(f, "type{k}.{hex}"),
+        }
+    }
+}
+
+/// Parses VPD page 0x83 and picks the LU's best designator (associated with the LU, in the
+/// preference order NAA, EUI-64, SCSI name string, T10 vendor id).
+pub fn vpd_lu_id(b: &[u8]) -> Result<LuId, ParseError> {
+    if b.len() < 4 || b[1] != 0x83 {
+        return Err(ParseError::Invalid("device identification page"));
+    }
+    let end = (4 + usize::from(be16(b, 2).unwrap_or(0))).min(b.len());
+    let mut at = 4;
+    let mut best: Option<(usize, LuId)> = None;
+    while at + 4 <= end {
+        let assoc = (b[at + 1] >> 4) & 0x3;
+        let kind = b[at + 1] & 0x0f;
+        let len = usize::from(b[at + 3]);
+        let Some(body) = b.get(at + 4..at + 4 + len).filter(|_| at + 4 + len <= end) else {
+            break;
+        };
+        let rank = [3u8, 2, 8, 1].iter().position(|k| *k == kind);
+        if assoc == 0
+            && let Some(r) = rank
+            && best.as_ref().is_none_or(|(br, _)| r < *br)
+        {
+            best = Some((
+                r,
+                LuId {
+                    kind,
+                    bytes: body.to_vec(),
+                },
+            ));
+        }
+        at += 4 + len;
+    }
+    best.map(|(_, id)| id).ok_or(ParseError::Invalid(
+        "device identification page without LU designator",
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_keys_fixture() {
+        let b = [
+            0, 0, 0, 3, 0, 0, 0, 16, 0x4c, 0x4b, 0, 0, 0, 0, 0xaa, 0xaa, 0, 0, 0, 0, 0, 0, 0xbb,
+            0xbb,
+        ];
+        let k = read_keys(&b).unwrap();
+        assert_eq!(k.generation, 3);
+        assert_eq!(k.keys, vec![0x4c4b_0000_0000_aaaa, 0xbbbb]);
+        assert!(!k.truncated);
+        // Device says 24 bytes of keys, only 16 fit.
+        let mut t = b;
+        t[7] = 24;
+        assert!(read_keys(&t).unwrap().truncated);
+        assert!(read_keys(&b[..7]).is_err());
+        assert_eq!(read_keys(&[0, 0, 0, 1, 0, 0, 0, 0]).unwrap().keys, vec![]);
+    }
+
+    #[test]
+    fn read_reservation_fixture() {
+        let none = [0, 0, 0, 9, 0, 0, 0, 0];
+        assert_eq!(read_reservation(&none).unwrap().reservation, None);
+        let mut held = [0u8; 24];
+        held[3] = 2;
+        held[7] = 16;
+        held[8..16].copy_from_slice(&0xaaaau64.to_be_bytes());
+        held[21] = 0x05;
+        let r = read_reservation(&held).unwrap();
+        assert_eq!(r.generation, 2);
+        let res = r.reservation.unwrap();
+        assert_eq!(res.key, 0xaaaa);
+        assert_eq!(res.pr_type(), Some(PrType::WriteExclusiveRegistrantsOnly));
+        assert!(read_reservation(&held[..20]).is_err());
+        let mut bad = held;
+        bad[7] = 4;
+        assert!(read_reservation(&bad).is_err());
+    }
+
+    #[test]
+    fn capabilities_fixture() {
+        // LIO: CRH, SIP_C, ATP_C, PTPL_C; TMV; types WE EA WERO EARO WEAR EAAR.
+        let b = [0, 8, 0x1d, 0x81, 0xea, 0x01, 0, 0];
+        let c = report_capabilities(&b).unwrap();
+        assert!(c.crh && c.sip_c && c.atp_c && c.ptpl_c && c.tmv && c.ptpl_a);
+        assert!(!c.rlr_c);
+        assert_eq!(c.types, PrType::ALL.to_vec());
+        assert!(report_capabilities(&b[..5]).is_err());
+    }
+
+    #[test]
+    fn full_status_fixture() {
+        let name = b"iqn.2026-01.test:node-a,i,0x23d000000001\0\0\0";
+        let mut d = vec![0, 0, 0, 7, 0, 0, 0, 0];
+        let mut desc = vec![0u8; 24];
+        desc[0..8].copy_from_slice(&0x4c4b_0000_0000_0001u64.to_be_bytes());
+        desc[12] = 0x01;
+        desc[13] = 0x05;
+        desc[19] = 1;
+        let mut tid = vec![0x45, 0, 0, name.len() as u8];
+        tid.extend_from_slice(name);
+        desc[20..24].copy_from_slice(&(tid.len() as u32).to_be_bytes());
+        desc.extend_from_slice(&tid);
+        let mut fc = vec![0u8; 24];
+        fc[0..8].copy_from_slice(&2u64.to_be_bytes());
+        fc[23] = 24;
+        let mut fctid = vec![0u8; 24];
+        fctid[8..16].copy_from_slice(&0xc003_ff00_0000_0001u64.to_be_bytes());
+        fc.extend_from_slice(&fctid);
+        d.extend_from_slice(&desc);
+        d.extend_from_slice(&fc);
+        let add = (d.len() - 8) as u32;
+        d[4..8].copy_from_slice(&add.to_be_bytes());
+        let s = read_full_status(&d).unwrap();
+        assert_eq!(s.generation, 7);
+        assert_eq!(s.registrations.len(), 2);
+        let a = &s.registrations[0];
+        assert!(a.holder);
+        assert_eq!(a.type_code, 5);
+        assert_eq!(
+            a.transport_id,
+            TransportId::Iscsi("iqn.2026-01.test:node-a,i,0x23d000000001".into())
+        );
+        assert_eq!(
+            s.registrations[1].transport_id,
+            TransportId::FibreChannel(0xc003_ff00_0000_0001)
+        );
+        assert!(!s.truncated);
+        let cut = read_full_status(&d[..d.len() - 3]).unwrap();
+        assert!(cut.truncated);
+        assert_eq!(cut.registrations.len(), 1);
+    }
+
+    #[test]
+    fn inquiry_fixture() {
+        let mut b = vec![0u8; 36];
+        b[2] = 6;
+        b[8..16].copy_from_slice(b"LIO-ORG ");
+        b[16..32].copy_from_slice(b"FILEIO          ");
+        b[32..36].copy_from_slice(b"4.0 ");
+        let i = inquiry(&b).unwrap();
+        assert_eq!(
+            (i.vendor.as_str(), i.product.as_str()),
+            ("LIO-ORG", "FILEIO")
+        );
+        assert_eq!(i.revision, "4.0");
+        assert_eq!(i.device_type, 0);
+        assert!(inquiry(&b[..35]).is_err());
+    }
+
+    #[test]
+    fn vpd_fixtures() {
+        let mut s = vec![0, 0x80, 0, 8];
+        s.extend_from_slice(b"abc-1234");
+        assert_eq!(vpd_serial(&s).unwrap(), "abc-1234");
+        // Target-port designator first (assoc 1), then T10 id and NAA for the LU.
+        let mut p = vec![0, 0x83, 0, 0];
+        p.extend_from_slice(&[0x01, 0x13, 0, 4, 0, 0, 0, 1]);
+        p.extend_from_slice(&[0x02, 0x01, 0, 8]);
+        p.extend_from_slice(b"LIO-ORG ");
+        p.extend_from_slice(&[0x01, 0x03, 0, 16]);
+        p.extend_from_slice(&[
+            0x60, 0x01, 0x40, 0x5a, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12,
+        ]);
+        let len = (p.len() - 4) as u16;
+        p[2..4].copy_from_slice(&len.to_be_bytes());
+        let id = vpd_lu_id(&p).unwrap();
+        assert_eq!(id.kind, 3);
+        assert_eq!(id.to_string(), "naa.6001405a0102030405060708090a0b0c");
+        assert!(vpd_lu_id(&p[..20]).is_err());
+        assert!(vpd_lu_id(&p[..8]).is_err());
+        assert!(vpd_lu_id(&[0, 0x80, 0, 0]).is_err());
+    }
+}
