@@ -105,7 +105,9 @@ impl Socket {
         let fd = sys::socket(
             libc::AF_PACKET,
             libc::SOCK_DGRAM,
-            i32::from(ETH_P_ARP.to_be()),
+            // Protocol 0 here and ETH_P_ARP at bind: binding a socket that already receives
+            // waits for an RCU grace period; one that does not yet receive is bound at once.
+            0,
         )
         .map_err(|e| Error::io("open an ARP (AF_PACKET) socket", e))?;
         sys::bind_packet(fd.as_fd(), ifindex, ETH_P_ARP)

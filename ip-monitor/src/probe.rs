@@ -81,6 +81,9 @@ pub struct Plan<'a> {
     pub stop_at_first: bool,
 }
 
+/// How long ICMP may answer alone before ARP is asked too (see [`probe`]).
+const ICMP_HEAD_START: Duration = Duration::from_millis(50);
+
 struct Sent {
     arp: Option<Instant>,
     icmp: Option<Instant>,
@@ -108,13 +111,10 @@ pub fn probe(
         })
         .collect();
 
-    let wants_arp = targets
-        .iter()
-        .any(|t| t.arp_from.is_some() && t.addr.is_ipv4());
-    let arp_sock = match (wants_arp, plan.mac) {
-        (true, Some(mac)) => Some(arp::Socket::open(plan.ifindex, mac)?),
-        _ => None,
-    };
+    let wants_arp = plan.mac.is_some()
+        && targets
+            .iter()
+            .any(|t| t.arp_from.is_some() && t.addr.is_ipv4());
     let icmp4 = if targets.iter().any(|t| t.icmp && t.addr.is_ipv4()) {
         Some(icmp::Socket::open(false, Some(plan.ifname))?)
     } else {
@@ -125,6 +125,20 @@ pub fn probe(
     } else {
         None
     };
+    // Opening and closing an AF_PACKET socket each wait for an RCU grace period (~10 ms).
+    // When any answer will do and ICMP is also asked, give ICMP a head start and open the
+    // ARP socket only if no echo reply came back by then.
+    let head_start = plan.stop_at_first && wants_arp && (icmp4.is_some() || icmp6.is_some());
+    let mut arp_sock: Option<arp::Socket> = None;
+    let open_arp = || -> Result<Option<arp::Socket>, Error> {
+        match plan.mac {
+            Some(mac) => Ok(Some(arp::Socket::open(plan.ifindex, mac)?)),
+            None => Ok(None),
+        }
+    };
+    if wants_arp && !head_start {
+        arp_sock = open_arp()?;
+    }
     let ident = (std::process::id() as u16) ^ 0x4c4b; // "LK"
     let seq_base = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -134,9 +148,16 @@ pub fn probe(
     let start = Instant::now();
     let tries = plan.tries.max(1);
     let end = deadline.min(Deadline::at(start + plan.interval * tries));
+    let arp_after = Deadline::at(start + ICMP_HEAD_START.min(plan.interval));
     let mut round = 0;
     loop {
-        if round < tries && Instant::now() >= start + plan.interval * round {
+        let mut send_arp = false;
+        if wants_arp && arp_sock.is_none() && arp_after.expired() {
+            arp_sock = open_arp()?;
+            send_arp = true; // catch up with the round already under way
+        }
+        let new_round = round < tries && Instant::now() >= start + plan.interval * round;
+        if new_round || send_arp {
             let seq = seq_base.wrapping_add(round as u16);
             for (i, t) in targets.iter().enumerate() {
                 if out[i].answer.is_some() {
@@ -158,20 +179,25 @@ pub fn probe(
                 } else {
                     icmp6.as_ref()
                 };
-                if let (true, Some(sock)) = (t.icmp, isock) {
+                if let (true, true, Some(sock)) = (new_round, t.icmp, isock) {
                     match sock.send_echo(t.addr, ident, seq) {
                         Ok(()) => sent[i].icmp = Some(Instant::now()),
                         Err(e) => out[i].error = Some(e.to_string()),
                     }
                 }
             }
-            round += 1;
+            if new_round {
+                round += 1;
+            }
         }
-        let wake = if round < tries {
+        let mut wake = if round < tries {
             Deadline::at(start + plan.interval * round).min(end)
         } else {
             end
         };
+        if wants_arp && arp_sock.is_none() {
+            wake = wake.min(arp_after);
+        }
         sys::poll_readable(
             [
                 arp_sock.as_ref().map(|s| s.fd()),
