@@ -51,3 +51,52 @@ fn nas_kit_in_a_guest() {
         "all-unmounted",
     ]);
 }
+
+/// Benchmark, run by hand: `cargo test -p tests --test nas_vm -- --ignored --nocapture`.
+/// Prints healthy quickCheck vs the Pacemaker Filesystem agent's monitor (Debian package
+/// resource-agents, copied into the guest) on the same NFS v3 mount, and the frozen-server
+/// verdict time against TIMEOUT.
+#[test]
+#[ignore = "benchmark: prints figures, run with --ignored"]
+fn nas_bench() {
+    let nfs = match NfsServer::start() {
+        Ok(s) => s,
+        Err(VmError::Unavailable(why)) if !vm::vm_required() => {
+            eprintln!("SKIPPED nas_bench: {why}");
+            return;
+        }
+        Err(e) => panic!("nfs server: {e}"),
+    };
+    let mut vm = Vm::new("nas_bench")
+        .nfs(&nfs)
+        .project_bins()
+        .script_file("guest/nas_bench.sh")
+        .timeout(Duration::from_secs(300));
+    let agent = std::path::Path::new("/usr/lib/ocf/resource.d/heartbeat/Filesystem");
+    let lib = std::path::Path::new("/usr/lib/ocf/lib/heartbeat");
+    if let (Ok(a), Ok(dir)) = (std::fs::read(agent), std::fs::read_dir(lib)) {
+        vm = vm.file(&agent.to_string_lossy(), 0o755, a);
+        for e in dir.flatten() {
+            if e.path().is_file()
+                && let Ok(data) = std::fs::read(e.path())
+            {
+                vm = vm.file(&e.path().to_string_lossy(), 0o644, data);
+            }
+        }
+    } else {
+        eprintln!("resource-agents is not installed: the Filesystem agent figures will be missing");
+    }
+    let Some(out) = vm::run_or_skip(&vm) else {
+        return;
+    };
+    eprintln!("{}", out.summary());
+    for c in out.checks.iter().filter(|c| c.name.starts_with("bench-")) {
+        println!(
+            "BENCH {} {} {}",
+            c.name,
+            if c.passed { "ok" } else { "FAILED" },
+            c.detail
+        );
+    }
+    out.assert_passed(&["bench-quickcheck-healthy", "bench-frozen-verdict-1"]);
+}
