@@ -361,36 +361,48 @@ impl HyperVLab {
     }
 }
 
-/// The `lkh-ip` binary to run in namespaces: `$LKH_IP_BIN`, or built once per process.
+/// The `lkh-ip` binary to run in namespaces: `$LKH_IP_BIN`, or a debug build made once per
+/// process.
 pub fn lkh_ip_binary() -> Result<PathBuf, String> {
     static BIN: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    BIN.get_or_init(|| {
-        if let Some(p) = std::env::var_os("LKH_IP_BIN").filter(|p| !p.is_empty()) {
-            return Ok(PathBuf::from(p));
-        }
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .parent()
-            .map(Path::to_path_buf)
-            .ok_or("no workspace root")?;
-        let target = std::env::var_os("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| root.join("target"))
-            .join("ip-netns");
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        run(Command::new(cargo)
-            .current_dir(&root)
-            .env("CARGO_TARGET_DIR", &target)
-            .env_remove("CARGO_BUILD_TARGET")
-            .args(["build", "-q", "-p", "lkh-ip", "--bin", "lkh-ip"]))?;
-        let bin = target.join("debug").join("lkh-ip");
-        if bin.is_file() {
-            Ok(bin)
-        } else {
-            Err(format!(
-                "cargo build -p lkh-ip did not produce {}",
-                bin.display()
-            ))
-        }
-    })
+    BIN.get_or_init(
+        || match std::env::var_os("LKH_IP_BIN").filter(|p| !p.is_empty()) {
+            Some(p) => Ok(PathBuf::from(p)),
+            None => build_lkh_ip(false),
+        },
+    )
     .clone()
+}
+
+/// Build `lkh-ip` (debug, or release as shipped) into `<target>/ip-netns` and return its path.
+pub fn build_lkh_ip(release: bool) -> Result<PathBuf, String> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .ok_or("no workspace root")?;
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"))
+        .join("ip-netns");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut c = Command::new(cargo);
+    c.current_dir(&root)
+        .env("CARGO_TARGET_DIR", &target)
+        .env_remove("CARGO_BUILD_TARGET")
+        .args(["build", "-q", "-p", "lkh-ip", "--bin", "lkh-ip"]);
+    if release {
+        c.arg("--release");
+    }
+    run(&mut c)?;
+    let bin = target
+        .join(if release { "release" } else { "debug" })
+        .join("lkh-ip");
+    if bin.is_file() {
+        Ok(bin)
+    } else {
+        Err(format!(
+            "cargo build -p lkh-ip did not produce {}",
+            bin.display()
+        ))
+    }
 }

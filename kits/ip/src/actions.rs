@@ -284,11 +284,11 @@ fn await_dad6(s: &Settings, live: &mut Live, deadline: Deadline) -> Result<(), F
 }
 
 /// Announce ADDRESS (gratuitous ARP / unsolicited NA) unless on Azure, where it moves nothing.
-fn announce(s: &Settings, live: &Live, deadline: Deadline) -> String {
+fn announce(s: &Settings, live: &Live, deadline: Deadline, azure: Option<bool>) -> String {
     if s.garp_count == 0 {
         return "no announcement (GARP_COUNT=0)".into();
     }
-    if platform::on_azure() == Some(true) {
+    if azure == Some(true) {
         log::warn!(
             "this node runs on Azure, where gratuitous ARP does not move an address: an Azure internal load balancer with a health probe must send {}'s traffic to the active node",
             s.address.addr
@@ -336,6 +336,10 @@ fn bring_up(
     live: &mut Live,
     deadline: Deadline,
 ) -> Result<String, Failure> {
+    // Platform detection may probe the network for up to a second: run it alongside the
+    // duplicate check instead of after it.
+    let detector = (s.garp_count > 0).then(|| std::thread::spawn(platform::on_azure));
+    let azure = move || detector.and_then(|h| h.join().ok()).flatten();
     if !s.no_link_check
         && let Some(why) = link_problem(live)
     {
@@ -346,7 +350,7 @@ fn bring_up(
     }
     if live.ours(s).is_some() {
         marker.set(s);
-        let a = announce(s, live, deadline);
+        let a = announce(s, live, deadline, azure());
         return Ok(format!("{} is already on {}; {a}", s.address, s.interface));
     }
     if !s.no_ip_unique {
@@ -372,7 +376,7 @@ fn bring_up(
     if s.is_v6() && !nodad {
         await_dad6(s, live, deadline)?;
     }
-    let a = announce(s, live, deadline);
+    let a = announce(s, live, deadline, azure());
     live.refresh(s, deadline)
         .map_err(|e| nl_err("verify the address", e))?;
     if live.ours(s).is_none() {

@@ -373,3 +373,64 @@ impl Marker {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lkh_common::Exit;
+
+    fn settings(pairs: &[(&str, &str)]) -> Result<Settings, Failure> {
+        let mut c = Config::defaults(crate::SPEC.keys);
+        for (k, v) in pairs {
+            c.set(crate::SPEC.keys, k, v)?;
+        }
+        Settings::from_config(&c, std::path::Path::new("/etc/lkhelpers/vip.conf"), true)
+    }
+
+    #[test]
+    fn defaults_follow_lifekeeper() {
+        let s = settings(&[("ADDRESS", "192.0.2.10/24"), ("INTERFACE", "eth0")]).unwrap();
+        assert_eq!(s.ping_tries, 3);
+        assert_eq!(s.ping_time, Duration::from_secs(1));
+        assert_eq!(s.quickcheck_timeout, Duration::from_secs(12));
+        assert_eq!(s.grace, Duration::from_secs(3));
+        assert_eq!(s.garp_count, 5);
+        assert_eq!(s.probe, ProbeMode::Both);
+        assert!(!s.no_link_check && !s.no_ip_unique);
+        assert!(s.targets.is_empty());
+    }
+
+    #[test]
+    fn bad_values_are_usage_errors() {
+        let base = [("ADDRESS", "192.0.2.10/24"), ("INTERFACE", "eth0")];
+        let bad: &[&[(&str, &str)]] = &[
+            &[("INTERFACE", "eth0")],
+            &[("ADDRESS", "192.0.2.10/24")],
+            &[("ADDRESS", "192.0.2.10"), ("INTERFACE", "eth0")],
+            &[("ADDRESS", "192.0.2.300/24"), ("INTERFACE", "eth0")],
+            &[("ADDRESS", "2001:db8::1/129"), ("INTERFACE", "eth0")],
+            &[
+                ("ADDRESS", "192.0.2.10/24"),
+                ("INTERFACE", "averyveryverylongname"),
+            ],
+            &[base[0], base[1], ("TARGETS", "gw.example")],
+            &[base[0], base[1], ("TARGETS", "192.0.2.10")],
+            &[base[0], base[1], ("TARGETS", "224.0.0.1")],
+        ];
+        for case in bad {
+            let e = settings(case)
+                .err()
+                .unwrap_or_else(|| panic!("{case:?} accepted"));
+            assert_eq!(e.exit, Exit::Usage, "{case:?}: {e}");
+        }
+        for (k, v) in [
+            ("PROBE", "ping"),
+            ("GRACE", "x"),
+            ("IP_PINGTRIES", "0"),
+            ("NOIPUNIQUE", "maybe"),
+        ] {
+            let mut c = Config::defaults(crate::SPEC.keys);
+            assert!(c.set(crate::SPEC.keys, k, v).is_err(), "{k}={v} accepted");
+        }
+    }
+}
