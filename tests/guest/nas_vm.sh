@@ -121,6 +121,10 @@ nas qc-v3-frozen-again 1 quickCheck -t v3; bounded qc-v3-frozen-again
 [ "$(nas_procs)" = 0 ]; check no-stuck-checkers $? "lkh-nas processes: $(nas_procs)"
 nas qc-v4-frozen 1 quickCheck -t v4; bounded qc-v4-frozen
 said qc-v4-frozen "server not answering"
+conf v5 SERVER=10.0.2.2 EXPORT=/export MOUNTPOINT=/mnt/v5 VERSION=3 TIMEOUT=$T
+nas restore-v5-frozen 1 restore -t v5; bounded restore-v5-frozen
+said restore-v5-frozen "nothing was mounted"
+[ "$(mounted /mnt/v5)" = 0 ]; check restore-on-frozen-server-mounted-nothing $?
 (cat /mnt/v4/hello.txt > /dev/null 2>&1) &
 HUNG_PID=$!
 nas remove-v4-dead 0 remove -t v4; bounded remove-v4-dead

@@ -45,6 +45,8 @@ fn nas_kit_in_a_guest() {
         "qc-v3-frozen-bounded",
         "qc-v3-frozen-again-bounded",
         "no-stuck-checkers",
+        "restore-on-frozen-server-mounted-nothing",
+        "remove-ended-hung-reader",
         "remove-v4-dead-bounded",
         "remove-on-dead-server-unmounted",
         "qc-v3-thawed",
