@@ -446,6 +446,10 @@ fn bad_input_exits_2_and_changes_nothing() {
             HyperVLab::REMOTE
         ),
         format!("ADDRESS=10.200.0.10/24\nINTERFACE=eth0\n{t}"),
+        format!(
+            "ADDRESS=2001:db8:200::10/64\nINTERFACE=eth0\nTARGETS={}\n",
+            HyperVLab::GATEWAY6
+        ),
         format!("ADDRESS={VIP}\nINTERFACE=eth0\n{t}PROBE=smoke\n"),
         format!("ADDRESS={VIP}\nINTERFACE=eth0\n{t}GRACE=-1\n"),
     ];

@@ -203,13 +203,20 @@ impl Live {
         self.addrs.iter().find(|a| a.cidr.addr == s.address.addr)
     }
 
-    /// The interface's primary address of ADDRESS's family: the first one the kernel lists
-    /// (IPv6: the first global one).
+    /// The interface's primary address of ADDRESS's family: its oldest one. The kernel lists
+    /// IPv4 addresses oldest first (primaries before secondaries) and IPv6 addresses newest
+    /// first, so that is the first IPv4 address or the last global IPv6 one.
     pub fn primary(&self, s: &Settings) -> Option<&Address> {
-        self.addrs
-            .iter()
-            .filter(|a| a.cidr.addr.is_ipv6() == s.is_v6())
-            .find(|a| !a.secondary() && (!s.is_v6() || a.scope == 0))
+        if s.is_v6() {
+            self.addrs
+                .iter()
+                .rev()
+                .find(|a| a.cidr.addr.is_ipv6() && a.scope == 0)
+        } else {
+            self.addrs
+                .iter()
+                .find(|a| a.cidr.addr.is_ipv4() && !a.secondary())
+        }
     }
 
     /// Refuse (exit 2) when ADDRESS is this node's own address on INTERFACE — its primary
