@@ -271,8 +271,11 @@ impl ScsiPath {
                 hex(cdb),
                 data_out.map_or(String::new(), |b| format!(" data-out [{}]", hex(b)))
             );
+            // A command the kernel has not finished a second after its own timeout is not
+            // going to be answered in time: give up on this path rather than on the action.
+            let cmd_deadline = deadline.min(now + timeout + Duration::from_secs(1));
             let r = match &mut self.handle {
-                Handle::Sg(ch) => ch.execute(cdb, data, timeout, deadline),
+                Handle::Sg(ch) => ch.execute(cdb, data, timeout, cmd_deadline),
                 Handle::Block(fd) => sys::sg_io(fd.as_fd(), cdb, data, timeout),
             };
             let c = match r {

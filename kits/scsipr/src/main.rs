@@ -1,1 +1,79 @@
-fn main() {}
+//! `lkh-scsipr`: LifeKeeper hooks that fence a shared disk (Hyper-V shared VHD Set, virtual
+//! Fibre Channel LUN) with SCSI-3 persistent reservations over raw `SG_IO`.
+//!
+//! Policy lives here (which key, which type, when to preempt, what "fenced" means, halting);
+//! the SCSI mechanism is the `sg-persist` library; the hook contract (argv, configuration,
+//! logging, deadline, exit codes) is lkh-common's.
+
+mod diag;
+mod ops;
+mod settings;
+mod state;
+mod watch;
+
+use std::process::ExitCode;
+
+use lkh_common::{KeySpec, Kind, KitSpec};
+
+pub(crate) static SPEC: KitSpec = KitSpec {
+    kit: "scsipr",
+    summary: "fence shared disks with SCSI-3 persistent reservations (raw SG_IO, no sg_persist)",
+    keys: &[
+        KeySpec::timeout("20"),
+        KeySpec::resource(
+            "DEVICE",
+            Kind::List,
+            None,
+            "the shared disk(s): /dev/sdX, /dev/disk/by-id/..., or a dm-multipath device (/dev/mapper/NAME, /dev/dm-N); several separated by spaces",
+        ),
+        KeySpec::resource(
+            "KEY",
+            Kind::Word,
+            None,
+            "reservation key, up to 16 hex digits, not 0 (default: this node's key, generated once in <conf dir>/node.key)",
+        ),
+        KeySpec::resource(
+            "TYPE",
+            Kind::Word,
+            Some(settings::DEFAULT_TYPE),
+            "reservation type: write-exclusive, exclusive-access, write-exclusive-registrants-only, exclusive-access-registrants-only, write-exclusive-all-registrants, exclusive-access-all-registrants (or we, ea, wero, earo, wear, eaar, or the SCSI code)",
+        ),
+        KeySpec::resource(
+            "ON_FENCED",
+            Kind::Choice(&["halt", "event", "none"]),
+            None,
+            "what `watch` does when another node took the reservation: halt (reboot at once), event (log for LifeKeeper), none (default: halt if SCSIHALT, else event)",
+        ),
+        KeySpec::lifekeeper(
+            "FAILFASTTIMER",
+            Kind::Uint { min: 1, max: 600 },
+            Some("5"),
+            "seconds between two reservation checks of `watch` (as lkscsid)",
+        ),
+        KeySpec::lifekeeper(
+            "SCSIHALT",
+            Kind::Bool,
+            Some("1"),
+            "halt and reboot when the reservation is lost (the default of ON_FENCED)",
+        ),
+    ],
+    commands: &[
+        (
+            "status DEVICE... [--json] | status -t TAG [--json]",
+            "show the LU identity, paths, registered keys with their owners, holder, type, capabilities and generation",
+        ),
+        (
+            "doctor DEVICE",
+            "prove whether persistent reservations work on the disk, and if not, say why (e.g. the Hyper-V host setting to check)",
+        ),
+        (
+            "watch [--once]",
+            "every FAILFASTTIMER seconds check the reservations this node holds; act per ON_FENCED when one is lost (systemd unit: lkh-scsipr-watch.service)",
+        ),
+    ],
+    actions_help: "  For lkh-scsipr: restore registers this node's key on every path and reserves (preempting and\n  aborting another holder), then reads it back; remove releases and unregisters this node only;\n  quickCheck exits 3 (fenced) when another node holds the reservation and re-registers paths that\n  lost their registration (WWPN flip); recover re-takes the reservation only when nobody holds it.\n",
+};
+
+fn main() -> ExitCode {
+    lkh_common::run(&SPEC, ops::hook, diag::command)
+}

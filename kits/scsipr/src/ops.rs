@@ -1,0 +1,494 @@
+//! The four LifeKeeper actions on persistent reservations, per logical unit, and their
+//! composition over all configured devices.
+//!
+//! Policy, in one place:
+//! - restore: register on every path (REGISTER AND IGNORE EXISTING KEY), reserve; if another
+//!   key holds, PREEMPT AND ABORT it (and every other registrant, so no fenced node keeps
+//!   write access under a registrants-only type); then read back keys and reservation.
+//! - remove: RELEASE through every path (a non-holder path answers GOOD), unregister every
+//!   path; only this node's registrations are touched.
+//! - quickCheck: another holder, or our key gone from the LU → fenced (exit 3); nobody holds
+//!   → failed (exit 1, recover re-takes it); then each path is probed with REGISTER(key, key),
+//!   which succeeds only on a nexus registered with our key; a path that lost its registration
+//!   (new nexus after a WWPN flip, a path that came back) is re-registered with a warning.
+//! - recover: as quickCheck, and reserve again only when nobody holds the reservation.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use lkh_common::{Exit, Failure, HookCtx, Outcome};
+use log::{info, warn};
+use sg_persist::{Error, Lu, Options, PrType, Reservation, SysRoot};
+
+use crate::settings::{Settings, fmt_key};
+use crate::state;
+
+/// Upper bound of one SCSI command (kept well under the action's TIMEOUT).
+pub const CMD_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Library options for a given deadline budget.
+pub fn options(budget: Duration) -> Options {
+    Options {
+        cmd_timeout: CMD_TIMEOUT.min(budget / 2).max(Duration::from_millis(500)),
+        ..Options::default()
+    }
+}
+
+/// Maps a library error to a failure naming the device and saying what to do.
+pub fn failure(e: &Error) -> Failure {
+    if e.is_bad_input() {
+        return Failure::usage(format!("{e}"));
+    }
+    if e.is_unsupported() {
+        return Failure::failed(format!(
+            "{e}: the disk does not support SCSI-3 persistent reservations; run `lkh-scsipr doctor DEVICE` for the cause"
+        ));
+    }
+    Failure::failed(format!(
+        "{e}; check the disk's paths (`lkh-scsipr status DEVICE`)"
+    ))
+}
+
+/// Resolves every device name through sysfs; a wrong one is a usage error (exit 2).
+pub fn resolve_all(devices: &[PathBuf]) -> Result<Vec<sg_persist::Resolved>, Failure> {
+    let root = SysRoot::default();
+    devices
+        .iter()
+        .map(|d| sg_persist::path::resolve(d, &root).map_err(|e| Failure::usage(e.to_string())))
+        .collect()
+}
+
+/// Resolves every device name first (nothing is sent to any disk when one is wrong), then
+/// opens each LU and confirms its paths are one LU.
+pub fn open_all(devices: &[PathBuf], deadline: Instant) -> Result<Vec<Lu>, Failure> {
+    let resolved = resolve_all(devices)?;
+    let budget = deadline.saturating_duration_since(Instant::now());
+    let mut lus = Vec::new();
+    for r in resolved {
+        let lu = Lu::open_resolved(r, options(budget), deadline).map_err(|e| failure(&e))?;
+        for d in &lu.dead {
+            warn!(
+                "{}: path {} does not answer ({}); continuing on {} other path(s)",
+                lu.input().display(),
+                d.info.name,
+                d.error,
+                lu.paths.len()
+            );
+        }
+        lus.push(lu);
+    }
+    Ok(lus)
+}
+
+fn holds(r: &Reservation, key: u64, registered: bool) -> bool {
+    match r.pr_type() {
+        Some(t) if t.all_registrants() => registered,
+        _ => r.key == key,
+    }
+}
+
+fn dev(lu: &Lu) -> String {
+    lu.input().display().to_string()
+}
+
+fn describe(r: &Reservation) -> String {
+    format!(
+        "key {} ({})",
+        fmt_key(r.key),
+        PrType::code_name(r.type_code)
+    )
+}
+
+/// REGISTER AND IGNORE EXISTING KEY on every path; returns how many succeeded.
+fn register_all(lu: &mut Lu, key: u64, deadline: Instant) -> Result<usize, Failure> {
+    let name = dev(lu);
+    let mut ok = 0;
+    let mut last = None;
+    for p in &mut lu.paths {
+        match p.register_ignore(key, deadline) {
+            Ok(()) => ok += 1,
+            Err(e) => {
+                warn!("{name}: path {}: {e}", p.info.name);
+                last = Some(e);
+            }
+        }
+    }
+    match (ok, last) {
+        (0, Some(e)) => Err(failure(&e)),
+        (n, _) => Ok(n),
+    }
+}
+
+/// Probes each path with REGISTER(key, key) and re-registers the ones that lost our key.
+/// Returns (paths answering, paths re-registered).
+fn probe_paths(lu: &mut Lu, key: u64, deadline: Instant) -> Result<(usize, usize), Failure> {
+    let name = dev(lu);
+    let (mut alive, mut fixed) = (0, 0);
+    let mut last = None;
+    for p in &mut lu.paths {
+        match p.register(key, key, deadline) {
+            Ok(()) => alive += 1,
+            Err(e) if e.is_conflict() => match p.register_ignore(key, deadline) {
+                Ok(()) => {
+                    warn!(
+                        "{name}: path {} ({}) was not registered with {} (a new I_T nexus, e.g. after a virtual FC WWPN flip, or a path that came back): re-registered",
+                        p.info.name,
+                        p.info.hctl.as_deref().unwrap_or("?"),
+                        fmt_key(key)
+                    );
+                    alive += 1;
+                    fixed += 1;
+                }
+                Err(e) => {
+                    warn!("{name}: path {}: re-registering failed: {e}", p.info.name);
+                    last = Some(e);
+                }
+            },
+            Err(e) => {
+                warn!("{name}: path {} does not answer: {e}", p.info.name);
+                last = Some(e);
+            }
+        }
+    }
+    if alive == 0 {
+        return Err(match last {
+            Some(e) => Failure::failed(format!(
+                "{name}: no path answers ({e}); the LU is unreachable from this node"
+            )),
+            None => Failure::failed(format!("{name}: no usable path")),
+        });
+    }
+    Ok((alive, fixed))
+}
+
+/// Reads keys and reservation; returns (reservation, how often our key is registered).
+fn read_state(
+    lu: &mut Lu,
+    key: u64,
+    deadline: Instant,
+) -> Result<(Option<Reservation>, usize, Vec<u64>), Failure> {
+    let keys = lu
+        .any_path(|p| p.read_keys(deadline))
+        .map_err(|e| failure(&e))?;
+    let rs = lu
+        .any_path(|p| p.read_reservation(deadline))
+        .map_err(|e| failure(&e))?;
+    let ours = keys.keys.iter().filter(|k| **k == key).count();
+    Ok((rs.reservation, ours, keys.keys))
+}
+
+/// The check shared by quickCheck, recover and watch: fenced / failed / ours.
+pub enum Held {
+    /// We hold it with the configured type.
+    Ours,
+    /// Nobody holds it; our key is registered.
+    Free,
+    /// We hold it with another type.
+    WrongType(u8),
+}
+
+/// Classifies the LU's reservation state from this node's point of view.
+pub fn judge(
+    lu: &mut Lu,
+    key: u64,
+    t: PrType,
+    deadline: Instant,
+) -> Result<(Held, Option<Reservation>), Failure> {
+    let (res, ours, _) = read_state(lu, key, deadline)?;
+    let name = dev(lu);
+    match res {
+        Some(r) if !holds(&r, key, ours > 0) => Err(Failure::fenced(format!(
+            "{name}: the reservation is held by another node ({}), not by this node's key {}: this node is fenced and must not write; let LifeKeeper fail over",
+            describe(&r),
+            fmt_key(key)
+        ))),
+        _ if ours == 0 => Err(Failure::fenced(format!(
+            "{name}: this node's key {} is no longer registered (another node preempted it): this node is fenced; let LifeKeeper fail over",
+            fmt_key(key)
+        ))),
+        None => Ok((Held::Free, None)),
+        Some(r) if r.type_code != t.code() => Ok((Held::WrongType(r.type_code), Some(r))),
+        Some(r) => Ok((Held::Ours, Some(r))),
+    }
+}
+
+/// restore on one LU.
+pub fn restore_lu(lu: &mut Lu, key: u64, t: PrType, deadline: Instant) -> Result<String, Failure> {
+    let name = dev(lu);
+    let registered = register_all(lu, key, deadline)?;
+    let mut preempted = Vec::new();
+    for _round in 0..3 {
+        let (res, ours, keys) = read_state(lu, key, deadline)?;
+        match res {
+            None => match lu.any_path(|p| p.reserve(key, t, deadline)) {
+                Ok(()) => {
+                    info!("{name}: reserved with {} ({t})", fmt_key(key));
+                    break;
+                }
+                Err(e) if e.is_conflict() => continue,
+                Err(e) => return Err(failure(&e)),
+            },
+            Some(r) if holds(&r, key, ours > 0) => {
+                if r.type_code != t.code() {
+                    let old = PrType::from_code(r.type_code).unwrap_or(t);
+                    for p in &mut lu.paths {
+                        let _ = p.release(key, old, deadline);
+                    }
+                    continue;
+                }
+                break;
+            }
+            Some(r) => {
+                let mut victims: Vec<u64> = Vec::new();
+                if r.key != 0 {
+                    victims.push(r.key);
+                }
+                for k in keys {
+                    if k != key && k != 0 && !victims.contains(&k) {
+                        victims.push(k);
+                    }
+                }
+                for v in victims {
+                    match lu.any_path(|p| p.preempt_abort(key, v, t, deadline)) {
+                        Ok(()) => {
+                            info!(
+                                "{name}: preempted and aborted key {} (previous {})",
+                                fmt_key(v),
+                                describe(&r)
+                            );
+                            preempted.push(v);
+                        }
+                        Err(e) if e.is_conflict() => {
+                            return Err(Failure::fenced(format!(
+                                "{name}: preempting {} was refused with RESERVATION CONFLICT: this node's own registration was removed meanwhile by another node",
+                                fmt_key(v)
+                            )));
+                        }
+                        Err(e) => return Err(failure(&e)),
+                    }
+                }
+            }
+        }
+    }
+    // Paths that were registered above but are refused now were preempted by a racing node.
+    match judge(lu, key, t, deadline)? {
+        (Held::Ours, _) => {}
+        (Held::Free, _) => {
+            return Err(Failure::failed(format!(
+                "{name}: the reservation could not be taken (nobody holds it after 3 attempts); try restore again"
+            )));
+        }
+        (Held::WrongType(c), _) => {
+            return Err(Failure::failed(format!(
+                "{name}: held with type {} instead of {t}",
+                PrType::code_name(c)
+            )));
+        }
+    }
+    let (_, ours, _) = read_state(lu, key, deadline)?;
+    if ours < registered {
+        return Err(Failure::failed(format!(
+            "{name}: only {ours} of {registered} paths show key {} after registering",
+            fmt_key(key)
+        )));
+    }
+    let mut s = format!(
+        "{name}: reserved by {} ({t}) on {registered} path(s)",
+        fmt_key(key)
+    );
+    if !preempted.is_empty() {
+        s += &format!(
+            ", took over from {}",
+            preempted
+                .iter()
+                .map(|k| fmt_key(*k))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    Ok(s)
+}
+
+/// remove on one LU: release, unregister every path; verify our key is gone.
+pub fn remove_lu(lu: &mut Lu, key: u64, deadline: Instant) -> Result<String, Failure> {
+    let name = dev(lu);
+    let (res, ours, _) = read_state(lu, key, deadline)?;
+    if ours == 0 {
+        return Ok(format!("{name}: not registered with {}", fmt_key(key)));
+    }
+    if let Some(r) = res
+        && holds(&r, key, true)
+        && let Some(t) = r.pr_type()
+        && !t.all_registrants()
+    {
+        for p in &mut lu.paths {
+            match p.release(key, t, deadline) {
+                Ok(()) => {}
+                Err(e) if e.is_conflict() => {}
+                Err(e) => warn!("{name}: path {}: {e}", p.info.name),
+            }
+        }
+    }
+    for p in &mut lu.paths {
+        if let Err(e) = p.register_ignore(0, deadline) {
+            warn!("{name}: path {}: unregistering failed: {e}", p.info.name);
+        }
+    }
+    let (res, ours, _) = read_state(lu, key, deadline)?;
+    if ours > 0 {
+        return Err(Failure::failed(format!(
+            "{name}: key {} is still registered on {ours} nexus(es) after unregistering (a path that does not answer, or a stale nexus): run remove again when all paths are up",
+            fmt_key(key)
+        )));
+    }
+    if let Some(r) = res
+        && r.key == key
+    {
+        return Err(Failure::failed(format!(
+            "{name}: still reserved by {} after release",
+            fmt_key(key)
+        )));
+    }
+    Ok(format!(
+        "{name}: released and unregistered {}",
+        fmt_key(key)
+    ))
+}
+
+/// quickCheck (repair = false: only re-registers paths) and recover (repair = true: also
+/// re-takes a reservation nobody holds, or fixes its type).
+pub fn check_lu(
+    lu: &mut Lu,
+    key: u64,
+    t: PrType,
+    repair: bool,
+    deadline: Instant,
+) -> Result<String, Failure> {
+    let name = dev(lu);
+    let (held, _) = judge(lu, key, t, deadline)?;
+    let (alive, fixed) = probe_paths(lu, key, deadline)?;
+    match held {
+        Held::Ours => {}
+        Held::Free if repair => {
+            match lu.any_path(|p| p.reserve(key, t, deadline)) {
+                Ok(()) => info!(
+                    "{name}: nobody held the reservation: taken again with {}",
+                    fmt_key(key)
+                ),
+                Err(e) if e.is_conflict() => {}
+                Err(e) => return Err(failure(&e)),
+            }
+            judge_ours(lu, key, t, deadline)?;
+        }
+        Held::Free => {
+            return Err(Failure::failed(format!(
+                "{name}: nobody holds the reservation (this node's key {} is still registered): recover will take it again",
+                fmt_key(key)
+            )));
+        }
+        Held::WrongType(c) if repair => {
+            if let Some(old) = PrType::from_code(c) {
+                for p in &mut lu.paths {
+                    let _ = p.release(key, old, deadline);
+                }
+            }
+            lu.any_path(|p| p.reserve(key, t, deadline))
+                .map_err(|e| failure(&e))?;
+            judge_ours(lu, key, t, deadline)?;
+        }
+        Held::WrongType(c) => {
+            return Err(Failure::failed(format!(
+                "{name}: this node holds the reservation with type {} but TYPE is {t}: recover will re-take it with {t}",
+                PrType::code_name(c)
+            )));
+        }
+    }
+    let total = lu.paths.len() + lu.dead.len();
+    let mut s = format!(
+        "{name}: reserved by {} ({t}), {alive}/{total} path(s) registered",
+        fmt_key(key)
+    );
+    if fixed > 0 {
+        s += &format!(", {fixed} re-registered");
+    }
+    Ok(s)
+}
+
+fn judge_ours(lu: &mut Lu, key: u64, t: PrType, deadline: Instant) -> Result<(), Failure> {
+    match judge(lu, key, t, deadline)? {
+        (Held::Ours, _) => Ok(()),
+        _ => Err(Failure::failed(format!(
+            "{}: the reservation could not be taken back",
+            dev(lu)
+        ))),
+    }
+}
+
+/// Worst exit wins: fenced over failed over usage; messages joined.
+fn combine(results: Vec<Result<String, Failure>>) -> Outcome {
+    let mut ok = Vec::new();
+    let mut worst: Option<Failure> = None;
+    let rank = |e: Exit| match e {
+        Exit::Fenced => 3,
+        Exit::Failed => 2,
+        Exit::Usage => 1,
+        Exit::Ok => 0,
+    };
+    for r in results {
+        match r {
+            Ok(s) => ok.push(s),
+            Err(f) => {
+                worst = Some(match worst {
+                    None => f,
+                    Some(w) => {
+                        let exit = if rank(f.exit) > rank(w.exit) {
+                            f.exit
+                        } else {
+                            w.exit
+                        };
+                        Failure::new(exit, format!("{w}; {f}"))
+                    }
+                });
+            }
+        }
+    }
+    match worst {
+        Some(f) => Err(f),
+        None => Ok(ok.join("; ")),
+    }
+}
+
+/// The hook: restore / remove / quickCheck / recover of one resource.
+pub fn hook(ctx: &HookCtx) -> Outcome {
+    use lkh_common::Action;
+    let s = Settings::from_ctx(ctx)?;
+    let deadline = ctx.deadline.instant();
+    resolve_all(&s.devices)?;
+    let create = ctx.action == Action::Restore;
+    let Some((key, _src)) = s.key(create)? else {
+        return match ctx.action {
+            Action::Remove => Ok("this node has no reservation key yet: nothing to remove".into()),
+            _ => Err(Failure::failed(format!(
+                "this node has no reservation key ({}): restore was never run here",
+                s.conf_dir.join(crate::settings::NODE_KEY_FILE).display()
+            ))),
+        };
+    };
+    let mut lus = open_all(&s.devices, deadline)?;
+    let results: Vec<Result<String, Failure>> = lus
+        .iter_mut()
+        .map(|lu| match ctx.action {
+            Action::Restore => restore_lu(lu, key, s.pr_type, deadline),
+            Action::Remove => remove_lu(lu, key, deadline),
+            Action::QuickCheck => check_lu(lu, key, s.pr_type, false, deadline),
+            Action::Recover => check_lu(lu, key, s.pr_type, true, deadline),
+        })
+        .collect();
+    let out = combine(results);
+    match (ctx.action, &out) {
+        (Action::Restore | Action::Recover, Ok(_)) => state::mark(&ctx.tag.to_string(), true),
+        (Action::Remove, Ok(_)) => state::mark(&ctx.tag.to_string(), false),
+        _ => {}
+    }
+    out
+}

@@ -1,0 +1,272 @@
+//! The kit's settings, read from lkh-common's validated configuration, and this node's
+//! reservation key (`<conf dir>/node.key`, generated once).
+//!
+//! Everything here is checked before any command reaches a disk: a bad key, type or device
+//! name is a usage error (exit 2) and nothing is sent.
+
+use std::fs::{self, OpenOptions};
+use std::io::{Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use lkh_common::{Failure, HookCtx};
+use sg_persist::PrType;
+
+/// First two bytes of every generated key: "LK", so our registrations are recognisable in
+/// `sg_persist --read-keys` output next to other software's keys.
+pub const KEY_PREFIX: u64 = 0x4c4b;
+/// Name of the node key file in the configuration directory.
+pub const NODE_KEY_FILE: &str = "node.key";
+/// The default reservation type: only registrants may write, one of them holds.
+pub const DEFAULT_TYPE: &str = "write-exclusive-registrants-only";
+
+/// What to do when the watcher finds that another node took our reservation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OnFenced {
+    /// Reboot this node at once through the kernel, like lkscsid with SCSIHALT=TRUE.
+    Halt,
+    /// Log an error for LifeKeeper to act on, stop watching that resource.
+    Event,
+    /// Log a warning only.
+    None,
+}
+
+/// Where this node's key comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KeySource {
+    /// `KEY=` in the resource's configuration.
+    Configured,
+    /// The node key file.
+    NodeFile(PathBuf),
+}
+
+/// Validated settings of one resource.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub devices: Vec<PathBuf>,
+    pub pr_type: PrType,
+    pub on_fenced: OnFenced,
+    pub failfast: Duration,
+    pub conf_dir: PathBuf,
+    /// `KEY=` when configured; else the node key is read (or created) on demand.
+    pub configured_key: Option<u64>,
+}
+
+/// Parses a reservation key: hex, optional `0x`, 1 to 16 digits, not zero.
+pub fn parse_key(raw: &str) -> Result<u64, String> {
+    let t = raw.trim();
+    let digits = t
+        .strip_prefix("0x")
+        .or_else(|| t.strip_prefix("0X"))
+        .unwrap_or(t);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(format!(
+            "key {raw:?} is not hexadecimal: write up to 16 hex digits, e.g. 0x4c4b00000000a1"
+        ));
+    }
+    if digits.len() > 16 {
+        return Err(format!(
+            "key {raw:?} is longer than 8 bytes: a reservation key has at most 16 hex digits"
+        ));
+    }
+    match u64::from_str_radix(digits, 16) {
+        Ok(0) => Err(
+            "key 0 is not a valid reservation key (0 means \"unregister\"): choose a non-zero key"
+                .into(),
+        ),
+        Ok(k) => Ok(k),
+        Err(e) => Err(format!("key {raw:?}: {e}")),
+    }
+}
+
+/// Formats a key the way `sg_persist` prints it.
+pub fn fmt_key(k: u64) -> String {
+    format!("0x{k:016x}")
+}
+
+impl Settings {
+    /// Reads and checks the settings of a hook context.
+    pub fn from_ctx(ctx: &HookCtx) -> Result<Settings, Failure> {
+        let conf = ctx.conf_file();
+        let devices: Vec<PathBuf> = ctx
+            .config
+            .list("DEVICE")
+            .into_iter()
+            .map(PathBuf::from)
+            .collect();
+        if devices.is_empty() {
+            return Err(Failure::usage(format!(
+                "no DEVICE set in {}: add DEVICE=/dev/disk/by-id/... (the shared disk, or several separated by spaces)",
+                conf.display()
+            )));
+        }
+        let type_raw = ctx.config.get("TYPE").unwrap_or(DEFAULT_TYPE);
+        let pr_type: PrType = type_raw
+            .parse()
+            .map_err(|e| Failure::usage(format!("TYPE in {}: {e}", conf.display())))?;
+        let configured_key = match ctx.config.get("KEY") {
+            Some(k) => Some(
+                parse_key(k)
+                    .map_err(|e| Failure::usage(format!("KEY in {}: {e}", conf.display())))?,
+            ),
+            None => None,
+        };
+        let on_fenced = match ctx.config.get("ON_FENCED") {
+            Some("halt") => OnFenced::Halt,
+            Some("event") => OnFenced::Event,
+            Some("none") => OnFenced::None,
+            _ => {
+                if ctx.config.flag("SCSIHALT").unwrap_or(true) {
+                    OnFenced::Halt
+                } else {
+                    OnFenced::Event
+                }
+            }
+        };
+        let failfast = Duration::from_secs(ctx.config.uint("FAILFASTTIMER").unwrap_or(5).max(1));
+        Ok(Settings {
+            devices,
+            pr_type,
+            on_fenced,
+            failfast,
+            conf_dir: ctx.sources.conf_dir.clone(),
+            configured_key,
+        })
+    }
+
+    /// The key to use; `create` makes the node key file when it does not exist yet.
+    /// `Ok(None)`: no key configured and no node key yet (this node never registered).
+    pub fn key(&self, create: bool) -> Result<Option<(u64, KeySource)>, Failure> {
+        if let Some(k) = self.configured_key {
+            return Ok(Some((k, KeySource::Configured)));
+        }
+        let path = self.conf_dir.join(NODE_KEY_FILE);
+        let k = if create {
+            Some(node_key_or_create(&path)?)
+        } else {
+            read_node_key(&path)?
+        };
+        Ok(k.map(|k| (k, KeySource::NodeFile(path))))
+    }
+}
+
+/// Reads the node key; `Ok(None)` when the file does not exist.
+pub fn read_node_key(path: &Path) -> Result<Option<u64>, Failure> {
+    match fs::read_to_string(path) {
+        Ok(text) => parse_key(text.trim()).map(Some).map_err(|e| {
+            Failure::usage(format!(
+                "{}: {e}; delete the file to have a new key generated (only while no resource is in service on this node)",
+                path.display()
+            ))
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Failure::failed(format!(
+            "cannot read {}: {e}",
+            path.display()
+        ))),
+    }
+}
+
+/// A new random key: prefix "LK", then 48 random bits from `/dev/urandom`, never zero.
+pub fn generate_key() -> Result<u64, Failure> {
+    let mut f = fs::File::open("/dev/urandom")
+        .map_err(|e| Failure::failed(format!("cannot open /dev/urandom: {e}")))?;
+    loop {
+        let mut b = [0u8; 6];
+        f.read_exact(&mut b)
+            .map_err(|e| Failure::failed(format!("cannot read /dev/urandom: {e}")))?;
+        let low = b.iter().fold(0u64, |acc, x| (acc << 8) | u64::from(*x));
+        if low != 0 {
+            return Ok((KEY_PREFIX << 48) | low);
+        }
+    }
+}
+
+/// Reads the node key, or creates it atomically (mode 0600, written to a temporary file,
+/// then linked into place so that two concurrent first runs agree on one key).
+pub fn node_key_or_create(path: &Path) -> Result<u64, Failure> {
+    if let Some(k) = read_node_key(path)? {
+        return Ok(k);
+    }
+    let dir = path.parent().unwrap_or(Path::new("."));
+    fs::create_dir_all(dir)
+        .map_err(|e| Failure::failed(format!("cannot create {}: {e}", dir.display())))?;
+    let key = generate_key()?;
+    let tmp = dir.join(format!(".{NODE_KEY_FILE}.{}", std::process::id()));
+    let write = || -> std::io::Result<()> {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        f.write_all(format!("{}\n", fmt_key(key)).as_bytes())?;
+        f.sync_all()?;
+        Ok(())
+    };
+    let result = write().and_then(|()| fs::hard_link(&tmp, path));
+    let _ = fs::remove_file(&tmp);
+    match result {
+        Ok(()) => {
+            log::info!(
+                "generated this node's reservation key {} in {}",
+                fmt_key(key),
+                path.display()
+            );
+            Ok(key)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            read_node_key(path)?.ok_or_else(|| {
+                Failure::failed(format!("{} vanished while being created", path.display()))
+            })
+        }
+        Err(e) => Err(Failure::failed(format!(
+            "cannot create the node key {}: {e}; check that the directory is writable by root",
+            path.display()
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_parse_and_refuse() {
+        assert_eq!(parse_key("0x4c4b01"), Ok(0x4c4b01));
+        assert_eq!(parse_key("ABCDEF"), Ok(0xabcdef));
+        assert_eq!(parse_key("ffffffffffffffff"), Ok(u64::MAX));
+        assert!(parse_key("0").unwrap_err().contains("key 0"));
+        assert!(parse_key("0x0000").is_err());
+        assert!(
+            parse_key("0x1ffffffffffffffff")
+                .unwrap_err()
+                .contains("8 bytes")
+        );
+        assert!(parse_key("xyz").is_err());
+        assert!(parse_key("").is_err());
+        assert!(parse_key("0x").is_err());
+        assert_eq!(fmt_key(0xaa), "0x00000000000000aa");
+    }
+
+    #[test]
+    fn node_key_is_created_once() {
+        let dir = std::env::temp_dir().join(format!("lkh-scsipr-key-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let path = dir.join(NODE_KEY_FILE);
+        assert_eq!(read_node_key(&path).unwrap(), None);
+        let k = node_key_or_create(&path).unwrap();
+        assert_eq!(k >> 48, KEY_PREFIX);
+        assert_ne!(k & 0xffff_ffff_ffff, 0);
+        assert_eq!(node_key_or_create(&path).unwrap(), k);
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        fs::write(&path, "0\n").unwrap();
+        assert_eq!(
+            read_node_key(&path).unwrap_err().exit,
+            lkh_common::Exit::Usage
+        );
+        let _ = fs::remove_dir_all(&dir);
+    }
+}

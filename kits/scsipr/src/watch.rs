@@ -1,0 +1,147 @@
+//! `watch`: the lkscsid-like loop. Every FAILFASTTIMER seconds it reads the reservation of
+//! every resource this node has in service (see [`crate::state`]) and acts when another node
+//! took it: ON_FENCED=halt reboots this node at once through the kernel (logged first, no
+//! sync: a sync could block on the very disk we lost), event logs an error for LifeKeeper and
+//! stops watching the resource, none only logs. A reservation nobody holds while our key is
+//! still registered is taken again, as lkscsid re-reserves.
+
+use std::time::{Duration, Instant};
+
+use lkh_common::{Action, Exit, Failure, HookArgs, KitSpec, Outcome};
+use log::{debug, error, info, warn};
+
+use crate::ops::{self, Held};
+use crate::settings::{OnFenced, Settings, fmt_key};
+use crate::state;
+
+/// Reboots now. Only returns if the kernel refused.
+pub fn halt(reason: &str) -> Failure {
+    error!("{reason}; ON_FENCED=halt: rebooting this node now to protect the data");
+    log::logger().flush();
+    match nix::sys::reboot::reboot(nix::sys::reboot::RebootMode::RB_AUTOBOOT) {
+        Err(e) => Failure::fenced(format!(
+            "{reason}; ON_FENCED=halt could not reboot this node ({e}): stop it by hand now"
+        )),
+        Ok(never) => match never {},
+    }
+}
+
+/// One pass over every watched resource; returns how many were found fenced, and the
+/// shortest FAILFASTTIMER among them.
+fn cycle(spec: &'static KitSpec) -> (usize, Option<Duration>) {
+    let mut fenced = 0;
+    let mut interval: Option<Duration> = None;
+    for tag in state::watched() {
+        let args = HookArgs {
+            tag: Some(tag.clone()),
+            ..HookArgs::default()
+        };
+        let ctx = match lkh_common::context(spec, Action::QuickCheck, &args) {
+            Ok(c) => c,
+            Err(f) => {
+                warn!("{tag}: {f}");
+                continue;
+            }
+        };
+        let s = match Settings::from_ctx(&ctx) {
+            Ok(s) => s,
+            Err(f) => {
+                warn!("{tag}: {f}");
+                continue;
+            }
+        };
+        interval = Some(interval.map_or(s.failfast, |i| i.min(s.failfast)));
+        // One cycle must end well before the next one starts.
+        let budget = (s.failfast * 2)
+            .max(Duration::from_secs(2))
+            .min(ctx.deadline.remaining());
+        let deadline = Instant::now() + budget;
+        let key = match s.key(false) {
+            Ok(Some((k, _))) => k,
+            Ok(None) => {
+                warn!("{tag}: this node has no reservation key: not watching");
+                continue;
+            }
+            Err(f) => {
+                warn!("{tag}: {f}");
+                continue;
+            }
+        };
+        let mut lus = match ops::open_all(&s.devices, deadline) {
+            Ok(l) => l,
+            Err(f) => {
+                warn!("{tag}: {f}");
+                continue;
+            }
+        };
+        for lu in &mut lus {
+            let name = lu.input().display().to_string();
+            match ops::judge(lu, key, s.pr_type, deadline) {
+                Ok((Held::Ours, _)) | Ok((Held::WrongType(_), _)) => {
+                    debug!("{tag}: {name}: reservation held by {}", fmt_key(key))
+                }
+                Ok((Held::Free, _)) => match lu.any_path(|p| p.reserve(key, s.pr_type, deadline)) {
+                    Ok(()) => warn!(
+                        "{tag}: {name}: nobody held the reservation: taken again with {}",
+                        fmt_key(key)
+                    ),
+                    Err(e) => warn!(
+                        "{tag}: {name}: nobody holds the reservation and taking it failed: {e}"
+                    ),
+                },
+                Err(f) if f.exit == Exit::Fenced => {
+                    fenced += 1;
+                    let reason = format!("{tag}: {f}");
+                    match s.on_fenced {
+                        OnFenced::Halt => {
+                            let f = halt(&reason);
+                            error!("{f}");
+                        }
+                        OnFenced::Event => error!(
+                            "{reason}; ON_FENCED=event: LifeKeeper's quickCheck reports it; no longer watching {tag}"
+                        ),
+                        OnFenced::None => {
+                            warn!("{reason}; ON_FENCED=none: no action; no longer watching {tag}")
+                        }
+                    }
+                    state::mark_fenced(&tag);
+                    break;
+                }
+                Err(f) => warn!("{tag}: {f}"),
+            }
+        }
+    }
+    (fenced, interval)
+}
+
+/// `watch [--once]`.
+pub fn watch(spec: &'static KitSpec, args: &[String]) -> Outcome {
+    let mut once = false;
+    for a in args {
+        match a.as_str() {
+            "--once" => once = true,
+            other => {
+                return Err(Failure::usage(format!(
+                    "watch: unknown argument {other:?}: use `watch [--once]`"
+                )));
+            }
+        }
+    }
+    info!(
+        "watching the reservations listed in {}",
+        state::dir().display()
+    );
+    loop {
+        let start = Instant::now();
+        let (fenced, interval) = cycle(spec);
+        if once {
+            return if fenced > 0 {
+                Err(Failure::fenced(format!("{fenced} resource(s) fenced")))
+            } else {
+                Ok(String::new())
+            };
+        }
+        let next = start + interval.unwrap_or(Duration::from_secs(5));
+        std::thread::sleep(next.saturating_duration_since(Instant::now()));
+    }
+}
