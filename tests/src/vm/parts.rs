@@ -229,13 +229,19 @@ fn apt(args: &[&str]) -> Result<(), VmError> {
 }
 
 fn missing_packages() -> Vec<&'static str> {
+    let mut c = Command::new("dpkg-query");
+    c.args(["-W", "-f=${Package} ${Status}\n"])
+        .args(HOST_PACKAGES);
+    let listed = run(&mut c, STEP_TIMEOUT)
+        .map(|o| o.stdout_str())
+        .unwrap_or_default();
     HOST_PACKAGES
         .iter()
         .copied()
         .filter(|p| {
-            let mut c = Command::new("dpkg-query");
-            c.args(["-W", "-f=${Status}", p]);
-            !matches!(run(&mut c, STEP_TIMEOUT), Ok(o) if o.stdout_str().contains("ok installed"))
+            !listed
+                .lines()
+                .any(|l| l.starts_with(&format!("{p} ")) && l.ends_with("ok installed"))
         })
         .collect()
 }
