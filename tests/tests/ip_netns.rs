@@ -205,6 +205,22 @@ fn one_second_switch_pause_does_not_fail() {
         let r = kit.hook("quickCheck");
         assert_eq!(r.code, 0, "{r:?}");
     });
+    // With one probe per round the first round is lost entirely; GRACE makes the check look
+    // again instead of failing, and says so.
+    kit.configure(&format!("{}IP_PINGTRIES=1\n", conf_default()));
+    kit.lab.set_guest_port_forwarding(false).expect("block");
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            std::thread::sleep(Duration::from_secs(1));
+            kit.lab.set_guest_port_forwarding(true).expect("unblock");
+        });
+        let r = kit.hook("quickCheck");
+        assert_eq!(r.code, 0, "{r:?}");
+        assert!(
+            r.stderr.contains("failed before targets answered again"),
+            "{r:?}"
+        );
+    });
 }
 
 #[test]
