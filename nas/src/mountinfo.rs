@@ -175,7 +175,10 @@ pub fn parse(text: &str) -> Result<Vec<MountEntry>, ParseError> {
 
 /// Read and parse `/proc/self/mountinfo`.
 pub fn read_self() -> std::io::Result<Vec<MountEntry>> {
-    let text = std::fs::read_to_string("/proc/self/mountinfo")?;
+    use std::io::Read;
+    // procfs reports size 0: start with a buffer that fits a typical table
+    let mut text = String::with_capacity(64 * 1024);
+    std::fs::File::open("/proc/self/mountinfo")?.read_to_string(&mut text)?;
     parse(&text).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
 }
 

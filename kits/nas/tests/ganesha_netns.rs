@@ -291,3 +291,63 @@ fn inner_phase() {
         other => panic!("unknown phase {other}"),
     }
 }
+
+/// Native figures, run by hand:
+/// `cargo test -p lkh-nas --test ganesha_netns -- --ignored --nocapture native_bench`.
+/// Nothing can be mounted on the build host, so this times what runs natively: `lkh-nas
+/// quickCheck` up to the probe (mountinfo + full v3 portmapper/MOUNT/NULL/GETATTR probe against
+/// ganesha; the IO check is skipped because nothing is mounted), the process start alone, and
+/// the Pacemaker Filesystem agent's depth-0 monitor on a tmpfs mount (/dev/shm).
+#[test]
+#[ignore = "benchmark: prints figures, run with --ignored"]
+fn native_bench() {
+    let server = match Server::start() {
+        Ok(s) => s,
+        Err(why) => {
+            eprintln!("SKIP native_bench: {why}");
+            return;
+        }
+    };
+    const N: u32 = 50;
+    let bin = env!("CARGO_BIN_EXE_lkh-nas");
+    let qc = quick_check_args().join(" ");
+    let loop_ms = |body: &str| -> f64 {
+        let script = format!(
+            "t0=$(date +%s%N); i=0; while [ $i -lt {N} ]; do {body} >/dev/null 2>&1; i=$((i+1)); done; t1=$(date +%s%N); echo $(( (t1 - t0) / {N} ))"
+        );
+        let o = server
+            .in_ns(Path::new("/bin/sh"))
+            .args(["-c", &script])
+            .env("LKHELPERS_RUN_DIR", server.dir.join("run"))
+            .env("LKHELPERS_LK_DEFAULTS", server.dir.join("none"))
+            .env("OCF_ROOT", "/usr/lib/ocf")
+            .env("OCF_RESOURCE_INSTANCE", "shm")
+            .env("OCF_RESKEY_CRM_meta_interval", "20000")
+            .env("OCF_RESKEY_device", "shm")
+            .env("OCF_RESKEY_directory", "/dev/shm")
+            .env("OCF_RESKEY_fstype", "tmpfs")
+            .output()
+            .expect("bench loop");
+        let ns: f64 = String::from_utf8_lossy(&o.stdout)
+            .trim()
+            .parse()
+            .unwrap_or(f64::NAN);
+        ns / 1e6
+    };
+    let start = loop_ms(&format!("{bin} --version"));
+    let quick = loop_ms(&format!("{bin} {qc}"));
+    let probe = loop_ms(&format!("{bin} probe 127.0.0.1 /export --version 3"));
+    println!("BENCH native process-start ms_per_run={start:.2}");
+    println!("BENCH native quickCheck-probe-only ms_per_run={quick:.2}");
+    println!("BENCH native probe-command ms_per_run={probe:.2}");
+    let agent = "/usr/lib/ocf/resource.d/heartbeat/Filesystem";
+    if Path::new(agent).exists() {
+        let fs = loop_ms(&format!("{agent} monitor"));
+        println!(
+            "BENCH native filesystem-monitor-depth0-tmpfs ms_per_run={fs:.2} ratio_quickcheck={:.3}",
+            quick / fs
+        );
+    } else {
+        println!("BENCH native filesystem-monitor: resource-agents not installed");
+    }
+}
