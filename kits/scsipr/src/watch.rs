@@ -16,8 +16,14 @@ use crate::state;
 
 /// Reboots now. Only returns if the kernel refused.
 pub fn halt(reason: &str) -> Failure {
-    error!("{reason}; ON_FENCED=halt: rebooting this node now to protect the data");
+    let msg = format!("{reason}; ON_FENCED=halt: rebooting this node now to protect the data");
+    error!("{msg}");
     log::logger().flush();
+    // Also into the kernel log: it reaches the console synchronously, where a message still
+    // in a pipe or syslog's queue would be lost with the reboot.
+    if let Ok(mut k) = std::fs::OpenOptions::new().write(true).open("/dev/kmsg") {
+        let _ = std::io::Write::write_all(&mut k, format!("<2>lkh-scsipr: {msg}\n").as_bytes());
+    }
     match nix::sys::reboot::reboot(nix::sys::reboot::RebootMode::RB_AUTOBOOT) {
         Err(e) => Failure::fenced(format!(
             "{reason}; ON_FENCED=halt could not reboot this node ({e}): stop it by hand now"

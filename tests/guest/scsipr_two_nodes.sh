@@ -1,0 +1,116 @@
+# lkh-scsipr on one LU seen by two nodes (one iSCSI I_T nexus each): bad input, restore,
+# takeover with PREEMPT AND ABORT, the fenced node's writes, quickCheck/recover/watch on the
+# fenced node, UNIT ATTENTION after a preempt, remove, and concurrent restores.
+# The last step arms `watch` with ON_FENCED=halt and lets it reboot the guest.
+
+shared_disk_setup a b || fatal "shared disk setup failed"
+A=$(node_dev a); B=$(node_dev b)
+KEYA() { cat /etc/lkhelpers/node-a/node.key; }
+KEYB() { cat /etc/lkhelpers/node-b/node.key; }
+gen() { sg_persist -n --in --read-keys "$B" 2>/dev/null | awk '/generation/ { print $NF }'; }
+has_key() { pr_keys "$1" >/dev/null; pr_keys "$1" | grep -qi "^$(echo "$2" | sed 's/^0x0*/0x/')\$"; }
+scsipr() { local _node=$1; shift; on_node "$_node" lkh-scsipr "$@"; }
+# holder DEV: like pr_holder, after a first read that absorbs a pending UNIT ATTENTION
+holder() { pr_holder "$1" >/dev/null; pr_holder "$1"; }
+
+# ---- bad input: exit 2, nothing sent to the disk (PR generation unchanged) ----
+g0=$(gen)
+node_conf a bad DEVICE=/dev/nonexistent
+expect_rc bad-missing-device 2 scsipr a restore -t bad
+node_conf a bad DEVICE=/dev/null
+expect_rc bad-not-block 2 scsipr a restore -t bad
+node_conf a bad DEVICE="$A" KEY=0
+expect_rc bad-key-zero 2 scsipr a restore -t bad
+node_conf a bad DEVICE="$A" KEY=0x112233445566778899
+expect_rc bad-key-long 2 scsipr a restore -t bad
+node_conf a bad DEVICE="$A" TYPE=exclusive-sometimes
+expect_rc bad-type 2 scsipr a restore -t bad
+node_conf a bad DEVICE="$A" COLOUR=blue
+expect_rc bad-unknown-key 2 scsipr a restore -t bad
+expect_rc bad-tag 2 scsipr a restore -t ../etc
+[ "$(gen)" = "$g0" ]; check bad-input-sent-nothing $? "generation $g0 -> $(gen)"
+
+# ---- restore on A ----
+node_conf a fence DEVICE="$A" ON_FENCED=event FAILFASTTIMER=1 TIMEOUT=15
+node_conf b fence DEVICE="$B" ON_FENCED=event FAILFASTTIMER=1 TIMEOUT=15
+expect_rc a-restore 0 scsipr a restore -t fence
+[ "$(holder "$B")" = "$(node_iqn a)" ]; check a-holds $? "holder $(holder "$B")"
+case "$(KEYA)" in 0x4c4b*) pass a-key-prefix ;; *) fail a-key-prefix "$(KEYA)" ;; esac
+[ "$(stat -c %a /etc/lkhelpers/node-a/node.key)" = 600 ]; check a-key-mode $?
+expect_rc a-restore-idempotent 0 scsipr a restore -t fence
+expect_rc a-quickcheck 0 scsipr a quickCheck -t fence
+run scsipr a status -t fence
+scsipr a status "$A" --json > /tmp/status.json 2>&1
+grep -q '"owner":"this node"' /tmp/status.json && grep -q '"holder":true' /tmp/status.json
+check a-status-json $? "$(cat /tmp/status.json)"
+expect_rc a-doctor 0 scsipr a doctor "$A"
+dd if=/dev/urandom of=/tmp/blk bs=4096 count=1 2>/dev/null
+dd if=/tmp/blk of="$A" bs=4096 count=1 oflag=direct 2>/dev/null; check a-write-works $?
+
+# ---- A's watcher, then B takes over ----
+scsipr a watch > /tmp/watch-a.log 2>&1 &
+WPID=$!
+sleep 1.5
+expect_rc b-restore-takeover 0 scsipr b restore -t fence
+[ "$(holder "$B")" = "$(node_iqn b)" ]; check b-holds $? "holder $(holder "$B")"
+! has_key "$B" "$(KEYA)"; check a-key-gone $? "keys: $(pr_keys "$B" | tr '\n' ' ')"
+dd if=/dev/zero of="$A" bs=4096 count=1 oflag=direct 2>/dev/null
+[ $? -ne 0 ]; check a-write-refused $?
+dd if=/tmp/blk of="$B" bs=4096 count=1 oflag=direct 2>/dev/null; check b-write-works $?
+retry 25 grep -q "ON_FENCED=event" /tmp/watch-a.log; check a-watch-acted $? "$(cat /tmp/watch-a.log)"
+kill "$WPID" 2>/dev/null
+cat /tmp/watch-a.log
+expect_rc a-quickcheck-fenced 3 scsipr a quickCheck -t fence
+expect_rc a-recover-no-steal 3 scsipr a recover -t fence
+[ "$(holder "$B")" = "$(node_iqn b)" ]; check b-still-holds $?
+expect_rc b-quickcheck 0 scsipr b quickCheck -t fence
+
+# ---- UNIT ATTENTION after a preempt: A takes back, B's next command meets the UA ----
+expect_rc a-restore-back 0 scsipr a restore -t fence
+out=$(scsipr b quickCheck -t fence -v 2>&1); rc=$?
+echo "$out"
+[ $rc = 3 ]; check b-fenced-after-ua $? "rc=$rc"
+echo "$out" | grep -qi "unit attention"; check ua-retried $?
+
+# ---- remove: idempotent, leaves the other node alone ----
+expect_rc b-remove-not-holder 0 scsipr b remove -t fence
+[ "$(holder "$B")" = "$(node_iqn a)" ]; check remove-left-holder $?
+expect_rc a-remove 0 scsipr a remove -t fence
+expect_rc a-remove-again 0 scsipr a remove -t fence
+[ "$(holder "$B")" = none ]; check no-holder $?
+[ -z "$(pr_keys "$B")" ]; check no-keys $? "$(pr_keys "$B")"
+expect_rc a-quickcheck-after-remove 3 scsipr a quickCheck -t fence
+
+# ---- both nodes restore at the same moment, 20 times: exactly one holder ----
+bad=0
+i=0
+while [ $i -lt 20 ]; do
+    i=$((i + 1))
+    scsipr a restore -t fence >/tmp/ra.log 2>&1 &
+    pa=$!
+    scsipr b restore -t fence >/tmp/rb.log 2>&1 &
+    pb=$!
+    wait $pa; ra=$?
+    wait $pb; rb=$?
+    h=$(holder "$B")
+    scsipr a quickCheck -t fence >/dev/null 2>&1; qa=$?
+    scsipr b quickCheck -t fence >/dev/null 2>&1; qb=$?
+    echo "round $i: restore a=$ra b=$rb holder=$h quickCheck a=$qa b=$qb"
+    case "$h:$qa:$qb" in
+    "$(node_iqn a):0:3" | "$(node_iqn b):3:0") ;;
+    *) bad=$((bad + 1)); cat /tmp/ra.log /tmp/rb.log ;;
+    esac
+    scsipr a remove -t fence >/dev/null 2>&1
+    scsipr b remove -t fence >/dev/null 2>&1
+done
+[ $bad = 0 ]; check race-one-holder-20 $? "$bad bad rounds"
+
+# ---- ON_FENCED=halt: the watcher reboots this (QEMU -no-reboot: the guest stops) ----
+node_conf a fence DEVICE="$A" ON_FENCED=halt FAILFASTTIMER=1 TIMEOUT=15
+expect_rc a-restore-for-halt 0 scsipr a restore -t fence
+scsipr a watch &
+sleep 1.5
+expect_rc b-takeover-for-halt 0 scsipr b restore -t fence
+pass halt-armed
+sleep 20
+fail halt-happened "still running 20 s after the takeover"

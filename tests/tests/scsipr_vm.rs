@@ -1,0 +1,85 @@
+//! VM proof of `lkh-scsipr` (issue 4): the kit against the kernel's real SG_IO path to an LIO
+//! logical unit over iSCSI, two cluster nodes in one guest (one I_T nexus each), then two
+//! paths per node with dm-multipath. `sg_persist` appears only as an independent observer.
+//! Scenarios: `tests/guest/scsipr_*.sh`.
+
+use std::time::Duration;
+
+use tests::vm::{self, Vm};
+
+/// Bad input, restore, takeover, fenced node (writes refused, quickCheck 3, recover does not
+/// steal, watch acts), UNIT ATTENTION after preempt, remove, 20 concurrent restores, and
+/// finally ON_FENCED=halt rebooting the guest.
+#[test]
+fn scsipr_two_nodes_one_lu() {
+    let vm = Vm::new("scsipr_two_nodes")
+        .project_bins()
+        .script_file("guest/scsipr_two_nodes.sh")
+        .timeout(Duration::from_secs(240));
+    let Some(out) = vm::run_or_skip(&vm) else {
+        return;
+    };
+    let required = [
+        "bad-missing-device",
+        "bad-not-block",
+        "bad-key-zero",
+        "bad-key-long",
+        "bad-type",
+        "bad-unknown-key",
+        "bad-tag",
+        "bad-input-sent-nothing",
+        "a-restore",
+        "a-holds",
+        "a-key-prefix",
+        "a-key-mode",
+        "a-restore-idempotent",
+        "a-quickcheck",
+        "a-status-json",
+        "a-doctor",
+        "a-write-works",
+        "b-restore-takeover",
+        "b-holds",
+        "a-key-gone",
+        "a-write-refused",
+        "b-write-works",
+        "a-watch-acted",
+        "a-quickcheck-fenced",
+        "a-recover-no-steal",
+        "b-still-holds",
+        "b-quickcheck",
+        "a-restore-back",
+        "b-fenced-after-ua",
+        "ua-retried",
+        "b-remove-not-holder",
+        "remove-left-holder",
+        "a-remove",
+        "a-remove-again",
+        "no-holder",
+        "no-keys",
+        "a-quickcheck-after-remove",
+        "race-one-holder-20",
+        "a-restore-for-halt",
+        "b-takeover-for-halt",
+        "halt-armed",
+    ];
+    // The guest ends by rebooting itself (the watcher's ON_FENCED=halt), so the scenario never
+    // reaches its end: every other problem counts.
+    let problems: Vec<String> = out
+        .problems(&required)
+        .into_iter()
+        .filter(|p| p != "the scenario never finished")
+        .collect();
+    let console = out.console();
+    let halted = out.rc.is_none()
+        && !out.timed_out
+        && out.check("halt-happened").is_none()
+        && console.contains("ON_FENCED=halt: rebooting this node now");
+    if !problems.is_empty() || !halted {
+        eprintln!("{}\n===== console =====\n{console}", out.summary());
+        panic!(
+            "scsipr_two_nodes failed (halted: {halted}):\n  {}",
+            problems.join("\n  ")
+        );
+    }
+    eprintln!("{}", out.summary());
+}
