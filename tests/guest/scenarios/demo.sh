@@ -26,10 +26,17 @@ node_conf a share "SERVER=10.0.2.2" "EXPORT=/export" "MOUNTPOINT=/mnt/a-share" "
 node_conf b share "SERVER=10.0.2.2" "EXPORT=/export" "MOUNTPOINT=/mnt/b-share" "VERSION=3"
 
 # --- the operations, by tool
+# shown CMD...: runs CMD and narrates its output (the kits' log lines), returns its status
+shown() {
+    local _out _rc
+    _out=$("$@" 2>&1); _rc=$?
+    echo "$_out" | while IFS= read -r _l; do [ -n "$_l" ] && say "      | $_l"; done
+    return $_rc
+}
 pr_restore() {  # pr_restore NODE DEV KEY OTHER_KEY
     if [ "$PR_TOOL" = lkh-scsipr ]; then
         say "  $ [node $1] lkh-scsipr restore -t demo"
-        on_node "$1" lkh-scsipr restore -t demo
+        shown on_node "$1" lkh-scsipr restore -t demo
     else
         say "  $ [node $1] sg_persist register $3 + reserve/preempt-abort type 5 on $2"
         sg_turs "$2" >/dev/null 2>&1
@@ -44,7 +51,7 @@ pr_restore() {  # pr_restore NODE DEV KEY OTHER_KEY
 pr_quickcheck() {  # pr_quickcheck NODE DEV KEY -> 0 ok, 3 fenced
     if [ "$PR_TOOL" = lkh-scsipr ]; then
         say "  $ [node $1] lkh-scsipr quickCheck -t demo"
-        on_node "$1" lkh-scsipr quickCheck -t demo
+        shown on_node "$1" lkh-scsipr quickCheck -t demo
     else
         say "  $ [node $1] sg_persist --read-keys on $2: is $3 still registered?"
         sg_turs "$2" >/dev/null 2>&1
@@ -54,7 +61,7 @@ pr_quickcheck() {  # pr_quickcheck NODE DEV KEY -> 0 ok, 3 fenced
 nas_restore() {  # nas_restore NODE MOUNTPOINT
     if [ "$NAS_TOOL" = lkh-nas ]; then
         say "  $ [node $1] lkh-nas restore -t share"
-        on_node "$1" lkh-nas restore -t share
+        shown on_node "$1" lkh-nas restore -t share
     else
         say "  \$ [node $1] mount -t nfs -o vers=3,hard,... 10.0.2.2:/export $2"
         nfs_mount 3 "$2"
