@@ -102,3 +102,57 @@ fn nas_bench() {
     }
     out.assert_passed(&["bench-quickcheck-healthy", "bench-frozen-verdict-1"]);
 }
+
+/// LKNFSTIMEOUT (read from /etc/default/LifeKeeper) bounds the checks below TIMEOUT, and
+/// ON_FAILURE=halt powers the guest off when recover finds the server gone: the scenario never
+/// reaches its end, and QEMU exits before the wall-clock limit.
+#[test]
+fn nas_halt_policy_and_lknfstimeout() {
+    let nfs = match NfsServer::start() {
+        Ok(s) => s,
+        Err(VmError::Unavailable(why)) if !vm::vm_required() => {
+            eprintln!("SKIPPED nas_halt: {why}");
+            return;
+        }
+        Err(e) => panic!("nfs server: {e}"),
+    };
+    let vm = Vm::new("nas_halt")
+        .nfs(&nfs)
+        .project_bins()
+        .script_file("guest/nas_halt.sh")
+        .timeout(Duration::from_secs(120));
+    let Some(out) = vm::run_or_skip(&vm) else {
+        return;
+    };
+    eprintln!("{}", out.summary());
+    let console = out.console();
+    let problems: Vec<String> = [
+        "restore",
+        "qc-healthy",
+        "qc-frozen-fails",
+        "qc-frozen-bounded-by-lknfstimeout",
+        "qc-after-thaw",
+        "before-halt",
+    ]
+    .iter()
+    .filter(|n| !out.passed(n))
+    .map(|n| format!("check {n} did not pass"))
+    .chain(
+        out.check("still-running-after-halt")
+            .map(|c| format!("{c:?}")),
+    )
+    .chain(
+        out.rc
+            .map(|rc| format!("the scenario ended (rc={rc}) instead of the node powering off")),
+    )
+    .chain(
+        out.timed_out
+            .then(|| "the guest hit the wall-clock limit".to_string()),
+    )
+    .chain(
+        (!console.contains("ON_FAILURE=halt: powering this node off"))
+            .then(|| "no halt message".to_string()),
+    )
+    .collect();
+    assert!(problems.is_empty(), "{problems:#?}\n{console}");
+}
