@@ -256,6 +256,16 @@ fn link_down_and_missing_address_are_named() {
     let r = kit.hook("recover");
     assert_eq!(r.code, 0, "{r:?}");
     assert!(kit.guest_addrs().contains(&VIP.to_string()));
+    // An interface taken down loses its routes: with the default target (the gateway) the
+    // verdict is still "link down", not a configuration error.
+    kit.configure(&format!("ADDRESS={VIP}\nINTERFACE=eth0\n"));
+    kit.lab
+        .topo
+        .ip(&kit.lab.guest, &["link", "set", "dev", "eth0", "down"])
+        .expect("guest NIC down");
+    let r = kit.hook("quickCheck");
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains("link down"), "{r:?}");
 }
 
 #[test]

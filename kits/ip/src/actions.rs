@@ -184,6 +184,24 @@ fn check_reachability(
     }
 }
 
+/// The targets to probe. Taking an interface down also deletes its routes, so "no default
+/// gateway" on a downed interface is reported as the link being down, not as bad input.
+fn targets_or_link_down(
+    s: &Settings,
+    live: &mut Live,
+    deadline: Deadline,
+) -> Result<Vec<Target>, Failure> {
+    match live.targets(s, &s.targets, s.probe, deadline) {
+        Ok(t) => Ok(t),
+        Err(e) => match link_problem(live) {
+            Some(why) if !s.no_link_check && s.targets.is_empty() => {
+                Err(Failure::failed(Problem::LinkDown(why).message(s)))
+            }
+            _ => Err(e),
+        },
+    }
+}
+
 fn resolve(s: &Settings, marker: &Marker, deadline: Deadline) -> Result<Live, Failure> {
     let live = Live::resolve(s, deadline)?;
     live.check_not_own_address(s, marker)?;
@@ -199,7 +217,7 @@ fn missing_message(s: &Settings) -> String {
 
 fn quick_check(s: &Settings, marker: &Marker, deadline: Deadline) -> Outcome {
     let mut live = resolve(s, marker, deadline)?;
-    let targets = live.targets(s, &s.targets, s.probe, deadline)?;
+    let targets = targets_or_link_down(s, &mut live, deadline)?;
     match live.ours(s) {
         None => return Err(Failure::failed(missing_message(s))),
         Some(a) if a.dad_failed() => {
@@ -391,13 +409,13 @@ fn bring_up(
 fn restore(s: &Settings, marker: &Marker, deadline: Deadline) -> Outcome {
     let mut live = resolve(s, marker, deadline)?;
     // Validate TARGETS now so a bad configuration fails restore, not the first check.
-    live.targets(s, &s.targets, s.probe, deadline)?;
+    targets_or_link_down(s, &mut live, deadline)?;
     bring_up(s, marker, &mut live, deadline)
 }
 
 fn recover(s: &Settings, marker: &Marker, deadline: Deadline) -> Outcome {
     let mut live = resolve(s, marker, deadline)?;
-    let targets = live.targets(s, &s.targets, s.probe, deadline)?;
+    let targets = targets_or_link_down(s, &mut live, deadline)?;
     let readded = if live.ours(s).is_none() {
         log::warn!("{}", missing_message(s));
         Some(bring_up(s, marker, &mut live, deadline)?)
