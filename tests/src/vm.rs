@@ -415,3 +415,59 @@ pub fn wait_until(timeout: Duration, poll: Duration, mut cond: impl FnMut() -> b
         thread::sleep(poll.min(deadline - now));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wait_until_returns_when_the_condition_holds_or_the_time_is_up() {
+        let mut n = 0;
+        assert!(wait_until(
+            Duration::from_secs(5),
+            Duration::from_millis(1),
+            || {
+                n += 1;
+                n == 3
+            }
+        ));
+        assert_eq!(n, 3);
+        assert!(!wait_until(
+            Duration::from_millis(30),
+            Duration::from_millis(5),
+            || false
+        ));
+    }
+
+    #[test]
+    fn outcome_problems_name_what_went_wrong() {
+        let mut o = Outcome {
+            name: "t".into(),
+            checks: vec![Check {
+                name: "a".into(),
+                passed: true,
+                detail: String::new(),
+            }],
+            rc: Some(0),
+            timed_out: false,
+            boot_time: None,
+            duration: Duration::ZERO,
+            console_log: PathBuf::from("/nonexistent"),
+            accel: "tcg",
+        };
+        assert!(o.problems(&["a"]).is_empty());
+        assert_eq!(
+            o.problems(&["b"]),
+            vec!["check b was never reported".to_string()]
+        );
+        o.checks.push(Check {
+            name: "c".into(),
+            passed: false,
+            detail: "why".into(),
+        });
+        o.rc = None;
+        let p = o.problems(&[]);
+        assert!(p.iter().any(|s| s.contains("never finished")));
+        assert!(p.iter().any(|s| s == "FAIL c why"));
+    }
+}
