@@ -289,6 +289,7 @@ pub(super) fn run(vm: &Vm, parts: &Parts, bins: &[Bin]) -> Result<Outcome, VmErr
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
+    crate::sys::kill_with_parent(&mut cmd);
 
     let mut log = File::create(&console_log)
         .map_err(|e| run_err(format!("create {}: {e}", console_log.display())))?;
