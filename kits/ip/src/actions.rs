@@ -233,9 +233,6 @@ fn quick_check(s: &Settings, marker: &Marker, deadline: Deadline) -> Outcome {
 
 /// Refuse when another host answers for ADDRESS (RFC 5227 probe), naming its MAC.
 fn check_unique(s: &Settings, live: &Live, deadline: Deadline) -> Result<(), Failure> {
-    let IpAddr::V4(v4) = s.address.addr else {
-        return Ok(()); // IPv6: the kernel's DAD runs when the address is added.
-    };
     let Some(mac) = live.link.mac else {
         log::warn!(
             "{} has no Ethernet address: skipping the duplicate-address check",
@@ -243,14 +240,16 @@ fn check_unique(s: &Settings, live: &Live, deadline: Deadline) -> Result<(), Fai
         );
         return Ok(());
     };
-    let sock = arp::Socket::open(live.link.index, mac).map_err(|e| {
-        Failure::failed(format!(
-            "{}: cannot check that {} is unused: {e}",
-            s.interface, s.address.addr
-        ))
-    })?;
     let window = deadline.min_after(DAD_INTERVAL * DAD_PROBES);
-    match arp::detect_conflict(&sock, v4, DAD_PROBES, DAD_INTERVAL, window) {
+    let found = match s.address.addr {
+        IpAddr::V4(v4) => arp::Socket::open(live.link.index, mac)
+            .and_then(|sock| arp::detect_conflict(&sock, v4, DAD_PROBES, DAD_INTERVAL, window)),
+        // IPv6: our own DAD probe names the owner; the kernel's DAD still runs at add.
+        IpAddr::V6(v6) => {
+            ndp::detect_conflict(live.link.index, mac, v6, DAD_PROBES, DAD_INTERVAL, window)
+        }
+    };
+    match found {
         Ok(None) => Ok(()),
         Ok(Some(other)) => Err(Failure::failed(format!(
             "{} is already in use on the network by the host with MAC {}: refusing to add it on {} (it would be a duplicate); find that host (switch MAC table, its 'ip addr') and free the address, or choose another ADDRESS",
