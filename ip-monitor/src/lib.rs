@@ -8,7 +8,7 @@
 //! - [`arp`]: ARP requests, RFC 5227 probes (duplicate detection) and announcements over an
 //!   `AF_PACKET` socket;
 //! - [`icmp`]: ICMP and ICMPv6 echo over raw sockets;
-//! - [`ndp`]: IPv6 unsolicited neighbour advertisements;
+//! - [`ndp`]: IPv6 unsolicited neighbour advertisements and duplicate address detection probes;
 //! - [`probe`]: ask several targets at once, by ARP and/or ICMP, for a bounded time;
 //! - [`grace`]: a failure counts only once it has persisted for a grace period.
 //!
