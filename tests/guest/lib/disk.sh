@@ -92,6 +92,8 @@ node_flip() {
 # disabled: sessions drop, logins are refused); after the initiator's replacement timeout
 # (5 s) every command on every node's device fails. apd_end [LU] re-enables it; the
 # initiators log back in by themselves within a few seconds.
+# (Removing the LUN 0 mapping instead does not make the LU vanish: LIO then answers LUN 0
+# from a virtual read-only LUN, so TEST UNIT READY and reads still succeed.)
 apd_begin() { echo 0 > "$(lio_tpg "${1:-shared0}")/enable"; }
 apd_end() { echo 1 > "$(lio_tpg "${1:-shared0}")/enable"; }
 
