@@ -55,6 +55,15 @@ nas probe-server 0 probe 10.0.2.2 /export
 for i in 1 2 3 4 5; do lkh-nas quickCheck -t v3 2>/dev/null; done
 note "five quickChecks done"
 
+# --- SERVER by name: resolved once at restore, the address is used from then on ------
+echo "10.0.2.2 nas-by-name" >> /etc/hosts
+conf named SERVER=nas-by-name EXPORT=/export MOUNTPOINT=/mnt/named VERSION=3 TIMEOUT=$T
+nas restore-named 0 restore -t named
+grep -q ' /mnt/named .* 10.0.2.2:/export ' /proc/self/mountinfo; check named-mounted-by-address $?
+sed -i 's/^10.0.2.2 nas-by-name$/192.0.2.99 nas-by-name/' /etc/hosts
+nas qc-named-after-dns-change 0 quickCheck -t named
+nas remove-named 0 remove -t named
+
 # --- bad input: exit 2, nothing mounted ----------------------------------------------
 conf bad1 SERVER=10.0.2.2 EXPORT=export MOUNTPOINT=/mnt/bad VERSION=3
 conf bad2 SERVER=10.0.2.2 EXPORT=/export MOUNTPOINT=mnt/bad VERSION=3

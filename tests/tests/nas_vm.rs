@@ -33,6 +33,8 @@ fn nas_kit_in_a_guest() {
         "mountinfo-v4",
         "qc-v3-healthy",
         "qc-v4-healthy",
+        "named-mounted-by-address",
+        "qc-named-after-dns-change",
         "bad-input-mounted-nothing",
         "restore-busy",
         "remove-ended-cwd-user",
