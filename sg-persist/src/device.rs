@@ -545,8 +545,22 @@ impl Lu {
         let mut dead = Vec::new();
         let mut id: Option<(String, LuId)> = None;
         for info in &resolved.paths {
+            let single = resolved.paths.len() == 1;
             let opened = ScsiPath::open(info.clone(), opts).and_then(|mut p| {
-                let lid = p.lu_id(deadline)?;
+                let lid = match p.lu_id(deadline) {
+                    Ok(l) => l,
+                    // One path has nothing to be compared with: a disk without a usable
+                    // designator is still usable, known by its name.
+                    Err(Error::Parse { .. }) if single => LuId {
+                        kind: 0xff,
+                        bytes: info.name.as_bytes().to_vec(),
+                    },
+                    Err(e) if single && e.is_unsupported() => LuId {
+                        kind: 0xff,
+                        bytes: info.name.as_bytes().to_vec(),
+                    },
+                    Err(e) => return Err(e),
+                };
                 Ok((p, lid))
             });
             match opened {

@@ -385,19 +385,24 @@ impl fmt::Display for LuId {
         match self.kind {
             3 => write!(f, "naa.{hex}"),
             2 => write!(f, "eui.{hex}"),
-            8 | 1 => write!(
+            8 | 1 | 0 => write!(
                 f,
                 "{}{}",
-                if self.kind == 1 { "t10." } else { "" },
+                match self.kind {
+                    1 => "t10.",
+                    0 => "vendor.",
+                    _ => "",
+                },
                 ascii(&self.bytes).replace(' ', "_")
             ),
+            0xff => write!(f, "unidentified LU on {}", ascii(&self.bytes)),
             k => write!(f, "type{k}.{hex}"),
         }
     }
 }
 
 /// Parses VPD page 0x83 and picks the LU's best designator (associated with the LU, in the
-/// preference order NAA, EUI-64, SCSI name string, T10 vendor id).
+/// preference order NAA, EUI-64, SCSI name string, T10 vendor id, vendor specific).
 pub fn vpd_lu_id(b: &[u8]) -> Result<LuId, ParseError> {
     if b.len() < 4 || b[1] != 0x83 {
         return Err(ParseError::Invalid("device identification page"));
@@ -412,7 +417,7 @@ pub fn vpd_lu_id(b: &[u8]) -> Result<LuId, ParseError> {
         let Some(body) = b.get(at + 4..at + 4 + len).filter(|_| at + 4 + len <= end) else {
             break;
         };
-        let rank = [3u8, 2, 8, 1].iter().position(|k| *k == kind);
+        let rank = [3u8, 2, 8, 1, 0].iter().position(|k| *k == kind);
         if assoc == 0
             && let Some(r) = rank
             && best.as_ref().is_none_or(|(br, _)| r < *br)

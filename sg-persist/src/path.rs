@@ -196,7 +196,10 @@ pub fn resolve_devnum(
         });
     }
     if let Some(uuid) = read_trim(&dir.join("dm/uuid")) {
-        if !uuid.starts_with("mpath-") {
+        // multipathd names its maps "mpath-<wwid>"; a map made by hand with dmsetup may have
+        // no uuid at all and is accepted when its paths are SCSI disks (the caller confirms
+        // by VPD 0x83 that they are one LU). Any other owner (LVM-, CRYPT-, ...) is refused.
+        if !uuid.is_empty() && !uuid.starts_with("mpath-") {
             return Err(PathError::NotMultipath {
                 path: input.to_path_buf(),
                 name,
@@ -373,6 +376,10 @@ mod tests {
         f.dm("dm-1", "253:1", "LVM-abcdef", &[]);
         let e = resolve_devnum(Path::new("/dev/dm-1"), 253, 1, &f.root()).unwrap_err();
         assert!(matches!(e, PathError::NotMultipath { .. }));
+        f.disk("sdd", "8:48", Some("4:0:0:0"), None);
+        f.dm("dm-4", "253:4", "", &["sdd"]);
+        let r = resolve_devnum(Path::new("/dev/dm-4"), 253, 4, &f.root()).unwrap();
+        assert_eq!(r.paths.len(), 1);
         f.dm("dm-2", "253:2", "mpath-x", &[]);
         let e = resolve_devnum(Path::new("/dev/dm-2"), 253, 2, &f.root()).unwrap_err();
         assert!(matches!(e, PathError::NoPaths { .. }));

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use tests::vm::{self, Vm};
+use tests::vm::{self, Disk, Vm};
 
 /// Bad input, restore, takeover, fenced node (writes refused, quickCheck 3, recover does not
 /// steal, watch acts), UNIT ATTENTION after preempt, remove, 20 concurrent restores, and
@@ -82,4 +82,44 @@ fn scsipr_two_nodes_one_lu() {
         );
     }
     eprintln!("{}", out.summary());
+}
+
+/// Two paths per node with dm-multipath: registration on every path, takeover, a path down
+/// and back, WWPN flip re-registration, All Paths Down, disks without PR, different LUs.
+#[test]
+fn scsipr_multipath_and_failures() {
+    let vm = Vm::new("scsipr_paths")
+        .project_bins()
+        .disk(Disk::ScsiHd { size_mb: 64 })
+        .disk(Disk::VirtioBlk { size_mb: 16 })
+        .script_file("guest/scsipr_paths.sh")
+        .timeout(Duration::from_secs(240));
+    let Some(out) = vm::run_or_skip(&vm) else {
+        return;
+    };
+    out.assert_passed(&[
+        "mp-status-two-paths",
+        "mp-a-restore",
+        "mp-a-key-on-both-paths",
+        "mp-a-quickcheck",
+        "mp-b-restore-takeover",
+        "mp-takeover-keys",
+        "mp-a-quickcheck-fenced",
+        "mp-a-write-refused",
+        "mp-b-write-works",
+        "mp-a-remove",
+        "mp-path-down-warns",
+        "mp-path-up",
+        "mp-flip-new-nexus-refused",
+        "mp-flip-quickcheck-reregisters",
+        "mp-flip-write-works",
+        "mp-flip-quickcheck-again",
+        "mp-apd-quickcheck-fails",
+        "mp-apd-back",
+        "nopr-doctor-scsi",
+        "nopr-restore-scsi",
+        "nopr-doctor-virtio",
+        "nopr-restore-virtio",
+        "bad-different-lus",
+    ]);
 }
