@@ -199,7 +199,11 @@ pub fn unmount(mount_point: &str, deadline: Instant) -> Result<UnmountReport, Er
     if targets.is_empty() {
         return Ok(report);
     }
-    let dev = mountinfo::find_at(&entries, mount_point).map(|e| (e.major, e.minor));
+    // The device number identifies the mount's files in /proc/PID/maps, unless the
+    // superblock is shared with another mount (the same export mounted twice).
+    let dev = mountinfo::find_at(&entries, mount_point)
+        .map(|e| (e.major, e.minor))
+        .filter(|d| entries.iter().filter(|e| (e.major, e.minor) == *d).count() == 1);
     let found = users::find(mount_point, dev);
     if !found.is_empty() {
         let grace =

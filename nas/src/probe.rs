@@ -163,15 +163,12 @@ fn rpc_fail(e: RpcError) -> (FailKind, String) {
     match e {
         RpcError::Io(io) => io_fail(io),
         RpcError::ProgUnavail | RpcError::ProcUnavail => (FailKind::Unavailable, e.to_string()),
+        RpcError::ProgMismatch { low, high } => (
+            FailKind::Unavailable,
+            format!("version not offered (server speaks {low} to {high})"),
+        ),
         RpcError::Auth(_) => (FailKind::Denied, e.to_string()),
-        other => {
-            let s = format!("{other:?}");
-            if s.starts_with("ProgMismatch") {
-                (FailKind::Unavailable, s)
-            } else {
-                (FailKind::Other, s)
-            }
-        }
+        other => (FailKind::Other, other.to_string()),
     }
 }
 
@@ -190,8 +187,6 @@ fn mount_fail(e: MountError) -> (FailKind, String) {
     match e {
         MountError::Rpc(r) => rpc_fail(r),
         MountError::Denied(s) => (FailKind::Denied, format!("{s:?}")),
-        #[allow(unreachable_patterns)]
-        other => (FailKind::Other, format!("{other:?}")),
     }
 }
 
