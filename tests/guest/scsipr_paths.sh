@@ -80,6 +80,14 @@ out=$(lkh-scsipr doctor "$V" 2>&1); rc=$?; echo "$out"
 node_conf a nopr DEVICE="$V"
 expect_rc nopr-restore-virtio 2 scsipr a restore -t nopr
 
+H=""
+for _b in /sys/block/sd*; do
+    [ "$(tr -d ' ' < "$_b/device/vendor" 2>/dev/null)" = Msft ] && H=/dev/${_b##*/}
+done
+out=$(lkh-scsipr doctor "$H" 2>&1); rc=$?; echo "$out"
+[ $rc = 1 ] && echo "$out" | grep -q "SupportPersistentReservations : True" && echo "$out" | grep -q Get-VMHardDiskDrive
+check nopr-doctor-hyperv-hint $? "rc=$rc disk=$H"
+
 # ---- a "multipath" map over two different LUs is refused ----
 C=$(node_login c) || fatal "login of node c failed"
 sz=$(blockdev --getsz "$S")

@@ -92,6 +92,11 @@ fn scsipr_multipath_and_failures() {
         .project_bins()
         .disk(Disk::ScsiHd { size_mb: 64 })
         .disk(Disk::VirtioBlk { size_mb: 16 })
+        // A disk that INQUIRY-identifies as a Hyper-V virtual disk without PR pass-through.
+        .qemu_arg("-blockdev")
+        .qemu_arg("driver=null-co,node-name=hvdisk,size=67108864")
+        .qemu_arg("-device")
+        .qemu_arg("scsi-hd,drive=hvdisk,bus=scsi0.0,vendor=Msft,product=Virtual Disk,serial=hv-vhds")
         .script_file("guest/scsipr_paths.sh")
         .timeout(Duration::from_secs(240));
     let Some(out) = vm::run_or_skip(&vm) else {
@@ -120,6 +125,7 @@ fn scsipr_multipath_and_failures() {
         "nopr-restore-scsi",
         "nopr-doctor-virtio",
         "nopr-restore-virtio",
+        "nopr-doctor-hyperv-hint",
         "bad-different-lus",
     ]);
 }
