@@ -388,13 +388,23 @@ pub fn vm_required() -> bool {
     set("LKH_VM_REQUIRED") || set("CI")
 }
 
+/// Prints `SKIPPED name: why` straight to the process's stderr, which the test harness does
+/// not capture (unlike `eprintln!`), so a skip shows in every `cargo test` run.
+pub fn skip_loudly(name: &str, why: &str) {
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stderr(),
+        "SKIPPED {name}: QEMU test bed unavailable: {why}"
+    );
+}
+
 /// Runs `vm`; when QEMU genuinely cannot run here, prints a loud SKIPPED line and returns None
 /// (or panics when [`vm_required`]). Any other error panics.
 pub fn run_or_skip(vm: &Vm) -> Option<Outcome> {
     match vm.run() {
         Ok(o) => Some(o),
         Err(VmError::Unavailable(why)) if !vm_required() => {
-            eprintln!("SKIPPED vm {}: QEMU cannot run here: {why}", vm.name);
+            skip_loudly(&vm.name, &why);
             None
         }
         Err(e) => panic!("vm {}: {e}", vm.name),

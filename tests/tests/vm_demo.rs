@@ -9,7 +9,7 @@ fn demo_story_holds() {
     if let Err(vm::VmError::Unavailable(why)) = vm::parts()
         && !vm::vm_required()
     {
-        eprintln!("SKIPPED demo: QEMU cannot run here: {why}");
+        vm::skip_loudly("demo", &why);
         return;
     }
     let out = Command::new(env!("CARGO_BIN_EXE_demo"))

@@ -10,7 +10,7 @@ fn nfs_mount_outage_and_recovery() {
     let nfs = match NfsServer::start() {
         Ok(s) => s,
         Err(VmError::Unavailable(why)) if !vm::vm_required() => {
-            eprintln!("SKIPPED vm_nfs: {why}");
+            vm::skip_loudly("vm_nfs", &why);
             return;
         }
         Err(e) => panic!("nfs server: {e}"),
