@@ -35,6 +35,9 @@ pub struct Options {
     pub ua_retries: u32,
     /// Use `/dev/sgN` when it exists (deadline-bounded); `false` forces `SG_IO` on `/dev/sdX`.
     pub prefer_sg: bool,
+    /// Read VPD page 0x83 of a device with a single path too (several paths are always
+    /// compared); `false` saves one command per open when the identity is not shown.
+    pub identify_single: bool,
 }
 
 impl Default for Options {
@@ -43,6 +46,7 @@ impl Default for Options {
             cmd_timeout: Duration::from_secs(5),
             ua_retries: 3,
             prefer_sg: true,
+            identify_single: true,
         }
     }
 }
@@ -546,19 +550,20 @@ impl Lu {
         let mut id: Option<(String, LuId)> = None;
         for info in &resolved.paths {
             let single = resolved.paths.len() == 1;
+            let unnamed = || LuId {
+                kind: 0xff,
+                bytes: info.name.as_bytes().to_vec(),
+            };
             let opened = ScsiPath::open(info.clone(), opts).and_then(|mut p| {
+                if single && !opts.identify_single {
+                    return Ok((p, unnamed()));
+                }
                 let lid = match p.lu_id(deadline) {
                     Ok(l) => l,
                     // One path has nothing to be compared with: a disk without a usable
                     // designator is still usable, known by its name.
-                    Err(Error::Parse { .. }) if single => LuId {
-                        kind: 0xff,
-                        bytes: info.name.as_bytes().to_vec(),
-                    },
-                    Err(e) if single && e.is_unsupported() => LuId {
-                        kind: 0xff,
-                        bytes: info.name.as_bytes().to_vec(),
-                    },
+                    Err(Error::Parse { .. }) if single => unnamed(),
+                    Err(e) if single && e.is_unsupported() => unnamed(),
                     Err(e) => return Err(e),
                 };
                 Ok((p, lid))

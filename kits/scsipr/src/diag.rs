@@ -244,7 +244,7 @@ fn lu_status(lu: &mut Lu, ours: Option<u64>, deadline: Instant) -> (String, Json
 fn status(spec: &'static KitSpec, args: &[String]) -> Outcome {
     let a = status_args(spec, args)?;
     let deadline = Instant::now() + DIAG_TIMEOUT;
-    let mut lus = ops::open_all(&a.devices, deadline)?;
+    let mut lus = ops::open_all(&a.devices, true, deadline)?;
     let mut text = String::new();
     let mut arr = Vec::new();
     for lu in &mut lus {
@@ -292,11 +292,18 @@ fn doctor(args: &[String]) -> Outcome {
             .collect::<Vec<_>>()
             .join(", ")
     );
-    let mut lu =
-        Lu::open_resolved(resolved, ops::options(DIAG_TIMEOUT), deadline).map_err(|e| {
-            println!("FAIL  {e}");
-            ops::failure(&e)
-        })?;
+    let mut lu = Lu::open_resolved(
+        resolved,
+        sg_persist::Options {
+            identify_single: true,
+            ..ops::options(DIAG_TIMEOUT)
+        },
+        deadline,
+    )
+    .map_err(|e| {
+        println!("FAIL  {e}");
+        ops::failure(&e)
+    })?;
     println!(
         "ok    all answering paths report one logical unit: {}",
         lu.id

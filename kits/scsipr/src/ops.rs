@@ -30,6 +30,7 @@ pub const CMD_TIMEOUT: Duration = Duration::from_secs(5);
 pub fn options(budget: Duration) -> Options {
     Options {
         cmd_timeout: CMD_TIMEOUT.min(budget / 2).max(Duration::from_millis(500)),
+        identify_single: false,
         ..Options::default()
     }
 }
@@ -60,12 +61,21 @@ pub fn resolve_all(devices: &[PathBuf]) -> Result<Vec<sg_persist::Resolved>, Fai
 
 /// Resolves every device name first (nothing is sent to any disk when one is wrong), then
 /// opens each LU and confirms its paths are one LU.
-pub fn open_all(devices: &[PathBuf], deadline: Instant) -> Result<Vec<Lu>, Failure> {
+/// `identify`: read VPD 0x83 of single-path devices too (for display).
+pub fn open_all(
+    devices: &[PathBuf],
+    identify: bool,
+    deadline: Instant,
+) -> Result<Vec<Lu>, Failure> {
     let resolved = resolve_all(devices)?;
     let budget = deadline.saturating_duration_since(Instant::now());
     let mut lus = Vec::new();
     for r in resolved {
-        let lu = Lu::open_resolved(r, options(budget), deadline).map_err(|e| failure(&e))?;
+        let opts = Options {
+            identify_single: identify,
+            ..options(budget)
+        };
+        let lu = Lu::open_resolved(r, opts, deadline).map_err(|e| failure(&e))?;
         for d in &lu.dead {
             warn!(
                 "{}: path {} does not answer ({}); continuing on {} other path(s)",
@@ -194,8 +204,23 @@ pub fn judge(
     t: PrType,
     deadline: Instant,
 ) -> Result<(Held, Option<Reservation>), Failure> {
-    let (res, ours, _) = read_state(lu, key, deadline)?;
     let name = dev(lu);
+    let rs = lu
+        .any_path(|p| p.read_reservation(deadline))
+        .map_err(|e| failure(&e))?;
+    // Holding a non-all-registrants reservation implies our key is registered: the keys need
+    // reading only when the holder is not plainly us.
+    if let Some(r) = rs.reservation
+        && r.key == key
+        && !r.pr_type().is_some_and(|t| t.all_registrants())
+    {
+        return Ok(if r.type_code == t.code() {
+            (Held::Ours, Some(r))
+        } else {
+            (Held::WrongType(r.type_code), Some(r))
+        });
+    }
+    let (res, ours, _) = read_state(lu, key, deadline)?;
     match res {
         Some(r) if !holds(&r, key, ours > 0) => Err(Failure::fenced(format!(
             "{name}: the reservation is held by another node ({}), not by this node's key {}: this node is fenced and must not write; let LifeKeeper fail over",
@@ -474,7 +499,7 @@ pub fn hook(ctx: &HookCtx) -> Outcome {
             ))),
         };
     };
-    let mut lus = open_all(&s.devices, deadline)?;
+    let mut lus = open_all(&s.devices, false, deadline)?;
     let results: Vec<Result<String, Failure>> = lus
         .iter_mut()
         .map(|lu| match ctx.action {

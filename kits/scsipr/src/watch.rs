@@ -73,7 +73,7 @@ fn cycle(spec: &'static KitSpec) -> (usize, Option<Duration>) {
                 continue;
             }
         };
-        let mut lus = match ops::open_all(&s.devices, deadline) {
+        let mut lus = match ops::open_all(&s.devices, false, deadline) {
             Ok(l) => l,
             Err(f) => {
                 warn!("{tag}: {f}");
