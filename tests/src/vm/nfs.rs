@@ -193,6 +193,7 @@ impl NfsServer {
             ));
         }
         parts()?; // host packages
+        reap_stale_namespaces();
         let ns = format!(
             "lkh-nfs-{}-{}",
             std::process::id(),
@@ -287,6 +288,49 @@ impl NfsServer {
                 .command(cmd),
             _ => Err("unhandled".into()),
         })
+    }
+}
+
+/// Removes the namespaces (and their rpcbind/ganesha) left by test processes that were killed
+/// before they could clean up: `lkh-nfs-<pid>-<n>` whose `<pid>` no longer exists.
+fn reap_stale_namespaces() {
+    let Ok(o) = super::cmd::run(
+        Command::new("ip").args(["netns", "list"]),
+        Duration::from_secs(30),
+    ) else {
+        return;
+    };
+    for ns in o
+        .stdout_str()
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+    {
+        let Some(pid) = ns
+            .strip_prefix("lkh-nfs-")
+            .and_then(|r| r.split('-').next())
+        else {
+            continue;
+        };
+        if pid.parse::<u32>().is_err() || Path::new("/proc").join(pid).exists() {
+            continue;
+        }
+        if let Ok(p) = super::cmd::run(
+            Command::new("ip").args(["netns", "pids", ns]),
+            Duration::from_secs(30),
+        ) {
+            for pid in p
+                .stdout_str()
+                .split_whitespace()
+                .filter_map(|x| x.parse::<i32>().ok())
+            {
+                let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+            }
+        }
+        let _ = super::cmd::run(
+            Command::new("ip").args(["netns", "del", ns]),
+            Duration::from_secs(30),
+        );
+        let _ = fs::remove_dir_all(cache_dir().join("nfs").join(ns));
     }
 }
 
