@@ -105,6 +105,20 @@ while [ $i -lt 20 ]; do
 done
 [ $bad = 0 ]; check race-one-holder-20 $? "$bad bad rounds"
 
+# ---- TYPE=write-exclusive and a WWPN flip: the reservation moves to the new nexus ----
+node_conf b we DEVICE="$B" TYPE=write-exclusive
+expect_rc we-b-restore 0 scsipr b restore -t we
+NB=$(node_flip b iqn.2026-01.test.lkh:node-b-flipped) || fatal "flip of b failed"
+node_conf b we DEVICE="$NB" TYPE=write-exclusive
+dd if=/dev/zero of="$NB" bs=4096 count=1 oflag=direct 2>/dev/null
+[ $? -ne 0 ]; check we-flip-new-nexus-refused $?
+expect_rc we-flip-quickcheck 0 scsipr b quickCheck -t we
+dd if=/dev/zero of="$NB" bs=4096 count=1 oflag=direct 2>/dev/null; check we-flip-write-works $?
+[ "$(holder "$A")" = iqn.2026-01.test.lkh:node-b-flipped ]; check we-holder-moved $? "holder $(holder "$A")"
+expect_rc we-b-remove 0 scsipr b remove -t we
+B=$NB
+node_conf b fence DEVICE="$B" ON_FENCED=event FAILFASTTIMER=1 TIMEOUT=15
+
 # ---- ON_FENCED=halt: the watcher reboots this (QEMU -no-reboot: the guest stops) ----
 node_conf a fence DEVICE="$A" ON_FENCED=halt FAILFASTTIMER=1 TIMEOUT=15
 expect_rc a-restore-for-halt 0 scsipr a restore -t fence

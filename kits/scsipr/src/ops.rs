@@ -393,6 +393,9 @@ pub fn check_lu(
     let (held, _) = judge(lu, key, t, deadline)?;
     let (alive, fixed) = probe_paths(lu, key, deadline)?;
     match held {
+        Held::Ours if fixed > 0 && single_holder_type(t) => {
+            move_to_live_nexus(lu, key, t, deadline)?
+        }
         Held::Ours => {}
         Held::Free if repair => {
             match lu.any_path(|p| p.reserve(key, t, deadline)) {
@@ -437,6 +440,39 @@ pub fn check_lu(
         s += &format!(", {fixed} re-registered");
     }
     Ok(s)
+}
+
+/// Types under which only the one holding I_T nexus may write (or access).
+fn single_holder_type(t: PrType) -> bool {
+    matches!(t, PrType::WriteExclusive | PrType::ExclusiveAccess)
+}
+
+/// After paths were re-registered (new nexuses), the holding nexus may be one that no longer
+/// exists: under WRITE EXCLUSIVE / EXCLUSIVE ACCESS nobody could write then. PREEMPT with our
+/// own key moves the reservation to a live nexus and drops every registration of our key
+/// elsewhere (stale nexuses included); the other live paths are registered again at once.
+/// Non-holder paths cannot write under these types anyway, so the short gap costs nothing.
+fn move_to_live_nexus(lu: &mut Lu, key: u64, t: PrType, deadline: Instant) -> Result<(), Failure> {
+    let name = dev(lu);
+    let Some((first, rest)) = lu.paths.split_first_mut() else {
+        return Ok(());
+    };
+    first
+        .preempt(key, key, t, deadline)
+        .map_err(|e| failure(&e))?;
+    for p in rest {
+        if let Err(e) = p.register_ignore(key, deadline) {
+            warn!(
+                "{name}: path {}: re-registering after the move failed: {e}",
+                p.info.name
+            );
+        }
+    }
+    info!(
+        "{name}: reservation ({t}) moved to path {} after its nexus changed",
+        first.info.name
+    );
+    judge_ours(lu, key, t, deadline)
 }
 
 fn judge_ours(lu: &mut Lu, key: u64, t: PrType, deadline: Instant) -> Result<(), Failure> {
