@@ -66,6 +66,11 @@ while [ $i -lt 40 ]; do
 done
 cat /tmp/qc.log
 check mp-apd-back $ok "after $i tries"
+# the flip left b's key on the two old nexuses too: remove must clear them all
+[ "$(count_key "$(KEYB)")" -ge 3 ]; check mp-flip-stale-keys-present $? "$(pr_keys "$OBS" | tr '\n' ' ')"
+expect_rc mp-b-remove-after-flip 0 scsipr b remove -t mp
+[ "$(count_key "$(KEYB)")" = 0 ]; check mp-b-key-gone $? "$(pr_keys "$OBS" | tr '\n' ' ')"
+expect_rc mp-b-remove-again 0 scsipr b remove -t mp
 
 # ---- disks without persistent reservations ----
 S=$(nopr_disk scsi) || fatal "no scsi-hd disk"

@@ -335,7 +335,7 @@ pub fn restore_lu(lu: &mut Lu, key: u64, t: PrType, deadline: Instant) -> Result
 }
 
 /// remove on one LU: release, unregister every path; verify our key is gone.
-pub fn remove_lu(lu: &mut Lu, key: u64, deadline: Instant) -> Result<String, Failure> {
+pub fn remove_lu(lu: &mut Lu, key: u64, t: PrType, deadline: Instant) -> Result<String, Failure> {
     let name = dev(lu);
     let (res, ours, _) = read_state(lu, key, deadline)?;
     if ours == 0 {
@@ -359,7 +359,27 @@ pub fn remove_lu(lu: &mut Lu, key: u64, deadline: Instant) -> Result<String, Fai
             warn!("{name}: path {}: unregistering failed: {e}", p.info.name);
         }
     }
-    let (res, ours, _) = read_state(lu, key, deadline)?;
+    let (mut res, mut ours, _) = read_state(lu, key, deadline)?;
+    if ours > 0 {
+        // Our key on nexuses we cannot reach (old WWPNs after a flip, a dead path): register
+        // one live path again and PREEMPT our own key, which removes every other registration
+        // carrying it (never another node's), then unregister that path too.
+        let stale = ours;
+        if let Some(p) = lu.paths.first_mut() {
+            let cleaned = p
+                .register_ignore(key, deadline)
+                .and_then(|()| p.preempt(key, key, t, deadline));
+            let last = p.register_ignore(0, deadline);
+            match cleaned.and(last) {
+                Ok(()) => info!(
+                    "{name}: removed {stale} registration(s) of {} on unreachable or stale nexuses",
+                    fmt_key(key)
+                ),
+                Err(e) => warn!("{name}: removing stale registrations failed: {e}"),
+            }
+        }
+        (res, ours, _) = read_state(lu, key, deadline)?;
+    }
     if ours > 0 {
         return Err(Failure::failed(format!(
             "{name}: key {} is still registered on {ours} nexus(es) after unregistering (a path that does not answer, or a stale nexus): run remove again when all paths are up",
@@ -540,7 +560,7 @@ pub fn hook(ctx: &HookCtx) -> Outcome {
         .iter_mut()
         .map(|lu| match ctx.action {
             Action::Restore => restore_lu(lu, key, s.pr_type, deadline),
-            Action::Remove => remove_lu(lu, key, deadline),
+            Action::Remove => remove_lu(lu, key, s.pr_type, deadline),
             Action::QuickCheck => check_lu(lu, key, s.pr_type, false, deadline),
             Action::Recover => check_lu(lu, key, s.pr_type, true, deadline),
         })
