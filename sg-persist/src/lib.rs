@@ -25,6 +25,51 @@ pub use path::{PathError, PathInfo, Resolved, SysRoot, Topology};
 pub use sense::{Outcome, Sense, SenseKey};
 
 #[cfg(test)]
+mod tidy {
+    /// Architecture invariant: `unsafe` appears only in `src/sys.rs`.
+    #[test]
+    fn unsafe_only_in_sys() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.file_name().is_some_and(|n| n == "sys.rs") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&p).unwrap();
+            let hits = text
+                .lines()
+                .filter(|l| !l.trim_start().starts_with("//"))
+                .filter(|l| {
+                    l.contains(concat!("unsafe", " ")) || l.contains(concat!("unsafe", "{"))
+                })
+                .count();
+            assert_eq!(hits, 0, "{}: `unsafe` outside sys.rs", p.display());
+        }
+    }
+
+    /// Every unsafe block in sys.rs carries a SAFETY comment right above it.
+    #[test]
+    fn every_unsafe_block_says_why() {
+        let text = include_str!("sys.rs");
+        let lines: Vec<&str> = text.lines().collect();
+        for (i, l) in lines.iter().enumerate() {
+            if l.contains(concat!("unsafe", " {")) {
+                let above = lines[..i]
+                    .iter()
+                    .rev()
+                    .take(8)
+                    .any(|a| a.contains("// SAFETY:"));
+                assert!(
+                    above,
+                    "sys.rs:{}: `unsafe` block without a SAFETY comment",
+                    i + 1
+                );
+            }
+        }
+    }
+}
+
+#[cfg(test)]
 mod fuzz {
     //! Deterministic pseudo-random bytes thrown at every parser: none may panic.
 

@@ -573,3 +573,52 @@ pub fn hook(ctx: &HookCtx) -> Outcome {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn res(key: u64, t: u8) -> Reservation {
+        Reservation {
+            key,
+            scope: 0,
+            type_code: t,
+        }
+    }
+
+    #[test]
+    fn holder_rules() {
+        assert!(holds(&res(7, 5), 7, true));
+        assert!(!holds(&res(8, 5), 7, true));
+        // All-registrants types report key 0: registration is what makes us a holder.
+        assert!(holds(&res(0, 7), 7, true));
+        assert!(!holds(&res(0, 8), 7, false));
+    }
+
+    #[test]
+    fn worst_exit_wins() {
+        let r = combine(vec![
+            Ok("a".into()),
+            Err(Failure::failed("b")),
+            Err(Failure::fenced("c")),
+            Err(Failure::usage("d")),
+        ]);
+        let f = r.unwrap_err();
+        assert_eq!(f.exit, Exit::Fenced);
+        assert!(f.message.contains('b') && f.message.contains('c') && f.message.contains('d'));
+        assert_eq!(
+            combine(vec![Ok("x".into()), Ok("y".into())]).unwrap(),
+            "x; y"
+        );
+    }
+
+    #[test]
+    fn command_timeout_stays_under_budget() {
+        assert_eq!(options(Duration::from_secs(20)).cmd_timeout, CMD_TIMEOUT);
+        assert_eq!(
+            options(Duration::from_secs(4)).cmd_timeout,
+            Duration::from_secs(2)
+        );
+        assert!(!options(Duration::from_secs(4)).identify_single);
+    }
+}
