@@ -71,6 +71,7 @@ out=$(scsipr b quickCheck -t fence -v 2>&1); rc=$?
 echo "$out"
 [ $rc = 3 ]; check b-fenced-after-ua $? "rc=$rc"
 echo "$out" | grep -qi "unit attention"; check ua-retried $?
+echo "$out" | grep -q "/dev/sg[0-9]*: READ RESERVATION: cdb"; check sg-node-used $?
 
 # ---- remove: idempotent, leaves the other node alone ----
 expect_rc b-remove-not-holder 0 scsipr b remove -t fence
@@ -80,6 +81,12 @@ expect_rc a-remove-again 0 scsipr a remove -t fence
 [ "$(holder "$B")" = none ]; check no-holder $?
 [ -z "$(pr_keys "$B")" ]; check no-keys $? "$(pr_keys "$B")"
 expect_rc a-quickcheck-after-remove 3 scsipr a quickCheck -t fence
+
+# ---- without the sg driver the kit falls back to SG_IO on the read-only /dev/sdX ----
+rmmod sg 2>/dev/null
+[ ! -e /sys/module/sg ]; check sg-unloaded $?
+out=$(scsipr a quickCheck -t fence -v 2>&1); echo "$out" | tail -3
+echo "$out" | grep -q "$A: READ RESERVATION: cdb"; check nosg-uses-sd-node $?
 
 # ---- both nodes restore at the same moment, 20 times: exactly one holder ----
 bad=0
