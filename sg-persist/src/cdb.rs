@@ -137,21 +137,32 @@ impl FromStr for PrType {
 /// PERSISTENT RESERVE IN service actions (SPC-4 table 163).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PrInAction {
+    /// 00h: the registered keys.
     ReadKeys = 0,
+    /// 01h: the reservation holder, scope and type.
     ReadReservation = 1,
+    /// 02h: what the device supports.
     ReportCapabilities = 2,
+    /// 03h: every registration with its initiator port.
     ReadFullStatus = 3,
 }
 
 /// PERSISTENT RESERVE OUT service actions (SPC-4 table 174) this crate issues.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PrOutAction {
+    /// 00h: register, change or (new key 0) remove this nexus's key.
     Register = 0,
+    /// 01h: take the reservation.
     Reserve = 1,
+    /// 02h: give the reservation up.
     Release = 2,
+    /// 03h: drop every registration and the reservation.
     Clear = 3,
+    /// 04h: remove another key's registrations (and take its reservation).
     Preempt = 4,
+    /// 05h: PREEMPT, and abort the preempted nexuses' queued commands.
     PreemptAndAbort = 5,
+    /// 06h: register this nexus whatever key it had.
     RegisterAndIgnoreExistingKey = 6,
 }
 

@@ -57,35 +57,62 @@ pub enum Error {
     /// The device name is unusable (nothing was sent).
     Path(PathError),
     /// Opening a device node failed.
-    Open { dev: PathBuf, errno: Errno },
+    Open {
+        /// The device node.
+        dev: PathBuf,
+        /// The error of open(2).
+        errno: Errno,
+    },
     /// The system call carrying a command failed.
     Io {
+        /// The path's block device.
         dev: PathBuf,
+        /// The command's name.
         cmd: &'static str,
+        /// The error of the system call.
         errno: Errno,
     },
     /// The deadline passed before or while the command ran.
-    Deadline { dev: PathBuf, cmd: &'static str },
+    Deadline {
+        /// The path's block device.
+        dev: PathBuf,
+        /// The command's name.
+        cmd: &'static str,
+    },
     /// The command completed with a non-GOOD outcome.
     Failed {
+        /// The path's block device.
         dev: PathBuf,
+        /// The command's name.
         cmd: &'static str,
+        /// What the device or transport said.
         outcome: Outcome,
     },
     /// The response could not be parsed.
     Parse {
+        /// The path's block device.
         dev: PathBuf,
+        /// The command's name.
         cmd: &'static str,
+        /// What is wrong with the response.
         err: ParseError,
     },
     /// Two paths of one device name report different logical units.
     DifferentLu {
+        /// The device name as given.
         input: PathBuf,
+        /// The first path and its LU.
         first: Box<(String, LuId)>,
+        /// A path reporting another LU.
         other: Box<(String, LuId)>,
     },
     /// No path of the device answered.
-    NoWorkingPath { input: PathBuf, last: Box<Error> },
+    NoWorkingPath {
+        /// The device name as given.
+        input: PathBuf,
+        /// The last path's error.
+        last: Box<Error>,
+    },
 }
 
 impl Error {
@@ -510,7 +537,9 @@ impl ScsiPath {
 /// A path that did not answer when the LU was opened.
 #[derive(Debug)]
 pub struct DeadPath {
+    /// The path.
     pub info: PathInfo,
+    /// Why it did not answer.
     pub error: Error,
 }
 

@@ -11,6 +11,8 @@
 //! All `unsafe` code is in [`sys`]. Debug detail (CDB, parameter and sense bytes in hex) goes
 //! to the `log` facade.
 
+#![deny(missing_docs)]
+
 pub mod cdb;
 pub mod device;
 pub mod parse;

@@ -10,7 +10,12 @@ use crate::cdb::PrType;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ParseError {
     /// Fewer bytes than the fixed header of this response.
-    TooShort { what: &'static str, len: usize },
+    TooShort {
+        /// The response's name.
+        what: &'static str,
+        /// Bytes received.
+        len: usize,
+    },
     /// A field holds a value this crate cannot interpret.
     Invalid(&'static str),
 }
@@ -90,6 +95,7 @@ impl Reservation {
 /// READ RESERVATION data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReservationStatus {
+    /// PRgeneration.
     pub generation: u32,
     /// `None` when no reservation is held.
     pub reservation: Option<Reservation>,
@@ -193,7 +199,12 @@ pub enum TransportId {
     /// SAS: the initiator port's SAS address.
     Sas(u64),
     /// Any other protocol: its identifier and the raw bytes.
-    Other { protocol: u8, bytes: Vec<u8> },
+    Other {
+        /// Protocol identifier (SPC-4 table 362).
+        protocol: u8,
+        /// The whole TransportID.
+        bytes: Vec<u8>,
+    },
 }
 
 impl TransportId {
@@ -259,13 +270,17 @@ impl fmt::Display for TransportId {
 /// One registration as READ FULL STATUS reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Registration {
+    /// The registered key.
     pub key: u64,
     /// Registered for all target ports.
     pub all_tg_pt: bool,
     /// This registration's I_T nexus holds the reservation.
     pub holder: bool,
+    /// Reservation scope, when `holder`.
     pub scope: u8,
+    /// Reservation type code, when `holder`.
     pub type_code: u8,
+    /// Relative identifier of the target port the registration is through.
     pub relative_target_port: u16,
     /// The initiator port of the registration.
     pub transport_id: TransportId,
@@ -274,8 +289,11 @@ pub struct Registration {
 /// READ FULL STATUS data.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FullStatus {
+    /// PRgeneration.
     pub generation: u32,
+    /// Every registration.
     pub registrations: Vec<Registration>,
+    /// The device had more than fitted in the allocation length.
     pub truncated: bool,
 }
 
@@ -323,8 +341,11 @@ pub struct Inquiry {
     pub qualifier: u8,
     /// Peripheral device type (0 = direct-access block device).
     pub device_type: u8,
+    /// T10 vendor identification.
     pub vendor: String,
+    /// Product identification.
     pub product: String,
+    /// Product revision level.
     pub revision: String,
     /// SPC version claimed.
     pub version: u8,
@@ -376,6 +397,7 @@ pub fn vpd_serial(b: &[u8]) -> Result<String, ParseError> {
 pub struct LuId {
     /// Designator type: 3 = NAA, 2 = EUI-64, 8 = SCSI name string, 1 = T10 vendor id.
     pub kind: u8,
+    /// The designator's bytes.
     pub bytes: Vec<u8>,
 }
 

@@ -63,6 +63,7 @@ pub enum Topology {
 pub struct Resolved {
     /// The name as given.
     pub input: PathBuf,
+    /// Disk or multipath map.
     pub topology: Topology,
     /// Every SCSI path, sorted by name; never empty.
     pub paths: Vec<PathInfo>,
@@ -72,23 +73,54 @@ pub struct Resolved {
 #[derive(Debug)]
 pub enum PathError {
     /// The name does not exist (or a link in it dangles).
-    NotFound { path: PathBuf, source: io::Error },
+    NotFound {
+        /// The name as given.
+        path: PathBuf,
+        /// The error of stat(2).
+        source: io::Error,
+    },
     /// It exists but is not a block device.
-    NotBlockDevice { path: PathBuf },
+    NotBlockDevice {
+        /// The name as given.
+        path: PathBuf,
+    },
     /// It is a partition; reservations apply to the whole disk.
-    Partition { path: PathBuf, disk: String },
+    Partition {
+        /// The name as given.
+        path: PathBuf,
+        /// The whole disk's kernel name.
+        disk: String,
+    },
     /// A block device that is not a SCSI disk (virtio-blk, NVMe, loop, md, ...).
-    NotScsi { path: PathBuf, name: String },
+    NotScsi {
+        /// The name as given.
+        path: PathBuf,
+        /// The kernel name of the device.
+        name: String,
+    },
     /// A device-mapper device that is not a multipath map (LVM, crypt, ...).
     NotMultipath {
+        /// The name as given.
         path: PathBuf,
+        /// The kernel name (`dm-N`).
         name: String,
+        /// Its device-mapper uuid.
         uuid: String,
     },
     /// A multipath map with no paths at all.
-    NoPaths { path: PathBuf, name: String },
+    NoPaths {
+        /// The name as given.
+        path: PathBuf,
+        /// The kernel name (`dm-N`).
+        name: String,
+    },
     /// sysfs could not be read.
-    Sysfs { path: PathBuf, source: io::Error },
+    Sysfs {
+        /// The sysfs file.
+        path: PathBuf,
+        /// The error reading it.
+        source: io::Error,
+    },
 }
 
 impl fmt::Display for PathError {

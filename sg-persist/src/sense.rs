@@ -15,14 +15,23 @@ use crate::sys::Completion;
 pub struct SenseKey(pub u8);
 
 impl SenseKey {
+    /// NO SENSE (0x0).
     pub const NO_SENSE: SenseKey = SenseKey(0x0);
+    /// RECOVERED ERROR (0x1).
     pub const RECOVERED_ERROR: SenseKey = SenseKey(0x1);
+    /// NOT READY (0x2).
     pub const NOT_READY: SenseKey = SenseKey(0x2);
+    /// MEDIUM ERROR (0x3).
     pub const MEDIUM_ERROR: SenseKey = SenseKey(0x3);
+    /// HARDWARE ERROR (0x4).
     pub const HARDWARE_ERROR: SenseKey = SenseKey(0x4);
+    /// ILLEGAL REQUEST (0x5).
     pub const ILLEGAL_REQUEST: SenseKey = SenseKey(0x5);
+    /// UNIT ATTENTION (0x6).
     pub const UNIT_ATTENTION: SenseKey = SenseKey(0x6);
+    /// DATA PROTECT (0x7).
     pub const DATA_PROTECT: SenseKey = SenseKey(0x7);
+    /// ABORTED COMMAND (0xb).
     pub const ABORTED_COMMAND: SenseKey = SenseKey(0xb);
 
     /// Name of the key, covering every value.
@@ -51,29 +60,45 @@ impl SenseKey {
 
 /// SCSI status values (SAM-5 table 33) this crate looks at.
 pub mod status {
+    /// GOOD (0x00).
     pub const GOOD: u8 = 0x00;
+    /// CHECK CONDITION (0x02).
     pub const CHECK_CONDITION: u8 = 0x02;
+    /// CONDITION MET (0x04).
     pub const CONDITION_MET: u8 = 0x04;
+    /// BUSY (0x08).
     pub const BUSY: u8 = 0x08;
+    /// RESERVATION CONFLICT (0x18).
     pub const RESERVATION_CONFLICT: u8 = 0x18;
+    /// COMMAND TERMINATED (0x22).
     pub const COMMAND_TERMINATED: u8 = 0x22;
+    /// TASK SET FULL (0x28).
     pub const TASK_SET_FULL: u8 = 0x28;
+    /// ACA ACTIVE (0x30).
     pub const ACA_ACTIVE: u8 = 0x30;
+    /// TASK ABORTED (0x40).
     pub const TASK_ABORTED: u8 = 0x40;
 }
 
 /// Linux host byte values (`DID_*`, `include/scsi/scsi_status.h`).
 pub mod host {
+    /// DID OK (0x00).
     pub const DID_OK: u16 = 0x00;
+    /// DID NO CONNECT (0x01).
     pub const DID_NO_CONNECT: u16 = 0x01;
+    /// DID TIME OUT (0x03).
     pub const DID_TIME_OUT: u16 = 0x03;
+    /// DID TRANSPORT FAILFAST (0x0f).
     pub const DID_TRANSPORT_FAILFAST: u16 = 0x0f;
+    /// DID NEXUS FAILURE (0x11).
     pub const DID_NEXUS_FAILURE: u16 = 0x11;
 }
 
 /// Linux driver byte values (`DRIVER_*`); only the low nibble carries them.
 pub mod driver {
+    /// DRIVER TIMEOUT (0x06).
     pub const DRIVER_TIMEOUT: u16 = 0x06;
+    /// DRIVER SENSE (0x08).
     pub const DRIVER_SENSE: u16 = 0x08;
 }
 
@@ -189,7 +214,12 @@ pub enum Outcome {
     /// The command timed out (host byte `DID_TIME_OUT` or driver byte `DRIVER_TIMEOUT`).
     TimedOut,
     /// The transport failed to deliver the command (other host byte or driver error).
-    Transport { host: u16, driver: u16 },
+    Transport {
+        /// Host byte.
+        host: u16,
+        /// Driver byte.
+        driver: u16,
+    },
 }
 
 impl Outcome {

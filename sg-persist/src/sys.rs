@@ -62,7 +62,15 @@ struct SgIoHdr {
 #[cfg(target_pointer_width = "64")]
 const _: () = assert!(size_of::<SgIoHdr>() == 88);
 
-nix::ioctl_readwrite_bad!(raw_sg_io, SG_IO, SgIoHdr);
+mod ioctl {
+    nix::ioctl_readwrite_bad!(
+        /// The raw `SG_IO` ioctl; only [`super::sg_io`] calls it.
+        raw_sg_io,
+        super::SG_IO,
+        super::SgIoHdr
+    );
+}
+use ioctl::raw_sg_io;
 
 /// Direction of the data phase; the variant owns the borrow of the buffer for the transfer.
 #[derive(Debug)]
