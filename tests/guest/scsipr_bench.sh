@@ -19,6 +19,15 @@ node_conf a one DEVICE="$A"
 lkh-scsipr restore -t one || fatal "restore of one disk failed"
 KA=$(cat /etc/lkhelpers/node-a/node.key)
 
+# ---- 0. process start alone, for reference ----
+t0=$(now)
+i=0; while [ $i -lt "$N" ]; do i=$((i + 1)); lkh-scsipr --version >/dev/null; done
+t1=$(now)
+i=0; while [ $i -lt "$N" ]; do i=$((i + 1)); sg_persist -V >/dev/null 2>&1; done
+t2=$(now)
+bench "exec_ms_lkh_version $(ms_per "$t0" "$t1" "$N")"
+bench "exec_ms_sg_persist_version $(ms_per "$t1" "$t2" "$N")"
+
 # ---- 1. quickCheck per disk ----
 bad=0
 t0=$(now)
