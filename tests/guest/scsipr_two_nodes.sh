@@ -48,7 +48,8 @@ dd if=/dev/urandom of=/tmp/blk bs=4096 count=1 2>/dev/null
 dd if=/tmp/blk of="$A" bs=4096 count=1 oflag=direct 2>/dev/null; check a-write-works $?
 
 # ---- A's watcher, then B takes over ----
-scsipr a watch > /tmp/watch-a.log 2>&1 &
+LKHELPERS_CONF_DIR=/etc/lkhelpers/node-a LKHELPERS_RUN_DIR=/run/lkhelpers/node-a \
+    lkh-scsipr watch > /tmp/watch-a.log 2>&1 &
 WPID=$!
 sleep 1.5
 expect_rc b-restore-takeover 0 scsipr b restore -t fence
@@ -58,7 +59,7 @@ dd if=/dev/zero of="$A" bs=4096 count=1 oflag=direct 2>/dev/null
 [ $? -ne 0 ]; check a-write-refused $?
 dd if=/tmp/blk of="$B" bs=4096 count=1 oflag=direct 2>/dev/null; check b-write-works $?
 retry 25 grep -q "ON_FENCED=event" /tmp/watch-a.log; check a-watch-acted $? "$(cat /tmp/watch-a.log)"
-kill "$WPID" 2>/dev/null
+kill "$WPID"; wait "$WPID" 2>/dev/null
 cat /tmp/watch-a.log
 expect_rc a-quickcheck-fenced 3 scsipr a quickCheck -t fence
 expect_rc a-recover-no-steal 3 scsipr a recover -t fence
@@ -81,6 +82,18 @@ expect_rc a-remove-again 0 scsipr a remove -t fence
 [ "$(holder "$B")" = none ]; check no-holder $?
 [ -z "$(pr_keys "$B")" ]; check no-keys $? "$(pr_keys "$B")"
 expect_rc a-quickcheck-after-remove 3 scsipr a quickCheck -t fence
+
+# ---- an all-registrants type: every registrant holds, so a takeover removes the others ----
+node_conf a ar DEVICE="$A" TYPE=write-exclusive-all-registrants ON_FENCED=event
+node_conf b ar DEVICE="$B" TYPE=write-exclusive-all-registrants ON_FENCED=event
+expect_rc ar-a-restore 0 scsipr a restore -t ar
+expect_rc ar-b-restore 0 scsipr b restore -t ar
+! has_key "$B" "$(KEYA)"; check ar-a-key-gone $? "keys: $(pr_keys "$B" | tr '\n' ' ')"
+expect_rc ar-a-quickcheck-fenced 3 scsipr a quickCheck -t ar
+expect_rc ar-b-quickcheck 0 scsipr b quickCheck -t ar
+expect_rc ar-b-remove 0 scsipr b remove -t ar
+expect_rc ar-a-remove 0 scsipr a remove -t ar
+[ -z "$(pr_keys "$B")" ] && [ "$(holder "$B")" = none ]; check ar-clean $? "$(pr_keys "$B")"
 
 # ---- without the sg driver the kit falls back to SG_IO on the read-only /dev/sdX ----
 rmmod sg 2>/dev/null

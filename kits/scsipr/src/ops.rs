@@ -253,25 +253,32 @@ pub fn restore_lu(lu: &mut Lu, key: u64, t: PrType, deadline: Instant) -> Result
                 Err(e) if e.is_conflict() => continue,
                 Err(e) => return Err(failure(&e)),
             },
-            Some(r) if holds(&r, key, ours > 0) => {
-                if r.type_code != t.code() {
+            Some(r) => {
+                let ours_held = holds(&r, key, ours > 0);
+                if ours_held && r.type_code != t.code() {
                     let old = PrType::from_code(r.type_code).unwrap_or(t);
                     for p in &mut lu.paths {
                         let _ = p.release(key, old, deadline);
                     }
                     continue;
                 }
-                break;
-            }
-            Some(r) => {
+                // Under an all-registrants type every registrant holds: fencing the others
+                // means removing their registrations, even though we "hold" too.
+                let all_reg = r.pr_type().is_some_and(|x| x.all_registrants());
+                if ours_held && !all_reg {
+                    break;
+                }
                 let mut victims: Vec<u64> = Vec::new();
-                if r.key != 0 {
+                if !ours_held && r.key != 0 {
                     victims.push(r.key);
                 }
                 for k in keys {
                     if k != key && k != 0 && !victims.contains(&k) {
                         victims.push(k);
                     }
+                }
+                if victims.is_empty() {
+                    break;
                 }
                 for v in victims {
                     match lu.any_path(|p| p.preempt_abort(key, v, t, deadline)) {
