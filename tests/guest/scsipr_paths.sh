@@ -55,6 +55,8 @@ t1=$(uptime_s)
 echo "$out"
 note "quickCheck during All Paths Down: rc=$rc after $(echo "$t0 $t1" | awk '{ printf "%.1f", $2 - $1 }') s (TIMEOUT=20)"
 [ $rc = 1 ]; check mp-apd-quickcheck-fails $? "rc=$rc (124 = hung until timeout(1))"
+node_conf a mp DEVICE="$MA" ON_FENCED=event TIMEOUT=20
+expect_rc mp-apd-remove-does-not-block 0 timeout 60 sh -c 'LKHELPERS_CONF_DIR=/etc/lkhelpers/node-a lkh-scsipr remove -t mp'
 apd_end
 ok=1
 i=0
@@ -67,6 +69,7 @@ done
 cat /tmp/qc.log
 check mp-apd-back $ok "after $i tries"
 # the flip left b's key on the two old nexuses too: remove must clear them all
+OBS=$(node_dev b)   # node a's sessions may still be logging back in after the APD
 [ "$(count_key "$(KEYB)")" -ge 3 ]; check mp-flip-stale-keys-present $? "$(pr_keys "$OBS" | tr '\n' ' ')"
 expect_rc mp-b-remove-after-flip 0 scsipr b remove -t mp
 [ "$(count_key "$(KEYB)")" = 0 ]; check mp-b-key-gone $? "$(pr_keys "$OBS" | tr '\n' ' ')"

@@ -137,6 +137,7 @@ fn scsipr_multipath_and_failures() {
         "mp-flip-write-works",
         "mp-flip-quickcheck-again",
         "mp-apd-quickcheck-fails",
+        "mp-apd-remove-does-not-block",
         "mp-apd-back",
         "mp-flip-stale-keys-present",
         "mp-b-remove-after-flip",

@@ -344,7 +344,11 @@ pub fn restore_lu(lu: &mut Lu, key: u64, t: PrType, deadline: Instant) -> Result
 /// remove on one LU: release, unregister every path; verify our key is gone.
 pub fn remove_lu(lu: &mut Lu, key: u64, t: PrType, deadline: Instant) -> Result<String, Failure> {
     let name = dev(lu);
-    let (res, ours, _) = read_state(lu, key, deadline)?;
+    let (res, ours, _) = match read_state(lu, key, deadline) {
+        Ok(st) => st,
+        Err(f) if f.exit == Exit::Failed => return Ok(unreachable_on_remove(&f)),
+        Err(f) => return Err(f),
+    };
     if ours == 0 {
         return Ok(format!("{name}: not registered with {}", fmt_key(key)));
     }
@@ -546,6 +550,13 @@ fn combine(results: Vec<Result<String, Failure>>) -> Outcome {
     }
 }
 
+/// remove on a disk this node cannot reach: nothing can be released from here, and the next
+/// holder's restore preempts this node's key anyway, so the switchover must not be blocked.
+fn unreachable_on_remove(f: &Failure) -> String {
+    warn!("{f}");
+    "the disk does not answer from this node: nothing released here; the next node's restore preempts this node's key".into()
+}
+
 /// The hook: restore / remove / quickCheck / recover of one resource.
 pub fn hook(ctx: &HookCtx) -> Outcome {
     use lkh_common::Action;
@@ -562,7 +573,13 @@ pub fn hook(ctx: &HookCtx) -> Outcome {
             ))),
         };
     };
-    let mut lus = open_all(&s.devices, false, deadline)?;
+    let mut lus = match open_all(&s.devices, false, deadline) {
+        Err(f) if ctx.action == Action::Remove && f.exit == Exit::Failed => {
+            state::mark(&ctx.tag.to_string(), false);
+            return Ok(unreachable_on_remove(&f));
+        }
+        other => other?,
+    };
     let results: Vec<Result<String, Failure>> = lus
         .iter_mut()
         .map(|lu| match ctx.action {
