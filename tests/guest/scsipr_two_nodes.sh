@@ -47,6 +47,13 @@ expect_rc a-doctor 0 scsipr a doctor "$A"
 dd if=/dev/urandom of=/tmp/blk bs=4096 count=1 2>/dev/null
 dd if=/tmp/blk of="$A" bs=4096 count=1 oflag=direct 2>/dev/null; check a-write-works $?
 
+# ---- reservation released behind our back (key still registered): recover re-takes it ----
+sg_persist -n --out --release --prout-type=5 --param-rk="$(KEYA)" "$A" >/dev/null 2>&1
+[ "$(holder "$B")" = none ]; check released-externally $?
+expect_rc a-quickcheck-free 1 scsipr a quickCheck -t fence
+expect_rc a-recover-retakes 0 scsipr a recover -t fence
+[ "$(holder "$B")" = "$(node_iqn a)" ]; check a-holds-after-recover $?
+
 # ---- A's watcher, then B takes over ----
 LKHELPERS_CONF_DIR=/etc/lkhelpers/node-a LKHELPERS_RUN_DIR=/run/lkhelpers/node-a \
     lkh-scsipr watch > /tmp/watch-a.log 2>&1 &
