@@ -98,6 +98,9 @@ check nopr-doctor-hyperv-hint $? "rc=$rc disk=$H"
 
 # ---- a "multipath" map over two different LUs is refused ----
 C=$(node_login c) || fatal "login of node c failed"
+out=$(lkh-scsipr doctor "$C" 2>&1); rc=$?; echo "$out"
+[ $rc = 0 ] && echo "$out" | grep -q "registered and removed test key"; check doctor-proves-pr $? "rc=$rc"
+pr_keys "$C" >/dev/null; ! pr_keys "$C" | grep -qi '^0x4c4bd0c0'; check doctor-left-no-key $? "$(pr_keys "$C" | tr '\n' ' ')"
 sz=$(blockdev --getsz "$S")
 DM_DISABLE_UDEV=1 dmsetup create bogus --uuid mpath-bogus --noudevsync \
     --table "0 $sz multipath 0 0 1 1 round-robin 0 2 1 $(_majmin "$C") 1000 $(_majmin "$S") 1000" || fatal "dmsetup bogus"

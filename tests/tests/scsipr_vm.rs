@@ -152,6 +152,8 @@ fn scsipr_multipath_and_failures() {
         "nopr-doctor-virtio",
         "nopr-restore-virtio",
         "nopr-doctor-hyperv-hint",
+        "doctor-proves-pr",
+        "doctor-left-no-key",
         "bad-different-lus",
     ]);
 }
