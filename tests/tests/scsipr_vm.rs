@@ -117,7 +117,9 @@ fn scsipr_multipath_and_failures() {
         .qemu_arg("-blockdev")
         .qemu_arg("driver=null-co,node-name=hvdisk,size=67108864")
         .qemu_arg("-device")
-        .qemu_arg("scsi-hd,drive=hvdisk,bus=scsi0.0,vendor=Msft,product=Virtual Disk,serial=hv-vhds")
+        .qemu_arg(
+            "scsi-hd,drive=hvdisk,bus=scsi0.0,vendor=Msft,product=Virtual Disk,serial=hv-vhds",
+        )
         .script_file("guest/scsipr_paths.sh")
         .timeout(Duration::from_secs(240));
     let Some(out) = vm::run_or_skip(&vm) else {
@@ -175,7 +177,11 @@ fn scsipr_bench() {
     let Some(out) = vm::run_or_skip(&vm) else {
         return;
     };
-    for line in out.console().lines().filter(|l| l.contains("BENCH ") || l.contains("NOTE round")) {
+    for line in out
+        .console()
+        .lines()
+        .filter(|l| l.contains("BENCH ") || l.contains("NOTE round"))
+    {
         eprintln!("{}", line.trim());
     }
     out.assert_passed(&[
