@@ -25,18 +25,27 @@ pub struct Sources {
 }
 
 pub const DEFAULT_CONF_DIR: &str = "/etc/lkhelpers";
+pub const DEFAULT_RUN_DIR: &str = "/run/lkhelpers";
 pub const DEFAULT_LK_DEFAULTS: &str = "/etc/default/LifeKeeper";
+
+/// A path from the environment variable `name`, or `default` when it is unset or empty.
+fn env_path(name: &str, default: &str) -> PathBuf {
+    std::env::var_os(name)
+        .filter(|v| !v.is_empty())
+        .map_or_else(|| PathBuf::from(default), PathBuf::from)
+}
+
+/// The directory for runtime state that must vanish at reboot (markers, pid files):
+/// `$LKHELPERS_RUN_DIR`, default `/run/lkhelpers`. Kits keep their files below it.
+pub fn run_dir() -> PathBuf {
+    env_path("LKHELPERS_RUN_DIR", DEFAULT_RUN_DIR)
+}
 
 impl Sources {
     pub fn from_env() -> Sources {
-        let var = |name: &str, default: &str| {
-            std::env::var_os(name)
-                .filter(|v| !v.is_empty())
-                .map_or_else(|| PathBuf::from(default), PathBuf::from)
-        };
         Sources {
-            conf_dir: var("LKHELPERS_CONF_DIR", DEFAULT_CONF_DIR),
-            lk_defaults: var("LKHELPERS_LK_DEFAULTS", DEFAULT_LK_DEFAULTS),
+            conf_dir: env_path("LKHELPERS_CONF_DIR", DEFAULT_CONF_DIR),
+            lk_defaults: env_path("LKHELPERS_LK_DEFAULTS", DEFAULT_LK_DEFAULTS),
             check_owner: nix::unistd::geteuid().is_root(),
         }
     }
@@ -373,6 +382,12 @@ pub fn parse_assignments(text: &[u8], strict: bool) -> Result<Vec<Assignment>, (
         }
     }
     Ok(out)
+}
+
+/// Parses one line of a shell-style defaults file leniently: `Some((key, value))` for a
+/// well-formed `[export ]KEY=value`, `None` for blanks, comments and anything else.
+pub fn parse_assignment_line(line: &str) -> Option<(String, String)> {
+    parse_line(line.as_bytes()).ok().flatten()
 }
 
 fn parse_line(raw: &[u8]) -> Result<Option<(String, String)>, String> {

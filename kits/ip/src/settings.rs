@@ -344,11 +344,8 @@ pub struct Marker {
 
 impl Marker {
     pub fn new(tag: &Tag) -> Marker {
-        let dir = std::env::var_os("LKHELPERS_RUN_DIR")
-            .filter(|v| !v.is_empty())
-            .map_or_else(|| PathBuf::from("/run/lkhelpers"), PathBuf::from);
         Marker {
-            path: dir.join(format!("ip-{tag}.added")),
+            path: lkh_common::config::run_dir().join(format!("ip-{tag}.added")),
         }
     }
 

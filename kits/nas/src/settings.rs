@@ -15,10 +15,7 @@ use nas::{IoCheck, NfsConfig, Version};
 
 /// Where the runtime files live (overridable for tests).
 pub fn run_dir() -> PathBuf {
-    std::env::var_os("LKHELPERS_RUN_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/run/lkhelpers"))
-        .join("nas")
+    lkh_common::config::run_dir().join("nas")
 }
 
 /// Time kept back from TIMEOUT so the action reports its own precise

@@ -92,35 +92,10 @@ pub struct Recorded {
     pub scsi3_kit: Option<PathBuf>,
 }
 
-/// Splits a `KEY=value` line of a shell-style defaults file; `None` for
-/// comments, blanks and anything else.
-pub fn parse_assignment(line: &str) -> Option<(&str, String)> {
-    let line = line.trim();
-    if line.is_empty() || line.starts_with('#') {
-        return None;
-    }
-    let line = line
-        .strip_prefix("export ")
-        .map(str::trim_start)
-        .unwrap_or(line);
-    let (key, value) = line.split_once('=')?;
-    if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-        return None;
-    }
-    let value = value.trim();
-    let value = if let Some(inner) = value.strip_prefix('"').and_then(|v| v.split_once('"')) {
-        inner.0.to_string()
-    } else if let Some(inner) = value.strip_prefix('\'').and_then(|v| v.split_once('\'')) {
-        inner.0.to_string()
-    } else {
-        // Unquoted: a `#` after whitespace starts a comment.
-        let v = match value.find(" #").or_else(|| value.find("\t#")) {
-            Some(i) => &value[..i],
-            None => value,
-        };
-        v.trim().to_string()
-    };
-    Some((key, value))
+/// Splits a `KEY=value` line of a shell-style defaults file (the syntax lkh-common reads);
+/// `None` for comments, blanks and anything else.
+pub fn parse_assignment(line: &str) -> Option<(String, String)> {
+    lkh_common::config::parse_assignment_line(line)
 }
 
 /// The last assignment of `key` in `text`, with its 1-based line number.
@@ -129,7 +104,7 @@ pub fn find_key(text: &str, key: &str) -> Option<(usize, String)> {
         .enumerate()
         .filter_map(|(i, l)| {
             parse_assignment(l)
-                .filter(|(k, _)| *k == key)
+                .filter(|(k, _)| k == key)
                 .map(|(_, v)| (i + 1, v))
         })
         .last()
@@ -339,14 +314,23 @@ mod tests {
 
     #[test]
     fn assignments_with_quotes_comments_and_export() {
-        assert_eq!(parse_assignment("A=b"), Some(("A", "b".into())));
+        assert_eq!(parse_assignment("A=b"), Some(("A".into(), "b".into())));
         assert_eq!(parse_assignment(" A = x"), None);
-        assert_eq!(parse_assignment("A=\"x y\" # c"), Some(("A", "x y".into())));
-        assert_eq!(parse_assignment("A='q'"), Some(("A", "q".into())));
-        assert_eq!(parse_assignment("A=v # note"), Some(("A", "v".into())));
-        assert_eq!(parse_assignment("export A=v"), Some(("A", "v".into())));
+        assert_eq!(
+            parse_assignment("A=\"x y\" # c"),
+            Some(("A".into(), "x y".into()))
+        );
+        assert_eq!(parse_assignment("A='q'"), Some(("A".into(), "q".into())));
+        assert_eq!(
+            parse_assignment("A=v # note"),
+            Some(("A".into(), "v".into()))
+        );
+        assert_eq!(
+            parse_assignment("export A=v"),
+            Some(("A".into(), "v".into()))
+        );
         assert_eq!(parse_assignment("# A=v"), None);
-        assert_eq!(parse_assignment("A="), Some(("A", String::new())));
+        assert_eq!(parse_assignment("A="), Some(("A".into(), String::new())));
     }
 
     #[test]

@@ -7,10 +7,7 @@ use std::path::PathBuf;
 
 /// The marker directory.
 pub fn dir() -> PathBuf {
-    std::env::var_os("LKHELPERS_RUN_DIR")
-        .filter(|v| !v.is_empty())
-        .map_or_else(|| PathBuf::from("/run/lkhelpers"), PathBuf::from)
-        .join("scsipr")
+    lkh_common::config::run_dir().join("scsipr")
 }
 
 /// Sets (`on`) or clears the marker of `tag`; a failure is logged, never fatal to the action.
