@@ -480,6 +480,7 @@ pub fn survey(server: IpAddr, deadline: Instant) -> Survey {
     });
     let until = slice(deadline, 3);
     s.exports = match mount_port {
+        None if s.portmap.is_err() => Err("not asked: the portmapper did not answer".into()),
         None => Err("no MOUNT v3 over TCP registered (NFSv4-only server?)".into()),
         Some(port) => (|| {
             let c = conn(SocketAddr::new(server, port), true, until).map_err(|e| e.to_string())?;

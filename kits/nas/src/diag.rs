@@ -330,10 +330,21 @@ fn probe_cmd(args: &[String]) -> Outcome {
     if any_ok {
         Ok(String::new())
     } else {
-        Err(Failure::failed(format!(
-            "server {server} does not answer NFS within {} s",
-            timeout.as_secs()
-        )))
+        let refused = !survey.nfs_versions.is_empty()
+            && survey
+                .nfs_versions
+                .iter()
+                .all(|(_, r)| r.as_ref().is_err_and(|e| e.contains("refused")));
+        Err(Failure::failed(if refused {
+            format!(
+                "server {server} refuses NFS connections on port 2049: check that the NFS service runs on the NAS and that no firewall rejects it"
+            )
+        } else {
+            format!(
+                "server {server} does not answer NFS within {} s: check that the NAS is up and reachable from this node",
+                timeout.as_secs()
+            )
+        }))
     }
 }
 
