@@ -97,15 +97,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
-        Err(e) => {
-            let code = if e.use_stderr() {
-                Exit::Usage
-            } else {
-                Exit::Ok
-            };
-            let _ = e.print();
-            return code.into();
-        }
+        Err(e) => return clap_exit(&e),
     };
     lkh_common::logging::init(BIN, None, cli.verbose);
     let result = match cli.command {
@@ -125,6 +117,30 @@ fn main() -> ExitCode {
             f.exit.into()
         }
     }
+}
+
+/// `--help` and `--version` print as clap renders them (exit 0); every other clap error is a
+/// usage error reported like any failure: one line `lkh-platform: error: ...`, exit 2.
+fn clap_exit(e: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    let what = match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            let _ = e.print();
+            return Exit::Ok.into();
+        }
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand | ErrorKind::MissingSubcommand => {
+            "no command given (detect, check-lifekeeper or fix)".to_string()
+        }
+        // clap's first line is "error: <what went wrong>"; usage and tips follow.
+        _ => {
+            let text = e.render().to_string();
+            let first = text.lines().next().unwrap_or_default();
+            first.strip_prefix("error: ").unwrap_or(first).to_string()
+        }
+    };
+    lkh_common::logging::init(BIN, None, 0);
+    log::error!("{what}: see '{BIN} --help'; nothing changed");
+    Exit::Usage.into()
 }
 
 fn detect_options(a: &DetectArgs) -> Result<DetectOptions, Failure> {

@@ -228,4 +228,24 @@ fn bad_input_is_exit_2() {
     assert_eq!(code(&run(&["frobnicate"])), 2);
     assert_eq!(code(&run(&[])), 2);
     assert_eq!(code(&run(&["--help"])), 0);
+    // Usage errors follow the contract: one line on stderr, nothing on stdout.
+    for (args, says) in [
+        (&["detect", "--bogus"][..], "--bogus"),
+        (&["frobnicate"][..], "frobnicate"),
+        (&[][..], "no command given"),
+        (&["fix", "--lk-serv-env"][..], "--lk-serv-env"),
+    ] {
+        let o = run(args);
+        let err = common::stderr(&o);
+        assert_eq!(code(&o), 2, "{args:?}");
+        assert!(stdout(&o).is_empty(), "{args:?}: {}", stdout(&o));
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(
+            err.starts_with("lkh-platform: error: ") && err.contains(says),
+            "{args:?}: {err}"
+        );
+    }
+    let help = run(&["--help"]);
+    assert!(stdout(&help).contains("Usage:"), "{}", stdout(&help));
+    assert_eq!(code(&run(&["--version"])), 0);
 }
