@@ -26,10 +26,6 @@ use std::path::{Path, PathBuf};
 
 use crate::classify::{Confidence, Platform, Verdict};
 
-/// Default location of LifeKeeper's tunables.
-pub const DEFAULT_DEFAULTS: &str = "/etc/default/LifeKeeper";
-/// Default LifeKeeper installation root.
-pub const DEFAULT_LKROOT: &str = "/opt/LifeKeeper";
 /// The documented parameter.
 pub const SERV_ENV_KEY: &str = "LK_SERV_ENV";
 /// Where SIOS documents the parameter and its remediation.
