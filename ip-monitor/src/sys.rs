@@ -119,26 +119,38 @@ pub fn send_packet(
     })
 }
 
-/// `recvfrom(fd, buf, MSG_DONTWAIT)` on a packet socket; returns the length and the sender's
-/// link-layer address (all zero when it is not six bytes long).
-pub fn recv_packet(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<(usize, [u8; 6])> {
-    // SAFETY: sockaddr_ll is plain old data; all-zero is a valid value.
-    let mut sa: libc::sockaddr_ll = unsafe { mem::zeroed() };
-    let mut len = mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
-    // SAFETY: `buf` is writable for its length; `sa`/`len` describe a writable sockaddr_ll.
+/// `recvfrom(fd, buf, MSG_DONTWAIT)`; returns the length and the sender's address as the
+/// kernel wrote it (any family fits in a `sockaddr_storage`).
+fn recv_from(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<(usize, libc::sockaddr_storage)> {
+    // SAFETY: sockaddr_storage is plain old data; all-zero is a valid value.
+    let mut storage: libc::sockaddr_storage = unsafe { mem::zeroed() };
+    let mut len = mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    // SAFETY: `buf` is writable for its length; `storage`/`len` describe writable storage.
     let n = cvt_size(unsafe {
         libc::recvfrom(
             fd.as_raw_fd(),
             buf.as_mut_ptr().cast(),
             buf.len(),
             libc::MSG_DONTWAIT,
-            (&raw mut sa).cast::<libc::sockaddr>(),
+            (&raw mut storage).cast::<libc::sockaddr>(),
             &mut len,
         )
     })?;
+    Ok((n, storage))
+}
+
+/// `recvfrom(fd, buf, MSG_DONTWAIT)` on a packet socket; returns the length and the sender's
+/// link-layer address (all zero when it is not six bytes long).
+pub fn recv_packet(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<(usize, [u8; 6])> {
+    let (n, storage) = recv_from(fd, buf)?;
     let mut mac = [0u8; 6];
-    if sa.sll_halen == 6 {
-        mac.copy_from_slice(&sa.sll_addr[..6]);
+    if libc::c_int::from(storage.ss_family) == libc::AF_PACKET {
+        // SAFETY: the kernel wrote a sockaddr_ll (family AF_PACKET) into the storage, which is
+        // larger than and suitably aligned for it.
+        let sll = unsafe { &*(&raw const storage).cast::<libc::sockaddr_ll>() };
+        if sll.sll_halen == 6 {
+            mac.copy_from_slice(&sll.sll_addr[..6]);
+        }
     }
     Ok((n, mac))
 }
@@ -221,20 +233,7 @@ pub fn bind_inet(fd: BorrowedFd<'_>, addr: IpAddr, scope_id: u32) -> io::Result<
 
 /// `recvfrom(fd, buf, MSG_DONTWAIT)` on an inet socket; returns the length and the source address.
 pub fn recv_inet(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<(usize, Option<IpAddr>)> {
-    // SAFETY: sockaddr_storage is plain old data; all-zero is a valid value.
-    let mut storage: libc::sockaddr_storage = unsafe { mem::zeroed() };
-    let mut len = mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-    // SAFETY: `buf` is writable for its length; `storage`/`len` describe writable storage.
-    let n = cvt_size(unsafe {
-        libc::recvfrom(
-            fd.as_raw_fd(),
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-            libc::MSG_DONTWAIT,
-            (&raw mut storage).cast::<libc::sockaddr>(),
-            &mut len,
-        )
-    })?;
+    let (n, storage) = recv_from(fd, buf)?;
     let from = match libc::c_int::from(storage.ss_family) {
         libc::AF_INET => {
             // SAFETY: the kernel wrote a sockaddr_in (family AF_INET) into the storage.
