@@ -173,13 +173,21 @@ pub fn parse(text: &str) -> Result<Vec<MountEntry>, ParseError> {
         .collect()
 }
 
+/// Parse mountinfo as read from the kernel. The kernel escapes only space, tab,
+/// newline and backslash: any other byte of a path or source (a name in a
+/// non-UTF-8 encoding, anywhere on the system) comes through raw, so the text
+/// is decoded lossily rather than refused.
+pub fn parse_bytes(raw: &[u8]) -> Result<Vec<MountEntry>, ParseError> {
+    parse(&String::from_utf8_lossy(raw))
+}
+
 /// Read and parse `/proc/self/mountinfo`.
 pub fn read_self() -> std::io::Result<Vec<MountEntry>> {
     use std::io::Read;
     // procfs reports size 0: start with a buffer that fits a typical table
-    let mut text = String::with_capacity(64 * 1024);
-    std::fs::File::open("/proc/self/mountinfo")?.read_to_string(&mut text)?;
-    parse(&text).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+    let mut raw = Vec::with_capacity(64 * 1024);
+    std::fs::File::open("/proc/self/mountinfo")?.read_to_end(&mut raw)?;
+    parse_bytes(&raw).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
 }
 
 /// The mount visible at `mount_point`: when several are stacked there, the
@@ -249,6 +257,18 @@ pub(crate) mod tests {
         assert_eq!(v[2].mount_point, "/tmp/cap/back\\slash");
         assert_eq!((v[0].major, v[0].minor), (0, 39));
         assert_eq!(v[4].option("mode"), Some(Some("755")));
+    }
+
+    #[test]
+    fn non_utf8_paths_do_not_spoil_the_table() {
+        // a Latin-1 directory name elsewhere on the system: the kernel does not escape it
+        let mut raw = b"70 44 0:42 / /media/\xc9t\xe9 rw - vfat /dev/sdb1 rw\n".to_vec();
+        raw.extend_from_slice(GUEST_NFS.as_bytes());
+        let v = parse_bytes(&raw).unwrap();
+        assert_eq!(v.len(), 3);
+        assert!(v[0].mount_point.starts_with("/media/"));
+        assert_eq!(find_at(&v, "/mnt/v3").unwrap().mount_id, 27);
+        assert!(read_self().is_ok());
     }
 
     #[test]
