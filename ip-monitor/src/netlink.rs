@@ -542,8 +542,7 @@ impl Netlink {
         self.send(&msg, what)?;
         loop {
             let n = self.recv(deadline, what)?;
-            let buf = self.buf[..n].to_vec();
-            for m in parse_messages(&buf)? {
+            for m in parse_messages(&self.buf[..n])? {
                 if m.seq != seq {
                     continue;
                 }
@@ -568,8 +567,7 @@ impl Netlink {
         let mut out = Vec::new();
         loop {
             let n = self.recv(deadline, what)?;
-            let buf = self.buf[..n].to_vec();
-            for m in parse_messages(&buf)? {
+            for m in parse_messages(&self.buf[..n])? {
                 if m.seq != seq {
                     continue;
                 }
