@@ -692,6 +692,13 @@ mod tests {
     fn ne32(v: u32) -> [u8; 4] {
         v.to_ne_bytes()
     }
+    /// Append one `struct rtattr` with its padding, written out independently of [`Builder`].
+    fn attr(out: &mut Vec<u8>, ty: u16, data: &[u8]) {
+        out.extend(ne16(4 + data.len() as u16));
+        out.extend(ne16(ty));
+        out.extend(data);
+        out.resize(align4(out.len()), 0);
+    }
 
     #[test]
     fn encodes_add_request() {
@@ -706,13 +713,9 @@ mod tests {
         want.extend([2, 24, 0, 0]);
         want.extend(ne32(3));
         for ty in [IFA_LOCAL, IFA_ADDRESS] {
-            want.extend(ne16(8));
-            want.extend(ne16(ty));
-            want.extend([192, 0, 2, 10]);
+            attr(&mut want, ty, &[192, 0, 2, 10]);
         }
-        want.extend(ne16(8));
-        want.extend(ne16(IFA_BROADCAST));
-        want.extend([192, 0, 2, 255]);
+        attr(&mut want, IFA_BROADCAST, &[192, 0, 2, 255]);
         assert_eq!(m, want);
     }
 
@@ -735,18 +738,10 @@ mod tests {
         let mut p = vec![2, 24, 0x01, 0];
         p.extend(ne32(2));
         for ty in [IFA_ADDRESS, IFA_LOCAL] {
-            p.extend(ne16(8));
-            p.extend(ne16(ty));
-            p.extend([192, 0, 2, 10]);
+            attr(&mut p, ty, &[192, 0, 2, 10]);
         }
-        p.extend(ne16(9));
-        p.extend(ne16(IFA_LABEL));
-        p.extend(b"eth0\0\0\0\0"); // 5 bytes + padding
-        p.truncate(p.len() - 3);
-        p.extend([0, 0, 0]);
-        p.extend(ne16(8));
-        p.extend(ne16(IFA_FLAGS));
-        p.extend(ne32(0x81));
+        attr(&mut p, IFA_LABEL, b"eth0\0"); // 5 bytes + padding
+        attr(&mut p, IFA_FLAGS, &ne32(0x81));
         let mut m = Vec::new();
         m.extend(ne32(16 + p.len() as u32));
         m.extend(ne16(RTM_NEWADDR));
@@ -788,15 +783,9 @@ mod tests {
         p.extend(ne32(4));
         p.extend(ne32(IFF_UP | IFF_RUNNING | IFF_LOWER_UP));
         p.extend(ne32(0));
-        p.extend(ne16(9));
-        p.extend(ne16(IFLA_IFNAME));
-        p.extend(b"veth0\0\0\0");
-        p.extend(ne16(10));
-        p.extend(ne16(IFLA_ADDRESS));
-        p.extend([2, 0, 0, 0, 0, 1, 0, 0]);
-        p.extend(ne16(5));
-        p.extend(ne16(IFLA_CARRIER));
-        p.extend([1, 0, 0, 0]);
+        attr(&mut p, IFLA_IFNAME, b"veth0");
+        attr(&mut p, IFLA_ADDRESS, &[2, 0, 0, 0, 0, 1]);
+        attr(&mut p, IFLA_CARRIER, &[1]);
         let l = decode_link(&p).unwrap();
         assert_eq!(l.index, 4);
         assert_eq!(l.name, "veth0");
@@ -806,12 +795,8 @@ mod tests {
 
         let mut r = vec![AF_INET, 0, 0, 0, RT_TABLE_MAIN, 3, 0, RTN_UNICAST];
         r.extend(ne32(0));
-        r.extend(ne16(8));
-        r.extend(ne16(RTA_GATEWAY));
-        r.extend([192, 0, 2, 1]);
-        r.extend(ne16(8));
-        r.extend(ne16(RTA_OIF));
-        r.extend(ne32(4));
+        attr(&mut r, RTA_GATEWAY, &[192, 0, 2, 1]);
+        attr(&mut r, RTA_OIF, &ne32(4));
         let r = decode_route(&r).unwrap();
         assert_eq!(r.dst_len, 0);
         assert_eq!(r.gateway, Some("192.0.2.1".parse().unwrap()));
