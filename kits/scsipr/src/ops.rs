@@ -131,12 +131,28 @@ fn register_all(lu: &mut Lu, key: u64, deadline: Instant) -> Result<usize, Failu
 
 /// Probes each path with REGISTER(key, key) and re-registers the ones that lost our key.
 /// Returns (paths answering, paths re-registered).
-fn probe_paths(lu: &mut Lu, key: u64, deadline: Instant) -> Result<(usize, usize), Failure> {
+///
+/// A takeover by another node since the caller's [`judge`] also makes REGISTER(key, key)
+/// conflict, on every path: the state is judged again before the first re-registration, so
+/// that a fenced node reports exit 3 instead of registering itself back under the new holder.
+fn probe_paths(
+    lu: &mut Lu,
+    key: u64,
+    t: PrType,
+    deadline: Instant,
+) -> Result<(usize, usize), Failure> {
     let name = dev(lu);
     let (mut alive, mut fixed) = (0, 0);
     let mut last = None;
-    for p in &mut lu.paths {
-        match p.register(key, key, deadline) {
+    let mut rejudged = false;
+    for i in 0..lu.paths.len() {
+        let probe = lu.paths[i].register(key, key, deadline);
+        if !rejudged && probe.as_ref().is_err_and(Error::is_conflict) {
+            judge(lu, key, t, deadline)?;
+            rejudged = true;
+        }
+        let p = &mut lu.paths[i];
+        match probe {
             Ok(()) => alive += 1,
             Err(e) if e.is_conflict() => match p.register_ignore(key, deadline) {
                 Ok(()) => {
@@ -422,7 +438,7 @@ pub fn check_lu(
 ) -> Result<String, Failure> {
     let name = dev(lu);
     let (held, _) = judge(lu, key, t, deadline)?;
-    let (alive, fixed) = probe_paths(lu, key, deadline)?;
+    let (alive, fixed) = probe_paths(lu, key, t, deadline)?;
     match held {
         Held::Ours if fixed > 0 && single_holder_type(t) => {
             move_to_live_nexus(lu, key, t, deadline)?
