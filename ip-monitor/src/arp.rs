@@ -10,7 +10,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use crate::deadline::Deadline;
-use crate::{Error, sys};
+use crate::{Error, MAX_DRAIN, sys};
 
 /// `ETH_P_ARP`.
 pub const ETH_P_ARP: u16 = 0x0806;
@@ -138,11 +138,12 @@ impl Socket {
         Ok(())
     }
 
-    /// Read one pending packet without waiting; `None` when nothing is queued.
-    /// Returns the ARP packet and the frame's link-layer source address.
+    /// Read one pending packet without waiting; `None` when nothing is queued (or only
+    /// frames that are not Ethernet/IPv4 ARP, at most [`MAX_DRAIN`] of which are skipped per
+    /// call). Returns the ARP packet and the frame's link-layer source address.
     pub fn try_recv(&self) -> Result<Option<(Packet, [u8; 6])>, Error> {
         let mut buf = [0u8; 128];
-        loop {
+        for _ in 0..MAX_DRAIN {
             match sys::recv_packet(self.fd.as_fd(), &mut buf) {
                 Ok((n, from)) => {
                     if let Some(p) = Packet::decode(&buf[..n]) {
@@ -154,20 +155,7 @@ impl Socket {
                 Err(e) => return Err(Error::io("receive an ARP packet", e)),
             }
         }
-    }
-
-    /// Wait until `deadline` for a packet; `None` on timeout.
-    pub fn recv(&self, deadline: Deadline) -> Result<Option<(Packet, [u8; 6])>, Error> {
-        loop {
-            if let Some(p) = self.try_recv()? {
-                return Ok(Some(p));
-            }
-            if deadline.expired() {
-                return Ok(None);
-            }
-            sys::poll_readable([Some(self.fd.as_fd())], deadline.remaining())
-                .map_err(|e| Error::io("wait for ARP packets", e))?;
-        }
+        Ok(None)
     }
 }
 
@@ -197,27 +185,59 @@ pub fn detect_conflict(
     deadline: Deadline,
 ) -> Result<Option<[u8; 6]>, Error> {
     let probe = Packet::probe(sock.mac(), addr);
+    probe_for_conflict(
+        sock.fd(),
+        probes,
+        interval,
+        deadline,
+        "wait for ARP packets",
+        || sock.send(&probe, BROADCAST),
+        || {
+            Ok(sock
+                .try_recv()?
+                .map(|(pkt, from)| conflicts(&pkt, from, sock.mac(), addr)))
+        },
+    )
+}
+
+/// The duplicate-detection loop shared by [`detect_conflict`] and
+/// [`crate::ndp::detect_conflict`]: call `send` `probes` times, `interval` apart, and until
+/// `deadline` (or `interval` after the last probe) wait on `fd` and `read` what is queued on
+/// it. `read` returns `None` when nothing is queued, else `Some` of the MAC of a host that
+/// uses the address, if the packet shows one.
+pub(crate) fn probe_for_conflict(
+    fd: BorrowedFd<'_>,
+    probes: u32,
+    interval: Duration,
+    deadline: Deadline,
+    waiting: &'static str,
+    mut send: impl FnMut() -> Result<(), Error>,
+    mut read: impl FnMut() -> Result<Option<Option<[u8; 6]>>, Error>,
+) -> Result<Option<[u8; 6]>, Error> {
     let start = Instant::now();
     let end = deadline.min(Deadline::at(start + interval * probes.max(1)));
     let mut sent = 0;
     loop {
         if sent < probes && Instant::now() >= start + interval * sent {
-            sock.send(&probe, BROADCAST)?;
+            send()?;
             sent += 1;
         }
-        let next_send = if sent < probes {
-            Deadline::at(start + interval * sent).min(end)
-        } else {
-            end
-        };
-        while let Some((pkt, from)) = sock.recv(next_send)? {
-            if let Some(mac) = conflicts(&pkt, from, sock.mac(), addr) {
-                return Ok(Some(mac));
+        for _ in 0..MAX_DRAIN {
+            match read()? {
+                None => break,
+                Some(Some(mac)) => return Ok(Some(mac)),
+                Some(None) => {}
             }
         }
         if end.expired() {
             return Ok(None);
         }
+        let wake = if sent < probes {
+            Deadline::at(start + interval * sent).min(end)
+        } else {
+            end
+        };
+        sys::poll_readable([Some(fd)], wake.remaining()).map_err(|e| Error::io(waiting, e))?;
     }
 }
 

@@ -8,7 +8,7 @@ use std::io;
 use std::net::IpAddr;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
-use crate::{Error, sys};
+use crate::{Error, MAX_DRAIN, sys};
 
 /// ICMPv4 echo request / reply types.
 pub const ECHO_REQUEST_V4: u8 = 8;
@@ -116,10 +116,11 @@ impl Socket {
     }
 
     /// Read one pending echo reply without waiting: `(source, ident, seq)`.
-    /// Other ICMP traffic is skipped; `None` when nothing more is queued.
+    /// Other ICMP traffic is skipped, at most [`MAX_DRAIN`] packets per call; `None` when
+    /// nothing more is queued or that many were skipped.
     pub fn try_recv(&self) -> Result<Option<(IpAddr, u16, u16)>, Error> {
         let mut buf = [0u8; 1500];
-        loop {
+        for _ in 0..MAX_DRAIN {
             match sys::recv_inet(self.fd.as_fd(), &mut buf) {
                 Ok((n, Some(from))) => {
                     if let Some((id, seq)) = decode_echo_reply(self.v6, &buf[..n]) {
@@ -132,6 +133,7 @@ impl Socket {
                 Err(e) => return Err(Error::io("receive ICMP", e)),
             }
         }
+        Ok(None)
     }
 }
 

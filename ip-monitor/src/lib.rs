@@ -35,6 +35,10 @@ use std::io;
 pub use cidr::{Cidr, CidrError};
 pub use deadline::Deadline;
 
+/// Most packets a receive loop reads before it looks at its deadline again, so a flood of
+/// unrelated traffic (an ARP storm, a busy IPv6 link) cannot hold it past that deadline.
+pub(crate) const MAX_DRAIN: usize = 256;
+
 /// What went wrong in this crate.
 #[derive(Debug)]
 pub enum Error {

@@ -8,7 +8,7 @@
 use std::io;
 use std::net::{IpAddr, Ipv6Addr};
 use std::os::fd::AsFd;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::deadline::Deadline;
 use crate::{Error, sys};
@@ -177,39 +177,27 @@ pub fn detect_conflict(
         .map_err(|e| Error::io("bind the IPv6 packet socket to the interface", e))?;
     let probe = encode_dad_probe(addr);
     let dest = multicast_mac(solicited_node(addr));
-    let start = Instant::now();
-    let end = deadline.min(Deadline::at(start + interval * probes.max(1)));
-    let mut sent = 0;
     let mut buf = [0u8; 2048];
-    loop {
-        if sent < probes && Instant::now() >= start + interval * sent {
+    crate::arp::probe_for_conflict(
+        fd.as_fd(),
+        probes,
+        interval,
+        deadline,
+        "wait for IPv6 packets",
+        || {
             sys::send_packet(fd.as_fd(), ifindex, ETH_P_IPV6, &dest, &probe)
                 .map_err(|e| Error::io("send a DAD probe", e))?;
-            sent += 1;
-        }
-        loop {
+            Ok(())
+        },
+        || loop {
             match sys::recv_packet(fd.as_fd(), &mut buf) {
-                Ok((n, from)) => {
-                    if let Some(other) = dad_conflict(&buf[..n], from, mac, addr) {
-                        return Ok(Some(other));
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Ok((n, from)) => return Ok(Some(dad_conflict(&buf[..n], from, mac, addr))),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(Error::io("receive IPv6 packets", e)),
             }
-        }
-        if end.expired() {
-            return Ok(None);
-        }
-        let wake = if sent < probes {
-            Deadline::at(start + interval * sent).min(end)
-        } else {
-            end
-        };
-        sys::poll_readable([Some(fd.as_fd())], wake.remaining())
-            .map_err(|e| Error::io("wait for IPv6 packets", e))?;
-    }
+        },
+    )
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
 use crate::deadline::Deadline;
-use crate::{Error, arp, icmp, sys};
+use crate::{Error, MAX_DRAIN, arp, icmp, sys};
 
 /// How a target answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -209,7 +209,10 @@ pub fn probe(
         .map_err(|e| Error::io("wait for probe replies", e))?;
 
         if let Some(sock) = arp_sock.as_ref() {
-            while let Some((pkt, from)) = sock.try_recv()? {
+            for _ in 0..MAX_DRAIN {
+                let Some((pkt, from)) = sock.try_recv()? else {
+                    break;
+                };
                 if pkt.op != arp::OP_REPLY || pkt.sha == sock.mac() {
                     continue;
                 }
@@ -229,7 +232,10 @@ pub fn probe(
             }
         }
         for sock in [icmp4.as_ref(), icmp6.as_ref()].into_iter().flatten() {
-            while let Some((from, id, seq)) = sock.try_recv()? {
+            for _ in 0..MAX_DRAIN {
+                let Some((from, id, seq)) = sock.try_recv()? else {
+                    break;
+                };
                 let offset = seq.wrapping_sub(seq_base);
                 if id != ident || u32::from(offset) >= round {
                     continue;
