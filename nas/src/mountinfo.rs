@@ -196,15 +196,38 @@ pub fn find_at<'a>(entries: &'a [MountEntry], mount_point: &str) -> Option<&'a M
     entries.iter().rev().find(|e| e.mount_point == mount_point)
 }
 
-/// All mounts at or below `mount_point` (its sub-mounts), deepest first.
-pub fn at_or_below<'a>(entries: &'a [MountEntry], mount_point: &str) -> Vec<&'a MountEntry> {
-    let prefix = format!("{}/", mount_point.trim_end_matches('/'));
-    let mut v: Vec<&MountEntry> = entries
-        .iter()
-        .filter(|e| e.mount_point == mount_point || e.mount_point.starts_with(&prefix))
-        .collect();
-    v.sort_by_key(|e| std::cmp::Reverse(e.mount_point.len()));
-    v
+/// `root` and every mount stacked on it or mounted inside it (its descendants
+/// by parent id), in an order that unmounts cleanly: deepest in the tree
+/// first, and among equals the later mount first (it may hide the earlier one).
+/// Mounts that merely have a path below `root`'s mount point but hang off
+/// another parent (mounted there before `root` covered them) are not part of
+/// it. Empty when `root` is gone; `root` is recognised by its id, mount point
+/// and device together, because the kernel reuses mount ids.
+pub fn tree<'a>(entries: &'a [MountEntry], root: &MountEntry) -> Vec<&'a MountEntry> {
+    let Some(top) = entries.iter().position(|e| {
+        e.mount_id == root.mount_id
+            && e.mount_point == root.mount_point
+            && (e.major, e.minor) == (root.major, root.minor)
+    }) else {
+        return Vec::new();
+    };
+    // (index in entries, depth below root); each entry is taken once, so this ends
+    let mut found: Vec<(usize, usize)> = vec![(top, 0)];
+    let mut next = 0;
+    while let Some(&(pi, depth)) = found.get(next) {
+        let parent = entries.get(pi).map(|e| e.mount_id);
+        for (ci, c) in entries.iter().enumerate() {
+            if Some(c.parent_id) == parent && ci != pi && !found.iter().any(|&(f, _)| f == ci) {
+                found.push((ci, depth + 1));
+            }
+        }
+        next += 1;
+    }
+    found.sort_by_key(|&(i, depth)| std::cmp::Reverse((depth, i)));
+    found
+        .into_iter()
+        .filter_map(|(i, _)| entries.get(i))
+        .collect()
 }
 
 #[cfg(test)]
@@ -313,12 +336,28 @@ pub(crate) mod tests {
 ";
         let v = parse(text).unwrap();
         assert_eq!(find_at(&v, "/mnt/data").unwrap().source, "c");
-        let below: Vec<_> = at_or_below(&v, "/mnt/data")
-            .iter()
-            .map(|e| e.source.as_str())
-            .collect();
-        assert_eq!(below[0], "b");
-        assert_eq!(below.len(), 3);
-        assert!(!below.contains(&"d"));
+    }
+
+    #[test]
+    fn tree_holds_only_what_is_mounted_on_or_in_the_root() {
+        // 20: a local file system at /mnt/data/old, mounted before the NFS mount 21
+        // covered /mnt/data; 22, 23: mounted inside the NFS mount; 24: stacked on 23;
+        // 25: a sibling whose name merely starts the same way.
+        let text = "\
+20 1 8:3 / /mnt/data/old rw - ext4 /dev/sda3 rw
+21 1 0:60 / /mnt/data rw - nfs 10.0.2.2:/export rw,vers=3
+22 21 0:61 / /mnt/data/sub rw - tmpfs b rw
+23 22 0:62 / /mnt/data/sub/x rw - tmpfs c rw
+24 23 0:63 / /mnt/data/sub/x rw - tmpfs e rw
+25 1 0:64 / /mnt/database rw - tmpfs d rw
+";
+        let v = parse(text).unwrap();
+        let root = find_at(&v, "/mnt/data").unwrap();
+        let ids: Vec<u32> = tree(&v, root).iter().map(|e| e.mount_id).collect();
+        assert_eq!(ids, [24, 23, 22, 21]);
+        // a reused mount id at another place is not the root any more
+        let reused = parse("21 1 0:70 / /elsewhere rw - tmpfs z rw\n").unwrap();
+        assert!(tree(&reused, root).is_empty());
+        assert!(tree(&v[4..], root).is_empty());
     }
 }

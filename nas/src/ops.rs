@@ -189,20 +189,50 @@ fn share(deadline: Instant, parts: u32) -> Instant {
     Instant::now() + left / parts.max(1)
 }
 
-/// Unmount everything at or below `mount_point` within `deadline`: end the
-/// processes using it, then umount, forced umount, lazy detach.
-/// Nothing mounted there is success (idempotent).
+/// One mount point through the escalation: umount, forced umount (after which
+/// users stuck on the mount may be gone: they are ended again), umount, lazy
+/// detach. `None` when every step failed.
+fn escalate(
+    target: &str,
+    mount_point: &str,
+    dev: Option<(u32, u32)>,
+    deadline: Instant,
+    report: &mut UnmountReport,
+) -> Result<Option<Method>, Error> {
+    if umount_step(target, 0, share(deadline, 4))? {
+        return Ok(Some(Method::Normal));
+    }
+    if umount_step(target, libc::MNT_FORCE, share(deadline, 3))? {
+        return Ok(Some(Method::Forced));
+    }
+    // MNT_FORCE aborted the mount's RPCs: stuck users may be gone now
+    let again = users::find(mount_point, dev);
+    if !again.is_empty() {
+        report.survivors = users::terminate(&again, Duration::from_millis(200), share(deadline, 3));
+    }
+    if umount_step(target, 0, share(deadline, 3))? {
+        Ok(Some(Method::Forced))
+    } else if umount_step(target, libc::MNT_DETACH, deadline)? {
+        Ok(Some(Method::Lazy))
+    } else {
+        Ok(None)
+    }
+}
+
+/// Unmount the mount at `mount_point` and everything stacked on it or mounted
+/// inside it, within `deadline`: end the processes using it, then umount,
+/// forced umount, lazy detach. Mounts that only lie below the path (mounted
+/// there before this one covered them) are left alone. Nothing mounted there
+/// is success (idempotent).
 pub fn unmount(mount_point: &str, deadline: Instant) -> Result<UnmountReport, Error> {
     let mut report = UnmountReport::default();
-    let entries = read_mounts()?;
-    let targets = mountinfo::at_or_below(&entries, mount_point);
-    if targets.is_empty() {
+    let mut entries = read_mounts()?;
+    let Some(root) = mountinfo::find_at(&entries, mount_point).cloned() else {
         return Ok(report);
-    }
+    };
     // The device number identifies the mount's files in /proc/PID/maps, unless the
     // superblock is shared with another mount (the same export mounted twice).
-    let dev = mountinfo::find_at(&entries, mount_point)
-        .map(|e| (e.major, e.minor))
+    let dev = Some((root.major, root.minor))
         .filter(|d| entries.iter().filter(|e| (e.major, e.minor) == *d).count() == 1);
     let found = users::find(mount_point, dev);
     if !found.is_empty() {
@@ -211,42 +241,38 @@ pub fn unmount(mount_point: &str, deadline: Instant) -> Result<UnmountReport, Er
         report.survivors = users::terminate(&found, grace, share(deadline, 3));
         report.signalled = found;
     }
-    // Stacked or nested mounts: keep removing the deepest/topmost one.
+    // Children before parents; each mount is attempted once (bounded by the tree's size).
     for _ in 0..16 {
-        let entries = read_mounts()?;
-        let Some(target) = mountinfo::at_or_below(&entries, mount_point)
+        let Some(target) = mountinfo::tree(&entries, &root)
             .first()
-            .map(|e| e.mount_point.clone())
+            .map(|e| (*e).clone())
         else {
             return Ok(report);
         };
         if Instant::now() >= deadline {
             break;
         }
-        let method = if umount_step(&target, 0, share(deadline, 4))? {
-            Method::Normal
-        } else if umount_step(&target, libc::MNT_FORCE, share(deadline, 3))? {
-            Method::Forced
-        } else {
-            // MNT_FORCE aborted the mount's RPCs: stuck users may be gone now
-            let again = users::find(mount_point, dev);
-            if !again.is_empty() {
-                report.survivors =
-                    users::terminate(&again, Duration::from_millis(200), share(deadline, 3));
-            }
-            if umount_step(&target, 0, share(deadline, 3))? {
-                Method::Forced
-            } else if umount_step(&target, libc::MNT_DETACH, deadline)? {
-                Method::Lazy
-            } else {
-                break;
-            }
+        let Some(method) = escalate(&target.mount_point, mount_point, dev, deadline, &mut report)?
+        else {
+            break;
         };
-        log::debug!("unmounted {target} ({method:?})");
-        report.removed.push((target, method));
+        entries = read_mounts()?;
+        if mountinfo::tree(&entries, &root)
+            .iter()
+            .any(|e| e.mount_id == target.mount_id)
+        {
+            // umount2 of the path reached another mount (EINVAL): this one is hidden
+            log::debug!(
+                "{} (mount {}) is still mounted after {method:?} umount",
+                target.mount_point,
+                target.mount_id
+            );
+            break;
+        }
+        log::debug!("unmounted {} ({method:?})", target.mount_point);
+        report.removed.push((target.mount_point, method));
     }
-    let entries = read_mounts()?;
-    if mountinfo::find_at(&entries, mount_point).is_none() {
+    if mountinfo::tree(&read_mounts()?, &root).is_empty() {
         return Ok(report);
     }
     Err(Error::new(

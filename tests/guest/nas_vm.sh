@@ -93,6 +93,14 @@ kill -0 $CWD_PID 2>/dev/null; [ $? != 0 ]; check remove-ended-cwd-user $?
 kill -0 $FD_PID 2>/dev/null; [ $? != 0 ]; check remove-ended-fd-user $?
 [ "$(mounted /mnt/v3)" = 0 ]; check remove-unmounted-v3 $?
 nas remove-v3-again 0 remove -t v3
+
+# --- a mount below the mount point, covered by the NFS mount: remove leaves it alone -----
+mkdir -p /mnt/v3/under && mount -t tmpfs under /mnt/v3/under
+nas restore-v3-over 0 restore -t v3
+nas remove-v3-over 0 remove -t v3
+[ "$(mounted /mnt/v3)" = 0 ]; check remove-over-unmounted-v3 $?
+[ "$(mounted /mnt/v3/under)" = 1 ]; check remove-left-covered-mount $?
+umount /mnt/v3/under
 nas qc-v3-removed 1 quickCheck -t v3
 said qc-v3-removed "not mounted"
 nas restore-v3-back 0 restore -t v3

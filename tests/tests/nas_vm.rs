@@ -40,6 +40,7 @@ fn nas_kit_in_a_guest() {
         "remove-ended-cwd-user",
         "remove-ended-fd-user",
         "remove-unmounted-v3",
+        "remove-left-covered-mount",
         "qc-v3-stopped-bounded",
         "qc-v4-stopped-bounded",
         "recover-v3-back",
