@@ -45,7 +45,7 @@ fn status_args(spec: &'static KitSpec, args: &[String]) -> Result<StatusArgs, Fa
         let a = lkh_common::parse_hook_args(spec.keys, args, &["--json"])?;
         let ctx = lkh_common::context(spec, Action::QuickCheck, &a)?;
         let s = settings::Settings::from_ctx(&ctx)?;
-        let key = s.key(false)?.map(|(k, _)| k);
+        let key = s.key(false)?;
         return Ok(StatusArgs {
             json,
             devices: s.devices,

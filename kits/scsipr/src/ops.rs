@@ -187,20 +187,34 @@ fn probe_paths(
     Ok((alive, fixed))
 }
 
-/// Reads keys and reservation; returns (reservation, how often our key is registered).
+/// READ KEYS through the first answering path: one key per registered I_T nexus.
+fn read_keys(lu: &mut Lu, deadline: Instant) -> Result<Vec<u64>, Failure> {
+    lu.any_path(|p| p.read_keys(deadline))
+        .map(|k| k.keys)
+        .map_err(|e| failure(&e))
+}
+
+/// READ RESERVATION through the first answering path.
+fn read_reservation(lu: &mut Lu, deadline: Instant) -> Result<Option<Reservation>, Failure> {
+    lu.any_path(|p| p.read_reservation(deadline))
+        .map(|rs| rs.reservation)
+        .map_err(|e| failure(&e))
+}
+
+/// How many I_T nexuses are registered with `key`.
+fn count(keys: &[u64], key: u64) -> usize {
+    keys.iter().filter(|k| **k == key).count()
+}
+
+/// Reads keys and reservation; returns (reservation, how often our key is registered, keys).
 fn read_state(
     lu: &mut Lu,
     key: u64,
     deadline: Instant,
 ) -> Result<(Option<Reservation>, usize, Vec<u64>), Failure> {
-    let keys = lu
-        .any_path(|p| p.read_keys(deadline))
-        .map_err(|e| failure(&e))?;
-    let rs = lu
-        .any_path(|p| p.read_reservation(deadline))
-        .map_err(|e| failure(&e))?;
-    let ours = keys.keys.iter().filter(|k| **k == key).count();
-    Ok((rs.reservation, ours, keys.keys))
+    let keys = read_keys(lu, deadline)?;
+    let res = read_reservation(lu, deadline)?;
+    Ok((res, count(&keys, key), keys))
 }
 
 /// The check shared by quickCheck, recover and watch: fenced / failed / ours.
@@ -213,43 +227,29 @@ pub enum Held {
     WrongType(u8),
 }
 
-/// Classifies the LU's reservation state from this node's point of view.
-pub fn judge(
-    lu: &mut Lu,
-    key: u64,
-    t: PrType,
-    deadline: Instant,
-) -> Result<(Held, Option<Reservation>), Failure> {
+/// Classifies the LU's reservation state from this node's point of view; fenced is an error
+/// with exit 3.
+pub fn judge(lu: &mut Lu, key: u64, t: PrType, deadline: Instant) -> Result<Held, Failure> {
     let name = dev(lu);
-    let rs = lu
-        .any_path(|p| p.read_reservation(deadline))
-        .map_err(|e| failure(&e))?;
+    let res = read_reservation(lu, deadline)?;
     // Holding a non-all-registrants reservation implies our key is registered: the keys need
     // reading only when the holder is not plainly us.
-    if let Some(r) = rs.reservation
-        && r.key == key
-        && !r.pr_type().is_some_and(|t| t.all_registrants())
-    {
-        return Ok(if r.type_code == t.code() {
-            (Held::Ours, Some(r))
-        } else {
-            (Held::WrongType(r.type_code), Some(r))
-        });
-    }
-    let (res, ours, _) = read_state(lu, key, deadline)?;
+    let plainly_ours =
+        res.is_some_and(|r| r.key == key && !r.pr_type().is_some_and(|t| t.all_registrants()));
+    let registered = plainly_ours || read_keys(lu, deadline)?.contains(&key);
     match res {
-        Some(r) if !holds(&r, key, ours > 0) => Err(Failure::fenced(format!(
+        Some(r) if !holds(&r, key, registered) => Err(Failure::fenced(format!(
             "{name}: the reservation is held by another node ({}), not by this node's key {}: this node is fenced and must not write; let LifeKeeper fail over",
             describe(&r),
             fmt_key(key)
         ))),
-        _ if ours == 0 => Err(Failure::fenced(format!(
+        _ if !registered => Err(Failure::fenced(format!(
             "{name}: this node's key {} is no longer registered (another node preempted it): this node is fenced; let LifeKeeper fail over",
             fmt_key(key)
         ))),
-        None => Ok((Held::Free, None)),
-        Some(r) if r.type_code != t.code() => Ok((Held::WrongType(r.type_code), Some(r))),
-        Some(r) => Ok((Held::Ours, Some(r))),
+        None => Ok(Held::Free),
+        Some(r) if r.type_code != t.code() => Ok(Held::WrongType(r.type_code)),
+        Some(_) => Ok(Held::Ours),
     }
 }
 
@@ -320,20 +320,20 @@ pub fn restore_lu(lu: &mut Lu, key: u64, t: PrType, deadline: Instant) -> Result
     }
     // Paths that were registered above but are refused now were preempted by a racing node.
     match judge(lu, key, t, deadline)? {
-        (Held::Ours, _) => {}
-        (Held::Free, _) => {
+        Held::Ours => {}
+        Held::Free => {
             return Err(Failure::failed(format!(
                 "{name}: the reservation could not be taken (nobody holds it after 3 attempts); try restore again"
             )));
         }
-        (Held::WrongType(c), _) => {
+        Held::WrongType(c) => {
             return Err(Failure::failed(format!(
                 "{name}: held with type {} instead of {t}",
                 PrType::code_name(c)
             )));
         }
     }
-    let (_, ours, _) = read_state(lu, key, deadline)?;
+    let ours = count(&read_keys(lu, deadline)?, key);
     if ours < registered {
         return Err(Failure::failed(format!(
             "{name}: only {ours} of {registered} paths show key {} after registering",
@@ -437,7 +437,7 @@ pub fn check_lu(
     deadline: Instant,
 ) -> Result<String, Failure> {
     let name = dev(lu);
-    let (held, _) = judge(lu, key, t, deadline)?;
+    let held = judge(lu, key, t, deadline)?;
     let (alive, fixed) = probe_paths(lu, key, t, deadline)?;
     match held {
         Held::Ours if fixed > 0 && single_holder_type(t) => {
@@ -524,7 +524,7 @@ fn move_to_live_nexus(lu: &mut Lu, key: u64, t: PrType, deadline: Instant) -> Re
 
 fn judge_ours(lu: &mut Lu, key: u64, t: PrType, deadline: Instant) -> Result<(), Failure> {
     match judge(lu, key, t, deadline)? {
-        (Held::Ours, _) => Ok(()),
+        Held::Ours => Ok(()),
         _ => Err(Failure::failed(format!(
             "{}: the reservation could not be taken back",
             dev(lu)
@@ -580,7 +580,7 @@ pub fn hook(ctx: &HookCtx) -> Outcome {
     let deadline = ctx.deadline.instant();
     resolve_all(&s.devices)?;
     let create = ctx.action == Action::Restore;
-    let Some((key, _src)) = s.key(create)? else {
+    let Some(key) = s.key(create)? else {
         return match ctx.action {
             Action::Remove => Ok("this node has no reservation key yet: nothing to remove".into()),
             _ => Err(Failure::failed(format!(

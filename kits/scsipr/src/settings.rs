@@ -32,15 +32,6 @@ pub enum OnFenced {
     None,
 }
 
-/// Where this node's key comes from.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum KeySource {
-    /// `KEY=` in the resource's configuration.
-    Configured,
-    /// The node key file.
-    NodeFile(PathBuf),
-}
-
 /// Validated settings of one resource.
 #[derive(Clone, Debug)]
 pub struct Settings {
@@ -137,17 +128,16 @@ impl Settings {
 
     /// The key to use; `create` makes the node key file when it does not exist yet.
     /// `Ok(None)`: no key configured and no node key yet (this node never registered).
-    pub fn key(&self, create: bool) -> Result<Option<(u64, KeySource)>, Failure> {
+    pub fn key(&self, create: bool) -> Result<Option<u64>, Failure> {
         if let Some(k) = self.configured_key {
-            return Ok(Some((k, KeySource::Configured)));
+            return Ok(Some(k));
         }
         let path = self.conf_dir.join(NODE_KEY_FILE);
-        let k = if create {
-            Some(node_key_or_create(&path)?)
+        if create {
+            node_key_or_create(&path).map(Some)
         } else {
-            read_node_key(&path)?
-        };
-        Ok(k.map(|k| (k, KeySource::NodeFile(path))))
+            read_node_key(&path)
+        }
     }
 }
 

@@ -63,7 +63,7 @@ fn cycle(spec: &'static KitSpec) -> (usize, Option<Duration>) {
             .min(ctx.deadline.remaining());
         let deadline = Instant::now() + budget;
         let key = match s.key(false) {
-            Ok(Some((k, _))) => k,
+            Ok(Some(k)) => k,
             Ok(None) => {
                 warn!("{tag}: this node has no reservation key: not watching");
                 continue;
@@ -83,10 +83,10 @@ fn cycle(spec: &'static KitSpec) -> (usize, Option<Duration>) {
         for lu in &mut lus {
             let name = lu.input().display().to_string();
             match ops::judge(lu, key, s.pr_type, deadline) {
-                Ok((Held::Ours, _)) | Ok((Held::WrongType(_), _)) => {
+                Ok(Held::Ours | Held::WrongType(_)) => {
                     debug!("{tag}: {name}: reservation held by {}", fmt_key(key))
                 }
-                Ok((Held::Free, _)) => match lu.any_path(|p| p.reserve(key, s.pr_type, deadline)) {
+                Ok(Held::Free) => match lu.any_path(|p| p.reserve(key, s.pr_type, deadline)) {
                     Ok(()) => warn!(
                         "{tag}: {name}: nobody held the reservation: taken again with {}",
                         fmt_key(key)
