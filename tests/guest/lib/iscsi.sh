@@ -19,10 +19,17 @@ iscsi_start() {
     retry 50 grep -q ISCSIADM_ABSTRACT /proc/net/unix
 }
 
+# _iface_sessions IFACE -> the sysfs directories of the sessions logged in through IFACE
+_iface_sessions() {
+    for _s in /sys/class/iscsi_session/session*; do
+        [ "$(cat "$_s/ifacename" 2>/dev/null)" = "$1" ] && echo "$_s"
+    done
+    return 0
+}
+
 # iface_dev IFACE -> /dev/sdX of the (first) session logged in through IFACE
 iface_dev() {
-    for _s in /sys/class/iscsi_session/session*; do
-        [ "$(cat "$_s/ifacename" 2>/dev/null)" = "$1" ] || continue
+    for _s in $(_iface_sessions "$1"); do
         for _b in "$_s"/device/target*/*/block/*; do
             [ -e "$_b" ] && [ -b "/dev/${_b##*/}" ] && { echo "/dev/${_b##*/}"; return 0; }
         done
@@ -32,8 +39,7 @@ iface_dev() {
 
 # iface_sg IFACE -> /dev/sgN of that session's LU
 iface_sg() {
-    for _s in /sys/class/iscsi_session/session*; do
-        [ "$(cat "$_s/ifacename" 2>/dev/null)" = "$1" ] || continue
+    for _s in $(_iface_sessions "$1"); do
         for _g in "$_s"/device/target*/*/scsi_generic/*; do
             [ -e "$_g" ] && { echo "/dev/${_g##*/}"; return 0; }
         done
@@ -52,16 +58,14 @@ iscsi_login() {
     retry 100 iface_dev "$_if"
 }
 
-# iscsi_logout IFACE: ends the iface's sessions (its /dev/sdX disappears)
+# iscsi_logout IFACE: ends the iface's sessions (its /dev/sdX disappears, within 5 s)
 iscsi_logout() {
-    for _s in /sys/class/iscsi_session/session*; do
-        [ "$(cat "$_s/ifacename" 2>/dev/null)" = "$1" ] || continue
+    for _s in $(_iface_sessions "$1"); do
         iscsiadm -m session -r "${_s##*/session}" --logout >/dev/null 2>&1
     done
-    _i=0
-    while iface_dev "$1" >/dev/null && [ $_i -lt 50 ]; do sleep 0.1; _i=$((_i + 1)); done
-    ! iface_dev "$1" >/dev/null
+    retry 25 _no_iface_dev "$1"
 }
+_no_iface_dev() { ! iface_dev "$1" >/dev/null; }
 
 # node_dev NODE -> the node's /dev/sdX (its primary path);  node_sg NODE -> its /dev/sgN
 node_dev() { iface_dev "$1"; }
