@@ -46,6 +46,9 @@ have_bin() { command -v "$1" >/dev/null 2>&1; }
 # note TEXT: a line on the console only (for narration).
 note() { echo "NOTE $*"; }
 
+# say TEXT: narration for the demo (console + host, where Vm::on_line sees it).
+say() { echo "SAY $*" >&9; echo "SAY $*"; }
+
 # host_request WORDS...: asks the host harness (e.g. "nfs stop"); prints the reply text.
 # Fails (status 1) on an error reply or no reply within 60 s.
 host_request() {

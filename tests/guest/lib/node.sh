@@ -19,9 +19,23 @@ on_node() {
         unshare -u sh -c 'hostname "$0"; exec "$@"' "node-$_node" "$@"
 }
 
+# _prin DEV OPTION: PERSISTENT RESERVE IN (e.g. --read-keys) through DEV; asked again while the
+# answer is a UNIT ATTENTION (sg_persist exit 6, e.g. the first command through a nexus whose
+# registration was just preempted), so an observer never mistakes it for an empty answer
+_prin() {
+    local _n=0 _out _rc
+    while :; do
+        _out=$(sg_persist -n --in "$2" "$1" 2>/dev/null); _rc=$?
+        [ $_rc = 6 ] && [ $_n -lt 3 ] || break
+        _n=$((_n + 1))
+    done
+    [ -n "$_out" ] && echo "$_out"
+    return $_rc
+}
+
 # pr_holder DEV -> initiator name (IQN) of the reservation holder seen through DEV, or "none"
 pr_holder() {
-    sg_persist -n --in --read-full-status "$1" 2>/dev/null | awk '
+    _prin "$1" --read-full-status | awk '
         /Key=/ { holder = 0 }
         /Reservation holder/ { holder = 1 }
         holder && /iqn\./ { for (i = 1; i <= NF; i++) if ($i ~ /^iqn\./) { sub(/,.*/, "", $i); print $i; found = 1; exit } }
@@ -29,7 +43,4 @@ pr_holder() {
 }
 
 # pr_keys DEV -> the registered keys seen through DEV, one per line
-pr_keys() { sg_persist -n --in --read-keys "$1" 2>/dev/null | awk '$1 ~ /^0x/ { print $1 }'; }
-
-# say TEXT: narration for the demo (console + host)
-say() { echo "SAY $*" >&9; echo "SAY $*"; }
+pr_keys() { _prin "$1" --read-keys | awk '$1 ~ /^0x/ { print $1 }'; }
