@@ -39,9 +39,6 @@ _mpath_table() {
     echo "0 $(blockdev --getsz "$_p0") multipath 0 0 1 1 round-robin 0 2 1 $(_majmin "$_p0") 1000 $(_majmin "$_p1") 1000"
 }
 
-# node_mpath NODE -> /dev/mapper/mpath-NODE
-node_mpath() { echo "/dev/mapper/mpath-$1"; }
-
 # node_paths NODE -> the node's path devices (path 0 first)
 node_paths() { iface_dev "$1"; iface_dev "$1-p1"; }
 

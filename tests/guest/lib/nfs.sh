@@ -34,8 +34,9 @@ nfs_opts() {
 nfs_mount() {
     mkdir -p "$2"
     _t=nfs; [ "$1" = 3 ] || _t=nfs4
-    echo "+ mount -t $_t -o $(nfs_opts "$1" "${3:-}") $NFS_SERVER:$NFS_EXPORT $2"
-    mount -t $_t -o "$(nfs_opts "$1" "${3:-}")" "$NFS_SERVER:$NFS_EXPORT" "$2"
+    _o=$(nfs_opts "$1" "${3:-}")
+    echo "+ mount -t $_t -o $_o $NFS_SERVER:$NFS_EXPORT $2"
+    mount -t $_t -o "$_o" "$NFS_SERVER:$NFS_EXPORT" "$2"
 }
 
 # nfs_server start|stop|kill|restart|freeze|thaw|status: asks the host to act on the server
