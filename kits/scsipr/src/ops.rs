@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use lkh_common::{Exit, Failure, HookCtx, Outcome};
 use log::{info, warn};
-use sg_persist::{Error, Lu, Options, PrType, Reservation, SysRoot};
+use sg_persist::{Error, Lu, Options, PrType, Reservation, Resolved, SysRoot};
 
 use crate::settings::{Settings, fmt_key};
 use crate::state;
@@ -51,7 +51,7 @@ pub fn failure(e: &Error) -> Failure {
 }
 
 /// Resolves every device name through sysfs; a wrong one is a usage error (exit 2).
-pub fn resolve_all(devices: &[PathBuf]) -> Result<Vec<sg_persist::Resolved>, Failure> {
+fn resolve_all(devices: &[PathBuf]) -> Result<Vec<Resolved>, Failure> {
     let root = SysRoot::default();
     devices
         .iter()
@@ -67,7 +67,15 @@ pub fn open_all(
     identify: bool,
     deadline: Instant,
 ) -> Result<Vec<Lu>, Failure> {
-    let resolved = resolve_all(devices)?;
+    open_resolved(resolve_all(devices)?, identify, deadline)
+}
+
+/// Opens each resolved LU and confirms its paths are one LU (see [`open_all`]).
+fn open_resolved(
+    resolved: Vec<Resolved>,
+    identify: bool,
+    deadline: Instant,
+) -> Result<Vec<Lu>, Failure> {
     let budget = deadline.saturating_duration_since(Instant::now());
     let mut lus = Vec::new();
     for r in resolved {
@@ -578,7 +586,7 @@ pub fn hook(ctx: &HookCtx) -> Outcome {
     use lkh_common::Action;
     let s = Settings::from_ctx(ctx)?;
     let deadline = ctx.deadline.instant();
-    resolve_all(&s.devices)?;
+    let resolved = resolve_all(&s.devices)?;
     let create = ctx.action == Action::Restore;
     let Some(key) = s.key(create)? else {
         return match ctx.action {
@@ -589,9 +597,9 @@ pub fn hook(ctx: &HookCtx) -> Outcome {
             ))),
         };
     };
-    let mut lus = match open_all(&s.devices, false, deadline) {
+    let mut lus = match open_resolved(resolved, false, deadline) {
         Err(f) if ctx.action == Action::Remove && f.exit == Exit::Failed => {
-            state::mark(&ctx.tag.to_string(), false);
+            state::mark(ctx.tag.as_str(), false);
             return Ok(unreachable_on_remove(&f));
         }
         other => other?,
@@ -607,8 +615,8 @@ pub fn hook(ctx: &HookCtx) -> Outcome {
         .collect();
     let out = combine(results);
     match (ctx.action, &out) {
-        (Action::Restore | Action::Recover, Ok(_)) => state::mark(&ctx.tag.to_string(), true),
-        (Action::Remove, Ok(_)) => state::mark(&ctx.tag.to_string(), false),
+        (Action::Restore | Action::Recover, Ok(_)) => state::mark(ctx.tag.as_str(), true),
+        (Action::Remove, Ok(_)) => state::mark(ctx.tag.as_str(), false),
         _ => {}
     }
     out
