@@ -5,6 +5,7 @@
 use std::io::Read;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, ExitStatus, Stdio};
+use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -41,12 +42,19 @@ fn describe(cmd: &Command) -> String {
     s
 }
 
-fn drain(mut r: impl Read + Send + 'static) -> thread::JoinHandle<Vec<u8>> {
+/// After the program exits, how long its output may take to reach end of file: a daemon it
+/// started (apt-get installing a service) can keep the pipe open for ever.
+const DRAIN_GRACE: Duration = Duration::from_secs(5);
+
+/// Reads `r` to its end in a thread; the receiver gets everything read.
+fn drain(mut r: impl Read + Send + 'static) -> mpsc::Receiver<Vec<u8>> {
+    let (tx, rx) = mpsc::channel();
     thread::spawn(move || {
         let mut buf = Vec::new();
         let _ = r.read_to_end(&mut buf);
-        buf
-    })
+        let _ = tx.send(buf);
+    });
+    rx
 }
 
 /// Runs `cmd` (stdin closed, output captured) and waits at most `timeout`.
@@ -78,10 +86,15 @@ pub(crate) fn run(cmd: &mut Command, timeout: Duration) -> Result<Output, VmErro
             }
         }
     };
+    let grace = Instant::now() + DRAIN_GRACE;
+    let collect = |rx: mpsc::Receiver<Vec<u8>>| {
+        rx.recv_timeout(grace.saturating_duration_since(Instant::now()))
+            .unwrap_or_default()
+    };
     Ok(Output {
         status,
-        stdout: out.join().unwrap_or_default(),
-        stderr: err.join().unwrap_or_default(),
+        stdout: collect(out),
+        stderr: collect(err),
     })
 }
 

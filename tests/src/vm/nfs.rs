@@ -177,7 +177,10 @@ impl Drop for Inner {
             let _ = r.kill();
             let _ = r.wait();
         }
-        let _ = Command::new("ip").args(["netns", "del", &self.ns]).status();
+        let _ = super::cmd::run(
+            Command::new("ip").args(["netns", "del", &self.ns]),
+            Duration::from_secs(30),
+        );
         let _ = fs::remove_dir_all(&self.dir);
     }
 }
