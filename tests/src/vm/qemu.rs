@@ -202,20 +202,39 @@ fn console(out: impl std::io::Read, log: &mut File, start: Instant, st: &Mutex<S
     }
 }
 
+/// Removes the run files (initrd, disk images: `<pid>-<seq>-<name>...`) that test processes
+/// killed before they could clean up left in `runs`.
+fn reap_stale_runs(runs: &Path) {
+    let Ok(entries) = fs::read_dir(runs) else {
+        return;
+    };
+    for e in entries.filter_map(Result::ok) {
+        let name = e.file_name();
+        let Some(pid) = name.to_str().and_then(|n| n.split('-').next()) else {
+            continue;
+        };
+        if pid.parse::<u32>().is_ok() && !Path::new("/proc").join(pid).exists() {
+            let _ = fs::remove_file(e.path());
+        }
+    }
+}
+
 pub(super) fn run(vm: &Vm, parts: &Parts, bins: &[Bin]) -> Result<Outcome, VmError> {
     static SEQ: AtomicU32 = AtomicU32::new(0);
-    let tag = format!(
-        "{}-{}-{}",
-        vm.name,
+    // this process's id first: reap_stale_runs recognises files of processes that are gone
+    let id = format!(
+        "{}-{}",
         std::process::id(),
         SEQ.fetch_add(1, Ordering::Relaxed)
     );
+    let tag = format!("{id}-{}", vm.name);
     let cache = cache_dir();
     let logs = cache.join("logs");
     let runs = cache.join("runs");
     for d in [&logs, &runs] {
         fs::create_dir_all(d).map_err(|e| run_err(format!("mkdir {}: {e}", d.display())))?;
     }
+    reap_stale_runs(&runs);
     let console_log = logs.join(format!("{}.console", vm.name));
     let initrd = runs.join(format!("{tag}.initrd"));
     let mut img =
@@ -223,11 +242,7 @@ pub(super) fn run(vm: &Vm, parts: &Parts, bins: &[Bin]) -> Result<Outcome, VmErr
     img.extend(overlay(vm, bins)?);
     fs::write(&initrd, img).map_err(|e| run_err(format!("write {}: {e}", initrd.display())))?;
 
-    let sock = std::env::temp_dir().join(format!(
-        "lkh-vm-{}-{}.sock",
-        std::process::id(),
-        SEQ.fetch_add(1, Ordering::Relaxed)
-    ));
+    let sock = std::env::temp_dir().join(format!("lkh-vm-{id}.sock"));
     let _ = fs::remove_file(&sock);
     let listener =
         UnixListener::bind(&sock).map_err(|e| run_err(format!("bind {}: {e}", sock.display())))?;
