@@ -89,7 +89,7 @@ use std::path::{Path, PathBuf};
 use std::thread;
 use std::time::{Duration, Instant};
 
-pub use bins::{PROJECT_BINS, project_bin, project_bins};
+pub use bins::{PROJECT_BINS, project_bins};
 pub use nfs::NfsServer;
 pub use parts::{Parts, cache_dir, parts};
 

@@ -7,7 +7,7 @@
 //! that does not build (yet) is left out with a warning: scenarios check for the binary
 //! themselves (`have_bin` in the guest library).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -109,13 +109,4 @@ fn build_all() -> Result<Vec<Bin>, VmError> {
         }
     }
     Ok(out)
-}
-
-/// The host path of a built project binary, if it built.
-pub fn project_bin(name: &str) -> Option<&'static Path> {
-    project_bins()
-        .ok()?
-        .iter()
-        .find(|b| b.name == name)
-        .map(|b| b.path.as_path())
 }

@@ -8,7 +8,7 @@
 
 use std::collections::BTreeSet;
 use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
@@ -144,11 +144,6 @@ impl Cpio {
             self.buf.push(0);
         }
         self.buf
-    }
-
-    /// Ends the archive and writes it to `w`.
-    pub fn write_to(self, w: &mut impl Write) -> io::Result<()> {
-        w.write_all(&self.finish())
     }
 }
 
