@@ -472,6 +472,11 @@ fn bad_input_exits_2_and_changes_nothing() {
             HyperVLab::REMOTE
         ),
         format!("ADDRESS=10.200.0.10/24\nINTERFACE=eth0\n{t}"),
+        // The guest's own address answers through loopback: no proof of the network.
+        format!(
+            "ADDRESS={VIP}\nINTERFACE=eth0\nTARGETS={}\n",
+            HyperVLab::GUEST_IP
+        ),
         format!(
             "ADDRESS=2001:db8:200::10/64\nINTERFACE=eth0\nTARGETS={}\n",
             HyperVLab::GATEWAY6

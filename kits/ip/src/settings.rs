@@ -244,6 +244,17 @@ impl Live {
         Ok(())
     }
 
+    /// The interface that carries `ip`, when it is one of this node's addresses.
+    fn owner<'a>(&'a self, s: &'a Settings, ip: IpAddr) -> Option<&'a str> {
+        if self.addrs.iter().any(|a| a.cidr.addr == ip) {
+            return Some(&s.interface);
+        }
+        self.elsewhere
+            .iter()
+            .find(|(_, a)| a.cidr.addr == ip)
+            .map(|(name, _)| name.as_str())
+    }
+
     /// An address of ours on `target`'s subnet to send ARP requests from: another address
     /// first (it stays when the virtual one moves), else ADDRESS if assigned, else 0.0.0.0.
     /// `None` when `target` is not on any subnet of the interface (or ADDRESS's subnet).
@@ -287,6 +298,13 @@ impl Live {
         };
         let mut out = Vec::new();
         for t in list {
+            // The kernel answers an echo to its own address through loopback, even from a
+            // socket bound to INTERFACE: such a target would pass with the network down.
+            if let Some(on) = self.owner(s, t) {
+                return Err(Failure::usage(format!(
+                    "TARGETS {t} is this node's own address (on {on}): it answers locally and proves nothing about the network; give off-host addresses such as the gateway; nothing changed"
+                )));
+            }
             let arp_from = self.arp_sender(s, t);
             if mode == ProbeMode::Arp && arp_from.is_none() {
                 return Err(Failure::usage(format!(
