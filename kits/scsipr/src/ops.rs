@@ -214,6 +214,23 @@ fn count(keys: &[u64], key: u64) -> usize {
     keys.iter().filter(|k| **k == key).count()
 }
 
+/// RELEASE of the reservation of type `code` that `key` holds, through every path: the holding
+/// nexus releases it, the others answer GOOD (registered) or RESERVATION CONFLICT. A type code
+/// outside the six defined ones cannot be named in a RELEASE: nothing is sent then.
+fn release_all(lu: &mut Lu, key: u64, code: u8, deadline: Instant) {
+    let Some(t) = PrType::from_code(code) else {
+        return;
+    };
+    let name = dev(lu);
+    for p in &mut lu.paths {
+        match p.release(key, t, deadline) {
+            Ok(()) => {}
+            Err(e) if e.is_conflict() => {}
+            Err(e) => warn!("{name}: path {}: {e}", p.info.name),
+        }
+    }
+}
+
 /// Reads keys and reservation; returns (reservation, how often our key is registered, keys).
 fn read_state(
     lu: &mut Lu,
@@ -280,10 +297,7 @@ pub fn restore_lu(lu: &mut Lu, key: u64, t: PrType, deadline: Instant) -> Result
             Some(r) => {
                 let ours_held = holds(&r, key, ours > 0);
                 if ours_held && r.type_code != t.code() {
-                    let old = PrType::from_code(r.type_code).unwrap_or(t);
-                    for p in &mut lu.paths {
-                        let _ = p.release(key, old, deadline);
-                    }
+                    release_all(lu, key, r.type_code, deadline);
                     continue;
                 }
                 // Under an all-registrants type every registrant holds: fencing the others
@@ -376,18 +390,12 @@ pub fn remove_lu(lu: &mut Lu, key: u64, t: PrType, deadline: Instant) -> Result<
     if ours == 0 {
         return Ok(format!("{name}: not registered with {}", fmt_key(key)));
     }
+    // Under an all-registrants type a RELEASE would end the other registrants' hold too.
     if let Some(r) = res
-        && holds(&r, key, true)
-        && let Some(t) = r.pr_type()
-        && !t.all_registrants()
+        && r.key == key
+        && !r.pr_type().is_some_and(|t| t.all_registrants())
     {
-        for p in &mut lu.paths {
-            match p.release(key, t, deadline) {
-                Ok(()) => {}
-                Err(e) if e.is_conflict() => {}
-                Err(e) => warn!("{name}: path {}: {e}", p.info.name),
-            }
-        }
+        release_all(lu, key, r.type_code, deadline);
     }
     for p in &mut lu.paths {
         if let Err(e) = p.register_ignore(0, deadline) {
@@ -470,11 +478,7 @@ pub fn check_lu(
             )));
         }
         Held::WrongType(c) if repair => {
-            if let Some(old) = PrType::from_code(c) {
-                for p in &mut lu.paths {
-                    let _ = p.release(key, old, deadline);
-                }
-            }
+            release_all(lu, key, c, deadline);
             lu.any_path(|p| p.reserve(key, t, deadline))
                 .map_err(|e| failure(&e))?;
             judge_ours(lu, key, t, deadline)?;
