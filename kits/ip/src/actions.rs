@@ -108,9 +108,16 @@ fn no_answer_detail(s: &Settings, targets: &[Target], results: &[ProbeOutcome]) 
     d
 }
 
-/// One check round: link (unless IP_NOLINKCHECK), then any target answering.
-fn round(s: &Settings, live: &mut Live, targets: &[Target], deadline: Deadline) -> Round<Problem> {
-    if let Err(e) = live.refresh(s, deadline) {
+/// One check round: link (unless IP_NOLINKCHECK), then any target answering. `refresh`
+/// re-reads the interface first; the first round uses the state its caller just read.
+fn round(
+    s: &Settings,
+    live: &mut Live,
+    targets: &[Target],
+    deadline: Deadline,
+    refresh: bool,
+) -> Round<Problem> {
+    if refresh && let Err(e) = live.refresh(s, deadline) {
         return Round::Fail(Problem::LinkDown(format!("cannot read its state: {e}")));
     }
     if !s.no_link_check
@@ -119,30 +126,40 @@ fn round(s: &Settings, live: &mut Live, targets: &[Target], deadline: Deadline) 
         return Round::Fail(Problem::LinkDown(why));
     }
     match probe::probe(&plan(s, live, true), targets, deadline) {
-        Ok(results) if results.iter().any(|r| r.answer.is_some()) => {
-            if let Some((r, a)) = results.iter().find_map(|r| r.answer.map(|a| (r, a))) {
+        Ok(results) => match results.iter().find_map(|r| r.answer.map(|a| (r, a))) {
+            Some((r, a)) => {
                 log::debug!("{} answered by {} in {:?}", r.addr, a.method.name(), a.rtt);
+                Round::Pass
             }
-            Round::Pass
-        }
-        Ok(results) => Round::Fail(Problem::NoAnswer(no_answer_detail(s, targets, &results))),
+            None => Round::Fail(Problem::NoAnswer(no_answer_detail(s, targets, &results))),
+        },
         Err(e) => Round::Fail(Problem::NoAnswer(format!("probing failed: {e}"))),
     }
 }
 
-/// Link and reachability, judged after GRACE.
+/// Link and reachability, judged after GRACE. `live` must be fresh (its callers have just
+/// read it): only the rounds after the first read the interface again.
 fn check_reachability(
     s: &Settings,
     live: &mut Live,
     targets: &[Target],
     deadline: Deadline,
 ) -> Result<String, Failure> {
+    let mut first = true;
     let verdict = grace::evaluate(
         &SystemClock,
         s.grace,
         deadline.instant(),
         s.ping_time,
-        |d| round(s, live, targets, Deadline::at(d)),
+        |d| {
+            round(
+                s,
+                live,
+                targets,
+                Deadline::at(d),
+                !std::mem::take(&mut first),
+            )
+        },
     );
     match verdict {
         Verdict::Healthy { failed_rounds: 0 } => Ok(format!(
