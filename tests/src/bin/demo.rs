@@ -1,27 +1,29 @@
 //! End-to-end failover demonstration: boots the test guest (two cluster nodes sharing a SCSI
 //! disk and an NFS export) and narrates a failover from node A to node B with the project's
-//! kits where they are usable (the guest scenario `tests/guest/scenarios/demo.sh` says which
-//! tool each step used). Exit status 0 when the story holds, 1 when it does not, 2 when the
-//! test bed could not be started.
+//! kits `lkh-scsipr` and `lkh-nas` (the guest scenario is `tests/guest/scenarios/demo.sh`).
+//! Exit status 0 when the story holds, 1 when it does not, 2 when the test bed could not be
+//! started.
 //!
-//! `cargo run --release -p tests --bin demo`; `LKH_DEMO_TOOL=sg_persist|lkh-scsipr` and
-//! `LKH_DEMO_NAS=mount|lkh-nas` force the tools.
+//! `cargo run --release -p tests --bin demo`
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use tests::vm::{NfsServer, Vm};
+use tests::vm::{self, NfsServer, Vm};
 
 /// Every check the story needs.
 const STORY: &[&str] = &[
     "a-restore-disk",
     "a-holds-reservation",
     "a-restore-nfs",
+    "a-nfs-mounted",
     "a-writes-disk",
     "a-writes-nfs",
     "b-restore-disk",
     "b-holds-reservation",
+    "a-key-preempted",
     "b-restore-nfs",
+    "b-nfs-mounted",
     "a-quickcheck-fenced",
     "a-write-refused",
     "a-dd-write-fails",
@@ -51,9 +53,9 @@ fn main() -> ExitCode {
     let t0 = Instant::now();
     println!("lkhelpers failover demo");
     println!(
-        "Preparing the test bed: QEMU, a Debian kernel, the project's static binaries, an NFS"
+        "Preparing the test bed: QEMU, a Debian kernel, an NFS server and the project's static"
     );
-    println!("server (the first run downloads and builds them; cached under target/vm-cache)...");
+    println!("binaries (the first run downloads and builds them; cached under target/vm-cache)...");
     let nfs = match NfsServer::start() {
         Ok(n) => n,
         Err(e) => {
@@ -61,18 +63,16 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let mut vm = Vm::new("demo")
+    if let Err(e) = vm::project_bins() {
+        eprintln!("demo: cannot build the project's binaries: {e}");
+        return ExitCode::from(2);
+    }
+    let vm = Vm::new("demo")
         .project_bins()
         .nfs(&nfs)
         .script_file("guest/scenarios/demo.sh")
         .timeout(Duration::from_secs(240))
         .on_line(Box::new(narrate));
-    if let Ok(t) = std::env::var("LKH_DEMO_TOOL") {
-        vm = vm.append(&format!("lkh.demo_tool={t}"));
-    }
-    if let Ok(t) = std::env::var("LKH_DEMO_NAS") {
-        vm = vm.append(&format!("lkh.demo_nas={t}"));
-    }
     println!("Booting the guest...\n");
     let out = match vm.run() {
         Ok(o) => o,
@@ -89,8 +89,9 @@ fn main() -> ExitCode {
     }
     println!();
     println!(
-        "(guest booted in {:.1} s, scenario ran {:.1} s, demo took {:.1} s; console log: {})",
-        out.boot_time.map_or(0.0, |b| b.as_secs_f64()),
+        "(guest booted in {}, ran {:.1} s from start to power-off; demo took {:.1} s; console log: {})",
+        out.boot_time
+            .map_or("?".into(), |b| format!("{:.1} s", b.as_secs_f64())),
         out.duration.as_secs_f64(),
         t0.elapsed().as_secs_f64(),
         out.console_log.display()
