@@ -281,8 +281,13 @@ fn check_unique(s: &Settings, live: &Live, deadline: Deadline) -> Result<(), Fai
     }
 }
 
-/// Wait for IPv6 DAD to finish; on failure delete the address again.
-fn await_dad6(s: &Settings, live: &mut Live, deadline: Deadline) -> Result<(), Failure> {
+/// Wait for IPv6 DAD to finish; on failure delete the address again (and the marker with it).
+fn await_dad6(
+    s: &Settings,
+    marker: &Marker,
+    live: &mut Live,
+    deadline: Deadline,
+) -> Result<(), Failure> {
     let until = deadline.min_after(DAD6_WAIT);
     loop {
         live.refresh(s, deadline)
@@ -290,9 +295,15 @@ fn await_dad6(s: &Settings, live: &mut Live, deadline: Deadline) -> Result<(), F
         match live.ours(s) {
             Some(a) if a.dad_failed() => {
                 let cidr = a.cidr;
-                let _ = live.nl.del_address(live.link.index, &cidr, deadline);
+                let undone = match live.nl.del_address(live.link.index, &cidr, deadline) {
+                    Ok(_) => {
+                        marker.clear();
+                        "deleted it again".to_string()
+                    }
+                    Err(e) => format!("could not delete it again ({e}): run remove"),
+                };
                 return Err(Failure::failed(format!(
-                    "{} is already in use on the network (IPv6 duplicate address detection failed on {}): refusing it and deleted it again; find the other host and free the address",
+                    "{} is already in use on the network (IPv6 duplicate address detection failed on {}): refusing it and {undone}; find the other host and free the address",
                     s.address, s.interface
                 )));
             }
@@ -408,7 +419,7 @@ fn bring_up(
     }
     marker.set(s);
     if s.is_v6() && !nodad {
-        await_dad6(s, live, deadline)?;
+        await_dad6(s, marker, live, deadline)?;
     }
     let a = announce(s, live, deadline, azure());
     live.refresh(s, deadline)
