@@ -85,7 +85,8 @@ fn build(target: &str, crt_static: bool, pkgs: &[&str]) -> Result<(), VmError> {
 }
 
 fn build_all() -> Result<Vec<Bin>, VmError> {
-    let _lock = lock_cache(Duration::from_secs(1800))?;
+    // one build (and one `rustup target add`) at a time across test processes
+    let _lock = lock_cache(".bins.lock", Duration::from_secs(1800))?;
     let (target, crt_static) = pick_target();
     let dir = workspace_target()
         .join("vm-bins")

@@ -17,7 +17,9 @@
 //!
 //! Several test processes may prepare parts at once: one `flock` on `vm-cache/.lock` (taken
 //! with a deadline) serialises the work, and every entry is built in a temporary directory and
-//! renamed into place.
+//! renamed into place. The project binaries have a lock of their own (`.bins.lock`, see
+//! [`super::bins`]), so a process that finds the parts ready does not wait for another one's
+//! cargo build.
 
 use std::collections::BTreeSet;
 use std::fs::{self, File};
@@ -139,11 +141,11 @@ pub fn parts() -> Result<&'static Parts, VmError> {
 /// Holds the cache lock until dropped.
 pub(crate) struct CacheLock(#[allow(dead_code)] Flock<File>);
 
-/// Takes the exclusive cache lock, waiting at most `timeout`.
-pub(crate) fn lock_cache(timeout: Duration) -> Result<CacheLock, VmError> {
+/// Takes the exclusive lock `vm-cache/<name>`, waiting at most `timeout`.
+pub(crate) fn lock_cache(name: &str, timeout: Duration) -> Result<CacheLock, VmError> {
     let dir = cache_dir();
     fs::create_dir_all(&dir).map_err(|e| setup(format!("cannot create {}: {e}", dir.display())))?;
-    let path = dir.join(".lock");
+    let path = dir.join(name);
     let deadline = Instant::now() + timeout;
     let mut f =
         File::create(&path).map_err(|e| setup(format!("cannot open {}: {e}", path.display())))?;
@@ -156,7 +158,7 @@ pub(crate) fn lock_cache(timeout: Duration) -> Result<CacheLock, VmError> {
             }
             Err((_, e)) => {
                 return Err(setup(format!(
-                    "cannot lock {} (another test process preparing VM parts?): {e}",
+                    "cannot lock {} (another test process holding it too long?): {e}",
                     path.display()
                 )));
             }
@@ -169,7 +171,7 @@ fn setup(msg: String) -> VmError {
 }
 
 fn prepare() -> Result<Parts, VmError> {
-    let _lock = lock_cache(Duration::from_secs(1800))?;
+    let _lock = lock_cache(".lock", Duration::from_secs(1800))?;
     let cache = cache_dir();
     ensure_host_packages()?;
     let kdir = ensure_kernel(&cache)?;
