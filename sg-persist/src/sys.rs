@@ -118,18 +118,6 @@ struct Prepared {
     sense: [u8; SENSE_LEN],
 }
 
-fn check(cdb: &[u8], data: &DataDir<'_>) -> Result<(), SysError> {
-    let len = match data {
-        DataDir::None => 0,
-        DataDir::FromDevice(b) => b.len(),
-        DataDir::ToDevice(b) => b.len(),
-    };
-    if cdb.len() < 6 || cdb.len() > MAX_CDB_LEN || len > MAX_DATA_LEN {
-        return Err(SysError::BadRequest);
-    }
-    Ok(())
-}
-
 fn timeout_ms(timeout: Duration) -> u32 {
     // Zero would mean "use the driver default" (60 s), the opposite of what a caller asking
     // for a short timeout wants.
@@ -138,16 +126,20 @@ fn timeout_ms(timeout: Duration) -> u32 {
         .max(1)
 }
 
-/// Builds the header. Pointers in it borrow `cdb`, `data` and the returned sense buffer, so
-/// the header must not outlive those borrows; the callers below keep all of them on their
-/// stack frame for the whole system call.
-fn prepare(cdb: &[u8], data: &mut DataDir<'_>, timeout: Duration) -> Prepared {
+/// Checks the request (CDB and buffer sizes; [`SysError::BadRequest`] otherwise) and builds
+/// the header. Pointers in it borrow `cdb`, `data` and the returned sense buffer, so the header
+/// must not outlive those borrows; the callers below keep all of them on their stack frame for
+/// the whole system call.
+fn prepare(cdb: &[u8], data: &mut DataDir<'_>, timeout: Duration) -> Result<Prepared, SysError> {
     let (dir, ptr, len): (i32, *mut c_void, usize) = match data {
         DataDir::None => (SG_DXFER_NONE, std::ptr::null_mut(), 0),
         DataDir::FromDevice(b) => (SG_DXFER_FROM_DEV, b.as_mut_ptr().cast(), b.len()),
         DataDir::ToDevice(b) => (SG_DXFER_TO_DEV, b.as_ptr().cast_mut().cast(), b.len()),
     };
-    Prepared {
+    if cdb.len() < 6 || cdb.len() > MAX_CDB_LEN || len > MAX_DATA_LEN {
+        return Err(SysError::BadRequest);
+    }
+    Ok(Prepared {
         hdr: SgIoHdr {
             interface_id: i32::from(b'S'),
             dxfer_direction: dir,
@@ -173,7 +165,7 @@ fn prepare(cdb: &[u8], data: &mut DataDir<'_>, timeout: Duration) -> Prepared {
             info: 0,
         },
         sense: [0; SENSE_LEN],
-    }
+    })
 }
 
 fn completion(hdr: &SgIoHdr, sense: &[u8; SENSE_LEN]) -> Completion {
@@ -199,8 +191,7 @@ pub fn sg_io(
     mut data: DataDir<'_>,
     timeout: Duration,
 ) -> Result<Completion, SysError> {
-    check(cdb, &data)?;
-    let mut p = prepare(cdb, &mut data, timeout);
+    let mut p = prepare(cdb, &mut data, timeout)?;
     p.hdr.sbp = p.sense.as_mut_ptr();
     // SAFETY: `hdr` is a correctly laid out sg_io_hdr (size asserted above); every pointer in
     // it (cdb, data buffer of `dxfer_len` bytes, sense buffer of `mx_sb_len` bytes) points into
@@ -240,11 +231,10 @@ impl SgChannel {
         timeout: Duration,
         deadline: Instant,
     ) -> Result<Completion, SysError> {
-        check(cdb, &data)?;
         let Some(fd) = self.fd.as_ref() else {
             return Err(SysError::Closed);
         };
-        let mut p = prepare(cdb, &mut data, timeout);
+        let mut p = prepare(cdb, &mut data, timeout)?;
         p.hdr.sbp = p.sense.as_mut_ptr();
         let raw = fd.as_raw_fd();
         let size = size_of::<SgIoHdr>();
