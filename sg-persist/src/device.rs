@@ -252,26 +252,6 @@ impl ScsiPath {
         })
     }
 
-    /// Opens a single block device node directly (a SCSI disk given by path, no sysfs).
-    pub fn open_dev(dev: &Path, opts: Options) -> Result<ScsiPath, Error> {
-        let name = dev
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        ScsiPath::open(
-            PathInfo {
-                name,
-                dev: dev.to_path_buf(),
-                sg: None,
-                hctl: None,
-            },
-            Options {
-                prefer_sg: false,
-                ..opts
-            },
-        )
-    }
-
     fn run(
         &mut self,
         cmd: &'static str,
