@@ -350,7 +350,7 @@ pub fn restore_lu(lu: &mut Lu, key: u64, t: PrType, deadline: Instant) -> Result
         }
         Held::WrongType(c) => {
             return Err(Failure::failed(format!(
-                "{name}: held with type {} instead of {t}",
+                "{name}: held with type {} instead of {t} after 3 attempts: check that TYPE is the same on every node, then run restore again",
                 PrType::code_name(c)
             )));
         }
@@ -358,7 +358,7 @@ pub fn restore_lu(lu: &mut Lu, key: u64, t: PrType, deadline: Instant) -> Result
     let ours = count(&read_keys(lu, deadline)?, key);
     if ours < registered {
         return Err(Failure::failed(format!(
-            "{name}: only {ours} of {registered} paths show key {} after registering",
+            "{name}: only {ours} of {registered} paths show key {} after registering (a path dropped its registration, or another node preempted this one): see `lkh-scsipr status DEVICE`, then run restore again",
             fmt_key(key)
         )));
     }
@@ -433,7 +433,7 @@ pub fn remove_lu(lu: &mut Lu, key: u64, t: PrType, deadline: Instant) -> Result<
         && r.key == key
     {
         return Err(Failure::failed(format!(
-            "{name}: still reserved by {} after release",
+            "{name}: still reserved by {} after release: run remove again; `lkh-scsipr status DEVICE` shows which path holds it",
             fmt_key(key)
         )));
     }
@@ -538,7 +538,7 @@ fn judge_ours(lu: &mut Lu, key: u64, t: PrType, deadline: Instant) -> Result<(),
     match judge(lu, key, t, deadline)? {
         Held::Ours => Ok(()),
         _ => Err(Failure::failed(format!(
-            "{}: the reservation could not be taken back",
+            "{}: the reservation could not be taken back: `lkh-scsipr status DEVICE` shows who holds it and with which type",
             dev(lu)
         ))),
     }
