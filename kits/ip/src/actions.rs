@@ -9,7 +9,6 @@ use ip_monitor::probe::{self, Outcome as ProbeOutcome, Plan, Target};
 use ip_monitor::{Deadline, arp, fmt_mac, ndp};
 use lkh_common::{Action, Failure, HookCtx, Outcome};
 
-use crate::platform;
 use crate::settings::{Live, Marker, Settings, nl_err};
 
 /// Time between gratuitous ARPs / neighbour advertisements.
@@ -381,9 +380,10 @@ fn bring_up(
     live: &mut Live,
     deadline: Deadline,
 ) -> Result<String, Failure> {
-    // Platform detection may probe the network for up to a second: run it alongside the
-    // duplicate check instead of after it.
-    let detector = (s.garp_count > 0).then(|| std::thread::spawn(platform::on_azure));
+    // On Azure gratuitous ARP moves nothing (an internal load balancer must follow the active
+    // node); only lkh-platform's confident Azure verdict counts. Its detection may probe the
+    // network for up to a second: run it alongside the duplicate check instead of after it.
+    let detector = (s.garp_count > 0).then(|| std::thread::spawn(lkh_platform::is_azure));
     let azure = move || detector.and_then(|h| h.join().ok()).flatten();
     if !s.no_link_check
         && let Some(why) = link_problem(live)

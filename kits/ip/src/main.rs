@@ -11,7 +11,6 @@
 
 mod actions;
 mod diag;
-mod platform;
 mod settings;
 
 use std::process::ExitCode;
