@@ -165,10 +165,11 @@ pub enum IoOutcome {
     },
 }
 
-/// Start time (clock ticks after boot) of a live, non-zombie process.
-fn start_time(pid: i32) -> Option<u64> {
+/// Start time (clock ticks after boot) of a live, non-zombie process: with the
+/// pid, it names one process even after the pid is reused.
+pub(crate) fn start_time(pid: i32) -> Option<u64> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &s[s.rfind(')')? + 2..];
+    let rest = s.get(s.rfind(')')? + 2..)?;
     let f: Vec<&str> = rest.split(' ').collect();
     if f.first() == Some(&"Z") || f.first() == Some(&"X") {
         return None;

@@ -21,10 +21,15 @@ use nix::errno::Errno;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
+use crate::child::start_time;
+
 /// A process holding the mount, and how.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
     pub pid: i32,
+    /// Start time in clock ticks after boot: only this process is signalled,
+    /// never another that got the pid after it ended.
+    pub start: u64,
     pub comm: String,
     /// e.g. `cwd`, `fd 3`, `maps`.
     pub how: Vec<String>,
@@ -92,11 +97,19 @@ pub fn find(mount_point: &str, dev: Option<(u32, u32)>) -> Vec<User> {
         {
             how.push(format!("blocked in a system call on {p}"));
         }
-        if !how.is_empty() {
+        // a zombie or a process gone meanwhile holds nothing any more
+        if !how.is_empty()
+            && let Some(start) = start_time(pid)
+        {
             let comm = fs::read_to_string(base.join("comm"))
                 .map(|s| s.trim().to_string())
                 .unwrap_or_default();
-            users.push(User { pid, comm, how });
+            users.push(User {
+                pid,
+                start,
+                comm,
+                how,
+            });
         }
     }
     users
@@ -185,7 +198,12 @@ fn blocked_path(base: &Path) -> Option<String> {
     let f: Vec<&str> = text.split_whitespace().collect();
     let nr: i64 = f.first()?.parse().ok()?;
     let (pi, di) = path_syscall(nr)?;
-    let args: Vec<u64> = f.get(1..7)?.iter().filter_map(|a| hex(a)).collect();
+    // all six or none: a skipped field would shift the argument indexes
+    let args = f
+        .get(1..7)?
+        .iter()
+        .map(|a| hex(a))
+        .collect::<Option<Vec<u64>>>()?;
     let path = read_c_string(base, *args.get(pi)?)?;
     if path.starts_with('/') {
         return Some(path);
@@ -200,20 +218,33 @@ fn blocked_path(base: &Path) -> Option<String> {
     Some(format!("{}/{path}", dir.trim_end_matches('/')))
 }
 
-fn alive(pid: i32) -> bool {
-    // a zombie no longer holds files; treat it as gone
-    match fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(s) => s
-            .rfind(')')
-            .and_then(|i| s.get(i + 2..i + 3))
-            .is_some_and(|st| st != "Z" && st != "X"),
-        Err(_) => false,
+impl User {
+    /// Still this process, alive and not a zombie (a zombie holds no files).
+    fn alive(&self) -> bool {
+        start_time(self.pid) == Some(self.start)
+    }
+
+    fn signal(&self, sig: Signal) {
+        if !self.alive() {
+            return;
+        }
+        log::debug!(
+            "sending {sig} to {} ({}) using {:?}",
+            self.pid,
+            self.comm,
+            self.how
+        );
+        if let Err(e) = kill(Pid::from_raw(self.pid), sig)
+            && e != Errno::ESRCH
+        {
+            log::debug!("{sig} {}: {e}", self.pid);
+        }
     }
 }
 
-fn wait_gone(pids: &[i32], until: Instant) -> Vec<i32> {
+fn wait_gone<'a>(users: &[&'a User], until: Instant) -> Vec<&'a User> {
     loop {
-        let left: Vec<i32> = pids.iter().copied().filter(|p| alive(*p)).collect();
+        let left: Vec<&User> = users.iter().copied().filter(|u| u.alive()).collect();
         if left.is_empty() || Instant::now() >= until {
             return left;
         }
@@ -224,29 +255,18 @@ fn wait_gone(pids: &[i32], until: Instant) -> Vec<i32> {
 /// SIGTERM the users, wait up to `grace`, SIGKILL the rest, wait until
 /// `deadline`. Returns the pids still alive at the end.
 pub fn terminate(users: &[User], grace: Duration, deadline: Instant) -> Vec<i32> {
-    let pids: Vec<i32> = users.iter().map(|u| u.pid).collect();
     for u in users {
-        log::debug!(
-            "sending SIGTERM to {} ({}) using {:?}",
-            u.pid,
-            u.comm,
-            u.how
-        );
-        if let Err(e) = kill(Pid::from_raw(u.pid), Signal::SIGTERM)
-            && e != Errno::ESRCH
-        {
-            log::debug!("SIGTERM {}: {e}", u.pid);
-        }
+        u.signal(Signal::SIGTERM);
     }
-    let left = wait_gone(&pids, (Instant::now() + grace).min(deadline));
+    let all: Vec<&User> = users.iter().collect();
+    let left = wait_gone(&all, (Instant::now() + grace).min(deadline));
     if left.is_empty() {
-        return left;
+        return Vec::new();
     }
-    for p in &left {
-        log::debug!("sending SIGKILL to {p}");
-        let _ = kill(Pid::from_raw(*p), Signal::SIGKILL);
+    for u in &left {
+        u.signal(Signal::SIGKILL);
     }
-    wait_gone(&left, deadline)
+    wait_gone(&left, deadline).iter().map(|u| u.pid).collect()
 }
 
 #[cfg(test)]
@@ -308,6 +328,32 @@ mod tests {
         let _ = child.wait();
         fs::remove_dir_all(&dir).unwrap();
         assert!(found, "the child blocked in open() was not found");
+    }
+
+    #[test]
+    fn a_reused_pid_is_not_signalled() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let pid = child.id() as i32;
+        let start = start_time(pid).unwrap();
+        // the same pid with another start time: a different process
+        let other = User {
+            pid,
+            start: start + 1,
+            comm: "sleep".into(),
+            how: vec!["cwd".into()],
+        };
+        let left = terminate(
+            &[other],
+            Duration::from_millis(50),
+            Instant::now() + Duration::from_millis(200),
+        );
+        assert!(left.is_empty());
+        assert_eq!(start_time(pid), Some(start), "the process was signalled");
+        let _ = child.kill();
+        let _ = child.wait();
     }
 
     #[test]
