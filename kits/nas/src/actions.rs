@@ -11,7 +11,7 @@
 //! The probe runs on a thread while the IO check child runs, so the whole
 //! check takes about as long as the slower of the two, never past TIMEOUT.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use lkh_common::{Action, Failure, HookCtx, Outcome};
 use nas::ops::{self, Method, State};
@@ -30,7 +30,7 @@ pub fn hook(ctx: &HookCtx) -> Outcome {
     }
 }
 
-fn mounts() -> Result<Vec<mountinfo::MountEntry>, Failure> {
+pub fn mounts() -> Result<Vec<mountinfo::MountEntry>, Failure> {
     mountinfo::read_self()
         .map_err(|e| Failure::failed(format!("cannot read /proc/self/mountinfo: {e}")))
 }
@@ -55,8 +55,8 @@ pub fn probe_failure(s: &Settings, p: &Probe) -> Option<String> {
 }
 
 /// One line for a bad IO check outcome.
-pub fn io_failure(s: &Settings, o: &IoOutcome, budget: Duration) -> Option<String> {
-    let mp = &s.cfg.mount_point;
+pub fn io_failure(s: &Settings, o: &IoOutcome) -> Option<String> {
+    let (mp, budget) = (&s.cfg.mount_point, s.check_budget);
     Some(match o {
         IoOutcome::Ok(_) => return None,
         IoOutcome::Failed(e) => format!(
@@ -112,26 +112,23 @@ pub fn probe_and_io(s: &Settings, with_io: bool) -> (Probe, Option<IoOutcome>) {
         })
     });
     let p = match worker {
-        Ok(h) => h.join().unwrap_or_else(|_| Probe {
-            steps: vec![],
-            error: Some(internal_probe_error("probe thread panicked")),
-        }),
-        Err(e) => Probe {
-            steps: vec![],
-            error: Some(internal_probe_error(&format!(
-                "cannot start probe thread: {e}"
-            ))),
-        },
+        Ok(h) => h
+            .join()
+            .unwrap_or_else(|_| internal_probe_failure("probe thread panicked".into())),
+        Err(e) => internal_probe_failure(format!("cannot start probe thread: {e}")),
     };
     (p, io)
 }
 
-fn internal_probe_error(msg: &str) -> probe::ProbeError {
-    probe::ProbeError {
-        step: "probe".into(),
-        kind: FailKind::Other,
-        detail: msg.into(),
-        elapsed: Duration::ZERO,
+fn internal_probe_failure(detail: String) -> Probe {
+    Probe {
+        steps: vec![],
+        error: Some(probe::ProbeError {
+            step: "probe".into(),
+            kind: FailKind::Other,
+            detail,
+            elapsed: Duration::ZERO,
+        }),
     }
 }
 
@@ -154,18 +151,14 @@ fn not_mounted(s: &Settings, state: &State) -> Option<String> {
 }
 
 fn quick_check(s: &Settings) -> Outcome {
-    let t0 = Instant::now();
     let state = ops::state(&s.cfg, &mounts()?);
     let mounted_ours = matches!(state, State::Ours { .. });
     // No IO check on something that is not our mount: it could be a dead one.
     let (p, io) = probe_and_io(s, mounted_ours);
-    let budget = s.check_deadline.saturating_duration_since(t0);
     let mut problems = Vec::new();
     problems.extend(not_mounted(s, &state));
     problems.extend(probe_failure(s, &p));
-    if let Some(o) = &io {
-        problems.extend(io_failure(s, o, budget));
-    }
+    problems.extend(io.as_ref().and_then(|o| io_failure(s, o)));
     if problems.is_empty() {
         let io_ms = match io {
             Some(IoOutcome::Ok(d)) => format!(", {} {} us", s.io_check, d.as_micros()),
@@ -301,9 +294,6 @@ fn remove(s: &Settings) -> Outcome {
 /// Forget a stuck IO-check child once the mount is gone (its process, if
 /// still alive, is no longer a sign of anything we manage).
 fn clear_marker(s: &Settings) {
-    if nas::child::stuck_child(&s.marker()).is_none() {
-        return;
-    }
     let _ = std::fs::remove_file(s.marker());
 }
 
@@ -342,7 +332,7 @@ fn recover(s: &Settings) -> Outcome {
     }
     let mut done = Vec::new();
     if let Some(o) = &io
-        && let Some(msg) = io_failure(s, o, Duration::ZERO)
+        && let Some(msg) = io_failure(s, o)
     {
         log::warn!("{msg}");
     }

@@ -66,17 +66,25 @@ fn steps_text(p: &Probe) -> String {
     out
 }
 
+/// A mount's per-superblock options as the kernel shows them (`vers=3,hard,...`).
+fn options_text(e: &mountinfo::MountEntry) -> String {
+    e.super_options
+        .iter()
+        .map(|o| match &o.value {
+            Some(v) => format!("{}={v}", o.key),
+            None => o.key.clone(),
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 fn status(spec: &'static KitSpec, args: &[String]) -> Outcome {
     let a = lkh_common::parse_hook_args(spec.keys, args, &["--json"])?;
     let ctx = lkh_common::context(spec, Action::QuickCheck, &a)?;
     let s = settings::load(&ctx, false)?;
-    let entries = mountinfo::read_self()
-        .map_err(|e| Failure::failed(format!("cannot read /proc/self/mountinfo: {e}")))?;
-    let state = ops::state(&s.cfg, &entries);
+    let state = ops::state(&s.cfg, &actions::mounts()?);
     let ours = matches!(state, State::Ours { .. });
-    let t0 = Instant::now();
     let (p, io) = actions::probe_and_io(&s, ours);
-    let budget = s.check_deadline.saturating_duration_since(t0);
     let (mount_word, entry, mismatches) = match &state {
         State::NotMounted => ("not mounted", None, vec![]),
         State::Other(e) => ("something else mounted", Some(e.clone()), vec![]),
@@ -90,7 +98,7 @@ fn status(spec: &'static KitSpec, args: &[String]) -> Outcome {
         ),
     };
     let server_problem = actions::probe_failure(&s, &p);
-    let io_problem = io.as_ref().and_then(|o| actions::io_failure(&s, o, budget));
+    let io_problem = io.as_ref().and_then(|o| actions::io_failure(&s, o));
     let healthy = mount_word == "mounted" && server_problem.is_none() && io_problem.is_none();
     let io_word = match &io {
         None => "not run".to_string(),
@@ -109,17 +117,7 @@ fn status(spec: &'static KitSpec, args: &[String]) -> Outcome {
             m.push("mounted_source", e.source.as_str());
             m.push("fstype", e.fstype.as_str());
             m.push("device", format!("{}:{}", e.major, e.minor));
-            m.push(
-                "options",
-                e.super_options
-                    .iter()
-                    .map(|o| match &o.value {
-                        Some(v) => format!("{}={v}", o.key),
-                        None => o.key.clone(),
-                    })
-                    .collect::<Vec<_>>()
-                    .join(","),
-            );
+            m.push("options", options_text(e));
         }
         m.push(
             "mismatches",
@@ -149,14 +147,7 @@ fn status(spec: &'static KitSpec, args: &[String]) -> Outcome {
                 e.fstype,
                 e.major,
                 e.minor,
-                e.super_options
-                    .iter()
-                    .map(|o| match &o.value {
-                        Some(v) => format!("{}={v}", o.key),
-                        None => o.key.clone(),
-                    })
-                    .collect::<Vec<_>>()
-                    .join(",")
+                options_text(e)
             ),
             None => println!("  mount: {mount_word}"),
         }

@@ -31,6 +31,8 @@ pub struct Settings {
     pub deadline: Instant,
     /// End of the probe and IO check (LKNFSTIMEOUT, capped by `deadline`).
     pub check_deadline: Instant,
+    /// The time the probe and IO check were given (`check_deadline` from now, at load).
+    pub check_budget: Duration,
     pub tag: String,
 }
 
@@ -144,6 +146,7 @@ pub fn load(ctx: &HookCtx, at_restore: bool) -> Result<Settings, Failure> {
         halt_on_failure: ctx.config.get("ON_FAILURE") == Some("halt"),
         deadline,
         check_deadline,
+        check_budget: check_deadline.saturating_duration_since(Instant::now()),
         tag: ctx.tag.as_str().to_string(),
     })
 }
