@@ -1,5 +1,5 @@
-//! Blocking TCP connections with one overall deadline, plugged into
-//! `nfs3_client` as its `Connector`.
+//! Blocking TCP connections with one overall deadline, used by `nfs3_client`'s
+//! clients as their transport ([`Conn`]).
 //!
 //! `nfs3_client` has no timeouts of its own and its default `read_exact`
 //! spins on EOF; here every connect, read and write gets "time left until the
@@ -199,30 +199,6 @@ impl nfs3_client::io::AsyncWrite for Conn {
             }
         }
         Ok(())
-    }
-}
-
-/// `nfs3_client::net::Connector` over [`Conn`].
-#[derive(Debug, Clone, Copy)]
-pub struct DeadlineConnector {
-    pub deadline: Instant,
-}
-
-impl nfs3_client::net::Connector for DeadlineConnector {
-    type Connection = Conn;
-
-    async fn connect(&self, addr: SocketAddr) -> io::Result<Conn> {
-        Ok(Conn::new(
-            connect_tcp(addr, None, self.deadline)?,
-            self.deadline,
-        ))
-    }
-
-    async fn connect_with_port(&self, addr: SocketAddr, local_port: u16) -> io::Result<Conn> {
-        Ok(Conn::new(
-            connect_tcp(addr, Some(local_port), self.deadline)?,
-            self.deadline,
-        ))
     }
 }
 
