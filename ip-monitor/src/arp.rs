@@ -251,9 +251,20 @@ pub fn announce(
     deadline: Deadline,
 ) -> Result<u32, Error> {
     let pkt = Packet::announcement(sock.mac(), addr);
+    send_paced(count, interval, deadline, || sock.send(&pkt, BROADCAST))
+}
+
+/// Call `send` `count` times, `interval` apart, stopping early rather than sleeping past
+/// `deadline`; returns how many were sent. Announcements of IPv4 and IPv6 addresses share it.
+pub(crate) fn send_paced(
+    count: u32,
+    interval: Duration,
+    deadline: Deadline,
+    mut send: impl FnMut() -> Result<(), Error>,
+) -> Result<u32, Error> {
     let mut sent = 0;
     while sent < count {
-        sock.send(&pkt, BROADCAST)?;
+        send()?;
         sent += 1;
         if sent < count {
             if deadline.remaining() < interval {

@@ -62,19 +62,11 @@ pub fn announce(
     sys::bind_inet(fd.as_fd(), IpAddr::V6(addr), ifindex)
         .map_err(|e| Error::io("use the new IPv6 address as source", e))?;
     let msg = encode_unsolicited_na(addr, mac);
-    let mut sent = 0;
-    while sent < count {
+    crate::arp::send_paced(count, interval, deadline, || {
         sys::send_inet(fd.as_fd(), &msg, IpAddr::V6(ALL_NODES), ifindex)
             .map_err(|e| Error::io("send a neighbour advertisement", e))?;
-        sent += 1;
-        if sent < count {
-            if deadline.remaining() < interval {
-                break;
-            }
-            std::thread::sleep(interval);
-        }
-    }
-    Ok(sent)
+        Ok(())
+    })
 }
 
 /// The solicited-node multicast address of `addr` (`ff02::1:ffXX:XXXX`).
