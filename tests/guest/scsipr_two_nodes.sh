@@ -6,7 +6,6 @@
 shared_disk_setup a b || fatal "shared disk setup failed"
 A=$(node_dev a); B=$(node_dev b)
 KEYA() { cat /etc/lkhelpers/node-a/node.key; }
-KEYB() { cat /etc/lkhelpers/node-b/node.key; }
 gen() { sg_persist -n --in --read-keys "$B" 2>/dev/null | awk '/generation/ { print $NF }'; }
 has_key() { pr_keys "$1" >/dev/null; pr_keys "$1" | grep -qi "^$(echo "$2" | sed 's/^0x0*/0x/')\$"; }
 scsipr() { local _node=$1; shift; on_node "$_node" lkh-scsipr "$@"; }
