@@ -427,6 +427,28 @@ fn remove_and_restore_are_idempotent_and_touch_nothing_else() {
 }
 
 #[test]
+fn a_note_from_another_address_does_not_unlock_the_primary() {
+    let Some(kit) = Kit::new("note", &conf_default()) else {
+        return;
+    };
+    assert_eq!(kit.hook("restore").code, 0);
+    // The configuration now names the guest's own address while restore's note (about the
+    // VIP) is still there: remove must not take the node's address away.
+    let t = format!("TARGETS={}\n", HyperVLab::GATEWAY);
+    kit.configure(&format!(
+        "ADDRESS={}/24\nINTERFACE=eth0\n{t}",
+        HyperVLab::GUEST_IP
+    ));
+    for action in ["quickCheck", "remove"] {
+        let r = kit.hook(action);
+        assert_eq!(r.code, 2, "{action}: {r:?}");
+        assert!(r.stderr.contains("primary address"), "{action}: {r:?}");
+    }
+    let own = format!("{}/24", HyperVLab::GUEST_IP);
+    assert!(kit.guest_addrs().contains(&own), "{:?}", kit.guest_addrs());
+}
+
+#[test]
 fn remove_keeps_secondaries_when_the_vip_is_primary_of_its_subnet() {
     // The VIP on a subnet of its own becomes that subnet's primary; deleting a primary
     // drops its secondaries unless promote_secondaries is set. They must survive.

@@ -234,7 +234,7 @@ impl Live {
         }
         if let Some(p) = self.primary(s)
             && p.cidr.addr == s.address.addr
-            && !marker.exists()
+            && !marker.records(s)
         {
             return Err(Failure::usage(format!(
                 "ADDRESS {} is the primary address of {} (this node's own address), not a virtual one: choose an unused address; nothing changed",
@@ -353,7 +353,7 @@ impl Live {
 }
 
 /// The note that restore added ADDRESS (so a later check can tell our address from the
-/// node's own primary address). Kept under `/run/lkhelpers` ($LKHELPERS_RUN_DIR), so it
+/// node's own primary address): `ADDRESS INTERFACE` in one line. Kept under `/run/lkhelpers` ($LKHELPERS_RUN_DIR), so it
 /// vanishes at reboot together with the address.
 #[derive(Debug)]
 pub struct Marker {
@@ -367,8 +367,16 @@ impl Marker {
         }
     }
 
-    pub fn exists(&self) -> bool {
-        self.path.exists()
+    /// Whether the note says restore added ADDRESS on INTERFACE. A note left from another
+    /// ADDRESS (the configuration changed since) does not count, so it cannot make the node's
+    /// own primary address pass for a virtual one.
+    pub fn records(&self, s: &Settings) -> bool {
+        let Ok(text) = std::fs::read_to_string(&self.path) else {
+            return false;
+        };
+        let mut words = text.split_whitespace();
+        let addr = words.next().and_then(|w| w.parse::<Cidr>().ok());
+        addr.is_some_and(|c| c.addr == s.address.addr) && words.next() == Some(&s.interface)
     }
 
     pub fn set(&self, s: &Settings) {
