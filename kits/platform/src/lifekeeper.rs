@@ -159,9 +159,22 @@ pub fn read_recorded(defaults: &Path, lkroot: &Path) -> Result<Recorded, LkError
     })
 }
 
+/// What a finding is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Subject {
+    /// The platform verdict itself (too weak, or a platform SIOS documents nothing for).
+    Verdict,
+    /// `LK_SERV_ENV`, the one setting `fix` may change.
+    ServEnv,
+    /// The SCSI3 recovery kit.
+    Scsi3Kit,
+}
+
 /// One finding of the consistency check.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Finding {
+    /// What it is about.
+    pub subject: Subject,
     /// `true` when this finding makes the node inconsistent.
     pub problem: bool,
     /// What was found.
@@ -208,6 +221,7 @@ pub fn check(rec: &Recorded, verdict: &Verdict) -> Check {
 
     if verdict.confidence == Confidence::Guess {
         findings.push(Finding {
+            subject: Subject::Verdict,
             problem: false,
             what: format!(
                 "the platform verdict ({}) is only a guess, so the record cannot be judged",
@@ -223,6 +237,7 @@ pub fn check(rec: &Recorded, verdict: &Verdict) -> Check {
     }
     if p == Platform::AzureStack {
         findings.push(Finding {
+            subject: Subject::Verdict,
             problem: false,
             what: format!(
                 "this is Azure Stack Hub; SIOS documents no {SERV_ENV_KEY} value or SCSI3 kit support for it (recorded: {})",
@@ -238,6 +253,7 @@ pub fn check(rec: &Recorded, verdict: &Verdict) -> Check {
 
     match (&rec.serv_env, p.is_azure()) {
         (ServEnv::Azure(v), false) => findings.push(Finding {
+            subject: Subject::ServEnv,
             problem: true,
             what: format!(
                 "{at}: {SERV_ENV_KEY}=\"{v}\" records Azure, but this node was detected as {} ({})",
@@ -247,16 +263,19 @@ pub fn check(rec: &Recorded, verdict: &Verdict) -> Check {
             remedy: serv_env_remedy(p),
         }),
         (ServEnv::Azure(v), true) => findings.push(Finding {
+            subject: Subject::ServEnv,
             problem: false,
             what: format!("{at}: {SERV_ENV_KEY}=\"{v}\" records Azure, which matches"),
             remedy: String::new(),
         }),
         (ServEnv::Unset, false) => findings.push(Finding {
+            subject: Subject::ServEnv,
             problem: false,
             what: format!("{file}: {SERV_ENV_KEY} is not set, so no Azure environment is recorded"),
             remedy: String::new(),
         }),
         (ServEnv::Other(v), false) => findings.push(Finding {
+            subject: Subject::ServEnv,
             problem: false,
             what: format!(
                 "{at}: {SERV_ENV_KEY}=\"{v}\" does not mention Azure (SIOS does not publish the list of values; confirm with setup if in doubt)"
@@ -264,6 +283,7 @@ pub fn check(rec: &Recorded, verdict: &Verdict) -> Check {
             remedy: String::new(),
         }),
         (other, true) => findings.push(Finding {
+            subject: Subject::ServEnv,
             problem: true,
             what: format!(
                 "{at}: {SERV_ENV_KEY} is {} but this node runs in Azure",
@@ -275,6 +295,7 @@ pub fn check(rec: &Recorded, verdict: &Verdict) -> Check {
 
     match (&rec.scsi3_kit, p.is_azure()) {
         (Some(dir), false) => findings.push(Finding {
+            subject: Subject::Scsi3Kit,
             problem: true,
             what: format!(
                 "the SCSI-3 PR recovery kit ({SCSI3_PACKAGE}) is installed ({}), which setup selects only when it detects Azure",
@@ -285,11 +306,13 @@ pub fn check(rec: &Recorded, verdict: &Verdict) -> Check {
             ),
         }),
         (Some(dir), true) => findings.push(Finding {
+            subject: Subject::Scsi3Kit,
             problem: false,
             what: format!("the SCSI3 kit is installed ({}), as expected on Azure", dir.display()),
             remedy: String::new(),
         }),
         (None, _) => findings.push(Finding {
+            subject: Subject::Scsi3Kit,
             problem: false,
             what: format!(
                 "no SCSI3 kit directory under {}/subsys/scsi/resources",

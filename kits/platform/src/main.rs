@@ -13,7 +13,7 @@ use std::time::SystemTime;
 
 use clap::{Args, Parser, Subcommand};
 use lkh_common::{Exit, Failure, Json};
-use lkh_platform::lifekeeper::{self, Check, Recorded};
+use lkh_platform::lifekeeper::{self, Check, Recorded, Subject};
 use lkh_platform::net::ProbeResult;
 use lkh_platform::{AZURE_ASSET_TAG, DetectOptions, Detection, fix, procs};
 
@@ -466,11 +466,11 @@ fn cmd_fix(
     let serv_env_wrong = c
         .findings
         .iter()
-        .any(|f| f.problem && f.what.contains(lifekeeper::SERV_ENV_KEY));
+        .any(|f| f.problem && f.subject == Subject::ServEnv);
     let manual: Vec<String> = c
         .findings
         .iter()
-        .filter(|f| f.problem && !f.what.contains(lifekeeper::SERV_ENV_KEY))
+        .filter(|f| f.problem && f.subject != Subject::ServEnv)
         .map(|f| f.remedy.clone())
         .collect();
     let steps = fix::plan(
