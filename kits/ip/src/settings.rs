@@ -306,6 +306,11 @@ impl Live {
                 )));
             }
             let arp_from = self.arp_sender(s, t);
+            if mode == ProbeMode::Arp && t.is_ipv6() {
+                return Err(Failure::usage(format!(
+                    "TARGETS {t} is an IPv6 address and PROBE=arp asks only IPv4 neighbours: set PROBE=icmp or both; nothing changed"
+                )));
+            }
             if mode == ProbeMode::Arp && arp_from.is_none() {
                 return Err(Failure::usage(format!(
                     "TARGETS {t} is not on any subnet of {} and PROBE=arp can only reach on-link hosts: set PROBE=icmp or both, or choose an on-link target; nothing changed",
