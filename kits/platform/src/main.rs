@@ -341,21 +341,21 @@ fn detection_json(d: &Detection) -> Json {
         .with("evidence", evidence)
 }
 
+/// `--defaults`, else the kits' own `LifeKeeper` defaults file (`$LKHELPERS_LK_DEFAULTS`,
+/// lkh-common's rule); `--lkroot`, else `$LKROOT`, else `/opt/LifeKeeper`.
 fn lk_paths(a: &LkArgs) -> (PathBuf, PathBuf) {
-    let env = |k: &str| {
-        std::env::var_os(k)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-    };
     let defaults = a
         .defaults
         .clone()
-        .or_else(|| env("LKHELPERS_LK_DEFAULTS"))
-        .unwrap_or_else(|| PathBuf::from(lkh_common::config::DEFAULT_LK_DEFAULTS));
+        .unwrap_or_else(|| lkh_common::Sources::from_env().lk_defaults);
     let lkroot = a
         .lkroot
         .clone()
-        .or_else(|| env("LKROOT"))
+        .or_else(|| {
+            std::env::var_os("LKROOT")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        })
         .unwrap_or_else(|| PathBuf::from(lkh_common::install::DEFAULT_LKROOT));
     (defaults, lkroot)
 }
