@@ -293,8 +293,12 @@ pub struct Outcome {
     pub boot_time: Option<Duration>,
     /// Host time from QEMU start to its exit.
     pub duration: Duration,
+    /// Where the console log was left (`target/vm-cache/logs/<name>.console`: the latest run
+    /// of a guest of that name).
     pub console_log: PathBuf,
     pub accel: &'static str,
+    /// This run's console log, kept: another process may already have replaced the file.
+    pub(crate) console: String,
 }
 
 impl Outcome {
@@ -313,9 +317,9 @@ impl Outcome {
         self.checks.iter().filter(|c| !c.passed).collect()
     }
 
-    /// The console log text.
+    /// This run's console log text.
     pub fn console(&self) -> String {
-        std::fs::read_to_string(&self.console_log).unwrap_or_default()
+        self.console.clone()
     }
 
     /// A one-line summary with timings.
@@ -463,6 +467,7 @@ mod tests {
             boot_time: None,
             duration: Duration::ZERO,
             console_log: PathBuf::from("/nonexistent"),
+            console: String::new(),
             accel: "tcg",
         };
         assert!(o.problems(&["a"]).is_empty());

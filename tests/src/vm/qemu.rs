@@ -202,6 +202,24 @@ fn console(out: impl std::io::Read, log: &mut File, start: Instant, st: &Mutex<S
     }
 }
 
+/// The files of one run: removed when dropped, whatever happened.
+struct RunFiles(Vec<PathBuf>);
+
+impl RunFiles {
+    fn add(&mut self, p: &Path) -> PathBuf {
+        self.0.push(p.to_path_buf());
+        p.to_path_buf()
+    }
+}
+
+impl Drop for RunFiles {
+    fn drop(&mut self) {
+        for f in &self.0 {
+            let _ = fs::remove_file(f);
+        }
+    }
+}
+
 /// Removes the run files (initrd, disk images: `<pid>-<seq>-<name>...`) that test processes
 /// killed before they could clean up left in `runs`.
 fn reap_stale_runs(runs: &Path) {
@@ -235,14 +253,18 @@ pub(super) fn run(vm: &Vm, parts: &Parts, bins: &[Bin]) -> Result<Outcome, VmErr
         fs::create_dir_all(d).map_err(|e| run_err(format!("mkdir {}: {e}", d.display())))?;
     }
     reap_stale_runs(&runs);
+    let mut files = RunFiles(Vec::new());
+    // The console is written to a file of this run and moved to logs/<name>.console at the
+    // end, so test processes running the same guest at once do not write into each other's log.
+    let run_log = files.add(&runs.join(format!("{tag}.console")));
     let console_log = logs.join(format!("{}.console", vm.name));
-    let initrd = runs.join(format!("{tag}.initrd"));
+    let initrd = files.add(&runs.join(format!("{tag}.initrd")));
     let mut img =
         fs::read(&parts.base).map_err(|e| run_err(format!("{}: {e}", parts.base.display())))?;
     img.extend(overlay(vm, bins)?);
     fs::write(&initrd, img).map_err(|e| run_err(format!("write {}: {e}", initrd.display())))?;
 
-    let sock = std::env::temp_dir().join(format!("lkh-vm-{id}.sock"));
+    let sock = files.add(&std::env::temp_dir().join(format!("lkh-vm-{id}.sock")));
     let _ = fs::remove_file(&sock);
     let listener =
         UnixListener::bind(&sock).map_err(|e| run_err(format!("bind {}: {e}", sock.display())))?;
@@ -289,7 +311,9 @@ pub(super) fn run(vm: &Vm, parts: &Parts, bins: &[Bin]) -> Result<Outcome, VmErr
         args.extend(["-netdev".into(), "user,id=n0".into()]);
         args.extend(["-device".into(), "virtio-net-pci,netdev=n0".into()]);
     }
-    let disk_files = disk_args(vm, &runs, &tag, &mut args)?;
+    for f in disk_args(vm, &runs, &tag, &mut args)? {
+        files.add(&f);
+    }
     args.extend(vm.qemu_args.iter().cloned());
 
     let mut cmd = match &vm.netns {
@@ -306,8 +330,8 @@ pub(super) fn run(vm: &Vm, parts: &Parts, bins: &[Bin]) -> Result<Outcome, VmErr
         .stderr(Stdio::piped());
     crate::sys::kill_with_parent(&mut cmd);
 
-    let mut log = File::create(&console_log)
-        .map_err(|e| run_err(format!("create {}: {e}", console_log.display())))?;
+    let mut log = File::create(&run_log)
+        .map_err(|e| run_err(format!("create {}: {e}", run_log.display())))?;
     let _ = writeln!(log, "# {} {}", parts.qemu.display(), args.join(" "));
     let st = Mutex::new(State::default());
     let stop = AtomicBool::new(false);
@@ -347,16 +371,16 @@ pub(super) fn run(vm: &Vm, parts: &Parts, bins: &[Bin]) -> Result<Outcome, VmErr
         stop.store(true, Ordering::Relaxed);
         Ok((timed_out, took))
     });
-    let _ = fs::remove_file(&sock);
-    let _ = fs::remove_file(&initrd);
-    for f in disk_files {
-        let _ = fs::remove_file(f);
-    }
-    let (timed_out, duration) = result?;
-    if timed_out && let Ok(mut f) = fs::OpenOptions::new().append(true).open(&console_log) {
+    if let Ok((true, _)) = result
+        && let Ok(mut f) = fs::OpenOptions::new().append(true).open(&run_log)
+    {
         let limit = vm.timeout.as_secs();
         let _ = writeln!(f, "# wall-clock limit of {limit} s reached: QEMU killed");
     }
+    let console = fs::read_to_string(&run_log).unwrap_or_default();
+    let _ = fs::rename(&run_log, &console_log);
+    drop(files);
+    let (timed_out, duration) = result?;
     let st = st.into_inner().expect("state");
     Ok(Outcome {
         name: vm.name.clone(),
@@ -366,6 +390,7 @@ pub(super) fn run(vm: &Vm, parts: &Parts, bins: &[Bin]) -> Result<Outcome, VmErr
         boot_time: st.boot,
         duration,
         console_log,
+        console,
         accel,
     })
 }
