@@ -6,7 +6,16 @@ use tests::vm;
 
 #[test]
 fn demo_story_holds() {
-    if let Err(vm::VmError::Unavailable(why)) = vm::parts()
+    // The same reasons the other VM tests skip for: no QEMU, or (like vm_nfs) no root for the
+    // NFS server's network namespace.
+    let unavailable = match vm::parts() {
+        Err(vm::VmError::Unavailable(why)) => Some(why),
+        _ if !nix::unistd::geteuid().is_root() => {
+            Some("the demo's NFS server needs root (network namespaces)".to_string())
+        }
+        _ => None,
+    };
+    if let Some(why) = unavailable
         && !vm::vm_required()
     {
         vm::skip_loudly("demo", &why);
