@@ -65,7 +65,7 @@
 //!   `node-NODE` in a private UTS namespace, `LKHELPERS_CONF_DIR=/etc/lkhelpers/node-NODE`,
 //!   `LKHELPERS_RUN_DIR=/run/lkhelpers/node-NODE`); `node_conf NODE TAG KEY=VALUE...` writes
 //!   that node's `TAG.conf`; observers: `pr_holder DEV` (holder's IQN or `none`),
-//!   `pr_keys DEV`.
+//!   `pr_keys DEV` (both ask again when the answer is a UNIT ATTENTION).
 //! - misc: `say TEXT` (narration, passed to [`Vm::on_line`]), `note TEXT`, `run CMD...`, `retry N CMD...` (0.2 s apart), `uptime_s`,
 //!   `cmdline_arg NAME` (reads `NAME=value` set with [`Vm::append`]).
 //!
