@@ -141,6 +141,13 @@ dd if=/dev/zero of="$NB" bs=4096 count=1 oflag=direct 2>/dev/null
 expect_rc we-flip-quickcheck 0 scsipr b quickCheck -t we
 dd if=/dev/zero of="$NB" bs=4096 count=1 oflag=direct 2>/dev/null; check we-flip-write-works $?
 [ "$(holder "$A")" = iqn.2026-01.test.lkh:node-b-flipped ]; check we-holder-moved $? "holder $(holder "$A")"
+# a second flip, then restore (not quickCheck) first: restore registers the new nexus itself,
+# so no path is re-registered later; restore must move the reservation off the old nexus
+NB=$(node_flip b iqn.2026-01.test.lkh:node-b-flipped2) || fatal "second flip of b failed"
+node_conf b we DEVICE="$NB" TYPE=write-exclusive
+expect_rc we-flip-restore 0 scsipr b restore -t we
+dd if=/dev/zero of="$NB" bs=4096 count=1 oflag=direct 2>/dev/null; check we-flip-restore-write-works $?
+[ "$(holder "$A")" = iqn.2026-01.test.lkh:node-b-flipped2 ]; check we-flip-restore-holder-moved $? "holder $(holder "$A")"
 expect_rc we-b-remove 0 scsipr b remove -t we
 B=$NB
 node_conf b fence DEVICE="$B" ON_FENCED=event FAILFASTTIMER=1 TIMEOUT=15

@@ -5,12 +5,17 @@
 //! - restore: register on every path (REGISTER AND IGNORE EXISTING KEY), reserve; if another
 //!   key holds, PREEMPT AND ABORT it (and every other registrant, so no fenced node keeps
 //!   write access under a registrants-only type); then read back keys and reservation.
+//!   Under a single-holder type a reservation already ours through a nexus that is none of
+//!   our live paths (the old WWPN after a flip) is moved to a live one.
 //! - remove: RELEASE through every path (a non-holder path answers GOOD), unregister every
 //!   path; only this node's registrations are touched.
 //! - quickCheck: another holder, or our key gone from the LU → fenced (exit 3); nobody holds
 //!   → failed (exit 1, recover re-takes it); then each path is probed with REGISTER(key, key),
 //!   which succeeds only on a nexus registered with our key; a path that lost its registration
-//!   (new nexus after a WWPN flip, a path that came back) is re-registered with a warning.
+//!   (new nexus after a WWPN flip, a path that came back) is re-registered with a warning,
+//!   after judging the state again (a takeover meanwhile looks the same, and is fenced).
+//!   Under a single-holder type the reservation is moved to a live nexus when none of our
+//!   paths holds it.
 //! - recover: as quickCheck, and reserve again only when nobody holds the reservation.
 
 use std::path::PathBuf;
@@ -342,6 +347,10 @@ pub fn restore_lu(lu: &mut Lu, key: u64, t: PrType, deadline: Instant) -> Result
     }
     // Paths that were registered above but are refused now were preempted by a racing node.
     match judge(lu, key, t, deadline)? {
+        // Already ours, through a nexus that may be gone (restore after a WWPN flip).
+        Held::Ours if single_holder_type(t) && !held_on_live_path(lu, key, t, deadline) => {
+            move_to_live_nexus(lu, key, t, deadline)?
+        }
         Held::Ours => {}
         Held::Free => {
             return Err(Failure::failed(format!(
@@ -456,7 +465,7 @@ pub fn check_lu(
     let held = judge(lu, key, t, deadline)?;
     let (alive, fixed) = probe_paths(lu, key, t, deadline)?;
     match held {
-        Held::Ours if fixed > 0 && single_holder_type(t) => {
+        Held::Ours if single_holder_type(t) && !held_on_live_path(lu, key, t, deadline) => {
             move_to_live_nexus(lu, key, t, deadline)?
         }
         Held::Ours => {}
@@ -506,10 +515,19 @@ fn single_holder_type(t: PrType) -> bool {
     matches!(t, PrType::WriteExclusive | PrType::ExclusiveAccess)
 }
 
-/// After paths were re-registered (new nexuses), the holding nexus may be one that no longer
-/// exists: under WRITE EXCLUSIVE / EXCLUSIVE ACCESS nobody could write then. PREEMPT with our
-/// own key moves the reservation to a live nexus and drops every registration of our key
-/// elsewhere (stale nexuses included); the other live paths are registered again at once.
+/// Under WRITE EXCLUSIVE / EXCLUSIVE ACCESS, whether the nexus holding our key's reservation is
+/// one of our live paths: RESERVE of the held type is a no-op answered GOOD by the holder and
+/// RESERVATION CONFLICT by every other nexus, our own included. Stops at the first GOOD.
+fn held_on_live_path(lu: &mut Lu, key: u64, t: PrType, deadline: Instant) -> bool {
+    lu.paths
+        .iter_mut()
+        .any(|p| p.reserve(key, t, deadline).is_ok())
+}
+
+/// Our key holds the reservation through a nexus that no longer exists (the old WWPN after a
+/// flip): under WRITE EXCLUSIVE / EXCLUSIVE ACCESS none of our paths could write then. PREEMPT
+/// with our own key moves the reservation to a live nexus and drops every registration of our
+/// key elsewhere (stale nexuses included); the other live paths are registered again at once.
 /// Non-holder paths cannot write under these types anyway, so the short gap costs nothing.
 fn move_to_live_nexus(lu: &mut Lu, key: u64, t: PrType, deadline: Instant) -> Result<(), Failure> {
     let name = dev(lu);
