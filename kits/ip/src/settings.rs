@@ -183,11 +183,16 @@ impl Live {
         })
     }
 
-    /// Refresh the interface's state and addresses.
+    /// Refresh the interface's state and addresses. An interface that is gone (a NIC removed
+    /// from the VM) is an error (`ENODEV`), not its last known state.
     pub fn refresh(&mut self, s: &Settings, deadline: Deadline) -> Result<(), ip_monitor::Error> {
-        if let Some(l) = self.nl.link_by_name(&s.interface, deadline)? {
-            self.link = l;
-        }
+        self.link = self
+            .nl
+            .link_by_name(&s.interface, deadline)?
+            .ok_or_else(|| ip_monitor::Error::Io {
+                op: "find the interface",
+                source: std::io::Error::from_raw_os_error(libc::ENODEV),
+            })?;
         let idx = self.link.index;
         self.addrs = self
             .nl
