@@ -54,6 +54,12 @@ impl Node {
         fs::remove_dir_all(self.lkroot.join("subsys/scsi/resources/scsi3")).unwrap();
     }
 
+    /// The defaults file still holds `before` and no backup was made: nothing changed.
+    fn assert_unchanged(&self, before: &[u8]) {
+        assert_eq!(fs::read(&self.defaults).unwrap(), before);
+        assert!(self.backups().is_empty());
+    }
+
     fn backups(&self) -> Vec<PathBuf> {
         let mut v: Vec<PathBuf> = fs::read_dir(self.defaults.parent().unwrap())
             .unwrap()
@@ -63,6 +69,11 @@ impl Node {
         v.sort();
         v
     }
+}
+
+/// The run's stderr contains `want`.
+fn stderr_has(o: &std::process::Output, want: &str) {
+    assert!(stderr(o).contains(want), "{}", stderr(o));
 }
 
 fn check(platform: &str, lk: &str) -> std::process::Output {
@@ -102,11 +113,7 @@ fn misdetected_install_on_hyperv_is_inconsistent_with_documented_remedy() {
         "{out}"
     );
     assert!(out.ends_with("result: inconsistent\n"), "{out}");
-    assert!(
-        stderr(&o).contains("lkh-platform: warning: "),
-        "{}",
-        stderr(&o)
-    );
+    stderr_has(&o, "lkh-platform: warning: ");
 }
 
 #[test]
@@ -137,10 +144,9 @@ fn missing_defaults_file_is_a_configuration_error() {
         "/nonexistent/LifeKeeper",
     ]);
     assert_eq!(code(&o), 2);
-    assert!(
-        stderr(&o).contains("lkh-platform: error: /nonexistent/LifeKeeper: not found; is LifeKeeper installed? pass its defaults file with --defaults"),
-        "{}",
-        stderr(&o)
+    stderr_has(
+        &o,
+        "lkh-platform: error: /nonexistent/LifeKeeper: not found; is LifeKeeper installed? pass its defaults file with --defaults",
     );
     let lk = fixture("lk-clean");
     let o = run(&[
@@ -154,11 +160,7 @@ fn missing_defaults_file_is_a_configuration_error() {
         "/nonexistent/LK",
     ]);
     assert_eq!(code(&o), 2);
-    assert!(
-        stderr(&o).contains("/nonexistent/LK: not a directory"),
-        "{}",
-        stderr(&o)
-    );
+    stderr_has(&o, "/nonexistent/LK: not a directory");
 }
 
 #[test]
@@ -168,8 +170,7 @@ fn fix_on_a_consistent_node_does_nothing() {
     let o = run(&n.args("fix", &[]));
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert!(stdout(&o).contains("nothing to do"));
-    assert_eq!(fs::read(&n.defaults).unwrap(), before);
-    assert!(n.backups().is_empty());
+    n.assert_unchanged(&before);
 }
 
 #[test]
@@ -192,8 +193,7 @@ fn fix_dry_run_shows_the_plan_and_changes_nothing() {
         "{out}"
     );
     assert!(out.contains("dry run: nothing changed"), "{out}");
-    assert_eq!(fs::read(&n.defaults).unwrap(), before);
-    assert!(n.backups().is_empty());
+    n.assert_unchanged(&before);
 }
 
 #[test]
@@ -209,8 +209,7 @@ fn fix_without_a_value_only_guides() {
         "{out}"
     );
     assert!(out.contains("result: manual steps remain"), "{out}");
-    assert_eq!(fs::read(&n.defaults).unwrap(), before);
-    assert!(n.backups().is_empty());
+    n.assert_unchanged(&before);
 }
 
 #[test]
@@ -251,13 +250,11 @@ fn fix_refuses_while_lifekeeper_runs() {
     let before = fs::read(&n.defaults).unwrap();
     let o = run(&n.args("fix", &["--lk-serv-env", "GENERIC"]));
     assert_eq!(code(&o), 1);
-    assert!(
-        stderr(&o).contains("lkh-platform: error: LifeKeeper is running (lcm (pid 2301), lkcheck (pid 2377)); stop it (lkstop) and run fix again; nothing changed"),
-        "{}",
-        stderr(&o)
+    stderr_has(
+        &o,
+        "lkh-platform: error: LifeKeeper is running (lcm (pid 2301), lkcheck (pid 2377)); stop it (lkstop) and run fix again; nothing changed",
     );
-    assert_eq!(fs::read(&n.defaults).unwrap(), before);
-    assert!(n.backups().is_empty());
+    n.assert_unchanged(&before);
 }
 
 #[test]
@@ -267,17 +264,12 @@ fn fix_refuses_bad_values_with_exit_2() {
     for bad in ["a b", "", "x;rm -rf", "\"q\""] {
         let o = run(&n.args("fix", &["--lk-serv-env", bad]));
         assert_eq!(code(&o), 2, "{bad:?}");
-        assert!(stderr(&o).contains("not a plain value"), "{}", stderr(&o));
+        stderr_has(&o, "not a plain value");
     }
     let o = run(&n.args("fix", &["--lk-serv-env", "AZURE_AGAIN"]));
     assert_eq!(code(&o), 2);
-    assert!(
-        stderr(&o).contains("names Azure, but this node is hyperv"),
-        "{}",
-        stderr(&o)
-    );
-    assert_eq!(fs::read(&n.defaults).unwrap(), before);
-    assert!(n.backups().is_empty());
+    stderr_has(&o, "names Azure, but this node is hyperv");
+    n.assert_unchanged(&before);
 }
 
 #[test]
@@ -286,10 +278,6 @@ fn fix_refuses_on_a_guess() {
     let before = fs::read(&n.defaults).unwrap();
     let o = run(&n.args("fix", &["--lk-serv-env", "AZURE"]));
     assert_eq!(code(&o), 1, "{}", stderr(&o));
-    assert!(
-        stderr(&o).contains("cannot be judged surely enough"),
-        "{}",
-        stderr(&o)
-    );
+    stderr_has(&o, "cannot be judged surely enough");
     assert_eq!(fs::read(&n.defaults).unwrap(), before);
 }
