@@ -16,6 +16,7 @@
 //! probes), `sys` (CPUID, the only `unsafe`), [`classify`] (the rules),
 //! [`lifekeeper`] (the record and the check), [`procs`] (is LifeKeeper
 //! running), [`fix`] (plan and apply the remediation).
+#![deny(unsafe_code)]
 
 pub mod classify;
 pub mod evidence;

@@ -8,6 +8,7 @@
 //! `__cpuid` is an `unsafe fn` in older toolchains and a safe one in
 //! current ones (rustc 1.95 reports the block as unnecessary); the blocks
 //! stay, with `allow(unused_unsafe)`, so the crate builds on both.
+#![allow(unsafe_code)]
 
 /// The hypervisor CPUID reports, if any.
 #[derive(Debug, Clone, PartialEq, Eq)]
