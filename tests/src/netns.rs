@@ -78,7 +78,19 @@ pub fn run(cmd: &mut Command) -> Result<Output, String> {
     Ok(out)
 }
 
+/// Read all of `r` on a thread of its own.
+fn drain<R: std::io::Read + Send + 'static>(r: Option<R>) -> std::thread::JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut v = Vec::new();
+        if let Some(mut r) = r {
+            let _ = r.read_to_end(&mut v);
+        }
+        v
+    })
+}
+
 /// Run a command with a hard time limit; it is killed at the limit and `None` returned.
+/// Its output is read while it runs, so a chatty command cannot stall on a full pipe.
 pub fn run_limited(cmd: &mut Command, limit: Duration) -> Option<Output> {
     let mut child = cmd
         .stdin(Stdio::null())
@@ -86,10 +98,12 @@ pub fn run_limited(cmd: &mut Command, limit: Duration) -> Option<Output> {
         .stderr(Stdio::piped())
         .spawn()
         .ok()?;
+    let stdout = drain(child.stdout.take());
+    let stderr = drain(child.stderr.take());
     let end = Instant::now() + limit;
-    loop {
+    let status = loop {
         match child.try_wait() {
-            Ok(Some(_)) => return child.wait_with_output().ok(),
+            Ok(Some(status)) => break status,
             Ok(None) if Instant::now() < end => std::thread::sleep(Duration::from_millis(20)),
             _ => {
                 let _ = child.kill();
@@ -97,7 +111,12 @@ pub fn run_limited(cmd: &mut Command, limit: Duration) -> Option<Output> {
                 return None;
             }
         }
-    }
+    };
+    Some(Output {
+        status,
+        stdout: stdout.join().unwrap_or_default(),
+        stderr: stderr.join().unwrap_or_default(),
+    })
 }
 
 /// A set of network namespaces deleted on drop.
