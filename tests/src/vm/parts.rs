@@ -170,7 +170,7 @@ fn prepare() -> Result<Parts, VmError> {
     ensure_host_packages()?;
     let kdir = ensure_kernel(&cache)?;
     let kver = kernel_release(&kdir)?;
-    let iscsi = ensure_unpacked(&cache, "iscsi-root", ISCSI_PACKAGES)?;
+    let iscsi = ensure_unpacked(&cache, "iscsi-root", ISCSI_PACKAGES, |_, _| Ok(()))?;
     let base = ensure_base(&cache, &kdir, &kver, &iscsi)?;
     let qemu = which("qemu-system-x86_64")
         .ok_or_else(|| VmError::Unavailable("qemu-system-x86_64 not found".into()))?;
@@ -295,12 +295,11 @@ fn kernel_package() -> Result<String, VmError> {
 }
 
 fn ensure_kernel(cache: &Path) -> Result<PathBuf, VmError> {
-    let kroot = cache.join("kernel");
     let pkg = match kernel_package() {
         Ok(p) => p,
         Err(e) => {
             // Offline but something cached: use it.
-            let cached = fs::read_dir(&kroot).ok().and_then(|d| {
+            let cached = fs::read_dir(cache.join("kernel")).ok().and_then(|d| {
                 d.filter_map(Result::ok)
                     .map(|e| e.path())
                     .find(|p| p.join(".ready").exists())
@@ -308,48 +307,31 @@ fn ensure_kernel(cache: &Path) -> Result<PathBuf, VmError> {
             return cached.ok_or(e);
         }
     };
-    let dir = kroot.join(&pkg);
-    if dir.join(".ready").exists() {
-        return Ok(dir);
-    }
-    eprintln!("vm: fetching kernel package {pkg}");
-    let tmp = cache.join(format!("tmp-kernel-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&tmp);
-    let root = tmp.join("root");
-    fs::create_dir_all(&root).map_err(|e| setup(format!("mkdir {}: {e}", root.display())))?;
-    let deb = download(&tmp, &pkg)?;
-    run_ok(
-        Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&root),
-        STEP_TIMEOUT,
-    )?;
-    let kver = kernel_release(&root)?;
-    run_ok(
-        Command::new("depmod").arg("-b").arg(&root).arg(&kver),
-        STEP_TIMEOUT,
-    )?;
-    extract_vmlinux(
-        &root.join(format!("boot/vmlinuz-{kver}")),
-        &root.join(format!("boot/vmlinux-{kver}")),
-        &tmp,
-    )?;
-    fs::write(root.join(".ready"), &pkg).map_err(|e| setup(format!("write marker: {e}")))?;
-    fs::create_dir_all(&kroot).map_err(|e| setup(format!("mkdir: {e}")))?;
-    let _ = fs::remove_dir_all(&dir);
-    fs::rename(&root, &dir).map_err(|e| setup(format!("rename kernel dir: {e}")))?;
-    let _ = fs::remove_dir_all(&tmp);
-    Ok(dir)
+    ensure_unpacked(cache, &format!("kernel/{pkg}"), &[&pkg], |root, tmp| {
+        let kver = kernel_release(root)?;
+        run_ok(
+            Command::new("depmod").arg("-b").arg(root).arg(&kver),
+            STEP_TIMEOUT,
+        )?;
+        extract_vmlinux(
+            &root.join(format!("boot/vmlinuz-{kver}")),
+            &root.join(format!("boot/vmlinux-{kver}")),
+            tmp,
+        )
+    })
 }
 
-/// `apt-get download PKG` into `dir`; returns the .deb.
+/// `apt-get download PKG` into `dir` (after an `apt-get update` if the first try fails and we
+/// are root); returns the .deb.
 fn download(dir: &Path, pkg: &str) -> Result<PathBuf, VmError> {
-    let mut c = Command::new("apt-get");
-    c.current_dir(dir).args(["-q", "download", pkg]);
-    if run_ok(&mut c, APT_TIMEOUT).is_err() && is_root() {
-        let _ = apt(&["update"]);
+    let fetch = || {
         let mut c = Command::new("apt-get");
         c.current_dir(dir).args(["-q", "download", pkg]);
         run_ok(&mut c, APT_TIMEOUT)
-            .map_err(|e| VmError::Unavailable(format!("cannot download {pkg}: {e}")))?;
+    };
+    if fetch().is_err() && is_root() {
+        let _ = apt(&["update"]);
+        fetch().map_err(|e| VmError::Unavailable(format!("cannot download {pkg}: {e}")))?;
     }
     let prefix = format!("{pkg}_");
     fs::read_dir(dir)
@@ -398,28 +380,44 @@ fn extract_vmlinux(vmlinuz: &Path, out: &Path, tmp: &Path) -> Result<(), VmError
     Ok(())
 }
 
-/// Downloads and unpacks `pkgs` into `cache/<name>` (once).
-fn ensure_unpacked(cache: &Path, name: &str, pkgs: &[&str]) -> Result<PathBuf, VmError> {
+/// Downloads `pkgs` and unpacks them (never installs them) into `cache/<name>`, once: the tree
+/// is built in a temporary directory, completed by `finish(root, tmp)` and renamed into place.
+fn ensure_unpacked(
+    cache: &Path,
+    name: &str,
+    pkgs: &[&str],
+    finish: impl FnOnce(&Path, &Path) -> Result<(), VmError>,
+) -> Result<PathBuf, VmError> {
     let dir = cache.join(name);
     if dir.join(".ready").exists() {
         return Ok(dir);
     }
-    let tmp = cache.join(format!("tmp-{name}-{}", std::process::id()));
+    eprintln!("vm: fetching {}", pkgs.join(" "));
+    let tmp = cache.join(format!(
+        "tmp-{}-{}",
+        name.replace('/', "-"),
+        std::process::id()
+    ));
     let _ = fs::remove_dir_all(&tmp);
     let root = tmp.join("root");
-    fs::create_dir_all(&root).map_err(|e| setup(format!("mkdir {}: {e}", root.display())))?;
-    for p in pkgs {
-        let deb = download(&tmp, p)?;
-        run_ok(
-            Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&root),
-            STEP_TIMEOUT,
-        )?;
-    }
-    fs::write(root.join(".ready"), pkgs.join(" ")).map_err(|e| setup(format!("marker: {e}")))?;
-    let _ = fs::remove_dir_all(&dir);
-    fs::rename(&root, &dir).map_err(|e| setup(format!("rename {name}: {e}")))?;
+    let r = (|| {
+        mkdirs(&root)?;
+        for p in pkgs {
+            let deb = download(&tmp, p)?;
+            run_ok(
+                Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&root),
+                STEP_TIMEOUT,
+            )?;
+        }
+        finish(&root, &tmp)?;
+        fs::write(root.join(".ready"), pkgs.join(" "))
+            .map_err(|e| setup(format!("marker: {e}")))?;
+        mkdirs(dir.parent().expect("cache entry"))?;
+        let _ = fs::remove_dir_all(&dir);
+        fs::rename(&root, &dir).map_err(|e| setup(format!("rename {name}: {e}")))
+    })();
     let _ = fs::remove_dir_all(&tmp);
-    Ok(dir)
+    r.map(|()| dir)
 }
 
 fn ensure_base(cache: &Path, kdir: &Path, kver: &str, iscsi: &Path) -> Result<PathBuf, VmError> {
