@@ -206,8 +206,9 @@ fn escalate(
         return Ok(Some(Method::Forced));
     }
     // MNT_FORCE aborted the mount's RPCs: stuck users may be gone now
-    let again = users::find(mount_point, dev);
-    if !again.is_empty() {
+    if let Some(again) = users::find_within(mount_point, dev, share(deadline, 4))
+        && !again.is_empty()
+    {
         report.survivors = users::terminate(&again, Duration::from_millis(200), share(deadline, 3));
     }
     if umount_step(target, 0, share(deadline, 3))? {
@@ -234,7 +235,7 @@ pub fn unmount(mount_point: &str, deadline: Instant) -> Result<UnmountReport, Er
     // superblock is shared with another mount (the same export mounted twice).
     let dev = Some((root.major, root.minor))
         .filter(|d| entries.iter().filter(|e| (e.major, e.minor) == *d).count() == 1);
-    let found = users::find(mount_point, dev);
+    let found = users::find_within(mount_point, dev, share(deadline, 4)).unwrap_or_default();
     if !found.is_empty() {
         let grace =
             Duration::from_secs(5).min(deadline.saturating_duration_since(Instant::now()) / 4);

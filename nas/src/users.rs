@@ -115,6 +115,41 @@ pub fn find(mount_point: &str, dev: Option<(u32, u32)>) -> Vec<User> {
     users
 }
 
+/// [`find`] on a thread abandoned at `until`: `None` if it did not finish.
+///
+/// Reading `/proc/PID/maps` or `/proc/PID/mem` waits for that process's
+/// memory-map lock, which a thread of it can hold while stuck on the dead
+/// mount (e.g. in a write fault on a mapped file), and `mem` may page in from
+/// the mount itself. Such a wait is killable, so the thread ends with the
+/// process; the caller goes on without the list (forced unmount releases the
+/// stuck calls).
+pub fn find_within(
+    mount_point: &str,
+    dev: Option<(u32, u32)>,
+    until: Instant,
+) -> Option<Vec<User>> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mp = mount_point.to_string();
+    let spawned = std::thread::Builder::new()
+        .name("find-users".into())
+        .spawn(move || {
+            let _ = tx.send(find(&mp, dev));
+        });
+    if let Err(e) = spawned {
+        log::warn!("cannot start a thread to list the processes using {mount_point}: {e}");
+        return None;
+    }
+    let found = rx
+        .recv_timeout(until.saturating_duration_since(Instant::now()))
+        .ok();
+    if found.is_none() {
+        log::warn!(
+            "listing the processes using {mount_point} did not finish in time (a process's memory map is locked by a call stuck on the mount); going on without ending them"
+        );
+    }
+    found
+}
+
 /// For x86_64 system calls taking a path: (index of the path argument,
 /// index of the directory-fd argument for the `*at` forms).
 #[cfg(target_arch = "x86_64")]
@@ -354,6 +389,28 @@ mod tests {
         assert_eq!(start_time(pid), Some(start), "the process was signalled");
         let _ = child.kill();
         let _ = child.wait();
+    }
+
+    #[test]
+    fn find_within_answers_like_find() {
+        let dir = std::env::temp_dir().join(format!("nas-within-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let d = dir.to_string_lossy().into_owned();
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .current_dir(&dir)
+            .spawn()
+            .unwrap();
+        let pid = child.id() as i32;
+        let found = find_within(&d, None, Instant::now() + Duration::from_secs(5)).unwrap();
+        assert!(found.iter().any(|u| u.pid == pid));
+        // no time at all: no answer, and no waiting
+        let t0 = Instant::now();
+        assert_eq!(find_within(&d, None, t0), None);
+        assert!(t0.elapsed() < Duration::from_secs(1));
+        let _ = child.kill();
+        let _ = child.wait();
+        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
