@@ -65,18 +65,23 @@ pub fn connect_tcp(
     match connect(fd.as_raw_fd(), &SockaddrStorage::from(addr)) {
         Ok(()) => {}
         Err(Errno::EINPROGRESS) => {
-            let left = remaining(deadline, &format!("connect to {addr}"))?;
-            let ms = u16::try_from(left.as_millis().max(1)).unwrap_or(u16::MAX);
-            let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLOUT)];
-            let n = poll(&mut fds, PollTimeout::from(ms))?;
-            if n == 0 {
-                return Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    format!(
-                        "connect to {addr}: no answer within {} ms",
-                        left.as_millis()
-                    ),
-                ));
+            let budget = remaining(deadline, &format!("connect to {addr}"))?;
+            // one poll waits at most u16::MAX ms: poll again until the deadline
+            loop {
+                let Ok(left) = remaining(deadline, "connect") else {
+                    return Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        format!(
+                            "connect to {addr}: no answer within {} ms",
+                            budget.as_millis()
+                        ),
+                    ));
+                };
+                let ms = u16::try_from(left.as_millis().max(1)).unwrap_or(u16::MAX);
+                let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLOUT)];
+                if poll(&mut fds, PollTimeout::from(ms))? > 0 {
+                    break;
+                }
             }
             let err = getsockopt(&fd, sockopt::SocketError)?;
             if err != 0 {
@@ -224,4 +229,41 @@ pub fn local_addr_towards(server: std::net::IpAddr) -> io::Result<std::net::IpAd
     let s = std::net::UdpSocket::bind(bind)?;
     s.connect(SocketAddr::new(server, 2049))?;
     Ok(s.local_addr()?.ip())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nix::sys::socket::{Backlog, SockaddrIn, getsockname, listen};
+
+    #[test]
+    fn connect_to_a_full_listener_ends_by_the_deadline() {
+        // backlog 0: one connection waits in the accept queue, later SYNs are dropped
+        let l = socket(
+            AddressFamily::Inet,
+            SockType::Stream,
+            SockFlag::SOCK_CLOEXEC,
+            None,
+        )
+        .unwrap();
+        bind(
+            l.as_raw_fd(),
+            &SockaddrStorage::from(SocketAddr::from(([127, 0, 0, 1], 0))),
+        )
+        .unwrap();
+        listen(&l, Backlog::new(0).unwrap()).unwrap();
+        let port = getsockname::<SockaddrIn>(l.as_raw_fd()).unwrap().port();
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let mut held = Vec::new();
+        let t0 = Instant::now();
+        let e = loop {
+            match connect_tcp(addr, None, Instant::now() + Duration::from_millis(300)) {
+                Ok(s) if held.len() < 8 => held.push(s),
+                Ok(_) => panic!("the listener never filled up"),
+                Err(e) => break e,
+            }
+        };
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut, "{e}");
+        assert!(t0.elapsed() < Duration::from_secs(3), "{:?}", t0.elapsed());
+    }
 }
