@@ -201,11 +201,15 @@ fn ensure_mount_point(s: &Settings) -> Result<(), Failure> {
     }
 }
 
-fn mount_now(s: &Settings) -> Outcome {
+/// Mount as configured; `probe_first` unless the caller has just seen the
+/// server answer (recover probes before deciding anything).
+fn mount_now(s: &Settings, probe_first: bool) -> Outcome {
     ensure_mount_point(s)?;
-    let (p, _) = probe_and_io(s, false);
-    if let Some(msg) = probe_failure(s, &p) {
-        return Err(Failure::failed(format!("{msg}; nothing was mounted")));
+    if probe_first {
+        let p = probe::probe(s.cfg.server, &s.cfg.export, s.cfg.version, s.check_deadline);
+        if let Some(msg) = probe_failure(s, &p) {
+            return Err(Failure::failed(format!("{msg}; nothing was mounted")));
+        }
     }
     let req = ops::mount(&s.cfg, s.deadline).map_err(|e| Failure::failed(e.msg))?;
     Ok(format!(
@@ -235,7 +239,7 @@ fn restore(s: &Settings) -> Outcome {
             "{} is already in use: {} ({}) is mounted there; unmount it or choose another MOUNTPOINT",
             s.cfg.mount_point, e.source, e.fstype
         ))),
-        State::NotMounted => mount_now(s),
+        State::NotMounted => mount_now(s, true),
     }
 }
 
@@ -355,7 +359,8 @@ fn recover(s: &Settings) -> Outcome {
         }
         State::NotMounted => {}
     }
-    match mount_now(s) {
+    // the server answered the probe above: no second probe before mounting
+    match mount_now(s, false) {
         Ok(m) => {
             done.push(m);
             Ok(done.join("; "))
