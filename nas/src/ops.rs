@@ -220,11 +220,27 @@ fn escalate(
     }
 }
 
+/// The mount still to remove: `root` while mountinfo shows it, else a copy of
+/// it that it covered (the same source and type stacked at `mount_point`,
+/// e.g. mounted twice by hand), else nothing.
+fn remaining_root(
+    entries: &[MountEntry],
+    mount_point: &str,
+    root: &MountEntry,
+) -> Option<MountEntry> {
+    if !mountinfo::tree(entries, root).is_empty() {
+        return Some(root.clone());
+    }
+    mountinfo::find_at(entries, mount_point)
+        .filter(|e| e.source == root.source && e.fstype == root.fstype)
+        .cloned()
+}
+
 /// Unmount the mount at `mount_point` and everything stacked on it or mounted
 /// inside it, within `deadline`: end the processes using it, then umount,
-/// forced umount, lazy detach. Mounts that only lie below the path (mounted
-/// there before this one covered them) are left alone. Nothing mounted there
-/// is success (idempotent).
+/// forced umount, lazy detach; then the same for copies of it it covered.
+/// Other mounts that only lie below the path (mounted there before this one
+/// covered them) are left alone. Nothing mounted there is success (idempotent).
 pub fn unmount(mount_point: &str, deadline: Instant) -> Result<UnmountReport, Error> {
     let mut report = UnmountReport::default();
     let mut entries = read_mounts()?;
@@ -243,7 +259,12 @@ pub fn unmount(mount_point: &str, deadline: Instant) -> Result<UnmountReport, Er
         report.signalled = found;
     }
     // Children before parents; each mount is attempted once (bounded by the tree's size).
+    let mut root = root;
     for _ in 0..16 {
+        let Some(next) = remaining_root(&entries, mount_point, &root) else {
+            return Ok(report);
+        };
+        root = next;
         let Some(target) = mountinfo::tree(&entries, &root)
             .first()
             .map(|e| (*e).clone())
@@ -273,7 +294,7 @@ pub fn unmount(mount_point: &str, deadline: Instant) -> Result<UnmountReport, Er
         log::debug!("unmounted {} ({method:?})", target.mount_point);
         report.removed.push((target.mount_point, method));
     }
-    if mountinfo::tree(&read_mounts()?, &root).is_empty() {
+    if remaining_root(&read_mounts()?, mount_point, &root).is_none() {
         return Ok(report);
     }
     Err(Error::new(

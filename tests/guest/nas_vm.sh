@@ -97,6 +97,9 @@ nas remove-v3-again 0 remove -t v3
 # --- a mount below the mount point, covered by the NFS mount: remove leaves it alone -----
 mkdir -p /mnt/v3/under && mount -t tmpfs under /mnt/v3/under
 nas restore-v3-over 0 restore -t v3
+# ...and the export stacked on itself (as if mounted twice): remove takes off both copies
+mount -o bind /mnt/v3 /mnt/v3; check bind-v3-on-itself $?
+[ "$(mounted /mnt/v3)" = 2 ]; check v3-stacked-twice $?
 nas remove-v3-over 0 remove -t v3
 [ "$(mounted /mnt/v3)" = 0 ]; check remove-over-unmounted-v3 $?
 [ "$(mounted /mnt/v3/under)" = 1 ]; check remove-left-covered-mount $?

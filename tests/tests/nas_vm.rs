@@ -41,6 +41,8 @@ fn nas_kit_in_a_guest() {
         "remove-ended-fd-user",
         "remove-unmounted-v3",
         "remove-left-covered-mount",
+        "v3-stacked-twice",
+        "remove-over-unmounted-v3",
         "qc-v3-stopped-bounded",
         "qc-v4-stopped-bounded",
         "recover-v3-back",
