@@ -44,13 +44,19 @@ fn cstr(what: &str, s: &str) -> io::Result<CString> {
     })
 }
 
-/// Poll `waitpid` until the child ends or `until` passes.
-fn wait_until(pid: Pid, until: Instant) -> io::Result<Option<i32>> {
+/// Poll `waitpid` until the child ends or `until` passes: how the call ended
+/// (the child's exit status is 0 or the errno). A child killed by a signal
+/// someone else sent (the OOM killer, an operator) counts as interrupted.
+fn wait_until(pid: Pid, until: Instant) -> io::Result<Option<Result<(), Errno>>> {
     let mut nap = Duration::from_micros(200);
     loop {
         match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::Exited(_, code)) => return Ok(Some(code)),
-            Ok(WaitStatus::Signaled(_, sig, _)) => return Ok(Some(128 + sig as i32)),
+            Ok(WaitStatus::Exited(_, 0)) => return Ok(Some(Ok(()))),
+            Ok(WaitStatus::Exited(_, code)) => return Ok(Some(Err(Errno::from_raw(code)))),
+            Ok(WaitStatus::Signaled(_, sig, _)) => {
+                log::debug!("child {pid} was killed by {sig}");
+                return Ok(Some(Err(Errno::EINTR)));
+            }
             Ok(_) => {}
             Err(Errno::EINTR) => {}
             Err(e) => return Err(e.into()),
@@ -67,12 +73,8 @@ fn wait_until(pid: Pid, until: Instant) -> io::Result<Option<i32>> {
 fn run(op: &ChildOp<'_>, deadline: Instant) -> io::Result<ChildEnd> {
     let pid = sys::spawn(op)?;
     let soft = deadline.checked_sub(REAP_GRACE).unwrap_or(deadline);
-    if let Some(code) = wait_until(pid, soft)? {
-        return Ok(ChildEnd::Done(if code == 0 {
-            Ok(())
-        } else {
-            Err(Errno::from_raw(code))
-        }));
+    if let Some(end) = wait_until(pid, soft)? {
+        return Ok(ChildEnd::Done(end));
     }
     let _ = kill(pid, Signal::SIGKILL);
     match wait_until(
