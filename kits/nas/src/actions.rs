@@ -16,7 +16,7 @@ use std::time::Duration;
 use lkh_common::{Action, Failure, HookCtx, Outcome};
 use nas::ops::{self, Method, State};
 use nas::probe::{self, FailKind, Probe};
-use nas::{IoOutcome, mountinfo};
+use nas::{IoCheck, IoOutcome, mountinfo};
 
 use crate::settings::{self, Settings};
 
@@ -84,7 +84,8 @@ pub fn io_failure(s: &Settings, o: &IoOutcome) -> Option<String> {
     })
 }
 
-/// Probe the server on a thread and, meanwhile, run the IO check child.
+/// Probe the server and run the IO check child. The probe runs on a thread
+/// only when there is an IO check child to wait for meanwhile.
 pub fn probe_and_io(s: &Settings, with_io: bool) -> (Probe, Option<IoOutcome>) {
     let (server, export, version, until) = (
         s.cfg.server,
@@ -92,10 +93,7 @@ pub fn probe_and_io(s: &Settings, with_io: bool) -> (Probe, Option<IoOutcome>) {
         s.cfg.version,
         s.check_deadline,
     );
-    let worker = std::thread::Builder::new()
-        .name("probe".into())
-        .spawn(move || probe::probe(server, &export, version, until));
-    let io = with_io.then(|| {
+    let io_check = || {
         nas::child::io_check(
             &s.cfg.mount_point,
             s.io_check,
@@ -110,14 +108,23 @@ pub fn probe_and_io(s: &Settings, with_io: bool) -> (Probe, Option<IoOutcome>) {
                     .unwrap_or(nix::errno::Errno::EIO),
             )
         })
-    });
+    };
+    if !with_io || s.io_check == IoCheck::None {
+        // nothing to overlap (IO_CHECK=none only looks for a stuck earlier child)
+        let p = probe::probe(server, &export, version, until);
+        return (p, with_io.then(io_check));
+    }
+    let worker = std::thread::Builder::new()
+        .name("probe".into())
+        .spawn(move || probe::probe(server, &export, version, until));
+    let io = io_check();
     let p = match worker {
         Ok(h) => h
             .join()
             .unwrap_or_else(|_| internal_probe_failure("probe thread panicked".into())),
         Err(e) => internal_probe_failure(format!("cannot start probe thread: {e}")),
     };
-    (p, io)
+    (p, Some(io))
 }
 
 fn internal_probe_failure(detail: String) -> Probe {
