@@ -18,9 +18,12 @@ pub fn run_dir() -> PathBuf {
     lkh_common::config::run_dir().join("nas")
 }
 
-/// Time kept back from TIMEOUT so the action reports its own precise
-/// message before lkh-common's watchdog gives up on it.
-const MARGIN: Duration = Duration::from_millis(300);
+/// Time kept back from TIMEOUT so the action reports its own precise message before
+/// lkh-common's watchdog gives up on it: a tenth of the budget, from 0.3 s to 1 s, so a loaded
+/// machine's scheduling delays do not let the watchdog's generic message win.
+fn margin(budget: Duration) -> Duration {
+    (budget / 10).clamp(Duration::from_millis(300), Duration::from_secs(1))
+}
 
 #[derive(Debug)]
 pub struct Settings {
@@ -135,7 +138,9 @@ pub fn load(ctx: &HookCtx, at_restore: bool) -> Result<Settings, Failure> {
     )
     .map_err(|e| Failure::usage(format!("{e} (resource file {})", ctx.conf_file().display())))?;
     let end = ctx.deadline.instant();
-    let deadline = end.checked_sub(MARGIN).unwrap_or(end);
+    let deadline = end
+        .checked_sub(margin(ctx.deadline.budget()))
+        .unwrap_or(end);
     let check_deadline = match ctx.config.uint("LKNFSTIMEOUT") {
         Some(s) => deadline.min(Instant::now() + Duration::from_secs(s)),
         None => deadline,
