@@ -30,112 +30,105 @@ fn detect_json(case: &str) -> String {
     stdout(&o)
 }
 
-fn has(out: &str, line: &str) {
-    assert!(
-        out.lines().any(|l| l.trim() == line),
-        "missing line {line:?} in:\n{out}"
-    );
-}
-
 #[test]
 fn hyperv_gen1_on_an_old_host() {
     let out = detect("hyperv-gen1");
-    has(&out, "platform: hyperv (on-premises Hyper-V guest)");
-    has(&out, "confidence: likely");
-    has(&out, "hyper-v generation: 1 (BIOS)");
-    has(&out, "dmi bios_vendor: American Megatrends Inc.");
-    has(&out, "dmi product_version: 7.0");
-    has(&out, "vmbus: present (12 devices)");
-    has(&out, "azure asset tag: no");
-    has(&out, "cpuid hypervisor: not checked (--sysroot)");
-    has(&out, "network: not checked (--no-network)");
+    common::has(&out, "platform: hyperv (on-premises Hyper-V guest)");
+    common::has(&out, "confidence: likely");
+    common::has(&out, "hyper-v generation: 1 (BIOS)");
+    common::has(&out, "dmi bios_vendor: American Megatrends Inc.");
+    common::has(&out, "dmi product_version: 7.0");
+    common::has(&out, "vmbus: present (12 devices)");
+    common::has(&out, "azure asset tag: no");
+    common::has(&out, "cpuid hypervisor: not checked (--sysroot)");
+    common::has(&out, "network: not checked (--no-network)");
 }
 
 #[test]
 fn hyperv_gen2() {
     let out = detect("hyperv-gen2");
-    has(&out, "platform: hyperv (on-premises Hyper-V guest)");
-    has(&out, "confidence: likely");
-    has(&out, "hyper-v generation: 2 (UEFI)");
-    has(&out, "dmi sys_vendor: Microsoft Corporation");
-    has(&out, "dmi product_name: Virtual Machine");
-    has(&out, "dmi product_version: Hyper-V UEFI Release v4.1");
-    has(&out, "firmware: UEFI");
-    has(&out, "vmbus: present (11 devices)");
+    common::has(&out, "platform: hyperv (on-premises Hyper-V guest)");
+    common::has(&out, "confidence: likely");
+    common::has(&out, "hyper-v generation: 2 (UEFI)");
+    common::has(&out, "dmi sys_vendor: Microsoft Corporation");
+    common::has(&out, "dmi product_name: Virtual Machine");
+    common::has(&out, "dmi product_version: Hyper-V UEFI Release v4.1");
+    common::has(&out, "firmware: UEFI");
+    common::has(&out, "vmbus: present (11 devices)");
     assert!(out.contains("not Azure's"), "{out}");
 }
 
 #[test]
 fn azure_offline_is_only_a_guess() {
     let out = detect("azure");
-    has(&out, "platform: azure (Microsoft Azure VM)");
-    has(&out, "confidence: guess");
-    has(
+    common::has(&out, "platform: azure (Microsoft Azure VM)");
+    common::has(&out, "confidence: guess");
+    common::has(
         &out,
         "dmi chassis_asset_tag: 7783-7084-3265-9085-8269-3286-77",
     );
-    has(&out, "azure asset tag: yes");
+    common::has(&out, "azure asset tag: yes");
     assert!(out.contains("a claim, not proof"), "{out}");
 }
 
 #[test]
 fn spoofed_tag_offline_looks_like_azure_but_only_as_a_guess() {
     let out = detect("hyperv-azure-tag");
-    has(&out, "platform: azure (Microsoft Azure VM)");
-    has(&out, "confidence: guess");
+    common::has(&out, "platform: azure (Microsoft Azure VM)");
+    common::has(&out, "confidence: guess");
 }
 
 #[test]
 fn azure_stack_hub_offline_cannot_be_told_from_azure() {
     let out = detect("azure-stack-hub");
-    has(&out, "platform: azure (Microsoft Azure VM)");
-    has(&out, "confidence: guess");
+    common::has(&out, "platform: azure (Microsoft Azure VM)");
+    common::has(&out, "confidence: guess");
     assert!(out.contains("Azure Stack Hub carries it too"), "{out}");
 }
 
 #[test]
 fn azure_stack_hci_guest_is_on_premises_hyperv() {
     let out = detect("azure-stack-hci");
-    has(&out, "platform: hyperv (on-premises Hyper-V guest)");
-    has(&out, "confidence: likely");
+    common::has(&out, "platform: hyperv (on-premises Hyper-V guest)");
+    common::has(&out, "confidence: likely");
 }
 
 #[test]
 fn kvm() {
     let out = detect("kvm");
-    has(&out, "platform: kvm (KVM/QEMU guest)");
-    has(&out, "confidence: certain");
-    has(&out, "dmi sys_vendor: QEMU");
-    has(&out, "vmbus: absent");
-    has(&out, "cpuinfo hypervisor flag: yes");
+    common::has(&out, "platform: kvm (KVM/QEMU guest)");
+    common::has(&out, "confidence: certain");
+    common::has(&out, "dmi sys_vendor: QEMU");
+    common::has(&out, "vmbus: absent");
+    common::has(&out, "cpuinfo hypervisor flag: yes");
 }
 
 #[test]
 fn vmware() {
     let out = detect("vmware");
-    has(&out, "platform: vmware (VMware guest)");
-    has(&out, "confidence: certain");
-    has(&out, "dmi sys_vendor: VMware, Inc.");
+    common::has(&out, "platform: vmware (VMware guest)");
+    common::has(&out, "confidence: certain");
+    common::has(&out, "dmi sys_vendor: VMware, Inc.");
 }
 
 #[test]
 fn xen() {
     let out = detect("xen");
-    has(&out, "platform: xen (Xen guest)");
-    has(&out, "confidence: certain");
-    has(&out, "/sys/hypervisor/type: xen");
+    common::has(&out, "platform: xen (Xen guest)");
+    common::has(&out, "confidence: certain");
+    common::has(&out, "/sys/hypervisor/type: xen");
 }
 
 #[test]
 fn bare_metal() {
     let out = detect("bare-metal");
-    has(
+    common::has(
         &out,
         "platform: bare-metal (physical machine (no hypervisor seen))",
     );
-    has(&out, "confidence: likely");
-    has(&out, "cpuinfo hypervisor flag: no");
-    has(&out, "dmi sys_vendor: Dell Inc.");
+    common::has(&out, "confidence: likely");
+    common::has(&out, "cpuinfo hypervisor flag: no");
+    common::has(&out, "dmi sys_vendor: Dell Inc.");
     assert!(out.contains("never certain"), "{out}");
 }
 
@@ -201,11 +194,11 @@ fn empty_tree_is_a_guess_not_a_crash() {
     ]);
     assert_eq!(code(&o), 0);
     let out = stdout(&o);
-    has(
+    common::has(
         &out,
         "platform: bare-metal (physical machine (no hypervisor seen))",
     );
-    has(&out, "confidence: guess");
+    common::has(&out, "confidence: guess");
 }
 
 #[test]

@@ -216,13 +216,6 @@ fn detect_in(ns: &Netns, case: &str, json: bool) -> String {
     stdout(&o)
 }
 
-fn has(out: &str, line: &str) {
-    assert!(
-        out.lines().any(|l| l.trim() == line),
-        "missing line {line:?} in:\n{out}"
-    );
-}
-
 #[test]
 fn azure_with_imds_answering_is_certain() {
     if !can_run() {
@@ -232,13 +225,13 @@ fn azure_with_imds_answering_is_certain() {
     let server = Server::start(&ns, IMDS, Reply::Imds(imds_body("AzurePublicCloud")));
     let out = detect_in(&ns, "azure", false);
     let requests = server.finish();
-    has(&out, "platform: azure (Microsoft Azure VM)");
-    has(&out, "confidence: certain");
-    has(
+    common::has(&out, "platform: azure (Microsoft Azure VM)");
+    common::has(&out, "confidence: certain");
+    common::has(
         &out,
         "imds 169.254.169.254: answered HTTP 200, azEnvironment \"AzurePublicCloud\"",
     );
-    has(&out, "metadata: an Azure metadata service answered");
+    common::has(&out, "metadata: an Azure metadata service answered");
     let req = requests.first().expect("the probe reached the server");
     assert!(
         req.starts_with("GET /metadata/instance?api-version=2021-02-01 HTTP/1.0\r\n"),
@@ -273,9 +266,9 @@ fn onprem_hyperv_with_no_listener_reports_no_metadata_service() {
     // The address exists but nothing listens: connections are refused.
     let ns = Netns::new(&[IMDS, WIRESERVER]);
     let out = detect_in(&ns, "hyperv-gen2", false);
-    has(&out, "platform: hyperv (on-premises Hyper-V guest)");
-    has(&out, "confidence: certain");
-    has(&out, "metadata: no Azure metadata service answered");
+    common::has(&out, "platform: hyperv (on-premises Hyper-V guest)");
+    common::has(&out, "confidence: certain");
+    common::has(&out, "metadata: no Azure metadata service answered");
     assert!(out.contains("imds 169.254.169.254: no answer ("), "{out}");
     assert!(
         out.contains("wireserver 168.63.129.16: no answer ("),
@@ -290,9 +283,9 @@ fn no_route_at_all_is_also_no_metadata_service() {
     }
     let ns = Netns::new(&[]);
     let out = detect_in(&ns, "hyperv-gen1", false);
-    has(&out, "platform: hyperv (on-premises Hyper-V guest)");
-    has(&out, "confidence: certain");
-    has(&out, "metadata: no Azure metadata service answered");
+    common::has(&out, "platform: hyperv (on-premises Hyper-V guest)");
+    common::has(&out, "confidence: certain");
+    common::has(&out, "metadata: no Azure metadata service answered");
 }
 
 #[test]
@@ -304,8 +297,8 @@ fn a_silent_listener_is_cut_off_by_the_deadline() {
     let server = Server::start(&ns, IMDS, Reply::Silent);
     let out = detect_in(&ns, "hyperv-gen2", false);
     let requests = server.finish();
-    has(&out, "platform: hyperv (on-premises Hyper-V guest)");
-    has(&out, "metadata: no Azure metadata service answered");
+    common::has(&out, "platform: hyperv (on-premises Hyper-V guest)");
+    common::has(&out, "metadata: no Azure metadata service answered");
     assert!(out.contains("imds 169.254.169.254: no answer ("), "{out}");
     assert_eq!(
         requests.len(),
@@ -321,8 +314,8 @@ fn spoofed_asset_tag_without_azure_services_is_hyperv() {
     }
     let ns = Netns::new(&[IMDS]);
     let out = detect_in(&ns, "hyperv-azure-tag", false);
-    has(&out, "platform: hyperv (on-premises Hyper-V guest)");
-    has(&out, "confidence: likely");
+    common::has(&out, "platform: hyperv (on-premises Hyper-V guest)");
+    common::has(&out, "confidence: likely");
     assert!(out.contains("set by hand"), "{out}");
 }
 
@@ -335,9 +328,9 @@ fn wireserver_alone_means_azure_likely() {
     let server = Server::start(&ns, WIRESERVER, Reply::Versions);
     let out = detect_in(&ns, "azure", false);
     let requests = server.finish();
-    has(&out, "platform: azure (Microsoft Azure VM)");
-    has(&out, "confidence: likely");
-    has(&out, "wireserver 168.63.129.16: answered HTTP 200");
+    common::has(&out, "platform: azure (Microsoft Azure VM)");
+    common::has(&out, "confidence: likely");
+    common::has(&out, "wireserver 168.63.129.16: answered HTTP 200");
     assert!(
         requests
             .iter()

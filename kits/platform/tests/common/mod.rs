@@ -80,3 +80,11 @@ pub fn copy_tree(src: &Path, dst: &Path) {
         }
     }
 }
+
+/// Asserts that `out` has a line equal to `line` (after trimming).
+pub fn has(out: &str, line: &str) {
+    assert!(
+        out.lines().any(|l| l.trim() == line),
+        "missing line {line:?} in:\n{out}"
+    );
+}
