@@ -10,11 +10,13 @@
 use std::ffi::CString;
 use std::fmt;
 use std::io;
-use std::path::Path;
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::{Signal, kill};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
@@ -33,7 +35,7 @@ pub enum ChildEnd {
 }
 
 /// Time kept back from the deadline to kill and reap a late child.
-const REAP_GRACE: Duration = Duration::from_millis(150);
+pub const REAP_GRACE: Duration = Duration::from_millis(150);
 
 fn cstr(what: &str, s: &str) -> io::Result<CString> {
     CString::new(s).map_err(|_| {
@@ -44,10 +46,13 @@ fn cstr(what: &str, s: &str) -> io::Result<CString> {
     })
 }
 
-/// Poll `waitpid` until the child ends or `until` passes: how the call ended
-/// (the child's exit status is 0 or the errno). A child killed by a signal
-/// someone else sent (the OOM killer, an operator) counts as interrupted.
+/// Wait until the child ends or `until` passes: how the call ended (the
+/// child's exit status is 0 or the errno). A child killed by a signal someone
+/// else sent (the OOM killer, an operator) counts as interrupted. Sleeps on a
+/// pidfd, so the end is seen at once; without pidfds (kernels before 5.3) it
+/// polls `waitpid` with growing naps.
 fn wait_until(pid: Pid, until: Instant) -> io::Result<Option<Result<(), Errno>>> {
+    let pidfd = sys::pidfd_open(pid).ok();
     let mut nap = Duration::from_micros(200);
     loop {
         match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
@@ -65,13 +70,29 @@ fn wait_until(pid: Pid, until: Instant) -> io::Result<Option<Result<(), Errno>>>
         if now >= until {
             return Ok(None);
         }
-        sleep(nap.min(until - now));
-        nap = (nap * 2).min(Duration::from_millis(10));
+        let left = until - now;
+        match &pidfd {
+            Some(fd) => {
+                // round up: a poll that wakes early only costs another turn
+                let ms = left.as_micros().div_ceil(1000).min(u128::from(u16::MAX));
+                let ms = u16::try_from(ms).unwrap_or(u16::MAX);
+                let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+                match poll(&mut fds, PollTimeout::from(ms)) {
+                    Ok(_) | Err(Errno::EINTR) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            None => {
+                sleep(nap.min(left));
+                nap = (nap * 2).min(Duration::from_millis(10));
+            }
+        }
     }
 }
 
-fn run(op: &ChildOp<'_>, deadline: Instant) -> io::Result<ChildEnd> {
-    let pid = sys::spawn(op)?;
+/// Wait for a started child until `deadline` (less the reaping grace), then
+/// kill it and wait a little more.
+fn reap(pid: Pid, deadline: Instant) -> io::Result<ChildEnd> {
     let soft = deadline.checked_sub(REAP_GRACE).unwrap_or(deadline);
     if let Some(end) = wait_until(pid, soft)? {
         return Ok(ChildEnd::Done(end));
@@ -84,6 +105,10 @@ fn run(op: &ChildOp<'_>, deadline: Instant) -> io::Result<ChildEnd> {
         Some(_) => Ok(ChildEnd::TimedOutKilled),
         None => Ok(ChildEnd::Stuck(pid)),
     }
+}
+
+fn run(op: &ChildOp<'_>, deadline: Instant) -> io::Result<ChildEnd> {
+    reap(sys::spawn(op)?, deadline)
 }
 
 /// `mount(2)` in a child, bounded by `deadline`.
@@ -201,34 +226,84 @@ pub fn io_check(
     marker: &Path,
     deadline: Instant,
 ) -> io::Result<IoOutcome> {
+    start_io_check(mount_point, mode, marker, deadline)?.finish()
+}
+
+/// An IO check under way: its child runs while the caller does other work
+/// (the server probe), then [`IoCheckRun::finish`] waits for it.
+#[derive(Debug)]
+pub struct IoCheckRun(Run);
+
+#[derive(Debug)]
+enum Run {
+    Done(IoOutcome),
+    Child {
+        pid: Pid,
+        started: Instant,
+        deadline: Instant,
+        marker: PathBuf,
+    },
+}
+
+/// Start the IO check of [`io_check`] without waiting for it.
+pub fn start_io_check(
+    mount_point: &str,
+    mode: IoCheck,
+    marker: &Path,
+    deadline: Instant,
+) -> io::Result<IoCheckRun> {
     if let Some(pid) = stuck_child(marker) {
-        return Ok(IoOutcome::Stuck { pid, earlier: true });
+        return Ok(IoCheckRun(Run::Done(IoOutcome::Stuck {
+            pid,
+            earlier: true,
+        })));
     }
     let path = cstr("mount point", mount_point)?;
     let op = match mode {
-        IoCheck::None => return Ok(IoOutcome::Ok(Duration::ZERO)),
+        IoCheck::None => return Ok(IoCheckRun(Run::Done(IoOutcome::Ok(Duration::ZERO)))),
         IoCheck::Stat => ChildOp::Stat(&path),
         IoCheck::Read => ChildOp::Read(&path),
     };
-    let t0 = Instant::now();
-    Ok(match run(&op, deadline)? {
-        ChildEnd::Done(Ok(())) => IoOutcome::Ok(t0.elapsed()),
-        ChildEnd::Done(Err(e)) => IoOutcome::Failed(e),
-        ChildEnd::TimedOutKilled => IoOutcome::TimedOut,
-        ChildEnd::Stuck(pid) => {
-            let raw = pid.as_raw();
-            if let Some(st) = start_time(raw) {
-                if let Some(dir) = marker.parent() {
-                    std::fs::create_dir_all(dir)?;
+    let started = Instant::now();
+    Ok(IoCheckRun(Run::Child {
+        pid: sys::spawn(&op)?,
+        started,
+        deadline,
+        marker: marker.to_path_buf(),
+    }))
+}
+
+impl IoCheckRun {
+    /// Wait for the child until the deadline given at the start.
+    pub fn finish(self) -> io::Result<IoOutcome> {
+        let (pid, started, deadline, marker) = match self.0 {
+            Run::Done(o) => return Ok(o),
+            Run::Child {
+                pid,
+                started,
+                deadline,
+                marker,
+            } => (pid, started, deadline, marker),
+        };
+        Ok(match reap(pid, deadline)? {
+            ChildEnd::Done(Ok(())) => IoOutcome::Ok(started.elapsed()),
+            ChildEnd::Done(Err(e)) => IoOutcome::Failed(e),
+            ChildEnd::TimedOutKilled => IoOutcome::TimedOut,
+            ChildEnd::Stuck(pid) => {
+                let raw = pid.as_raw();
+                if let Some(st) = start_time(raw) {
+                    if let Some(dir) = marker.parent() {
+                        std::fs::create_dir_all(dir)?;
+                    }
+                    std::fs::write(&marker, format!("{raw} {st}\n"))?;
                 }
-                std::fs::write(marker, format!("{raw} {st}\n"))?;
+                IoOutcome::Stuck {
+                    pid: raw,
+                    earlier: false,
+                }
             }
-            IoOutcome::Stuck {
-                pid: raw,
-                earlier: false,
-            }
-        }
-    })
+        })
+    }
 }
 
 #[cfg(test)]
@@ -243,6 +318,18 @@ mod tests {
         assert!(matches!(r, IoOutcome::Ok(_)), "{r:?}");
         let r = io_check("/nonexistent-nas-test", IoCheck::Stat, &m, d).unwrap();
         assert_eq!(r, IoOutcome::Failed(Errno::ENOENT));
+    }
+
+    #[test]
+    fn a_started_check_runs_while_the_caller_works() {
+        let d = Instant::now() + Duration::from_secs(5);
+        let m = std::env::temp_dir().join(format!("nas-test-overlap-{}", std::process::id()));
+        let run = start_io_check("/tmp", IoCheck::Stat, &m, d).unwrap();
+        let bad = start_io_check("/nonexistent-nas-test", IoCheck::Read, &m, d).unwrap();
+        sleep(Duration::from_millis(50));
+        assert!(matches!(run.finish().unwrap(), IoOutcome::Ok(_)));
+        assert_eq!(bad.finish().unwrap(), IoOutcome::Failed(Errno::ENOENT));
+        assert!(!m.exists(), "no marker for checks that ended");
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Every `unsafe` block of the crate: `fork(2)` for the throw-away children
-//! that touch the NFS mount, and the raw system calls those children make.
+//! that touch the NFS mount, the raw system calls those children make, and
+//! `pidfd_open(2)`, which lets the parent sleep until a child ends.
 //!
 //! Why children: a system call on a `hard` NFS mount whose server is gone
 //! blocks in the kernel until the server comes back. A thread stuck that way
@@ -11,6 +12,7 @@
 
 use std::ffi::CStr;
 use std::io;
+use std::os::fd::{FromRawFd, OwnedFd};
 
 use nix::unistd::Pid;
 
@@ -51,6 +53,19 @@ pub(crate) fn spawn(op: &ChildOp<'_>) -> io::Result<Pid> {
         unsafe { libc::_exit(code) };
     }
     Ok(Pid::from_raw(pid))
+}
+
+/// A descriptor that becomes readable when process `pid` ends (Linux 5.3+;
+/// older kernels answer ENOSYS and callers poll `waitpid` instead).
+pub(crate) fn pidfd_open(pid: Pid) -> io::Result<OwnedFd> {
+    // SAFETY: pidfd_open takes two integers and returns a new descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let fd = libc::c_int::try_from(fd).map_err(|_| io::Error::other("pidfd out of range"))?;
+    // SAFETY: the kernel just returned this descriptor to us; nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 fn errno_code() -> libc::c_int {

@@ -1,10 +1,20 @@
 //! Deadlines: every action finishes, or fails, by a fixed instant.
 //!
-//! Kits pass [`Deadline::remaining`] down to every blocking call; [`run_bounded`] is the
-//! backstop that answers at the deadline even if some call ignored its budget.
+//! Kits pass [`Deadline::remaining`] down to every blocking call; the backstop that answers at
+//! the deadline even if some call ignored its budget is a [`Watchdog`] (a timer signal that
+//! makes the process say its last words and exit, with no extra thread) around each hook, or
+//! [`run_bounded`] (a worker thread abandoned at the deadline) for a single call.
 
+use std::io;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
+
+use nix::sys::signal::{SigEvent, SigSet, SigevNotify, SigmaskHow, Signal, pthread_sigmask};
+use nix::sys::time::TimeSpec;
+use nix::sys::timer::{Expiration, Timer, TimerSetTimeFlags};
+use nix::time::ClockId;
+
+use crate::sys::{self, LastWords};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Deadline {
@@ -67,6 +77,39 @@ pub fn run_bounded<T: Send + 'static>(
         return None;
     }
     rx.recv_timeout(deadline.remaining()).ok()
+}
+
+/// An armed deadline for the whole process: at the deadline `SIGALRM` interrupts whatever the
+/// calling thread is doing, writes the prepared last words and exits. Dropping it disarms the
+/// timer. Cheaper than [`run_bounded`] (no thread), which matters for hooks run every few
+/// seconds; armed at most once per process.
+#[derive(Debug)]
+pub(crate) struct Watchdog {
+    _timer: Timer,
+}
+
+impl Watchdog {
+    pub(crate) fn arm(deadline: Deadline, words: LastWords) -> io::Result<Watchdog> {
+        sys::install_last_words(words)?;
+        // LifeKeeper (or a shell) may hand us a mask that blocks SIGALRM: the watchdog must fire.
+        let mut set = SigSet::empty();
+        set.add(Signal::SIGALRM);
+        pthread_sigmask(SigmaskHow::SIG_UNBLOCK, Some(&set), None)?;
+        let mut timer = Timer::new(
+            ClockId::CLOCK_MONOTONIC,
+            SigEvent::new(SigevNotify::SigevSignal {
+                signal: Signal::SIGALRM,
+                si_value: 0,
+            }),
+        )?;
+        // a zero expiration would disarm the timer instead of firing at once
+        let left = deadline.remaining().max(Duration::from_micros(1));
+        timer.set(
+            Expiration::OneShot(TimeSpec::from_duration(left)),
+            TimerSetTimeFlags::empty(),
+        )?;
+        Ok(Watchdog { _timer: timer })
+    }
 }
 
 #[cfg(test)]

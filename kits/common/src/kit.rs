@@ -3,7 +3,7 @@
 
 use crate::cli::{Action, HookArgs, Invocation, parse_invocation};
 use crate::config::{self, Config, KeySpec, Missing, Scope, Sources};
-use crate::deadline::{Deadline, run_bounded};
+use crate::deadline::{Deadline, Watchdog, run_bounded};
 use crate::exit::{Exit, Failure, Outcome};
 use crate::install::{DEFAULT_LKROOT, LinkChange, install};
 use crate::logging;
@@ -228,17 +228,23 @@ fn run_hook(
         ctx.deadline.budget().as_secs()
     );
     let deadline = ctx.deadline;
-    let budget = deadline.budget().as_secs();
-    let conf = ctx.conf_file();
-    match run_bounded(deadline, move || hook(&ctx)) {
-        Some(outcome) => finish(outcome, action.name()),
-        None => finish(
-            Err(Failure::failed(format!(
-                "did not finish within TIMEOUT={budget}s and was abandoned: see the messages above for what it was waiting on; if it is only slow, raise TIMEOUT in {}",
-                conf.display()
-            ))),
-            action.name(),
-        ),
+    let late = Failure::failed(format!(
+        "did not finish within TIMEOUT={}s and was abandoned: see the messages above for what it was waiting on; if it is only slow, raise TIMEOUT in {}",
+        deadline.budget().as_secs(),
+        ctx.conf_file().display()
+    ));
+    let words = logging::last_words(&format!("{}: {late}", action.name()), late.exit.code());
+    match Watchdog::arm(deadline, words) {
+        Ok(watchdog) => {
+            let outcome = hook(&ctx);
+            drop(watchdog);
+            finish(outcome, action.name())
+        }
+        Err(e) => {
+            log::debug!("{action}: no watchdog timer ({e}): running the action on a worker thread");
+            let outcome = run_bounded(deadline, move || hook(&ctx)).unwrap_or(Err(late));
+            finish(outcome, action.name())
+        }
     }
 }
 

@@ -38,6 +38,7 @@ pub mod install;
 pub mod json;
 pub mod kit;
 pub mod logging;
+mod sys;
 pub mod tag;
 
 pub use cli::{Action, HookArgs, parse_hook_args};

@@ -7,8 +7,12 @@
 
 use log::{Level, LevelFilter, Log, Metadata, Record};
 use std::io::Write;
+use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixDatagram;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::{Mutex, OnceLock};
+
+use crate::sys::LastWords;
 
 /// syslog facility local6, as LifeKeeper's own log uses.
 const FACILITY_LOCAL6: u8 = 22;
@@ -91,6 +95,22 @@ impl Log for Logger {
 }
 
 /// Installs the logger once per process. `verbosity` counts `-v` flags; `RUST_LOG` overrides.
+/// The installed logger's prefix and syslog socket, for [`last_words`].
+static PREFIX: OnceLock<String> = OnceLock::new();
+static SYSLOG_FD: AtomicI32 = AtomicI32::new(-1);
+
+/// The error line the logger would emit for `message`, prepared ahead for the watchdog, which
+/// cannot format or lock when it fires.
+pub(crate) fn last_words(message: &str, code: u8) -> LastWords {
+    let prefix = PREFIX.get().map_or("lkhelpers", String::as_str);
+    let fd = SYSLOG_FD.load(Ordering::Relaxed);
+    LastWords {
+        stderr: format!("{prefix}: {}: {message}\n", level_word(Level::Error)).into_bytes(),
+        syslog: (fd >= 0).then(|| (fd, syslog_line(prefix, Level::Error, message).into_bytes())),
+        code: i32::from(code),
+    }
+}
+
 pub fn init(binary: &str, tag: Option<&str>, verbosity: u8) {
     let default = match verbosity {
         0 => LevelFilter::Info,
@@ -118,6 +138,9 @@ pub fn init(binary: &str, tag: Option<&str>, verbosity: u8) {
             .ok()
             .map(Mutex::new)
     };
+    let syslog_fd = syslog
+        .as_ref()
+        .and_then(|m| m.lock().ok().map(|s| s.as_raw_fd()));
     let logger = Logger {
         prefix: prefix(binary, tag),
         filter,
@@ -125,6 +148,9 @@ pub fn init(binary: &str, tag: Option<&str>, verbosity: u8) {
     };
     if log::set_boxed_logger(Box::new(logger)).is_ok() {
         log::set_max_level(max);
+        // the logger (and so its socket) lives as long as the process
+        SYSLOG_FD.store(syslog_fd.unwrap_or(-1), Ordering::Relaxed);
+        let _ = PREFIX.set(prefix(binary, tag));
     }
 }
 
@@ -142,6 +168,18 @@ mod tests {
         );
         assert!(syslog_line("x", Level::Error, "m").starts_with("<179>"));
         assert!(syslog_line("x", Level::Info, "m").starts_with("<182>"));
+    }
+
+    #[test]
+    fn last_words_are_the_error_line_the_logger_would_write() {
+        // no logger is installed in unit tests: the generic prefix stands in
+        let w = last_words("quickCheck: did not finish", 1);
+        assert_eq!(
+            String::from_utf8(w.stderr).unwrap(),
+            "lkhelpers: error: quickCheck: did not finish\n"
+        );
+        assert_eq!(w.code, 1);
+        assert!(w.syslog.is_none());
     }
 
     #[test]

@@ -8,10 +8,9 @@
 //! 3. "mount wedged": the IO check child did not finish (or an earlier one is
 //!    still stuck), or failed with an error.
 //!
-//! The probe runs on a thread while the IO check child runs, so the whole
-//! check takes about as long as the slower of the two, never past TIMEOUT.
-
-use std::time::Duration;
+//! The IO check child runs while this thread probes the server, so the whole
+//! check takes about as long as the slower of the two, never past TIMEOUT;
+//! no thread is started (a quickCheck every few seconds should cost little).
 
 use lkh_common::{Action, Failure, HookCtx, Outcome};
 use nas::ops::{self, Method, State};
@@ -84,59 +83,33 @@ pub fn io_failure(s: &Settings, o: &IoOutcome) -> Option<String> {
     })
 }
 
-/// Probe the server and run the IO check child. The probe runs on a thread
-/// only when there is an IO check child to wait for meanwhile.
+/// Probe the server and run the IO check child. The child is started first
+/// and the probe runs meanwhile on this thread, leaving the child's reaping
+/// grace at the end of the budget.
 pub fn probe_and_io(s: &Settings, with_io: bool) -> (Probe, Option<IoOutcome>) {
-    let (server, export, version, until) = (
-        s.cfg.server,
-        s.cfg.export.clone(),
-        s.cfg.version,
-        s.check_deadline,
-    );
-    let io_check = || {
-        nas::child::io_check(
-            &s.cfg.mount_point,
-            s.io_check,
-            &s.marker(),
-            s.check_deadline,
-        )
-        .unwrap_or_else(|e| {
-            log::warn!("IO check of {} could not run: {e}", s.cfg.mount_point);
-            IoOutcome::Failed(
-                e.raw_os_error()
-                    .map(nix::errno::Errno::from_raw)
-                    .unwrap_or(nix::errno::Errno::EIO),
-            )
-        })
+    let until = s.check_deadline;
+    let io = with_io
+        .then(|| nas::child::start_io_check(&s.cfg.mount_point, s.io_check, &s.marker(), until));
+    let probe_until = match io {
+        Some(_) if s.io_check != IoCheck::None => {
+            until.checked_sub(nas::child::REAP_GRACE).unwrap_or(until)
+        }
+        _ => until,
     };
-    if !with_io || s.io_check == IoCheck::None {
-        // nothing to overlap (IO_CHECK=none only looks for a stuck earlier child)
-        let p = probe::probe(server, &export, version, until);
-        return (p, with_io.then(io_check));
-    }
-    let worker = std::thread::Builder::new()
-        .name("probe".into())
-        .spawn(move || probe::probe(server, &export, version, until));
-    let io = io_check();
-    let p = match worker {
-        Ok(h) => h
-            .join()
-            .unwrap_or_else(|_| internal_probe_failure("probe thread panicked".into())),
-        Err(e) => internal_probe_failure(format!("cannot start probe thread: {e}")),
-    };
-    (p, Some(io))
-}
-
-fn internal_probe_failure(detail: String) -> Probe {
-    Probe {
-        steps: vec![],
-        error: Some(probe::ProbeError {
-            step: "probe".into(),
-            kind: FailKind::Other,
-            detail,
-            elapsed: Duration::ZERO,
-        }),
-    }
+    let p = probe::probe(s.cfg.server, &s.cfg.export, s.cfg.version, probe_until);
+    let io = io.map(|started| {
+        started
+            .and_then(nas::child::IoCheckRun::finish)
+            .unwrap_or_else(|e| {
+                log::warn!("IO check of {} could not run: {e}", s.cfg.mount_point);
+                IoOutcome::Failed(
+                    e.raw_os_error()
+                        .map(nix::errno::Errno::from_raw)
+                        .unwrap_or(nix::errno::Errno::EIO),
+                )
+            })
+    });
+    (p, io)
 }
 
 fn not_mounted(s: &Settings, state: &State) -> Option<String> {
