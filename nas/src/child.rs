@@ -179,6 +179,8 @@ impl fmt::Display for IoCheck {
 /// Result of an IO check.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IoOutcome {
+    /// The call returned; the time until the checker saw the child end (an
+    /// upper bound when the checker was busy with the probe meanwhile).
     Ok(Duration),
     /// The call returned an error (e.g. EIO on a soft mount, ESTALE).
     Failed(Errno),
@@ -186,10 +188,7 @@ pub enum IoOutcome {
     TimedOut,
     /// A check child is stuck in the kernel (`pid`); `earlier` when it was
     /// left by a previous check (no new child was started).
-    Stuck {
-        pid: i32,
-        earlier: bool,
-    },
+    Stuck { pid: i32, earlier: bool },
 }
 
 /// Start time (clock ticks after boot) of a live, non-zombie process: with the

@@ -1,27 +1,30 @@
-//! Blocking TCP connections with one overall deadline, used by `nfs3_client`'s
-//! clients as their transport ([`Conn`]).
+//! Non-blocking TCP connections with one overall deadline, used by
+//! `nfs3_client`'s clients as their transport ([`Conn`]), and a tiny
+//! single-threaded executor ([`block_on`], [`join`]) that runs several probe
+//! conversations at once without a thread.
 //!
 //! `nfs3_client` has no timeouts of its own and its default `read_exact`
-//! spins on EOF; here every connect, read and write gets "time left until the
-//! deadline" as its socket timeout, and `read_exact` stops on EOF. Sources can
-//! be privileged ports (< 1024), which many NFS servers demand from clients.
-//! The connections never return `Pending`, so `block_on` polls a future once.
+//! spins on EOF; here a connect, read or write that would block yields to the
+//! executor, which sleeps in `poll(2)` on every descriptor its futures wait
+//! for, never past the deadline; `read_exact` stops on EOF. Sources can be
+//! privileged ports (< 1024), which many NFS servers demand from clients.
 
-use std::future::Future;
+use std::cell::RefCell;
+use std::future::{Future, poll_fn};
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::pin::pin;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
-use nix::fcntl::{FcntlArg, OFlag, fcntl};
-use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::socket::{
     AddressFamily, SockFlag, SockType, SockaddrStorage, bind, connect, getsockopt, setsockopt,
     socket, sockopt,
 };
+
+use crate::sys;
 
 /// Time left until `deadline`, or a `TimedOut` error naming `what`.
 pub fn remaining(deadline: Instant, what: &str) -> io::Result<Duration> {
@@ -36,8 +39,91 @@ pub fn remaining(deadline: Instant, what: &str) -> io::Result<Duration> {
     }
 }
 
+thread_local! {
+    /// The descriptors (and poll events) the futures of this thread's executor wait for.
+    static WANTS: RefCell<Vec<(RawFd, libc::c_short)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Returns `Pending` once, so the executor polls the descriptors registered before it.
+struct YieldOnce(bool);
+
+impl Future for YieldOnce {
+    type Output = ();
+    fn poll(mut self: std::pin::Pin<&mut Self>, _: &mut Context<'_>) -> Poll<()> {
+        if self.0 {
+            Poll::Ready(())
+        } else {
+            self.0 = true;
+            Poll::Pending
+        }
+    }
+}
+
+/// Wait (yielding to the executor) until `fd` may be ready for `events`, or
+/// fail with `TimedOut` once `deadline` has passed.
+async fn ready(fd: RawFd, events: libc::c_short, deadline: Instant, what: &str) -> io::Result<()> {
+    remaining(deadline, what)?;
+    WANTS.with(|w| w.borrow_mut().push((fd, events)));
+    YieldOnce(false).await;
+    Ok(())
+}
+
+/// Run `f` on this thread to completion. Between polls it sleeps in
+/// `poll(2)` until a descriptor a future waits for is ready or `deadline`
+/// passes (after which every wait fails with `TimedOut`, so `f` ends).
+pub fn block_on<F: Future>(f: F, deadline: Instant) -> io::Result<F::Output> {
+    let mut f = pin!(f);
+    let mut cx = Context::from_waker(Waker::noop());
+    loop {
+        WANTS.with(|w| w.borrow_mut().clear());
+        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+            return Ok(v);
+        }
+        let wants = WANTS.with(|w| std::mem::take(&mut *w.borrow_mut()));
+        if wants.is_empty() {
+            return Err(io::Error::other(
+                "internal: a probe future waits without naming a descriptor",
+            ));
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        // round up: waking a little late is fine, spinning until the deadline is not
+        let ms = i32::try_from(left.as_micros().div_ceil(1000)).unwrap_or(i32::MAX);
+        match sys::poll_fds(&wants, ms) {
+            Ok(_) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Run two futures at once (within one [`block_on`]) and return both results.
+pub async fn join<A: Future, B: Future>(a: A, b: B) -> (A::Output, B::Output) {
+    let (mut a, mut b) = (pin!(a), pin!(b));
+    let (mut ra, mut rb) = (None, None);
+    poll_fn(move |cx| {
+        if ra.is_none()
+            && let Poll::Ready(v) = a.as_mut().poll(cx)
+        {
+            ra = Some(v);
+        }
+        if rb.is_none()
+            && let Poll::Ready(v) = b.as_mut().poll(cx)
+        {
+            rb = Some(v);
+        }
+        match (ra.take(), rb.take()) {
+            (Some(x), Some(y)) => Poll::Ready((x, y)),
+            (x, y) => {
+                (ra, rb) = (x, y);
+                Poll::Pending
+            }
+        }
+    })
+    .await
+}
+
 /// Connect to `addr` (from `local_port` if given) before `deadline`.
-pub fn connect_tcp(
+pub async fn connect_tcp(
     addr: SocketAddr,
     local_port: Option<u16>,
     deadline: Instant,
@@ -66,9 +152,11 @@ pub fn connect_tcp(
         Ok(()) => {}
         Err(Errno::EINPROGRESS) => {
             let budget = remaining(deadline, &format!("connect to {addr}"))?;
-            // one poll waits at most u16::MAX ms: poll again until the deadline
             loop {
-                let Ok(left) = remaining(deadline, "connect") else {
+                if ready(fd.as_raw_fd(), libc::POLLOUT, deadline, "connect")
+                    .await
+                    .is_err()
+                {
                     return Err(io::Error::new(
                         io::ErrorKind::TimedOut,
                         format!(
@@ -76,10 +164,8 @@ pub fn connect_tcp(
                             budget.as_millis()
                         ),
                     ));
-                };
-                let ms = u16::try_from(left.as_millis().max(1)).unwrap_or(u16::MAX);
-                let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLOUT)];
-                if poll(&mut fds, PollTimeout::from(ms))? > 0 {
+                }
+                if sys::poll_fds(&[(fd.as_raw_fd(), libc::POLLOUT)], 0)? > 0 {
                     break;
                 }
             }
@@ -90,8 +176,6 @@ pub fn connect_tcp(
         }
         Err(e) => return Err(map_connect_err(e.into())),
     }
-    let fl = OFlag::from_bits_truncate(fcntl(&fd, FcntlArg::F_GETFL)?);
-    fcntl(&fd, FcntlArg::F_SETFL(fl & !OFlag::O_NONBLOCK))?;
     let s = TcpStream::from(fd);
     s.set_nodelay(true)?;
     Ok(s)
@@ -109,12 +193,12 @@ fn map_connect_err(e: io::Error) -> io::Error {
 
 /// Connect from a free privileged source port (tries 1023 down to 512,
 /// starting at a per-process offset so concurrent probes rarely collide).
-pub fn connect_privileged(addr: SocketAddr, deadline: Instant) -> io::Result<TcpStream> {
+pub async fn connect_privileged(addr: SocketAddr, deadline: Instant) -> io::Result<TcpStream> {
     let start = (std::process::id() % 512) as u16;
     for i in 0..512u16 {
         let port = 512 + (start + i) % 512;
         remaining(deadline, &format!("connect to {addr}"))?;
-        match connect_tcp(addr, Some(port), deadline) {
+        match connect_tcp(addr, Some(port), deadline).await {
             Err(e) if e.kind() == io::ErrorKind::AddrInUse => continue,
             Err(e) if e.raw_os_error() == Some(libc::EACCES) => {
                 return Err(io::Error::new(
@@ -131,7 +215,8 @@ pub fn connect_privileged(addr: SocketAddr, deadline: Instant) -> io::Result<Tcp
     ))
 }
 
-/// A TCP connection whose every read and write ends by the deadline.
+/// A non-blocking TCP connection whose every read and write ends by the
+/// deadline; it waits by yielding to the executor ([`block_on`]).
 #[derive(Debug)]
 pub struct Conn {
     stream: TcpStream,
@@ -143,44 +228,64 @@ impl Conn {
         Conn { stream, deadline }
     }
 
-    fn arm_read(&self) -> io::Result<()> {
-        let left = remaining(self.deadline, "waiting for the server's reply")?;
-        self.stream.set_read_timeout(Some(left))
+    async fn read_some(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            match self.stream.read(buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    ready(
+                        self.stream.as_raw_fd(),
+                        libc::POLLIN,
+                        self.deadline,
+                        "waiting for the server's reply",
+                    )
+                    .await
+                    .map_err(|_| no_reply())?;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                other => return other,
+            }
+        }
     }
 
-    fn arm_write(&self) -> io::Result<()> {
-        let left = remaining(self.deadline, "sending to the server")?;
-        self.stream.set_write_timeout(Some(left))
+    async fn write_some(&mut self, buf: &[u8]) -> io::Result<usize> {
+        loop {
+            match self.stream.write(buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    ready(
+                        self.stream.as_raw_fd(),
+                        libc::POLLOUT,
+                        self.deadline,
+                        "sending to the server",
+                    )
+                    .await
+                    .map_err(|_| no_reply())?;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                other => return other,
+            }
+        }
     }
 }
 
-fn timeout_kind(e: io::Error) -> io::Error {
-    if e.kind() == io::ErrorKind::WouldBlock {
-        io::Error::new(io::ErrorKind::TimedOut, "no reply before the deadline")
-    } else {
-        e
-    }
+fn no_reply() -> io::Error {
+    io::Error::new(io::ErrorKind::TimedOut, "no reply before the deadline")
 }
 
 impl nfs3_client::io::AsyncRead for Conn {
     async fn async_read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.arm_read()?;
-        self.stream.read(buf).map_err(timeout_kind)
+        self.read_some(buf).await
     }
 
     async fn async_read_exact(&mut self, mut buf: &mut [u8]) -> io::Result<()> {
         while !buf.is_empty() {
-            self.arm_read()?;
-            match self.stream.read(buf) {
-                Ok(0) => {
+            match self.read_some(buf).await? {
+                0 => {
                     return Err(io::Error::new(
                         io::ErrorKind::UnexpectedEof,
                         "server closed the connection",
                     ));
                 }
-                Ok(n) => buf = &mut buf[n..],
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(timeout_kind(e)),
+                n => buf = &mut buf[n..],
             }
         }
         Ok(())
@@ -189,32 +294,17 @@ impl nfs3_client::io::AsyncRead for Conn {
 
 impl nfs3_client::io::AsyncWrite for Conn {
     async fn async_write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.arm_write()?;
-        self.stream.write(buf).map_err(timeout_kind)
+        self.write_some(buf).await
     }
 
     async fn async_write_all(&mut self, mut buf: &[u8]) -> io::Result<()> {
         while !buf.is_empty() {
-            self.arm_write()?;
-            match self.stream.write(buf) {
-                Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero)),
-                Ok(n) => buf = &buf[n..],
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(timeout_kind(e)),
+            match self.write_some(buf).await? {
+                0 => return Err(io::Error::from(io::ErrorKind::WriteZero)),
+                n => buf = &buf[n..],
             }
         }
         Ok(())
-    }
-}
-
-/// Run a future whose I/O is blocking: one poll completes it.
-pub fn block_on<F: Future>(f: F) -> io::Result<F::Output> {
-    let mut f = pin!(f);
-    match f.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
-        Poll::Ready(v) => Ok(v),
-        Poll::Pending => Err(io::Error::other(
-            "internal: an RPC future did not complete on blocking I/O",
-        )),
     }
 }
 
@@ -257,7 +347,8 @@ mod tests {
         let mut held = Vec::new();
         let t0 = Instant::now();
         let e = loop {
-            match connect_tcp(addr, None, Instant::now() + Duration::from_millis(300)) {
+            let d = Instant::now() + Duration::from_millis(300);
+            match block_on(connect_tcp(addr, None, d), d).unwrap() {
                 Ok(s) if held.len() < 8 => held.push(s),
                 Ok(_) => panic!("the listener never filled up"),
                 Err(e) => break e,

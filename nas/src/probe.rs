@@ -5,6 +5,9 @@
 //! - v3 (and v2): portmapper GETPORT for MOUNT and NFS, MOUNT MNT of the
 //!   export (AUTH_SYS, privileged source port), NFS NULL and GETATTR of the
 //!   export's root handle, then UMNT so the server's mount list stays clean.
+//!   Two conversations run at once on one thread (see `net`): portmapper →
+//!   MOUNT, and portmapper → NFS NULL; GETATTR (which needs MOUNT's file
+//!   handle) and UMNT follow together. Five round trips deep instead of nine.
 //! - v4: NFS NULL on port 2049 and a COMPOUND (PUTROOTFH, GETATTR type),
 //!   which goes through the server's NFSv4 request path, not only its RPC
 //!   layer. Any well-formed COMPOUND reply counts as an answer.
@@ -22,7 +25,7 @@ use nfs3_client::nfs3_types::xdr_codec::{self, Opaque, Pack, Unpack, Void};
 use nfs3_client::rpc::RpcClient;
 use nfs3_client::{MountClient, MountError, Nfs3Client, PortmapError, PortmapperClient, RpcError};
 
-use crate::net::{Conn, block_on, connect_privileged, connect_tcp, remaining};
+use crate::net::{Conn, block_on, connect_privileged, connect_tcp, join};
 use crate::options::Version;
 
 pub const PMAP_PORT: u16 = 111;
@@ -91,8 +94,11 @@ impl fmt::Display for ProbeError {
 /// The steps that completed and, if one failed, why.
 #[derive(Debug, Clone, Default)]
 pub struct Probe {
+    /// In the order they started (steps of concurrent conversations interleave).
     pub steps: Vec<Step>,
     pub error: Option<ProbeError>,
+    /// Wall time of the whole probe.
+    pub elapsed: Duration,
 }
 
 impl Probe {
@@ -101,26 +107,51 @@ impl Probe {
     }
 
     pub fn total(&self) -> Duration {
-        self.steps.iter().map(|s| s.rtt).sum::<Duration>()
-            + self.error.as_ref().map(|e| e.elapsed).unwrap_or_default()
+        self.elapsed
     }
 
-    /// Run one step, recording its time; `Err` stops the probe.
-    fn step<T>(
+    /// Merge conversations run at once: all their steps by start time, and
+    /// the error of the first one (in the order given) that failed.
+    fn from_lanes(lanes: Vec<Lane>, started: Instant) -> Probe {
+        let mut steps: Vec<(Instant, Step)> = Vec::new();
+        let mut error = None;
+        for lane in lanes {
+            steps.extend(lane.steps);
+            if error.is_none() {
+                error = lane.error;
+            }
+        }
+        steps.sort_by_key(|(t, _)| *t);
+        Probe {
+            steps: steps.into_iter().map(|(_, s)| s).collect(),
+            error,
+            elapsed: started.elapsed(),
+        }
+    }
+}
+
+/// One conversation of a probe: its steps, each timed, and why it stopped.
+#[derive(Debug, Default)]
+struct Lane {
+    steps: Vec<(Instant, Step)>,
+    error: Option<ProbeError>,
+}
+
+impl Lane {
+    /// Run one step, recording its time; `None` (after recording why) stops
+    /// the conversation.
+    async fn step<T>(
         &mut self,
         name: &str,
-        f: impl FnOnce() -> Result<(T, String), (FailKind, String)>,
+        f: impl std::future::Future<Output = Result<(T, String), (FailKind, String)>>,
     ) -> Option<T> {
         let t0 = Instant::now();
-        match f() {
+        match f.await {
             Ok((v, detail)) => {
                 let rtt = t0.elapsed();
                 log::debug!("probe {name}: {detail} ({} us)", rtt.as_micros());
-                self.steps.push(Step {
-                    name: name.to_string(),
-                    rtt,
-                    detail,
-                });
+                let name = name.to_string();
+                self.steps.push((t0, Step { name, rtt, detail }));
                 Some(v)
             }
             Err((kind, detail)) => {
@@ -205,135 +236,188 @@ fn auth_sys() -> opaque_auth<'static> {
     })
 }
 
-fn conn(addr: SocketAddr, privileged: bool, deadline: Instant) -> io::Result<Conn> {
+async fn conn(addr: SocketAddr, privileged: bool, deadline: Instant) -> io::Result<Conn> {
     let s = if privileged {
-        connect_privileged(addr, deadline)?
+        connect_privileged(addr, deadline).await?
     } else {
-        connect_tcp(addr, None, deadline)?
+        connect_tcp(addr, None, deadline).await?
     };
     Ok(Conn::new(s, deadline))
 }
 
-fn run<T>(
-    f: impl std::future::Future<Output = Result<T, (FailKind, String)>>,
-) -> Result<T, (FailKind, String)> {
-    block_on(f).map_err(io_fail)?
+/// A connection as a probe step's result.
+async fn connect_step(
+    addr: SocketAddr,
+    privileged: bool,
+    deadline: Instant,
+) -> Result<(Conn, String), (FailKind, String)> {
+    let c = conn(addr, privileged, deadline).await.map_err(io_fail)?;
+    Ok((c, addr.to_string()))
+}
+
+/// Drive a whole probe on this thread; an executor failure becomes the probe's error.
+fn drive(
+    f: impl std::future::Future<Output = Probe>,
+    started: Instant,
+    deadline: Instant,
+) -> Probe {
+    block_on(f, deadline).unwrap_or_else(|e| Probe {
+        steps: Vec::new(),
+        error: Some(ProbeError {
+            step: "probe".into(),
+            kind: io_kind(&e),
+            detail: e.to_string(),
+            elapsed: started.elapsed(),
+        }),
+        elapsed: started.elapsed(),
+    })
+}
+
+/// portmapper → GETPORT of `prog`/`vers` over TCP, on a connection of its own.
+async fn getport(
+    lane: &mut Lane,
+    pmap_addr: SocketAddr,
+    prog: u32,
+    vers: u32,
+    label: &str,
+    deadline: Instant,
+) -> Option<u16> {
+    let connect_name = if prog == MOUNT_PROGRAM {
+        "portmapper connect".to_string()
+    } else {
+        format!("portmapper connect ({label})")
+    };
+    let c = lane
+        .step(&connect_name, connect_step(pmap_addr, false, deadline))
+        .await?;
+    let mut pmap = PortmapperClient::new(c);
+    lane.step(&format!("portmapper GETPORT {label}"), async {
+        let port = pmap
+            .getport(prog, vers, IPPROTO_TCP)
+            .await
+            .map_err(pmap_fail)?;
+        Ok((port, format!("{label} v{vers} tcp port {port}")))
+    })
+    .await
 }
 
 /// Probe an NFS v2/v3 server for `export`, all within `deadline`.
 pub fn probe_v3(server: IpAddr, export: &str, version: Version, deadline: Instant) -> Probe {
-    let mut p = Probe::default();
+    let started = Instant::now();
+    drive(
+        probe_v3_async(server, export, version, deadline, started),
+        started,
+        deadline,
+    )
+}
+
+async fn probe_v3_async(
+    server: IpAddr,
+    export: &str,
+    version: Version,
+    deadline: Instant,
+    started: Instant,
+) -> Probe {
     let vers = version.rpc_version();
-    let mount_vers = if vers == 2 { 1 } else { 3 };
     let pmap_addr = SocketAddr::new(server, PMAP_PORT);
-    let Some(mut pmap) = p.step("portmapper connect", || {
-        let c = conn(pmap_addr, false, deadline).map_err(io_fail)?;
-        Ok((PortmapperClient::new(c), format!("{pmap_addr}")))
-    }) else {
-        return p;
-    };
-    let Some(mount_port) = p.step("portmapper GETPORT mount", || {
-        let port = run(async {
-            pmap.getport(MOUNT_PROGRAM, mount_vers, IPPROTO_TCP)
-                .await
-                .map_err(pmap_fail)
-        })?;
-        Ok((port, format!("mountd v{mount_vers} tcp port {port}")))
-    }) else {
-        return p;
-    };
-    let Some(nfs_port) = p.step("portmapper GETPORT nfs", || {
-        let port = run(async {
-            pmap.getport(NFS_PROGRAM, vers, IPPROTO_TCP)
-                .await
-                .map_err(pmap_fail)
-        })?;
-        Ok((port, format!("nfs v{vers} tcp port {port}")))
-    }) else {
-        return p;
-    };
-    drop(pmap);
+    let (mut m, mut n) = (Lane::default(), Lane::default());
     if vers == 2 {
         // nfs3_client speaks MOUNT v3 only; for v2 the NULL call is the probe.
-        p.step("nfs NULL", || {
-            let c = conn(SocketAddr::new(server, nfs_port), true, deadline).map_err(io_fail)?;
+        async {
+            let port = getport(&mut n, pmap_addr, NFS_PROGRAM, 2, "nfs", deadline).await?;
+            let c = n
+                .step(
+                    "nfs connect",
+                    connect_step(SocketAddr::new(server, port), true, deadline),
+                )
+                .await?;
             let mut rpc = RpcClient::new(c);
-            run(async {
+            n.step("nfs NULL", async {
                 rpc.call::<Void, Void>(NFS_PROGRAM, 2, 0, &Void)
                     .await
-                    .map_err(rpc_fail)
-            })?;
-            Ok(((), "nfs v2 answers".into()))
-        });
-        return p;
-    }
-    let mount_addr = SocketAddr::new(server, mount_port);
-    let Some(mut mnt) = p.step("mount connect", || {
-        let c = conn(mount_addr, true, deadline).map_err(io_fail)?;
-        Ok((
-            MountClient::new_with_auth(c, auth_sys(), opaque_auth::default()),
-            format!("{mount_addr}"),
-        ))
-    }) else {
-        return p;
-    };
-    let Some(fh) = p.step("mount MNT", || {
-        let ok = run(async {
-            mnt.mnt(dirpath(Opaque::borrowed(export.as_bytes())))
-                .await
-                .map_err(mount_fail)
-        })?;
-        let fh = ok.fhandle.0.to_vec();
-        let n = fh.len();
-        Ok((fh, format!("{export}: file handle of {n} bytes")))
-    }) else {
-        return p;
-    };
-    let nfs_addr = SocketAddr::new(server, nfs_port);
-    let mut nfs = p.step("nfs connect", || {
-        let c = conn(nfs_addr, true, deadline).map_err(io_fail)?;
-        Ok((
-            Nfs3Client::new_with_auth(c, auth_sys(), opaque_auth::default()),
-            format!("{nfs_addr}"),
-        ))
-    });
-    if let Some(nfs) = nfs.as_mut() {
-        let answered = p.step("nfs NULL", || {
-            run(async { nfs.null().await.map_err(rpc_fail) })?;
-            Ok(((), "answers".into()))
-        });
-        if answered.is_some() {
-            p.step("nfs GETATTR", || {
-                let args = GETATTR3args {
-                    object: nfs_fh3 {
-                        data: Opaque::owned(fh),
-                    },
-                };
-                let res = run(async { nfs.getattr(&args).await.map_err(rpc_fail) })?;
-                match res {
-                    Nfs3Result::Ok(ok) => Ok((
-                        (),
-                        format!(
-                            "export root: {:?} mode {:o}",
-                            ok.obj_attributes.type_, ok.obj_attributes.mode
-                        ),
-                    )),
-                    Nfs3Result::Err((stat, _)) => Err((
-                        FailKind::Denied,
-                        format!("GETATTR of the export root: {stat:?}"),
-                    )),
-                }
-            });
+                    .map_err(rpc_fail)?;
+                Ok(((), "nfs v2 answers".into()))
+            })
+            .await
         }
+        .await;
+        return Probe::from_lanes(vec![n], started);
     }
-    // Best effort: keep the server's mount list clean, within the deadline.
-    if remaining(deadline, "UMNT").is_ok() {
-        let r = block_on(mnt.umnt(dirpath(Opaque::borrowed(export.as_bytes()))));
-        if let Ok(Err(e)) | Err(e) = r.map_err(RpcError::Io) {
+    // MOUNT and NFS conversations at once: each asks the portmapper for its port.
+    let mount = async {
+        let port = getport(&mut m, pmap_addr, MOUNT_PROGRAM, 3, "mount", deadline).await?;
+        let c = m
+            .step(
+                "mount connect",
+                connect_step(SocketAddr::new(server, port), true, deadline),
+            )
+            .await?;
+        let mut mnt = MountClient::new_with_auth(c, auth_sys(), opaque_auth::default());
+        let fh = m
+            .step("mount MNT", async {
+                let ok = mnt
+                    .mnt(dirpath(Opaque::borrowed(export.as_bytes())))
+                    .await
+                    .map_err(mount_fail)?;
+                let fh = ok.fhandle.0.to_vec();
+                let len = fh.len();
+                Ok((fh, format!("{export}: file handle of {len} bytes")))
+            })
+            .await?;
+        Some((mnt, fh))
+    };
+    let nfs = async {
+        let port = getport(&mut n, pmap_addr, NFS_PROGRAM, vers, "nfs", deadline).await?;
+        let c = n
+            .step(
+                "nfs connect",
+                connect_step(SocketAddr::new(server, port), true, deadline),
+            )
+            .await?;
+        let mut nfs = Nfs3Client::new_with_auth(c, auth_sys(), opaque_auth::default());
+        n.step("nfs NULL", async {
+            nfs.null().await.map_err(rpc_fail)?;
+            Ok(((), "answers".into()))
+        })
+        .await?;
+        Some(nfs)
+    };
+    let (mounted, nfs) = join(mount, nfs).await;
+    let Some((mut mnt, fh)) = mounted else {
+        return Probe::from_lanes(vec![m, n], started);
+    };
+    let getattr = async {
+        let mut nfs = nfs?;
+        n.step("nfs GETATTR", async {
+            let args = GETATTR3args {
+                object: nfs_fh3 {
+                    data: Opaque::owned(fh),
+                },
+            };
+            match nfs.getattr(&args).await.map_err(rpc_fail)? {
+                Nfs3Result::Ok(ok) => Ok((
+                    (),
+                    format!(
+                        "export root: {:?} mode {:o}",
+                        ok.obj_attributes.type_, ok.obj_attributes.mode
+                    ),
+                )),
+                Nfs3Result::Err((stat, _)) => Err((
+                    FailKind::Denied,
+                    format!("GETATTR of the export root: {stat:?}"),
+                )),
+            }
+        })
+        .await
+    };
+    // Best effort, beside GETATTR: keep the server's mount list clean.
+    let umnt = async {
+        if let Err(e) = mnt.umnt(dirpath(Opaque::borrowed(export.as_bytes()))).await {
             log::debug!("probe: UMNT {export} failed: {e}");
         }
-    }
-    p
+    };
+    join(getattr, umnt).await;
+    Probe::from_lanes(vec![m, n], started)
 }
 
 /// Raw XDR bytes as call arguments.
@@ -392,38 +476,37 @@ fn nfs4_status(s: u32) -> String {
 
 /// Probe an NFSv4 server: NULL, then a COMPOUND, within `deadline`.
 pub fn probe_v4(server: IpAddr, deadline: Instant) -> Probe {
-    let mut p = Probe::default();
-    let addr = SocketAddr::new(server, NFS_PORT);
-    let Some(c) = p.step("nfs4 connect", || {
-        let c = conn(addr, false, deadline).map_err(io_fail)?;
-        Ok((c, format!("{addr}")))
-    }) else {
-        return p;
+    let started = Instant::now();
+    let f = async {
+        let mut lane = Lane::default();
+        let addr = SocketAddr::new(server, NFS_PORT);
+        async {
+            let c = lane
+                .step("nfs4 connect", connect_step(addr, false, deadline))
+                .await?;
+            let mut rpc = RpcClient::new_with_auth(c, auth_sys(), opaque_auth::default());
+            lane.step("nfs4 NULL", async {
+                rpc.call::<Void, Void>(NFS_PROGRAM, 4, 0, &Void)
+                    .await
+                    .map_err(rpc_fail)?;
+                Ok(((), "answers".into()))
+            })
+            .await?;
+            lane.step("nfs4 COMPOUND", async {
+                let reply = rpc
+                    .call::<RawArgs, RawReply>(NFS_PROGRAM, 4, 1, &RawArgs(compound_args()))
+                    .await
+                    .map_err(rpc_fail)?;
+                let status = be32(&reply.0, 0)
+                    .ok_or((FailKind::Other, "COMPOUND reply too short".to_string()))?;
+                Ok(((), format!("PUTROOTFH+GETATTR: {}", nfs4_status(status))))
+            })
+            .await
+        }
+        .await;
+        Probe::from_lanes(vec![lane], started)
     };
-    let mut rpc = RpcClient::new_with_auth(c, auth_sys(), opaque_auth::default());
-    if p.step("nfs4 NULL", || {
-        run(async {
-            rpc.call::<Void, Void>(NFS_PROGRAM, 4, 0, &Void)
-                .await
-                .map_err(rpc_fail)
-        })?;
-        Ok(((), "answers".into()))
-    })
-    .is_none()
-    {
-        return p;
-    }
-    p.step("nfs4 COMPOUND", || {
-        let reply = run(async {
-            rpc.call::<RawArgs, RawReply>(NFS_PROGRAM, 4, 1, &RawArgs(compound_args()))
-                .await
-                .map_err(rpc_fail)
-        })?;
-        let status =
-            be32(&reply.0, 0).ok_or((FailKind::Other, "COMPOUND reply too short".to_string()))?;
-        Ok(((), format!("PUTROOTFH+GETATTR: {}", nfs4_status(status))))
-    });
-    p
+    drive(f, started, deadline)
 }
 
 /// Probe the way the configured version is mounted.
@@ -463,11 +546,16 @@ pub fn survey(server: IpAddr, deadline: Instant) -> Survey {
     };
     let until = slice(deadline, 4);
     s.portmap = (|| {
-        let c = conn(pmap_addr, false, until).map_err(|e| e.to_string())?;
-        let mut pm = PortmapperClient::new(c);
-        let list = block_on(pm.dump())
-            .map_err(|e| e.to_string())?
-            .map_err(|e| rpc_fail(e).1)?;
+        let list = block_on(
+            async {
+                let c = conn(pmap_addr, false, until).await?;
+                Ok::<_, io::Error>(PortmapperClient::new(c).dump().await)
+            },
+            until,
+        )
+        .and_then(|r| r)
+        .map_err(|e| e.to_string())?
+        .map_err(|e| rpc_fail(e).1)?;
         Ok(list
             .into_iter()
             .map(|m| (m.prog, m.vers, m.prot, m.port))
@@ -483,11 +571,17 @@ pub fn survey(server: IpAddr, deadline: Instant) -> Survey {
         None if s.portmap.is_err() => Err("not asked: the portmapper did not answer".into()),
         None => Err("no MOUNT v3 over TCP registered (NFSv4-only server?)".into()),
         Some(port) => (|| {
-            let c = conn(SocketAddr::new(server, port), true, until).map_err(|e| e.to_string())?;
-            let mut mc = MountClient::new_with_auth(c, auth_sys(), opaque_auth::default());
-            let ex = block_on(mc.export())
-                .map_err(|e| e.to_string())?
-                .map_err(|e| rpc_fail(e).1)?;
+            let ex = block_on(
+                async {
+                    let c = conn(SocketAddr::new(server, port), true, until).await?;
+                    let mut mc = MountClient::new_with_auth(c, auth_sys(), opaque_auth::default());
+                    Ok::<_, io::Error>(mc.export().await)
+                },
+                until,
+            )
+            .and_then(|r| r)
+            .map_err(|e| e.to_string())?
+            .map_err(|e| rpc_fail(e).1)?;
             Ok(ex
                 .into_inner()
                 .into_iter()
@@ -499,12 +593,17 @@ pub fn survey(server: IpAddr, deadline: Instant) -> Survey {
         let until = slice(deadline, parts);
         let t0 = Instant::now();
         let r = (|| {
-            let c = conn(SocketAddr::new(server, NFS_PORT), vers == 3, until)
-                .map_err(|e| e.to_string())?;
-            let mut rpc = RpcClient::new(c);
-            block_on(rpc.call::<Void, Void>(NFS_PROGRAM, vers, 0, &Void))
-                .map_err(|e| e.to_string())?
-                .map_err(|e| rpc_fail(e).1)?;
+            block_on(
+                async {
+                    let c = conn(SocketAddr::new(server, NFS_PORT), vers == 3, until).await?;
+                    let mut rpc = RpcClient::new(c);
+                    Ok::<_, io::Error>(rpc.call::<Void, Void>(NFS_PROGRAM, vers, 0, &Void).await)
+                },
+                until,
+            )
+            .and_then(|r| r)
+            .map_err(|e| e.to_string())?
+            .map_err(|e| rpc_fail(e).1)?;
             Ok(t0.elapsed())
         })();
         s.nfs_versions.push((vers, r));
@@ -529,7 +628,12 @@ mod tests {
     fn refused_port_is_classified_as_refused() {
         // Port 1 on loopback: nothing listens there.
         let deadline = Instant::now() + Duration::from_secs(2);
-        let e = conn(SocketAddr::from(([127, 0, 0, 1], 1)), false, deadline).unwrap_err();
+        let e = block_on(
+            conn(SocketAddr::from(([127, 0, 0, 1], 1)), false, deadline),
+            deadline,
+        )
+        .unwrap()
+        .unwrap_err();
         assert_eq!(io_kind(&e), FailKind::Refused);
     }
 }

@@ -1,6 +1,7 @@
 //! Every `unsafe` block of the crate: `fork(2)` for the throw-away children
-//! that touch the NFS mount, the raw system calls those children make, and
-//! `pidfd_open(2)`, which lets the parent sleep until a child ends.
+//! that touch the NFS mount, the raw system calls those children make,
+//! `pidfd_open(2)`, which lets the parent sleep until a child ends, and
+//! `poll(2)` on the raw descriptors the probe executor waits for.
 //!
 //! Why children: a system call on a `hard` NFS mount whose server is gone
 //! blocks in the kernel until the server comes back. A thread stuck that way
@@ -12,7 +13,7 @@
 
 use std::ffi::CStr;
 use std::io;
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 
 use nix::unistd::Pid;
 
@@ -53,6 +54,23 @@ pub(crate) fn spawn(op: &ChildOp<'_>) -> io::Result<Pid> {
         unsafe { libc::_exit(code) };
     }
     Ok(Pid::from_raw(pid))
+}
+
+/// `poll(2)` on raw descriptors (a closed one reports POLLNVAL, harmlessly):
+/// how many are ready, 0 when the timeout (ms) passed first.
+pub(crate) fn poll_fds(fds: &[(RawFd, libc::c_short)], timeout_ms: i32) -> io::Result<usize> {
+    let mut pfds: Vec<libc::pollfd> = fds
+        .iter()
+        .map(|&(fd, events)| libc::pollfd {
+            fd,
+            events,
+            revents: 0,
+        })
+        .collect();
+    // SAFETY: `pfds` is a valid, writable array of `pfds.len()` pollfd structs for the
+    // duration of the call; poll only reads the descriptors' numbers.
+    let n = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, timeout_ms) };
+    usize::try_from(n).map_err(|_| io::Error::last_os_error())
 }
 
 /// A descriptor that becomes readable when process `pid` ends (Linux 5.3+;

@@ -141,7 +141,9 @@ fn quick_check(s: &Settings) -> Outcome {
     problems.extend(io.as_ref().and_then(|o| io_failure(s, o)));
     if problems.is_empty() {
         let io_ms = match io {
-            Some(IoOutcome::Ok(d)) => format!(", {} {} us", s.io_check, d.as_micros()),
+            Some(IoOutcome::Ok(d)) => {
+                format!(", {} done within {} us", s.io_check, d.as_micros())
+            }
             _ => String::new(),
         };
         log::debug!(

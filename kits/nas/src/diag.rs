@@ -102,7 +102,7 @@ fn status(spec: &'static KitSpec, args: &[String]) -> Outcome {
     let healthy = mount_word == "mounted" && server_problem.is_none() && io_problem.is_none();
     let io_word = match &io {
         None => "not run".to_string(),
-        Some(IoOutcome::Ok(d)) => format!("ok ({} us)", d.as_micros()),
+        Some(IoOutcome::Ok(d)) => format!("ok (within {} us)", d.as_micros()),
         Some(_) => io_problem.clone().unwrap_or_default(),
     };
     if a.has("--json") {
