@@ -1,5 +1,6 @@
 //! A minimal kit built on lkh-common, used by the contract tests: its "resource" is a file
-//! named by `FILE=`; `MODE=` makes an action fail, report fencing or hang.
+//! named by `FILE=`; `MODE=` makes an action fail, report fencing or hang (`deaf`: hang
+//! with SIGALRM blocked, like a wait only a fatal signal ends).
 
 use lkh_common::{Failure, HookCtx, KeySpec, Kind, KitSpec, Outcome};
 use std::process::ExitCode;
@@ -12,7 +13,7 @@ static SPEC: KitSpec = KitSpec {
         KeySpec::resource("FILE", Kind::AbsPath, None, "the file that is the resource"),
         KeySpec::resource(
             "MODE",
-            Kind::Choice(&["ok", "fail", "fenced", "hang"]),
+            Kind::Choice(&["ok", "fail", "fenced", "hang", "deaf"]),
             Some("ok"),
             "how actions behave",
         ),
@@ -33,6 +34,15 @@ fn hook(ctx: &HookCtx) -> Outcome {
         Some("fail") => return Err(Failure::failed(format!("{file}: told to fail"))),
         Some("fenced") => return Err(Failure::fenced(format!("{file}: held by another node"))),
         Some("hang") => std::thread::sleep(std::time::Duration::from_secs(3600)),
+        Some("deaf") => {
+            use nix::sys::signal::{SigSet, SigmaskHow, Signal, pthread_sigmask};
+            let mut alarm = SigSet::empty();
+            alarm.add(Signal::SIGALRM);
+            pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&alarm), None)
+                .map_err(|e| Failure::failed(format!("sigmask: {e}")))?;
+            // long enough to tell "killed at the backstop" from "ran to the end"
+            std::thread::sleep(std::time::Duration::from_secs(30));
+        }
         _ => {}
     }
     std::fs::write(

@@ -80,12 +80,35 @@ pub fn run_bounded<T: Send + 'static>(
 }
 
 /// An armed deadline for the whole process: at the deadline `SIGALRM` interrupts whatever the
-/// calling thread is doing, writes the prepared last words and exits. Dropping it disarms the
-/// timer. Cheaper than [`run_bounded`] (no thread), which matters for hooks run every few
-/// seconds; armed at most once per process.
+/// calling thread is doing, writes the prepared last words and exits. A wait that only a fatal
+/// signal ends (a `TASK_KILLABLE` sleep, such as I/O on a dead `hard` NFS mount, should one
+/// ever happen outside the children made for it) holds the handler off; for that a second
+/// timer sends `SIGKILL` [`KILL_GRACE`] later, so the hook still ends, by signal 9. Dropping
+/// the watchdog disarms both. Cheaper than [`run_bounded`] (no thread), which matters for hooks
+/// run every few seconds; armed at most once per process.
 #[derive(Debug)]
 pub(crate) struct Watchdog {
-    _timer: Timer,
+    _timers: [Timer; 2],
+}
+
+/// How long after the deadline the `SIGKILL` backstop fires.
+pub const KILL_GRACE: Duration = Duration::from_secs(1);
+
+fn timer(signal: Signal, after: Duration) -> io::Result<Timer> {
+    let mut timer = Timer::new(
+        ClockId::CLOCK_MONOTONIC,
+        SigEvent::new(SigevNotify::SigevSignal {
+            signal,
+            si_value: 0,
+        }),
+    )?;
+    // a zero expiration would disarm the timer instead of firing at once
+    let after = after.max(Duration::from_micros(1));
+    timer.set(
+        Expiration::OneShot(TimeSpec::from_duration(after)),
+        TimerSetTimeFlags::empty(),
+    )?;
+    Ok(timer)
 }
 
 impl Watchdog {
@@ -95,20 +118,11 @@ impl Watchdog {
         let mut set = SigSet::empty();
         set.add(Signal::SIGALRM);
         pthread_sigmask(SigmaskHow::SIG_UNBLOCK, Some(&set), None)?;
-        let mut timer = Timer::new(
-            ClockId::CLOCK_MONOTONIC,
-            SigEvent::new(SigevNotify::SigevSignal {
-                signal: Signal::SIGALRM,
-                si_value: 0,
-            }),
-        )?;
-        // a zero expiration would disarm the timer instead of firing at once
-        let left = deadline.remaining().max(Duration::from_micros(1));
-        timer.set(
-            Expiration::OneShot(TimeSpec::from_duration(left)),
-            TimerSetTimeFlags::empty(),
-        )?;
-        Ok(Watchdog { _timer: timer })
+        let left = deadline.remaining();
+        let kill = timer(Signal::SIGKILL, left + KILL_GRACE)?;
+        Ok(Watchdog {
+            _timers: [timer(Signal::SIGALRM, left)?, kill],
+        })
     }
 }
 

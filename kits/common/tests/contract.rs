@@ -134,6 +134,24 @@ fn a_hanging_action_fails_at_its_deadline() {
     );
 }
 
+/// A hook the SIGALRM handler cannot reach (as in a wait only a fatal signal ends) is still
+/// ended, by the SIGKILL backstop, instead of running on.
+#[test]
+fn a_deaf_hanging_action_is_killed_after_its_deadline() {
+    use std::os::unix::process::ExitStatusExt;
+    let e = Env::new("deaf");
+    e.conf(
+        "deaf",
+        &format!("FILE={}\nMODE=deaf\nTIMEOUT=1\n", e.file().display()),
+    );
+    let o = e.run(&["quickCheck", "-t", "deaf"]);
+    assert_eq!(o.status.signal(), Some(9), "{:?} {}", o.status, stderr(&o));
+    assert!(
+        !e.file().exists(),
+        "the action must not have run to its end"
+    );
+}
+
 #[test]
 fn install_links_actions_and_dispatches_by_link_name() {
     let e = Env::new("install");
