@@ -331,6 +331,42 @@ mod tests {
         assert!(!m.exists(), "no marker for checks that ended");
     }
 
+    /// A parent that ignores SIGCHLD passes that on across exec; the kernel would then reap
+    /// the check child itself and the check would fail with ECHILD. Runs itself again under
+    /// `env --ignore-signal=CHLD`.
+    #[test]
+    fn an_inherited_ignored_sigchld_does_not_fail_the_check() {
+        const INNER: &str = "NAS_TEST_SIGCHLD_IGNORED";
+        let name = "child::tests::an_inherited_ignored_sigchld_does_not_fail_the_check";
+        if std::env::var_os(INNER).is_some() {
+            let status = std::fs::read_to_string("/proc/self/status").unwrap();
+            let ign = status
+                .lines()
+                .find_map(|l| l.strip_prefix("SigIgn:"))
+                .map(|v| u64::from_str_radix(v.trim(), 16).unwrap())
+                .unwrap();
+            assert!(
+                ign & (1 << (libc::SIGCHLD - 1)) != 0,
+                "SIGCHLD is not ignored here"
+            );
+            let d = Instant::now() + Duration::from_secs(5);
+            let m = std::env::temp_dir().join(format!("nas-test-sigchld-{}", std::process::id()));
+            let r = io_check("/tmp", IoCheck::Stat, &m, d).unwrap();
+            assert!(matches!(r, IoOutcome::Ok(_)), "{r:?}");
+            return;
+        }
+        let out = std::process::Command::new("env")
+            .arg("--ignore-signal=CHLD")
+            .arg(std::env::current_exe().unwrap())
+            .args([name, "--exact", "--nocapture", "--test-threads=1"])
+            .env(INNER, "1")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success() && text.contains("1 passed"), "{text}");
+    }
+
     #[test]
     fn stale_marker_is_ignored_and_removed() {
         let m = std::env::temp_dir().join(format!("nas-test-stale-{}", std::process::id()));

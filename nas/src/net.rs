@@ -70,10 +70,12 @@ async fn ready(fd: RawFd, events: libc::c_short, deadline: Instant, what: &str) 
 
 /// Run `f` on this thread to completion. Between polls it sleeps in
 /// `poll(2)` until a descriptor a future waits for is ready or `deadline`
-/// passes (after which every wait fails with `TimedOut`, so `f` ends).
+/// passes; after it every wait fails with `TimedOut`, so `f` ends within a
+/// round or two, and a future that still waits is given up (`TimedOut`).
 pub fn block_on<F: Future>(f: F, deadline: Instant) -> io::Result<F::Output> {
     let mut f = pin!(f);
     let mut cx = Context::from_waker(Waker::noop());
+    let mut rounds_after_deadline = 0;
     loop {
         WANTS.with(|w| w.borrow_mut().clear());
         if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
@@ -86,6 +88,15 @@ pub fn block_on<F: Future>(f: F, deadline: Instant) -> io::Result<F::Output> {
             ));
         }
         let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            rounds_after_deadline += 1;
+            if rounds_after_deadline > 2 {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "no answer before the deadline",
+                ));
+            }
+        }
         // round up: waking a little late is fine, spinning until the deadline is not
         let ms = i32::try_from(left.as_micros().div_ceil(1000)).unwrap_or(i32::MAX);
         match sys::poll_fds(&wants, ms) {
@@ -113,6 +124,42 @@ pub async fn join<A: Future, B: Future>(a: A, b: B) -> (A::Output, B::Output) {
         }
         match (ra.take(), rb.take()) {
             (Some(x), Some(y)) => Poll::Ready((x, y)),
+            (x, y) => {
+                (ra, rb) = (x, y);
+                Poll::Pending
+            }
+        }
+    })
+    .await
+}
+
+/// Run two fallible futures at once: both results, or `None` as soon as
+/// either ends with `None` (the other is dropped then, closing its sockets).
+pub async fn join_ok<A, B>(
+    a: impl Future<Output = Option<A>>,
+    b: impl Future<Output = Option<B>>,
+) -> Option<(A, B)> {
+    let (mut a, mut b) = (pin!(a), pin!(b));
+    let (mut ra, mut rb) = (None, None);
+    poll_fn(move |cx| {
+        if ra.is_none()
+            && let Poll::Ready(v) = a.as_mut().poll(cx)
+        {
+            match v {
+                Some(v) => ra = Some(v),
+                None => return Poll::Ready(None),
+            }
+        }
+        if rb.is_none()
+            && let Poll::Ready(v) = b.as_mut().poll(cx)
+        {
+            match v {
+                Some(v) => rb = Some(v),
+                None => return Poll::Ready(None),
+            }
+        }
+        match (ra.take(), rb.take()) {
+            (Some(x), Some(y)) => Poll::Ready(Some((x, y))),
             (x, y) => {
                 (ra, rb) = (x, y);
                 Poll::Pending
@@ -165,8 +212,11 @@ pub async fn connect_tcp(
                         ),
                     ));
                 }
-                if sys::poll_fds(&[(fd.as_raw_fd(), libc::POLLOUT)], 0)? > 0 {
-                    break;
+                match sys::poll_fds(&[(fd.as_raw_fd(), libc::POLLOUT)], 0) {
+                    Ok(n) if n > 0 => break,
+                    Ok(_) => {}
+                    Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
+                    Err(e) => return Err(e),
                 }
             }
             let err = getsockopt(&fd, sockopt::SocketError)?;

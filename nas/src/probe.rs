@@ -25,7 +25,7 @@ use nfs3_client::nfs3_types::xdr_codec::{self, Opaque, Pack, Unpack, Void};
 use nfs3_client::rpc::RpcClient;
 use nfs3_client::{MountClient, MountError, Nfs3Client, PortmapError, PortmapperClient, RpcError};
 
-use crate::net::{Conn, block_on, connect_privileged, connect_tcp, join};
+use crate::net::{Conn, block_on, connect_privileged, connect_tcp, join, join_ok};
 use crate::options::Version;
 
 pub const PMAP_PORT: u16 = 111;
@@ -111,16 +111,19 @@ impl Probe {
     }
 
     /// Merge conversations run at once: all their steps by start time, and
-    /// the error of the first one (in the order given) that failed.
+    /// the failure that happened first.
     fn from_lanes(lanes: Vec<Lane>, started: Instant) -> Probe {
         let mut steps: Vec<(Instant, Step)> = Vec::new();
-        let mut error = None;
+        let mut error: Option<(Instant, ProbeError)> = None;
         for lane in lanes {
             steps.extend(lane.steps);
-            if error.is_none() {
-                error = lane.error;
+            if let Some((at, e)) = lane.error
+                && error.as_ref().is_none_or(|(first, _)| at < *first)
+            {
+                error = Some((at, e));
             }
         }
+        let error = error.map(|(_, e)| e);
         steps.sort_by_key(|(t, _)| *t);
         Probe {
             steps: steps.into_iter().map(|(_, s)| s).collect(),
@@ -130,11 +133,11 @@ impl Probe {
     }
 }
 
-/// One conversation of a probe: its steps, each timed, and why it stopped.
+/// One conversation of a probe: its steps, each timed, and why (and when) it stopped.
 #[derive(Debug, Default)]
 struct Lane {
     steps: Vec<(Instant, Step)>,
-    error: Option<ProbeError>,
+    error: Option<(Instant, ProbeError)>,
 }
 
 impl Lane {
@@ -157,12 +160,13 @@ impl Lane {
             Err((kind, detail)) => {
                 let elapsed = t0.elapsed();
                 log::debug!("probe {name}: {kind}: {detail}");
-                self.error = Some(ProbeError {
+                let e = ProbeError {
                     step: name.to_string(),
                     kind,
                     detail,
                     elapsed,
-                });
+                };
+                self.error = Some((t0 + elapsed, e));
                 None
             }
         }
@@ -382,12 +386,11 @@ async fn probe_v3_async(
         .await?;
         Some(nfs)
     };
-    let (mounted, nfs) = join(mount, nfs).await;
-    let Some((mut mnt, fh)) = mounted else {
+    // The first failure decides the probe: the other conversation is dropped then.
+    let Some(((mut mnt, fh), mut nfs)) = join_ok(mount, nfs).await else {
         return Probe::from_lanes(vec![m, n], started);
     };
     let getattr = async {
-        let mut nfs = nfs?;
         n.step("nfs GETATTR", async {
             let args = GETATTR3args {
                 object: nfs_fh3 {

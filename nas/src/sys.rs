@@ -41,6 +41,16 @@ pub(crate) enum ChildOp<'a> {
 /// Fork a child that performs `op` and exits with 0 on success or the errno
 /// (clamped to 1..=255) of the first failing call.
 pub(crate) fn spawn(op: &ChildOp<'_>) -> io::Result<Pid> {
+    // An ignored SIGCHLD (inherited across exec from a parent that set it) makes the kernel
+    // reap children at once: waitpid would answer ECHILD and a healthy check would look
+    // failed. Our children must stay waitable.
+    // SAFETY: SIG_DFL installs no handler, so no code runs in signal context.
+    unsafe {
+        nix::sys::signal::signal(
+            nix::sys::signal::Signal::SIGCHLD,
+            nix::sys::signal::SigHandler::SigDfl,
+        )
+    }?;
     // SAFETY: the child branch below only makes raw system calls on pointers
     // that were created before the fork and ends with `_exit`; it never
     // returns into Rust code that could take a lock or allocate.

@@ -74,13 +74,10 @@ impl Log for Logger {
         }
         let message = record.args().to_string();
         let level = record.level();
+        // One write per line, so the watchdog's last words never land inside one.
         // A failed write to stderr has nowhere to be reported.
-        let _ = writeln!(
-            std::io::stderr().lock(),
-            "{}: {}: {message}",
-            self.prefix,
-            level_word(level)
-        );
+        let line = format!("{}: {}: {message}\n", self.prefix, level_word(level));
+        let _ = std::io::stderr().lock().write_all(line.as_bytes());
         if level <= Level::Info
             && let Some(sock) = &self.syslog
             && let Ok(sock) = sock.lock()
@@ -94,7 +91,6 @@ impl Log for Logger {
     }
 }
 
-/// Installs the logger once per process. `verbosity` counts `-v` flags; `RUST_LOG` overrides.
 /// The installed logger's prefix and syslog socket, for [`last_words`].
 static PREFIX: OnceLock<String> = OnceLock::new();
 static SYSLOG_FD: AtomicI32 = AtomicI32::new(-1);
@@ -111,6 +107,7 @@ pub(crate) fn last_words(message: &str, code: u8) -> LastWords {
     }
 }
 
+/// Installs the logger once per process. `verbosity` counts `-v` flags; `RUST_LOG` overrides.
 pub fn init(binary: &str, tag: Option<&str>, verbosity: u8) {
     let default = match verbosity {
         0 => LevelFilter::Info,
