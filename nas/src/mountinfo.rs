@@ -184,8 +184,9 @@ pub fn parse_bytes(raw: &[u8]) -> Result<Vec<MountEntry>, ParseError> {
 /// Read and parse `/proc/self/mountinfo`.
 pub fn read_self() -> std::io::Result<Vec<MountEntry>> {
     use std::io::Read;
-    // procfs reports size 0: start with a buffer that fits a typical table
-    let mut raw = Vec::with_capacity(64 * 1024);
+    // procfs reports size 0: start with a buffer that fits a small table and grows as needed
+    // (a big first allocation costs an mmap + munmap on every call with musl's allocator)
+    let mut raw = Vec::with_capacity(8 * 1024);
     std::fs::File::open("/proc/self/mountinfo")?.read_to_end(&mut raw)?;
     parse_bytes(&raw).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
 }

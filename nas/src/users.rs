@@ -8,9 +8,10 @@
 //!
 //! A process stuck *inside* a path system call on a dead mount (an `open` or
 //! `stat` waiting for the server) holds no descriptor yet. For those,
-//! `/proc/PID/syscall` gives the blocked call and its arguments, and the path
-//! argument is read from the process's memory (`/proc/PID/mem`), so they are
-//! found as well (x86_64 system call numbers).
+//! `/proc/PID/task/TID/syscall` gives each thread's blocked call and its
+//! arguments, and the path argument is read from the process's memory
+//! (`/proc/PID/mem`), so they are found as well, whichever thread is stuck
+//! (x86_64 system call numbers).
 
 use std::fs;
 use std::path::Path;
@@ -92,8 +93,9 @@ pub fn find(mount_point: &str, dev: Option<(u32, u32)>) -> Vec<User> {
         if fs::read_to_string(base.join("maps")).is_ok_and(|m| maps_use(&m, mount_point, dev)) {
             how.push("maps".to_string());
         }
-        if let Some(p) = blocked_path(&base)
-            && under(&p, mount_point)
+        if let Some(p) = blocked_paths(&base)
+            .into_iter()
+            .find(|p| under(p, mount_point))
         {
             how.push(format!("blocked in a system call on {p}"));
         }
@@ -227,9 +229,10 @@ fn hex(s: &str) -> Option<u64> {
     u64::from_str_radix(s.trim_start_matches("0x"), 16).ok()
 }
 
-/// The absolute path a process is blocked on, if it sits in a path system call.
-fn blocked_path(base: &Path) -> Option<String> {
-    let text = fs::read_to_string(base.join("syscall")).ok()?;
+/// The absolute path a thread (`task`, a `/proc/PID/task/TID` directory) of
+/// the process at `base` is blocked on, if it sits in a path system call.
+fn blocked_path(base: &Path, task: &Path) -> Option<String> {
+    let text = fs::read_to_string(task.join("syscall")).ok()?;
     let f: Vec<&str> = text.split_whitespace().collect();
     let nr: i64 = f.first()?.parse().ok()?;
     let (pi, di) = path_syscall(nr)?;
@@ -245,12 +248,24 @@ fn blocked_path(base: &Path) -> Option<String> {
     }
     let dir = match di.map(|i| args.get(i).copied()) {
         Some(Some(d)) if d as i32 != libc::AT_FDCWD => {
-            link(&base.join("fd").join((d as i32).to_string()))?
+            link(&task.join("fd").join((d as i32).to_string()))?
         }
         Some(None) => return None,
-        _ => link(&base.join("cwd"))?,
+        _ => link(&task.join("cwd"))?,
     };
     Some(format!("{}/{path}", dir.trim_end_matches('/')))
+}
+
+/// The paths any thread of the process at `base` is blocked on.
+fn blocked_paths(base: &Path) -> Vec<String> {
+    match fs::read_dir(base.join("task")) {
+        Ok(tasks) => tasks
+            .flatten()
+            .filter_map(|t| blocked_path(base, &t.path()))
+            .collect(),
+        // no task directory (kernel without it, or the process just ended)
+        Err(_) => blocked_path(base, base).into_iter().collect(),
+    }
 }
 
 impl User {
@@ -363,6 +378,55 @@ mod tests {
         let _ = child.wait();
         fs::remove_dir_all(&dir).unwrap();
         assert!(found, "the child blocked in open() was not found");
+    }
+
+    /// A helper process (this test binary run again) whose second thread blocks in open() of a
+    /// FIFO while its main thread sleeps: found through the thread, not the main thread.
+    #[test]
+    fn finds_a_process_whose_other_thread_is_blocked() {
+        const INNER: &str = "NAS_TEST_BLOCKED_THREAD_FIFO";
+        if let Some(fifo) = std::env::var_os(INNER) {
+            std::thread::spawn(move || fs::File::open(fifo));
+            sleep(Duration::from_secs(30));
+            return;
+        }
+        let dir = std::env::temp_dir().join(format!("nas-thread-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let fifo = dir.join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let mut helper = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "users::tests::finds_a_process_whose_other_thread_is_blocked",
+                "--exact",
+                "--test-threads=1",
+            ])
+            .env(INNER, &fifo)
+            .current_dir("/")
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let pid = helper.id() as i32;
+        let d = dir.to_string_lossy().into_owned();
+        let mut how = None;
+        for _ in 0..300 {
+            how = find(&d, None)
+                .into_iter()
+                .find(|u| u.pid == pid)
+                .map(|u| u.how);
+            if how.is_some() {
+                break;
+            }
+            sleep(Duration::from_millis(10));
+        }
+        let _ = helper.kill();
+        let _ = helper.wait();
+        fs::remove_dir_all(&dir).unwrap();
+        let how = how.expect("the process with a thread blocked in open() was not found");
+        assert!(
+            how.iter()
+                .any(|h| h.starts_with("blocked in a system call on")),
+            "{how:?}"
+        );
     }
 
     #[test]
