@@ -8,9 +8,10 @@
 //!   Two conversations run at once on one thread (see `net`): portmapper →
 //!   MOUNT, and portmapper → NFS NULL; GETATTR (which needs MOUNT's file
 //!   handle) and UMNT follow together. Five round trips deep instead of nine.
-//! - v4: NFS NULL on port 2049 and a COMPOUND (PUTROOTFH, GETATTR type),
-//!   which goes through the server's NFSv4 request path, not only its RPC
-//!   layer. Any well-formed COMPOUND reply counts as an answer.
+//! - v4: NFS NULL on port 2049 and, at the same time on a second connection,
+//!   a COMPOUND (PUTROOTFH, GETATTR type), which goes through the server's
+//!   NFSv4 request path, not only its RPC layer. Any well-formed COMPOUND
+//!   reply counts as an answer.
 //! - `survey`: what the server offers (portmapper table, exports, versions).
 
 use std::fmt;
@@ -477,25 +478,35 @@ fn nfs4_status(s: u32) -> String {
     }
 }
 
-/// Probe an NFSv4 server: NULL, then a COMPOUND, within `deadline`.
+/// Probe an NFSv4 server within `deadline`: NULL and a COMPOUND, each on a
+/// connection of its own, at once.
 pub fn probe_v4(server: IpAddr, deadline: Instant) -> Probe {
     let started = Instant::now();
     let f = async {
-        let mut lane = Lane::default();
+        let (mut a, mut b) = (Lane::default(), Lane::default());
         let addr = SocketAddr::new(server, NFS_PORT);
-        async {
-            let c = lane
+        let null = async {
+            let c = a
                 .step("nfs4 connect", connect_step(addr, false, deadline))
                 .await?;
             let mut rpc = RpcClient::new_with_auth(c, auth_sys(), opaque_auth::default());
-            lane.step("nfs4 NULL", async {
+            a.step("nfs4 NULL", async {
                 rpc.call::<Void, Void>(NFS_PROGRAM, 4, 0, &Void)
                     .await
                     .map_err(rpc_fail)?;
                 Ok(((), "answers".into()))
             })
-            .await?;
-            lane.step("nfs4 COMPOUND", async {
+            .await
+        };
+        let compound = async {
+            let c = b
+                .step(
+                    "nfs4 connect (compound)",
+                    connect_step(addr, false, deadline),
+                )
+                .await?;
+            let mut rpc = RpcClient::new_with_auth(c, auth_sys(), opaque_auth::default());
+            b.step("nfs4 COMPOUND", async {
                 let reply = rpc
                     .call::<RawArgs, RawReply>(NFS_PROGRAM, 4, 1, &RawArgs(compound_args()))
                     .await
@@ -505,9 +516,9 @@ pub fn probe_v4(server: IpAddr, deadline: Instant) -> Probe {
                 Ok(((), format!("PUTROOTFH+GETATTR: {}", nfs4_status(status))))
             })
             .await
-        }
-        .await;
-        Probe::from_lanes(vec![lane], started)
+        };
+        join_ok(null, compound).await;
+        Probe::from_lanes(vec![a, b], started)
     };
     drive(f, started, deadline)
 }
