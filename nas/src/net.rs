@@ -278,18 +278,18 @@ impl Conn {
         Conn { stream, deadline }
     }
 
-    async fn read_some(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+    /// Retry `op` on the socket, waiting for `events` whenever it would block.
+    async fn retry<T>(
+        &mut self,
+        events: libc::c_short,
+        mut op: impl FnMut(&mut TcpStream) -> io::Result<T>,
+    ) -> io::Result<T> {
         loop {
-            match self.stream.read(buf) {
+            match op(&mut self.stream) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    ready(
-                        self.stream.as_raw_fd(),
-                        libc::POLLIN,
-                        self.deadline,
-                        "waiting for the server's reply",
-                    )
-                    .await
-                    .map_err(|_| no_reply())?;
+                    ready(self.stream.as_raw_fd(), events, self.deadline, "server I/O")
+                        .await
+                        .map_err(|_| no_reply())?;
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 other => return other,
@@ -297,23 +297,12 @@ impl Conn {
         }
     }
 
+    async fn read_some(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.retry(libc::POLLIN, |s| s.read(buf)).await
+    }
+
     async fn write_some(&mut self, buf: &[u8]) -> io::Result<usize> {
-        loop {
-            match self.stream.write(buf) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    ready(
-                        self.stream.as_raw_fd(),
-                        libc::POLLOUT,
-                        self.deadline,
-                        "sending to the server",
-                    )
-                    .await
-                    .map_err(|_| no_reply())?;
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                other => return other,
-            }
-        }
+        self.retry(libc::POLLOUT, |s| s.write(buf)).await
     }
 }
 
