@@ -13,7 +13,8 @@
 //! - `iscsi-root/`: open-iscsi's `iscsid`/`iscsiadm` unpacked from their packages (installing
 //!   them would start a daemon on the host);
 //! - `base-<kver>-<hash>.cpio`: the base initramfs (busybox, kernel modules resolved from
-//!   `modules.dep`, test tools with their shared libraries).
+//!   `modules.dep`, test tools with their shared libraries); a new build removes the ones
+//!   untouched for an hour.
 //!
 //! Several test processes may prepare parts at once: one `flock` on `vm-cache/.lock` (taken
 //! with a deadline) serialises the work, and every entry is built in a temporary directory and
@@ -449,7 +450,33 @@ fn ensure_base(cache: &Path, kdir: &Path, kver: &str, iscsi: &Path) -> Result<Pa
         out.display(),
         t0.elapsed().as_secs_f64()
     );
+    prune_old_bases(cache, &out);
     Ok(out)
+}
+
+/// Each change to the harness makes a new base initramfs (about 30 MB); earlier ones are
+/// removed once they have not been written for an hour (a run of an older checkout that
+/// started just before may still be reading one).
+fn prune_old_bases(cache: &Path, keep: &Path) {
+    let Ok(dir) = fs::read_dir(cache) else {
+        return;
+    };
+    for e in dir.flatten() {
+        let path = e.path();
+        let name = e.file_name().to_string_lossy().into_owned();
+        let old = e
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > Duration::from_secs(3600));
+        if path != keep && name.starts_with("base-") && name.ends_with(".cpio") && old {
+            match fs::remove_file(&path) {
+                Ok(()) => eprintln!("vm: removed old base initramfs {}", path.display()),
+                Err(e) => eprintln!("vm: cannot remove old {}: {e}", path.display()),
+            }
+        }
+    }
 }
 
 fn mkdirs(p: &Path) -> Result<(), VmError> {
