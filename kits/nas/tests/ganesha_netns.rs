@@ -22,6 +22,8 @@ use nas::Version;
 use nas::probe::{self, FailKind};
 
 const SCRIPT: &str = include_str!("ganesha-netns.sh");
+/// The server configuration the VM harness uses too.
+const CONF: &str = include_str!("../../../tests/ganesha.conf.in");
 const PHASE_ENV: &str = "NAS_GANESHA_PHASE";
 
 fn have(cmd: &str) -> bool {
@@ -51,6 +53,12 @@ impl Server {
         std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
         let script_path = dir.join("ganesha-netns.sh");
         std::fs::write(&script_path, SCRIPT).map_err(|e| e.to_string())?;
+        let conf = CONF
+            .replace("@NFS_PORT@", "2049")
+            .replace("@MOUNT_PORT@", "20048")
+            .replace("@RECOVERY@", &dir.join("recovery").display().to_string())
+            .replace("@EXPORT@", &dir.join("export").display().to_string());
+        std::fs::write(dir.join("ganesha.conf"), conf).map_err(|e| e.to_string())?;
         let mut script = Command::new("unshare")
             .args(["--net", "--mount", "--propagation", "private", "bash"])
             .arg(&script_path)

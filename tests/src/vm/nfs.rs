@@ -337,36 +337,11 @@ fn reap_stale_namespaces() {
     }
 }
 
+/// The nfs-ganesha configuration (shared with lkh-nas's own server tests: `tests/ganesha.conf.in`).
 fn ganesha_conf(export: &Path, recovery: &Path) -> String {
-    format!(
-        r#"NFS_CORE_PARAM {{
-    NFS_Port = {NFS_PORT};
-    MNT_Port = {MOUNT_PORT};
-    Enable_NLM = false;
-    Enable_RQUOTA = false;
-    Protocols = 3, 4;
-    Mount_Path_Pseudo = true;
-}}
-NFSV4 {{
-    Graceless = true;
-    Lease_Lifetime = 10;
-    RecoveryBackend = fs;
-    RecoveryRoot = "{recovery}";
-}}
-EXPORT {{
-    Export_Id = 1;
-    Path = "{export}";
-    Pseudo = /export;
-    Access_Type = RW;
-    Squash = No_Root_Squash;
-    SecType = sys;
-    Protocols = 3, 4;
-    Transports = TCP;
-    FSAL {{ Name = VFS; }}
-}}
-LOG {{ Default_Log_Level = EVENT; }}
-"#,
-        recovery = recovery.display(),
-        export = export.display()
-    )
+    include_str!("../../ganesha.conf.in")
+        .replace("@NFS_PORT@", &NFS_PORT.to_string())
+        .replace("@MOUNT_PORT@", &MOUNT_PORT.to_string())
+        .replace("@RECOVERY@", &recovery.display().to_string())
+        .replace("@EXPORT@", &export.display().to_string())
 }
