@@ -39,6 +39,7 @@ case "$(KEYA)" in 0x4c4b*) pass a-key-prefix ;; *) fail a-key-prefix "$(KEYA)" ;
 expect_rc a-restore-idempotent 0 scsipr a restore -t fence
 expect_rc a-quickcheck 0 scsipr a quickCheck -t fence
 run scsipr a status -t fence
+scsipr a status -t fence 2>&1 | grep -q WARNING; [ $? != 0 ]; check a-status-no-shared-key-warning $?
 scsipr a status "$A" --json > /tmp/status.json 2>&1
 grep -q '"owner":"this node"' /tmp/status.json && grep -q '"holder":true' /tmp/status.json
 check a-status-json $? "$(cat /tmp/status.json)"
@@ -130,6 +131,19 @@ while [ $i -lt 20 ]; do
     scsipr b remove -t fence >/dev/null 2>&1
 done
 [ $bad = 0 ]; check race-one-holder-20 $? "$bad bad rounds"
+
+# ---- the same KEY on both nodes: fencing between them is void; restore and status say so ----
+node_conf a dup DEVICE="$A" KEY=0x4c4b00000000d0d0
+node_conf b dup DEVICE="$B" KEY=0x4c4b00000000d0d0
+expect_rc dup-a-restore 0 scsipr a restore -t dup
+out=$(scsipr b restore -t dup 2>&1); rc=$?
+echo "$out"
+[ $rc = 0 ] && echo "$out" | grep -q "registered 2 times but this node has 1 path"
+check dup-b-restore-warns $? "rc=$rc"
+out=$(scsipr a status -t dup 2>&1); echo "$out"
+echo "$out" | grep -q "WARNING: .*another node uses the same key"; check dup-status-warns $?
+expect_rc dup-a-remove 0 scsipr a remove -t dup
+expect_rc dup-b-remove 0 scsipr b remove -t dup
 
 # ---- TYPE=write-exclusive and a WWPN flip: the reservation moves to the new nexus ----
 node_conf b we DEVICE="$B" TYPE=write-exclusive

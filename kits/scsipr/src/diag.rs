@@ -152,6 +152,15 @@ fn lu_status(lu: &mut Lu, ours: Option<u64>, deadline: Instant) -> (String, Json
                 );
             }
             j.push("registrations", Json::Arr(regs));
+            let mine = fs
+                .registrations
+                .iter()
+                .filter(|r| Some(r.key) == ours)
+                .count();
+            if let Some(w) = ours.and_then(|k| ops::shared_key_warning(lu, k, mine)) {
+                t += &format!("  WARNING: {w}\n");
+                j.push("warning", w);
+            }
         }
         Err(_) => match lu.any_path(|p| p.read_keys(deadline)) {
             Ok(k) => {
@@ -167,6 +176,11 @@ fn lu_status(lu: &mut Lu, ours: Option<u64>, deadline: Instant) -> (String, Json
                     );
                 }
                 j.push("registrations", Json::Arr(regs));
+                let mine = k.keys.iter().filter(|x| Some(**x) == ours).count();
+                if let Some(w) = ours.and_then(|o| ops::shared_key_warning(lu, o, mine)) {
+                    t += &format!("  WARNING: {w}\n");
+                    j.push("warning", w);
+                }
             }
             Err(e) => {
                 t += &format!("  registrations: unavailable: {e}\n");

@@ -219,6 +219,21 @@ fn count(keys: &[u64], key: u64) -> usize {
     keys.iter().filter(|k| **k == key).count()
 }
 
+/// This node registers its key once per path (I_T nexus). More registrations of the key than
+/// the LU has paths here means another initiator holds it too: a second node configured with
+/// the same key — then neither can fence the other — or registrations left by this node's
+/// earlier initiator ports (after a WWPN or IQN change). One line naming both, or `None`.
+pub fn shared_key_warning(lu: &Lu, key: u64, registrations: usize) -> Option<String> {
+    let paths = lu.paths.len() + lu.dead.len();
+    (registrations > paths).then(|| {
+        format!(
+            "{}: this node's key {} is registered {registrations} times but this node has {paths} path(s) to the disk: if another node uses the same key (a copied KEY= or node.key), fencing between the two does not work: give every node its own key; otherwise these are stale registrations of this node's earlier initiator ports (after a WWPN or initiator name change), which `lkh-scsipr status` lists with their initiators",
+            dev(lu),
+            fmt_key(key)
+        )
+    })
+}
+
 /// RELEASE of the reservation of type `code` that `key` holds, through every path: the holding
 /// nexus releases it, the others answer GOOD (registered) or RESERVATION CONFLICT. A type code
 /// outside the six defined ones cannot be named in a RELEASE: nothing is sent then.
@@ -288,8 +303,13 @@ pub fn restore_lu(lu: &mut Lu, key: u64, t: PrType, deadline: Instant) -> Result
     let name = dev(lu);
     let registered = register_all(lu, key, deadline)?;
     let mut preempted = Vec::new();
-    for _round in 0..3 {
+    for round in 0..3 {
         let (res, ours, keys) = read_state(lu, key, deadline)?;
+        if round == 0
+            && let Some(w) = shared_key_warning(lu, key, ours)
+        {
+            warn!("{w}");
+        }
         match res {
             None => match lu.any_path(|p| p.reserve(key, t, deadline)) {
                 Ok(()) => {
