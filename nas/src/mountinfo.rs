@@ -361,4 +361,51 @@ pub(crate) mod tests {
         assert!(tree(&reused, root).is_empty());
         assert!(tree(&v[4..], root).is_empty());
     }
+
+    /// A mountinfo text the kernel would never write (random, or a real one damaged) still
+    /// parses to Ok or Err, never a panic.
+    #[test]
+    fn random_text_never_panics() {
+        let alphabet = b" \\0123456789:/-_abcnfs,=\n\t\x80\xff";
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let real = [HOST_ESCAPES, GUEST_NFS].concat().into_bytes();
+        for round in 0..20_000 {
+            let b: Vec<u8> = if round % 2 == 0 {
+                let len = (next() % 160) as usize;
+                (0..len)
+                    .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
+                    .collect()
+            } else {
+                // a real table with a few bytes replaced, dropped or cut off
+                let mut b = real.clone();
+                for _ in 0..(1 + next() % 6) {
+                    let at = (next() % b.len() as u64) as usize;
+                    match next() % 3 {
+                        0 => b[at] = alphabet[(next() % alphabet.len() as u64) as usize],
+                        1 => {
+                            b.remove(at);
+                        }
+                        _ => b.truncate(at),
+                    }
+                    if b.is_empty() {
+                        break;
+                    }
+                }
+                b
+            };
+            if let Ok(entries) = parse_bytes(&b) {
+                for e in &entries {
+                    let _ = tree(&entries, e);
+                    let _ = find_at(&entries, &e.mount_point);
+                }
+            }
+            let _ = unescape(&String::from_utf8_lossy(&b));
+        }
+    }
 }

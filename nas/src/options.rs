@@ -841,4 +841,29 @@ mod tests {
         assert_eq!(r.source, "[fd00::2]:/e");
         assert!(r.data.contains("proto=tcp6,") && r.data.ends_with("addr=fd00::2"));
     }
+
+    /// Whatever OPTIONS= holds, validation answers Ok or Err, never panics.
+    #[test]
+    fn random_options_never_panic() {
+        let words: [&str; 16] = [
+            "vers", "nfsvers", "=", ",", "3", "4.2", "hard", "soft", "timeo", "proto", "tcp",
+            "udp", " ", "addr", "ro", "\u{e9}",
+        ];
+        let mut seed = 0xbf58_476d_1ce4_e5b9u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let server: IpAddr = "192.0.2.7".parse().unwrap();
+        for _ in 0..20_000 {
+            let text: String = (0..next() % 12)
+                .map(|_| words[(next() % words.len() as u64) as usize])
+                .collect();
+            for v in [Version::V3, Version::V4_2] {
+                let _ = parse_options(&text, v, server);
+            }
+        }
+    }
 }

@@ -929,4 +929,26 @@ mod tests {
             "--on-fenced"
         );
     }
+
+    /// Whatever bytes a configuration file holds, parsing answers Ok or Err, never panics.
+    #[test]
+    fn random_files_never_panic() {
+        let alphabet = b"AZ_az09=#'\"\\$` \t\r\n\x80\xffexport";
+        let mut seed = 0x94d0_49bb_1331_11ebu64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for _ in 0..20_000 {
+            let len = (next() % 80) as usize;
+            let b: Vec<u8> = (0..len)
+                .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
+                .collect();
+            let _ = parse_assignments(&b, true);
+            let _ = parse_assignments(&b, false);
+            let _ = parse_assignment_line(&String::from_utf8_lossy(&b));
+        }
+    }
 }
