@@ -70,3 +70,14 @@ impl From<ConfigError> for Error {
         Error::new(ErrorKind::Config, e.0)
     }
 }
+
+/// A small deterministic generator (xorshift64) for the random-input tests.
+#[cfg(test)]
+pub(crate) fn test_rng(mut seed: u64) -> impl FnMut() -> u64 {
+    move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    }
+}

@@ -367,13 +367,7 @@ pub(crate) mod tests {
     #[test]
     fn random_text_never_panics() {
         let alphabet = b" \\0123456789:/-_abcnfs,=\n\t\x80\xff";
-        let mut seed = 0x2545_f491_4f6c_dd1du64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut next = crate::test_rng(0x2545_f491_4f6c_dd1du64);
         let real = [HOST_ESCAPES, GUEST_NFS].concat().into_bytes();
         for round in 0..20_000 {
             let b: Vec<u8> = if round % 2 == 0 {

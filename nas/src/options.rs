@@ -849,13 +849,7 @@ mod tests {
             "vers", "nfsvers", "=", ",", "3", "4.2", "hard", "soft", "timeo", "proto", "tcp",
             "udp", " ", "addr", "ro", "\u{e9}",
         ];
-        let mut seed = 0xbf58_476d_1ce4_e5b9u64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut next = crate::test_rng(0xbf58_476d_1ce4_e5b9u64);
         let server: IpAddr = "192.0.2.7".parse().unwrap();
         for _ in 0..20_000 {
             let text: String = (0..next() % 12)
