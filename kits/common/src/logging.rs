@@ -54,6 +54,11 @@ fn severity(level: Level) -> u8 {
 }
 
 /// Formats one syslog datagram (RFC 3164 style without a timestamp; syslogd adds it).
+/// One stderr line in the contract format, newline included.
+pub fn stderr_line(prefix: &str, level: Level, message: &str) -> String {
+    format!("{prefix}: {}: {message}\n", level_word(level))
+}
+
 pub fn syslog_line(prefix: &str, level: Level, message: &str) -> String {
     let pri = FACILITY_LOCAL6 * 8 + severity(level);
     format!(
@@ -76,7 +81,7 @@ impl Log for Logger {
         let level = record.level();
         // One write per line, so the watchdog's last words never land inside one.
         // A failed write to stderr has nowhere to be reported.
-        let line = format!("{}: {}: {message}\n", self.prefix, level_word(level));
+        let line = stderr_line(&self.prefix, level, &message);
         let _ = std::io::stderr().lock().write_all(line.as_bytes());
         if level <= Level::Info
             && let Some(sock) = &self.syslog
@@ -101,7 +106,7 @@ pub(crate) fn last_words(message: &str, code: u8) -> LastWords {
     let prefix = PREFIX.get().map_or("lkhelpers", String::as_str);
     let fd = SYSLOG_FD.load(Ordering::Relaxed);
     LastWords {
-        stderr: format!("{prefix}: {}: {message}\n", level_word(Level::Error)).into_bytes(),
+        stderr: stderr_line(prefix, Level::Error, message).into_bytes(),
         syslog: (fd >= 0).then(|| (fd, syslog_line(prefix, Level::Error, message).into_bytes())),
         code: i32::from(code),
     }
@@ -138,8 +143,9 @@ pub fn init(binary: &str, tag: Option<&str>, verbosity: u8) {
     let syslog_fd = syslog
         .as_ref()
         .and_then(|m| m.lock().ok().map(|s| s.as_raw_fd()));
+    let shown = prefix(binary, tag);
     let logger = Logger {
-        prefix: prefix(binary, tag),
+        prefix: shown.clone(),
         filter,
         syslog,
     };
@@ -147,7 +153,7 @@ pub fn init(binary: &str, tag: Option<&str>, verbosity: u8) {
         log::set_max_level(max);
         // the logger (and so its socket) lives as long as the process
         SYSLOG_FD.store(syslog_fd.unwrap_or(-1), Ordering::Relaxed);
-        let _ = PREFIX.set(prefix(binary, tag));
+        let _ = PREFIX.set(shown);
     }
 }
 
