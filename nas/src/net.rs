@@ -60,9 +60,9 @@ impl Future for YieldOnce {
 }
 
 /// Wait (yielding to the executor) until `fd` may be ready for `events`, or
-/// fail with `TimedOut` once `deadline` has passed.
-async fn ready(fd: RawFd, events: libc::c_short, deadline: Instant, what: &str) -> io::Result<()> {
-    remaining(deadline, what)?;
+/// fail once `deadline` has passed (callers word the timeout themselves).
+async fn ready(fd: RawFd, events: libc::c_short, deadline: Instant) -> io::Result<()> {
+    remaining(deadline, "waiting")?;
     WANTS.with(|w| w.borrow_mut().push((fd, events)));
     YieldOnce(false).await;
     Ok(())
@@ -200,7 +200,7 @@ pub async fn connect_tcp(
         Err(Errno::EINPROGRESS) => {
             let budget = remaining(deadline, &format!("connect to {addr}"))?;
             loop {
-                if ready(fd.as_raw_fd(), libc::POLLOUT, deadline, "connect")
+                if ready(fd.as_raw_fd(), libc::POLLOUT, deadline)
                     .await
                     .is_err()
                 {
@@ -287,7 +287,7 @@ impl Conn {
         loop {
             match op(&mut self.stream) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    ready(self.stream.as_raw_fd(), events, self.deadline, "server I/O")
+                    ready(self.stream.as_raw_fd(), events, self.deadline)
                         .await
                         .map_err(|_| no_reply())?;
                 }
