@@ -90,11 +90,10 @@ pub fn probe_and_io(s: &Settings, with_io: bool) -> (Probe, Option<IoOutcome>) {
     let until = s.check_deadline;
     let io = with_io
         .then(|| nas::child::start_io_check(&s.cfg.mount_point, s.io_check, &s.marker(), until));
-    let probe_until = match io {
-        Some(_) if s.io_check != IoCheck::None => {
-            until.checked_sub(nas::child::REAP_GRACE).unwrap_or(until)
-        }
-        _ => until,
+    let probe_until = if with_io && s.io_check != IoCheck::None {
+        until.checked_sub(nas::child::REAP_GRACE).unwrap_or(until)
+    } else {
+        until
     };
     let p = probe::probe(s.cfg.server, &s.cfg.export, s.cfg.version, probe_until);
     let io = io.map(|started| {

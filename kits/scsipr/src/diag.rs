@@ -130,7 +130,8 @@ fn lu_status(lu: &mut Lu, ours: Option<u64>, deadline: Instant) -> (String, Json
         );
     }
     j.push("paths", Json::Arr(paths));
-    match lu.any_path(|p| p.read_full_status(deadline)) {
+    // the registered keys, one per I_T nexus, shown in full status or as plain keys
+    let registered: Vec<u64> = match lu.any_path(|p| p.read_full_status(deadline)) {
         Ok(fs) => {
             t += &format!("  generation: {}\n  registrations:\n", fs.generation);
             j.push("generation", fs.generation);
@@ -152,15 +153,7 @@ fn lu_status(lu: &mut Lu, ours: Option<u64>, deadline: Instant) -> (String, Json
                 );
             }
             j.push("registrations", Json::Arr(regs));
-            let mine = fs
-                .registrations
-                .iter()
-                .filter(|r| Some(r.key) == ours)
-                .count();
-            if let Some(w) = ours.and_then(|k| ops::shared_key_warning(lu, k, mine)) {
-                t += &format!("  WARNING: {w}\n");
-                j.push("warning", w);
-            }
+            fs.registrations.iter().map(|r| r.key).collect()
         }
         Err(_) => match lu.any_path(|p| p.read_keys(deadline)) {
             Ok(k) => {
@@ -176,17 +169,19 @@ fn lu_status(lu: &mut Lu, ours: Option<u64>, deadline: Instant) -> (String, Json
                     );
                 }
                 j.push("registrations", Json::Arr(regs));
-                let mine = k.keys.iter().filter(|x| Some(**x) == ours).count();
-                if let Some(w) = ours.and_then(|o| ops::shared_key_warning(lu, o, mine)) {
-                    t += &format!("  WARNING: {w}\n");
-                    j.push("warning", w);
-                }
+                k.keys
             }
             Err(e) => {
                 t += &format!("  registrations: unavailable: {e}\n");
                 j.push("error", e.to_string());
+                Vec::new()
             }
         },
+    };
+    let mine = registered.iter().filter(|k| Some(**k) == ours).count();
+    if let Some(w) = ours.and_then(|k| ops::shared_key_warning(lu, k, mine)) {
+        t += &format!("  WARNING: {w}\n");
+        j.push("warning", w);
     }
     match lu.any_path(|p| p.read_reservation(deadline)) {
         Ok(rs) => match rs.reservation {
