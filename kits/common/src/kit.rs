@@ -2,7 +2,7 @@
 //! deadline, and turn the outcome into one of the documented exit codes.
 
 use crate::cli::{Action, HookArgs, Invocation, parse_invocation};
-use crate::config::{self, Config, KeySpec, Missing, Scope, Sources};
+use crate::config::{self, Config, KeySpec, Missing, Sources};
 use crate::deadline::{Deadline, Watchdog, run_bounded};
 use crate::exit::{Exit, Failure, Outcome};
 use crate::install::{DEFAULT_LKROOT, LinkChange, install};
@@ -31,69 +31,10 @@ impl KitSpec {
         format!("lkh-{}", self.kit)
     }
 
-    /// The full `--help` text: usage, the hook contract, the keys, the exit codes.
+    /// The full `--help` text: usage, the hook contract, the keys, the exit codes
+    /// (the same sections as the man page, [`crate::man`]).
     pub fn help(&self) -> String {
-        let bin = self.binary();
-        let mut s = format!("{bin}: {}\n\nUSAGE\n", self.summary);
-        s += &format!(
-            "  {bin} ACTION -t TAG [-i ID] [-v] [--no-config] [--KEY VALUE | --set KEY=VALUE]...\n"
-        );
-        s += &format!(
-            "  .../Resources/{}/actions/ACTION -t TAG [-i ID]   (action taken from the link's name)\n",
-            self.kit
-        );
-        for (usage, _) in self.commands {
-            s += &format!("  {bin} {usage}\n");
-        }
-        s += &format!("  {bin} install [--lkroot DIR]\n\n");
-        s += "ACTIONS (called by LifeKeeper)\n";
-        s += "  restore     bring the resource into service on this node (idempotent)\n";
-        s += "  remove      take it out of service on this node (idempotent)\n";
-        s += "  quickCheck  check its health; non-zero makes LifeKeeper run recover\n";
-        s += "  recover     repair it locally; non-zero makes LifeKeeper fail over\n";
-        if !self.actions_help.is_empty() {
-            s += self.actions_help;
-            if !self.actions_help.ends_with('\n') {
-                s.push('\n');
-            }
-        }
-        s += "\nCOMMANDS\n";
-        for (usage, help) in self.commands {
-            s += &format!("  {usage}\n      {help}\n");
-        }
-        s += &format!(
-            "  install [--lkroot DIR]\n      link DIR/subsys/lkhelpers/Resources/{}/actions/{{restore,remove,quickCheck,recover}} to this binary (default DIR $LKROOT or {DEFAULT_LKROOT})\n",
-            self.kit
-        );
-        s += "\nCONFIGURATION\n";
-        s += &format!(
-            "  {}/TAG.conf (dir: $LKHELPERS_CONF_DIR): KEY=value lines, # comments, optional quotes, as in\n  {} (path: $LKHELPERS_LK_DEFAULTS), whose LifeKeeper tunables (marked LK) apply unless the\n  resource file sets them. Files must be owned by root and not writable by group or others.\n  Command-line values win over both.\n",
-            config::DEFAULT_CONF_DIR,
-            config::DEFAULT_LK_DEFAULTS
-        );
-        for k in self.keys {
-            let lk = if k.scope == Scope::LifeKeeper {
-                " (LK)"
-            } else {
-                ""
-            };
-            let default = k
-                .default
-                .map(|d| format!(" [default: {d}]"))
-                .unwrap_or_default();
-            s += &format!(
-                "  {}{lk}{default}\n      {} ({})\n",
-                k.name,
-                k.help,
-                k.flag()
-            );
-        }
-        s += "\nEXIT CODES\n";
-        for e in Exit::ALL {
-            s += &format!("  {}  {}\n", e.code(), e.meaning());
-        }
-        s += "\nLOGGING\n  one line per event on stderr as 'lkh-KIT[TAG]: LEVEL: message', also to syslog (local6, ident lkhelpers);\n  -v or RUST_LOG=debug for debug detail.\n";
-        s
+        crate::doc::kit_help(self)
     }
 }
 
@@ -175,12 +116,22 @@ pub fn run(spec: &'static KitSpec, hook: fn(&HookCtx) -> Outcome, command: Comma
             Exit::Ok.into()
         }
         Invocation::Version => {
-            println!("{bin} {}", env!("CARGO_PKG_VERSION"));
+            println!("{}", crate::version::line(&bin));
             Exit::Ok.into()
         }
         Invocation::Install { lkroot, verbosity } => {
             logging::init(&bin, None, verbosity);
             finish(run_install(spec, lkroot), "install")
+        }
+        // Hidden: the man page, for the packaging script (`man`, `man lkhelpers`).
+        Invocation::Command { name, args, .. } if name == "man" => {
+            match crate::man::page_for(spec, &args) {
+                Some(page) => {
+                    print!("{page}");
+                    Exit::Ok.into()
+                }
+                None => finish(Err(Failure::usage("man: usage: man [lkhelpers]")), "man"),
+            }
         }
         Invocation::Command {
             name,

@@ -8,7 +8,8 @@
 //! the rest: argv and argv\[0\] dispatch ([`cli`]), tag validation ([`tag`]), configuration from
 //! `/etc/lkhelpers/<TAG>.conf`, `/etc/default/LifeKeeper` and flags ([`config`]), the deadline
 //! watchdog ([`deadline`]), logging to stderr and syslog ([`logging`]), `install` ([`install`]),
-//! and the exit-code table ([`exit`]).
+//! the exit-code table ([`exit`]), the help text and man pages rendered from the same tables
+//! ([`doc`], [`man`]), and the version line ([`version`]).
 //!
 //! ```no_run
 //! use lkh_common::{Failure, HookCtx, KeySpec, Kind, KitSpec, Outcome};
@@ -33,13 +34,16 @@
 pub mod cli;
 pub mod config;
 pub mod deadline;
+pub mod doc;
 pub mod exit;
 pub mod install;
 pub mod json;
 pub mod kit;
 pub mod logging;
+pub mod man;
 mod sys;
 pub mod tag;
+pub mod version;
 
 pub use cli::{Action, HookArgs, parse_hook_args};
 pub use config::{Config, KeySpec, Kind, Scope, Sources};
