@@ -82,7 +82,7 @@ pub fn tagged(term: &str, note: &str, text: &str) -> String {
 }
 
 /// The finished page: no paragraph macro right after a heading, where it would do nothing.
-fn finish(page: String) -> String {
+pub fn finish(page: String) -> String {
     let mut out = String::with_capacity(page.len());
     let mut after_heading = false;
     for line in page.lines() {
@@ -133,7 +133,9 @@ pub fn section(sec: &Section) -> String {
     s
 }
 
-fn see_also(except: &str, extra: &[&str]) -> String {
+/// The SEE ALSO section: lkhelpers(7) and every binary's page but `except`'s, then `extra`
+/// (`"name (N)"`).
+pub fn see_also(except: &str, extra: &[&str]) -> String {
     let mut refs: Vec<String> = Vec::new();
     if except != "lkhelpers" {
         refs.push("lkhelpers (7)".to_owned());

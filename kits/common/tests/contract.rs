@@ -240,3 +240,51 @@ fn help_documents_contract_keys_and_exit_codes() {
         assert!(h.contains(needle), "help lacks {needle:?}:\n{h}");
     }
 }
+
+#[test]
+fn man_page_and_help_come_from_the_same_key_table() {
+    let env = Env::new("man");
+    let help = String::from_utf8_lossy(&env.run(&["--help"]).stdout).into_owned();
+    let o = env.run(&["man"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let page = String::from_utf8_lossy(&o.stdout).replace("\\-", "-");
+    assert!(page.starts_with(".TH \"LKH-TOY\" \"8\""), "{page}");
+    // Every key the help lists under CONFIGURATION is in the page, and no other.
+    let keys = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter_map(|l| l.strip_prefix("  ").or_else(|| l.strip_prefix("\\fB")))
+            .filter_map(|l| l.split([' ', '\\']).next())
+            .filter(|w| w.len() > 2 && w.bytes().all(|b| b.is_ascii_uppercase() || b == b'_'))
+            .map(str::to_owned)
+            .collect()
+    };
+    let (in_help, in_page) = (keys(&help), keys(&page));
+    for k in ["TIMEOUT", "FILE", "MODE", "FAILFASTTIMER"] {
+        assert!(
+            in_help.contains(&k.to_owned()),
+            "help lacks {k}: {in_help:?}"
+        );
+    }
+    for k in &in_help {
+        assert!(page.contains(k.as_str()), "man page lacks {k}");
+    }
+    for k in &in_page {
+        assert!(help.contains(k.as_str()), "help lacks {k}");
+    }
+    let o = env.run(&["man", "lkhelpers"]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&o.stdout).starts_with(".TH \"LKHELPERS\" \"7\""));
+    assert_eq!(env.run(&["man", "bogus"]).status.code(), Some(2));
+}
+
+#[test]
+fn version_names_the_workspace_version_and_commit() {
+    let o = Env::new("version").run(&["--version"]);
+    assert_eq!(o.status.code(), Some(0));
+    let line = String::from_utf8_lossy(&o.stdout).into_owned();
+    let want = format!("lkh-toy {} (commit ", env!("CARGO_PKG_VERSION"));
+    assert!(
+        line.starts_with(&want) && line.trim_end().ends_with(')'),
+        "{line}"
+    );
+}

@@ -7,6 +7,8 @@
 //! table: 0 done / consistent, 1 inconsistent, refused or failed, 2 usage
 //! or configuration error with nothing changed.
 
+mod man;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::SystemTime;
@@ -30,7 +32,7 @@ https://docs.us.sios.com/spslinux/9.9.0/en/topic/parameters-list";
 
 /// Platform detection for LifeKeeper nodes: on-premises Hyper-V or Azure?
 #[derive(Parser, Debug)]
-#[command(name = BIN, version, after_help = AFTER_HELP)]
+#[command(name = BIN, version = lkh_common::version::LONG, after_help = AFTER_HELP)]
 struct Cli {
     /// More detail on stderr (repeat for more).
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
@@ -92,6 +94,9 @@ enum Command {
         #[arg(long, value_name = "VALUE")]
         lk_serv_env: Option<String>,
     },
+    /// The man page, rendered from this command-line definition (for packaging).
+    #[command(hide = true)]
+    Man,
 }
 
 fn main() -> ExitCode {
@@ -109,6 +114,13 @@ fn main() -> ExitCode {
             dry_run,
             lk_serv_env,
         } => cmd_fix(&lk, &detect, dry_run, lk_serv_env.as_deref()),
+        Command::Man => {
+            print!(
+                "{}",
+                man::page(<Cli as clap::CommandFactory>::command(), AFTER_HELP)
+            );
+            Ok(Exit::Ok)
+        }
     };
     match result {
         Ok(exit) => exit.into(),
@@ -520,5 +532,58 @@ fn cmd_fix(
     } else {
         println!("result: manual steps remain (see plan)");
         Ok(Exit::Failed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// `--help` of the binary and of every command, as the user sees them.
+    fn all_help() -> String {
+        let mut cmd = Cli::command();
+        cmd.build();
+        let mut text = cmd.render_long_help().to_string();
+        for sub in cmd.get_subcommands_mut() {
+            text += &sub.render_long_help().to_string();
+        }
+        text
+    }
+
+    #[test]
+    fn man_page_and_help_show_the_same_commands_and_options() {
+        let help = all_help();
+        let roff = man::page(Cli::command(), AFTER_HELP).replace("\\-", "-");
+        let page = roff.split_whitespace().collect::<Vec<_>>().join(" ");
+        let mut cmd = Cli::command();
+        cmd.build();
+        for sub in cmd.get_subcommands().filter(|c| c.get_name() != "help") {
+            let name = sub.get_name();
+            assert_eq!(
+                sub.is_hide_set(),
+                !roff.contains(&format!(".B {name}\n")),
+                "{name}"
+            );
+            for arg in sub.get_arguments().filter(|a| !a.is_hide_set()) {
+                if let Some(long) = arg.get_long() {
+                    let flag = format!("--{long}");
+                    assert!(help.contains(&flag), "help lacks {flag}");
+                    assert!(page.contains(&flag), "man page lacks {flag}");
+                }
+            }
+        }
+        for line in AFTER_HELP
+            .lines()
+            .filter(|l| l.trim_start().starts_with(['0', '1', '2']))
+        {
+            let text = line
+                .trim()
+                .split_once("  ")
+                .map(|(_, t)| t.trim())
+                .unwrap_or_default();
+            assert!(help.contains(text) && page.contains(text), "{line}");
+        }
+        assert!(roff.starts_with(".TH \"LKH-PLATFORM\" \"8\""), "{roff}");
     }
 }
