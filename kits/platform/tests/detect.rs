@@ -40,7 +40,11 @@ fn hyperv_gen1_on_an_old_host() {
     common::has(&out, "dmi product_version: 7.0");
     common::has(&out, "vmbus: present (12 devices)");
     common::has(&out, "azure asset tag: no");
-    common::has(&out, "cpuid hypervisor: not checked (--sysroot)");
+    common::has(
+        &out,
+        "cpuid hypervisor: not checked (--sysroot, no cpuid.txt)",
+    );
+    common::has(&out, "container: none seen");
     common::has(&out, "network: not checked (--no-network)");
 }
 
