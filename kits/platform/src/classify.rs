@@ -253,6 +253,12 @@ pub fn classify(ev: &Evidence) -> Verdict {
         let (p, c) = hyperv_family(ev, &agreeing, asset_tag_azure, &mut reasons);
         let generation = if local.uefi {
             Some(2)
+        } else if dmi.is_absent() {
+            reasons.push(
+                "there is no DMI, so no Hyper-V BIOS or UEFI booted this: the generation does not apply"
+                    .into(),
+            );
+            None
         } else if local.container.is_some() {
             reasons.push(
                 "no /sys/firmware/efi, but container runtimes hide it, so the Hyper-V generation is not known"
@@ -280,7 +286,7 @@ pub fn classify(ev: &Evidence) -> Verdict {
                 ));
                 Confidence::Likely
             }
-        } else if agreeing.len() >= 2 {
+        } else if independent(&agreeing) >= 2 {
             Confidence::Certain
         } else {
             Confidence::Likely
@@ -301,7 +307,7 @@ pub fn classify(ev: &Evidence) -> Verdict {
     }
     if let Some(c) = &local.container {
         reasons.push(format!(
-            "this runs in a {} container ({}); the verdict is about the machine underneath",
+            "this runs in a container ({}, per {}); the verdict is about the machine underneath",
             c.kind, c.seen_in
         ));
     }
@@ -312,6 +318,13 @@ pub fn classify(ev: &Evidence) -> Verdict {
         hyperv_generation,
         container: local.container.as_ref().map(|c| c.kind.clone()),
     }
+}
+
+/// How many independent sources agree: the CPU flag is CPUID leaf 1's
+/// bit, so with CPUID present the two count once.
+fn independent(agreeing: &[Source]) -> usize {
+    let both = agreeing.contains(&Source::Cpuid) && agreeing.contains(&Source::Flag);
+    agreeing.len() - usize::from(both)
 }
 
 /// Every claim the evidence makes, strongest source first.
@@ -949,7 +962,7 @@ mod tests {
         assert_eq!(v.container.as_deref(), Some("docker"));
         assert_eq!(v.hyperv_generation, None, "a container hides /sys/firmware");
         assert!(
-            v.reasons.iter().any(|r| r.contains("docker container")),
+            v.reasons.iter().any(|r| r.contains("container (docker")),
             "{v:?}"
         );
     }

@@ -123,8 +123,14 @@ pub struct LocalEvidence {
 /// `/proc/cpuinfo` of a 512-CPU box is well under this.
 const MAX_READ: u64 = 4 << 20;
 
-/// Reads a small text file under `root`. `Ok(None)` when it does not exist.
+/// Reads a small text file under `root`, escaped as [`escape_bytes`]
+/// does. `Ok(None)` when it does not exist.
 pub fn read_text(root: &Path, rel: &str) -> Result<Option<String>, String> {
+    Ok(read_bytes(root, rel)?.map(|b| escape_bytes(&b)))
+}
+
+/// Reads a small file under `root`. `Ok(None)` when it does not exist.
+fn read_bytes(root: &Path, rel: &str) -> Result<Option<Vec<u8>>, String> {
     let path = under(root, rel);
     let file = match fs::File::open(&path) {
         Ok(f) => f,
@@ -133,7 +139,7 @@ pub fn read_text(root: &Path, rel: &str) -> Result<Option<String>, String> {
     };
     let mut bytes = Vec::new();
     match file.take(MAX_READ).read_to_end(&mut bytes) {
-        Ok(_) => Ok(Some(escape_bytes(&bytes))),
+        Ok(_) => Ok(Some(bytes)),
         Err(e) => Err(format!("{}: cannot read: {e}", path.display())),
     }
 }
@@ -297,12 +303,13 @@ pub fn container(root: &Path) -> Option<Container> {
         return found("podman", "/run/.containerenv");
     }
     // PID 1's environment is root-only; unreadable simply means unknown.
-    if let Ok(Some(env)) = read_text(root, "proc/1/environ") {
+    if let Ok(Some(env)) = read_bytes(root, "proc/1/environ") {
         let value = env
-            .split(['\0', '\n'])
-            .find_map(|kv| kv.strip_prefix("container="));
-        if let Some(v) = value.filter(|v| !v.is_empty()) {
-            return found(v, "container= in /proc/1/environ");
+            .split(|b| *b == 0)
+            .find_map(|kv| kv.strip_prefix(b"container="))
+            .filter(|v| !v.is_empty());
+        if let Some(v) = value {
+            return found(&escape_bytes(v), "/proc/1/environ");
         }
     }
     if let Ok(Some(cgroup)) = read_text(root, "proc/1/cgroup") {

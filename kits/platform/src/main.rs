@@ -269,7 +269,7 @@ fn detection_text(d: &Detection, a: &DetectArgs) -> String {
         if ev.local.uefi {
             "UEFI"
         } else {
-            "BIOS (no /sys/firmware/efi)"
+            "BIOS or hidden (no /sys/firmware/efi)"
         }
     );
     match (ev.local.cpuinfo_hypervisor_flag, ev.local.cpu_kind) {
