@@ -272,19 +272,25 @@ pub fn classify(ev: &Evidence) -> Verdict {
     } else if platform == Platform::BareMetal {
         (platform, bare_metal(ev, &mut reasons), None)
     } else {
+        let has_vendor = dmi.sys_vendor.as_deref().is_some_and(|v| !v.is_empty());
         let confidence = if named.is_none() {
-            if dmi.is_absent() {
+            if agreeing.contains(&Source::Dmi) {
+                Confidence::Likely
+            } else if dmi.is_absent() {
                 reasons.push(
                     "nothing names the hypervisor and there is no DMI (no /sys/class/dmi/id) to say which machine this is"
                         .into(),
                 );
                 Confidence::Guess
-            } else {
+            } else if has_vendor {
                 reasons.push(format!(
                     "DMI names {}, which this tool does not know as a virtual machine",
                     dmi_names(dmi)
                 ));
                 Confidence::Likely
+            } else {
+                reasons.push("nothing names the hypervisor and DMI has no system vendor".into());
+                Confidence::Guess
             }
         } else if independent(&agreeing) >= 2 {
             Confidence::Certain

@@ -28,11 +28,11 @@ the CPU kind and hypervisor flag (/proc/cpuinfo), then Azure's IMDS and WireServ
 is the strongest source's; containers are reported and the machine underneath is classified.
 
 Confidence: certain = two independent sources agree and none disagrees (Hyper-V only with VMBus
-devices); likely = one source names the platform, or two agree and one disagrees; guess = nothing
-names it and data is missing (no DMI, no CPU flag), or sources disagree. A source that disagrees
-is shown and lowers the confidence one step. Bare metal is never certain. The Azure asset tag
-alone is a claim, not proof. With --sysroot, CPUID comes from DIR/cpuid.txt (a `cpuid -r` dump)
-when present.";
+devices); likely = one source names the platform; guess = nothing names it and data is missing
+(no DMI, no CPU flag), or Hyper-V rests on CPUID or the asset tag alone. A source that disagrees
+is shown and lowers the confidence one step, so disagreement never gives certain. Bare metal is
+at best likely. The Azure asset tag alone is a claim, not proof. With --sysroot, CPUID comes
+from DIR/cpuid.txt (a `cpuid -r` dump) when present.";
 
 const AFTER_HELP: &str = "\
 Exit codes:
