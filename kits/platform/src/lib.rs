@@ -13,12 +13,15 @@
 //! holds the policy. Other kits ask [`is_azure`] (or [`detect`]).
 //!
 //! Modules: [`evidence`] (files under a root), [`net`] (bounded HTTP
-//! probes), `sys` (CPUID, the only `unsafe`), [`classify`] (the rules),
+//! probes), [`cpuid`] (the hypervisor leaves, decoded from the CPU or a
+//! captured dump), `sys` (the CPUID instruction, the only `unsafe`),
+//! [`classify`] (the rules),
 //! [`lifekeeper`] (the record and the check), [`procs`] (is LifeKeeper
 //! running), [`fix`] (plan and apply the remediation).
 #![deny(unsafe_code)]
 
 pub mod classify;
+pub mod cpuid;
 pub mod evidence;
 pub mod fix;
 pub mod lifekeeper;
@@ -30,13 +33,14 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use classify::{AZURE_ASSET_TAG, Confidence, Evidence, Platform, Verdict};
-pub use sys::CpuidHypervisor;
+pub use cpuid::CpuidHypervisor;
 
 /// How to detect.
 #[derive(Debug, Clone)]
 pub struct DetectOptions {
     /// Root for file reads; `None` means the live system (`/`), which also
-    /// enables the CPUID check.
+    /// enables the CPUID check. A root may hold a `cpuid -r` dump as
+    /// [`CPUID_DUMP`], which then stands in for the instruction.
     pub sysroot: Option<PathBuf>,
     /// Ask Azure's IMDS and WireServer.
     pub network: bool,
@@ -57,6 +61,9 @@ impl Default for DetectOptions {
     }
 }
 
+/// A CPUID register dump (`cpuid -r` output) at the root of a sysroot.
+pub const CPUID_DUMP: &str = "cpuid.txt";
+
 /// The verdict together with the evidence behind it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Detection {
@@ -69,10 +76,15 @@ pub struct Detection {
 pub fn detect(opts: &DetectOptions) -> Detection {
     let root = opts.sysroot.clone().unwrap_or_else(|| PathBuf::from("/"));
     let local = evidence::gather(&root);
-    let cpuid = if opts.sysroot.is_none() {
-        sys::cpuid_hypervisor()
-    } else {
-        None
+    let cpuid = match &opts.sysroot {
+        None => cpuid::read(&sys::cpuid),
+        Some(root) => match evidence::read_text(root, CPUID_DUMP) {
+            Ok(Some(text)) => {
+                let leaves = cpuid::parse_dump(&text);
+                cpuid::read(&|leaf| leaves.iter().find(|(l, _)| *l == leaf).map(|(_, r)| *r))
+            }
+            _ => None,
+        },
     };
     let net = opts
         .network

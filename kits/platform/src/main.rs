@@ -15,11 +15,26 @@ use std::time::SystemTime;
 
 use clap::{Args, Parser, Subcommand};
 use lkh_common::{Exit, Failure, Json};
+use lkh_platform::evidence::CpuKind;
 use lkh_platform::lifekeeper::{self, Check, Recorded, Subject};
 use lkh_platform::net::ProbeResult;
-use lkh_platform::{AZURE_ASSET_TAG, DetectOptions, Detection, fix, procs};
+use lkh_platform::{AZURE_ASSET_TAG, CPUID_DUMP, DetectOptions, Detection, fix, procs};
 
 const BIN: &str = "lkh-platform";
+
+const DETECT_HELP: &str = "\
+Evidence, strongest first: VMBus devices (/sys/bus/vmbus: only Hyper-V has them), DMI strings
+(/sys/class/dmi/id), the CPUID hypervisor signature (leaf 0x40000000, and 0x40000100 behind
+\"Microsoft Hv\", where KVM with Hyper-V enlightenments names itself), /sys/hypervisor/type,
+the CPU kind and hypervisor flag (/proc/cpuinfo), then Azure's IMDS and WireServer. The verdict
+is the strongest source's; containers are reported and the machine underneath is classified.
+
+Confidence: certain = two independent sources agree and none disagrees (Hyper-V only with VMBus
+devices); likely = one source names the platform; guess = nothing names it and data is missing
+(no DMI, no CPU flag), or Hyper-V rests on CPUID or the asset tag alone. A source that disagrees
+is shown and lowers the confidence one step, so disagreement never gives certain. Bare metal is
+at best likely. The Azure asset tag alone is a claim, not proof. With --sysroot, CPUID comes
+from DIR/cpuid.txt (a `cpuid -r` dump) when present.";
 
 const AFTER_HELP: &str = "\
 Exit codes:
@@ -43,7 +58,7 @@ struct Cli {
 
 #[derive(Args, Debug, Clone)]
 struct DetectArgs {
-    /// Read /sys and /proc under DIR instead of / (disables the CPUID check).
+    /// Read /sys and /proc under DIR instead of / (CPUID then only from DIR/cpuid.txt).
     #[arg(long, value_name = "DIR")]
     sysroot: Option<PathBuf>,
     /// Do not ask Azure's metadata service or WireServer.
@@ -64,6 +79,7 @@ struct LkArgs {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Classify this node and print the evidence behind the verdict.
+    #[command(after_help = DETECT_HELP)]
     Detect {
         #[command(flatten)]
         detect: DetectArgs,
@@ -265,28 +281,54 @@ fn detection_text(d: &Detection, a: &DetectArgs) -> String {
         if ev.local.uefi {
             "UEFI"
         } else {
-            "BIOS (no /sys/firmware/efi)"
+            "BIOS or hidden (no /sys/firmware/efi)"
         }
     );
-    match ev.local.cpuinfo_hypervisor_flag {
-        Some(b) => s += &format!("  cpuinfo hypervisor flag: {}\n", yes_no(b)),
-        None => s += "  cpuinfo hypervisor flag: unknown (/proc/cpuinfo unreadable)\n",
+    match (ev.local.cpuinfo_hypervisor_flag, ev.local.cpu_kind) {
+        (Some(b), _) => s += &format!("  cpuinfo hypervisor flag: {}\n", yes_no(b)),
+        (None, CpuKind::Unknown) => {
+            s += "  cpuinfo hypervisor flag: unknown (no /proc/cpuinfo, or empty)\n"
+        }
+        (None, kind) => {
+            s += &format!(
+                "  cpuinfo hypervisor flag: unknown (no flags line; cpu kind {})\n",
+                kind.as_str()
+            )
+        }
     }
     if let Some(t) = &ev.local.sys_hypervisor_type {
         s += &format!("  /sys/hypervisor/type: {t}\n");
     }
+    if let Some(r) = &ev.local.kernel_release {
+        s += &format!("  kernel release: {r}\n");
+    }
+    match &ev.local.container {
+        Some(c) => s += &format!("  container: {} ({})\n", c.kind, c.seen_in),
+        None => s += "  container: none seen\n",
+    }
     match (&ev.cpuid, a.sysroot.is_some()) {
-        (Some(c), _) => {
+        (Some(c), from_dump) => {
             s += &format!(
-                "  cpuid hypervisor: {}\n",
+                "  cpuid hypervisor: {}{}{}\n",
                 match (&c.vendor, c.present) {
                     (Some(vendor), _) => format!("\"{vendor}\""),
                     (None, true) => "present, unnamed".into(),
                     (None, false) => "none".into(),
+                },
+                match &c.vendor_next {
+                    Some(next) => format!(", leaf 0x40000100 \"{next}\""),
+                    None => String::new(),
+                },
+                if from_dump {
+                    format!(" (from {CPUID_DUMP})")
+                } else {
+                    String::new()
                 }
             )
         }
-        (None, true) => s += "  cpuid hypervisor: not checked (--sysroot)\n",
+        (None, true) => {
+            s += &format!("  cpuid hypervisor: not checked (--sysroot, no {CPUID_DUMP})\n")
+        }
         (None, false) => s += "  cpuid hypervisor: not available on this architecture\n",
     }
     match &ev.net {
@@ -320,7 +362,14 @@ fn detection_json(d: &Detection) -> Json {
         Some(c) => Json::obj()
             .with("checked", true)
             .with("hypervisor", c.present)
-            .with("vendor", c.vendor.clone()),
+            .with("vendor", c.vendor.clone())
+            .with("vendor_0x40000100", c.vendor_next.clone()),
+    };
+    let container = match &ev.local.container {
+        None => Json::Null,
+        Some(c) => Json::obj()
+            .with("kind", c.kind.as_str())
+            .with("seen_in", c.seen_in.as_str()),
     };
     let network = match &ev.net {
         None => Json::obj().with("checked", false),
@@ -339,7 +388,10 @@ fn detection_json(d: &Detection) -> Json {
         .with("vmbus_devices", ev.local.vmbus_devices)
         .with("uefi", ev.local.uefi)
         .with("cpuinfo_hypervisor_flag", ev.local.cpuinfo_hypervisor_flag)
+        .with("cpu_kind", ev.local.cpu_kind.as_str())
         .with("sys_hypervisor_type", ev.local.sys_hypervisor_type.clone())
+        .with("kernel_release", ev.local.kernel_release.clone())
+        .with("container", container)
         .with("cpuid", cpuid)
         .with("network", network)
         .with("notes", ev.local.notes.clone());
@@ -349,6 +401,7 @@ fn detection_json(d: &Detection) -> Json {
         .with("confidence", v.confidence.as_str())
         .with("is_azure", v.platform.is_azure())
         .with("hyperv_generation", v.hyperv_generation.map(u32::from))
+        .with("container", v.container.clone())
         .with("reasons", v.reasons.clone())
         .with("evidence", evidence)
 }

@@ -40,7 +40,11 @@ fn hyperv_gen1_on_an_old_host() {
     common::has(&out, "dmi product_version: 7.0");
     common::has(&out, "vmbus: present (12 devices)");
     common::has(&out, "azure asset tag: no");
-    common::has(&out, "cpuid hypervisor: not checked (--sysroot)");
+    common::has(
+        &out,
+        "cpuid hypervisor: not checked (--sysroot, no cpuid.txt)",
+    );
+    common::has(&out, "container: none seen");
     common::has(&out, "network: not checked (--no-network)");
 }
 
@@ -170,6 +174,16 @@ fn json_for_every_fixture_names_the_expected_platform() {
         ("vmware", "vmware", "certain"),
         ("xen", "xen", "certain"),
         ("bare-metal", "bare-metal", "likely"),
+        ("hyperv-ws2016-gen2", "hyperv", "likely"),
+        ("hyperv-ws2019-gen2", "hyperv", "likely"),
+        ("hyperv-ws2025-gen2", "hyperv", "likely"),
+        ("wsl2", "hyperv", "likely"),
+        ("nutanix-ahv-hv-enlightened", "kvm", "certain"),
+        ("qemu-posing-as-hyperv", "hyperv", "guess"),
+        ("kvmtool-cpuid", "kvm", "likely"),
+        ("docker-on-hyperv", "hyperv", "likely"),
+        ("lxc-on-kvm", "kvm", "certain"),
+        ("dmi-not-utf8", "bare-metal", "likely"),
     ] {
         let j = detect_json(case);
         assert!(
@@ -241,4 +255,122 @@ fn bad_input_is_exit_2() {
     let help = run(&["--help"]);
     assert!(stdout(&help).contains("Usage:"), "{}", stdout(&help));
     assert_eq!(code(&run(&["--version"])), 0);
+}
+
+#[test]
+fn hyperv_gen2_on_every_supported_windows_server() {
+    for (case, release) in [
+        ("hyperv-ws2016-gen2", "v2.5"),
+        ("hyperv-ws2019-gen2", "v4.0"),
+        ("hyperv-gen2", "v4.1"),
+        ("hyperv-ws2025-gen2", "v4.1"),
+    ] {
+        let out = detect(case);
+        common::has(&out, "platform: hyperv (on-premises Hyper-V guest)");
+        common::has(&out, "hyper-v generation: 2 (UEFI)");
+        common::has(&out, "vmbus: present (11 devices)");
+        common::has(
+            &out,
+            &format!("dmi product_version: Hyper-V UEFI Release {release}"),
+        );
+        assert!(
+            out.contains("only Hyper-V (on premises or Azure) has VMBus"),
+            "{case}: {out}"
+        );
+    }
+}
+
+#[test]
+fn wsl2_is_hyperv_without_a_generation() {
+    let out = detect("wsl2");
+    common::has(&out, "platform: hyperv (on-premises Hyper-V guest)");
+    common::has(&out, "confidence: likely");
+    common::has(&out, "kernel release: 5.15.167.4-microsoft-standard-WSL2");
+    assert!(!out.contains("hyper-v generation:"), "{out}");
+    assert!(out.contains("is WSL2's"), "{out}");
+}
+
+#[test]
+fn kvm_with_hyperv_enlightenments_is_kvm_by_the_second_cpuid_leaf() {
+    let out = detect("nutanix-ahv-hv-enlightened");
+    common::has(&out, "platform: kvm (KVM/QEMU guest)");
+    common::has(&out, "confidence: certain");
+    common::has(
+        &out,
+        "cpuid hypervisor: \"Microsoft Hv\", leaf 0x40000100 \"KVMKVMKVM\" (from cpuid.txt)",
+    );
+    assert!(
+        out.contains("offering Hyper-V enlightenments, not Hyper-V"),
+        "{out}"
+    );
+    let j = detect_json("nutanix-ahv-hv-enlightened");
+    assert!(
+        j.contains(r#""cpuid":{"checked":true,"hypervisor":true,"vendor":"Microsoft Hv","vendor_0x40000100":"KVMKVMKVM"}"#),
+        "{j}"
+    );
+}
+
+#[test]
+fn a_look_alike_of_hyperv_is_never_more_than_a_guess() {
+    let out = detect("qemu-posing-as-hyperv");
+    common::has(&out, "confidence: guess");
+    assert!(out.contains("(disagrees)"), "{out}");
+    assert!(out.contains("CPUID against"), "{out}");
+}
+
+#[test]
+fn containers_are_reported_and_the_machine_underneath_classified() {
+    let out = detect("docker-on-hyperv");
+    common::has(&out, "platform: hyperv (on-premises Hyper-V guest)");
+    common::has(&out, "container: docker (/.dockerenv)");
+    assert!(!out.contains("hyper-v generation:"), "{out}");
+    let j = detect_json("lxc-on-kvm");
+    assert!(j.contains(r#""platform":"kvm""#), "{j}");
+    assert!(j.contains(r#""container":"lxc""#), "{j}");
+    assert!(
+        j.contains(r#""container":{"kind":"lxc","seen_in":"/proc/1/environ"}"#),
+        "{j}"
+    );
+    assert!(detect_json("kvm").contains(r#""container":null"#));
+}
+
+#[test]
+fn a_dmi_byte_that_is_not_utf8_is_shown_escaped_and_used() {
+    let out = detect("dmi-not-utf8");
+    common::has(&out, "dmi product_name: PowerEdge R650\\xff");
+    assert!(
+        out.contains("\"Dell Inc.\" / \"PowerEdge R650\\xff\""),
+        "{out}"
+    );
+    let j = detect_json("dmi-not-utf8");
+    assert!(j.contains(r#""product_name":"PowerEdge R650\\xff""#), "{j}");
+    assert!(j.contains(r#""notes":[]"#), "{j}");
+}
+
+#[test]
+fn without_a_flags_line_the_cpu_says_nothing_about_a_hypervisor() {
+    let s = common::Scratch::new("arm");
+    common::copy_tree(&fixture("bare-metal"), s.path());
+    std::fs::write(
+        s.path().join("proc/cpuinfo"),
+        "processor\t: 0\nFeatures\t: fp asimd evtstrm\nCPU implementer\t: 0x41\n",
+    )
+    .unwrap();
+    let o = run(&[
+        "detect",
+        "--no-network",
+        "--sysroot",
+        s.path().to_str().unwrap(),
+    ]);
+    let out = stdout(&o);
+    common::has(&out, "confidence: guess");
+    common::has(
+        &out,
+        "cpuinfo hypervisor flag: unknown (no flags line; cpu kind other)",
+    );
+    assert!(out.contains("has no flags line (not an x86 CPU)"), "{out}");
+    assert!(
+        !out.contains("does not report the hypervisor flag"),
+        "{out}"
+    );
 }
