@@ -13,7 +13,7 @@ use crate::version;
 pub fn fill(text: &str) -> String {
     let mut out = String::new();
     let mut line = String::new();
-    for word in text.split_whitespace().map(escape) {
+    for word in text.split_whitespace().map(breakable) {
         if !line.is_empty() && line.len() + 1 + word.len() > 78 {
             out += &line;
             out.push('\n');
@@ -26,6 +26,16 @@ pub fn fill(text: &str) -> String {
     }
     out += &line;
     out
+}
+
+/// A word escaped, and when it is too long for a line (a path), with break points (`\:`)
+/// after its `/` and `,`, since the pages are neither hyphenated nor justified.
+fn breakable(word: &str) -> String {
+    let escaped = escape(word);
+    if word.chars().count() <= 30 {
+        return escaped;
+    }
+    escaped.replace('/', "/\\:").replace(',', ",\\:")
 }
 
 /// Escapes text for roff: backslashes, minus signs, and a leading `.` or `'` that would
@@ -45,10 +55,11 @@ pub fn escape(text: &str) -> String {
     s
 }
 
-/// The `.TH` line and the NAME section.
+/// The `.TH` line and the NAME section; no hyphenation and no justification, so that option
+/// names and paths stay whole.
 pub fn header(name: &str, section: u8, what: &str) -> String {
     format!(
-        ".TH \"{}\" \"{section}\" \"{}\" \"lkhelpers {}\" \"lkhelpers\"\n.SH NAME\n{} \\- {}\n",
+        ".TH \"{}\" \"{section}\" \"{}\" \"lkhelpers {}\" \"lkhelpers\"\n.nh\n.ad l\n.SH NAME\n{} \\- {}\n",
         name.to_ascii_uppercase(),
         version::DATE,
         version::VERSION,
@@ -268,6 +279,7 @@ mod tests {
             .replace("\\fR", "")
             .replace("\\e", "\\")
             .replace("\\&", "")
+            .replace("\\:", "")
     }
 
     #[test]
@@ -285,6 +297,9 @@ mod tests {
             "{filled}"
         );
         assert_eq!(filled.split_whitespace().count(), 42);
+        let path = "DIR/subsys/lkhelpers/Resources/kit/actions/{restore,remove}";
+        assert_eq!(fill(path).replace("\\:", ""), path);
+        assert!(fill(path).contains("/\\:subsys"), "{}", fill(path));
     }
 
     /// Words separated by single spaces, whatever the line breaks.
@@ -354,7 +369,9 @@ mod tests {
             assert!(page.contains("\n.SH \"SEE ALSO\"\n"));
             // No text line may start a request by accident.
             for line in page.lines() {
-                let known = [".TH ", ".SH ", ".PP", ".TP", ".B ", ".BR ", ".br"];
+                let known = [
+                    ".TH ", ".nh", ".ad l", ".SH ", ".PP", ".TP", ".B ", ".BR ", ".br",
+                ];
                 assert!(
                     !line.starts_with(['.', '\'']) || known.iter().any(|k| line.starts_with(k)),
                     "{line}"
