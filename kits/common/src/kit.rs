@@ -5,7 +5,7 @@ use crate::cli::{Action, HookArgs, Invocation, parse_invocation};
 use crate::config::{self, Config, KeySpec, Missing, Scope, Sources};
 use crate::deadline::{Deadline, Watchdog, run_bounded};
 use crate::exit::{Exit, Failure, Outcome};
-use crate::install::{DEFAULT_LKROOT, LinkChange, install};
+use crate::genapp;
 use crate::logging;
 use crate::tag::Tag;
 use std::path::PathBuf;
@@ -38,14 +38,12 @@ impl KitSpec {
         s += &format!(
             "  {bin} ACTION -t TAG [-i ID] [-v] [--no-config] [--KEY VALUE | --set KEY=VALUE]...\n"
         );
-        s += &format!(
-            "  .../Resources/{}/actions/ACTION -t TAG [-i ID]   (action taken from the link's name)\n",
-            self.kit
-        );
+        s += "  $LKROOT/subsys/gen/resources/app/{actions,recovery}/!ACTION/TAG -t TAG -i ID\n      (a gen/app copy of a wrapper or of this binary: the action is the directory's name)\n";
         for (usage, _) in self.commands {
             s += &format!("  {bin} {usage}\n");
         }
-        s += &format!("  {bin} install [--lkroot DIR]\n\n");
+        s += &format!("  {bin} validate -t TAG\n");
+        s += &format!("  {bin} genapp [-t TAG] [--dir DIR]\n\n");
         s += "ACTIONS (called by LifeKeeper)\n";
         s += "  restore     bring the resource into service on this node (idempotent)\n";
         s += "  remove      take it out of service on this node (idempotent)\n";
@@ -61,9 +59,10 @@ impl KitSpec {
         for (usage, help) in self.commands {
             s += &format!("  {usage}\n      {help}\n");
         }
+        s += "  validate -t TAG\n      check TAG's configuration as the actions would, change nothing; print the effective KEY=value settings\n";
         s += &format!(
-            "  install [--lkroot DIR]\n      link DIR/subsys/lkhelpers/Resources/{}/actions/{{restore,remove,quickCheck,recover}} to this binary (default DIR $LKROOT or {DEFAULT_LKROOT})\n",
-            self.kit
+            "  genapp [-t TAG] [--dir DIR]   (also: install)\n      write the restore, remove, quickCheck and recover wrappers for LifeKeeper's Generic Application\n      wizard into DIR (default {}) and print the wizard's answers\n",
+            genapp::default_dir(self.kit).display()
         );
         s += "\nCONFIGURATION\n";
         s += &format!(
@@ -92,7 +91,7 @@ impl KitSpec {
         for e in Exit::ALL {
             s += &format!("  {}  {}\n", e.code(), e.meaning());
         }
-        s += "\nLOGGING\n  one line per event on stderr as 'lkh-KIT[TAG]: LEVEL: message', also to syslog (local6, ident lkhelpers);\n  -v or RUST_LOG=debug for debug detail.\n";
+        s += "\nLOGGING\n  one line per event on stderr as 'lkh-KIT[TAG]: LEVEL: message', also to syslog (ident lkhelpers, facility\n  LKSYSLOGSELECTOR from /etc/default/LifeKeeper, default local6); -v or RUST_LOG=debug for debug detail.\n";
         s
     }
 }
@@ -178,9 +177,17 @@ pub fn run(spec: &'static KitSpec, hook: fn(&HookCtx) -> Outcome, command: Comma
             println!("{bin} {}", env!("CARGO_PKG_VERSION"));
             Exit::Ok.into()
         }
-        Invocation::Install { lkroot, verbosity } => {
-            logging::init(&bin, None, verbosity);
-            finish(run_install(spec, lkroot), "install")
+        Invocation::Genapp {
+            tag,
+            dir,
+            verbosity,
+        } => {
+            logging::init(
+                &bin,
+                tag.as_deref().filter(|t| Tag::parse(t).is_ok()),
+                verbosity,
+            );
+            finish(run_genapp(spec, tag, dir), "genapp")
         }
         Invocation::Command {
             name,
@@ -193,10 +200,12 @@ pub fn run(spec: &'static KitSpec, hook: fn(&HookCtx) -> Outcome, command: Comma
                 tag.as_deref().filter(|t| Tag::parse(t).is_ok()),
                 verbosity,
             );
-            let outcome = command(spec, &name, &args).unwrap_or_else(|| {
+            let outcome = command(spec, &name, &args)
+                .or_else(|| (name == "validate").then(|| validate(spec, &args, |_| Ok(String::new()))))
+                .unwrap_or_else(|| {
                 let known: Vec<&str> = spec.commands.iter().filter_map(|(u, _)| u.split_whitespace().next()).collect();
                 Err(Failure::usage(format!(
-                    "unknown command '{name}': use restore, remove, quickCheck, recover, {}, install (see --help)",
+                    "unknown command '{name}': use restore, remove, quickCheck, recover, {}, validate, genapp (see --help)",
                     known.join(", ")
                 )))
             });
@@ -248,31 +257,70 @@ fn run_hook(
     }
 }
 
-fn run_install(spec: &'static KitSpec, lkroot: Option<String>) -> Outcome {
-    let root = lkroot
-        .or_else(|| std::env::var("LKROOT").ok().filter(|v| !v.is_empty()))
-        .unwrap_or_else(|| DEFAULT_LKROOT.to_owned());
+/// `validate -t TAG`: loads TAG's configuration as a quickCheck would, runs the kit's own
+/// checks (`check`, which must not change anything) and prints the effective settings as
+/// `KEY=value` lines on stdout. Kits that have checks beyond the keys' shapes call this from
+/// their command function.
+pub fn validate(
+    spec: &'static KitSpec,
+    args: &[String],
+    check: fn(&HookCtx) -> Outcome,
+) -> Outcome {
+    let a = crate::cli::parse_hook_args(spec.keys, args, &[])?;
+    let ctx = context(spec, Action::QuickCheck, &a)?;
+    check(&ctx)?;
+    for s in ctx.config.settings() {
+        println!("{}={}", s.key, s.value);
+    }
+    Ok(format!(
+        "the configuration is valid ({})",
+        if a.no_config {
+            "no resource file".to_owned()
+        } else {
+            ctx.conf_file().display().to_string()
+        }
+    ))
+}
+
+fn run_genapp(spec: &'static KitSpec, tag: Option<String>, dir: Option<String>) -> Outcome {
+    if let Some(t) = &tag {
+        Tag::parse(t)?;
+    }
     let exe = std::env::current_exe()
         .and_then(std::fs::canonicalize)
         .map_err(|e| Failure::failed(format!("cannot find this binary's own path: {e}")))?;
-    let changes = install(std::path::Path::new(&root), spec.kit, &exe)?;
-    for (link, change) in &changes {
-        match change {
-            LinkChange::Created => log::info!("created {} -> {}", link.display(), exe.display()),
-            LinkChange::Unchanged => log::info!("kept {} -> {}", link.display(), exe.display()),
-            LinkChange::Replaced { was } => {
-                log::info!(
-                    "replaced {} -> {} (was -> {})",
-                    link.display(),
-                    exe.display(),
-                    was.display()
-                )
-            }
+    let dir = dir.map_or_else(|| genapp::default_dir(spec.kit), PathBuf::from);
+    let changes = genapp::write(&dir, spec.kit, &exe)?;
+    for (path, change) in &changes {
+        let what = match change {
+            genapp::Change::Created => "created",
+            genapp::Change::Unchanged => "kept",
+            genapp::Change::Updated => "updated",
+        };
+        log::info!("{what} {} (execs {})", path.display(), exe.display());
+    }
+    let sources = Sources::from_env();
+    print!(
+        "{}",
+        genapp::wizard_answers(spec.kit, &dir, tag.as_deref(), &sources.conf_dir)
+    );
+    if let Some(t) = tag {
+        let args = HookArgs {
+            tag: Some(t.clone()),
+            ..HookArgs::default()
+        };
+        match context(spec, Action::QuickCheck, &args) {
+            Ok(ctx) => log::info!("{}: the configuration is valid", ctx.conf_file().display()),
+            Err(f) => log::warn!(
+                "{f} (fix this before bringing resource {t} in service: `{} validate -t {t}` checks it)",
+                spec.binary()
+            ),
         }
     }
     Ok(format!(
-        "{} action links in place under {root}",
-        changes.len()
+        "{} gen/app wrappers in place in {}",
+        changes.len(),
+        dir.display()
     ))
 }
 

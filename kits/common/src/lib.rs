@@ -7,7 +7,7 @@
 //! recover, given a [`HookCtx`]) and its own commands (`status`, `doctor`, …). This crate does
 //! the rest: argv and argv\[0\] dispatch ([`cli`]), tag validation ([`tag`]), configuration from
 //! `/etc/lkhelpers/<TAG>.conf`, `/etc/default/LifeKeeper` and flags ([`config`]), the deadline
-//! watchdog ([`deadline`]), logging to stderr and syslog ([`logging`]), `install` ([`install`]),
+//! watchdog ([`deadline`]), logging to stderr and syslog ([`logging`]), the gen/app wrappers ([`genapp`]),
 //! and the exit-code table ([`exit`]).
 //!
 //! ```no_run
@@ -34,7 +34,7 @@ pub mod cli;
 pub mod config;
 pub mod deadline;
 pub mod exit;
-pub mod install;
+pub mod genapp;
 pub mod json;
 pub mod kit;
 pub mod logging;
