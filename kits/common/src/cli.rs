@@ -1,7 +1,8 @@
 //! The command line of every kit binary.
 //!
-//! Hook form, as LifeKeeper calls it: `lkh-<kit> ACTION -t TAG [-i ID]`, or through a link
-//! whose name is the action (`.../actions/restore -t TAG`). Extra short flags LifeKeeper may
+//! Hook form, as LifeKeeper calls it: `lkh-<kit> ACTION -t TAG [-i ID]`; a copy of the binary
+//! that gen/app keeps as `…/actions/!restore/<tag>` (the action is the parent directory's name);
+//! or a link whose name is the action (`…/restore -t TAG`). Extra short flags LifeKeeper may
 //! pass (`-A`, `-e EVENT`, `-C CLASS`, …) and stray words are ignored; unknown long options are
 //! refused, because LifeKeeper never passes them and a misspelt `--devcie` must not be ignored
 //! in a manual run. Settings can be given as `--set KEY=VALUE` or as the key's own flag
@@ -134,8 +135,10 @@ pub enum Invocation {
         action: Action,
         args: HookArgs,
     },
-    Install {
-        lkroot: Option<String>,
+    /// `genapp [-t TAG] [--dir DIR]` (also spelt `install`): write the gen/app wrappers.
+    Genapp {
+        tag: Option<String>,
+        dir: Option<String>,
         verbosity: u8,
     },
     Help,
@@ -149,9 +152,14 @@ pub enum Invocation {
     },
 }
 
-/// The action named by how the binary was called (`.../actions/restore`), if any.
+/// The action named by how the binary was called, if any: the parent directory of a gen/app
+/// copy (`…/actions/!restore/<tag>`), else the file name of a link (`…/restore`).
 pub fn action_from_argv0(argv0: &str) -> Option<Action> {
-    let base = argv0.rsplit('/').next().unwrap_or(argv0);
+    let mut parts = argv0.rsplit('/');
+    let base = parts.next().unwrap_or(argv0);
+    if let Some(action) = parts.next().and_then(crate::genapp::action_from_dir) {
+        return Some(action);
+    }
     Action::ALL.into_iter().find(|a| a.name() == base)
 }
 
@@ -202,23 +210,38 @@ pub fn parse_invocation(keys: &'static [KeySpec], argv: &[String]) -> Result<Inv
     match first.as_str() {
         "-h" | "--help" | "help" => Ok(Invocation::Help),
         "-V" | "--version" | "version" => Ok(Invocation::Version),
-        "install" => {
+        "genapp" | "install" => {
             let (rest, verbosity) = strip_verbose(rest);
-            let mut lkroot = None;
+            let (mut tag, mut dir) = (None, None);
             let mut it = rest.into_iter();
+            let usage = "usage: genapp [-t TAG] [--dir DIR]";
             while let Some(a) = it.next() {
-                match a.split_once('=') {
-                    Some(("--lkroot", v)) => lkroot = Some(v.to_owned()),
-                    _ if a == "--lkroot" => lkroot = Some(need_value("--lkroot", it.next())?),
-                    _ if a == "-h" || a == "--help" => return Ok(Invocation::Help),
+                let (flag, inline) = match a.split_once('=') {
+                    Some((f, v)) if f.starts_with("--") => (f.to_owned(), Some(v.to_owned())),
+                    _ => (a.clone(), None),
+                };
+                match flag.as_str() {
+                    "-t" | "--tag" => tag = Some(need_value(&flag, inline.or_else(|| it.next()))?),
+                    "--dir" => dir = Some(need_value(&flag, inline.or_else(|| it.next()))?),
+                    "-h" | "--help" => return Ok(Invocation::Help),
+                    "--lkroot" => {
+                        return Err(Failure::usage(format!(
+                            "{first} --lkroot: LifeKeeper only runs scripts of resources it created, so nothing is linked under $LKROOT any more: run `genapp` and give its scripts to the Generic Application wizard ({usage})"
+                        )));
+                    }
+                    f if f.starts_with("-t") && f.len() > 2 => tag = Some(f[2..].to_owned()),
                     _ => {
                         return Err(Failure::usage(format!(
-                            "install: unexpected argument '{a}': usage: install [--lkroot DIR]"
+                            "{first}: unexpected argument '{a}': {usage}"
                         )));
                     }
                 }
             }
-            Ok(Invocation::Install { lkroot, verbosity })
+            Ok(Invocation::Genapp {
+                tag,
+                dir,
+                verbosity,
+            })
         }
         _ => {
             let (args, verbosity) = strip_verbose(rest);
@@ -270,11 +293,7 @@ mod tests {
 
     #[test]
     fn action_from_link_name() {
-        let i = parse_invocation(
-            KEYS,
-            &argv("/opt/LifeKeeper/subsys/lkhelpers/Resources/x/actions/restore -tdb -ixyz"),
-        )
-        .unwrap();
+        let i = parse_invocation(KEYS, &argv("/usr/lib/lkhelpers/x/restore -tdb -ixyz")).unwrap();
         let Invocation::Hook { action, args } = i else {
             panic!("{i:?}")
         };
@@ -290,6 +309,26 @@ mod tests {
             None,
             "link names are exact"
         );
+    }
+
+    #[test]
+    fn action_from_gen_app_copy_directory() {
+        for a in Action::ALL {
+            let path = crate::genapp::copy_path(std::path::Path::new("/opt/LifeKeeper"), a, "nfs1");
+            let line = format!("{} -t nfs1 -i nfs1", path.display());
+            let i = parse_invocation(KEYS, &argv(&line)).unwrap();
+            let Invocation::Hook { action, args } = i else {
+                panic!("{line}: {i:?}")
+            };
+            assert_eq!(action, a, "{line}");
+            assert_eq!(args.tag.as_deref(), Some("nfs1"));
+        }
+        // a tag that happens to be an action's name: the directory decides
+        assert_eq!(
+            action_from_argv0("/lk/subsys/gen/resources/app/actions/!remove/restore"),
+            Some(Action::Remove)
+        );
+        assert_eq!(action_from_argv0("/lk/actions/!start/db"), None);
     }
 
     #[test]
@@ -353,13 +392,25 @@ mod tests {
             Invocation::Version
         );
         assert_eq!(
-            parse_invocation(KEYS, &argv("lkh-x install --lkroot /tmp/lk -v")).unwrap(),
-            Invocation::Install {
-                lkroot: Some("/tmp/lk".into()),
+            parse_invocation(KEYS, &argv("lkh-x genapp -t db --dir=/tmp/w -v")).unwrap(),
+            Invocation::Genapp {
+                tag: Some("db".into()),
+                dir: Some("/tmp/w".into()),
                 verbosity: 1
             }
         );
-        assert!(parse_invocation(KEYS, &argv("lkh-x install /tmp")).is_err());
+        assert_eq!(
+            parse_invocation(KEYS, &argv("lkh-x install")).unwrap(),
+            Invocation::Genapp {
+                tag: None,
+                dir: None,
+                verbosity: 0
+            }
+        );
+        assert!(parse_invocation(KEYS, &argv("lkh-x genapp /tmp")).is_err());
+        let f =
+            parse_invocation(KEYS, &argv("lkh-x install --lkroot /opt/LifeKeeper")).unwrap_err();
+        assert!(f.message.contains("Generic Application"), "{f}");
         assert_eq!(
             parse_invocation(KEYS, &argv("lkh-x status /dev/sdb -v --json")).unwrap(),
             Invocation::Command {

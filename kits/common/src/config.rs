@@ -624,7 +624,7 @@ pub fn load(
         }
         None if missing == Missing::Refuse => {
             return Err(Failure::usage(format!(
-                "{}: no such file: create it with this resource's settings (see --help), or set LKHELPERS_CONF_DIR",
+                "{}: no such file: create it on this node with resource {tag}'s settings (see --help); every node needs its own file named after the tag the resource has on that node (LifeKeeper may give another tag when the resource is extended)",
                 path.display()
             )));
         }

@@ -6,13 +6,13 @@
 use crate::cli::Action;
 use crate::config::{self, Scope};
 use crate::exit::Exit;
-use crate::install::DEFAULT_LKROOT;
+use crate::genapp;
 use crate::kit::KitSpec;
 
 /// How a section's items are laid out in the help text.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Layout {
-    /// One item per line, the term only (usage lines).
+    /// One item per line (usage lines), a text if any on the line below.
     Lines,
     /// Term and text on one line, the texts aligned in a column.
     Columns,
@@ -88,7 +88,7 @@ pub const ACTIONS: [(Action, &str); 4] = [
 ];
 
 /// The environment variables every binary reads.
-pub const ENVIRONMENT: [(&str, &str); 6] = [
+pub const ENVIRONMENT: [(&str, &str); 7] = [
     (
         "LKHELPERS_CONF_DIR",
         "directory of the TAG.conf files (default /etc/lkhelpers)",
@@ -104,9 +104,13 @@ pub const ENVIRONMENT: [(&str, &str); 6] = [
     ("LKHELPERS_NO_SYSLOG", "set to log to stderr only"),
     (
         "LKROOT",
-        "LifeKeeper's root for install (default /opt/LifeKeeper)",
+        "LifeKeeper's root, where gen/app keeps its copies of the wrappers (default /opt/LifeKeeper)",
     ),
     ("RUST_LOG", "log filter, e.g. debug"),
+    (
+        genapp::BINARY_ENV,
+        "genapp: the binary the wrappers exec (default: this binary's own path), for packaging",
+    ),
 ];
 
 /// The binaries of lkhelpers and what each is for, for the overview page.
@@ -133,7 +137,7 @@ pub fn configuration_paragraph() -> String {
 }
 
 /// How the binaries log, one paragraph.
-pub const LOGGING: &str = "One line per event on stderr as 'lkh-KIT[TAG]: LEVEL: message', also to syslog (facility local6, ident lkhelpers) when /dev/log exists; -v or RUST_LOG=debug adds debug detail.";
+pub const LOGGING: &str = "One line per event on stderr as 'lkh-KIT[TAG]: LEVEL: message', also to syslog (ident lkhelpers, facility LKSYSLOGSELECTOR from /etc/default/LifeKeeper, default local6) when /dev/log exists; -v or RUST_LOG=debug adds debug detail.";
 
 /// The exit-code items, from [`Exit::ALL`].
 pub fn exit_items() -> Vec<Item> {
@@ -150,13 +154,19 @@ pub fn environment_items() -> Vec<Item> {
 
 /// The commands lkh-common gives every kit: (usage, help).
 pub fn builtin_commands(spec: &KitSpec) -> Vec<(String, String)> {
-    vec![(
-        "install [--lkroot DIR]".to_owned(),
-        format!(
-            "link DIR/subsys/lkhelpers/Resources/{}/actions/{{restore,remove,quickCheck,recover}} to this binary (default DIR $LKROOT or {DEFAULT_LKROOT})",
-            spec.kit
+    vec![
+        (
+            "validate -t TAG".to_owned(),
+            "check TAG's configuration as the actions would, change nothing; print the effective KEY=value settings".to_owned(),
         ),
-    )]
+        (
+            "genapp [-t TAG] [--dir DIR]   (also: install)".to_owned(),
+            format!(
+                "write the restore, remove, quickCheck and recover wrappers for LifeKeeper's Generic Application wizard into DIR (default {}) and print the wizard's answers",
+                genapp::default_dir(spec.kit).display()
+            ),
+        ),
+    ]
 }
 
 /// Every section of a kit's help text and man page, in order.
@@ -171,16 +181,14 @@ pub fn kit_sections(spec: &KitSpec) -> Vec<Section> {
         "",
     ));
     usage.items.push(Item::new(
-        format!(
-            ".../Resources/{}/actions/ACTION -t TAG [-i ID]   (action taken from the link's name)",
-            spec.kit
-        ),
-        "",
+        "$LKROOT/subsys/gen/resources/app/{actions,recovery}/!ACTION/TAG -t TAG -i ID",
+        "(a gen/app copy of a wrapper or of this binary: the action is the directory's name)",
     ));
     for (u, _) in spec.commands {
         usage.items.push(Item::new(format!("{bin} {u}"), ""));
     }
     for (u, _) in &builtins {
+        let u = u.split("   (").next().unwrap_or(u);
         usage.items.push(Item::new(format!("{bin} {u}"), ""));
     }
 
@@ -295,7 +303,12 @@ pub fn text(head: &str, sections: &[Section]) -> String {
                 format!("{} {}", item.term, item.note)
             };
             match sec.layout {
-                Layout::Lines => s += &format!("  {term}\n"),
+                Layout::Lines => {
+                    s += &format!("  {term}\n");
+                    if !item.text.is_empty() {
+                        wrap_into(&mut s, "      ", 6, &item.text);
+                    }
+                }
                 Layout::Columns => {
                     let first = format!("  {:width$}  ", item.term);
                     wrap_into(&mut s, &first, width + 4, &item.text);

@@ -5,7 +5,7 @@ use crate::cli::{Action, HookArgs, Invocation, parse_invocation};
 use crate::config::{self, Config, KeySpec, Missing, Sources};
 use crate::deadline::{Deadline, Watchdog, run_bounded};
 use crate::exit::{Exit, Failure, Outcome};
-use crate::install::{DEFAULT_LKROOT, LinkChange, install};
+use crate::genapp;
 use crate::logging;
 use crate::tag::Tag;
 use std::path::PathBuf;
@@ -119,9 +119,17 @@ pub fn run(spec: &'static KitSpec, hook: fn(&HookCtx) -> Outcome, command: Comma
             println!("{}", crate::version::line(&bin));
             Exit::Ok.into()
         }
-        Invocation::Install { lkroot, verbosity } => {
-            logging::init(&bin, None, verbosity);
-            finish(run_install(spec, lkroot), "install")
+        Invocation::Genapp {
+            tag,
+            dir,
+            verbosity,
+        } => {
+            logging::init(
+                &bin,
+                tag.as_deref().filter(|t| Tag::parse(t).is_ok()),
+                verbosity,
+            );
+            finish(run_genapp(spec, tag, dir), "genapp")
         }
         // Hidden: the man page, for the packaging script (`man`, `man lkhelpers`).
         Invocation::Command { name, args, .. } if name == "man" => {
@@ -144,10 +152,12 @@ pub fn run(spec: &'static KitSpec, hook: fn(&HookCtx) -> Outcome, command: Comma
                 tag.as_deref().filter(|t| Tag::parse(t).is_ok()),
                 verbosity,
             );
-            let outcome = command(spec, &name, &args).unwrap_or_else(|| {
+            let outcome = command(spec, &name, &args)
+                .or_else(|| (name == "validate").then(|| validate(spec, &args, |_| Ok(String::new()))))
+                .unwrap_or_else(|| {
                 let known: Vec<&str> = spec.commands.iter().filter_map(|(u, _)| u.split_whitespace().next()).collect();
                 Err(Failure::usage(format!(
-                    "unknown command '{name}': use restore, remove, quickCheck, recover, {}, install (see --help)",
+                    "unknown command '{name}': use restore, remove, quickCheck, recover, {}, validate, genapp (see --help)",
                     known.join(", ")
                 )))
             });
@@ -199,31 +209,74 @@ fn run_hook(
     }
 }
 
-fn run_install(spec: &'static KitSpec, lkroot: Option<String>) -> Outcome {
-    let root = lkroot
-        .or_else(|| std::env::var("LKROOT").ok().filter(|v| !v.is_empty()))
-        .unwrap_or_else(|| DEFAULT_LKROOT.to_owned());
-    let exe = std::env::current_exe()
-        .and_then(std::fs::canonicalize)
-        .map_err(|e| Failure::failed(format!("cannot find this binary's own path: {e}")))?;
-    let changes = install(std::path::Path::new(&root), spec.kit, &exe)?;
-    for (link, change) in &changes {
-        match change {
-            LinkChange::Created => log::info!("created {} -> {}", link.display(), exe.display()),
-            LinkChange::Unchanged => log::info!("kept {} -> {}", link.display(), exe.display()),
-            LinkChange::Replaced { was } => {
-                log::info!(
-                    "replaced {} -> {} (was -> {})",
-                    link.display(),
-                    exe.display(),
-                    was.display()
-                )
-            }
+/// `validate -t TAG`: loads TAG's configuration as a quickCheck would, runs the kit's own
+/// checks (`check`, which must not change anything) and prints the effective settings as
+/// `KEY=value` lines on stdout. Kits that have checks beyond the keys' shapes call this from
+/// their command function.
+pub fn validate(
+    spec: &'static KitSpec,
+    args: &[String],
+    check: fn(&HookCtx) -> Outcome,
+) -> Outcome {
+    let a = crate::cli::parse_hook_args(spec.keys, args, &[])?;
+    let ctx = context(spec, Action::QuickCheck, &a)?;
+    check(&ctx)?;
+    for s in ctx.config.settings() {
+        println!("{}={}", s.key, s.value);
+    }
+    Ok(format!(
+        "the configuration is valid ({})",
+        if a.no_config {
+            "no resource file".to_owned()
+        } else {
+            ctx.conf_file().display().to_string()
+        }
+    ))
+}
+
+fn run_genapp(spec: &'static KitSpec, tag: Option<String>, dir: Option<String>) -> Outcome {
+    if let Some(t) = &tag {
+        Tag::parse(t)?;
+    }
+    let exe = match std::env::var_os(genapp::BINARY_ENV).filter(|v| !v.is_empty()) {
+        // Packaging writes the wrappers before the binary is in its installed place.
+        Some(installed) => PathBuf::from(installed),
+        None => std::env::current_exe()
+            .and_then(std::fs::canonicalize)
+            .map_err(|e| Failure::failed(format!("cannot find this binary's own path: {e}")))?,
+    };
+    let dir = dir.map_or_else(|| genapp::default_dir(spec.kit), PathBuf::from);
+    let changes = genapp::write(&dir, spec.kit, &exe)?;
+    for (path, change) in &changes {
+        let what = match change {
+            genapp::Change::Created => "created",
+            genapp::Change::Unchanged => "kept",
+            genapp::Change::Updated => "updated",
+        };
+        log::info!("{what} {} (execs {})", path.display(), exe.display());
+    }
+    let sources = Sources::from_env();
+    print!(
+        "{}",
+        genapp::wizard_answers(spec.kit, &dir, tag.as_deref(), &sources.conf_dir)
+    );
+    if let Some(t) = tag {
+        let args = HookArgs {
+            tag: Some(t.clone()),
+            ..HookArgs::default()
+        };
+        match context(spec, Action::QuickCheck, &args) {
+            Ok(ctx) => log::info!("{}: the configuration is valid", ctx.conf_file().display()),
+            Err(f) => log::warn!(
+                "{f} (fix this before bringing resource {t} in service: `{} validate -t {t}` checks it)",
+                spec.binary()
+            ),
         }
     }
     Ok(format!(
-        "{} action links in place under {root}",
-        changes.len()
+        "{} gen/app wrappers in place in {}",
+        changes.len(),
+        dir.display()
     ))
 }
 

@@ -7,9 +7,9 @@
 //! recover, given a [`HookCtx`]) and its own commands (`status`, `doctor`, …). This crate does
 //! the rest: argv and argv\[0\] dispatch ([`cli`]), tag validation ([`tag`]), configuration from
 //! `/etc/lkhelpers/<TAG>.conf`, `/etc/default/LifeKeeper` and flags ([`config`]), the deadline
-//! watchdog ([`deadline`]), logging to stderr and syslog ([`logging`]), `install` ([`install`]),
-//! the exit-code table ([`exit`]), the help text and man pages rendered from the same tables
-//! ([`doc`], [`man`]), and the version line ([`version`]).
+//! watchdog ([`deadline`]), logging to stderr and syslog ([`logging`]), the gen/app wrappers
+//! ([`genapp`]), the exit-code table ([`exit`]), the help text and man pages rendered from the
+//! same tables ([`doc`], [`man`]), and the version line ([`version`]).
 //!
 //! ```no_run
 //! use lkh_common::{Failure, HookCtx, KeySpec, Kind, KitSpec, Outcome};
@@ -36,7 +36,7 @@ pub mod config;
 pub mod deadline;
 pub mod doc;
 pub mod exit;
-pub mod install;
+pub mod genapp;
 pub mod json;
 pub mod kit;
 pub mod logging;

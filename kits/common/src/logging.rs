@@ -1,6 +1,7 @@
 //! One line per event: `lkh-<kit>[TAG]: <level>: <message>` on stderr (LifeKeeper collects a
-//! hook's output into its log), and the same line to syslog (facility local6, ident
-//! `lkhelpers`) when `/dev/log` exists. `-v` or `RUST_LOG` add debug detail (stderr only).
+//! hook's output into its log), and the same line to syslog (ident `lkhelpers`) when `/dev/log`
+//! exists, with the facility LifeKeeper's own scripts use: `LKSYSLOGSELECTOR` from
+//! `/etc/default/LifeKeeper`, local6 when it is unset or not a facility name. `-v` or `RUST_LOG` add debug detail (stderr only).
 //!
 //! Syslog is written without blocking: if the socket is full or gone the line is dropped,
 //! never waited for.
@@ -9,14 +10,47 @@ use log::{Level, LevelFilter, Log, Metadata, Record};
 use std::io::Write;
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixDatagram;
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU8, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 use crate::sys::LastWords;
 
-/// syslog facility local6, as LifeKeeper's own log uses.
-const FACILITY_LOCAL6: u8 = 22;
+/// syslog facility local6, LifeKeeper's default `LKSYSLOGSELECTOR`.
+pub const FACILITY_LOCAL6: u8 = 22;
+/// The facility in use (set once by [`init`]).
+static FACILITY: AtomicU8 = AtomicU8::new(FACILITY_LOCAL6);
+
+/// The syslog facility code of a name as `logger -p` takes it (`local6`, `daemon`, …; a
+/// `.level` suffix is ignored).
+pub fn facility_code(name: &str) -> Option<u8> {
+    const NAMES: [&str; 24] = [
+        "kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron",
+        "authpriv", "ftp", "", "", "", "", "local0", "local1", "local2", "local3", "local4",
+        "local5", "local6", "local7",
+    ];
+    let name = name.split('.').next().unwrap_or(name).trim();
+    if name.is_empty() {
+        return None;
+    }
+    NAMES
+        .iter()
+        .position(|n| n.eq_ignore_ascii_case(name))
+        .and_then(|i| u8::try_from(i).ok())
+}
+
+/// `LKSYSLOGSELECTOR` from LifeKeeper's defaults file, if it names a facility.
+fn lk_facility() -> Option<u8> {
+    let path = crate::config::Sources::from_env().lk_defaults;
+    let text = std::fs::read(path).ok()?;
+    crate::config::parse_assignments(&text, false)
+        .ok()?
+        .into_iter()
+        .rev()
+        .find(|a| a.key == "LKSYSLOGSELECTOR")
+        .and_then(|a| facility_code(&a.value))
+}
 pub const SYSLOG_IDENT: &str = "lkhelpers";
+/// The syslog socket (`LKHELPERS_SYSLOG_SOCKET` overrides it, for tests).
 pub const SYSLOG_SOCKET: &str = "/dev/log";
 
 struct Logger {
@@ -60,7 +94,11 @@ pub fn stderr_line(prefix: &str, level: Level, message: &str) -> String {
 }
 
 pub fn syslog_line(prefix: &str, level: Level, message: &str) -> String {
-    let pri = FACILITY_LOCAL6 * 8 + severity(level);
+    syslog_line_with(FACILITY.load(Ordering::Relaxed), prefix, level, message)
+}
+
+fn syslog_line_with(facility: u8, prefix: &str, level: Level, message: &str) -> String {
+    let pri = u16::from(facility) * 8 + u16::from(severity(level));
     format!(
         "<{pri}>{SYSLOG_IDENT}[{}]: {prefix}: {}: {message}",
         std::process::id(),
@@ -131,9 +169,16 @@ pub fn init(binary: &str, tag: Option<&str>, verbosity: u8) {
     let syslog = if std::env::var_os("LKHELPERS_NO_SYSLOG").is_some() {
         None
     } else {
+        if let Some(f) = lk_facility() {
+            FACILITY.store(f, Ordering::Relaxed);
+        }
         UnixDatagram::unbound()
             .and_then(|s| {
-                s.connect(SYSLOG_SOCKET)?;
+                s.connect(
+                    std::env::var_os("LKHELPERS_SYSLOG_SOCKET")
+                        .filter(|v| !v.is_empty())
+                        .map_or_else(|| SYSLOG_SOCKET.into(), std::path::PathBuf::from),
+                )?;
                 s.set_nonblocking(true)?;
                 Ok(s)
             })
@@ -171,6 +216,18 @@ mod tests {
         );
         assert!(syslog_line("x", Level::Error, "m").starts_with("<179>"));
         assert!(syslog_line("x", Level::Info, "m").starts_with("<182>"));
+        assert!(syslog_line_with(16, "x", Level::Info, "m").starts_with("<134>"));
+    }
+
+    #[test]
+    fn facility_names_as_logger_takes_them() {
+        assert_eq!(facility_code("local6"), Some(22));
+        assert_eq!(facility_code("LOCAL0"), Some(16));
+        assert_eq!(facility_code("daemon.info"), Some(3));
+        assert_eq!(facility_code("user"), Some(1));
+        for bad in ["", "local8", "6", "security", ".info"] {
+            assert_eq!(facility_code(bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -127,9 +127,15 @@ pub fn section(sec: &Section) -> String {
     }
     match sec.layout {
         Layout::Lines => {
-            let terms: Vec<String> = sec.items.iter().map(|i| i.term.clone()).collect();
-            if !terms.is_empty() {
-                s += &lines(&terms);
+            for (i, item) in sec.items.iter().enumerate() {
+                if i > 0 {
+                    s += ".br\n";
+                }
+                s += &fill(&item.term);
+                s.push('\n');
+                if !item.text.is_empty() {
+                    s += &format!(".RS\n{}\n.RE\n", fill(&item.text));
+                }
             }
         }
         Layout::Columns | Layout::Hanging => {
@@ -202,7 +208,7 @@ pub fn overview_page() -> String {
     }
     s += &heading("THE HOOK CONTRACT");
     s += &paragraph(
-        "A kit binary is called as lkh-KIT ACTION -t TAG [-i ID], or through a link whose name is the action, .../subsys/lkhelpers/Resources/KIT/actions/ACTION -t TAG, which lkh-KIT install [--lkroot DIR] creates (default DIR $LKROOT or /opt/LifeKeeper). Extra short flags LifeKeeper may pass are ignored; unknown long options are refused. Every action has a deadline, TIMEOUT= seconds: an action still running then logs why and exits 1, and one that cannot be interrupted is killed one second later.",
+        "A kit binary is called as lkh-KIT ACTION -t TAG [-i ID]. LifeKeeper calls it through its Generic Application (gen/app) kit: lkh-KIT genapp writes four wrapper scripts (restore, remove, quickCheck, recover) into /usr/lib/lkhelpers/genapp/KIT/, each of which execs the installed binary with its action; the gen/app wizard copies each to $LKROOT/subsys/gen/resources/app/{actions,recovery}/!ACTION/TAG and runs the copy with -t TAG -i ID, the action taken from the directory's name. Extra short flags LifeKeeper may pass are ignored; unknown long options are refused. lkh-KIT validate -t TAG checks a resource's configuration without changing anything. Every action has a deadline, TIMEOUT= seconds: an action still running then logs why and exits 1, and one that cannot be interrupted is killed one second later.",
     );
     for (action, what) in doc::ACTIONS {
         s += &tagged(action.name(), "", what);
@@ -370,7 +376,8 @@ mod tests {
             // No text line may start a request by accident.
             for line in page.lines() {
                 let known = [
-                    ".TH ", ".nh", ".ad l", ".SH ", ".PP", ".TP", ".B ", ".BR ", ".br",
+                    ".TH ", ".nh", ".ad l", ".SH ", ".PP", ".TP", ".B ", ".BR ", ".br", ".RS",
+                    ".RE",
                 ];
                 assert!(
                     !line.starts_with(['.', '\'']) || known.iter().any(|k| line.starts_with(k)),

@@ -152,39 +152,220 @@ fn a_deaf_hanging_action_is_killed_after_its_deadline() {
     );
 }
 
+/// Runs `exe` the way LifeKeeper runs a gen/app script: `-t TAG -i ID`, from `/`, with a
+/// minimal environment (only `PATH`, `LKROOT` and where this test keeps its configuration).
+fn run_as_lifekeeper(e: &Env, lkroot: &Path, exe: &Path, tag: &str) -> Output {
+    Command::new(exe)
+        .args(["-t", tag, "-i", &format!("id-{tag}")])
+        .current_dir("/")
+        .env_clear()
+        .env("PATH", "/bin:/usr/bin")
+        .env("LKROOT", lkroot)
+        .env("LKHELPERS_CONF_DIR", e.dir.join("conf"))
+        .env("LKHELPERS_LK_DEFAULTS", e.dir.join("LifeKeeper"))
+        .env("LKHELPERS_NO_SYSLOG", "1")
+        .output()
+        .unwrap()
+}
+
+/// Lays `script` out as gen/app's copy of `action` for `tag`, as the wizard does.
+fn genapp_copy(lkroot: &Path, action: &str, tag: &str, script: &Path) -> PathBuf {
+    let base = if action == "recover" {
+        "subsys/gen/resources/app/recovery"
+    } else {
+        "subsys/gen/resources/app/actions"
+    };
+    let dest = lkroot.join(base).join(format!("!{action}")).join(tag);
+    std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+    std::fs::copy(script, &dest).unwrap();
+    std::fs::set_permissions(&dest, std::fs::Permissions::from_mode(0o755)).unwrap();
+    dest
+}
+
+const ACTIONS: [&str; 4] = ["restore", "remove", "quickCheck", "recover"];
+
 #[test]
-fn install_links_actions_and_dispatches_by_link_name() {
-    let e = Env::new("install");
-    let lkroot = e.dir.join("lk");
-    let root = lkroot.to_str().unwrap();
-    let o = e.run(&["install", "--lkroot", root]);
+fn gen_app_copies_of_the_wrappers_and_of_the_binary_run_every_action() {
+    let e = Env::new("genapp");
+    // the "installed" binary; replaced below as an upgrade would
+    let bin = e.dir.join("sbin/lkh-toy");
+    std::fs::create_dir_all(bin.parent().unwrap()).unwrap();
+    std::fs::copy(toy(), &bin).unwrap();
+    let wrappers = e.dir.join("genapp/toy");
+    let o = e.run_as(
+        &bin,
+        &["genapp", "-t", "app1", "--dir", wrappers.to_str().unwrap()],
+    );
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    let actions = lkroot.join("subsys/lkhelpers/Resources/toy/actions");
-    for a in ["restore", "remove", "quickCheck", "recover"] {
-        let target = std::fs::read_link(actions.join(a)).unwrap();
-        assert_eq!(target, std::fs::canonicalize(toy()).unwrap());
+    let answers = String::from_utf8_lossy(&o.stdout);
+    for a in ACTIONS {
+        assert!(
+            answers.contains(&wrappers.join(a).display().to_string()),
+            "the wizard answers name the {a} wrapper:\n{answers}"
+        );
     }
-    let again = e.run(&["install", "--lkroot", root]);
+    assert!(
+        answers.contains("Resource Tag             app1"),
+        "{answers}"
+    );
+    assert!(
+        stderr(&o).contains("app1.conf: no such file"),
+        "{}",
+        stderr(&o)
+    );
+    let again = e.run_as(&bin, &["genapp", "--dir", wrappers.to_str().unwrap()]);
     assert_eq!(again.status.code(), Some(0));
     assert!(stderr(&again).contains("kept "), "{}", stderr(&again));
 
-    e.conf("viaLink", &format!("FILE={}\n", e.file().display()));
-    let o = e.run_as(&actions.join("remove"), &["-t", "viaLink", "-i", "x"]);
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    assert!(
-        std::fs::read_to_string(e.file())
-            .unwrap()
-            .starts_with("remove ")
+    let lkroot = e.dir.join("opt/LifeKeeper");
+    // app1 was created from the wrappers, app2 from the binary itself
+    for a in ACTIONS {
+        genapp_copy(&lkroot, a, "app1", &wrappers.join(a));
+        genapp_copy(&lkroot, a, "app2", &bin);
+    }
+    // an upgrade replaces the binary; app1's copies exec the new one, app2's stay as they were
+    std::fs::remove_file(&bin).unwrap();
+    std::fs::copy(toy(), &bin).unwrap();
+
+    for tag in ["app1", "app2"] {
+        let file = e.dir.join(format!("{tag}.res"));
+        e.conf(tag, &format!("FILE={}\n", file.display()));
+        for a in ACTIONS {
+            let base = if a == "recover" {
+                "recovery"
+            } else {
+                "actions"
+            };
+            let script = lkroot.join(format!("subsys/gen/resources/app/{base}/!{a}/{tag}"));
+            let o = run_as_lifekeeper(&e, &lkroot, &script, tag);
+            assert_eq!(o.status.code(), Some(0), "{tag} {a}: {}", stderr(&o));
+            assert_eq!(
+                std::fs::read_to_string(&file).unwrap(),
+                format!("{a} id=Some(\"id-{tag}\") fft=Some(5)\n"),
+                "{tag}: the {a} copy ran {a}"
+            );
+            assert!(
+                stderr(&o).contains(&format!("lkh-toy[{tag}]: info: {a}: ")),
+                "{}",
+                stderr(&o)
+            );
+        }
+    }
+
+    // failures keep their codes through the copies: quickCheck 1, fenced 3 (recover too)
+    let qc = lkroot.join("subsys/gen/resources/app/actions/!quickCheck/app1");
+    let rec = lkroot.join("subsys/gen/resources/app/recovery/!recover/app1");
+    e.conf("app1", &format!("FILE={}\nMODE=fail\n", e.file().display()));
+    assert_eq!(
+        run_as_lifekeeper(&e, &lkroot, &qc, "app1").status.code(),
+        Some(1)
+    );
+    e.conf(
+        "app1",
+        &format!("FILE={}\nMODE=fenced\n", e.file().display()),
+    );
+    assert_eq!(
+        run_as_lifekeeper(&e, &lkroot, &qc, "app1").status.code(),
+        Some(3)
+    );
+    assert_eq!(
+        run_as_lifekeeper(&e, &lkroot, &rec, "app1").status.code(),
+        Some(3)
     );
 
-    std::fs::remove_file(actions.join("recover")).unwrap();
-    std::fs::write(actions.join("recover"), "#!/bin/sh\n").unwrap();
-    let o = e.run(&["install", "--lkroot", root]);
-    assert_eq!(o.status.code(), Some(2), "a real file is not overwritten");
-    assert_eq!(
-        std::fs::read_to_string(actions.join("recover")).unwrap(),
-        "#!/bin/sh\n"
+    // extended to a node that gave the resource another tag: the message says what to create
+    let other = genapp_copy(&lkroot, "restore", "app1-b", &wrappers.join("restore"));
+    let o = run_as_lifekeeper(&e, &lkroot, &other, "app1-b");
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("app1-b.conf: no such file: create it on this node")
+            && stderr(&o).contains("another tag when the resource is extended"),
+        "{}",
+        stderr(&o)
     );
+    assert!(!e.file().exists(), "no action changed anything on refusal");
+}
+
+#[test]
+fn genapp_never_overwrites_a_file_it_did_not_write_and_install_no_longer_links() {
+    let e = Env::new("genapp-foreign");
+    let dir = e.dir.join("w");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("quickCheck"), "#!/bin/sh\nexit 0\n").unwrap();
+    let o = e.run(&["genapp", "--dir", dir.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("not written by genapp"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("quickCheck")).unwrap(),
+        "#!/bin/sh\nexit 0\n"
+    );
+    assert!(!dir.join("restore").exists(), "nothing was written");
+
+    let lkroot = e.dir.join("lk");
+    let o = e.run(&["install", "--lkroot", lkroot.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("Generic Application"), "{}", stderr(&o));
+    assert!(!lkroot.exists(), "no layout nothing calls");
+}
+
+#[test]
+fn validate_prints_effective_settings_and_refuses_bad_files() {
+    let e = Env::new("validate");
+    e.conf("good", "FILE=/srv/x\nTIMEOUT=9\n");
+    let o = e.run(&["validate", "-t", "good"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    for line in ["TIMEOUT=9", "FILE=/srv/x", "MODE=ok", "FAILFASTTIMER=5"] {
+        assert!(out.lines().any(|l| l == line), "{line} in:\n{out}");
+    }
+    e.conf("bad", "FILE=/srv/x\nMODE=sometimes\n");
+    let o = e.run(&["validate", "-t", "bad"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("bad.conf line 2"), "{}", stderr(&o));
+    assert_eq!(e.run(&["validate", "-t", "none"]).status.code(), Some(2));
+}
+
+#[test]
+fn syslog_facility_comes_from_lksyslogselector() {
+    use std::os::unix::net::UnixDatagram;
+    let e = Env::new("syslog");
+    let sock_path = e.dir.join("log");
+    let sock = UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    e.conf("res", &format!("FILE={}\n", e.file().display()));
+    let first_priority = |lk: &str| {
+        std::fs::write(e.dir.join("LifeKeeper"), lk).unwrap();
+        let o = Command::new(toy())
+            .args(["restore", "-t", "res"])
+            .env("LKHELPERS_CONF_DIR", e.dir.join("conf"))
+            .env("LKHELPERS_LK_DEFAULTS", e.dir.join("LifeKeeper"))
+            .env("LKHELPERS_SYSLOG_SOCKET", &sock_path)
+            .env_remove("LKHELPERS_NO_SYSLOG")
+            .env_remove("RUST_LOG")
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let mut got = Vec::new();
+        let mut buf = [0u8; 2048];
+        // the warning, then the summary
+        for _ in 0..2 {
+            let n = sock.recv(&mut buf).unwrap();
+            got.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+        got
+    };
+    let lines = first_priority("LKSYSLOGSELECTOR=local0\n");
+    assert!(lines[0].starts_with("<132>lkhelpers["), "{lines:?}"); // local0.warning
+    assert!(lines[1].starts_with("<134>lkhelpers["), "{lines:?}"); // local0.info
+    let lines = first_priority("# unset\n");
+    assert!(lines[0].starts_with("<180>lkhelpers["), "{lines:?}"); // local6.warning
+    let lines = first_priority("LKSYSLOGSELECTOR=nonsense\n");
+    assert!(lines[1].starts_with("<182>lkhelpers["), "{lines:?}"); // local6.info
 }
 
 #[test]
@@ -235,7 +416,9 @@ fn help_documents_contract_keys_and_exit_codes() {
         "FAILFASTTIMER (LK)",
         "--timeout",
         "  3  fenced",
-        "install [--lkroot DIR]",
+        "genapp [-t TAG] [--dir DIR]",
+        "!ACTION/TAG -t TAG -i ID",
+        "LKSYSLOGSELECTOR",
     ] {
         assert!(h.contains(needle), "help lacks {needle:?}:\n{h}");
     }
@@ -287,4 +470,26 @@ fn version_names_the_workspace_version_and_commit() {
         line.starts_with(&want) && line.trim_end().ends_with(')'),
         "{line}"
     );
+}
+
+#[test]
+fn genapp_writes_wrappers_for_the_installed_path_the_packaging_names() {
+    let e = Env::new("genapp-packaging");
+    let stage = e.dir.join("stage/usr/lib/lkhelpers/genapp/toy");
+    let o = Command::new(toy())
+        .args(["genapp", "--dir", stage.to_str().unwrap()])
+        .env("LKHELPERS_GENAPP_BINARY", "/usr/sbin/lkh-toy")
+        .env("LKHELPERS_CONF_DIR", e.dir.join("conf"))
+        .env("LKHELPERS_NO_SYSLOG", "1")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    for a in ACTIONS {
+        let text = std::fs::read_to_string(stage.join(a)).unwrap();
+        assert!(
+            text.contains(&format!("exec '/usr/sbin/lkh-toy' {a} \"$@\"")),
+            "{text}"
+        );
+        assert!(!text.contains(e.dir.to_str().unwrap()), "{text}");
+    }
 }

@@ -421,7 +421,7 @@ fn lk_paths(a: &LkArgs) -> (PathBuf, PathBuf) {
                 .filter(|v| !v.is_empty())
                 .map(PathBuf::from)
         })
-        .unwrap_or_else(|| PathBuf::from(lkh_common::install::DEFAULT_LKROOT));
+        .unwrap_or_else(|| PathBuf::from(lkh_common::genapp::DEFAULT_LKROOT));
     (defaults, lkroot)
 }
 
