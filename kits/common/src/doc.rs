@@ -104,7 +104,7 @@ pub const ENVIRONMENT: [(&str, &str); 7] = [
     ("LKHELPERS_NO_SYSLOG", "set to log to stderr only"),
     (
         "LKROOT",
-        "LifeKeeper's root, where gen/app keeps its copies of the wrappers (default /opt/LifeKeeper)",
+        "LifeKeeper's root, where lkh-platform check-lifekeeper looks for gen/app resources (default /opt/LifeKeeper)",
     ),
     ("RUST_LOG", "log filter, e.g. debug"),
     (

@@ -219,42 +219,55 @@ pub fn wizard_answers(kit: &str, dir: &Path, tag: Option<&str>, conf_dir: &Path)
     let tag = tag.unwrap_or("TAG");
     let p = |a: Action| dir.join(a.name()).display().to_string();
     let conf = conf_dir.join(format!("{tag}.conf"));
+    let conf = conf.display();
     let bin = format!("lkh-{kit}");
-    let mut s = String::new();
-    s += "LifeKeeper GUI: Edit > Server > Create Resource Hierarchy, Recovery Kit \"Generic Application\"; answer:\n";
-    s += "  Switchback Type          your policy (intelligent: switch back only when you say so)\n";
-    s += "  Server                   this node\n";
-    s += &format!("  Restore Script           {}\n", p(Action::Restore));
-    s += &format!("  Remove Script            {}\n", p(Action::Remove));
-    s += &format!(
-        "  QuickCheck Script        {}\n      (optional to LifeKeeper, not to you: left out, LifeKeeper assumes the resource is always healthy)\n",
-        p(Action::QuickCheck)
+    let rows = [
+        (
+            "Switchback Type",
+            "your policy (intelligent: switch back only when you say so)".to_owned(),
+        ),
+        ("Server", "this node".to_owned()),
+        ("Restore Script", p(Action::Restore)),
+        ("Remove Script", p(Action::Remove)),
+        (
+            "QuickCheck Script",
+            format!(
+                "{}\n{:29}optional to LifeKeeper, not to you: left out, LifeKeeper assumes the resource is always healthy",
+                p(Action::QuickCheck),
+                ""
+            ),
+        ),
+        (
+            "Local Recovery Script",
+            format!(
+                "{}\n{:29}optional: left out, every quickCheck failure fails the hierarchy over at once",
+                p(Action::Recover),
+                ""
+            ),
+        ),
+        (
+            "Application Info",
+            format!("leave empty (the settings are in {conf})"),
+        ),
+        (
+            "Bring Resource In Service",
+            format!("Yes, once {conf} exists and `{bin} validate -t {tag}` passes"),
+        ),
+        ("Resource Tag", format!("{tag} (names {conf})")),
+    ];
+    let mut s = String::from(
+        "LifeKeeper GUI: Edit > Server > Create Resource Hierarchy, Recovery Kit \"Generic Application\"; answer:\n",
     );
+    for (q, a) in rows {
+        s += &format!("  {q:<27}{a}\n");
+    }
     s += &format!(
-        "  Local Recovery Script    {}\n      (optional: left out, every quickCheck failure fails the hierarchy over at once)\n",
-        p(Action::Recover)
-    );
-    s += &format!(
-        "  Application Info         leave empty (the settings are in {})\n",
-        conf.display()
-    );
-    s += &format!(
-        "  Bring Resource In Service Yes, once {} exists and `{bin} validate -t {tag}` passes\n",
-        conf.display()
-    );
-    s += &format!(
-        "  Resource Tag             {tag} (names {})\n",
-        conf.display()
-    );
-    s += "Then extend the resource to every other node. gen/app passes its copies of the scripts to them; on each\n";
-    s += &format!(
-        "node the tag LifeKeeper offers (or the one you enter) must have its own file: {}/<that node's tag>.conf.\n",
+        "Then extend the resource to every other node. gen/app passes its copies of the scripts on; on each node\n\
+         the tag LifeKeeper offers there (or the one you enter) needs its own file: {}/<that node's tag>.conf.\n\
+         Check the wiring on each node with `lkh-platform check-lifekeeper`. {bin} must stay installed where the\n\
+         wrappers exec it (upgrades keep it there), so LifeKeeper's copies of the wrappers never go stale.\n",
         conf_dir.display()
     );
-    s += &format!(
-        "Check the wiring on each node with `lkh-platform check-lifekeeper`. The binary {bin} must stay installed at the\n"
-    );
-    s += "path the wrappers exec (upgrades keep it there); LifeKeeper's copies of the wrappers never go stale.\n";
     s
 }
 

@@ -205,7 +205,9 @@ fn gen_app_copies_of_the_wrappers_and_of_the_binary_run_every_action() {
         );
     }
     assert!(
-        answers.contains("Resource Tag             app1"),
+        answers
+            .lines()
+            .any(|l| l.starts_with("  Resource Tag ") && l.contains(" app1 (names ")),
         "{answers}"
     );
     assert!(

@@ -1,6 +1,8 @@
 //! End-to-end failover demonstration: boots the test guest (two cluster nodes sharing a SCSI
-//! disk and an NFS export) and narrates a failover from node A to node B with the project's
-//! kits `lkh-scsipr` and `lkh-nas` (the guest scenario is `tests/guest/scenarios/demo.sh`).
+//! disk, an NFS export and a network) and narrates a failover from node A to node B of a
+//! three-level hierarchy (`lkh-ip` on `lkh-nas` on `lkh-scsipr`), every call made the way
+//! LifeKeeper makes it: through gen/app's copies of the kits' wrappers (the guest scenario is
+//! `tests/guest/scenarios/demo.sh`, the LifeKeeper side `tests/guest/lib/lk.sh`).
 //! Exit status 0 when the story holds, 1 when it does not, 2 when the test bed could not be
 //! started.
 //!
@@ -17,13 +19,23 @@ const STORY: &[&str] = &[
     "a-holds-reservation",
     "a-restore-nfs",
     "a-nfs-mounted",
+    "a-restore-ip",
+    "a-ip-up",
+    "a-quickcheck-healthy",
     "a-writes-disk",
     "a-writes-nfs",
+    "a-quickcheck-fails",
+    "a-recover-fails",
+    "a-remove-ip",
+    "a-remove-nfs",
+    "a-remove-disk",
     "b-restore-disk",
     "b-holds-reservation",
     "a-key-preempted",
     "b-restore-nfs",
     "b-nfs-mounted",
+    "b-restore-ip",
+    "b-ip-up",
     "a-quickcheck-fenced",
     "a-write-refused",
     "a-dd-write-fails",
@@ -98,7 +110,7 @@ fn main() -> ExitCode {
     );
     if problems.is_empty() {
         println!(
-            "VERDICT: PASS - node B took over the disk and the NFS share, node A was fenced and its writes were refused, and A's data survived intact."
+            "VERDICT: PASS - LifeKeeper's gen/app calls failed the hierarchy over from A to B, node A was fenced and its writes were refused, and A's data survived intact."
         );
         ExitCode::SUCCESS
     } else {
