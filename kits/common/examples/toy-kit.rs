@@ -1,6 +1,7 @@
 //! A minimal kit built on lkh-common, used by the contract tests: its "resource" is a file
-//! named by `FILE=`; `MODE=` makes an action fail, report fencing or hang (`deaf`: hang
-//! with SIGALRM blocked, like a wait only a fatal signal ends).
+//! named by `FILE=` holding the last action (in service unless that was remove); `MODE=`
+//! makes an action fail, report fencing or hang (`deaf`: hang with SIGALRM blocked, like a
+//! wait only a fatal signal ends).
 
 use lkh_common::{Failure, HookCtx, KeySpec, Kind, KitSpec, Outcome};
 use std::process::ExitCode;
@@ -26,7 +27,13 @@ static SPEC: KitSpec = KitSpec {
     ],
     commands: &[("status -t TAG [--json]", "show the settings")],
     actions_help: "",
+    check: Some(check),
+    depth: Some(("MODE", ["ok", "ok", "fail"])),
 };
+
+fn check(ctx: &HookCtx) -> Outcome {
+    ctx.require("FILE").map(|_| String::new())
+}
 
 fn hook(ctx: &HookCtx) -> Outcome {
     let file = ctx.require("FILE")?;
@@ -44,6 +51,10 @@ fn hook(ctx: &HookCtx) -> Outcome {
             std::thread::sleep(std::time::Duration::from_secs(30));
         }
         _ => {}
+    }
+    let active = std::fs::read_to_string(file).is_ok_and(|t| !t.starts_with("remove "));
+    if ctx.action == lkh_common::Action::QuickCheck && !active {
+        return Err(Failure::failed(format!("{file}: not in service on this node")).not_running());
     }
     std::fs::write(
         file,

@@ -92,6 +92,8 @@ pub struct KeySpec {
     pub scope: Scope,
     pub default: Option<&'static str>,
     pub help: &'static str,
+    /// The resource cannot work without it (shown in `--help` and OCF meta-data).
+    pub required: bool,
 }
 
 impl KeySpec {
@@ -108,6 +110,7 @@ impl KeySpec {
             scope: Scope::Resource,
             default,
             help,
+            required: false,
         }
     }
 
@@ -124,6 +127,7 @@ impl KeySpec {
             scope: Scope::LifeKeeper,
             default,
             help,
+            required: false,
         }
     }
 
@@ -135,6 +139,12 @@ impl KeySpec {
             Some(default),
             "seconds an action may take before it reports failure instead of waiting longer",
         )
+    }
+
+    /// The same key, marked as required.
+    pub const fn required(mut self) -> KeySpec {
+        self.required = true;
+        self
     }
 
     /// The command-line flag that sets this key: `DEVICE` → `--device`, `ON_FENCED` → `--on-fenced`.
@@ -555,6 +565,9 @@ pub enum Missing {
     Refuse,
     /// Settings come from LifeKeeper's file and the command line only (`--no-config`).
     Allow,
+    /// The resource file is not read even if it exists (OCF: parameters come from the
+    /// environment only).
+    Skip,
 }
 
 /// Loads, validates and merges the configuration of `tag`, then applies command-line values.
@@ -593,7 +606,11 @@ pub fn load(
     }
 
     let path = sources.resource_file(tag);
-    match read_checked(&path, sources.check_owner)? {
+    let text = match missing {
+        Missing::Skip => None,
+        _ => read_checked(&path, sources.check_owner)?,
+    };
+    match text {
         Some(text) => {
             let lines = parse_assignments(&text, true)
                 .map_err(|(n, e)| Failure::usage(format!("{} line {n}: {e}", path.display())))?;

@@ -221,7 +221,13 @@ pub fn kit_sections(spec: &KitSpec) -> Vec<Section> {
         .iter()
         .map(|k| {
             let mut note = String::new();
+            if k.required {
+                note += "[required]";
+            }
             if k.scope == Scope::LifeKeeper {
+                if !note.is_empty() {
+                    note.push(' ');
+                }
                 note += "(LK)";
             }
             if let Some(d) = k.default {
@@ -247,6 +253,27 @@ pub fn kit_sections(spec: &KitSpec) -> Vec<Section> {
     let mut environment = Section::new("ENVIRONMENT", "ENVIRONMENT", Layout::Columns);
     environment.items = environment_items();
 
+    let mut ocf = Section::new("PACEMAKER (OCF)", "PACEMAKER (OCF)", Layout::Hanging);
+    ocf.intro.push(format!(
+        "As /usr/lib/ocf/resource.d/lkhelpers/{kit} (a link to this binary) it is an OCF resource agent: start = restore, stop = remove, monitor = quickCheck (a resource not active here: 7), recover, validate-all, meta-data. Parameters are OCF_RESKEY_<key in lower case> (e.g. OCF_RESKEY_{k}), checked like the configuration file's values; no resource file is read; the instance name is the tag. OCF_RESKEY_CRM_meta_timeout caps TIMEOUT (one second below it){depth}. Exit codes become OCF's:",
+        kit = spec.kit,
+        k = spec
+            .keys
+            .iter()
+            .find(|k| k.required)
+            .unwrap_or(&spec.keys[0])
+            .name
+            .to_ascii_lowercase(),
+        depth = spec
+            .depth
+            .map(|(key, v)| format!("; OCF_CHECK_LEVEL 0/10/20 sets {key} to {}/{}/{}", v[0], v[1], v[2]))
+            .unwrap_or_default()
+    ));
+    ocf.items = crate::ocf::EXIT_TABLE
+        .iter()
+        .map(|(ours, theirs)| Item::new(*ours, *theirs))
+        .collect();
+
     vec![
         usage,
         actions,
@@ -255,6 +282,7 @@ pub fn kit_sections(spec: &KitSpec) -> Vec<Section> {
         exit,
         logging,
         environment,
+        ocf,
     ]
 }
 

@@ -58,10 +58,24 @@ impl From<Exit> for std::process::ExitCode {
 
 /// A failure with its exit code and a one-line message naming the object, what went wrong and
 /// what to do.
+/// What a failure says beyond its exit code, for callers with finer codes than LifeKeeper's
+/// (Pacemaker's OCF codes): the resource is simply not active here, or something this node
+/// lacks (a device, an interface) is missing.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Hint {
+    #[default]
+    None,
+    /// Not active on this node at all (quickCheck of a resource never restored here).
+    NotRunning,
+    /// A device, interface or file the configuration names does not exist on this node.
+    MissingHere,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Failure {
     pub exit: Exit,
     pub message: String,
+    pub hint: Hint,
 }
 
 impl Failure {
@@ -69,7 +83,18 @@ impl Failure {
         Failure {
             exit,
             message: message.into(),
+            hint: Hint::None,
         }
+    }
+    /// The same failure, marked as "not active on this node".
+    pub fn not_running(mut self) -> Self {
+        self.hint = Hint::NotRunning;
+        self
+    }
+    /// The same failure, marked as "something named is missing on this node".
+    pub fn missing_here(mut self) -> Self {
+        self.hint = Hint::MissingHere;
+        self
     }
     /// Exit 1: the resource is not healthy / the action did not succeed.
     pub fn failed(message: impl Into<String>) -> Self {

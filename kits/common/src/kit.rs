@@ -24,6 +24,11 @@ pub struct KitSpec {
     pub commands: &'static [(&'static str, &'static str)],
     /// Extra help text: what each action does for this kit.
     pub actions_help: &'static str,
+    /// Checks beyond the keys' shapes (required keys, values that contradict each other) that
+    /// `validate` and OCF `validate-all` run; must not change anything.
+    pub check: Option<fn(&HookCtx) -> Outcome>,
+    /// The key `OCF_CHECK_LEVEL` 0 / 10 / 20 sets for a Pacemaker monitor, with its values.
+    pub depth: Option<(&'static str, [&'static str; 3])>,
 }
 
 impl KitSpec {
@@ -48,12 +53,23 @@ pub struct HookCtx {
     pub config: Config,
     pub deadline: Deadline,
     pub sources: Sources,
+    /// Called as an OCF agent: the settings are the resource's `OCF_RESKEY_*` parameters.
+    pub ocf: bool,
 }
 
 impl HookCtx {
     /// The resource's configuration file (which may not exist under `--no-config`).
+    /// Under OCF a description of the parameters instead, so messages that say where to fix a
+    /// value ("add DEVICE=… to …") point at the right place.
     pub fn conf_file(&self) -> PathBuf {
-        self.sources.resource_file(&self.tag)
+        if self.ocf {
+            PathBuf::from(format!(
+                "the OCF parameters of resource {} (OCF_RESKEY_<key in lower case>)",
+                self.tag
+            ))
+        } else {
+            self.sources.resource_file(&self.tag)
+        }
     }
 
     /// A usage failure naming the resource file, for settings that must be present.
@@ -74,22 +90,35 @@ pub fn context(
         .as_deref()
         .ok_or_else(|| Failure::usage("no resource tag given: add -t TAG"))?;
     let tag = Tag::parse(raw)?;
-    let sources = Sources::from_env();
     let missing = if args.no_config {
         Missing::Allow
     } else {
         Missing::Refuse
     };
-    let config = config::load(spec.keys, &tag, &sources, missing, &args.overrides)?;
+    context_with(spec, action, tag, args.id.clone(), missing, &args.overrides)
+}
+
+/// [`context`] for a tag already validated, with the given treatment of the resource file.
+pub(crate) fn context_with(
+    spec: &'static KitSpec,
+    action: Action,
+    tag: Tag,
+    id: Option<String>,
+    missing: Missing,
+    overrides: &[(String, String)],
+) -> Result<HookCtx, Failure> {
+    let sources = Sources::from_env();
+    let config = config::load(spec.keys, &tag, &sources, missing, overrides)?;
     let deadline = Deadline::after(config.timeout());
     Ok(HookCtx {
         spec,
         action,
         tag,
-        id: args.id.clone(),
+        id,
         config,
         deadline,
         sources,
+        ocf: false,
     })
 }
 
@@ -102,6 +131,9 @@ pub fn run(spec: &'static KitSpec, hook: fn(&HookCtx) -> Outcome, command: Comma
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
     let bin = spec.binary();
+    if let Some(word) = crate::ocf::detect(&argv, std::env::var_os("OCF_ROOT").is_some()) {
+        return crate::ocf::run(spec, hook, word);
+    }
     let invocation = match parse_invocation(spec.keys, &argv) {
         Ok(i) => i,
         Err(f) => {
@@ -153,7 +185,7 @@ pub fn run(spec: &'static KitSpec, hook: fn(&HookCtx) -> Outcome, command: Comma
                 verbosity,
             );
             let outcome = command(spec, &name, &args)
-                .or_else(|| (name == "validate").then(|| validate(spec, &args, |_| Ok(String::new()))))
+                .or_else(|| (name == "validate").then(|| validate(spec, &args)))
                 .unwrap_or_else(|| {
                 let known: Vec<&str> = spec.commands.iter().filter_map(|(u, _)| u.split_whitespace().next()).collect();
                 Err(Failure::usage(format!(
@@ -183,6 +215,13 @@ fn run_hook(
         Ok(c) => c,
         Err(f) => return finish(Err(f), action.name()),
     };
+    finish(guarded(ctx, hook), action.name())
+}
+
+/// Runs the hook under its deadline: the watchdog timer, or a worker thread abandoned at the
+/// deadline where no timer can be had.
+pub(crate) fn guarded(ctx: HookCtx, hook: fn(&HookCtx) -> Outcome) -> Outcome {
+    let action = ctx.action;
     log::debug!(
         "{action}: id={:?} timeout={}s",
         ctx.id,
@@ -199,28 +238,23 @@ fn run_hook(
         Ok(watchdog) => {
             let outcome = hook(&ctx);
             drop(watchdog);
-            finish(outcome, action.name())
+            outcome
         }
         Err(e) => {
             log::debug!("{action}: no watchdog timer ({e}): running the action on a worker thread");
-            let outcome = run_bounded(deadline, move || hook(&ctx)).unwrap_or(Err(late));
-            finish(outcome, action.name())
+            run_bounded(deadline, move || hook(&ctx)).unwrap_or(Err(late))
         }
     }
 }
 
 /// `validate -t TAG`: loads TAG's configuration as a quickCheck would, runs the kit's own
-/// checks (`check`, which must not change anything) and prints the effective settings as
-/// `KEY=value` lines on stdout. Kits that have checks beyond the keys' shapes call this from
-/// their command function.
-pub fn validate(
-    spec: &'static KitSpec,
-    args: &[String],
-    check: fn(&HookCtx) -> Outcome,
-) -> Outcome {
+/// checks ([`KitSpec::check`]) and prints the effective settings as `KEY=value` lines on stdout.
+pub fn validate(spec: &'static KitSpec, args: &[String]) -> Outcome {
     let a = crate::cli::parse_hook_args(spec.keys, args, &[])?;
     let ctx = context(spec, Action::QuickCheck, &a)?;
-    check(&ctx)?;
+    if let Some(check) = spec.check {
+        check(&ctx)?;
+    }
     for s in ctx.config.settings() {
         println!("{}={}", s.key, s.value);
     }

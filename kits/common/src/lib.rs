@@ -19,6 +19,8 @@
 //!     keys: &[KeySpec::timeout("20"), KeySpec::resource("PATH", Kind::AbsPath, None, "what to check")],
 //!     commands: &[("status -t TAG [--json]", "show the resource")],
 //!     actions_help: "",
+//!     check: None,
+//!     depth: None,
 //! };
 //! fn hook(ctx: &HookCtx) -> Outcome {
 //!     let path = ctx.require("PATH")?;
@@ -41,6 +43,7 @@ pub mod json;
 pub mod kit;
 pub mod logging;
 pub mod man;
+pub mod ocf;
 mod sys;
 pub mod tag;
 pub mod version;
@@ -48,7 +51,7 @@ pub mod version;
 pub use cli::{Action, HookArgs, parse_hook_args};
 pub use config::{Config, KeySpec, Kind, Scope, Sources};
 pub use deadline::{Deadline, run_bounded};
-pub use exit::{Exit, Failure, Outcome};
+pub use exit::{Exit, Failure, Hint, Outcome};
 pub use json::Json;
 pub use kit::{CommandFn, HookCtx, KitSpec, context, run};
 pub use tag::Tag;

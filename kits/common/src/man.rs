@@ -272,6 +272,8 @@ mod tests {
             ("doctor DEVICE", "diagnose it"),
         ],
         actions_help: "  For toy: restore\n  does things.\n",
+        check: None,
+        depth: None,
     };
 
     /// The text a reader sees, roughly: roff escapes and requests removed.

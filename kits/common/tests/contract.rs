@@ -182,7 +182,8 @@ fn genapp_copy(lkroot: &Path, action: &str, tag: &str, script: &Path) -> PathBuf
     dest
 }
 
-const ACTIONS: [&str; 4] = ["restore", "remove", "quickCheck", "recover"];
+/// In LifeKeeper's order for one resource: in service, checked, repaired, out of service.
+const ACTIONS: [&str; 4] = ["restore", "quickCheck", "recover", "remove"];
 
 #[test]
 fn gen_app_copies_of_the_wrappers_and_of_the_binary_run_every_action() {

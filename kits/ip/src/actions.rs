@@ -233,9 +233,13 @@ fn missing_message(s: &Settings) -> String {
 
 fn quick_check(s: &Settings, marker: &Marker, deadline: Deadline) -> Outcome {
     let mut live = resolve(s, marker, deadline)?;
-    let targets = targets_or_link_down(s, &mut live, deadline)?;
+    // without the address the resource is not active here (a Pacemaker probe's "not running")
+    let targets = match targets_or_link_down(s, &mut live, deadline) {
+        Err(f) if live.ours(s).is_none() => return Err(f.not_running()),
+        r => r?,
+    };
     match live.ours(s) {
-        None => return Err(Failure::failed(missing_message(s))),
+        None => return Err(Failure::failed(missing_message(s)).not_running()),
         Some(a) if a.dad_failed() => {
             return Err(Failure::failed(format!(
                 "{} on {}: another host uses this address (IPv6 duplicate address detection failed): find it and free the address",

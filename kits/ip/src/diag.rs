@@ -12,10 +12,6 @@ use crate::settings::{Live, Marker, Settings};
 pub fn command(spec: &'static KitSpec, name: &str, args: &[String]) -> Option<Outcome> {
     match name {
         "status" => Some(status(spec, args)),
-        "validate" => Some(lkh_common::kit::validate(spec, args, |ctx| {
-            crate::settings::Settings::from_config(&ctx.config, &ctx.conf_file(), true)
-                .map(|_| String::new())
-        })),
         "probe" => Some(probe_cmd(spec, args)),
         _ => None,
     }

@@ -27,13 +27,15 @@ pub(crate) static SPEC: KitSpec = KitSpec {
             Kind::Word,
             None,
             "the virtual address with its prefix length, e.g. 192.0.2.10/24 or 2001:db8::10/64",
-        ),
+        )
+        .required(),
         KeySpec::resource(
             "INTERFACE",
             Kind::Word,
             None,
             "the interface that carries it, e.g. eth0",
-        ),
+        )
+        .required(),
         KeySpec::resource(
             "TARGETS",
             Kind::List,
@@ -100,7 +102,15 @@ pub(crate) static SPEC: KitSpec = KitSpec {
         ),
     ],
     actions_help: "  For lkh-ip: restore checks the address is unused (RFC 5227 ARP probe; IPv6: DAD), adds it\n  through netlink and announces it; remove deletes only that address; quickCheck reports\n  \"address missing\", \"link down\" or \"link up but no target answers\" (the virtual switch's\n  uplink or the network beyond it is down), after GRACE; recover re-adds a missing address.\n",
+    check: Some(check),
+    depth: None,
 };
+
+/// `validate` and OCF `validate-all`: the settings the actions would use, checked, nothing changed.
+fn check(ctx: &lkh_common::HookCtx) -> lkh_common::Outcome {
+    crate::settings::Settings::from_config(&ctx.config, &ctx.conf_file(), true)
+        .map(|_| String::new())
+}
 
 fn main() -> ExitCode {
     lkh_common::run(&SPEC, actions::hook, diag::command)

@@ -156,7 +156,8 @@ impl Live {
                 "INTERFACE {} does not exist on this node (interfaces: {}): fix INTERFACE in the resource's configuration",
                 s.interface,
                 names.join(", ")
-            )));
+            ))
+            .missing_here());
         };
         let all = nl
             .addresses(deadline)

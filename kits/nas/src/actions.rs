@@ -160,7 +160,13 @@ fn quick_check(s: &Settings) -> Outcome {
             p.total().as_micros()
         ));
     }
-    Err(Failure::failed(problems.join("; ")))
+    let f = Failure::failed(problems.join("; "));
+    // nothing of ours is mounted: not active here (a Pacemaker probe's "not running")
+    Err(if matches!(state, State::NotMounted) {
+        f.not_running()
+    } else {
+        f
+    })
 }
 
 fn ensure_mount_point(s: &Settings) -> Result<(), Failure> {

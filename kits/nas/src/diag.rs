@@ -15,9 +15,6 @@ use crate::settings;
 pub fn command(spec: &'static KitSpec, name: &str, args: &[String]) -> Option<Outcome> {
     match name {
         "status" => Some(status(spec, args)),
-        "validate" => Some(lkh_common::kit::validate(spec, args, |ctx| {
-            crate::settings::load(ctx, false).map(|_| String::new())
-        })),
         "probe" => Some(probe_cmd(args)),
         _ => None,
     }

@@ -24,19 +24,22 @@ pub(crate) static SPEC: KitSpec = KitSpec {
             Kind::Word,
             None,
             "the NAS's IP address (a host name is resolved once, at restore, from /etc/hosts or DNS)",
-        ),
+        )
+        .required(),
         KeySpec::resource(
             "EXPORT",
             Kind::AbsPath,
             None,
             "the exported path on the server, e.g. /srv/data",
-        ),
+        )
+        .required(),
         KeySpec::resource(
             "MOUNTPOINT",
             Kind::AbsPath,
             None,
             "where to mount it (created at restore if missing)",
-        ),
+        )
+        .required(),
         KeySpec::resource(
             "VERSION",
             Kind::Choice(&["2", "3", "4", "4.0", "4.1", "4.2"]),
@@ -79,7 +82,14 @@ pub(crate) static SPEC: KitSpec = KitSpec {
         ),
     ],
     actions_help: "  For lkh-nas: restore mounts with mount(2) after probing the server; quickCheck reports\n  \"not mounted\", \"server not answering\" or \"mount wedged\"; remove ends the processes using the\n  mount, then umount, forced, lazy; recover remounts if the server answers.\n",
+    check: Some(check),
+    depth: Some(("IO_CHECK", ["none", "stat", "read"])),
 };
+
+/// `validate` and OCF `validate-all`: the settings the actions would use, checked, nothing changed.
+fn check(ctx: &lkh_common::HookCtx) -> lkh_common::Outcome {
+    crate::settings::load(ctx, false).map(|_| String::new())
+}
 
 fn main() -> ExitCode {
     lkh_common::run(&SPEC, actions::hook, diag::command)

@@ -18,9 +18,6 @@ use crate::settings::{self, fmt_key};
 pub fn command(spec: &'static KitSpec, name: &str, args: &[String]) -> Option<Outcome> {
     match name {
         "status" => Some(status(spec, args)),
-        "validate" => Some(lkh_common::kit::validate(spec, args, |ctx| {
-            crate::settings::Settings::from_ctx(ctx).map(|_| String::new())
-        })),
         "doctor" => Some(doctor(args)),
         "watch" => Some(crate::watch::watch(spec, args)),
         _ => None,

@@ -25,7 +25,8 @@ pub(crate) static SPEC: KitSpec = KitSpec {
             Kind::List,
             None,
             "the shared disk(s): /dev/sdX, /dev/disk/by-id/..., or a dm-multipath device (/dev/mapper/NAME, /dev/dm-N); several separated by spaces",
-        ),
+        )
+        .required(),
         KeySpec::resource(
             "KEY",
             Kind::Word,
@@ -72,7 +73,14 @@ pub(crate) static SPEC: KitSpec = KitSpec {
         ),
     ],
     actions_help: "  For lkh-scsipr: restore registers this node's key on every path and reserves (preempting and\n  aborting another holder), then reads it back; remove releases and unregisters this node only;\n  quickCheck exits 3 (fenced) when another node holds the reservation and re-registers paths that\n  lost their registration (WWPN flip); recover re-takes the reservation only when nobody holds it.\n",
+    check: Some(check),
+    depth: None,
 };
+
+/// `validate` and OCF `validate-all`: the settings the actions would use, checked, nothing changed.
+fn check(ctx: &lkh_common::HookCtx) -> lkh_common::Outcome {
+    crate::settings::Settings::from_ctx(ctx).map(|_| String::new())
+}
 
 fn main() -> ExitCode {
     lkh_common::run(&SPEC, ops::hook, diag::command)

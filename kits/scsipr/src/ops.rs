@@ -60,7 +60,17 @@ fn resolve_all(devices: &[PathBuf]) -> Result<Vec<Resolved>, Failure> {
     let root = SysRoot::default();
     devices
         .iter()
-        .map(|d| sg_persist::path::resolve(d, &root).map_err(|e| Failure::usage(e.to_string())))
+        .map(|d| {
+            sg_persist::path::resolve(d, &root).map_err(|e| {
+                let f = Failure::usage(e.to_string());
+                // a name this node does not have at all, as opposed to a wrong kind of device
+                if std::fs::symlink_metadata(d).is_err() {
+                    f.missing_here()
+                } else {
+                    f
+                }
+            })
+        })
         .collect()
 }
 
@@ -636,7 +646,8 @@ pub fn hook(ctx: &HookCtx) -> Outcome {
             _ => Err(Failure::failed(format!(
                 "this node has no reservation key ({}): restore was never run here",
                 s.conf_dir.join(crate::settings::NODE_KEY_FILE).display()
-            ))),
+            ))
+            .not_running()),
         };
     };
     let mut lus = match open_resolved(resolved, false, deadline) {
