@@ -16,8 +16,9 @@
 //! probes), [`cpuid`] (the hypervisor leaves, decoded from the CPU or a
 //! captured dump), `sys` (the CPUID instruction, the only `unsafe`),
 //! [`classify`] (the rules),
-//! [`lifekeeper`] (the record and the check), [`procs`] (is LifeKeeper
-//! running), [`fix`] (plan and apply the remediation).
+//! [`lifekeeper`] (the record and the check), [`wiring`] (the gen/app
+//! resources that use lkhelpers), [`procs`] (is LifeKeeper running),
+//! [`fix`] (plan and apply the remediation).
 #![deny(unsafe_code)]
 
 pub mod classify;
@@ -28,6 +29,7 @@ pub mod lifekeeper;
 pub mod net;
 pub mod procs;
 mod sys;
+pub mod wiring;
 
 use std::path::PathBuf;
 use std::time::Duration;

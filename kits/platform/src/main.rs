@@ -1,6 +1,7 @@
 //! `lkh-platform`: tells on-premises Hyper-V from Azure (and other
-//! platforms), checks what LifeKeeper recorded about its environment, and
-//! applies the documented remediation when it is wrong.
+//! platforms), checks what LifeKeeper recorded about its environment and
+//! the gen/app resources that use lkhelpers, and applies the documented
+//! remediation when the record is wrong.
 //!
 //! Policy lives here (what to print, which exit code); the detection,
 //! checks and file changes are in the library. Exit codes are lkh-common's
@@ -18,6 +19,7 @@ use lkh_common::{Exit, Failure, Json};
 use lkh_platform::evidence::CpuKind;
 use lkh_platform::lifekeeper::{self, Check, Recorded, Subject};
 use lkh_platform::net::ProbeResult;
+use lkh_platform::wiring::{self, Level};
 use lkh_platform::{AZURE_ASSET_TAG, CPUID_DUMP, DetectOptions, Detection, fix, procs};
 
 const BIN: &str = "lkh-platform";
@@ -35,6 +37,31 @@ devices); likely = one source names the platform; guess = nothing names it and d
 is shown and lowers the confidence one step, so disagreement never gives certain. Bare metal is
 at best likely. The Azure asset tag alone is a claim, not proof. With --sysroot, CPUID comes
 from DIR/cpuid.txt (a `cpuid -r` dump) when present.";
+
+const CHECK_HELP: &str = "\
+Platform: LK_SERV_ENV in the defaults file and the SCSI3 kit must match the detected platform.
+
+gen/app wiring: every resource whose scripts under $LKROOT/subsys/gen/resources/app
+(actions/!restore, !remove, !quickCheck and recovery/!recover, one file per tag) are wrappers
+written by `lkh-<kit> genapp`, or copies of a kit binary, is checked:
+  error    a wrapper execs a binary that is missing, not executable, not lkh-<kit>
+           (`--version`), or owned by someone other than root / writable by group or others
+  error    a wrapper sits in another action's directory (the wizard field to fix is named)
+  error    `lkh-<kit> validate -t TAG` fails: the configuration is missing or invalid
+  error    the kit's TIMEOUT is not below LKCHECKINTERVAL (defaults file; 120 when unset)
+  error    restore or remove script missing; a copy or wrapper LifeKeeper runs as root is
+           writable by others; the tag's scripts belong to different kits
+  warning  no quickCheck script (failures are never detected); a copy of a kit binary (works,
+           goes stale on upgrade); a wrapper edited by hand; a symbolic link instead of a copy;
+           a leftover $LKROOT/subsys/lkhelpers tree from earlier versions
+  info     no recover script (a quickCheck failure fails over at once); no resource uses
+           lkhelpers
+Binaries are only run with --version and validate, with argv[0] \"lkhelpers-check\", for at most
+5 s each, and only when root-owned (or ours when not run as root) and not writable by group or
+others; an ELF file only when it carries lkhelpers' code. Other applications' scripts and
+programs are skipped. One line per finding; --json gives them as an array of {check, level,
+tag, file, what, remedy, message}. Exit 1 on any error, a platform mismatch or an undecidable
+platform, else 0.";
 
 const AFTER_HELP: &str = "\
 Exit codes:
@@ -87,12 +114,17 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Compare LifeKeeper's recorded environment (LK_SERV_ENV, SCSI3 kit) with the platform.
+    /// Compare LifeKeeper's recorded environment (LK_SERV_ENV, SCSI3 kit) with the platform,
+    /// and check the gen/app resources that use lkhelpers.
+    #[command(after_help = CHECK_HELP)]
     CheckLifekeeper {
         #[command(flatten)]
         lk: LkArgs,
         #[command(flatten)]
         detect: DetectArgs,
+        /// Print the findings as one JSON array instead of text.
+        #[arg(long)]
+        json: bool,
     },
     /// Apply the remediation: refuses while LifeKeeper runs (processes found under
     /// <sysroot>/proc), backs up each file beside itself before changing it, changes only
@@ -123,7 +155,7 @@ fn main() -> ExitCode {
     lkh_common::logging::init(BIN, None, cli.verbose);
     let result = match cli.command {
         Command::Detect { detect, json } => cmd_detect(&detect, json),
-        Command::CheckLifekeeper { lk, detect } => cmd_check(&lk, &detect),
+        Command::CheckLifekeeper { lk, detect, json } => cmd_check(&lk, &detect, json),
         Command::Fix {
             lk,
             detect,
@@ -430,7 +462,7 @@ fn read_record(a: &LkArgs) -> Result<Recorded, Failure> {
     lifekeeper::read_recorded(&defaults, &lkroot).map_err(|e| Failure::usage(e.0))
 }
 
-fn check_text(d: &Detection, rec: &Recorded, c: &Check) -> String {
+fn check_text(d: &Detection, rec: &Recorded, c: &Check, w: Option<&wiring::Report>) -> String {
     let mut s = format!(
         "platform: {} ({}, {})\n",
         d.verdict.platform.as_str(),
@@ -457,12 +489,23 @@ fn check_text(d: &Detection, rec: &Recorded, c: &Check) -> String {
             s += &format!("  fix: {}\n", f.remedy);
         }
     }
+    let wiring_errors = w.is_some_and(wiring::Report::has_errors);
+    if let Some(w) = w {
+        s += &format!(
+            "gen/app wiring ({} resource{} using lkhelpers):\n",
+            w.tags,
+            if w.tags == 1 { "" } else { "s" }
+        );
+        for f in &w.findings {
+            s += &format!("{}: {}\n", f.level.as_str(), f.message());
+        }
+    }
     s += &format!(
         "result: {}\n",
-        if c.consistent() {
-            "consistent"
-        } else if c.undetermined {
+        if c.undetermined {
             "undetermined"
+        } else if c.consistent() && !wiring_errors {
+            "consistent"
         } else {
             "inconsistent"
         }
@@ -470,17 +513,93 @@ fn check_text(d: &Detection, rec: &Recorded, c: &Check) -> String {
     s
 }
 
-fn cmd_check(lk: &LkArgs, da: &DetectArgs) -> Result<Exit, Failure> {
+/// The wiring check's inputs from the LifeKeeper paths and the environment.
+fn wiring_options(rec: &Recorded) -> Result<wiring::Options, Failure> {
+    let text = lifekeeper::read_defaults(&rec.defaults_file).map_err(|e| Failure::usage(e.0))?;
+    let euid = nix::unistd::geteuid().as_raw();
+    Ok(wiring::Options {
+        lkroot: rec.lkroot.clone(),
+        defaults: rec.defaults_file.clone(),
+        interval: wiring::CheckInterval::from_defaults(&rec.defaults_file, &text),
+        conf_dir: lkh_common::Sources::from_env().conf_dir,
+        trusted_uids: if euid == 0 { vec![0] } else { vec![0, euid] },
+    })
+}
+
+/// `check-lifekeeper --json`: every finding, platform and wiring, as one array.
+fn check_json(rec: &Recorded, c: &Check, w: &wiring::Report) -> Json {
+    let mut all = Vec::new();
+    for f in &c.findings {
+        let error = f.problem || (c.undetermined && f.subject == Subject::Verdict);
+        let (subject, file) = match f.subject {
+            Subject::Verdict => ("verdict", None),
+            Subject::ServEnv => ("serv_env", Some(rec.defaults_file.display().to_string())),
+            Subject::Scsi3Kit => (
+                "scsi3_kit",
+                rec.scsi3_kit.as_ref().map(|p| p.display().to_string()),
+            ),
+        };
+        let message = if f.remedy.is_empty() {
+            f.what.clone()
+        } else {
+            format!("{}; {}", f.what, f.remedy)
+        };
+        all.push(
+            Json::obj()
+                .with("check", format!("platform/{subject}"))
+                .with("level", if error { "error" } else { "ok" })
+                .with("tag", Json::Null)
+                .with("file", file)
+                .with("what", f.what.as_str())
+                .with("remedy", f.remedy.as_str())
+                .with("message", message),
+        );
+    }
+    for f in &w.findings {
+        all.push(
+            Json::obj()
+                .with("check", "wiring")
+                .with("level", f.level.as_str())
+                .with("tag", f.tag.clone())
+                .with("file", f.file.display().to_string())
+                .with("what", f.what.as_str())
+                .with("remedy", f.remedy.as_str())
+                .with("message", f.message()),
+        );
+    }
+    Json::Arr(all)
+}
+
+fn cmd_check(lk: &LkArgs, da: &DetectArgs, json: bool) -> Result<Exit, Failure> {
     let d = run_detect(da)?;
     let rec = read_record(lk)?;
     let c = lifekeeper::check(&rec, &d.verdict);
-    print!("{}", check_text(&d, &rec, &c));
-    if c.consistent() {
+    let w = wiring::check(&wiring_options(&rec)?);
+    for n in &w.notes {
+        log::debug!("{n}");
+    }
+    if json {
+        println!("{}", check_json(&rec, &c, &w));
+    } else {
+        print!("{}", check_text(&d, &rec, &c, Some(&w)));
+    }
+    for f in c.findings.iter().filter(|f| f.problem || c.undetermined) {
+        log::warn!("{}", f.what);
+    }
+    let errors = w
+        .findings
+        .iter()
+        .filter(|f| f.level == Level::Error)
+        .count();
+    if errors > 0 {
+        log::warn!(
+            "{errors} gen/app wiring error{} (see the lines starting with \"error:\")",
+            if errors == 1 { "" } else { "s" }
+        );
+    }
+    if c.consistent() && !w.has_errors() {
         Ok(Exit::Ok)
     } else {
-        for f in c.findings.iter().filter(|f| f.problem || c.undetermined) {
-            log::warn!("{}", f.what);
-        }
         Ok(Exit::Failed)
     }
 }
@@ -517,7 +636,7 @@ fn cmd_fix(
             )));
         }
     }
-    print!("{}", check_text(&d, &rec, &c));
+    print!("{}", check_text(&d, &rec, &c, None));
     if c.consistent() {
         println!("nothing to do");
         return Ok(Exit::Ok);

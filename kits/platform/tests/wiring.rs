@@ -1,0 +1,574 @@
+//! `check-lifekeeper`'s gen/app wiring check, on LifeKeeper trees built in scratch space:
+//! wrappers as `lkh-<kit> genapp` writes them, a fake `lkh-nas` (a shell script answering
+//! `--version` and `validate` like the real one), copies of ELF binaries.
+
+mod common;
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use common::{Scratch, bin, code, fixture, stderr, stdout};
+use lkh_common::Action;
+use lkh_common::genapp::{Wrapper, copy_path};
+
+/// A fake kit binary: `--version` prints `lkh-<kit> 0.1.0`, `validate -t TAG` prints
+/// `$LKHELPERS_CONF_DIR/TAG.conf` (exit 0) or a one-line reason on stderr (exit 2).
+fn fake_kit(kit: &str) -> String {
+    format!(
+        r#"#!/bin/sh
+case "$1" in
+--version) echo "lkh-{kit} 0.1.0" ;;
+validate)
+    f="$LKHELPERS_CONF_DIR/$3.conf"
+    if [ -f "$f" ]; then cat "$f"; exit 0; fi
+    echo "lkh-{kit}: error: validate: $f: not found: create it (see lkh-{kit} --help)" >&2
+    exit 2 ;;
+*) echo "fake lkh-{kit} must not be run with: $*" >&2; exit 1 ;;
+esac
+"#
+    )
+}
+
+struct Node {
+    dir: Scratch,
+    lkroot: PathBuf,
+    defaults: PathBuf,
+    conf: PathBuf,
+    nas: PathBuf,
+}
+
+fn write_exec(path: &Path, content: &[u8]) {
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    fs::write(path, content).unwrap();
+    fs::set_permissions(path, fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+impl Node {
+    /// LifeKeeper with no gen/app resources, LKCHECKINTERVAL unset, and `lkh-nas` installed.
+    fn new(name: &str) -> Node {
+        let dir = Scratch::new(name);
+        let lkroot = dir.path().join("opt/LifeKeeper");
+        fs::create_dir_all(lkroot.join("subsys/gen/resources/app/actions")).unwrap();
+        let defaults = dir.path().join("etc/default/LifeKeeper");
+        fs::create_dir_all(defaults.parent().unwrap()).unwrap();
+        fs::copy(fixture("lk-clean/etc/default/LifeKeeper"), &defaults).unwrap();
+        let conf = dir.path().join("etc/lkhelpers");
+        fs::create_dir_all(&conf).unwrap();
+        let nas = dir.path().join("usr/sbin/lkh-nas");
+        write_exec(&nas, fake_kit("nas").as_bytes());
+        Node {
+            dir,
+            lkroot,
+            defaults,
+            conf,
+            nas,
+        }
+    }
+
+    fn copy(&self, action: Action, tag: &str) -> PathBuf {
+        copy_path(&self.lkroot, action, tag)
+    }
+
+    /// Puts the `wrapper`'s text where gen/app keeps the `dir` copy of `tag`.
+    fn wrap(&self, dir: Action, tag: &str, wrapper: Action, binary: &Path) {
+        let w = Wrapper {
+            kit: "nas".into(),
+            action: wrapper,
+            binary: binary.to_path_buf(),
+        };
+        write_exec(&self.copy(dir, tag), w.render().as_bytes());
+    }
+
+    /// All four wrappers of `tag` in place and its configuration written.
+    fn resource(&self, tag: &str) {
+        for a in Action::ALL {
+            self.wrap(a, tag, a, &self.nas);
+        }
+        self.conf(tag, "TIMEOUT=20\nMOUNTPOINT=/srv/data\n");
+    }
+
+    fn conf(&self, tag: &str, text: &str) {
+        fs::write(self.conf.join(format!("{tag}.conf")), text).unwrap();
+    }
+
+    fn check(&self, extra: &[&str]) -> Output {
+        let mut c = bin();
+        c.env("LKHELPERS_CONF_DIR", &self.conf)
+            .arg("check-lifekeeper")
+            .arg("--no-network")
+            .arg("--sysroot")
+            .arg(fixture("hyperv-gen2"))
+            .arg("--defaults")
+            .arg(&self.defaults)
+            .arg("--lkroot")
+            .arg(&self.lkroot)
+            .args(extra);
+        c.output().unwrap()
+    }
+}
+
+/// The lines of `out` that start with `level: ` (the wiring findings of that level).
+fn lines<'a>(out: &'a str, level: &str) -> Vec<&'a str> {
+    let p = format!("{level}: ");
+    out.lines().filter(|l| l.starts_with(&p)).collect()
+}
+
+/// Exactly one `level` finding about `file` contains `want`.
+fn finding(out: &str, level: &str, file: &Path, want: &str) {
+    let p = format!("{level}: {}: ", file.display());
+    let hits: Vec<&str> = out
+        .lines()
+        .filter(|l| l.starts_with(&p) && l.contains(want))
+        .collect();
+    assert_eq!(
+        hits.len(),
+        1,
+        "want one {level} on {} with {want:?} in:\n{out}",
+        file.display()
+    );
+}
+
+fn show(o: &Output) -> String {
+    format!("exit {}\n{}{}", code(o), stdout(o), stderr(o))
+}
+
+#[test]
+fn correct_wiring_passes() {
+    let n = Node::new("wiring-ok");
+    n.resource("nfs1");
+    let o = n.check(&[]);
+    let out = stdout(&o);
+    assert_eq!(code(&o), 0, "{}", show(&o));
+    assert!(
+        out.contains("gen/app wiring (1 resource using lkhelpers):\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("resource nfs1: lkh-nas scripts restore, remove, quickCheck, recover are wired right and its configuration validates"),
+        "{out}"
+    );
+    assert!(
+        lines(&out, "error").is_empty() && lines(&out, "warning").is_empty(),
+        "{out}"
+    );
+    assert!(out.ends_with("result: consistent\n"), "{out}");
+}
+
+#[test]
+fn no_genapp_resource_using_lkhelpers_is_one_line_and_other_scripts_are_ignored() {
+    let n = Node::new("wiring-none");
+    // another application's gen/app resource: a shell script, skipped silently
+    write_exec(
+        &n.copy(Action::Restore, "db"),
+        b"#!/bin/sh\nexec /opt/db/start\n",
+    );
+    let o = n.check(&[]);
+    let out = stdout(&o);
+    assert_eq!(code(&o), 0, "{}", show(&o));
+    assert_eq!(
+        lines(&out, "info"),
+        [format!(
+            "info: {}/subsys/gen/resources/app: no gen/app resource uses lkhelpers on this node",
+            n.lkroot.display()
+        )],
+        "{out}"
+    );
+    assert!(!out.contains("/db"), "{out}");
+    // and the existing fixtures without any gen/app tree say the same
+    assert!(out.ends_with("result: consistent\n"), "{out}");
+}
+
+#[test]
+fn stale_wrapper_whose_binary_is_gone_is_an_error() {
+    let n = Node::new("wiring-stale");
+    n.resource("nfs1");
+    let gone = n.dir.path().join("usr/local/sbin/lkh-nas");
+    n.wrap(Action::QuickCheck, "nfs1", Action::QuickCheck, &gone);
+    let o = n.check(&[]);
+    let out = stdout(&o);
+    assert_eq!(code(&o), 1, "{}", show(&o));
+    finding(
+        &out,
+        "error",
+        &n.copy(Action::QuickCheck, "nfs1"),
+        &format!("execs {}, which does not exist", gone.display()),
+    );
+    assert!(out.contains("install lkh-nas at"), "{out}");
+    assert_eq!(lines(&out, "error").len(), 1, "{out}");
+    assert!(out.ends_with("result: inconsistent\n"), "{out}");
+    assert!(
+        stderr(&o).contains("lkh-platform: warning: "),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn wrapper_in_the_wrong_action_directory_names_the_field() {
+    let n = Node::new("wiring-swapped");
+    n.resource("nfs1");
+    // the admin swapped Restore and Remove in the wizard
+    n.wrap(Action::Restore, "nfs1", Action::Remove, &n.nas);
+    n.wrap(Action::Remove, "nfs1", Action::Restore, &n.nas);
+    let o = n.check(&[]);
+    let out = stdout(&o);
+    assert_eq!(code(&o), 1, "{}", show(&o));
+    finding(
+        &out,
+        "error",
+        &n.copy(Action::Restore, "nfs1"),
+        "is the remove wrapper, but LifeKeeper runs it to restore: the wizard's Restore Script field got the wrong file",
+    );
+    finding(
+        &out,
+        "error",
+        &n.copy(Action::Remove, "nfs1"),
+        "is the restore wrapper, but LifeKeeper runs it to remove: the wizard's Remove Script field got the wrong file",
+    );
+    assert!(
+        out.contains("re-create the resource with the restore wrapper `lkh-nas genapp` writes (by default /usr/lib/lkhelpers/genapp/nas/restore) in the Restore Script field"),
+        "{out}"
+    );
+}
+
+#[test]
+fn missing_configuration_reports_validates_reason() {
+    let n = Node::new("wiring-noconf");
+    n.resource("nfs1");
+    let conf = n.conf.join("nfs1.conf");
+    fs::remove_file(&conf).unwrap();
+    let o = n.check(&[]);
+    let out = stdout(&o);
+    assert_eq!(code(&o), 1, "{}", show(&o));
+    finding(
+        &out,
+        "error",
+        &conf,
+        &format!(
+            "the configuration of resource nfs1 is missing or invalid: lkh-nas: error: validate: {}: not found: create it",
+            conf.display()
+        ),
+    );
+    assert!(
+        out.contains("then check it with `lkh-nas validate -t nfs1`"),
+        "{out}"
+    );
+}
+
+#[test]
+fn timeout_not_below_lkcheckinterval_is_an_error() {
+    let n = Node::new("wiring-interval");
+    n.resource("nfs1");
+    let mut d = fs::read_to_string(&n.defaults).unwrap();
+    d += "LKCHECKINTERVAL=20\n";
+    fs::write(&n.defaults, d).unwrap();
+    let o = n.check(&[]);
+    let out = stdout(&o);
+    assert_eq!(code(&o), 1, "{}", show(&o));
+    finding(
+        &out,
+        "error",
+        &n.conf.join("nfs1.conf"),
+        &format!(
+            "resource nfs1: TIMEOUT=20 is not below LKCHECKINTERVAL=20 ({}:10)",
+            n.defaults.display()
+        ),
+    );
+    assert!(out.contains("lower TIMEOUT in "), "{out}");
+    // below it: fine
+    n.conf("nfs1", "TIMEOUT=19\n");
+    assert_eq!(code(&n.check(&[])), 0);
+}
+
+#[test]
+fn missing_remove_quickcheck_and_recover_have_their_levels() {
+    let n = Node::new("wiring-partial");
+    n.resource("nfs1");
+    for a in [Action::Remove, Action::QuickCheck, Action::Recover] {
+        fs::remove_file(n.copy(a, "nfs1")).unwrap();
+    }
+    let o = n.check(&[]);
+    let out = stdout(&o);
+    assert_eq!(code(&o), 1, "{}", show(&o));
+    finding(
+        &out,
+        "error",
+        &n.copy(Action::Remove, "nfs1"),
+        "has no remove script",
+    );
+    finding(
+        &out,
+        "warning",
+        &n.copy(Action::QuickCheck, "nfs1"),
+        "LifeKeeper will assume the resource is always healthy: failures are never detected; re-create the resource with the quickCheck wrapper",
+    );
+    finding(
+        &out,
+        "info",
+        &n.copy(Action::Recover, "nfs1"),
+        "fails the resource over at once",
+    );
+
+    // restore and remove only: warnings and info do not fail the check
+    n.wrap(Action::Remove, "nfs1", Action::Remove, &n.nas);
+    let o = n.check(&[]);
+    assert_eq!(code(&o), 0, "{}", show(&o));
+}
+
+#[test]
+fn hand_edited_wrapper_and_old_layout_are_warnings() {
+    let n = Node::new("wiring-edited");
+    n.resource("nfs1");
+    let p = n.copy(Action::Recover, "nfs1");
+    let text = fs::read_to_string(&p)
+        .unwrap()
+        .replace("exec ", "logger hi; exec ");
+    write_exec(&p, text.as_bytes());
+    let old = n.lkroot.join("subsys/lkhelpers/Resources/nas/actions");
+    fs::create_dir_all(&old).unwrap();
+    let o = n.check(&[]);
+    let out = stdout(&o);
+    assert_eq!(code(&o), 0, "{}", show(&o));
+    finding(
+        &out,
+        "warning",
+        &p,
+        "differs from the wrapper genapp writes",
+    );
+    finding(
+        &out,
+        "warning",
+        &n.lkroot.join("subsys/lkhelpers"),
+        "left over from an earlier lkhelpers version",
+    );
+    assert!(out.contains("rm -r "), "{out}");
+}
+
+#[test]
+fn insecure_binary_is_not_run() {
+    let n = Node::new("wiring-insecure");
+    n.resource("nfs1");
+    // a world-writable binary that would leave a trace if it ran
+    let evil = n.dir.path().join("tmp/lkh-nas");
+    let trace = n.dir.path().join("ran");
+    write_exec(
+        &evil,
+        format!("#!/bin/sh\ntouch {}\n", trace.display()).as_bytes(),
+    );
+    fs::set_permissions(&evil, fs::Permissions::from_mode(0o777)).unwrap();
+    n.wrap(Action::Restore, "nfs1", Action::Restore, &evil);
+    let o = n.check(&[]);
+    assert_eq!(code(&o), 1, "{}", show(&o));
+    finding(
+        &stdout(&o),
+        "error",
+        &n.copy(Action::Restore, "nfs1"),
+        "writable by group or others (mode 0777); not run",
+    );
+    assert!(!trace.exists(), "the insecure binary was run");
+}
+
+#[test]
+fn a_wrapper_naming_another_kits_binary_is_an_error() {
+    let n = Node::new("wiring-kit");
+    n.resource("nfs1");
+    let ip = n.dir.path().join("usr/sbin/lkh-ip");
+    write_exec(&ip, fake_kit("ip").as_bytes());
+    n.wrap(Action::Remove, "nfs1", Action::Remove, &ip);
+    let o = n.check(&[]);
+    assert_eq!(code(&o), 1, "{}", show(&o));
+    finding(
+        &stdout(&o),
+        "error",
+        &n.copy(Action::Remove, "nfs1"),
+        "which is not lkh-nas: `--version` says \"lkh-ip 0.1.0\"",
+    );
+}
+
+#[test]
+fn a_copy_of_an_lkhelpers_binary_is_recognised_without_running_its_action() {
+    let n = Node::new("wiring-copy");
+    n.resource("nfs1");
+    // lkh-platform is an lkhelpers ELF binary; as !restore/nfs1 it must only be asked --version
+    let p = n.copy(Action::Restore, "nfs1");
+    write_exec(&p, &fs::read(common::BIN).unwrap());
+    let o = n.check(&[]);
+    let out = stdout(&o);
+    assert_eq!(code(&o), 1, "{}", show(&o));
+    finding(
+        &out,
+        "error",
+        &p,
+        "is a copy of lkh-platform (lkh-platform ",
+    );
+    finding(&out, "error", &p, "which has no LifeKeeper actions");
+}
+
+/// A 170-byte static x86-64 ELF program that prints `lkh-nas 0.1.0` and exits 0, whatever
+/// its arguments, and carries the string every lkhelpers binary has.
+#[cfg(target_arch = "x86_64")]
+fn tiny_lkh_nas_elf() -> Vec<u8> {
+    let msg = b"lkh-nas 0.1.0\n";
+    let mut code: Vec<u8> = vec![0xb8, 1, 0, 0, 0, 0xbf, 1, 0, 0, 0]; // write(1,
+    code.extend([0x48, 0x8d, 0x35, 16, 0, 0, 0]); // lea rsi, [rip+16] (msg)
+    code.extend([0xba, msg.len() as u8, 0, 0, 0, 0x0f, 0x05]); // len); syscall
+    code.extend([0xb8, 60, 0, 0, 0, 0x31, 0xff, 0x0f, 0x05]); // exit(0)
+    code.extend_from_slice(msg);
+    code.extend_from_slice(lkh_platform::wiring::BINARY_MARKER);
+    let base: u64 = 0x400000;
+    let total = (64 + 56 + code.len()) as u64;
+    let mut e: Vec<u8> = b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0".to_vec();
+    e.extend(2u16.to_le_bytes()); // ET_EXEC
+    e.extend(0x3eu16.to_le_bytes()); // x86-64
+    e.extend(1u32.to_le_bytes());
+    e.extend((base + 120).to_le_bytes()); // entry
+    e.extend(64u64.to_le_bytes()); // phoff
+    e.extend(0u64.to_le_bytes()); // shoff
+    e.extend(0u32.to_le_bytes());
+    for h in [64u16, 56, 1, 0, 0, 0] {
+        e.extend(h.to_le_bytes());
+    }
+    e.extend(1u32.to_le_bytes()); // PT_LOAD
+    e.extend(5u32.to_le_bytes()); // R+X
+    for v in [0, base, base, total, total, 0x1000] {
+        e.extend(v.to_le_bytes());
+    }
+    e.extend(code);
+    e
+}
+
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn a_copy_of_a_kit_binary_works_but_goes_stale() {
+    let n = Node::new("wiring-elf");
+    n.resource("nfs1");
+    let p = n.copy(Action::Restore, "nfs1");
+    write_exec(&p, &tiny_lkh_nas_elf());
+    let o = n.check(&[]);
+    let out = stdout(&o);
+    assert_eq!(code(&o), 0, "{}", show(&o));
+    finding(
+        &out,
+        "warning",
+        &p,
+        "is a copy of the lkh-nas binary (lkh-nas 0.1.0): it works (the action comes from the !restore directory) but goes stale when lkh-nas is upgraded",
+    );
+    assert!(
+        out.contains("re-create the resource with its wrappers"),
+        "{out}"
+    );
+
+    // an ELF program without lkhelpers' string is another application's: never run (it would
+    // answer like a copy), reported only inside a resource whose other scripts are ours
+    let mut other = tiny_lkh_nas_elf();
+    let len = other.len() - lkh_platform::wiring::BINARY_MARKER.len();
+    other.truncate(len);
+    write_exec(&p, &other);
+    let db = n.copy(Action::Restore, "db");
+    write_exec(&db, &other);
+    let out = stdout(&n.check(&[]));
+    finding(
+        &out,
+        "warning",
+        &p,
+        "an ELF program that is not an lkhelpers binary, while this resource's other scripts are lkhelpers'",
+    );
+    assert!(!out.contains("is a copy of"), "{out}");
+    assert!(!out.contains(&format!("{}:", db.display())), "{out}");
+}
+
+#[test]
+fn json_gives_every_finding_as_an_array() {
+    let n = Node::new("wiring-json");
+    n.resource("nfs1");
+    fs::remove_file(n.copy(Action::QuickCheck, "nfs1")).unwrap();
+    let o = n.check(&["--json"]);
+    let out = stdout(&o);
+    assert_eq!(code(&o), 0, "{}", show(&o));
+    assert!(
+        out.starts_with("[{\"check\":\"platform/serv_env\",\"level\":\"ok\""),
+        "{out}"
+    );
+    assert_eq!(out.lines().count(), 1, "{out}");
+    let qc = n.copy(Action::QuickCheck, "nfs1");
+    assert!(
+        out.contains(&format!(
+            "{{\"check\":\"wiring\",\"level\":\"warning\",\"tag\":\"nfs1\",\"file\":\"{}\",\"what\":\"is missing: LifeKeeper will assume",
+            qc.display()
+        )),
+        "{out}"
+    );
+    assert!(out.trim_end().ends_with("}]"), "{out}");
+}
+
+#[test]
+fn help_documents_the_wiring_checks() {
+    let o = bin().args(["check-lifekeeper", "--help"]).output().unwrap();
+    let out = stdout(&o);
+    assert_eq!(code(&o), 0);
+    for want in [
+        "gen/app wiring",
+        "LKCHECKINTERVAL",
+        "validate -t TAG",
+        "--json",
+        "lkhelpers-check",
+    ] {
+        assert!(out.contains(want), "{want}: {out}");
+    }
+}
+
+#[test]
+fn a_symbolic_link_instead_of_a_copy_is_a_warning() {
+    let n = Node::new("wiring-link");
+    n.resource("nfs1");
+    let p = n.copy(Action::Recover, "nfs1");
+    let real = n.dir.path().join("usr/lib/lkhelpers/genapp/nas/recover");
+    fs::create_dir_all(real.parent().unwrap()).unwrap();
+    fs::rename(&p, &real).unwrap();
+    std::os::unix::fs::symlink(&real, &p).unwrap();
+    // and a link to something that is not a file, in another tag: skipped, never read
+    std::os::unix::fs::symlink("/dev/zero", n.copy(Action::Restore, "zero")).unwrap();
+    let o = n.check(&[]);
+    let out = stdout(&o);
+    assert_eq!(code(&o), 0, "{}", show(&o));
+    finding(
+        &out,
+        "warning",
+        &p,
+        &format!(
+            "is a symbolic link (to {}), but gen/app keeps copies",
+            real.display()
+        ),
+    );
+    assert!(!out.contains("zero"), "{out}");
+}
+
+#[test]
+fn a_validate_that_hangs_is_killed_and_reported() {
+    let n = Node::new("wiring-hang");
+    n.resource("nfs1");
+    let pidfile = n.dir.path().join("pid");
+    let script = fake_kit("nas").replace(
+        "validate)\n",
+        &format!(
+            "validate)\n    echo $$ > {}; exec sleep 60\n",
+            pidfile.display()
+        ),
+    );
+    write_exec(&n.nas, script.as_bytes());
+    let o = n.check(&[]);
+    assert_eq!(code(&o), 1, "{}", show(&o));
+    finding(
+        &stdout(&o),
+        "error",
+        &n.conf.join("nfs1.conf"),
+        "`lkh-nas validate -t nfs1` did not answer within 5 s",
+    );
+    let pid = fs::read_to_string(&pidfile).unwrap();
+    assert!(
+        !Path::new(&format!("/proc/{}", pid.trim())).exists(),
+        "the hung validate (pid {pid}) is still there"
+    );
+}
