@@ -27,6 +27,9 @@ pub const ACTIONS_DIR: &str = "subsys/gen/resources/app/actions";
 pub const RECOVERY_DIR: &str = "subsys/gen/resources/app/recovery";
 
 const MARKER: &str = "# lkhelpers gen/app wrapper: ";
+/// Bytes every lkhelpers binary contains ([`crate::run`] keeps them), so a copy of one can be
+/// recognised before it is ever run (`lkh-platform check-lifekeeper` runs only those).
+pub const BINARY_MARKER: &[u8] = b"lkhelpers-binary-marker:2c8f1e";
 /// The binary the wrappers exec when set (default: the running binary's own path); the
 /// packaging sets it to the installed path, since it writes the wrappers from a staging tree.
 pub const BINARY_ENV: &str = "LKHELPERS_GENAPP_BINARY";

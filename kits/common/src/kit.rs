@@ -131,6 +131,7 @@ pub fn run(spec: &'static KitSpec, hook: fn(&HookCtx) -> Outcome, command: Comma
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
     let bin = spec.binary();
+    std::hint::black_box(genapp::BINARY_MARKER);
     if let Some(word) = crate::ocf::detect(&argv, std::env::var_os("OCF_ROOT").is_some()) {
         return crate::ocf::run(spec, hook, word);
     }

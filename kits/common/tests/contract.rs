@@ -496,3 +496,13 @@ fn genapp_writes_wrappers_for_the_installed_path_the_packaging_names() {
         assert!(!text.contains(e.dir.to_str().unwrap()), "{text}");
     }
 }
+
+#[test]
+fn every_kit_binary_carries_the_marker_check_lifekeeper_looks_for() {
+    let bytes = std::fs::read(toy()).unwrap();
+    let m = lkh_common::genapp::BINARY_MARKER;
+    assert!(
+        bytes.windows(m.len()).any(|w| w == m),
+        "the marker is missing from the toy kit binary"
+    );
+}

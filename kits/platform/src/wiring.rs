@@ -37,9 +37,9 @@ use lkh_common::{Action, Tag};
 pub const ARGV0: &str = "lkhelpers-check";
 /// Time allowed for one `--version` or `validate` run.
 pub const RUN_BUDGET: Duration = Duration::from_secs(5);
-/// A string every lkhelpers binary contains (lkh-common's logger reads this variable).
+/// The bytes every lkhelpers binary contains (see `lkh_common::genapp::BINARY_MARKER`).
 /// ELF files without it are not ours and are never run.
-pub const BINARY_MARKER: &[u8] = b"LKHELPERS_NO_SYSLOG";
+pub const BINARY_MARKER: &[u8] = lkh_common::genapp::BINARY_MARKER;
 /// LifeKeeper's check interval when `/etc/default/LifeKeeper` does not set it.
 pub const DEFAULT_CHECK_INTERVAL: u64 = 120;
 /// Where earlier lkhelpers versions linked their actions (nothing ever called them).
