@@ -138,7 +138,7 @@ pub fn tag_for_instance(instance: Option<&str>, kit: &str) -> String {
 }
 
 /// The `OCF_RESKEY_*` parameters as (KEY, value) settings, in environment order; empty values
-/// count as unset, Pacemaker's own `CRM_meta_*` are skipped. An unknown parameter is refused.
+/// count as unset, Pacemaker's own `CRM_meta_*` and `crm_feature_set` are skipped. An unknown parameter is refused.
 pub fn parameters(
     keys: &'static [KeySpec],
     env: &[(String, String)],
@@ -148,7 +148,8 @@ pub fn parameters(
         let Some(name) = k.strip_prefix("OCF_RESKEY_") else {
             continue;
         };
-        if name.starts_with("CRM_meta_") || v.is_empty() {
+        // Pacemaker's own: CRM_meta_* and crm_feature_set (sent with every action)
+        if name.starts_with("CRM_meta_") || name == "crm_feature_set" || v.is_empty() {
             continue;
         }
         let key = name.to_ascii_uppercase();
@@ -450,6 +451,7 @@ mod tests {
                 ("OCF_RESKEY_device", "/dev/sdb"),
                 ("OCF_RESKEY_on_fenced", ""),
                 ("OCF_RESKEY_CRM_meta_timeout", "20000"),
+                ("OCF_RESKEY_crm_feature_set", "3.16.2"),
                 ("PATH", "/bin"),
             ]),
         )

@@ -68,7 +68,9 @@ impl Agent {
             .env("LKHELPERS_RUN_DIR", self.dir.join("run"))
             .env("LKHELPERS_CONF_DIR", self.dir.join("conf"))
             .env("LKHELPERS_LK_DEFAULTS", self.dir.join("LifeKeeper"))
-            .env("OCF_RESKEY_file", self.file());
+            .env("OCF_RESKEY_file", self.file())
+            // Pacemaker sends this with every action; it is no parameter of the agent's
+            .env("OCF_RESKEY_crm_feature_set", "3.16.2");
         for (k, v) in params {
             c.env(k, v);
         }
