@@ -43,6 +43,8 @@ ocf nas-monitor-deep 0 nas monitor $NAS OCF_CHECK_LEVEL=20
 ocf nas-stop 0 nas stop $NAS
 [ "$(mounted /mnt/ocf)" = 0 ]; check nas-unmounted-after-stop $?
 ocf nas-validate-bad-version 6 nas validate-all $NAS OCF_RESKEY_version=5
+grep -q 'ocf-exit-reason:parameter version (OCF_RESKEY_version): VERSION=.5. is not one of' /tmp/nas-validate-bad-version.err
+check nas-validate-names-the-parameter $? "$(cat /tmp/nas-validate-bad-version.err)"
 
 # ---- lkh-scsipr: one LU, nodes a and b (one I_T nexus each) ---------------------------
 shared_disk_setup a b || fatal "shared disk setup failed"

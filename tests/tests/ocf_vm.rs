@@ -88,6 +88,7 @@ fn ocf_tester_passes_nas_and_scsipr_in_a_guest() {
         "nas-stop",
         "nas-unmounted-after-stop",
         "nas-validate-bad-version",
+        "nas-validate-names-the-parameter",
         "scsipr-ocf-tester",
         "scsipr-ocf-tester-passed",
         "scsipr-ocf-tester-left-no-holder",

@@ -160,6 +160,9 @@ pub fn parameters(
                 known.join(", ")
             )));
         };
+        // checked here so that a bad value is named as Pacemaker's parameter, not as an option
+        spec.validate(v)
+            .map_err(|e| Failure::usage(format!("parameter {name} (OCF_RESKEY_{name}): {e}")))?;
         out.push((spec.name.to_owned(), v.clone()));
     }
     Ok(out)
@@ -457,6 +460,14 @@ mod tests {
         )
         .unwrap();
         assert_eq!(p, [("DEVICE".to_owned(), "/dev/sdb".to_owned())]);
+        let f = parameters(KEYS, &env(&[("OCF_RESKEY_on_fenced", "sometimes")])).unwrap_err();
+        assert_eq!(f.exit, Exit::Usage);
+        assert!(
+            f.message
+                .starts_with("parameter on_fenced (OCF_RESKEY_on_fenced): ON_FENCED='sometimes'")
+                && !f.message.contains("command line"),
+            "{f}"
+        );
         for bad in ["OCF_RESKEY_devcie", "OCF_RESKEY_DEVICE"] {
             let f = parameters(KEYS, &env(&[(bad, "x")])).unwrap_err();
             assert_eq!(f.exit, Exit::Usage, "{bad}");
