@@ -10,8 +10,8 @@
 //! installed package.
 //!
 //! [`Cluster`] follows integration.md §B3: one network namespace plus a mount, UTS and PID
-//! namespace per node (`unshare --kill-child`, so killing it takes every daemon of the node
-//! with it), tmpfs over `/dev/shm` and `/run`, per-node `/var/lib/pacemaker`, `/etc/corosync`,
+//! namespace per node (`unshare --kill-child`, so killing it — or the test process dying — takes
+//! every daemon of the node with it), tmpfs over `/dev/shm` and `/run`, per-node `/var/lib/pacemaker`, `/etc/corosync`,
 //! `/var/lib/corosync` and `/var/log`, `corosync -f` and `pacemakerd`. The network:
 //!
 //! ```text
@@ -387,7 +387,11 @@ exec pacemakerd > $d/log/pacemakerd.out 2>&1
             d = d.display(),
             name = node.name,
         );
-        let child = Command::new("ip")
+        let mut cmd = Command::new("ip");
+        // a test process killed outright still takes the node with it (ip execs unshare,
+        // which keeps the parent-death signal; --kill-child passes it on to the PID namespace)
+        crate::sys::kill_with_parent(&mut cmd);
+        let child = cmd
             .args(["netns", "exec", &node.ns])
             .args([
                 "unshare",

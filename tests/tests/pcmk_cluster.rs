@@ -191,6 +191,9 @@ fn lkh_ip_fails_over_on_uplink_loss_and_ipaddr2_does_not() {
             .any(|l| l.starts_with("vip ") && l.contains("monitor") && l.contains("n1")),
         "the move came from vip's monitor failing on n1: {failed:#?}"
     );
+    for l in failed.iter().filter(|l| l.starts_with("vip ")) {
+        println!("BENCH pcmk-failover: the failed action: {l}");
+    }
 
     // IPaddr2, on the same cut node, notices nothing: it stays on n1 (unreachable) for at least
     // three of its monitor intervals counted from the cut.

@@ -103,7 +103,7 @@ impl OcfAction {
 
 /// Whether this call is an OCF one: argv\[0\] lies under a `resource.d` directory, or
 /// `OCF_ROOT` is set and the only argument is an OCF action. Returns the action word.
-pub fn detect<'a>(argv: &'a [String], ocf_root_set: bool) -> Option<&'a str> {
+pub fn detect(argv: &[String], ocf_root_set: bool) -> Option<&str> {
     let argv0 = argv.first()?;
     let under_resource_d = argv0.split('/').any(|c| c == "resource.d");
     let word = argv.get(1).map(String::as_str);
@@ -502,6 +502,29 @@ mod tests {
         assert_eq!(short("where: x"), "where: x");
         assert_eq!(short("one thing; another"), "one thing; another");
         assert_eq!(short("a longer thing; another"), "a longer thing");
+    }
+
+    #[test]
+    fn readme_shows_the_exit_table() {
+        let readme = include_str!("../../../README.md");
+        let section = readme
+            .split("### OCF exit codes")
+            .nth(1)
+            .expect("README has an OCF exit codes section");
+        let rows: Vec<&str> = section
+            .lines()
+            .skip_while(|l| !l.starts_with("|---"))
+            .skip(1)
+            .take_while(|l| l.starts_with('|'))
+            .collect();
+        let want: Vec<String> = EXIT_TABLE
+            .iter()
+            .map(|(ours, theirs)| format!("| {ours} | {theirs} |"))
+            .collect();
+        assert_eq!(
+            rows, want,
+            "README's OCF exit codes table must be ocf::EXIT_TABLE"
+        );
     }
 
     #[test]
