@@ -37,6 +37,12 @@ fn ready(test: &str, tools: &[&str]) -> Option<Agents> {
             ),
         );
     }
+    if !std::path::Path::new("/usr/lib/ocf/resource.d").is_dir() {
+        return pcmk::skip(
+            test,
+            "/usr/lib/ocf/resource.d is missing: apt-get install -y resource-agents",
+        );
+    }
     Some(Agents::new().unwrap_or_else(|e| panic!("cannot prepare the agents: {e}")))
 }
 
