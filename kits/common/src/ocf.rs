@@ -103,7 +103,7 @@ impl OcfAction {
 
 /// Whether this call is an OCF one: argv\[0\] lies under a `resource.d` directory, or
 /// `OCF_ROOT` is set and the only argument is an OCF action. Returns the action word.
-pub fn detect<'a>(argv: &'a [String], ocf_root_set: bool) -> Option<&'a str> {
+pub fn detect(argv: &[String], ocf_root_set: bool) -> Option<&str> {
     let argv0 = argv.first()?;
     let under_resource_d = argv0.split('/').any(|c| c == "resource.d");
     let word = argv.get(1).map(String::as_str);
