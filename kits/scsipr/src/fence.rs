@@ -320,6 +320,7 @@ pub fn parse_cli(args: &[String]) -> Result<Parsed, String> {
             Some((f, v)) if f.starts_with("--") => (f.to_owned(), Some(v.to_owned())),
             _ => match arg.as_str() {
                 a if a.len() > 2
+                    && a.is_char_boundary(2)
                     && a.starts_with('-')
                     && !a.starts_with("--")
                     && !a[1..].bytes().all(|b| b == b'v') =>
@@ -1211,6 +1212,15 @@ mod tests {
             parse_cli(&s(&["-o"]))
                 .unwrap_err()
                 .contains("needs a value")
+        );
+        // no panic on any input
+        for odd in ["-é", "-éx", "--é=1", "-", "--", "=", "-o=", "--keys="] {
+            let _ = parse_cli(&s(&[odd]));
+        }
+        assert!(
+            parse_cli(&s(&["-éx"]))
+                .unwrap_err()
+                .contains("unknown option")
         );
         // the default action is off, as fence_scsi's
         let p = params(
