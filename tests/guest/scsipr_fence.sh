@@ -85,7 +85,9 @@ after="$(snapshot) gen=$(gen)"; note "after typos: $after"
 [ "$after" = "$before" ]; check typos-changed-nothing $? "before: $before; after: $after"
 has_key "$KA"; check a-still-registered $?
 
-# ---- off: B fences A (with --delay) ----
+# ---- off: B fences A (with --delay); B is not registered, off registers it first ----
+sg_persist -n --out --register --param-rk="$KB" --param-sark=0 "$B" >/dev/null 2>&1
+! has_key "$KB"; check b-unregistered-before-off $? "$(pr_keys "$B" | xargs)"
 t0=$(now)
 expect_rc b-off-a 0 fence b -o off -n node-a --devices "$B" --keys "$KEYS" --delay 2
 t1=$(now)

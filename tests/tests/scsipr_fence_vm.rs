@@ -9,9 +9,9 @@ use tests::vm::{self, Vm};
 
 /// Unfencing from stdin, status 0/2, monitor, list, validate-all; typos in the key map, an
 /// unknown plug, duplicate keys, self-fencing and reboot refused with registrations unchanged;
-/// off of A from B honours --delay, cuts A's writes (RESERVATION CONFLICT), A's quickCheck
-/// says fenced; on brings A back; monitor fails when A's path is down and, bounded by
-/// power_timeout, in All Paths Down.
+/// off of A from an unregistered B registers B first, honours --delay, cuts A's writes
+/// (RESERVATION CONFLICT), and A's quickCheck says fenced; on brings A back; monitor fails when
+/// A's path is down and, bounded by power_timeout, in All Paths Down.
 #[test]
 fn fence_agent_two_nodes_one_lu() {
     let vm = Vm::new("scsipr_fence")
@@ -53,6 +53,7 @@ fn fence_agent_two_nodes_one_lu() {
         "unknown-option-refused",
         "typos-changed-nothing",
         "a-still-registered",
+        "b-unregistered-before-off",
         "b-off-a",
         "delay-honoured",
         "a-key-gone",
