@@ -59,7 +59,9 @@ if have_bin lkh-platform; then
     out=$(on_node a lkh-platform check-lifekeeper --lkroot "$(lk_root a)" --defaults /tmp/LifeKeeper-a 2>&1); rc=$?
     echo "$out"
     [ $rc = 0 ]; check ga-check-lifekeeper-ok $? "rc=$rc"
-    echo "$out" | grep -q "share" && echo "$out" | grep -q "disk"; check ga-check-lifekeeper-lists-resources $? "$out"
+    echo "$out" | grep -q "^ok: .*resource disk: lkh-scsipr scripts .* are wired right" &&
+        echo "$out" | grep -q "^warning: .*!restore/share: is a copy of the lkh-nas binary"
+    check ga-check-lifekeeper-lists-resources $? "$out"
 fi
 
 expect_rc ga-nas-remove 0 lk_call a remove share

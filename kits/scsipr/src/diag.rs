@@ -20,8 +20,25 @@ pub fn command(spec: &'static KitSpec, name: &str, args: &[String]) -> Option<Ou
         "status" => Some(status(spec, args)),
         "doctor" => Some(doctor(args)),
         "watch" => Some(crate::watch::watch(spec, args)),
+        "node-key" => Some(node_key_command(args)),
         _ => None,
     }
+}
+
+/// `node-key`: prints this node's key (creating it once, as the first restore or fence `on`
+/// would), for the fence agent's `keys=` map.
+fn node_key_command(args: &[String]) -> Outcome {
+    if let Some(a) = args.first() {
+        return Err(Failure::usage(format!(
+            "node-key takes no arguments (got {a:?}): it prints this node's key from <conf dir>/node.key"
+        )));
+    }
+    let path = lkh_common::Sources::from_env()
+        .conf_dir
+        .join(settings::NODE_KEY_FILE);
+    let key = settings::node_key_or_create(&path)?;
+    println!("{}", fmt_key(key));
+    Ok(String::new())
 }
 
 const DIAG_TIMEOUT: Duration = Duration::from_secs(20);

@@ -6,6 +6,7 @@
 //! logging, deadline, exit codes) is lkh-common's.
 
 mod diag;
+mod fence;
 mod ops;
 mod settings;
 mod state;
@@ -68,11 +69,15 @@ pub(crate) static SPEC: KitSpec = KitSpec {
             "prove whether persistent reservations work on the disk, and if not, say why (e.g. the Hyper-V host setting to check)",
         ),
         (
+            "node-key",
+            "print this node's reservation key (created once in <conf dir>/node.key): the value of this node's entry in fence_lkhscsipr's keys= map",
+        ),
+        (
             "watch [--once]",
             "every FAILFASTTIMER seconds check the reservations this node holds; act per ON_FENCED when one is lost (systemd unit: lkh-scsipr-watch.service)",
         ),
     ],
-    actions_help: "  For lkh-scsipr: restore registers this node's key on every path and reserves (preempting and\n  aborting another holder), then reads it back; remove releases and unregisters this node only;\n  quickCheck exits 3 (fenced) when another node holds the reservation and re-registers paths that\n  lost their registration (WWPN flip); recover re-takes the reservation only when nobody holds it.\n",
+    actions_help: "  For lkh-scsipr: restore registers this node's key on every path and reserves (preempting and\n  aborting another holder), then reads it back; remove releases and unregisters this node only;\n  quickCheck exits 3 (fenced) when another node holds the reservation and re-registers paths that\n  lost their registration (WWPN flip); recover re-takes the reservation only when nobody holds it.\n  Called as fence_lkhscsipr (a link to this binary), it is a Pacemaker fence agent: see fence_lkhscsipr --help.\n",
     check: Some(check),
     depth: None,
 };
@@ -83,5 +88,12 @@ fn check(ctx: &lkh_common::HookCtx) -> lkh_common::Outcome {
 }
 
 fn main() -> ExitCode {
+    // Called as fence_lkhscsipr (a link to this binary): the Pacemaker fence agent.
+    let argv: Vec<String> = std::env::args_os()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    if argv.first().is_some_and(|a| fence::is_agent(a)) {
+        return fence::main(argv.get(1..).unwrap_or(&[]));
+    }
     lkh_common::run(&SPEC, ops::hook, diag::command)
 }

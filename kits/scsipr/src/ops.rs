@@ -120,11 +120,11 @@ fn holds(r: &Reservation, key: u64, registered: bool) -> bool {
     }
 }
 
-fn dev(lu: &Lu) -> String {
+pub(crate) fn dev(lu: &Lu) -> String {
     lu.input().display().to_string()
 }
 
-fn describe(r: &Reservation) -> String {
+pub(crate) fn describe(r: &Reservation) -> String {
     format!(
         "key {} ({})",
         fmt_key(r.key),
@@ -133,7 +133,7 @@ fn describe(r: &Reservation) -> String {
 }
 
 /// REGISTER AND IGNORE EXISTING KEY on every path; returns how many succeeded.
-fn register_all(lu: &mut Lu, key: u64, deadline: Instant) -> Result<usize, Failure> {
+pub(crate) fn register_all(lu: &mut Lu, key: u64, deadline: Instant) -> Result<usize, Failure> {
     let name = dev(lu);
     let mut ok = 0;
     let mut last = None;
@@ -211,21 +211,24 @@ fn probe_paths(
 }
 
 /// READ KEYS through the first answering path: one key per registered I_T nexus.
-fn read_keys(lu: &mut Lu, deadline: Instant) -> Result<Vec<u64>, Failure> {
+pub(crate) fn read_keys(lu: &mut Lu, deadline: Instant) -> Result<Vec<u64>, Failure> {
     lu.any_path(|p| p.read_keys(deadline))
         .map(|k| k.keys)
         .map_err(|e| failure(&e))
 }
 
 /// READ RESERVATION through the first answering path.
-fn read_reservation(lu: &mut Lu, deadline: Instant) -> Result<Option<Reservation>, Failure> {
+pub(crate) fn read_reservation(
+    lu: &mut Lu,
+    deadline: Instant,
+) -> Result<Option<Reservation>, Failure> {
     lu.any_path(|p| p.read_reservation(deadline))
         .map(|rs| rs.reservation)
         .map_err(|e| failure(&e))
 }
 
 /// How many I_T nexuses are registered with `key`.
-fn count(keys: &[u64], key: u64) -> usize {
+pub(crate) fn count(keys: &[u64], key: u64) -> usize {
     keys.iter().filter(|k| **k == key).count()
 }
 
