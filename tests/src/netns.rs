@@ -159,6 +159,25 @@ impl Topology {
         c
     }
 
+    /// A bridge `name` in `ns` (no STP, so ports forward at once), up.
+    pub fn bridge(&self, ns: &str, name: &str) -> Result<(), String> {
+        self.ip(
+            ns,
+            &[
+                "link",
+                "add",
+                "dev",
+                name,
+                "type",
+                "bridge",
+                "stp_state",
+                "0",
+            ],
+        )?;
+        self.ip(ns, &["link", "set", "dev", name, "up"])?;
+        Ok(())
+    }
+
     /// A veth pair: `a` in `ns_a`, `b` in `ns_b`, both up.
     pub fn veth(&self, ns_a: &str, a: &str, ns_b: &str, b: &str) -> Result<(), String> {
         self.ip(
@@ -244,20 +263,7 @@ impl HyperVLab {
         let host = topo.add_ns("h")?;
         let phys = topo.add_ns("n")?;
         let cohost = topo.add_ns("c")?;
-        topo.ip(
-            &host,
-            &[
-                "link",
-                "add",
-                "dev",
-                "br0",
-                "type",
-                "bridge",
-                "stp_state",
-                "0",
-            ],
-        )?;
-        topo.ip(&host, &["link", "set", "dev", "br0", "up"])?;
+        topo.bridge(&host, "br0")?;
         for (port, ns) in [
             (Self::GUEST_PORT, &guest),
             ("pc", &cohost),

@@ -233,13 +233,8 @@ impl Cluster {
         let mut topo = Topology::new("pc");
         let phys = topo.add_ns("n")?;
         let ring = topo.add_ns("r")?;
-        for (ns, br) in [(&phys, "lan"), (&ring, "ring")] {
-            topo.ip(
-                ns,
-                &["link", "add", "dev", br, "type", "bridge", "stp_state", "0"],
-            )?;
-            topo.ip(ns, &["link", "set", "dev", br, "up"])?;
-        }
+        topo.bridge(&phys, "lan")?;
+        topo.bridge(&ring, "ring")?;
         topo.ip(
             &phys,
             &[
@@ -263,20 +258,7 @@ impl Cluster {
             let ns = cluster.topo.add_ns(&name)?;
             let host = cluster.topo.add_ns(&format!("h{k}"))?;
             let t = &cluster.topo;
-            t.ip(
-                &host,
-                &[
-                    "link",
-                    "add",
-                    "dev",
-                    "br0",
-                    "type",
-                    "bridge",
-                    "stp_state",
-                    "0",
-                ],
-            )?;
-            t.ip(&host, &["link", "set", "dev", "br0", "up"])?;
+            t.bridge(&host, "br0")?;
             t.veth(&host, &format!("p{k}"), &ns, "eth0")?;
             t.ip(
                 &host,
