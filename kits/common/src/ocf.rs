@@ -285,7 +285,8 @@ pub fn run(spec: &'static KitSpec, hook: fn(&HookCtx) -> Outcome, word: &str) ->
     ExitCode::from(code)
 }
 
-fn xml_escape(s: &str) -> String {
+/// Text or attribute value escaped for XML (control characters but newline dropped).
+pub fn xml_escape(s: &str) -> String {
     let mut o = String::with_capacity(s.len());
     for c in s.chars() {
         match c {

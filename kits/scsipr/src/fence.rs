@@ -505,12 +505,7 @@ fn check_device_nodes(devices: &[PathBuf]) -> Result<(), String> {
     Ok(())
 }
 
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
+use lkh_common::ocf::xml_escape as esc;
 
 /// One parameter of the metadata: name, required ("0"/"1"), getopt, content type, default,
 /// description.
@@ -1411,6 +1406,7 @@ mod tests {
                 .replace("&lt;", "")
                 .replace("&gt;", "")
                 .replace("&quot;", "")
+                .replace("&apos;", "")
                 .contains('&')
         );
     }
