@@ -178,6 +178,17 @@ impl Topology {
         Ok(())
     }
 
+    /// Puts `dev` (in `ns`) into `bridge` as a port.
+    pub fn enslave(&self, ns: &str, dev: &str, bridge: &str) -> Result<(), String> {
+        self.ip(ns, &["link", "set", "dev", dev, "master", bridge])
+            .map(drop)
+    }
+
+    /// Adds the address `cidr` (`a.b.c.d/len`) to `dev` in `ns`.
+    pub fn addr(&self, ns: &str, cidr: &str, dev: &str) -> Result<(), String> {
+        self.ip(ns, &["addr", "add", cidr, "dev", dev]).map(drop)
+    }
+
     /// A veth pair: `a` in `ns_a`, `b` in `ns_b`, both up.
     pub fn veth(&self, ns_a: &str, a: &str, ns_b: &str, b: &str) -> Result<(), String> {
         self.ip(
@@ -270,7 +281,7 @@ impl HyperVLab {
             (Self::UPLINK_PORT, &phys),
         ] {
             topo.veth(&host, port, ns, "eth0")?;
-            topo.ip(&host, &["link", "set", "dev", port, "master", "br0"])?;
+            topo.enslave(&host, port, "br0")?;
             // No IPv6 autoconfiguration or DAD noise on the switch ports.
             let _ = run(topo
                 .exec(&host, "sysctl")
@@ -282,16 +293,7 @@ impl HyperVLab {
                 .exec(ns, "sysctl")
                 .args(["-qw", "net.ipv6.conf.eth0.dad_transmits=1"]));
         }
-        topo.ip(
-            &guest,
-            &[
-                "addr",
-                "add",
-                &format!("{}/24", Self::GUEST_IP),
-                "dev",
-                "eth0",
-            ],
-        )?;
+        topo.addr(&guest, &format!("{}/24", Self::GUEST_IP), "eth0")?;
         topo.ip(&guest, &["route", "add", "default", "via", Self::GATEWAY])?;
         topo.ip(
             &guest,
@@ -308,26 +310,8 @@ impl HyperVLab {
             &guest,
             &["-6", "route", "add", "default", "via", Self::GATEWAY6],
         )?;
-        topo.ip(
-            &cohost,
-            &[
-                "addr",
-                "add",
-                &format!("{}/24", Self::COHOST_IP),
-                "dev",
-                "eth0",
-            ],
-        )?;
-        topo.ip(
-            &phys,
-            &[
-                "addr",
-                "add",
-                &format!("{}/24", Self::GATEWAY),
-                "dev",
-                "eth0",
-            ],
-        )?;
+        topo.addr(&cohost, &format!("{}/24", Self::COHOST_IP), "eth0")?;
+        topo.addr(&phys, &format!("{}/24", Self::GATEWAY), "eth0")?;
         topo.ip(
             &phys,
             &[
@@ -339,10 +323,7 @@ impl HyperVLab {
                 "nodad",
             ],
         )?;
-        topo.ip(
-            &phys,
-            &["addr", "add", &format!("{}/24", Self::REMOTE), "dev", "lo"],
-        )?;
+        topo.addr(&phys, &format!("{}/24", Self::REMOTE), "lo")?;
         Ok(HyperVLab {
             topo,
             guest,

@@ -235,16 +235,7 @@ impl Cluster {
         let ring = topo.add_ns("r")?;
         topo.bridge(&phys, "lan")?;
         topo.bridge(&ring, "ring")?;
-        topo.ip(
-            &phys,
-            &[
-                "addr",
-                "add",
-                &format!("{}/24", Self::GATEWAY),
-                "dev",
-                "lan",
-            ],
-        )?;
+        topo.addr(&phys, &format!("{}/24", Self::GATEWAY), "lan")?;
         let work = Scratch::new("pcmk");
         let mut cluster = Cluster {
             nodes: Vec::new(),
@@ -260,30 +251,15 @@ impl Cluster {
             let t = &cluster.topo;
             t.bridge(&host, "br0")?;
             t.veth(&host, &format!("p{k}"), &ns, "eth0")?;
-            t.ip(
-                &host,
-                &["link", "set", "dev", &format!("p{k}"), "master", "br0"],
-            )?;
+            t.enslave(&host, &format!("p{k}"), "br0")?;
             t.veth(&host, &format!("up{k}"), &phys, &format!("l{k}"))?;
-            t.ip(
-                &host,
-                &["link", "set", "dev", &format!("up{k}"), "master", "br0"],
-            )?;
-            t.ip(
-                &phys,
-                &["link", "set", "dev", &format!("l{k}"), "master", "lan"],
-            )?;
+            t.enslave(&host, &format!("up{k}"), "br0")?;
+            t.enslave(&phys, &format!("l{k}"), "lan")?;
             t.veth(&ns, "eth1", &ring, &format!("r{k}"))?;
-            t.ip(
-                &ring,
-                &["link", "set", "dev", &format!("r{k}"), "master", "ring"],
-            )?;
+            t.enslave(&ring, &format!("r{k}"), "ring")?;
             let ip = format!("10.210.0.1{k}");
-            t.ip(&ns, &["addr", "add", &format!("{ip}/24"), "dev", "eth0"])?;
-            t.ip(
-                &ns,
-                &["addr", "add", &format!("10.211.0.1{k}/24"), "dev", "eth1"],
-            )?;
+            t.addr(&ns, &format!("{ip}/24"), "eth0")?;
+            t.addr(&ns, &format!("10.211.0.1{k}/24"), "eth1")?;
             t.ip(&ns, &["route", "add", "default", "via", Self::GATEWAY])?;
             let dir = cluster.work.0.join(&name);
             cluster.nodes.push(Node {
