@@ -415,6 +415,19 @@ pub fn run_or_skip(vm: &Vm) -> Option<Outcome> {
     }
 }
 
+/// Starts the test NFS server for test `name`; when it genuinely cannot run here, prints a
+/// loud SKIPPED line and returns None (or panics when [`vm_required`]). Any other error panics.
+pub fn nfs_or_skip(name: &str) -> Option<NfsServer> {
+    match NfsServer::start() {
+        Ok(s) => Some(s),
+        Err(VmError::Unavailable(why)) if !vm_required() => {
+            skip_loudly(name, &why);
+            None
+        }
+        Err(e) => panic!("{name}: nfs server: {e}"),
+    }
+}
+
 /// Polls `cond` every `poll` until it returns true or `timeout` passes; returns whether it did.
 pub fn wait_until(timeout: Duration, poll: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;

@@ -4,17 +4,12 @@
 
 use std::time::Duration;
 
-use tests::vm::{self, NfsServer, Vm, VmError};
+use tests::vm::{self, Vm};
 
 #[test]
 fn kits_through_gen_app_copies() {
-    let nfs = match NfsServer::start() {
-        Ok(s) => s,
-        Err(VmError::Unavailable(why)) if !vm::vm_required() => {
-            eprintln!("SKIPPED genapp_vm: {why}");
-            return;
-        }
-        Err(e) => panic!("nfs server: {e}"),
+    let Some(nfs) = vm::nfs_or_skip("genapp_vm") else {
+        return;
     };
     let vm = Vm::new("genapp_layout")
         .nfs(&nfs)

@@ -5,17 +5,12 @@
 
 use std::time::Duration;
 
-use tests::vm::{self, NfsServer, Vm, VmError};
+use tests::vm::{self, Vm};
 
 #[test]
 fn nas_kit_in_a_guest() {
-    let nfs = match NfsServer::start() {
-        Ok(s) => s,
-        Err(VmError::Unavailable(why)) if !vm::vm_required() => {
-            eprintln!("SKIPPED nas_vm: {why}");
-            return;
-        }
-        Err(e) => panic!("nfs server: {e}"),
+    let Some(nfs) = vm::nfs_or_skip("nas_vm") else {
+        return;
     };
     std::fs::write(nfs.export_dir().join("hello.txt"), "hello-from-host\n").expect("export file");
     let vm = Vm::new("nas_vm")
@@ -66,13 +61,8 @@ fn nas_kit_in_a_guest() {
 #[test]
 #[ignore = "benchmark: prints figures, run with --ignored"]
 fn nas_bench() {
-    let nfs = match NfsServer::start() {
-        Ok(s) => s,
-        Err(VmError::Unavailable(why)) if !vm::vm_required() => {
-            eprintln!("SKIPPED nas_bench: {why}");
-            return;
-        }
-        Err(e) => panic!("nfs server: {e}"),
+    let Some(nfs) = vm::nfs_or_skip("nas_bench") else {
+        return;
     };
     let mut vm = Vm::new("nas_bench")
         .nfs(&nfs)
@@ -113,13 +103,8 @@ fn nas_bench() {
 /// reaches its end, and QEMU exits before the wall-clock limit.
 #[test]
 fn nas_halt_policy_and_lknfstimeout() {
-    let nfs = match NfsServer::start() {
-        Ok(s) => s,
-        Err(VmError::Unavailable(why)) if !vm::vm_required() => {
-            eprintln!("SKIPPED nas_halt: {why}");
-            return;
-        }
-        Err(e) => panic!("nfs server: {e}"),
+    let Some(nfs) = vm::nfs_or_skip("nas_halt") else {
+        return;
     };
     let vm = Vm::new("nas_halt")
         .nfs(&nfs)

@@ -15,7 +15,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use tests::vm::{self, NfsServer, Vm, VmError};
+use tests::vm::{self, Vm};
 
 const FILES: &[(&str, u32)] = &[
     ("/usr/sbin/ocf-tester", 0o755),
@@ -58,13 +58,8 @@ fn ocf_tester_passes_nas_and_scsipr_in_a_guest() {
         );
         return;
     }
-    let nfs = match NfsServer::start() {
-        Ok(s) => s,
-        Err(VmError::Unavailable(why)) if !vm::vm_required() => {
-            vm::skip_loudly(name, &why);
-            return;
-        }
-        Err(e) => panic!("nfs server: {e}"),
+    let Some(nfs) = vm::nfs_or_skip(name) else {
+        return;
     };
     std::fs::write(nfs.export_dir().join("hello.txt"), "hello-from-host\n").expect("export file");
     let vm = Vm::new("ocf_agents")

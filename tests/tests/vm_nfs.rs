@@ -3,17 +3,12 @@
 
 use std::time::Duration;
 
-use tests::vm::{self, NfsServer, Vm, VmError};
+use tests::vm::{self, Vm};
 
 #[test]
 fn nfs_mount_outage_and_recovery() {
-    let nfs = match NfsServer::start() {
-        Ok(s) => s,
-        Err(VmError::Unavailable(why)) if !vm::vm_required() => {
-            vm::skip_loudly("vm_nfs", &why);
-            return;
-        }
-        Err(e) => panic!("nfs server: {e}"),
+    let Some(nfs) = vm::nfs_or_skip("vm_nfs") else {
+        return;
     };
     std::fs::write(nfs.export_dir().join("hello.txt"), "hello-from-host\n").expect("export file");
     let vm = Vm::new("vm_nfs")
