@@ -5,17 +5,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-fn toy() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().unwrap().parent().unwrap();
-    let p = dir.join("examples/toy-kit");
-    assert!(
-        p.exists(),
-        "{} missing: run through `cargo test`, which builds examples",
-        p.display()
-    );
-    p
-}
+mod common;
+use common::{stderr, toy};
 
 struct Env {
     dir: PathBuf,
@@ -55,10 +46,6 @@ impl Drop for Env {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 #[test]
