@@ -206,16 +206,22 @@ pub fn exit_code(action: &OcfAction, outcome: &Result<String, Failure>) -> u8 {
     }
 }
 
-/// The context of an OCF call from its environment: tag from the instance name, settings
-/// from the parameters (no resource file), TIMEOUT capped by Pacemaker's, depth from
-/// `OCF_CHECK_LEVEL`.
+/// The value of `name` in the environment `env`.
+fn var<'a>(env: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    env.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+}
+
+/// The context of an OCF call for resource `tag` ([`tag_for_instance`]) from its
+/// environment: settings from the parameters (no resource file), TIMEOUT capped by
+/// Pacemaker's, depth from `OCF_CHECK_LEVEL`.
 pub fn context(
     spec: &'static KitSpec,
     action: Action,
+    tag: &str,
     env: &[(String, String)],
 ) -> Result<HookCtx, Failure> {
-    let get = |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
-    let tag = Tag::parse(&tag_for_instance(get("OCF_RESOURCE_INSTANCE"), spec.kit))?;
+    let get = |name: &str| var(env, name);
+    let tag = Tag::parse(tag)?;
     let mut overrides = parameters(spec.keys, env)?;
     if action == Action::QuickCheck
         && let Some((key, value)) = depth_value(spec.depth, get("OCF_CHECK_LEVEL"))
@@ -240,16 +246,12 @@ pub fn run(spec: &'static KitSpec, hook: fn(&HookCtx) -> Outcome, word: &str) ->
         .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
         .collect();
     let action = OcfAction::parse(word);
-    let instance = env
-        .iter()
-        .find(|(k, _)| k == "OCF_RESOURCE_INSTANCE")
-        .map(|(_, v)| v.as_str());
-    let tag = tag_for_instance(instance, spec.kit);
-    let verbosity = u8::from(env.iter().any(|(k, v)| k == "OCF_TRACE_RA" && v == "1"));
+    let tag = tag_for_instance(var(&env, "OCF_RESOURCE_INSTANCE"), spec.kit);
+    let verbosity = u8::from(var(&env, "OCF_TRACE_RA") == Some("1"));
     logging::init(&spec.binary(), Some(&tag), verbosity);
     let outcome = match &action {
         OcfAction::MetaData => {
-            print!("{}", meta_data(spec, env!("CARGO_PKG_VERSION")));
+            print!("{}", meta_data(spec, crate::version::VERSION));
             return ExitCode::from(OCF_SUCCESS);
         }
         OcfAction::Unimplemented(w) => {
@@ -260,7 +262,7 @@ pub fn run(spec: &'static KitSpec, hook: fn(&HookCtx) -> Outcome, word: &str) ->
             );
             return ExitCode::from(OCF_ERR_UNIMPLEMENTED);
         }
-        OcfAction::ValidateAll => context(spec, Action::QuickCheck, &env).and_then(|ctx| {
+        OcfAction::ValidateAll => context(spec, Action::QuickCheck, &tag, &env).and_then(|ctx| {
             match spec.check {
                 Some(check) => check(&ctx),
                 None => Ok(String::new()),
@@ -268,7 +270,7 @@ pub fn run(spec: &'static KitSpec, hook: fn(&HookCtx) -> Outcome, word: &str) ->
             .map(|_| "the parameters are valid".to_owned())
         }),
         OcfAction::Hook(a) => {
-            context(spec, *a, &env).and_then(|ctx| crate::kit::guarded(ctx, hook))
+            context(spec, *a, &tag, &env).and_then(|ctx| crate::kit::guarded(ctx, hook))
         }
     };
     let code = exit_code(&action, &outcome);
