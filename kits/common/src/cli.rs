@@ -39,6 +39,11 @@ impl Action {
         }
     }
 
+    /// Exactly LifeKeeper's spelling (file and directory names, wrapper markers).
+    pub fn exact(s: &str) -> Option<Action> {
+        Action::ALL.into_iter().find(|a| a.name() == s)
+    }
+
     /// Accepts LifeKeeper's spelling, case-insensitively (`quickcheck` too).
     pub fn parse(s: &str) -> Option<Action> {
         Action::ALL
@@ -160,7 +165,7 @@ pub fn action_from_argv0(argv0: &str) -> Option<Action> {
     if let Some(action) = parts.next().and_then(crate::genapp::action_from_dir) {
         return Some(action);
     }
-    Action::ALL.into_iter().find(|a| a.name() == base)
+    Action::exact(base)
 }
 
 fn strip_verbose(args: &[String]) -> (Vec<String>, u8) {

@@ -22,7 +22,9 @@ use std::path::{Path, PathBuf};
 pub const DEFAULT_LKROOT: &str = "/opt/LifeKeeper";
 /// Where `genapp` writes the wrappers by default: `/usr/lib/lkhelpers/genapp/<kit>/`.
 pub const DEFAULT_DIR: &str = "/usr/lib/lkhelpers/genapp";
-/// The gen/app kit's directories under `$LKROOT` that hold the per-tag copies.
+/// The gen/app kit's resources under `$LKROOT`, and its directories that hold the per-tag
+/// copies.
+pub const APP_DIR: &str = "subsys/gen/resources/app";
 pub const ACTIONS_DIR: &str = "subsys/gen/resources/app/actions";
 pub const RECOVERY_DIR: &str = "subsys/gen/resources/app/recovery";
 
@@ -42,23 +44,34 @@ pub fn default_dir(kit: &str) -> PathBuf {
     Path::new(DEFAULT_DIR).join(kit)
 }
 
-/// Where gen/app keeps its copy of the `action` script of resource `tag`.
-pub fn copy_path(lkroot: &Path, action: Action, tag: &str) -> PathBuf {
+/// The directory where gen/app keeps its copies of the `action` scripts, one per tag.
+pub fn copy_dir(lkroot: &Path, action: Action) -> PathBuf {
     let base = if action == Action::Recover {
         RECOVERY_DIR
     } else {
         ACTIONS_DIR
     };
-    lkroot
-        .join(base)
-        .join(format!("!{}", action.name()))
-        .join(tag)
+    lkroot.join(base).join(format!("!{}", action.name()))
+}
+
+/// Where gen/app keeps its copy of the `action` script of resource `tag`.
+pub fn copy_path(lkroot: &Path, action: Action, tag: &str) -> PathBuf {
+    copy_dir(lkroot, action).join(tag)
 }
 
 /// The action named by a gen/app copy directory (`!restore` → restore), exactly spelt.
 pub fn action_from_dir(name: &str) -> Option<Action> {
-    let bare = name.strip_prefix('!')?;
-    Action::ALL.into_iter().find(|a| a.name() == bare)
+    Action::exact(name.strip_prefix('!')?)
+}
+
+/// The gen/app wizard's field that takes the `action` script.
+pub fn wizard_field(action: Action) -> &'static str {
+    match action {
+        Action::Restore => "Restore Script",
+        Action::Remove => "Remove Script",
+        Action::QuickCheck => "QuickCheck Script",
+        Action::Recover => "Local Recovery Script",
+    }
 }
 
 /// What a wrapper file says about itself.
@@ -90,21 +103,20 @@ impl Wrapper {
             return None;
         }
         let fields = lines.next()?.strip_prefix(MARKER)?;
-        let (mut kit, mut action, mut binary) = (None, None, None);
         // binary= comes last and may hold spaces
         let (head, bin) = fields.split_once(" binary=")?;
-        binary.get_or_insert(PathBuf::from(bin));
+        let (mut kit, mut action) = (None, None);
         for f in head.split(' ') {
             match f.split_once('=') {
                 Some(("kit", v)) => kit = Some(v.to_owned()),
-                Some(("action", v)) => action = Action::ALL.into_iter().find(|a| a.name() == v),
+                Some(("action", v)) => action = Action::exact(v),
                 _ => return None,
             }
         }
         Some(Wrapper {
             kit: kit?,
             action: action?,
-            binary: binary?,
+            binary: PathBuf::from(bin),
         })
     }
 }
@@ -230,10 +242,10 @@ pub fn wizard_answers(kit: &str, dir: &Path, tag: Option<&str>, conf_dir: &Path)
             "your policy (intelligent: switch back only when you say so)".to_owned(),
         ),
         ("Server", "this node".to_owned()),
-        ("Restore Script", p(Action::Restore)),
-        ("Remove Script", p(Action::Remove)),
+        (wizard_field(Action::Restore), p(Action::Restore)),
+        (wizard_field(Action::Remove), p(Action::Remove)),
         (
-            "QuickCheck Script",
+            wizard_field(Action::QuickCheck),
             format!(
                 "{}\n{:29}optional to LifeKeeper, not to you: left out, LifeKeeper assumes the resource is always healthy",
                 p(Action::QuickCheck),
@@ -241,7 +253,7 @@ pub fn wizard_answers(kit: &str, dir: &Path, tag: Option<&str>, conf_dir: &Path)
             ),
         ),
         (
-            "Local Recovery Script",
+            wizard_field(Action::Recover),
             format!(
                 "{}\n{:29}optional: left out, every quickCheck failure fails the hierarchy over at once",
                 p(Action::Recover),

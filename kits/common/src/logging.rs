@@ -1,7 +1,8 @@
 //! One line per event: `lkh-<kit>[TAG]: <level>: <message>` on stderr (LifeKeeper collects a
 //! hook's output into its log), and the same line to syslog (ident `lkhelpers`) when `/dev/log`
 //! exists, with the facility LifeKeeper's own scripts use: `LKSYSLOGSELECTOR` from
-//! `/etc/default/LifeKeeper`, local6 when it is unset or not a facility name. `-v` or `RUST_LOG` add debug detail (stderr only).
+//! `/etc/default/LifeKeeper`, local6 when it is unset or not a facility name. `-v` or `RUST_LOG`
+//! add debug detail (stderr only).
 //!
 //! Syslog is written without blocking: if the socket is full or gone the line is dropped,
 //! never waited for.

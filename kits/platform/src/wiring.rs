@@ -419,16 +419,6 @@ pub fn run(
     })
 }
 
-/// The gen/app wizard's field for `action`.
-pub fn wizard_field(action: Action) -> &'static str {
-    match action {
-        Action::Restore => "Restore Script",
-        Action::Remove => "Remove Script",
-        Action::QuickCheck => "QuickCheck Script",
-        Action::Recover => "Local Recovery Script",
-    }
-}
-
 /// What `<binary> --version` told about a binary a wrapper names.
 type Probe = Result<(), (Level, String, String)>;
 
@@ -523,10 +513,7 @@ pub fn check(opts: &Options) -> Report {
     let trusted = &opts.trusted_uids;
     let mut tags: BTreeMap<OsString, TagFiles> = BTreeMap::new();
     for action in Action::ALL {
-        let dir = genapp::copy_path(&opts.lkroot, action, "x")
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_default();
+        let dir = genapp::copy_dir(&opts.lkroot, action);
         let entries = match fs::read_dir(&dir) {
             Ok(entries) => entries,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -600,7 +587,7 @@ pub fn check(opts: &Options) -> Report {
                 .filter(|(_, s)| s.is_some())
                 .map(|(a, _)| a.name())
                 .collect();
-            let dir = opts.lkroot.join("subsys/gen/resources/app");
+            let dir = opts.lkroot.join(genapp::APP_DIR);
             report.findings.insert(
                 before,
                 Finding::new(
@@ -643,7 +630,7 @@ pub fn check(opts: &Options) -> Report {
         report.findings.push(Finding::new(
             Level::Info,
             None,
-            &opts.lkroot.join("subsys/gen/resources/app"),
+            &opts.lkroot.join(genapp::APP_DIR),
             "no gen/app resource uses lkhelpers on this node".into(),
             String::new(),
         ));
@@ -807,12 +794,12 @@ fn check_script(
                         "is the {} wrapper, but LifeKeeper runs it to {}: the wizard's {} field got the wrong file",
                         wrapper.action.name(),
                         action.name(),
-                        wizard_field(action)
+                        genapp::wizard_field(action)
                     ),
                     format!(
                         "re-create the resource with {} in the {} field, or copy that file over this one on every node",
                         genapp_wrapper(&wrapper.kit, action),
-                        wizard_field(action)
+                        genapp::wizard_field(action)
                     ),
                 );
             }
@@ -849,7 +836,7 @@ fn check_script(
                     format!(
                         "re-create the resource with the wrappers `lkh-<kit> genapp` writes (its {} wrapper in the {} field)",
                         action.name(),
-                        wizard_field(action)
+                        genapp::wizard_field(action)
                     ),
                 );
                 return None;
