@@ -231,8 +231,13 @@ impl KeySpec {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Origin {
     Default,
-    File { path: PathBuf, line: usize },
+    File {
+        path: PathBuf,
+        line: usize,
+    },
     CommandLine,
+    /// A Pacemaker resource parameter (`OCF_RESKEY_<key in lower case>`).
+    OcfParameter,
 }
 
 impl fmt::Display for Origin {
@@ -241,6 +246,7 @@ impl fmt::Display for Origin {
             Origin::Default => f.write_str("built-in default"),
             Origin::File { path, line } => write!(f, "{} line {line}", path.display()),
             Origin::CommandLine => f.write_str("command line"),
+            Origin::OcfParameter => f.write_str("OCF parameter"),
         }
     }
 }
@@ -283,12 +289,30 @@ impl Config {
 
     /// Validates and sets one value from the command line.
     pub fn set(&mut self, keys: &'static [KeySpec], key: &str, raw: &str) -> Result<(), Failure> {
+        self.set_from(keys, key, raw, Origin::CommandLine)
+    }
+
+    /// Validates and sets one value from `origin` (the command line or an OCF parameter);
+    /// a refusal names the value the way its caller wrote it.
+    pub fn set_from(
+        &mut self,
+        keys: &'static [KeySpec],
+        key: &str,
+        raw: &str,
+        origin: Origin,
+    ) -> Result<(), Failure> {
         let spec = find_key(keys, key)
-            .ok_or_else(|| Failure::usage(unknown_key_message("command line", key, keys)))?;
-        let value = spec
-            .validate(raw)
-            .map_err(|e| Failure::usage(format!("command line {}: {e}", spec.flag())))?;
-        self.put(spec.name, value, Origin::CommandLine);
+            .ok_or_else(|| Failure::usage(unknown_key_message(&origin.to_string(), key, keys)))?;
+        let value = spec.validate(raw).map_err(|e| {
+            Failure::usage(match origin {
+                Origin::OcfParameter => {
+                    let p = spec.name.to_ascii_lowercase();
+                    format!("parameter {p} (OCF_RESKEY_{p}): {e}")
+                }
+                _ => format!("command line {}: {e}", spec.flag()),
+            })
+        })?;
+        self.put(spec.name, value, origin);
         Ok(())
     }
 
@@ -565,8 +589,8 @@ pub enum Missing {
     Refuse,
     /// Settings come from LifeKeeper's file and the command line only (`--no-config`).
     Allow,
-    /// The resource file is not read even if it exists (OCF: parameters come from the
-    /// environment only).
+    /// The resource file is not read even if it exists, and the overrides are the resource's
+    /// OCF parameters (Pacemaker: settings come from the environment only).
     Skip,
 }
 
@@ -648,8 +672,12 @@ pub fn load(
         None => {}
     }
 
+    let origin = match missing {
+        Missing::Skip => Origin::OcfParameter,
+        _ => Origin::CommandLine,
+    };
     for (k, v) in overrides {
-        config.set(keys, k, v)?;
+        config.set_from(keys, k, v, origin.clone())?;
     }
     Ok(config)
 }

@@ -160,9 +160,6 @@ pub fn parameters(
                 known.join(", ")
             )));
         };
-        // checked here so that a bad value is named as Pacemaker's parameter, not as an option
-        spec.validate(v)
-            .map_err(|e| Failure::usage(format!("parameter {name} (OCF_RESKEY_{name}): {e}")))?;
         out.push((spec.name.to_owned(), v.clone()));
     }
     Ok(out)
@@ -463,7 +460,11 @@ mod tests {
         )
         .unwrap();
         assert_eq!(p, [("DEVICE".to_owned(), "/dev/sdb".to_owned())]);
-        let f = parameters(KEYS, &env(&[("OCF_RESKEY_on_fenced", "sometimes")])).unwrap_err();
+        // values are checked where the configuration is built, named as Pacemaker's parameter
+        let p = parameters(KEYS, &env(&[("OCF_RESKEY_on_fenced", "sometimes")])).unwrap();
+        let f = crate::config::Config::defaults(KEYS)
+            .set_from(KEYS, &p[0].0, &p[0].1, crate::config::Origin::OcfParameter)
+            .unwrap_err();
         assert_eq!(f.exit, Exit::Usage);
         assert!(
             f.message

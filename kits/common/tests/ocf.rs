@@ -136,6 +136,12 @@ fn failures_map_to_ocf_codes_with_a_reason() {
         assert!(stderr(&o).contains("ocf-exit-reason:"), "{}", stderr(&o));
         assert_eq!(a.code("start", &[(k, v)]), Some(6), "{k}={v}");
     }
+    let o = a.run("validate-all", &[("OCF_RESKEY_mode", "sometimes")]);
+    assert!(
+        stderr(&o).contains("ocf-exit-reason:parameter mode (OCF_RESKEY_mode): MODE='sometimes'"),
+        "a bad value is named as the parameter: {}",
+        stderr(&o)
+    );
     assert!(!a.file().exists(), "refused calls changed nothing");
     let o = a.run("validate-all", &[]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
