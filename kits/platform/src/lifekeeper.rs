@@ -86,6 +86,8 @@ pub struct Recorded {
     pub lkroot: PathBuf,
     /// Directory of the SCSI3 kit, when found.
     pub scsi3_kit: Option<PathBuf>,
+    /// The defaults file's text, for the other settings a check reads (`LKCHECKINTERVAL`).
+    pub defaults_text: String,
 }
 
 /// Splits a `KEY=value` line of a shell-style defaults file (the syntax lkh-common reads);
@@ -156,6 +158,7 @@ pub fn read_recorded(defaults: &Path, lkroot: &Path) -> Result<Recorded, LkError
         serv_env_line: found.map(|(l, _)| l),
         lkroot: lkroot.to_path_buf(),
         scsi3_kit: find_scsi3_kit(lkroot),
+        defaults_text: text,
     })
 }
 

@@ -514,16 +514,15 @@ fn check_text(d: &Detection, rec: &Recorded, c: &Check, w: Option<&wiring::Repor
 }
 
 /// The wiring check's inputs from the LifeKeeper paths and the environment.
-fn wiring_options(rec: &Recorded) -> Result<wiring::Options, Failure> {
-    let text = lifekeeper::read_defaults(&rec.defaults_file).map_err(|e| Failure::usage(e.0))?;
+fn wiring_options(rec: &Recorded) -> wiring::Options {
     let euid = nix::unistd::geteuid().as_raw();
-    Ok(wiring::Options {
+    wiring::Options {
         lkroot: rec.lkroot.clone(),
         defaults: rec.defaults_file.clone(),
-        interval: wiring::CheckInterval::from_defaults(&rec.defaults_file, &text),
+        interval: wiring::CheckInterval::from_defaults(&rec.defaults_file, &rec.defaults_text),
         conf_dir: lkh_common::Sources::from_env().conf_dir,
         trusted_uids: if euid == 0 { vec![0] } else { vec![0, euid] },
-    })
+    }
 }
 
 /// `check-lifekeeper --json`: every finding, platform and wiring, as one array.
@@ -574,7 +573,7 @@ fn cmd_check(lk: &LkArgs, da: &DetectArgs, json: bool) -> Result<Exit, Failure> 
     let d = run_detect(da)?;
     let rec = read_record(lk)?;
     let c = lifekeeper::check(&rec, &d.verdict);
-    let w = wiring::check(&wiring_options(&rec)?);
+    let w = wiring::check(&wiring_options(&rec));
     for n in &w.notes {
         log::debug!("{n}");
     }
