@@ -33,10 +33,7 @@ fn node_key_command(args: &[String]) -> Outcome {
             "node-key takes no arguments (got {a:?}): it prints this node's key from <conf dir>/node.key"
         )));
     }
-    let path = lkh_common::Sources::from_env()
-        .conf_dir
-        .join(settings::NODE_KEY_FILE);
-    let key = settings::node_key_or_create(&path)?;
+    let key = settings::node_key_or_create(&settings::node_key_path())?;
     println!("{}", fmt_key(key));
     Ok(String::new())
 }
@@ -44,8 +41,7 @@ fn node_key_command(args: &[String]) -> Outcome {
 const DIAG_TIMEOUT: Duration = Duration::from_secs(20);
 
 fn node_key() -> Option<u64> {
-    let dir = lkh_common::Sources::from_env().conf_dir;
-    settings::read_node_key(&dir.join(settings::NODE_KEY_FILE))
+    settings::read_node_key(&settings::node_key_path())
         .ok()
         .flatten()
 }

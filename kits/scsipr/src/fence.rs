@@ -679,12 +679,6 @@ Errors exit 1 (never 2, which only status uses, for off). One line per event on 
     )
 }
 
-fn own_key_path() -> PathBuf {
-    lkh_common::Sources::from_env()
-        .conf_dir
-        .join(settings::NODE_KEY_FILE)
-}
-
 /// The result of an action: exit 0 with a summary, or status "off" (exit 2).
 enum Done {
     Ok(String),
@@ -810,12 +804,13 @@ fn run(req: Request) -> Result<Done, String> {
     // Everything that does not need a disk is checked before the delay and the first command.
     let keys = match req.action {
         Action::On => {
-            let own = settings::node_key_or_create(&own_key_path()).map_err(|f| f.message)?;
+            let own =
+                settings::node_key_or_create(&settings::node_key_path()).map_err(|f| f.message)?;
             unfence_target(&map, own, &plug)?;
             Some((own, own))
         }
         Action::Off => {
-            let path = own_key_path();
+            let path = settings::node_key_path();
             let own = settings::read_node_key(&path)
                 .map_err(|f| f.message)?
                 .ok_or_else(|| {
@@ -864,24 +859,10 @@ fn run(req: Request) -> Result<Done, String> {
     })
 }
 
-/// Joins per-device results: all succeed, or one failure listing every failed device.
-fn all(results: Vec<Result<String, Failure>>) -> Result<String, Failure> {
-    let (ok, bad): (Vec<_>, Vec<_>) = results.into_iter().partition(Result::is_ok);
-    if bad.is_empty() {
-        return Ok(ok.into_iter().flatten().collect::<Vec<_>>().join("; "));
-    }
-    let msgs: Vec<String> = bad
-        .into_iter()
-        .filter_map(Result::err)
-        .map(|f| f.message)
-        .collect();
-    Err(Failure::failed(msgs.join("; ")))
-}
-
 /// `on`: register this node's key on every path, reserve if nobody holds, verify.
 fn on(devices: &[PathBuf], own: u64, deadline: Instant) -> Result<String, Failure> {
     let mut lus = ops::open_all(devices, false, deadline)?;
-    all(lus.iter_mut().map(|lu| on_lu(lu, own, deadline)).collect())
+    ops::combine(lus.iter_mut().map(|lu| on_lu(lu, own, deadline)).collect())
 }
 
 fn on_lu(lu: &mut Lu, own: u64, deadline: Instant) -> Result<String, Failure> {
@@ -932,10 +913,11 @@ fn off(
         map.audit(&ops::dev(lu), &keys)
             .map_err(|e| Failure::failed(format!("{e}: {plug} was not fenced")))?;
     }
-    all(lus
-        .iter_mut()
-        .map(|lu| off_lu(lu, map, plug, own, victim, deadline))
-        .collect())
+    ops::combine(
+        lus.iter_mut()
+            .map(|lu| off_lu(lu, map, plug, own, victim, deadline))
+            .collect(),
+    )
 }
 
 fn off_lu(
@@ -1070,29 +1052,30 @@ fn status(
 /// registered key is in the map.
 fn monitor(devices: &[PathBuf], map: &KeyMap, deadline: Instant) -> Result<String, Failure> {
     let mut lus = ops::open_all(devices, false, deadline)?;
-    all(lus
-        .iter_mut()
-        .map(|lu| {
-            let name = ops::dev(lu);
-            let keys = ops::read_keys(lu, deadline)?;
-            let res = ops::read_reservation(lu, deadline)?;
-            map.audit(&name, &keys).map_err(Failure::failed)?;
-            let k = uniq(&keys);
-            Ok(format!(
-                "{name}: {} path(s) answer; registered: {}; reservation: {}",
-                lu.paths.len(),
-                if k.is_empty() {
-                    "none".to_owned()
-                } else {
-                    k.iter()
-                        .map(|k| map.show(*k))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                },
-                res.map_or_else(|| "none".to_owned(), |r| ops::describe(&r))
-            ))
-        })
-        .collect())
+    ops::combine(
+        lus.iter_mut()
+            .map(|lu| {
+                let name = ops::dev(lu);
+                let keys = ops::read_keys(lu, deadline)?;
+                let res = ops::read_reservation(lu, deadline)?;
+                map.audit(&name, &keys).map_err(Failure::failed)?;
+                let k = uniq(&keys);
+                Ok(format!(
+                    "{name}: {} path(s) answer; registered: {}; reservation: {}",
+                    lu.paths.len(),
+                    if k.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        k.iter()
+                            .map(|k| map.show(*k))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    },
+                    res.map_or_else(|| "none".to_owned(), |r| ops::describe(&r))
+                ))
+            })
+            .collect(),
+    )
 }
 
 /// The distinct keys, in first-seen order.

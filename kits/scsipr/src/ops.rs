@@ -596,7 +596,7 @@ fn judge_ours(lu: &mut Lu, key: u64, t: PrType, deadline: Instant) -> Result<(),
 }
 
 /// Worst exit wins: fenced over failed over usage; messages joined.
-fn combine(results: Vec<Result<String, Failure>>) -> Outcome {
+pub(crate) fn combine(results: Vec<Result<String, Failure>>) -> Outcome {
     let mut ok = Vec::new();
     let mut worst: Option<Failure> = None;
     let rank = |e: Exit| match e {

@@ -18,6 +18,11 @@ use sg_persist::PrType;
 pub const KEY_PREFIX: u64 = 0x4c4b;
 /// Name of the node key file in the configuration directory.
 pub const NODE_KEY_FILE: &str = "node.key";
+
+/// This node's key file: `<conf dir>/node.key` (`LKHELPERS_CONF_DIR`, default /etc/lkhelpers).
+pub fn node_key_path() -> std::path::PathBuf {
+    lkh_common::Sources::from_env().conf_dir.join(NODE_KEY_FILE)
+}
 /// The default reservation type: only registrants may write, one of them holds.
 pub const DEFAULT_TYPE: &str = "write-exclusive-registrants-only";
 
