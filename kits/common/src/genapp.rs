@@ -146,6 +146,7 @@ fn check_binary_path(exe: &Path) -> Result<(), Failure> {
 /// symbolic link. Each file is replaced atomically (written aside, then renamed), mode 0755.
 pub fn write(dir: &Path, kit: &str, exe: &Path) -> Result<Vec<(PathBuf, Change)>, Failure> {
     check_binary_path(exe)?;
+    check_dir(dir, nix::unistd::geteuid().is_root())?;
     let mut plan = Vec::new();
     for action in Action::ALL {
         let path = dir.join(action.name());
@@ -194,6 +195,43 @@ pub fn write(dir: &Path, kit: &str, exe: &Path) -> Result<Vec<(PathBuf, Change)>
         done.push((path, change));
     }
     Ok(done)
+}
+
+/// The wrappers are run as root by LifeKeeper (its copies of them): a directory someone else
+/// may write to would let them swap a wrapper before the wizard copies it. An existing `dir`
+/// must be a real directory, not writable by group or others, and owned by root when we run
+/// as root.
+fn check_dir(dir: &Path, root: bool) -> Result<(), Failure> {
+    use std::os::unix::fs::MetadataExt;
+    let m = match std::fs::symlink_metadata(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => {
+            return Err(Failure::failed(format!(
+                "{}: cannot inspect: {e}",
+                dir.display()
+            )));
+        }
+        Ok(m) => m,
+    };
+    let problem = if !m.is_dir() {
+        Some("is not a directory (a link?)".to_owned())
+    } else if m.mode() & 0o022 != 0 {
+        Some(format!(
+            "is writable by group or others (mode {:o})",
+            m.mode() & 0o7777
+        ))
+    } else if root && m.uid() != 0 {
+        Some(format!("is owned by uid {}, not root", m.uid()))
+    } else {
+        None
+    };
+    match problem {
+        Some(p) => Err(Failure::usage(format!(
+            "{}: {p}; LifeKeeper runs copies of these wrappers as root, so nothing was written: use a root-owned directory that only root can write (chmod go-w, chown root:), or another --dir",
+            dir.display()
+        ))),
+        None => Ok(()),
+    }
 }
 
 fn not_ours(path: &Path) -> Failure {
@@ -380,6 +418,26 @@ mod tests {
         let f = write(&d, "nas", exe).unwrap_err();
         assert!(f.message.contains("not a regular file"), "{f}");
         assert!(write(&d, "nas", Path::new("relative/lkh-nas")).is_err());
+
+        // a directory others may write to, or one that is a link, is refused before any write
+        let open = dir("open");
+        std::fs::create_dir_all(&open).unwrap();
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let f = write(&open, "nas", exe).unwrap_err();
+        assert!(f.message.contains("writable by group or others"), "{f}");
+        assert!(!open.join("restore").exists(), "nothing was written");
+        let link = dir("link");
+        std::os::unix::fs::symlink(&d, &link).unwrap();
+        let f = write(&link, "nas", exe).unwrap_err();
+        assert!(f.message.contains("is not a directory"), "{f}");
+        assert!(check_dir(&d, true).is_ok());
+        // as root (CI): a directory owned by another user is refused
+        if std::os::unix::fs::chown(&d, Some(65534), None).is_ok() {
+            let f = check_dir(&d, true).unwrap_err();
+            assert!(f.message.contains("owned by uid 65534, not root"), "{f}");
+        }
+        let _ = std::fs::remove_dir_all(&open);
+        let _ = std::fs::remove_file(&link);
         assert!(write(&d, "nas", Path::new("/bad'quote/lkh-nas")).is_err());
         let _ = std::fs::remove_dir_all(&d);
     }
