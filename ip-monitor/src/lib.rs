@@ -15,7 +15,6 @@
 //! Every wait is bounded by a [`Deadline`]. The crate never prints and never exits: it
 //! returns [`Error`]s and results, and the kit binary decides what they mean. All `unsafe`
 //! is in the private `sys` module.
-#![deny(unsafe_code)]
 #![deny(missing_docs)]
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 

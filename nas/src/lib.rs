@@ -16,6 +16,8 @@
 //!
 //! The library never prints or exits; details go to the `log` facade.
 
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
 pub mod child;
 pub mod mountinfo;
 pub mod net;

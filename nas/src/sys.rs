@@ -11,6 +11,8 @@
 //! functions on data prepared before the fork (no allocation, no locks), which
 //! is what makes `fork` in a possibly multi-threaded process sound.
 
+#![allow(unsafe_code)]
+
 use std::ffi::CStr;
 use std::io;
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};

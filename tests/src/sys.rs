@@ -1,5 +1,7 @@
 //! The crate's only unsafe code.
 
+#![allow(unsafe_code)]
+
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 

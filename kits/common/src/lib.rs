@@ -1,5 +1,3 @@
-//! READY
-//!
 //! The LifeKeeper hook contract, implemented once for every lkhelpers kit.
 //!
 //! A kit binary declares a [`KitSpec`] (its name, configuration keys and extra commands) and

@@ -4,6 +4,8 @@
 //! holding a lock or allocating), so it only makes async-signal-safe calls — `write`, `send`,
 //! `_exit` — on bytes prepared before the timer was armed, and never returns.
 
+#![allow(unsafe_code)]
+
 use std::io;
 use std::os::fd::RawFd;
 use std::sync::OnceLock;

@@ -19,7 +19,6 @@
 //! [`lifekeeper`] (the record and the check), [`wiring`] (the gen/app
 //! resources that use lkhelpers), [`procs`] (is LifeKeeper running),
 //! [`fix`] (plan and apply the remediation).
-#![deny(unsafe_code)]
 
 pub mod classify;
 pub mod cpuid;
