@@ -94,7 +94,8 @@ impl RunDir {
             }))
     }
 
-    /// Every tag with a directory, sorted; names that are not valid tags are skipped.
+    /// Every tag with a directory, sorted; other names (not valid tags, not directories, such
+    /// as lkh-nas's older `<TAG>.addr` files) are skipped.
     pub fn tags(&self) -> Result<Vec<Tag>, Failure> {
         let Some(kit) = self.kit_dir(false)? else {
             return Ok(Vec::new());
@@ -102,6 +103,7 @@ impl RunDir {
         Ok(kit
             .entries()?
             .iter()
+            .filter(|n| std::fs::symlink_metadata(kit.path().join(n)).is_ok_and(|m| m.is_dir()))
             .filter_map(|n| n.to_str())
             .filter_map(|n| Tag::parse(n).ok())
             .collect())
@@ -357,6 +359,12 @@ mod tests {
         assert!(run.store(&tag("x"), LOCK_NAME, b"").is_err());
         assert!(run.store(&tag("x"), "../escape", b"").is_err());
         assert_eq!(RunDir::at(t.0.join("none"), "ip").tags().unwrap(), []);
+        std::fs::write(t.0.join("scsipr/y.addr"), b"").unwrap();
+        assert_eq!(
+            run.tags().unwrap(),
+            [tag(".x"), tag("x"), tag("x.fenced")],
+            "files are no tags"
+        );
     }
 
     #[test]

@@ -673,9 +673,8 @@ pub fn hook(ctx: &HookCtx) -> Outcome {
         })
         .collect();
     let out = combine(results);
-    match (ctx.action, &out) {
-        (Action::Restore | Action::Recover, Ok(_)) => state::mark(ctx.tag.as_str(), true),
-        _ => {}
+    if matches!(ctx.action, Action::Restore | Action::Recover) && out.is_ok() {
+        state::mark(ctx.tag.as_str(), true);
     }
     out
 }
