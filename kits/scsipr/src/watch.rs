@@ -51,7 +51,8 @@ pub fn halt(reason: &str) -> Failure {
     // Also into the kernel log: it reaches the console synchronously, where a message still
     // in a pipe or syslog's queue would be lost with the reboot.
     if let Ok(mut k) = std::fs::OpenOptions::new().write(true).open("/dev/kmsg") {
-        let _ = std::io::Write::write_all(&mut k, format!("<2>lkh-scsipr: {msg}\n").as_bytes());
+        let line = format!("<2>lkh-scsipr: {}\n", lkh_common::logging::clean(&msg));
+        let _ = std::io::Write::write_all(&mut k, line.as_bytes());
     }
     match nix::sys::reboot::reboot(nix::sys::reboot::RebootMode::RB_AUTOBOOT) {
         Err(e) => Failure::fenced(format!(
