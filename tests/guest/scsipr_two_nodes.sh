@@ -29,6 +29,17 @@ expect_rc bad-type 2 scsipr a restore -t bad
 node_conf a bad DEVICE="$A" COLOUR=blue
 expect_rc bad-unknown-key 2 scsipr a restore -t bad
 expect_rc bad-tag 2 scsipr a restore -t ../etc
+# a node.key or configuration directory another user could steer (node x: its own conf dir)
+node_conf x bad DEVICE="$A"
+echo 0x4c4b0000000000ff > /tmp/peer.key
+ln -s /tmp/peer.key /etc/lkhelpers/node-x/node.key
+expect_rc bad-key-symlink 2 scsipr x restore -t bad
+rm -f /etc/lkhelpers/node-x/node.key; cp /tmp/peer.key /etc/lkhelpers/node-x/node.key
+chmod 664 /etc/lkhelpers/node-x/node.key
+expect_rc bad-key-group-writable 2 scsipr x restore -t bad
+rm -f /etc/lkhelpers/node-x/node.key; chmod 1777 /etc/lkhelpers/node-x
+expect_rc bad-conf-dir-1777 2 scsipr x restore -t bad
+[ ! -e /etc/lkhelpers/node-x/node.key ]; check bad-conf-dir-no-key-made $?
 [ -n "$g0" ] && [ "$(gen)" = "$g0" ]; check bad-input-sent-nothing $? "generation $g0 -> $(gen)"
 
 # ---- restore on A ----
@@ -68,6 +79,9 @@ dd if=/dev/zero of="$A" bs=4096 count=1 oflag=direct 2>/dev/null
 [ $? -ne 0 ]; check a-write-refused $?
 dd if=/tmp/blk of="$B" bs=4096 count=1 oflag=direct 2>/dev/null; check b-write-works $?
 retry 25 grep -q "ON_FENCED=event" /tmp/watch-a.log; check a-watch-acted $? "$(cat /tmp/watch-a.log)"
+kill -0 "$WPID" 2>/dev/null; check a-watch-goes-on-after-event $?
+[ "$(cat /run/lkhelpers/node-a/scsipr/fence/watch 2>&1)" = fenced ]
+check a-watch-marked-fenced $? "$(ls -laR /run/lkhelpers/node-a 2>&1)"
 kill "$WPID"; wait "$WPID" 2>/dev/null
 cat /tmp/watch-a.log
 expect_rc a-quickcheck-fenced 3 scsipr a quickCheck -t fence

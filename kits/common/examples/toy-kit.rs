@@ -1,7 +1,9 @@
 //! A minimal kit built on lkh-common, used by the contract tests: its "resource" is a file
 //! named by `FILE=` holding the last action (in service unless that was remove); `MODE=`
 //! makes an action fail, report fencing or hang (`deaf`: hang with SIGALRM blocked, like a
-//! wait only a fatal signal ends).
+//! wait only a fatal signal ends), `wait` makes it write `FILE.inside` and wait for `FILE.go`
+//! to appear (so a test can hold the tag's lock), `echo` makes it log what FILE holds (text
+//! it did not choose, like a process name).
 
 use lkh_common::{Failure, HookCtx, KeySpec, Kind, KitSpec, Outcome};
 use std::process::ExitCode;
@@ -14,7 +16,7 @@ static SPEC: KitSpec = KitSpec {
         KeySpec::resource("FILE", Kind::AbsPath, None, "the file that is the resource"),
         KeySpec::resource(
             "MODE",
-            Kind::Choice(&["ok", "fail", "fenced", "hang", "deaf"]),
+            Kind::Choice(&["ok", "fail", "fenced", "hang", "deaf", "wait", "echo"]),
             Some("ok"),
             "how actions behave",
         ),
@@ -49,6 +51,20 @@ fn hook(ctx: &HookCtx) -> Outcome {
                 .map_err(|e| Failure::failed(format!("sigmask: {e}")))?;
             // long enough to tell "killed at the backstop" from "ran to the end"
             std::thread::sleep(std::time::Duration::from_secs(30));
+        }
+        Some("wait") => {
+            let inside = format!("{file}.inside");
+            std::fs::write(&inside, format!("{} {}\n", ctx.action, std::process::id()))
+                .map_err(|e| Failure::failed(format!("{inside}: {e}")))?;
+            let go = std::path::PathBuf::from(format!("{file}.go"));
+            while !go.exists() && !ctx.deadline.expired() {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+        }
+        Some("echo") => {
+            let text = std::fs::read_to_string(file).unwrap_or_default();
+            log::warn!("{file} holds: {text}");
+            return Ok(String::new());
         }
         _ => {}
     }

@@ -20,13 +20,15 @@ pub struct Sources {
     pub conf_dir: PathBuf,
     /// LifeKeeper's defaults file (`LKHELPERS_LK_DEFAULTS`, default `/etc/default/LifeKeeper`).
     pub lk_defaults: PathBuf,
-    /// Refuse files not owned by root or writable by group/others (on when running as root).
-    pub check_owner: bool,
 }
 
 pub const DEFAULT_CONF_DIR: &str = "/etc/lkhelpers";
 pub const DEFAULT_RUN_DIR: &str = "/run/lkhelpers";
 pub const DEFAULT_LK_DEFAULTS: &str = "/etc/default/LifeKeeper";
+/// The longest value a key takes, in bytes; a longer one is refused (exit 2).
+pub const MAX_VALUE: usize = 4096;
+/// How many characters of a refused value a message echoes.
+pub const SHOWN_VALUE: usize = 200;
 
 /// A path from the environment variable `name`, or `default` when it is unset or empty.
 fn env_path(name: &str, default: &str) -> PathBuf {
@@ -46,7 +48,6 @@ impl Sources {
         Sources {
             conf_dir: env_path("LKHELPERS_CONF_DIR", DEFAULT_CONF_DIR),
             lk_defaults: env_path("LKHELPERS_LK_DEFAULTS", DEFAULT_LK_DEFAULTS),
-            check_owner: nix::unistd::geteuid().is_root(),
         }
     }
 
@@ -152,10 +153,20 @@ impl KeySpec {
         format!("--{}", self.name.to_ascii_lowercase().replace('_', "-"))
     }
 
-    /// Checks and normalises a raw value; the error says what is wrong and what would be right.
-    pub fn validate(&self, raw: &str) -> Result<String, String> {
+    /// Checks and normalises a raw value; the error says what is wrong and what would be right
+    /// (echoing at most [`SHOWN_VALUE`] characters of it).
+    pub fn validate(&self, value: &str) -> Result<String, String> {
         let name = self.name;
-        if raw.is_empty() {
+        if value.len() > MAX_VALUE {
+            return Err(format!(
+                "{name}='{}' is {} bytes long, the limit is {MAX_VALUE}: shorten it",
+                crate::logging::shown(value, 40),
+                value.len()
+            ));
+        }
+        let shown = crate::logging::shown(value, SHOWN_VALUE);
+        let raw = shown.as_str();
+        if value.is_empty() {
             return Err(match self.default {
                 Some(d) => format!(
                     "{name} is empty: give a value or remove the line to use the default ({d})"
@@ -164,30 +175,30 @@ impl KeySpec {
             });
         }
         match self.kind {
-            Kind::Text => Ok(raw.to_owned()),
-            Kind::Word if raw.chars().any(char::is_whitespace) => Err(format!(
+            Kind::Text => Ok(value.to_owned()),
+            Kind::Word if value.chars().any(char::is_whitespace) => Err(format!(
                 "{name}='{raw}' must be a single word without spaces"
             )),
-            Kind::Word => Ok(raw.to_owned()),
+            Kind::Word => Ok(value.to_owned()),
             Kind::AbsPath => {
-                if !raw.starts_with('/') {
+                if !value.starts_with('/') {
                     Err(format!(
                         "{name}='{raw}' is not an absolute path: write it starting with '/'"
                     ))
-                } else if raw.split('/').any(|c| c == "..") {
+                } else if value.split('/').any(|c| c == "..") {
                     Err(format!(
                         "{name}='{raw}' contains '..': write the path without it"
                     ))
-                } else if raw.chars().any(char::is_whitespace) {
+                } else if value.chars().any(char::is_whitespace) {
                     Err(format!(
                         "{name}='{raw}' contains whitespace, which is not supported in paths here"
                     ))
                 } else {
-                    Ok(raw.to_owned())
+                    Ok(value.to_owned())
                 }
             }
             Kind::List => {
-                let words: Vec<&str> = raw.split_whitespace().collect();
+                let words: Vec<&str> = value.split_whitespace().collect();
                 if words.is_empty() {
                     Err(format!(
                         "{name} is blank: give one or more values separated by spaces"
@@ -203,15 +214,15 @@ impl KeySpec {
                         self.default.unwrap_or("1")
                     )
                 };
-                if !raw.bytes().all(|b| b.is_ascii_digit()) {
+                if !value.bytes().all(|b| b.is_ascii_digit()) {
                     return Err(bad());
                 }
-                match raw.parse::<u64>() {
+                match value.parse::<u64>() {
                     Ok(n) if (min..=max).contains(&n) => Ok(n.to_string()),
                     _ => Err(bad()),
                 }
             }
-            Kind::Bool => match raw.to_ascii_lowercase().as_str() {
+            Kind::Bool => match value.to_ascii_lowercase().as_str() {
                 "1" | "yes" | "true" | "on" | "y" => Ok("1".into()),
                 "0" | "no" | "false" | "off" | "n" => Ok("0".into()),
                 _ => Err(format!(
@@ -220,7 +231,7 @@ impl KeySpec {
             },
             Kind::Choice(words) => words
                 .iter()
-                .find(|w| w.eq_ignore_ascii_case(raw))
+                .find(|w| w.eq_ignore_ascii_case(value))
                 .map(|w| (*w).to_owned())
                 .ok_or_else(|| format!("{name}='{raw}' is not one of: {}", words.join(", "))),
         }
@@ -385,6 +396,7 @@ fn unknown_key_message(place: &str, key: &str, keys: &'static [KeySpec]) -> Stri
             keys.iter().map(|k| k.name).collect::<Vec<_>>().join(", ")
         ),
     };
+    let key = crate::logging::shown(key, 64);
     format!("{place}: unknown key '{key}': remove it or fix its spelling ({hint})")
 }
 
@@ -441,7 +453,7 @@ fn parse_line(raw: &[u8]) -> Result<Option<(String, String)>, String> {
     let Some(eq) = line.find('=') else {
         return Err(format!(
             "'{}' is not a KEY=value assignment",
-            line.trim_end()
+            crate::logging::shown(line.trim_end(), SHOWN_VALUE)
         ));
     };
     let key = &line[..eq];
@@ -463,7 +475,8 @@ fn parse_line(raw: &[u8]) -> Result<Option<(String, String)>, String> {
         && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
     if !valid_key {
         return Err(format!(
-            "'{key}' is not a valid key name: use letters, digits and '_', e.g. TIMEOUT=30"
+            "'{}' is not a valid key name: use letters, digits and '_', e.g. TIMEOUT=30",
+            crate::logging::shown(key, 64)
         ));
     }
     let value = parse_value(&line[eq + 1..]).map_err(|e| format!("{key}: {e}"))?;
@@ -537,49 +550,10 @@ fn parse_value(s: &str) -> Result<String, String> {
     Ok(out)
 }
 
-/// Reads a config file, refusing unsafe ownership or permissions when `check_owner` is set.
-fn read_checked(path: &Path, check_owner: bool) -> Result<Option<Vec<u8>>, Failure> {
-    use std::os::unix::fs::MetadataExt;
-    let meta = match std::fs::metadata(path) {
-        Ok(m) => m,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => {
-            return Err(Failure::usage(format!(
-                "{}: cannot read: {e}: check the path and its permissions",
-                path.display()
-            )));
-        }
-    };
-    if !meta.is_file() {
-        return Err(Failure::usage(format!(
-            "{}: not a regular file: replace it with a KEY=value file",
-            path.display()
-        )));
-    }
-    if check_owner {
-        if meta.uid() != 0 {
-            return Err(Failure::usage(format!(
-                "{}: owned by uid {}, not root: run `chown root: {}`",
-                path.display(),
-                meta.uid(),
-                path.display()
-            )));
-        }
-        if meta.mode() & 0o022 != 0 {
-            return Err(Failure::usage(format!(
-                "{}: writable by group or others (mode {:o}): run `chmod go-w {}`",
-                path.display(),
-                meta.mode() & 0o7777,
-                path.display()
-            )));
-        }
-    }
-    std::fs::read(path).map(Some).map_err(|e| {
-        Failure::usage(format!(
-            "{}: cannot read: {e}: check its permissions",
-            path.display()
-        ))
-    })
+/// Reads a configuration file the way [`crate::trusted`] says (no links, root's, not writable
+/// by others, nor any directory above it); `Ok(None)` when it does not exist.
+fn read_checked(path: &Path) -> Result<Option<Vec<u8>>, Failure> {
+    crate::trusted::read_file(path)
 }
 
 /// How the resource file is treated when it does not exist.
@@ -604,7 +578,7 @@ pub fn load(
 ) -> Result<Config, Failure> {
     let mut config = Config::defaults(keys);
 
-    if let Some(text) = read_checked(&sources.lk_defaults, sources.check_owner)? {
+    if let Some(text) = read_checked(&sources.lk_defaults)? {
         let lk = &sources.lk_defaults;
         let lines = parse_assignments(&text, false)
             .map_err(|(n, e)| Failure::usage(format!("{} line {n}: {e}", lk.display())))?;
@@ -632,7 +606,7 @@ pub fn load(
     let path = sources.resource_file(tag);
     let text = match missing {
         Missing::Skip => None,
-        _ => read_checked(&path, sources.check_owner)?,
+        _ => read_checked(&path)?,
     };
     match text {
         Some(text) => {
@@ -715,7 +689,6 @@ mod tests {
             Sources {
                 conf_dir: self.0.clone(),
                 lk_defaults: self.0.join("LifeKeeper"),
-                check_owner: false,
             }
         }
         fn write(&self, name: &str, text: &[u8]) -> PathBuf {
@@ -940,30 +913,57 @@ mod tests {
         let d = Dir::new("perm");
         let p = d.write("res1.conf", b"NAME=x\n");
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o666)).unwrap();
-        let mut s = d.sources();
-        s.check_owner = true;
+        let s = d.sources();
         let f = load(KEYS, &tag(), &s, Missing::Refuse, &[]).unwrap_err();
-        if nix::unistd::geteuid().is_root() {
-            assert!(
-                f.message.contains("writable by group or others"),
-                "{}",
-                f.message
-            );
-            assert!(f.message.contains("chmod go-w"), "{}", f.message);
-        } else {
-            assert!(f.message.contains("not root"), "{}", f.message);
-        }
+        assert_eq!(f.exit, Exit::Usage);
+        assert!(
+            f.message.contains("writable by group or others"),
+            "{}",
+            f.message
+        );
+        assert!(f.message.contains("chmod go-w"), "{}", f.message);
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(load(KEYS, &tag(), &s, Missing::Refuse, &[]).is_ok());
         if nix::unistd::geteuid().is_root() {
-            assert!(load(KEYS, &tag(), &s, Missing::Refuse, &[]).is_ok());
             nix::unistd::chown(&p, Some(nix::unistd::Uid::from_raw(1234)), None).unwrap();
             let f = load(KEYS, &tag(), &s, Missing::Refuse, &[]).unwrap_err();
             assert!(f.message.contains("owned by uid 1234"), "{}", f.message);
         }
+        // the directory that holds it: neither 0777 nor 1777
+        std::fs::remove_file(&p).unwrap();
+        let p = d.write("res1.conf", b"NAME=x\n");
+        for mode in [0o777, 0o1777] {
+            std::fs::set_permissions(&d.0, std::fs::Permissions::from_mode(mode)).unwrap();
+            let f = load(KEYS, &tag(), &s, Missing::Refuse, &[]).unwrap_err();
+            assert!(f.message.contains("chmod 0755"), "{mode:o}: {}", f.message);
+        }
+        std::fs::set_permissions(&d.0, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::remove_file(&p).unwrap();
+        std::os::unix::fs::symlink(d.0.join("elsewhere"), &p).unwrap();
+        let f = load(KEYS, &tag(), &s, Missing::Refuse, &[]).unwrap_err();
+        assert!(f.message.contains("symbolic link"), "{}", f.message);
         std::fs::remove_file(&p).unwrap();
         std::fs::create_dir(&p).unwrap();
         let f = load(KEYS, &tag(), &s, Missing::Refuse, &[]).unwrap_err();
         assert!(f.message.contains("not a regular file"), "{}", f.message);
+    }
+
+    #[test]
+    fn long_values_are_refused_and_never_echoed_whole() {
+        let big = format!("DEVICE=\"{}\"\n", "/dev/sdb ".repeat(12_000));
+        let f = load_text("big", big.as_bytes()).unwrap_err();
+        assert_eq!(f.exit, Exit::Usage);
+        assert!(f.message.contains("the limit is 4096"), "{}", f.message);
+        assert!(f.message.len() < 400, "{}", f.message.len());
+        let f = load_text("bigline", "x".repeat(100_000).as_bytes()).unwrap_err();
+        assert!(f.message.len() < 400, "{}", f.message.len());
+        let f = load_text("bigkey", format!("{}=1", "K".repeat(100_000)).as_bytes()).unwrap_err();
+        assert!(f.message.len() < 400, "{}", f.message.len());
+        let spec = KeySpec::resource("N", Kind::Word, None, "");
+        let e = spec
+            .validate(&format!("{} b", "a".repeat(1000)))
+            .unwrap_err();
+        assert!(e.len() < 300 && e.contains("…"), "{e}");
     }
 
     #[test]

@@ -130,7 +130,7 @@ pub const BINARIES: [(&str, &str); 4] = [
 /// The configuration syntax, one paragraph.
 pub fn configuration_paragraph() -> String {
     format!(
-        "{}/TAG.conf (directory: $LKHELPERS_CONF_DIR): KEY=value lines, # comments, optional '...' or \"...\" quotes and no shell expansion, the syntax of {} (path: $LKHELPERS_LK_DEFAULTS), whose LifeKeeper tunables (marked LK) apply unless the resource file sets them. Files must be owned by root and not writable by group or others. Every key can also be given on the command line as --key value or --set KEY=VALUE, which win over both files; --no-config runs without a resource file. Unknown keys, duplicate keys and malformed values are refused with exit code 2 before anything is changed.",
+        "{}/TAG.conf (directory: $LKHELPERS_CONF_DIR): KEY=value lines, # comments, optional '...' or \"...\" quotes and no shell expansion, the syntax of {} (path: $LKHELPERS_LK_DEFAULTS), whose LifeKeeper tunables (marked LK) apply unless the resource file sets them. Files must be plain files (no symbolic links) owned by root and not writable by group or others, in directories that are the same all the way up. Every key can also be given on the command line as --key value or --set KEY=VALUE, which win over both files; --no-config runs without a resource file. Unknown keys, duplicate keys and malformed values are refused with exit code 2 before anything is changed.",
         config::DEFAULT_CONF_DIR,
         config::DEFAULT_LK_DEFAULTS
     )

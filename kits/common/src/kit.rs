@@ -220,7 +220,9 @@ fn run_hook(
 }
 
 /// Runs the hook under its deadline: the watchdog timer, or a worker thread abandoned at the
-/// deadline where no timer can be had.
+/// deadline where no timer can be had; and under the tag's lock
+/// (`<run dir>/<kit>/<TAG>/lock`, [`crate::runstate`]), so hooks of one resource run one at a
+/// time: a second one waits for the first, at most until its own deadline.
 pub(crate) fn guarded(ctx: HookCtx, hook: fn(&HookCtx) -> Outcome) -> Outcome {
     let action = ctx.action;
     log::debug!(
@@ -229,6 +231,10 @@ pub(crate) fn guarded(ctx: HookCtx, hook: fn(&HookCtx) -> Outcome) -> Outcome {
         ctx.deadline.budget().as_secs()
     );
     let deadline = ctx.deadline;
+    // held until this function returns (or the process exits at the deadline)
+    let _lock = crate::runstate::RunDir::new(ctx.spec.kit)
+        .tag(&ctx.tag)?
+        .lock(action.name(), deadline)?;
     let late = Failure::failed(format!(
         "did not finish within TIMEOUT={}s and was abandoned: see the messages above for what it was waiting on; if it is only slow, raise TIMEOUT in {}",
         deadline.budget().as_secs(),

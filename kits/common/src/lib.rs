@@ -7,7 +7,8 @@
 //! `/etc/lkhelpers/<TAG>.conf`, `/etc/default/LifeKeeper` and flags ([`config`]), the deadline
 //! watchdog ([`deadline`]), logging to stderr and syslog ([`logging`]), the gen/app wrappers
 //! ([`genapp`]), the exit-code table ([`exit`]), the help text and man pages rendered from the
-//! same tables ([`doc`], [`man`]), and the version line ([`version`]).
+//! same tables ([`doc`], [`man`]), the version line ([`version`]), the files a hook trusts
+//! ([`trusted`]) and the kits' run-state layout with its per-tag lock ([`runstate`]).
 //!
 //! ```no_run
 //! use lkh_common::{Failure, HookCtx, KeySpec, Kind, KitSpec, Outcome};
@@ -42,8 +43,10 @@ pub mod kit;
 pub mod logging;
 pub mod man;
 pub mod ocf;
+pub mod runstate;
 mod sys;
 pub mod tag;
+pub mod trusted;
 pub mod version;
 
 pub use cli::{Action, HookArgs, parse_hook_args};

@@ -6,6 +6,11 @@
 //!
 //! Syslog is written without blocking: if the socket is full or gone the line is dropped,
 //! never waited for.
+//!
+//! Every message is made safe before it is written ([`clean`]): each byte below 0x20 and
+//! 0x7f becomes `\xNN` (a newline is `\x0a`), so a process or file name with a newline in it
+//! cannot start a forged line in LifeKeeper's log or syslog, and a message longer than
+//! [`MAX_MESSAGE`] bytes is cut, ending in `…(N bytes cut)`.
 
 use log::{Level, LevelFilter, Log, Metadata, Record};
 use std::io::Write;
@@ -42,7 +47,7 @@ pub fn facility_code(name: &str) -> Option<u8> {
 /// `LKSYSLOGSELECTOR` from LifeKeeper's defaults file, if it names a facility.
 fn lk_facility() -> Option<u8> {
     let path = crate::config::Sources::from_env().lk_defaults;
-    let text = std::fs::read(path).ok()?;
+    let text = crate::trusted::read_file(&path).ok()??;
     crate::config::parse_assignments(&text, false)
         .ok()?
         .into_iter()
@@ -88,12 +93,55 @@ fn severity(level: Level) -> u8 {
     }
 }
 
-/// Formats one syslog datagram (RFC 3164 style without a timestamp; syslogd adds it).
-/// One stderr line in the contract format, newline included.
-pub fn stderr_line(prefix: &str, level: Level, message: &str) -> String {
-    format!("{prefix}: {}: {message}\n", level_word(level))
+/// The longest message written, in bytes after escaping; the rest is cut.
+pub const MAX_MESSAGE: usize = 1024;
+
+/// `s` with every byte below 0x20 and 0x7f written as `\xNN`.
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c < ' ' || c == '\x7f' {
+            out.push_str(&format!("\\x{:02x}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
+/// A message as it is written: escaped ([`escape`]), then cut to [`MAX_MESSAGE`] bytes on a
+/// character boundary with `…(N bytes cut)` appended, N counting the escaped bytes left out.
+pub fn clean(message: &str) -> String {
+    let mut s = escape(message);
+    if s.len() > MAX_MESSAGE {
+        let mut end = MAX_MESSAGE;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        let cut = s.len() - end;
+        s.truncate(end);
+        s.push_str(&format!("…({cut} bytes cut)"));
+    }
+    s
+}
+
+/// At most `max` characters of `value` (escaped), with `…` when cut: for messages that echo a
+/// value someone else wrote (a 100 KB `DEVICE=` is not repeated whole in every line).
+pub fn shown(value: &str, max: usize) -> String {
+    let mut s: String = value.chars().take(max).collect();
+    if s.len() < value.len() {
+        s.push('…');
+    }
+    escape(&s)
+}
+
+/// One stderr line in the contract format, newline included; the message is [`clean`]ed.
+pub fn stderr_line(prefix: &str, level: Level, message: &str) -> String {
+    format!("{prefix}: {}: {}\n", level_word(level), clean(message))
+}
+
+/// Formats one syslog datagram (RFC 3164 style without a timestamp; syslogd adds it); the
+/// message is [`clean`]ed.
 pub fn syslog_line(prefix: &str, level: Level, message: &str) -> String {
     syslog_line_with(FACILITY.load(Ordering::Relaxed), prefix, level, message)
 }
@@ -101,9 +149,10 @@ pub fn syslog_line(prefix: &str, level: Level, message: &str) -> String {
 fn syslog_line_with(facility: u8, prefix: &str, level: Level, message: &str) -> String {
     let pri = u16::from(facility) * 8 + u16::from(severity(level));
     format!(
-        "<{pri}>{SYSLOG_IDENT}[{}]: {prefix}: {}: {message}",
+        "<{pri}>{SYSLOG_IDENT}[{}]: {prefix}: {}: {}",
         std::process::id(),
-        level_word(level)
+        level_word(level),
+        clean(message)
     )
 }
 
@@ -241,6 +290,36 @@ mod tests {
         );
         assert_eq!(w.code, 1);
         assert!(w.syslog.is_none());
+    }
+
+    #[test]
+    fn control_bytes_are_escaped_and_long_messages_cut() {
+        assert_eq!(
+            clean("ended 7 (a\nlkh-nas[x]: info: forged)\r\t\x7f\x1b[31m"),
+            "ended 7 (a\\x0alkh-nas[x]: info: forged)\\x0d\\x09\\x7f\\x1b[31m"
+        );
+        let line = stderr_line("lkh-nas[x]", Level::Info, "one\ntwo");
+        assert_eq!(line, "lkh-nas[x]: info: one\\x0atwo\n");
+        assert_eq!(line.matches('\n').count(), 1);
+        assert!(!syslog_line("p", Level::Error, "a\nb").contains('\n'));
+        assert_eq!(clean("é ok"), "é ok");
+
+        let long = "v".repeat(100_000);
+        let c = clean(&long);
+        assert_eq!(
+            c,
+            format!("{}…({} bytes cut)", "v".repeat(1024), 100_000 - 1024)
+        );
+        // cut on a character boundary: 'é' is two bytes, 1023 fit
+        let c = clean(&format!("{}é{}", "v".repeat(1023), "w".repeat(10)));
+        assert!(c.starts_with(&format!("{}…(", "v".repeat(1023))), "{c}");
+        assert!(c.ends_with("…(12 bytes cut)"), "{c}");
+        assert_eq!(clean(&"x".repeat(1024)), "x".repeat(1024));
+        // escaping counts: 300 newlines are 1200 bytes written
+        let c = clean(&"\n".repeat(300));
+        assert!(c.ends_with("…(176 bytes cut)"), "{c}");
+        assert_eq!(shown("abcdef", 3), "abc…");
+        assert_eq!(shown("a\nb", 5), "a\\x0ab");
     }
 
     #[test]

@@ -277,8 +277,8 @@ pub fn run(spec: &'static KitSpec, hook: fn(&HookCtx) -> Outcome, word: &str) ->
         Err(f) if code == OCF_NOT_RUNNING => log::info!("{}: not running: {f}", action.word()),
         Err(f) => {
             log::error!("{}: {f}", action.word());
-            // Pacemaker shows this line as the failure's reason
-            eprintln!("ocf-exit-reason:{f}");
+            // Pacemaker shows this line as the failure's reason (one line, like every log line)
+            eprintln!("ocf-exit-reason:{}", crate::logging::clean(&f.message));
         }
     }
     ExitCode::from(code)

@@ -27,15 +27,18 @@ impl Env {
     fn file(&self) -> PathBuf {
         self.dir.join("resource")
     }
-    fn run_as(&self, exe: &Path, args: &[&str]) -> Output {
-        Command::new(exe)
-            .args(args)
+    fn command(&self, exe: &Path, args: &[&str]) -> Command {
+        let mut c = Command::new(exe);
+        c.args(args)
             .env("LKHELPERS_CONF_DIR", self.dir.join("conf"))
             .env("LKHELPERS_LK_DEFAULTS", self.dir.join("LifeKeeper"))
+            .env("LKHELPERS_RUN_DIR", self.dir.join("run"))
             .env("LKHELPERS_NO_SYSLOG", "1")
-            .env_remove("RUST_LOG")
-            .output()
-            .unwrap()
+            .env_remove("RUST_LOG");
+        c
+    }
+    fn run_as(&self, exe: &Path, args: &[&str]) -> Output {
+        self.command(exe, args).output().unwrap()
     }
     fn run(&self, args: &[&str]) -> Output {
         self.run_as(&toy(), args)
@@ -150,6 +153,7 @@ fn run_as_lifekeeper(e: &Env, lkroot: &Path, exe: &Path, tag: &str) -> Output {
         .env("LKROOT", lkroot)
         .env("LKHELPERS_CONF_DIR", e.dir.join("conf"))
         .env("LKHELPERS_LK_DEFAULTS", e.dir.join("LifeKeeper"))
+        .env("LKHELPERS_RUN_DIR", e.dir.join("run"))
         .env("LKHELPERS_NO_SYSLOG", "1")
         .output()
         .unwrap()
@@ -334,6 +338,7 @@ fn syslog_facility_comes_from_lksyslogselector() {
             .args(["restore", "-t", "res"])
             .env("LKHELPERS_CONF_DIR", e.dir.join("conf"))
             .env("LKHELPERS_LK_DEFAULTS", e.dir.join("LifeKeeper"))
+            .env("LKHELPERS_RUN_DIR", e.dir.join("run"))
             .env("LKHELPERS_SYSLOG_SOCKET", &sock_path)
             .env_remove("LKHELPERS_NO_SYSLOG")
             .env_remove("RUST_LOG")
@@ -492,4 +497,196 @@ fn every_kit_binary_carries_the_marker_check_lifekeeper_looks_for() {
         bytes.windows(m.len()).any(|w| w == m),
         "the marker is missing from the toy kit binary"
     );
+}
+
+/// A configuration file that is a link, or a directory others can write to (0777, or 1777:
+/// the sticky bit does not stop anyone from adding a `<TAG>.conf`), is refused with the fix,
+/// and nothing runs.
+#[test]
+fn linked_files_and_open_configuration_directories_are_refused() {
+    let e = Env::new("unsafe-conf");
+    let f = e.file();
+    let real = e.dir.join("real.conf");
+    std::fs::write(&real, format!("FILE={}\n", f.display())).unwrap();
+    std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let conf = e.dir.join("conf");
+    std::os::unix::fs::symlink(&real, conf.join("linked.conf")).unwrap();
+    let o = e.run(&["restore", "-t", "linked"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("linked.conf: is a symbolic link"),
+        "{}",
+        stderr(&o)
+    );
+
+    e.conf("res", &format!("FILE={}\n", f.display()));
+    for mode in [0o777, 0o1777] {
+        std::fs::set_permissions(&conf, std::fs::Permissions::from_mode(mode)).unwrap();
+        let o = e.run(&["restore", "-t", "res"]);
+        assert_eq!(o.status.code(), Some(2), "{mode:o}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains(&format!("writable by group or others (mode {mode:04o})"))
+                && stderr(&o).contains(&format!("run `chmod 0755 {}`", conf.display())),
+            "{mode:o}: {}",
+            stderr(&o)
+        );
+    }
+    std::fs::set_permissions(&conf, std::fs::Permissions::from_mode(0o755)).unwrap();
+
+    // LifeKeeper's defaults file is held to the same rules
+    std::os::unix::fs::symlink(&real, e.dir.join("LifeKeeper")).unwrap();
+    let o = e.run(&["restore", "-t", "res"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("LifeKeeper: is a symbolic link"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!f.exists(), "no action ran");
+    std::fs::remove_file(e.dir.join("LifeKeeper")).unwrap();
+    let o = e.run(&["restore", "-t", "res"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+}
+
+/// Two hooks of one tag never overlap: while one holds the tag, a second one waits (and with a
+/// deadline too short gives up, exit 1, without running); once the first ends it runs.
+#[test]
+fn hooks_of_one_tag_run_one_at_a_time() {
+    use std::io::BufRead;
+    use std::process::Stdio;
+    let e = Env::new("serial");
+    let f = e.file();
+    let inside = PathBuf::from(format!("{}.inside", f.display()));
+    let go = PathBuf::from(format!("{}.go", f.display()));
+    e.conf(
+        "res",
+        &format!("FILE={}\nMODE=wait\nTIMEOUT=60\n", f.display()),
+    );
+    let mut a = e
+        .command(&toy(), &["restore", "-t", "res"])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    while !inside.exists() {
+        assert!(
+            a.try_wait().unwrap().is_none(),
+            "restore ended before its action"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let a_inside = format!("restore {}\n", a.id());
+    assert_eq!(std::fs::read_to_string(&inside).unwrap(), a_inside);
+
+    // a quickCheck whose deadline ends first gives up without running
+    let o = e.run(&["quickCheck", "-t", "res", "--timeout", "1"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(&format!(
+            "resource res: restore (pid {}) still holds",
+            a.id()
+        )),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(
+        std::fs::read_to_string(&inside).unwrap(),
+        a_inside,
+        "it never entered"
+    );
+
+    // another tag is not held up
+    e.conf(
+        "other",
+        &format!("FILE={}\n", e.dir.join("other.res").display()),
+    );
+    assert_eq!(e.run(&["restore", "-t", "other"]).status.code(), Some(0));
+
+    // a quickCheck with time to spare waits, and runs once restore has finished
+    let mut b = e
+        .command(&toy(), &["quickCheck", "-t", "res"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(b.stderr.take().unwrap()).lines();
+    let waiting = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find(|l| l.contains("waiting for"))
+        .expect("quickCheck says it waits");
+    assert!(
+        waiting.starts_with(&format!(
+            "lkh-toy[res]: info: waiting for restore (pid {}) to finish",
+            a.id()
+        )),
+        "{waiting}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&inside).unwrap(),
+        a_inside,
+        "it waits outside"
+    );
+    std::fs::write(&go, "").unwrap();
+    assert_eq!(a.wait().unwrap().code(), Some(0));
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    assert_eq!(b.wait().unwrap().code(), Some(0), "{rest:?}");
+    assert_eq!(
+        std::fs::read_to_string(&inside).unwrap(),
+        format!("quickCheck {}\n", b.id())
+    );
+    assert!(
+        std::fs::read_to_string(&f)
+            .unwrap()
+            .starts_with("quickCheck ")
+    );
+
+    // the layout: <run dir>/<kit>/<TAG>/lock, directories 0700, the lock 0600
+    use std::os::unix::fs::MetadataExt;
+    for (p, mode) in [
+        (e.dir.join("run"), 0o700),
+        (e.dir.join("run/toy"), 0o700),
+        (e.dir.join("run/toy/res"), 0o700),
+        (e.dir.join("run/toy/res/lock"), 0o600),
+    ] {
+        let m = std::fs::symlink_metadata(&p).unwrap();
+        assert_eq!(m.mode() & 0o7777, mode, "{}", p.display());
+    }
+}
+
+/// Text a kit did not choose (a process name, a file's contents) cannot start a line of its
+/// own in the log, and a long one is cut; a 100 KB value in the configuration is refused
+/// with a short message.
+#[test]
+fn newlines_cannot_forge_log_lines_and_long_text_is_cut() {
+    let e = Env::new("forge");
+    let f = e.file();
+    e.conf("res", &format!("FILE={}\nMODE=echo\n", f.display()));
+    std::fs::write(
+        &f,
+        "proc\nlkh-toy[res]: info: restore: forged\r\nend\x1b[2J",
+    )
+    .unwrap();
+    let o = e.run(&["quickCheck", "-t", "res"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert_eq!(
+        err,
+        format!(
+            "lkh-toy[res]: warning: {} holds: proc\\x0alkh-toy[res]: info: restore: forged\\x0d\\x0aend\\x1b[2J\n",
+            f.display()
+        )
+    );
+
+    std::fs::write(&f, "x".repeat(100_000)).unwrap();
+    let o = e.run(&["quickCheck", "-t", "res"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.len() < 1200, "{} bytes of stderr", err.len());
+    assert!(err.trim_end().ends_with("bytes cut)"), "{err}");
+
+    e.conf("big", &format!("FILE=/{}\n", "d".repeat(100_000)));
+    let o = e.run(&["restore", "-t", "big"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(o.stderr.len() < 600, "{} bytes of stderr", o.stderr.len());
+    assert!(stderr(&o).contains("the limit is 4096"), "{}", stderr(&o));
 }

@@ -10,6 +10,7 @@ use std::time::Duration;
 use ip_monitor::netlink::{Address, Link, Netlink};
 use ip_monitor::probe::Target;
 use ip_monitor::{Cidr, Deadline};
+use lkh_common::runstate::RunDir;
 use lkh_common::{Config, Failure, Tag};
 
 /// How targets are asked.
@@ -364,53 +365,67 @@ impl Live {
 }
 
 /// The note that restore added ADDRESS (so a later check can tell our address from the
-/// node's own primary address): `ADDRESS INTERFACE` in one line. Kept under `/run/lkhelpers` ($LKHELPERS_RUN_DIR), so it
-/// vanishes at reboot together with the address.
+/// node's own primary address): `ADDRESS INTERFACE` in one line, kept as
+/// `<run dir>/ip/<TAG>/added` (lkh-common's run-state layer: `$LKHELPERS_RUN_DIR`, default
+/// `/run/lkhelpers`), so it vanishes at reboot together with the address.
 #[derive(Debug)]
 pub struct Marker {
-    path: PathBuf,
+    run: RunDir,
+    tag: Tag,
 }
+
+/// The marker's name in the tag's run-state directory.
+pub const MARKER: &str = "added";
 
 impl Marker {
     pub fn new(tag: &Tag) -> Marker {
+        Marker::at(RunDir::new("ip"), tag)
+    }
+
+    pub fn at(run: RunDir, tag: &Tag) -> Marker {
         Marker {
-            path: lkh_common::config::run_dir().join(format!("ip-{tag}.added")),
+            run,
+            tag: tag.clone(),
         }
+    }
+
+    fn path(&self) -> PathBuf {
+        self.run.path().join(self.tag.as_str()).join(MARKER)
     }
 
     /// Whether the note says restore added ADDRESS on INTERFACE. A note left from another
     /// ADDRESS (the configuration changed since) does not count, so it cannot make the node's
-    /// own primary address pass for a virtual one.
+    /// own primary address pass for a virtual one; nor does one another user could have put
+    /// there (a link, not root's: logged).
     pub fn records(&self, s: &Settings) -> bool {
-        let Ok(text) = std::fs::read_to_string(&self.path) else {
-            return false;
+        let bytes = match self.run.load(&self.tag, MARKER) {
+            Ok(Some(b)) => b,
+            Ok(None) => return false,
+            Err(e) => {
+                log::warn!("{e}");
+                return false;
+            }
         };
+        let text = String::from_utf8_lossy(&bytes);
         let mut words = text.split_whitespace();
         let addr = words.next().and_then(|w| w.parse::<Cidr>().ok());
         addr.is_some_and(|c| c.addr == s.address.addr) && words.next() == Some(&s.interface)
     }
 
     pub fn set(&self, s: &Settings) {
-        let write = || -> std::io::Result<()> {
-            if let Some(d) = self.path.parent() {
-                std::fs::create_dir_all(d)?;
-            }
-            std::fs::write(&self.path, format!("{} {}\n", s.address, s.interface))
-        };
-        if let Err(e) = write() {
+        let note = format!("{} {}\n", s.address, s.interface);
+        if let Err(e) = self.run.store(&self.tag, MARKER, note.as_bytes()) {
             log::warn!(
                 "cannot record that we added {} in {}: {e}; remove and restore still work, but a primary-address check may refuse it later",
                 s.address,
-                self.path.display()
+                self.path().display()
             );
         }
     }
 
     pub fn clear(&self) {
-        match std::fs::remove_file(&self.path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => log::warn!("cannot remove {}: {e}", self.path.display()),
+        if let Err(e) = self.run.remove(&self.tag, MARKER) {
+            log::warn!("cannot remove {}: {e}", self.path().display());
         }
     }
 }
@@ -426,6 +441,33 @@ mod tests {
             c.set(crate::SPEC.keys, k, v)?;
         }
         Settings::from_config(&c, std::path::Path::new("/etc/lkhelpers/vip.conf"), true)
+    }
+
+    #[test]
+    fn marker_lives_in_the_tags_run_state_directory() {
+        let root = std::env::temp_dir().join(format!("lkh-ip-marker-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let s = settings(&[("ADDRESS", "192.0.2.10/24"), ("INTERFACE", "eth0")]).unwrap();
+        let other = settings(&[("ADDRESS", "192.0.2.11/24"), ("INTERFACE", "eth0")]).unwrap();
+        let tag = Tag::parse("vip.added").unwrap();
+        let m = Marker::at(RunDir::at(&root, "ip"), &tag);
+        assert!(!m.records(&s));
+        m.set(&s);
+        assert!(m.records(&s) && !m.records(&other));
+        let file = root.join("ip/vip.added/added");
+        assert_eq!(
+            std::fs::read_to_string(&file).unwrap(),
+            "192.0.2.10/24 eth0\n"
+        );
+        // a note planted as a link does not count
+        std::fs::remove_file(&file).unwrap();
+        let planted = root.join("planted");
+        std::fs::write(&planted, "192.0.2.10/24 eth0\n").unwrap();
+        std::os::unix::fs::symlink(&planted, &file).unwrap();
+        assert!(!m.records(&s));
+        m.clear();
+        assert!(!file.exists() && planted.exists());
+        let _ = std::fs::remove_dir_all(&root);
     }
 
     #[test]

@@ -639,6 +639,10 @@ fn unreachable_on_remove(f: &Failure) -> String {
 /// The hook: restore / remove / quickCheck / recover of one resource.
 pub fn hook(ctx: &HookCtx) -> Outcome {
     use lkh_common::Action;
+    if ctx.action == Action::Remove {
+        // first, so that `watch` (which judges under the same tag lock) stops judging it
+        state::mark(ctx.tag.as_str(), false);
+    }
     let s = Settings::from_ctx(ctx)?;
     let deadline = ctx.deadline.instant();
     let resolved = resolve_all(&s.devices)?;
@@ -655,7 +659,6 @@ pub fn hook(ctx: &HookCtx) -> Outcome {
     };
     let mut lus = match open_resolved(resolved, false, deadline) {
         Err(f) if ctx.action == Action::Remove && f.exit == Exit::Failed => {
-            state::mark(ctx.tag.as_str(), false);
             return Ok(unreachable_on_remove(&f));
         }
         other => other?,
@@ -670,10 +673,8 @@ pub fn hook(ctx: &HookCtx) -> Outcome {
         })
         .collect();
     let out = combine(results);
-    match (ctx.action, &out) {
-        (Action::Restore | Action::Recover, Ok(_)) => state::mark(ctx.tag.as_str(), true),
-        (Action::Remove, Ok(_)) => state::mark(ctx.tag.as_str(), false),
-        _ => {}
+    if matches!(ctx.action, Action::Restore | Action::Recover) && out.is_ok() {
+        state::mark(ctx.tag.as_str(), true);
     }
     out
 }

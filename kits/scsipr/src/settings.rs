@@ -3,13 +3,19 @@
 //!
 //! Everything here is checked before any command reaches a disk: a bad key, type or device
 //! name is a usage error (exit 2) and nothing is sent.
+//!
+//! Whoever can write `node.key` can give this node the peer's key and so disable fencing:
+//! it is opened as lkh-common's [`trusted`] says (no link, root's, not writable by group or
+//! others, nor any directory above it), or refused with exit 2. Readable by others is
+//! accepted: a key is no secret (every initiator reads the registered keys with PERSISTENT
+//! RESERVE IN); the file is created 0600 all the same.
 
-use std::fs::{self, OpenOptions};
-use std::io::{Read, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::fs;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use lkh_common::trusted;
 use lkh_common::{Failure, HookCtx};
 use sg_persist::PrType;
 
@@ -47,6 +53,8 @@ pub struct Settings {
     pub conf_dir: PathBuf,
     /// `KEY=` when configured; else the node key is read (or created) on demand.
     pub configured_key: Option<u64>,
+    /// The node key as read (and checked) with the settings, when no `KEY=` is configured.
+    pub node_key: Option<u64>,
 }
 
 /// Parses a reservation key: hex, optional `0x`, 1 to 16 digits, not zero.
@@ -121,7 +129,13 @@ impl Settings {
             }
         };
         let failfast = Duration::from_secs(ctx.config.uint("FAILFASTTIMER").unwrap_or(5).max(1));
+        // checked now, with the rest, before anything reaches a disk
+        let node_key = match configured_key {
+            Some(_) => None,
+            None => read_node_key(&ctx.sources.conf_dir.join(NODE_KEY_FILE))?,
+        };
         Ok(Settings {
+            node_key,
             devices,
             pr_type,
             on_fenced,
@@ -134,7 +148,7 @@ impl Settings {
     /// The key to use; `create` makes the node key file when it does not exist yet.
     /// `Ok(None)`: no key configured and no node key yet (this node never registered).
     pub fn key(&self, create: bool) -> Result<Option<u64>, Failure> {
-        if let Some(k) = self.configured_key {
+        if let Some(k) = self.configured_key.or(self.node_key) {
             return Ok(Some(k));
         }
         let path = self.conf_dir.join(NODE_KEY_FILE);
@@ -146,21 +160,19 @@ impl Settings {
     }
 }
 
-/// Reads the node key; `Ok(None)` when the file does not exist.
+/// Reads the node key; `Ok(None)` when the file does not exist. A link, a file others can
+/// write or one in such a directory is refused (exit 2).
 pub fn read_node_key(path: &Path) -> Result<Option<u64>, Failure> {
-    match fs::read_to_string(path) {
-        Ok(text) => parse_key(text.trim()).map(Some).map_err(|e| {
-            Failure::usage(format!(
-                "{}: {e}; delete the file to have a new key generated (only while no resource is in service on this node)",
-                path.display()
-            ))
-        }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(Failure::failed(format!(
-            "cannot read {}: {e}",
+    let Some(bytes) = trusted::read_file(path)? else {
+        return Ok(None);
+    };
+    let text = String::from_utf8_lossy(&bytes);
+    parse_key(text.trim()).map(Some).map_err(|e| {
+        Failure::usage(format!(
+            "{}: {e}; delete the file to have a new key generated (only while no resource is in service on this node)",
             path.display()
-        ))),
-    }
+        ))
+    })
 }
 
 /// A new random key: prefix "LK", then 48 random bits from `/dev/urandom`, never zero.
@@ -179,47 +191,36 @@ pub fn generate_key() -> Result<u64, Failure> {
 }
 
 /// Reads the node key, or creates it atomically (mode 0600, written to a temporary file,
-/// then linked into place so that two concurrent first runs agree on one key).
+/// then linked into place so that two concurrent first runs agree on one key). The directory
+/// is made (0755) if missing, and checked like everything a hook trusts.
 pub fn node_key_or_create(path: &Path) -> Result<u64, Failure> {
     if let Some(k) = read_node_key(path)? {
         return Ok(k);
     }
-    let dir = path.parent().unwrap_or(Path::new("."));
-    fs::create_dir_all(dir)
-        .map_err(|e| Failure::failed(format!("cannot create {}: {e}", dir.display())))?;
+    let (dir, name) = trusted::split(path)?;
+    let d = trusted::Dir::open(dir, Some(0o755))?
+        .ok_or_else(|| Failure::failed(format!("{}: vanished", dir.display())))?;
     let key = generate_key()?;
-    let tmp = dir.join(format!(".{NODE_KEY_FILE}.{}", std::process::id()));
-    let write = || -> std::io::Result<()> {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        f.write_all(format!("{}\n", fmt_key(key)).as_bytes())?;
-        f.sync_all()?;
-        Ok(())
-    };
-    let result = write().and_then(|()| fs::hard_link(&tmp, path));
-    let _ = fs::remove_file(&tmp);
-    match result {
-        Ok(()) => {
-            log::info!(
-                "generated this node's reservation key {} in {}",
-                fmt_key(key),
-                path.display()
-            );
-            Ok(key)
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            read_node_key(path)?.ok_or_else(|| {
-                Failure::failed(format!("{} vanished while being created", path.display()))
-            })
-        }
-        Err(e) => Err(Failure::failed(format!(
-            "cannot create the node key {}: {e}; check that the directory is writable by root",
+    let created = d
+        .create_new(name, format!("{}\n", fmt_key(key)).as_bytes(), 0o600)
+        .map_err(|f| {
+            Failure::new(
+                f.exit,
+                format!(
+                    "cannot create the node key: {f}; check that the directory is writable by root"
+                ),
+            )
+        })?;
+    if created {
+        log::info!(
+            "generated this node's reservation key {} in {}",
+            fmt_key(key),
             path.display()
-        ))),
+        );
+        return Ok(key);
     }
+    read_node_key(path)?
+        .ok_or_else(|| Failure::failed(format!("{} vanished while being created", path.display())))
 }
 
 #[cfg(test)]
@@ -262,6 +263,42 @@ mod tests {
             read_node_key(&path).unwrap_err().exit,
             lkh_common::Exit::Usage
         );
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    /// Whoever could write node.key could give this node the peer's key: a link, a
+    /// group-writable file or directory is refused (exit 2), a world-readable one accepted.
+    #[test]
+    fn node_key_others_could_steer_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode =
+            |p: &Path, m: u32| fs::set_permissions(p, fs::Permissions::from_mode(m)).unwrap();
+        let dir = std::env::temp_dir().join(format!("lkh-scsipr-keyperm-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        mode(&dir, 0o755);
+        let path = dir.join(NODE_KEY_FILE);
+        let peer = dir.join("peer.key");
+        fs::write(&peer, "0x4c4b000000000002\n").unwrap();
+        mode(&peer, 0o644);
+        std::os::unix::fs::symlink(&peer, &path).unwrap();
+        for f in [
+            read_node_key(&path).unwrap_err(),
+            node_key_or_create(&path).unwrap_err(),
+        ] {
+            assert_eq!(f.exit, lkh_common::Exit::Usage);
+            assert!(f.message.contains("symbolic link"), "{f}");
+        }
+        fs::remove_file(&path).unwrap();
+        fs::write(&path, "0x4c4b000000000001\n").unwrap();
+        mode(&path, 0o664);
+        let f = read_node_key(&path).unwrap_err();
+        assert!(f.message.contains("chmod go-w"), "{f}");
+        mode(&path, 0o644);
+        assert_eq!(read_node_key(&path).unwrap(), Some(0x4c4b000000000001));
+        mode(&dir, 0o1777);
+        let f = read_node_key(&path).unwrap_err();
+        assert!(f.message.contains("chmod 0755"), "{f}");
         let _ = fs::remove_dir_all(&dir);
     }
 }

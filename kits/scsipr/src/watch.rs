@@ -1,18 +1,47 @@
 //! `watch`: the lkscsid-like loop. Every FAILFASTTIMER seconds it reads the reservation of
 //! every resource this node has in service (see [`crate::state`]) and acts when another node
 //! took it: ON_FENCED=halt reboots this node at once through the kernel (logged first, no
-//! sync: a sync could block on the very disk we lost), event logs an error for LifeKeeper and
-//! stops watching the resource, none only logs. A reservation nobody holds while our key is
-//! still registered is taken again, as lkscsid re-reserves.
+//! sync: a sync could block on the very disk we lost), event logs an error (LifeKeeper's next
+//! quickCheck exits 3) and stops watching that resource while it keeps watching the others,
+//! none only warns and stops watching it. A reservation nobody holds while our key is still
+//! registered is taken again, as lkscsid re-reserves.
+//!
+//! Each tag is judged under its lock (`<run dir>/scsipr/<TAG>/lock`, the one the hook runner
+//! holds around every hook), so watch never judges a resource while one of its hooks runs,
+//! and a resource whose remove has started (its marker is cleared first) is not judged at all.
 
 use std::time::{Duration, Instant};
 
-use lkh_common::{Action, Exit, Failure, HookArgs, KitSpec, Outcome};
+use lkh_common::runstate::RunDir;
+use lkh_common::{Action, Deadline, Exit, Failure, HookArgs, KitSpec, Outcome, Tag};
 use log::{debug, error, info, warn};
 
 use crate::ops::{self, Held};
 use crate::settings::{OnFenced, Settings, fmt_key};
 use crate::state;
+
+/// How long watch waits for a hook of a tag to finish before it leaves that tag to its next
+/// cycle.
+const LOCK_WAIT: Duration = Duration::from_secs(1);
+
+/// What watch does once it found `tag` fenced (`reason` says how): per ON_FENCED, and the tag
+/// is marked fenced so it is not judged again until the next restore. Returns only if the
+/// node is still running (every policy but a successful halt).
+fn react(run: &RunDir, tag: &Tag, reason: &str, on_fenced: OnFenced) {
+    match on_fenced {
+        OnFenced::Halt => {
+            let f = halt(reason);
+            error!("{f}");
+        }
+        OnFenced::Event => error!(
+            "{reason}; ON_FENCED=event: LifeKeeper's next quickCheck reports it (exit 3); no longer watching {tag}, still watching the others"
+        ),
+        OnFenced::None => {
+            warn!("{reason}; ON_FENCED=none: no action; no longer watching {tag}")
+        }
+    }
+    state::mark_fenced(run, tag);
+}
 
 /// Reboots now. Only returns if the kernel refused.
 pub fn halt(reason: &str) -> Failure {
@@ -22,7 +51,8 @@ pub fn halt(reason: &str) -> Failure {
     // Also into the kernel log: it reaches the console synchronously, where a message still
     // in a pipe or syslog's queue would be lost with the reboot.
     if let Ok(mut k) = std::fs::OpenOptions::new().write(true).open("/dev/kmsg") {
-        let _ = std::io::Write::write_all(&mut k, format!("<2>lkh-scsipr: {msg}\n").as_bytes());
+        let line = format!("<2>lkh-scsipr: {}\n", lkh_common::logging::clean(&msg));
+        let _ = std::io::Write::write_all(&mut k, line.as_bytes());
     }
     match nix::sys::reboot::reboot(nix::sys::reboot::RebootMode::RB_AUTOBOOT) {
         Err(e) => Failure::fenced(format!(
@@ -34,12 +64,26 @@ pub fn halt(reason: &str) -> Failure {
 
 /// One pass over every watched resource; returns how many were found fenced, and the
 /// shortest FAILFASTTIMER among them.
-fn cycle(spec: &'static KitSpec) -> (usize, Option<Duration>) {
+fn cycle(spec: &'static KitSpec, run: &RunDir) -> (usize, Option<Duration>) {
     let mut fenced = 0;
     let mut interval: Option<Duration> = None;
-    for tag in state::watched() {
+    for tag in state::watched(run) {
+        let lock = run
+            .tag(&tag)
+            .and_then(|d| d.lock("watch", Deadline::after(LOCK_WAIT)));
+        let _lock = match lock {
+            Ok(l) => l,
+            Err(f) => {
+                debug!("{tag}: {f}; judged in the next cycle");
+                continue;
+            }
+        };
+        // a remove may have started (and cleared the marker) while we waited
+        if !state::is_watched(run, &tag) {
+            continue;
+        }
         let args = HookArgs {
-            tag: Some(tag.clone()),
+            tag: Some(tag.to_string()),
             ..HookArgs::default()
         };
         let ctx = match lkh_common::context(spec, Action::QuickCheck, &args) {
@@ -97,20 +141,7 @@ fn cycle(spec: &'static KitSpec) -> (usize, Option<Duration>) {
                 },
                 Err(f) if f.exit == Exit::Fenced => {
                     fenced += 1;
-                    let reason = format!("{tag}: {f}");
-                    match s.on_fenced {
-                        OnFenced::Halt => {
-                            let f = halt(&reason);
-                            error!("{f}");
-                        }
-                        OnFenced::Event => error!(
-                            "{reason}; ON_FENCED=event: LifeKeeper's quickCheck reports it; no longer watching {tag}"
-                        ),
-                        OnFenced::None => {
-                            warn!("{reason}; ON_FENCED=none: no action; no longer watching {tag}")
-                        }
-                    }
-                    state::mark_fenced(&tag);
+                    react(run, &tag, &format!("{tag}: {f}"), s.on_fenced);
                     break;
                 }
                 Err(f) => warn!("{tag}: {f}"),
@@ -133,13 +164,15 @@ pub fn watch(spec: &'static KitSpec, args: &[String]) -> Outcome {
             }
         }
     }
+    let run = state::run_dir();
     info!(
-        "watching the reservations listed in {}",
-        state::dir().display()
+        "watching the reservations marked in {}/<TAG>/{}",
+        run.path().display(),
+        state::MARKER
     );
     loop {
         let start = Instant::now();
-        let (fenced, interval) = cycle(spec);
+        let (fenced, interval) = cycle(spec, &run);
         if once {
             return if fenced > 0 {
                 Err(Failure::fenced(format!("{fenced} resource(s) fenced")))
@@ -149,5 +182,28 @@ pub fn watch(spec: &'static KitSpec, args: &[String]) -> Outcome {
         }
         let next = start + interval.unwrap_or(Duration::from_secs(5));
         std::thread::sleep(next.saturating_duration_since(Instant::now()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// ON_FENCED=event and none: logged, the tag is no longer watched, the others still are,
+    /// and watch goes on (react returns).
+    #[test]
+    fn event_and_none_stop_watching_only_the_fenced_tag() {
+        let root = std::env::temp_dir().join(format!("lkh-scsipr-watch-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let run = RunDir::at(&root, "scsipr");
+        let t = |s: &str| Tag::parse(s).unwrap();
+        for tag in ["db", "db.fenced", ".db"] {
+            state::mark_in(&run, tag, true);
+        }
+        react(&run, &t("db"), "db: held by another node", OnFenced::Event);
+        assert_eq!(state::watched(&run), [t(".db"), t("db.fenced")]);
+        react(&run, &t(".db"), ".db: held by another node", OnFenced::None);
+        assert_eq!(state::watched(&run), [t("db.fenced")]);
+        let _ = std::fs::remove_dir_all(&root);
     }
 }
