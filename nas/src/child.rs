@@ -7,10 +7,10 @@
 //! and answers "wedged" at once instead of forking another child, so
 //! repeated checks never pile up stuck processes.
 
+use std::ffi::CStr;
 use std::ffi::CString;
 use std::fmt;
 use std::io;
-use std::ffi::CStr;
 use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -178,7 +178,12 @@ pub fn umount_mount(m: &MountEntry, flags: libc::c_int, deadline: Instant) -> io
 /// The components of an absolute path, each one a name (never `.` or `..`).
 fn components(path: &Path) -> io::Result<Vec<CString>> {
     let bytes = path.as_os_str().as_bytes();
-    let bad = |why: &str| io::Error::new(io::ErrorKind::InvalidInput, format!("mount point {}: {why}", path.display()));
+    let bad = |why: &str| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("mount point {}: {why}", path.display()),
+        )
+    };
     if !bytes.starts_with(b"/") {
         return Err(bad("not an absolute path"));
     }

@@ -320,7 +320,10 @@ pub(crate) mod tests {
         assert_eq!(v[0].path.as_os_str().as_bytes(), b"/media/\xc9t\xe9");
         let esc = parse_bytes(b"71 44 0:43 / /m/\xff\\040x\\134 rw - tmpfs t rw\n").unwrap();
         assert_eq!(esc[0].path.as_os_str().as_bytes(), b"/m/\xff x\\");
-        assert!(find_at(&esc, "/m/\u{fffd} x\\").is_none(), "lossy text matches no mount");
+        assert!(
+            find_at(&esc, "/m/\u{fffd} x\\").is_none(),
+            "lossy text matches no mount"
+        );
         assert_eq!(find_at(&v, "/mnt/v3").unwrap().mount_id, 27);
         assert!(read_self().is_ok());
     }

@@ -353,7 +353,13 @@ pub fn unmount(mount_point: &str, deadline: Instant) -> Result<UnmountReport, Er
     let Some(mut root) = mountinfo::find_at(&entries, mount_point).cloned() else {
         return Ok(report);
     };
-    if clear(&mut root, mount_point, true, share(deadline, 4), &mut report)? {
+    if clear(
+        &mut root,
+        mount_point,
+        true,
+        share(deadline, 4),
+        &mut report,
+    )? {
         return Ok(report);
     }
     let holders = users::Target::of(&read_mounts()?, &root);
@@ -369,8 +375,8 @@ pub fn unmount(mount_point: &str, deadline: Instant) -> Result<UnmountReport, Er
         report.signalled = found;
     }
     // time kept for the last resort below
-    let reserve = (deadline.saturating_duration_since(Instant::now()) / 8)
-        .min(Duration::from_millis(500));
+    let reserve =
+        (deadline.saturating_duration_since(Instant::now()) / 8).min(Duration::from_millis(500));
     let soft = deadline.checked_sub(reserve).unwrap_or(deadline);
     if clear(&mut root, mount_point, false, soft, &mut report)? {
         return Ok(report);
@@ -424,7 +430,9 @@ mod tests {
         let name = "ops::tests::unmount_by_identity_is_not_steered_by_a_swapped_path";
         if std::env::var_os(INNER).is_none() {
             if !nix::unistd::geteuid().is_root() {
-                eprintln!("skipped: needs root for a private mount namespace (the VM test covers it)");
+                eprintln!(
+                    "skipped: needs root for a private mount namespace (the VM test covers it)"
+                );
                 return;
             }
             let out = Command::new("unshare")
@@ -464,13 +472,19 @@ mod tests {
         assert_eq!(r, ChildEnd::Done(Err(Errno::EXDEV)));
         assert!(mounted_at(format!("{d}/victim/efi").as_bytes()));
         let report = unmount(&format!("{d}/tree"), until).unwrap();
-        assert!(report.signalled.is_empty(), "nothing held it: nobody signalled");
+        assert!(
+            report.signalled.is_empty(),
+            "nothing held it: nobody signalled"
+        );
         assert!(!mounted_at(format!("{d}/tree").as_bytes()));
         assert!(!mounted_at(format!("{d}/tree/u2/efi").as_bytes()));
         let mut latin1 = format!("{d}/tree/").into_bytes();
         latin1.push(0xff);
         assert!(!mounted_at(&latin1));
-        assert!(mounted_at(format!("{d}/victim/efi").as_bytes()), "the victim was unmounted");
+        assert!(
+            mounted_at(format!("{d}/victim/efi").as_bytes()),
+            "the victim was unmounted"
+        );
         assert!(mounted_at(format!("{d}/victim").as_bytes()));
         assert!(
             report.removed.iter().all(|(_, m)| *m == Method::Normal),

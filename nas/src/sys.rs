@@ -270,7 +270,11 @@ fn umount_mount(
             libc::close(dir);
             dir = next;
         }
-        let t = libc::openat(dir, last.as_ptr(), libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC);
+        let t = libc::openat(
+            dir,
+            last.as_ptr(),
+            libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+        );
         if t < 0 {
             return errno_code();
         }

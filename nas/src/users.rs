@@ -521,7 +521,10 @@ mod tests {
 
     #[test]
     fn fdinfo_mount_id() {
-        assert_eq!(fdinfo_mount("pos:\t0\nflags:\t02\nmnt_id:\t27\nino:\t5\n"), Some(27));
+        assert_eq!(
+            fdinfo_mount("pos:\t0\nflags:\t02\nmnt_id:\t27\nino:\t5\n"),
+            Some(27)
+        );
         assert_eq!(fdinfo_mount("pos:\t0\n"), None);
     }
 
@@ -646,7 +649,11 @@ mod tests {
             Instant::now() + Duration::from_millis(200),
         );
         assert!(left.is_empty());
-        assert_eq!(crate::child::start_time(pid), Some(start), "the process was signalled");
+        assert_eq!(
+            crate::child::start_time(pid),
+            Some(start),
+            "the process was signalled"
+        );
         // ended and reaped: the pinned directory answers nothing, nothing is signalled
         users[0].start = start;
         let _ = child.kill();
@@ -687,7 +694,11 @@ mod tests {
             .spawn()
             .unwrap();
         let users = only(find(&target_of(&dir)), child.id() as i32);
-        assert!(users[0].how.contains(&"cwd".to_string()), "{:?}", users[0].how);
+        assert!(
+            users[0].how.contains(&"cwd".to_string()),
+            "{:?}",
+            users[0].how
+        );
         assert!(describe(&users).contains(&format!("{} (sleep: cwd", child.id())));
         let left = terminate(
             &users,

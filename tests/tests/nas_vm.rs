@@ -133,7 +133,11 @@ fn nas_remove_log_is_not_forged_by_a_process_name() {
     let Some(out) = vm::run_or_skip(&vm) else {
         return;
     };
-    out.assert_passed(&["remove-forge", "forge-holder-ended", "remove-log-not-forged"]);
+    out.assert_passed(&[
+        "remove-forge",
+        "forge-holder-ended",
+        "remove-log-not-forged",
+    ]);
     assert!(
         out.checks
             .iter()

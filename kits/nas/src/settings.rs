@@ -190,14 +190,9 @@ pub fn load_with(ctx: &HookCtx, how: Resolve) -> Result<Settings, Failure> {
             .and_then(|a| a.parse().ok())
             .unwrap_or(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)))
     });
-    let cfg = NfsConfig::new(
-        ip,
-        &export,
-        &mount_point,
-        version,
-        options,
-    )
-    .map_err(|e| Failure::usage(format!("{e} (resource file {})", ctx.conf_file().display())))?;
+    let cfg = NfsConfig::new(ip, &export, &mount_point, version, options).map_err(|e| {
+        Failure::usage(format!("{e} (resource file {})", ctx.conf_file().display()))
+    })?;
     let end = ctx.deadline.instant();
     let deadline = end
         .checked_sub(margin(ctx.deadline.budget()))
