@@ -7,10 +7,12 @@
 //! and answers "wedged" at once instead of forking another child, so
 //! repeated checks never pile up stuck processes.
 
+use std::ffi::CStr;
 use std::ffi::CString;
 use std::fmt;
 use std::io;
 use std::os::fd::AsFd;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
@@ -21,6 +23,7 @@ use nix::sys::signal::{Signal, kill};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 
+use crate::mountinfo::MountEntry;
 use crate::sys::{self, ChildOp};
 
 /// How a bounded child ended.
@@ -138,10 +141,60 @@ pub fn mount(
     )
 }
 
-/// `umount2(2)` in a child, bounded by `deadline`.
+/// `umount2(2)` of a path as given, in a child, bounded by `deadline`.
 pub fn umount(target: &str, flags: libc::c_int, deadline: Instant) -> io::Result<ChildEnd> {
     let t = cstr("target", target)?;
     run(&ChildOp::Umount { target: &t, flags }, deadline)
+}
+
+/// `umount2(2)` of the mount `m` and no other, in a child bounded by
+/// `deadline`: its path (the exact bytes of mountinfo) is walked from `/`
+/// refusing every symbolic link, the mount found there must carry `m`'s mount
+/// id, and the unmount is done relative to the pinned directory above it with
+/// `UMOUNT_NOFOLLOW`. Ends with `EXDEV` when the path now leads to another
+/// mount, `ENOTDIR`/`ELOOP`/`ENOENT` when it no longer leads anywhere: a path
+/// a local user renamed or replaced by a link never steers the unmount.
+pub fn umount_mount(m: &MountEntry, flags: libc::c_int, deadline: Instant) -> io::Result<ChildEnd> {
+    let comps = components(&m.path)?;
+    let Some((last, parents)) = comps.split_last() else {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "the root directory is never unmounted here",
+        ));
+    };
+    let parents: Vec<&CStr> = parents.iter().map(CString::as_c_str).collect();
+    run(
+        &ChildOp::UmountMount {
+            parents: &parents,
+            last,
+            mnt_id: u64::from(m.mount_id),
+            dev: (m.major, m.minor),
+            flags,
+        },
+        deadline,
+    )
+}
+
+/// The components of an absolute path, each one a name (never `.` or `..`).
+fn components(path: &Path) -> io::Result<Vec<CString>> {
+    let bytes = path.as_os_str().as_bytes();
+    let bad = |why: &str| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("mount point {}: {why}", path.display()),
+        )
+    };
+    if !bytes.starts_with(b"/") {
+        return Err(bad("not an absolute path"));
+    }
+    bytes
+        .split(|b| *b == b'/')
+        .filter(|c| !c.is_empty())
+        .map(|c| match c {
+            b"." | b".." => Err(bad("has a . or .. component")),
+            _ => CString::new(c).map_err(|_| bad("contains a NUL byte")),
+        })
+        .collect()
 }
 
 /// What IO_CHECK does.

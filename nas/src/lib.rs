@@ -9,8 +9,10 @@
 //!   NULL/GETATTR for v3; NFS NULL and COMPOUND for v4) with one deadline;
 //! - [`child`] runs the calls that do touch the mount (`stat`, `mount(2)`,
 //!   `umount2(2)`) in forked children abandoned at their deadline;
-//! - [`users`] finds the processes holding a mount by reading `/proc` links;
-//! - [`ops`] combines them into bounded mount and unmount;
+//! - [`users`] finds the processes holding a mount through pinned `/proc`
+//!   directories, by mount namespace and mount id;
+//! - [`ops`] combines them into bounded mount and unmount (each unmount aimed
+//!   at one mount by identity, never steered by a path a user can change);
 //! - [`options`] validates the configuration and builds the kernel's text
 //!   options (there is no `mount.nfs` in the loop).
 //!

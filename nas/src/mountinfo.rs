@@ -6,7 +6,10 @@
 //! `hard`. Everything the kit decides about "is it mounted, from where, with
 //! which options" comes from here, never from `stat()` on the mount point.
 
+use std::ffi::OsString;
 use std::fmt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::PathBuf;
 
 /// One line of mountinfo.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,7 +21,9 @@ pub struct MountEntry {
     pub minor: u32,
     /// Root of the mount within its file system (decoded).
     pub root: String,
-    /// Mount point (decoded).
+    /// Mount point, decoded to the exact bytes of the kernel's path: what unmount uses.
+    pub path: PathBuf,
+    /// The same for messages (a byte that is not UTF-8 shows as U+FFFD).
     pub mount_point: String,
     /// Per-mount options (`rw`, `nosuid`, `relatime`, ...), in kernel order.
     pub mount_options: Vec<MountOption>,
@@ -78,7 +83,11 @@ impl MountEntry {
 /// Decode the kernel's `\ooo` octal escapes. Anything that is not a valid
 /// three-digit escape is kept as is.
 pub fn unescape(s: &str) -> String {
-    let b = s.as_bytes();
+    String::from_utf8_lossy(&unescape_bytes(s.as_bytes())).into_owned()
+}
+
+/// [`unescape`] to the exact bytes.
+pub fn unescape_bytes(b: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
@@ -98,7 +107,11 @@ pub fn unescape(s: &str) -> String {
         out.push(b[i]);
         i += 1;
     }
-    String::from_utf8_lossy(&out).into_owned()
+    out
+}
+
+fn lossy(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
 }
 
 fn parse_options(s: &str) -> Vec<MountOption> {
@@ -124,14 +137,21 @@ fn parse_dev(s: &str) -> Option<(u32, u32)> {
 
 /// Parse one mountinfo line (`lineno` only labels errors).
 pub fn parse_line(line: &str, lineno: usize) -> Result<MountEntry, ParseError> {
+    parse_line_bytes(line.as_bytes(), lineno)
+}
+
+/// [`parse_line`] on the kernel's bytes: the mount point keeps them exactly
+/// (`path`); the other fields are text (a byte that is not UTF-8 shows as U+FFFD).
+pub fn parse_line_bytes(line: &[u8], lineno: usize) -> Result<MountEntry, ParseError> {
     let err = |reason: &str| ParseError {
         line: lineno,
         reason: reason.to_string(),
     };
-    let fields: Vec<&str> = line.split(' ').collect();
+    let fields: Vec<&[u8]> = line.split(|b| *b == b' ').collect();
+    let text = |i: usize| fields.get(i).map(|f| lossy(f)).unwrap_or_default();
     let sep = fields
         .iter()
-        .position(|f| *f == "-")
+        .position(|f| *f == b"-")
         .ok_or_else(|| err("no \" - \" separator"))?;
     if sep < 6 {
         return Err(err("fewer than 6 fields before the separator"));
@@ -139,46 +159,48 @@ pub fn parse_line(line: &str, lineno: usize) -> Result<MountEntry, ParseError> {
     if fields.len() < sep + 3 {
         return Err(err("fewer than 3 fields after the separator"));
     }
-    let mount_id = fields[0]
+    let mount_id = text(0)
         .parse()
         .map_err(|_| err("mount id is not a number"))?;
-    let parent_id = fields[1]
+    let parent_id = text(1)
         .parse()
         .map_err(|_| err("parent id is not a number"))?;
-    let (major, minor) = parse_dev(fields[2]).ok_or_else(|| err("bad major:minor"))?;
+    let (major, minor) = parse_dev(&text(2)).ok_or_else(|| err("bad major:minor"))?;
+    let path = fields.get(4).map(|f| unescape_bytes(f)).unwrap_or_default();
     Ok(MountEntry {
         mount_id,
         parent_id,
         major,
         minor,
-        root: unescape(fields[3]),
-        mount_point: unescape(fields[4]),
-        mount_options: parse_options(fields[5]),
-        optional: fields[6..sep].iter().map(|s| s.to_string()).collect(),
-        fstype: fields[sep + 1].to_string(),
-        source: unescape(fields[sep + 2]),
+        root: lossy(&unescape_bytes(fields[3])),
+        mount_point: lossy(&path),
+        path: PathBuf::from(OsString::from_vec(path)),
+        mount_options: parse_options(&text(5)),
+        optional: (6..sep).map(text).collect(),
+        fstype: text(sep + 1),
+        source: lossy(&unescape_bytes(fields[sep + 2])),
         super_options: fields
             .get(sep + 3)
-            .map(|s| parse_options(s))
+            .map(|s| parse_options(&lossy(s)))
             .unwrap_or_default(),
     })
 }
 
 /// Parse a whole mountinfo text; blank lines are skipped.
 pub fn parse(text: &str) -> Result<Vec<MountEntry>, ParseError> {
-    text.lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| parse_line(l, i + 1))
-        .collect()
+    parse_bytes(text.as_bytes())
 }
 
 /// Parse mountinfo as read from the kernel. The kernel escapes only space, tab,
 /// newline and backslash: any other byte of a path or source (a name in a
-/// non-UTF-8 encoding, anywhere on the system) comes through raw, so the text
-/// is decoded lossily rather than refused.
+/// non-UTF-8 encoding, anywhere on the system) comes through raw; mount points
+/// keep those bytes exactly.
 pub fn parse_bytes(raw: &[u8]) -> Result<Vec<MountEntry>, ParseError> {
-    parse(&String::from_utf8_lossy(raw))
+    raw.split(|b| *b == b'\n')
+        .enumerate()
+        .filter(|(_, l)| !l.iter().all(u8::is_ascii_whitespace))
+        .map(|(i, l)| parse_line_bytes(l.strip_suffix(b"\r").unwrap_or(l), i + 1))
+        .collect()
 }
 
 /// Read and parse `/proc/self/mountinfo`.
@@ -194,7 +216,10 @@ pub fn read_self() -> std::io::Result<Vec<MountEntry>> {
 /// The mount visible at `mount_point`: when several are stacked there, the
 /// last one in the file is the one on top.
 pub fn find_at<'a>(entries: &'a [MountEntry], mount_point: &str) -> Option<&'a MountEntry> {
-    entries.iter().rev().find(|e| e.mount_point == mount_point)
+    entries
+        .iter()
+        .rev()
+        .find(|e| e.path.as_os_str().as_bytes() == mount_point.as_bytes())
 }
 
 /// `root` and every mount stacked on it or mounted inside it (its descendants
@@ -207,7 +232,7 @@ pub fn find_at<'a>(entries: &'a [MountEntry], mount_point: &str) -> Option<&'a M
 pub fn tree<'a>(entries: &'a [MountEntry], root: &MountEntry) -> Vec<&'a MountEntry> {
     let Some(top) = entries.iter().position(|e| {
         e.mount_id == root.mount_id
-            && e.mount_point == root.mount_point
+            && e.path == root.path
             && (e.major, e.minor) == (root.major, root.minor)
     }) else {
         return Vec::new();
@@ -291,6 +316,14 @@ pub(crate) mod tests {
         let v = parse_bytes(&raw).unwrap();
         assert_eq!(v.len(), 3);
         assert!(v[0].mount_point.starts_with("/media/"));
+        // the exact bytes, escapes decoded to bytes too, for unmount
+        assert_eq!(v[0].path.as_os_str().as_bytes(), b"/media/\xc9t\xe9");
+        let esc = parse_bytes(b"71 44 0:43 / /m/\xff\\040x\\134 rw - tmpfs t rw\n").unwrap();
+        assert_eq!(esc[0].path.as_os_str().as_bytes(), b"/m/\xff x\\");
+        assert!(
+            find_at(&esc, "/m/\u{fffd} x\\").is_none(),
+            "lossy text matches no mount"
+        );
         assert_eq!(find_at(&v, "/mnt/v3").unwrap().mount_id, 27);
         assert!(read_self().is_ok());
     }

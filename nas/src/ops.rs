@@ -1,10 +1,12 @@
 //! Mount and unmount, bounded in time.
 //!
 //! `mount(2)` runs in a child (the kernel's v3 MOUNT call or v4 session setup
-//! can block on a hung server). Unmount follows the usual escalation —
-//! processes TERM, then KILL; `umount`; `umount -f` (which also aborts the
-//! mount's pending RPCs, releasing processes stuck on it); lazy detach as the
-//! last resort — each step in a child with its share of the deadline.
+//! can block on a hung server). Unmount tries a plain `umount` first and
+//! signals nobody when that works; only a busy mount gets the usual
+//! escalation — holders named in the log, TERM, then KILL; `umount`;
+//! `umount -f` (which also aborts the mount's pending RPCs, releasing
+//! processes stuck on it); lazy detach as the last resort — each step in a
+//! child with its share of the deadline, each aimed at one mount by identity.
 
 use std::time::{Duration, Instant};
 
@@ -156,7 +158,8 @@ pub enum Method {
 /// What `unmount` did.
 #[derive(Debug, Clone, Default)]
 pub struct UnmountReport {
-    /// Processes that held the mount and were signalled.
+    /// Processes that held the mount and were signalled (none when a plain
+    /// unmount succeeded).
     pub signalled: Vec<User>,
     /// Pids still alive after TERM and KILL (stuck in the kernel).
     pub survivors: Vec<i32>,
@@ -164,22 +167,42 @@ pub struct UnmountReport {
     pub removed: Vec<(String, Method)>,
 }
 
-fn umount_step(target: &str, flags: libc::c_int, until: Instant) -> Result<bool, Error> {
-    match child::umount(target, flags, until) {
-        Ok(ChildEnd::Done(Ok(()))) => Ok(true),
-        // EINVAL: no longer a mount point (someone else removed it)
-        Ok(ChildEnd::Done(Err(Errno::EINVAL))) | Ok(ChildEnd::Done(Err(Errno::ENOENT))) => Ok(true),
+/// How one `umount2` of one mount ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    Done,
+    /// The mount's path no longer leads to it (renamed, replaced by a link,
+    /// unmounted by someone else): nothing was unmounted.
+    Elsewhere,
+    /// Busy, refused, or no answer in time.
+    Failed,
+}
+
+fn umount_step(target: &MountEntry, flags: libc::c_int, until: Instant) -> Result<Step, Error> {
+    let mp = &target.mount_point;
+    match child::umount_mount(target, flags, until) {
+        Ok(ChildEnd::Done(Ok(()))) => Ok(Step::Done),
+        Ok(ChildEnd::Done(Err(
+            e @ (Errno::EXDEV | Errno::ENOENT | Errno::ENOTDIR | Errno::ELOOP | Errno::EINVAL),
+        ))) => {
+            log::debug!(
+                "umount2 of mount {} ({mp}, {flags:#x}): {}: its path leads elsewhere now",
+                target.mount_id,
+                e.desc()
+            );
+            Ok(Step::Elsewhere)
+        }
         Ok(ChildEnd::Done(Err(e))) => {
-            log::debug!("umount2({target}, {flags:#x}): {}", e.desc());
-            Ok(false)
+            log::debug!("umount2({mp}, {flags:#x}): {}", e.desc());
+            Ok(Step::Failed)
         }
         Ok(ChildEnd::TimedOutKilled) | Ok(ChildEnd::Stuck(_)) => {
-            log::debug!("umount2({target}, {flags:#x}) did not return in time");
-            Ok(false)
+            log::debug!("umount2({mp}, {flags:#x}) did not return in time");
+            Ok(Step::Failed)
         }
         Err(e) => Err(Error::new(
             ErrorKind::Failed,
-            format!("cannot start umount of {target}: {e}"),
+            format!("cannot start umount of {mp}: {e}"),
         )),
     }
 }
@@ -189,35 +212,58 @@ fn share(deadline: Instant, parts: u32) -> Instant {
     Instant::now() + left / parts.max(1)
 }
 
-/// One mount point through the escalation: umount, forced umount (after which
-/// users stuck on the mount may be gone: they are ended again), umount, lazy
-/// detach. `None` when every step failed.
+/// How one mount went through [`escalate`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Escalation {
+    Removed(Method),
+    /// Its path leads elsewhere now: look it up again.
+    Moved,
+    /// Every step failed.
+    Stuck,
+}
+
+/// One mount: a plain umount; unless `plain_only`, then forced umount (after
+/// which users stuck on the mount may be gone: they are ended again), umount,
+/// lazy detach.
 fn escalate(
-    target: &str,
-    mount_point: &str,
-    dev: Option<(u32, u32)>,
+    target: &MountEntry,
+    holders: &users::Target,
+    plain_only: bool,
     deadline: Instant,
     report: &mut UnmountReport,
-) -> Result<Option<Method>, Error> {
-    if umount_step(target, 0, share(deadline, 4))? {
-        return Ok(Some(Method::Normal));
-    }
-    if umount_step(target, libc::MNT_FORCE, share(deadline, 3))? {
-        return Ok(Some(Method::Forced));
-    }
-    // MNT_FORCE aborted the mount's RPCs: stuck users may be gone now
-    if let Some(again) = users::find_within(mount_point, dev, share(deadline, 4))
-        && !again.is_empty()
-    {
-        report.survivors = users::terminate(&again, Duration::from_millis(200), share(deadline, 3));
-    }
-    if umount_step(target, 0, share(deadline, 3))? {
-        Ok(Some(Method::Forced))
-    } else if umount_step(target, libc::MNT_DETACH, deadline)? {
-        Ok(Some(Method::Lazy))
+) -> Result<Escalation, Error> {
+    let steps: &[(libc::c_int, Method, u32)] = if plain_only {
+        &[(0, Method::Normal, 1)]
     } else {
-        Ok(None)
+        &[
+            (0, Method::Normal, 4),
+            (libc::MNT_FORCE, Method::Forced, 3),
+            (0, Method::Forced, 3),
+            (libc::MNT_DETACH, Method::Lazy, 1),
+        ]
+    };
+    for (i, &(flags, method, parts)) in steps.iter().enumerate() {
+        if i == 2 {
+            // MNT_FORCE aborted the mount's RPCs: stuck users may be gone now
+            if let Some(again) = users::find_within(holders, share(deadline, 4))
+                && !again.is_empty()
+            {
+                log::warn!(
+                    "{} is still busy after a forced unmount; ending {}",
+                    target.mount_point,
+                    users::describe(&again)
+                );
+                report.survivors =
+                    users::terminate(&again, Duration::from_millis(200), share(deadline, 3));
+            }
+        }
+        match umount_step(target, flags, share(deadline, parts))? {
+            Step::Done => return Ok(Escalation::Removed(method)),
+            Step::Elsewhere => return Ok(Escalation::Moved),
+            Step::Failed => {}
+        }
     }
+    Ok(Escalation::Stuck)
 }
 
 /// The mount still to remove: `root` while mountinfo shows it, else a copy of
@@ -236,65 +282,114 @@ fn remaining_root(
         .cloned()
 }
 
+/// Unmount every mount of `root`'s tree (and the copies it covered), deepest
+/// first, each through [`escalate`], until `deadline`. True when nothing is
+/// left. A mount whose path was changed under us is looked up again a few
+/// times (mountinfo shows the new path), then left to the caller.
+fn clear(
+    root: &mut MountEntry,
+    mount_point: &str,
+    plain_only: bool,
+    deadline: Instant,
+    report: &mut UnmountReport,
+) -> Result<bool, Error> {
+    let mut moved = 0;
+    // each mount is attempted a bounded number of times (bounded by the tree's size)
+    for _ in 0..64 {
+        let entries = read_mounts()?;
+        let Some(next) = remaining_root(&entries, mount_point, root) else {
+            return Ok(true);
+        };
+        *root = next;
+        let Some(target) = mountinfo::tree(&entries, root)
+            .first()
+            .map(|e| (*e).clone())
+        else {
+            return Ok(true);
+        };
+        if Instant::now() >= deadline {
+            return Ok(false);
+        }
+        let holders = users::Target::of(&entries, root);
+        let how = escalate(&target, &holders, plain_only, deadline, report)?;
+        let gone = !mountinfo::tree(&read_mounts()?, root)
+            .iter()
+            .any(|e| e.mount_id == target.mount_id);
+        match how {
+            Escalation::Removed(m) if gone => {
+                log::debug!("unmounted {} ({m:?})", target.mount_point);
+                report.removed.push((target.mount_point, m));
+            }
+            _ if gone => {}
+            Escalation::Moved if moved < 3 => moved += 1,
+            _ => {
+                log::debug!(
+                    "{} (mount {}) is still mounted after {how:?}",
+                    target.mount_point,
+                    target.mount_id
+                );
+                return Ok(false);
+            }
+        }
+    }
+    Ok(false)
+}
+
 /// Unmount the mount at `mount_point` and everything stacked on it or mounted
-/// inside it, within `deadline`: end the processes using it, then umount,
-/// forced umount, lazy detach; then the same for copies of it it covered.
-/// Other mounts that only lie below the path (mounted there before this one
-/// covered them) are left alone. Nothing mounted there is success (idempotent).
+/// inside it, within `deadline`. First a plain unmount, deepest mount first,
+/// signalling nobody; only if that leaves something mounted, the processes
+/// holding the mounts are named in the log and ended (TERM, then KILL), and
+/// each mount goes through umount, forced umount, umount, lazy detach; when a
+/// mount inside still cannot be reached by its path, the root is detached
+/// lazily with everything on it in one step. Then the same for copies of it
+/// it covered. Every mount is unmounted by identity (see
+/// [`child::umount_mount`]): no path a local user can change steers an
+/// unmount outside the tree. Other mounts that only lie below the path
+/// (mounted there before this one covered them) are left alone. Nothing
+/// mounted there is success (idempotent).
 pub fn unmount(mount_point: &str, deadline: Instant) -> Result<UnmountReport, Error> {
     let mut report = UnmountReport::default();
-    let mut entries = read_mounts()?;
-    let Some(root) = mountinfo::find_at(&entries, mount_point).cloned() else {
+    let entries = read_mounts()?;
+    let Some(mut root) = mountinfo::find_at(&entries, mount_point).cloned() else {
         return Ok(report);
     };
-    // The device number identifies the mount's files in /proc/PID/maps, unless the
-    // superblock is shared with another mount (the same export mounted twice).
-    let dev = Some((root.major, root.minor))
-        .filter(|d| entries.iter().filter(|e| (e.major, e.minor) == *d).count() == 1);
-    let found = users::find_within(mount_point, dev, share(deadline, 4)).unwrap_or_default();
+    if clear(
+        &mut root,
+        mount_point,
+        true,
+        share(deadline, 4),
+        &mut report,
+    )? {
+        return Ok(report);
+    }
+    let holders = users::Target::of(&read_mounts()?, &root);
+    let found = users::find_within(&holders, share(deadline, 4)).unwrap_or_default();
     if !found.is_empty() {
+        log::warn!(
+            "{mount_point} is busy; ending the processes holding it: {}",
+            users::describe(&found)
+        );
         let grace =
             Duration::from_secs(5).min(deadline.saturating_duration_since(Instant::now()) / 4);
         report.survivors = users::terminate(&found, grace, share(deadline, 3));
         report.signalled = found;
     }
-    // Children before parents; each mount is attempted once (bounded by the tree's size).
-    let mut root = root;
-    for _ in 0..16 {
-        let Some(next) = remaining_root(&entries, mount_point, &root) else {
-            return Ok(report);
-        };
-        root = next;
-        let Some(target) = mountinfo::tree(&entries, &root)
-            .first()
-            .map(|e| (*e).clone())
-        else {
-            return Ok(report);
-        };
-        if Instant::now() >= deadline {
-            break;
-        }
-        let Some(method) = escalate(&target.mount_point, mount_point, dev, deadline, &mut report)?
-        else {
-            break;
-        };
-        entries = read_mounts()?;
-        if mountinfo::tree(&entries, &root)
-            .iter()
-            .any(|e| e.mount_id == target.mount_id)
-        {
-            // umount2 of the path reached another mount (EINVAL): this one is hidden
-            log::debug!(
-                "{} (mount {}) is still mounted after {method:?} umount",
-                target.mount_point,
-                target.mount_id
-            );
-            break;
-        }
-        log::debug!("unmounted {} ({method:?})", target.mount_point);
-        report.removed.push((target.mount_point, method));
+    // time kept for the last resort below
+    let reserve =
+        (deadline.saturating_duration_since(Instant::now()) / 8).min(Duration::from_millis(500));
+    let soft = deadline.checked_sub(reserve).unwrap_or(deadline);
+    if clear(&mut root, mount_point, false, soft, &mut report)? {
+        return Ok(report);
     }
-    if remaining_root(&read_mounts()?, mount_point, &root).is_none() {
+    if let Some(left) = remaining_root(&read_mounts()?, mount_point, &root) {
+        log::debug!("detaching {mount_point} with everything mounted on it");
+        if umount_step(&left, libc::MNT_DETACH, deadline)? == Step::Done
+            && remaining_root(&read_mounts()?, mount_point, &left).is_none()
+        {
+            report.removed.push((left.mount_point, Method::Lazy));
+            return Ok(report);
+        }
+    } else {
         return Ok(report);
     }
     Err(Error::new(
@@ -304,4 +399,98 @@ pub fn unmount(mount_point: &str, deadline: Instant) -> Result<UnmountReport, Er
             report.survivors.len()
         ),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::ffi::OsStrExt;
+    use std::process::Command;
+
+    fn sh(cmd: &str) {
+        let st = Command::new("sh").args(["-c", cmd]).status().unwrap();
+        assert!(st.success(), "{cmd}");
+    }
+
+    fn mounted_at(path: &[u8]) -> bool {
+        mountinfo::read_self()
+            .unwrap()
+            .iter()
+            .any(|e| e.path.as_os_str().as_bytes() == path)
+    }
+
+    /// Runs itself again as root in a private mount namespace (`unshare -m`): a tmpfs tree
+    /// stands in for the NFS mount, with a submount at `u/efi` and one with a non-UTF-8 name.
+    /// After mountinfo was read, `u` is renamed and replaced by a link to a victim directory
+    /// that has its own `efi` mount: the stale path leads to the victim, which is refused;
+    /// unmount then takes the whole tree (the renamed submount included) and the victim stays.
+    #[test]
+    fn unmount_by_identity_is_not_steered_by_a_swapped_path() {
+        const INNER: &str = "NAS_TEST_UNMOUNT_SWAP";
+        let name = "ops::tests::unmount_by_identity_is_not_steered_by_a_swapped_path";
+        if std::env::var_os(INNER).is_none() {
+            if !nix::unistd::geteuid().is_root() {
+                eprintln!(
+                    "skipped: needs root for a private mount namespace (the VM test covers it)"
+                );
+                return;
+            }
+            let out = Command::new("unshare")
+                .args(["-m", "--propagation", "private"])
+                .arg(std::env::current_exe().unwrap())
+                .args([name, "--exact", "--nocapture", "--test-threads=1"])
+                .env(INNER, "1")
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr);
+            assert!(out.status.success() && text.contains("1 passed"), "{text}");
+            return;
+        }
+        let d = std::env::temp_dir().join(format!("nas-swap-{}", std::process::id()));
+        let d = d.to_str().unwrap();
+        sh(&format!(
+            "mkdir -p {d}/tree {d}/victim && mount -t tmpfs victim {d}/victim && mkdir {d}/victim/efi && mount -t tmpfs victim-efi {d}/victim/efi && mount -t tmpfs tree {d}/tree && mkdir -p {d}/tree/u/efi {d}/tree/$(printf '\\377') && mount -t tmpfs user-efi {d}/tree/u/efi && mount -t tmpfs latin1 {d}/tree/$(printf '\\377')"
+        ));
+        let entries = mountinfo::read_self().unwrap();
+        let efi = mountinfo::find_at(&entries, &format!("{d}/tree/u/efi"))
+            .unwrap()
+            .clone();
+        sh(&format!(
+            "mv {d}/tree/u {d}/tree/u2 && ln -s {d}/victim {d}/tree/u"
+        ));
+        let until = Instant::now() + Duration::from_secs(5);
+        let r = child::umount_mount(&efi, 0, until).unwrap();
+        assert!(
+            matches!(r, ChildEnd::Done(Err(Errno::ENOTDIR | Errno::ELOOP))),
+            "{r:?}"
+        );
+        // the same path with the link followed by hand: another mount, refused by its id
+        let mut elsewhere = efi.clone();
+        elsewhere.path = format!("{d}/victim/efi").into();
+        let r = child::umount_mount(&elsewhere, libc::MNT_DETACH, until).unwrap();
+        assert_eq!(r, ChildEnd::Done(Err(Errno::EXDEV)));
+        assert!(mounted_at(format!("{d}/victim/efi").as_bytes()));
+        let report = unmount(&format!("{d}/tree"), until).unwrap();
+        assert!(
+            report.signalled.is_empty(),
+            "nothing held it: nobody signalled"
+        );
+        assert!(!mounted_at(format!("{d}/tree").as_bytes()));
+        assert!(!mounted_at(format!("{d}/tree/u2/efi").as_bytes()));
+        let mut latin1 = format!("{d}/tree/").into_bytes();
+        latin1.push(0xff);
+        assert!(!mounted_at(&latin1));
+        assert!(
+            mounted_at(format!("{d}/victim/efi").as_bytes()),
+            "the victim was unmounted"
+        );
+        assert!(mounted_at(format!("{d}/victim").as_bytes()));
+        assert!(
+            report.removed.iter().all(|(_, m)| *m == Method::Normal),
+            "{:?}",
+            report.removed
+        );
+        sh(&format!("umount {d}/victim/efi {d}/victim && rm -r {d}"));
+    }
 }

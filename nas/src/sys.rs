@@ -1,7 +1,9 @@
 //! Every `unsafe` block of the crate: `fork(2)` for the throw-away children
 //! that touch the NFS mount, the raw system calls those children make,
-//! `pidfd_open(2)`, which lets the parent sleep until a child ends, and
-//! `poll(2)` on the raw descriptors the probe executor waits for.
+//! `pidfd_open(2)`, which lets the parent sleep until a child ends,
+//! `pidfd_send_signal(2)` on a pinned `/proc/PID` directory, `statx(2)` for
+//! the mount a path is on, and `poll(2)` on the raw descriptors the probe
+//! executor waits for.
 //!
 //! Why children: a system call on a `hard` NFS mount whose server is gone
 //! blocks in the kernel until the server comes back. A thread stuck that way
@@ -15,7 +17,7 @@
 
 use std::ffi::CStr;
 use std::io;
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 use nix::unistd::Pid;
 
@@ -33,12 +35,31 @@ pub(crate) enum ChildOp<'a> {
         flags: libc::c_ulong,
         data: &'a CStr,
     },
-    /// `umount2(2)`.
+    /// `umount2(2)` of a path as given (tests and callers without a mountinfo entry).
     Umount {
         target: &'a CStr,
         flags: libc::c_int,
     },
+    /// `umount2(2)` of one mount named by identity: walk from `/` through
+    /// `parents` refusing every symbolic link, open `last` in the directory
+    /// reached without following it, check that it is the root of mount `mnt_id`
+    /// (kernels before 5.8 report no mount id: device `dev` then), and unmount
+    /// `last` relative to that pinned directory with `UMOUNT_NOFOLLOW`. A path
+    /// that leads elsewhere ends with `EXDEV` and nothing is unmounted.
+    UmountMount {
+        parents: &'a [&'a CStr],
+        last: &'a CStr,
+        mnt_id: u64,
+        dev: (u32, u32),
+        flags: libc::c_int,
+    },
 }
+
+/// Linux UAPI values the libc crate does not carry for every target.
+const STATX_MNT_ID: u32 = 0x1000;
+const AT_STATX_DONT_SYNC: libc::c_int = 0x4000;
+const AT_NO_AUTOMOUNT: libc::c_int = 0x800;
+const UMOUNT_NOFOLLOW: libc::c_int = 8;
 
 /// Fork a child that performs `op` and exits with 0 on success or the errno
 /// (clamped to 1..=255) of the first failing call.
@@ -61,6 +82,7 @@ pub(crate) fn spawn(op: &ChildOp<'_>) -> io::Result<Pid> {
         return Err(io::Error::last_os_error());
     }
     if pid == 0 {
+        detach_descriptors();
         let code = run_child(op);
         // SAFETY: `_exit` is async-signal-safe and never returns.
         unsafe { libc::_exit(code) };
@@ -96,6 +118,82 @@ pub(crate) fn pidfd_open(pid: Pid) -> io::Result<OwnedFd> {
     let fd = libc::c_int::try_from(fd).map_err(|_| io::Error::other("pidfd out of range"))?;
     // SAFETY: the kernel just returned this descriptor to us; nothing else owns it.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// `pidfd_send_signal(2)` on a pidfd or a `/proc/PID` directory descriptor:
+/// the signal reaches that process or none (`ESRCH` once it has ended, even if
+/// its pid is in use again). `ENOSYS` before Linux 5.1.
+pub(crate) fn pidfd_send_signal(fd: BorrowedFd<'_>, sig: libc::c_int) -> io::Result<()> {
+    // SAFETY: the descriptor is open for the duration of the call; a null siginfo and zero
+    // flags are what the call documents for a plain kill.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            fd.as_raw_fd(),
+            sig,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// The mount id (`None` on kernels before 5.8) and device of what `path`
+/// leads to, following symbolic links (also `/proc` magic links), without
+/// asking an NFS server for fresh attributes and without triggering an automount.
+pub(crate) fn mount_of(path: &CStr) -> io::Result<(Option<u64>, (u32, u32))> {
+    // SAFETY: a zeroed statx is a valid out-parameter; `path` is NUL-terminated and `stx`
+    // outlives the call.
+    let (rc, stx) = unsafe {
+        let mut stx: libc::statx = std::mem::zeroed();
+        let rc = libc::syscall(
+            libc::SYS_statx,
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            AT_STATX_DONT_SYNC | AT_NO_AUTOMOUNT,
+            STATX_MNT_ID,
+            &mut stx as *mut libc::statx,
+        );
+        (rc, stx)
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let id = (stx.stx_mask & STATX_MNT_ID != 0).then_some(stx.stx_mnt_id);
+    Ok((id, (stx.stx_dev_major, stx.stx_dev_minor)))
+}
+
+/// In a fresh child, before anything can block: `/dev/null` on 0, 1 and 2 and
+/// every other descriptor closed, so an abandoned child holds nothing of its
+/// caller's (a pipe a caller reads to its end, a syslog socket, a lock).
+fn detach_descriptors() {
+    // SAFETY: plain system calls on integers and a static NUL-terminated path; nothing
+    // here allocates or takes a lock (we are in a child of a possibly multi-threaded parent).
+    unsafe {
+        let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
+        for fd in 0..3 {
+            if null < 0 {
+                libc::close(fd);
+            } else if null != fd {
+                libc::dup2(null, fd);
+            }
+        }
+        if libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) != 0 {
+            // before Linux 5.9: close them one by one, up to the descriptor limit
+            let mut lim: libc::rlimit = std::mem::zeroed();
+            let max = if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 {
+                lim.rlim_cur.min(1 << 20) as libc::c_int
+            } else {
+                1024
+            };
+            for fd in 3..max {
+                libc::close(fd);
+            }
+        }
+    }
 }
 
 fn errno_code() -> libc::c_int {
@@ -139,6 +237,79 @@ fn run_child(op: &ChildOp<'_>) -> libc::c_int {
             // SAFETY: `target` is a valid NUL-terminated string.
             let rc = unsafe { libc::umount2(target.as_ptr(), *flags) };
             if rc == 0 { 0 } else { errno_code() }
+        }
+        ChildOp::UmountMount {
+            parents,
+            last,
+            mnt_id,
+            dev,
+            flags,
+        } => umount_mount(parents, last, *mnt_id, *dev, *flags),
+    }
+}
+
+fn umount_mount(
+    parents: &[&CStr],
+    last: &CStr,
+    mnt_id: u64,
+    dev: (u32, u32),
+    flags: libc::c_int,
+) -> libc::c_int {
+    let step = libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+    // SAFETY: every pointer is a NUL-terminated string prepared by the parent (the child's copy
+    // of its memory keeps them); `stx` is a zeroed out-parameter on this stack; descriptors
+    // are plain integers, and the child exits right after, closing any left open.
+    unsafe {
+        let mut dir = libc::open(c"/".as_ptr(), step);
+        if dir < 0 {
+            return errno_code();
+        }
+        for c in parents {
+            let next = libc::openat(dir, c.as_ptr(), step);
+            if next < 0 {
+                return errno_code();
+            }
+            libc::close(dir);
+            dir = next;
+        }
+        let t = libc::openat(
+            dir,
+            last.as_ptr(),
+            libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+        );
+        if t < 0 {
+            return errno_code();
+        }
+        let mut stx: libc::statx = std::mem::zeroed();
+        let rc = libc::syscall(
+            libc::SYS_statx,
+            t,
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH | AT_STATX_DONT_SYNC | AT_NO_AUTOMOUNT,
+            STATX_MNT_ID,
+            &mut stx as *mut libc::statx,
+        );
+        if rc != 0 {
+            return errno_code();
+        }
+        // the open descriptor would make the mount busy: only the directory above stays pinned
+        libc::close(t);
+        let same = if stx.stx_mask & STATX_MNT_ID != 0 {
+            stx.stx_mnt_id == mnt_id
+        } else {
+            (stx.stx_dev_major, stx.stx_dev_minor) == dev
+        };
+        if !same {
+            return libc::EXDEV;
+        }
+        if libc::fchdir(dir) != 0 {
+            return errno_code();
+        }
+        libc::close(dir);
+        if libc::umount2(last.as_ptr(), flags | UMOUNT_NOFOLLOW) == 0 {
+            0
+        } else {
+            errno_code()
         }
     }
 }

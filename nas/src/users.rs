@@ -1,70 +1,211 @@
-//! Which processes use a mount, found by walking `/proc` — never `fuser`,
+//! Which processes hold a mount, found by walking `/proc` — never `fuser`,
 //! which stats every open file and so hangs on any dead NFS mount.
 //!
-//! Only symbolic links are read (`readlink` of `cwd`, `root`, `exe`, `fd/*`
-//! returns the kernel's path string without touching the file system behind
-//! it) and `maps` is read as text. A process uses the mount if a path is the
-//! mount point or below it, or if a mapping's device number is the mount's.
+//! Each process is pinned while it is inspected and signalled: its
+//! `/proc/PID` directory is opened once, its start time read first through
+//! that descriptor, everything else read through it, and signals go through it
+//! with `pidfd_send_signal(2)`, so a pid reused by another process meanwhile is
+//! never inspected or signalled in its place. Never considered: PID 1, this
+//! process and its ancestors (the hook's callers), and processes in another
+//! mount namespace (they hold copies of the mount, never the mount itself).
+//!
+//! A process holds the mount when its working directory, root, executable or
+//! an open descriptor lies on one of the mount ids being removed (`statx`
+//! `STATX_MNT_ID` of the `/proc` links, which does not ask the server for
+//! fresh attributes; `mnt_id` of `fdinfo`), or a memory mapping lies on one of
+//! their device numbers — identities, not path strings, which a same-named
+//! directory elsewhere would also match. Kernels before 5.8 report no mount id
+//! for a link: its device number decides then.
 //!
 //! A process stuck *inside* a path system call on a dead mount (an `open` or
 //! `stat` waiting for the server) holds no descriptor yet. For those,
 //! `/proc/PID/task/TID/syscall` gives each thread's blocked call and its
 //! arguments, and the path argument is read from the process's memory
-//! (`/proc/PID/mem`), so they are found as well, whichever thread is stuck
-//! (x86_64 system call numbers).
+//! (`/proc/PID/mem`) and compared with the mount point, as bytes, below the
+//! process's root (x86_64 system call numbers).
 
+use std::collections::HashSet;
+use std::ffi::{CString, OsString};
 use std::fs;
-use std::path::Path;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use nix::errno::Errno;
+use nix::fcntl::{OFlag, open};
 use nix::sys::signal::{Signal, kill};
+use nix::sys::stat::Mode;
 use nix::unistd::Pid;
 
-use crate::child::start_time;
+use crate::mountinfo::{self, MountEntry};
+use crate::sys;
+
+/// The mounts being removed, by identity.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Target {
+    /// Mount ids of the root and every mount on or in it.
+    pub ids: Vec<u32>,
+    /// Their device numbers that no other mount of the table shares.
+    pub devs: Vec<(u32, u32)>,
+    /// The root's mount point (exact bytes), for blocked system calls.
+    pub path: PathBuf,
+}
+
+impl Target {
+    /// `root` and its tree as mountinfo `entries` show them.
+    pub fn of(entries: &[MountEntry], root: &MountEntry) -> Target {
+        let tree = mountinfo::tree(entries, root);
+        let devs = tree
+            .iter()
+            .map(|e| (e.major, e.minor))
+            .filter(|d| entries.iter().filter(|e| (e.major, e.minor) == *d).count() == 1)
+            .collect();
+        Target {
+            ids: tree.iter().map(|e| e.mount_id).collect(),
+            devs,
+            path: root.path.clone(),
+        }
+    }
+
+    /// Does `path` (a `/proc` link, followed) lead onto one of the mounts?
+    fn holds(&self, path: &Path) -> bool {
+        let Ok(c) = CString::new(path.as_os_str().as_bytes()) else {
+            return false;
+        };
+        match sys::mount_of(&c) {
+            Ok((Some(id), _)) => u32::try_from(id).is_ok_and(|id| self.ids.contains(&id)),
+            Ok((None, dev)) => self.devs.contains(&dev),
+            Err(_) => false,
+        }
+    }
+}
 
 /// A process holding the mount, and how.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct User {
     pub pid: i32,
-    /// Start time in clock ticks after boot: only this process is signalled,
-    /// never another that got the pid after it ended.
+    /// Start time in clock ticks after boot, read before anything else.
     pub start: u64,
     pub comm: String,
     /// e.g. `cwd`, `fd 3`, `maps`.
     pub how: Vec<String>,
+    /// The pinned `/proc/PID` directory.
+    dir: Arc<OwnedFd>,
 }
 
-fn under(path: &str, mount_point: &str) -> bool {
-    let p = path.strip_suffix(" (deleted)").unwrap_or(path);
-    p == mount_point
-        || p.strip_prefix(mount_point)
-            .is_some_and(|rest| rest.starts_with('/'))
+/// `p` is `dir` or lies below it (bytes; a deleted file's ` (deleted)` ignored).
+fn under(p: &[u8], dir: &[u8]) -> bool {
+    let p = p.strip_suffix(b" (deleted)").unwrap_or(p);
+    let dir = dir.strip_suffix(b"/").unwrap_or(dir);
+    p == dir || (p.starts_with(dir) && p.get(dir.len()) == Some(&b'/'))
 }
 
-fn link(p: &Path) -> Option<String> {
-    fs::read_link(p)
-        .ok()
-        .map(|t| t.to_string_lossy().into_owned())
+fn link(p: &Path) -> Option<PathBuf> {
+    fs::read_link(p).ok()
 }
 
-/// Does a `/proc/PID/maps` text map a file of the mount?
-fn maps_use(maps: &str, mount_point: &str, dev: Option<(u32, u32)>) -> bool {
-    let dev_s = dev.map(|(ma, mi)| format!("{ma:02x}:{mi:02x}"));
+/// Does a `/proc/PID/maps` text map a file on one of `devs`?
+fn maps_use(maps: &str, devs: &[(u32, u32)]) -> bool {
+    let devs: Vec<String> = devs
+        .iter()
+        .map(|(ma, mi)| format!("{ma:02x}:{mi:02x}"))
+        .collect();
     maps.lines().any(|l| {
         let mut f = l.split_whitespace();
         let (_, _, _, d, ino) = (f.next(), f.next(), f.next(), f.next(), f.next());
-        let path: String = f.collect::<Vec<_>>().join(" ");
-        ino.is_some_and(|i| i != "0")
-            && (dev_s.as_deref().is_some_and(|ds| d == Some(ds)) || under(&path, mount_point))
+        ino.is_some_and(|i| i != "0") && d.is_some_and(|d| devs.iter().any(|x| x == d))
     })
 }
 
-/// All processes (except this one) using `mount_point` or anything below
-/// it; `dev` is the mount's device number from mountinfo.
-pub fn find(mount_point: &str, dev: Option<(u32, u32)>) -> Vec<User> {
-    let me = std::process::id() as i32;
+/// Start time of the process behind `base` (a `/proc/PID` directory), if it is
+/// alive and not a zombie: with the pid it names one process.
+pub(crate) fn start_time_at(base: &Path) -> Option<u64> {
+    let s = fs::read_to_string(base.join("stat")).ok()?;
+    let rest = s.get(s.rfind(')')? + 2..)?;
+    let f: Vec<&str> = rest.split(' ').collect();
+    if f.first() == Some(&"Z") || f.first() == Some(&"X") {
+        return None;
+    }
+    f.get(19)?.parse().ok()
+}
+
+/// This process and its ancestors up to PID 1 (bounded: pids form no cycle,
+/// and a walk cut short by a vanished parent stops there).
+fn ancestors() -> HashSet<i32> {
+    let mut seen = HashSet::from([1, std::process::id() as i32]);
+    let mut pid = std::process::id() as i32;
+    for _ in 0..4096 {
+        let ppid = fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("PPid:"))
+                    .and_then(|v| v.trim().parse::<i32>().ok())
+            });
+        match ppid {
+            Some(p) if p > 1 && seen.insert(p) => pid = p,
+            _ => break,
+        }
+    }
+    seen
+}
+
+/// The `mnt_id` of an `fdinfo` text.
+fn fdinfo_mount(text: &str) -> Option<u32> {
+    text.lines()
+        .find_map(|l| l.strip_prefix("mnt_id:"))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// How the process pinned at `base` (with root `root`) holds `t`.
+fn holdings(base: &Path, t: &Target) -> Vec<String> {
+    let mut how = Vec::new();
+    for what in ["cwd", "root", "exe"] {
+        if t.holds(&base.join(what)) {
+            how.push(what.to_string());
+        }
+    }
+    if let Ok(fds) = fs::read_dir(base.join("fd")) {
+        for fd in fds.flatten() {
+            let name = fd.file_name();
+            let on = match fs::read_to_string(base.join("fdinfo").join(&name))
+                .ok()
+                .and_then(|i| fdinfo_mount(&i))
+            {
+                Some(id) => t.ids.contains(&id),
+                None => t.holds(&fd.path()),
+            };
+            if on {
+                how.push(format!("fd {}", name.to_string_lossy()));
+            }
+        }
+    }
+    if !t.devs.is_empty()
+        && fs::read_to_string(base.join("maps")).is_ok_and(|m| maps_use(&m, &t.devs))
+    {
+        how.push("maps".to_string());
+    }
+    // a path system call's argument is relative to the process's root
+    let root = link(&base.join("root")).unwrap_or_else(|| PathBuf::from("/"));
+    let root = root.as_os_str().as_bytes();
+    let root = root.strip_suffix(b"/").unwrap_or(root);
+    if let Some(p) = blocked_paths(base).into_iter().find(|p| {
+        let mut full = root.to_vec();
+        full.extend_from_slice(p.as_os_str().as_bytes());
+        under(&full, t.path.as_os_str().as_bytes())
+    }) {
+        how.push(format!("blocked in a system call on {}", p.display()));
+    }
+    how
+}
+
+/// All processes holding `t`, except PID 1, this process, its ancestors and
+/// processes in another mount namespace.
+pub fn find(t: &Target) -> Vec<User> {
+    let skip = ancestors();
+    let my_ns = link(Path::new("/proc/self/ns/mnt"));
     let Ok(dir) = fs::read_dir("/proc") else {
         return Vec::new();
     };
@@ -73,44 +214,41 @@ pub fn find(mount_point: &str, dev: Option<(u32, u32)>) -> Vec<User> {
         let Some(pid) = ent.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
             continue;
         };
-        if pid == me {
+        if pid <= 1 || skip.contains(&pid) {
             continue;
         }
-        let base = ent.path();
-        let mut how = Vec::new();
-        for what in ["cwd", "root", "exe"] {
-            if link(&base.join(what)).is_some_and(|t| under(&t, mount_point)) {
-                how.push(what.to_string());
-            }
+        let Ok(fd) = open(
+            &ent.path(),
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        ) else {
+            continue;
+        };
+        // everything below is read through the pinned directory
+        let base = PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()));
+        let Some(start) = start_time_at(&base) else {
+            continue;
+        };
+        if my_ns.is_some() && link(&base.join("ns/mnt")) != my_ns {
+            continue;
         }
-        if let Ok(fds) = fs::read_dir(base.join("fd")) {
-            for fd in fds.flatten() {
-                if link(&fd.path()).is_some_and(|t| under(&t, mount_point)) {
-                    how.push(format!("fd {}", fd.file_name().to_string_lossy()));
-                }
-            }
-        }
-        if fs::read_to_string(base.join("maps")).is_ok_and(|m| maps_use(&m, mount_point, dev)) {
-            how.push("maps".to_string());
-        }
-        if let Some(p) = blocked_paths(&base)
-            .into_iter()
-            .find(|p| under(p, mount_point))
-        {
-            how.push(format!("blocked in a system call on {p}"));
-        }
+        let how = holdings(&base, t);
         // a zombie or a process gone meanwhile holds nothing any more
-        if !how.is_empty()
-            && let Some(start) = start_time(pid)
-        {
-            let comm = fs::read_to_string(base.join("comm"))
-                .map(|s| s.trim().to_string())
+        if !how.is_empty() && start_time_at(&base) == Some(start) {
+            let comm = fs::read(base.join("comm"))
+                .map(|mut b| {
+                    if b.last() == Some(&b'\n') {
+                        b.pop();
+                    }
+                    String::from_utf8_lossy(&b).into_owned()
+                })
                 .unwrap_or_default();
             users.push(User {
                 pid,
                 start,
                 comm,
                 how,
+                dir: Arc::new(fd),
             });
         }
     }
@@ -125,20 +263,17 @@ pub fn find(mount_point: &str, dev: Option<(u32, u32)>) -> Vec<User> {
 /// the mount itself. Such a wait is killable, so the thread ends with the
 /// process; the caller goes on without the list (forced unmount releases the
 /// stuck calls).
-pub fn find_within(
-    mount_point: &str,
-    dev: Option<(u32, u32)>,
-    until: Instant,
-) -> Option<Vec<User>> {
+pub fn find_within(t: &Target, until: Instant) -> Option<Vec<User>> {
     let (tx, rx) = std::sync::mpsc::channel();
-    let mp = mount_point.to_string();
+    let owned = t.clone();
     let spawned = std::thread::Builder::new()
         .name("find-users".into())
         .spawn(move || {
-            let _ = tx.send(find(&mp, dev));
+            let _ = tx.send(find(&owned));
         });
+    let mp = t.path.display();
     if let Err(e) = spawned {
-        log::warn!("cannot start a thread to list the processes using {mount_point}: {e}");
+        log::warn!("cannot start a thread to list the processes using {mp}: {e}");
         return None;
     }
     let found = rx
@@ -146,7 +281,7 @@ pub fn find_within(
         .ok();
     if found.is_none() {
         log::warn!(
-            "listing the processes using {mount_point} did not finish in time (a process's memory map is locked by a call stuck on the mount); going on without ending them"
+            "listing the processes using {mp} did not finish in time (a process's memory map is locked by a call stuck on the mount); going on without ending them"
         );
     }
     found
@@ -215,14 +350,15 @@ fn path_syscall(_nr: i64) -> Option<(usize, Option<usize>)> {
     None
 }
 
-/// Read a NUL-terminated string at `addr` in the process's memory.
-fn read_c_string(base: &Path, addr: u64) -> Option<String> {
+/// Read a NUL-terminated string at `addr` in the process's memory (bytes).
+fn read_c_string(base: &Path, addr: u64) -> Option<Vec<u8>> {
     use std::os::unix::fs::FileExt;
     let f = fs::File::open(base.join("mem")).ok()?;
     let mut buf = vec![0u8; 4096];
     let n = f.read_at(&mut buf, addr).ok()?;
     let end = buf[..n].iter().position(|b| *b == 0)?;
-    Some(String::from_utf8_lossy(&buf[..end]).into_owned())
+    buf.truncate(end);
+    Some(buf)
 }
 
 fn hex(s: &str) -> Option<u64> {
@@ -231,7 +367,7 @@ fn hex(s: &str) -> Option<u64> {
 
 /// The absolute path a thread (`task`, a `/proc/PID/task/TID` directory) of
 /// the process at `base` is blocked on, if it sits in a path system call.
-fn blocked_path(base: &Path, task: &Path) -> Option<String> {
+fn blocked_path(base: &Path, task: &Path) -> Option<PathBuf> {
     let text = fs::read_to_string(task.join("syscall")).ok()?;
     let f: Vec<&str> = text.split_whitespace().collect();
     let nr: i64 = f.first()?.parse().ok()?;
@@ -243,8 +379,8 @@ fn blocked_path(base: &Path, task: &Path) -> Option<String> {
         .map(|a| hex(a))
         .collect::<Option<Vec<u64>>>()?;
     let path = read_c_string(base, *args.get(pi)?)?;
-    if path.starts_with('/') {
-        return Some(path);
+    if path.starts_with(b"/") {
+        return Some(PathBuf::from(OsString::from_vec(path)));
     }
     let dir = match di.map(|i| args.get(i).copied()) {
         Some(Some(d)) if d as i32 != libc::AT_FDCWD => {
@@ -253,11 +389,11 @@ fn blocked_path(base: &Path, task: &Path) -> Option<String> {
         Some(None) => return None,
         _ => link(&task.join("cwd"))?,
     };
-    Some(format!("{}/{path}", dir.trim_end_matches('/')))
+    Some(dir.join(OsString::from_vec(path)))
 }
 
 /// The paths any thread of the process at `base` is blocked on.
-fn blocked_paths(base: &Path) -> Vec<String> {
+fn blocked_paths(base: &Path) -> Vec<PathBuf> {
     match fs::read_dir(base.join("task")) {
         Ok(tasks) => tasks
             .flatten()
@@ -269,9 +405,14 @@ fn blocked_paths(base: &Path) -> Vec<String> {
 }
 
 impl User {
+    /// The pinned `/proc/PID` directory as a path.
+    fn base(&self) -> PathBuf {
+        PathBuf::from(format!("/proc/self/fd/{}", self.dir.as_raw_fd()))
+    }
+
     /// Still this process, alive and not a zombie (a zombie holds no files).
     fn alive(&self) -> bool {
-        start_time(self.pid) == Some(self.start)
+        start_time_at(&self.base()) == Some(self.start)
     }
 
     fn signal(&self, sig: Signal) {
@@ -284,12 +425,28 @@ impl User {
             self.comm,
             self.how
         );
-        if let Err(e) = kill(Pid::from_raw(self.pid), sig)
-            && e != Errno::ESRCH
+        let r = match sys::pidfd_send_signal(self.dir.as_fd(), sig as libc::c_int) {
+            // before Linux 5.1: by pid, just checked to be this process
+            Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => {
+                kill(Pid::from_raw(self.pid), sig).map_err(std::io::Error::from)
+            }
+            r => r,
+        };
+        if let Err(e) = r
+            && e.raw_os_error() != Some(libc::ESRCH)
         {
             log::debug!("{sig} {}: {e}", self.pid);
         }
     }
+}
+
+/// One line naming the holders: `PID (command: what)`, joined by commas.
+pub fn describe(users: &[User]) -> String {
+    users
+        .iter()
+        .map(|u| format!("{} ({}: {})", u.pid, u.comm, u.how.join(", ")))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 fn wait_gone<'a>(users: &[&'a User], until: Instant) -> Vec<&'a User> {
@@ -323,30 +480,70 @@ pub fn terminate(users: &[User], grace: Duration, deadline: Instant) -> Vec<i32>
 mod tests {
     use super::*;
 
-    #[test]
-    fn path_prefix_matching() {
-        assert!(under("/mnt/data", "/mnt/data"));
-        assert!(under("/mnt/data/x/y", "/mnt/data"));
-        assert!(under("/mnt/data/f (deleted)", "/mnt/data"));
-        assert!(!under("/mnt/database", "/mnt/data"));
-        assert!(!under("socket:[123]", "/mnt/data"));
+    /// The mount holding `dir` as the target, with `dir` as the path for blocked calls.
+    fn target_of(dir: &Path) -> Target {
+        let c = CString::new(dir.as_os_str().as_bytes()).unwrap();
+        let (id, dev) = sys::mount_of(&c).unwrap();
+        Target {
+            ids: id.map(|i| u32::try_from(i).unwrap()).into_iter().collect(),
+            devs: if id.is_none() { vec![dev] } else { vec![] },
+            path: dir.to_path_buf(),
+        }
+    }
+
+    fn only(users: Vec<User>, pid: i32) -> Vec<User> {
+        users.into_iter().filter(|u| u.pid == pid).collect()
     }
 
     #[test]
-    fn maps_by_device_or_path() {
+    fn path_prefix_matching() {
+        assert!(under(b"/mnt/data", b"/mnt/data"));
+        assert!(under(b"/mnt/data/x/y", b"/mnt/data"));
+        assert!(under(b"/mnt/data/f (deleted)", b"/mnt/data"));
+        assert!(under(b"/mnt/data/\xff", b"/mnt/data/"));
+        assert!(!under(b"/mnt/database", b"/mnt/data"));
+        assert!(!under(b"socket:[123]", b"/mnt/data"));
+    }
+
+    #[test]
+    fn maps_by_device() {
         let maps = "\
 7f00-7f01 r--p 00000000 00:32 1234 /mnt/data/lib.so
 7f02-7f03 rw-p 00000000 00:00 0 
 7f04-7f05 r-xp 00000000 08:01 99 /usr/lib/libc.so.6
 ";
-        assert!(maps_use(maps, "/mnt/data", None));
-        assert!(maps_use(maps, "/elsewhere", Some((0, 0x32))));
-        assert!(!maps_use(maps, "/elsewhere", Some((0, 0x33))));
-        assert!(!maps_use(
-            "7f02-7f03 rw-p 00000000 00:00 0 \n",
-            "/x",
-            Some((0, 0))
-        ));
+        assert!(maps_use(maps, &[(0, 0x32)]));
+        assert!(maps_use(maps, &[(9, 9), (8, 1)]));
+        assert!(!maps_use(maps, &[(0, 0x33)]));
+        assert!(!maps_use(maps, &[]), "a path string alone never matches");
+        assert!(!maps_use("7f02-7f03 rw-p 00000000 00:00 0 \n", &[(0, 0)]));
+    }
+
+    #[test]
+    fn fdinfo_mount_id() {
+        assert_eq!(
+            fdinfo_mount("pos:\t0\nflags:\t02\nmnt_id:\t27\nino:\t5\n"),
+            Some(27)
+        );
+        assert_eq!(fdinfo_mount("pos:\t0\n"), None);
+    }
+
+    #[test]
+    fn never_lists_pid_1_this_process_or_its_ancestors() {
+        let skip = ancestors();
+        assert!(skip.contains(&1) && skip.contains(&(std::process::id() as i32)));
+        assert!(skip.contains(&(std::os::unix::process::parent_id() as i32)));
+        // a child with its working directory on the mount of / is found; none of those
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .current_dir("/")
+            .spawn()
+            .unwrap();
+        let found = find(&target_of(Path::new("/")));
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(found.iter().any(|u| u.pid == child.id() as i32));
+        assert!(found.iter().all(|u| !skip.contains(&u.pid)));
     }
 
     #[test]
@@ -362,10 +559,13 @@ mod tests {
             .spawn()
             .unwrap();
         let pid = child.id() as i32;
-        let d = dir.to_string_lossy().into_owned();
+        let t = Target {
+            path: dir.clone(),
+            ..Target::default()
+        };
         let mut found = false;
         for _ in 0..200 {
-            if find(&d, None)
+            if find(&t)
                 .iter()
                 .any(|u| u.pid == pid && u.how.iter().any(|h| h.starts_with("blocked")))
             {
@@ -406,13 +606,13 @@ mod tests {
             .spawn()
             .unwrap();
         let pid = helper.id() as i32;
-        let d = dir.to_string_lossy().into_owned();
+        let t = Target {
+            path: dir.clone(),
+            ..Target::default()
+        };
         let mut how = None;
         for _ in 0..300 {
-            how = find(&d, None)
-                .into_iter()
-                .find(|u| u.pid == pid)
-                .map(|u| u.how);
+            how = find(&t).into_iter().find(|u| u.pid == pid).map(|u| u.how);
             if how.is_some() {
                 break;
             }
@@ -430,47 +630,54 @@ mod tests {
     }
 
     #[test]
-    fn a_reused_pid_is_not_signalled() {
-        let mut child = std::process::Command::new("sleep")
-            .arg("30")
-            .spawn()
-            .unwrap();
-        let pid = child.id() as i32;
-        let start = start_time(pid).unwrap();
-        // the same pid with another start time: a different process
-        let other = User {
-            pid,
-            start: start + 1,
-            comm: "sleep".into(),
-            how: vec!["cwd".into()],
-        };
-        let left = terminate(
-            &[other],
-            Duration::from_millis(50),
-            Instant::now() + Duration::from_millis(200),
-        );
-        assert!(left.is_empty());
-        assert_eq!(start_time(pid), Some(start), "the process was signalled");
-        let _ = child.kill();
-        let _ = child.wait();
-    }
-
-    #[test]
-    fn find_within_answers_like_find() {
-        let dir = std::env::temp_dir().join(format!("nas-within-{}", std::process::id()));
-        fs::create_dir_all(&dir).unwrap();
-        let d = dir.to_string_lossy().into_owned();
+    fn another_start_time_or_an_ended_process_is_not_signalled() {
+        let dir = std::env::temp_dir();
         let mut child = std::process::Command::new("sleep")
             .arg("30")
             .current_dir(&dir)
             .spawn()
             .unwrap();
         let pid = child.id() as i32;
-        let found = find_within(&d, None, Instant::now() + Duration::from_secs(5)).unwrap();
+        let mut users = only(find(&target_of(&dir)), pid);
+        assert_eq!(users.len(), 1, "the child was not found");
+        let start = users[0].start;
+        // the same pinned process with another start time: not this one, not signalled
+        users[0].start = start + 1;
+        let left = terminate(
+            &users,
+            Duration::from_millis(50),
+            Instant::now() + Duration::from_millis(200),
+        );
+        assert!(left.is_empty());
+        assert_eq!(
+            crate::child::start_time(pid),
+            Some(start),
+            "the process was signalled"
+        );
+        // ended and reaped: the pinned directory answers nothing, nothing is signalled
+        users[0].start = start;
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(!users[0].alive());
+        assert!(terminate(&users, Duration::ZERO, Instant::now()).is_empty());
+    }
+
+    #[test]
+    fn find_within_answers_like_find() {
+        let dir = std::env::temp_dir().join(format!("nas-within-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .current_dir(&dir)
+            .spawn()
+            .unwrap();
+        let pid = child.id() as i32;
+        let t = target_of(&dir);
+        let found = find_within(&t, Instant::now() + Duration::from_secs(5)).unwrap();
         assert!(found.iter().any(|u| u.pid == pid));
         // no time at all: no answer, and no waiting
         let t0 = Instant::now();
-        assert_eq!(find_within(&d, None, t0), None);
+        assert!(find_within(&t, t0).is_none());
         assert!(t0.elapsed() < Duration::from_secs(1));
         let _ = child.kill();
         let _ = child.wait();
@@ -481,15 +688,18 @@ mod tests {
     fn finds_and_terminates_a_process_with_cwd_inside() {
         let dir = std::env::temp_dir().join(format!("nas-users-{}", std::process::id()));
         fs::create_dir_all(&dir).unwrap();
-        let d = dir.to_string_lossy().into_owned();
         let mut child = std::process::Command::new("sleep")
             .arg("30")
             .current_dir(&dir)
             .spawn()
             .unwrap();
-        let users = find(&d, None);
-        let me = users.iter().find(|u| u.pid == child.id() as i32).unwrap();
-        assert!(me.how.contains(&"cwd".to_string()));
+        let users = only(find(&target_of(&dir)), child.id() as i32);
+        assert!(
+            users[0].how.contains(&"cwd".to_string()),
+            "{:?}",
+            users[0].how
+        );
+        assert!(describe(&users).contains(&format!("{} (sleep: cwd", child.id())));
         let left = terminate(
             &users,
             Duration::from_secs(2),

@@ -54,6 +54,99 @@ fn nas_kit_in_a_guest() {
     ]);
 }
 
+/// Issue 16: lkh-nas remove against what local users do (`guest/nas_safe.sh`): plain unmount
+/// first, holders named, never an ancestor or another mount namespace's process, unmount by
+/// identity through a symbolic-link swap, a non-UTF-8 submount, an IO-check child that holds
+/// nothing of its caller's, remove without a name server.
+#[test]
+fn nas_remove_is_safe_against_local_users() {
+    let Some(nfs) = vm::nfs_or_skip("nas_safe") else {
+        return;
+    };
+    let vm = Vm::new("nas_safe")
+        .nfs(&nfs)
+        .project_bins()
+        .script_file("guest/nas_safe.sh")
+        .timeout(Duration::from_secs(240));
+    let Some(out) = vm::run_or_skip(&vm) else {
+        return;
+    };
+    out.assert_passed(&[
+        "remove-idle",
+        "remove-idle-unmounted",
+        "remove-idle-signalled-nobody",
+        "bystander-alive",
+        "remove-busy",
+        "remove-ended-holder",
+        "remove-busy-unmounted",
+        "other-namespace-cwd-same-path",
+        "remove-ns",
+        "other-namespace-process-not-killed",
+        "own-namespace-holder-ended",
+        "other-namespace-process-not-named",
+        "ancestor-survived-remove",
+        "remove-with-ancestor-detached",
+        "user-efi-mounted",
+        "remove-swap",
+        "swap-victim-still-mounted",
+        "swap-victim-intact",
+        "swap-victim-parent-still-mounted",
+        "swap-resource-tree-unmounted",
+        "swap-holder-ended",
+        "swap-link-was-in-place",
+        "latin1-submount",
+        "remove-latin1",
+        "remove-latin1-unmounted-all",
+        "io-child-found",
+        "io-child-only-0-1-2",
+        "io-child-stdio-dev-null",
+        "io-reader-saw-end-of-file",
+        "io-qc-said-wedged",
+        "remove-dns-never-restored",
+        "restore-dns",
+        "restore-dns-mounted-nothing",
+        "remove-dns2-from-mount",
+        "remove-dns2-unmounted",
+        "all-unmounted",
+    ]);
+    assert!(
+        ["remove-busy-says-", "remove-swap-says-"]
+            .iter()
+            .all(|p| out.checks.iter().any(|c| c.name.starts_with(p) && c.passed)),
+        "remove did not name its holder or the renamed submount: {}",
+        out.summary()
+    );
+}
+
+/// Issue 16 with lkh-common's log escaping (`guest/nas_forge.sh`): a holder whose name holds
+/// newlines turns remove's log into no forged line; the name shows as `\x0a`.
+#[test]
+fn nas_remove_log_is_not_forged_by_a_process_name() {
+    let Some(nfs) = vm::nfs_or_skip("nas_forge") else {
+        return;
+    };
+    let vm = Vm::new("nas_forge")
+        .nfs(&nfs)
+        .project_bins()
+        .script_file("guest/nas_forge.sh")
+        .timeout(Duration::from_secs(120));
+    let Some(out) = vm::run_or_skip(&vm) else {
+        return;
+    };
+    out.assert_passed(&[
+        "remove-forge",
+        "forge-holder-ended",
+        "remove-log-not-forged",
+    ]);
+    assert!(
+        out.checks
+            .iter()
+            .any(|c| c.name.starts_with("remove-forge-says-") && c.passed),
+        "the holder's name is not shown escaped: {}",
+        out.summary()
+    );
+}
+
 /// Benchmark, run by hand: `cargo test -p tests --test nas_vm -- --ignored --nocapture`.
 /// Prints healthy quickCheck vs the Pacemaker Filesystem agent's monitor (Debian package
 /// resource-agents, copied into the guest) on the same NFS v3 mount, and the frozen-server

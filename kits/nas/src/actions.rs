@@ -20,7 +20,12 @@ use nas::{IoCheck, IoOutcome, mountinfo};
 use crate::settings::{self, Settings};
 
 pub fn hook(ctx: &HookCtx) -> Outcome {
-    let s = settings::load(ctx, ctx.action == Action::Restore)?;
+    let how = match ctx.action {
+        Action::Restore => settings::Resolve::Now,
+        Action::Remove => settings::Resolve::Never,
+        _ => settings::Resolve::Recorded,
+    };
+    let s = settings::load_with(ctx, how)?;
     match ctx.action {
         Action::Restore => restore(&s),
         Action::Remove => remove(&s),
@@ -267,13 +272,18 @@ fn remove(s: &Settings) -> Outcome {
             return Ok(format!("{mp} is not mounted; nothing to do"));
         }
         State::Other(e) => {
-            log::warn!(
-                "{mp} holds {} ({}), not {}; leaving it alone",
-                e.source,
-                e.fstype,
+            // without an address (SERVER= a name never resolved here) no mount is ours
+            let ours = if s.server_known {
                 s.cfg.source()
+            } else {
+                format!("an NFS mount of {}", s.cfg.export)
+            };
+            log::warn!(
+                "{mp} holds {} ({}), not {ours}; leaving it alone",
+                e.source,
+                e.fstype
             );
-            return Ok(format!("{} is not mounted on {mp}", s.cfg.source()));
+            return Ok(format!("{ours} is not mounted on {mp}"));
         }
         State::Ours { .. } => {}
     }

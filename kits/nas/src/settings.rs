@@ -4,9 +4,11 @@
 //! A host name in SERVER= is resolved once, at restore, and the address is
 //! kept in `TAG.addr` so the other actions (and the mount itself) use the
 //! same address even if DNS later fails or changes — LifeKeeper's NAS kit
-//! likewise mounts by address.
+//! likewise mounts by address. `remove` never asks a name server: it takes
+//! the recorded address, else the address of the mount of EXPORT at
+//! MOUNTPOINT, else none is needed (nothing of ours is mounted).
 
-use std::net::{IpAddr, ToSocketAddrs};
+use std::net::{IpAddr, Ipv4Addr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -37,6 +39,20 @@ pub struct Settings {
     /// The time the probe and IO check were given (`check_deadline` from now, at load).
     pub check_budget: Duration,
     pub tag: String,
+    /// False for a `remove` that had no address for a SERVER= name: `cfg.server`
+    /// is a placeholder then, and nothing of ours is mounted at MOUNTPOINT.
+    pub server_known: bool,
+}
+
+/// How SERVER= is turned into an address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resolve {
+    /// restore: ask the resolver now and record the answer.
+    Now,
+    /// the recorded address, else ask the resolver (bounded).
+    Recorded,
+    /// remove: the recorded address, else the mount's, never the resolver.
+    Never,
 }
 
 impl Settings {
@@ -60,11 +76,11 @@ fn resolve(name: &str, budget: Duration) -> Result<IpAddr, Failure> {
     });
     match r {
         Some(Ok(Some(ip))) => Ok(ip),
-        Some(Ok(None)) => Err(Failure::usage(format!(
-            "SERVER={name}: the name has no address in /etc/hosts or DNS: give the NAS's IP address"
+        Some(Ok(None)) => Err(Failure::failed(format!(
+            "SERVER={name}: the name has no address in /etc/hosts or DNS: add it there or give the NAS's IP address"
         ))),
-        Some(Err(e)) => Err(Failure::usage(format!(
-            "SERVER={name} is neither an IP address nor a name that resolves ({e}): give the NAS's IP address"
+        Some(Err(e)) => Err(Failure::failed(format!(
+            "SERVER={name}: the name does not resolve ({e}): check /etc/hosts and DNS or give the NAS's IP address"
         ))),
         None => Err(Failure::failed(format!(
             "SERVER={name}: name resolution did not answer within {} s: give the NAS's IP address in SERVER=",
@@ -73,11 +89,29 @@ fn resolve(name: &str, budget: Duration) -> Result<IpAddr, Failure> {
     }
 }
 
-/// The server address: SERVER= itself, or the address resolved at restore.
-fn server_addr(ctx: &HookCtx, raw: &str, at_restore: bool) -> Result<IpAddr, Failure> {
+/// The address of the NFS mount of `export` at `mount_point`, if there is one
+/// (what remove works from when SERVER= is a name and nothing was recorded).
+fn mounted_addr(mount_point: &str, export: &str) -> Option<IpAddr> {
+    let entries = nas::mountinfo::read_self().ok()?;
+    let e = nas::mountinfo::find_at(&entries, mount_point).filter(|e| e.is_nfs())?;
+    let (host, path) = e.source.split_once(":/")?;
+    let same = format!("/{path}").trim_end_matches('/') == export.trim_end_matches('/');
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    same.then(|| host.parse().ok()).flatten()
+}
+
+/// The server address: SERVER= itself, or the address resolved at restore;
+/// `None` only for [`Resolve::Never`] when there is none to be had without a
+/// name server.
+fn server_addr(
+    ctx: &HookCtx,
+    raw: &str,
+    how: Resolve,
+    mounted: impl FnOnce() -> Option<IpAddr>,
+) -> Result<Option<IpAddr>, Failure> {
     let plain = raw.trim_start_matches('[').trim_end_matches(']');
     if let Ok(ip) = plain.parse::<IpAddr>() {
-        return Ok(ip);
+        return Ok(Some(ip));
     }
     let name_like = raw
         .bytes()
@@ -90,12 +124,15 @@ fn server_addr(ctx: &HookCtx, raw: &str, at_restore: bool) -> Result<IpAddr, Fai
         ));
     }
     let file = addr_file(ctx.tag.as_str());
-    if !at_restore
+    if how != Resolve::Now
         && let Some(ip) = std::fs::read_to_string(&file)
             .ok()
             .and_then(|s| s.trim().parse::<IpAddr>().ok())
     {
-        return Ok(ip);
+        return Ok(Some(ip));
+    }
+    if how == Resolve::Never {
+        return Ok(mounted());
     }
     let ip = resolve(raw, ctx.deadline.cap(Duration::from_secs(5)))?;
     log::info!("SERVER={raw} resolved to {ip}; using that address");
@@ -108,11 +145,25 @@ fn server_addr(ctx: &HookCtx, raw: &str, at_restore: bool) -> Result<IpAddr, Fai
             file.display()
         );
     }
-    Ok(ip)
+    Ok(Some(ip))
 }
 
 /// Validate the configuration; every problem is a usage failure (exit 2).
 pub fn load(ctx: &HookCtx, at_restore: bool) -> Result<Settings, Failure> {
+    load_with(
+        ctx,
+        if at_restore {
+            Resolve::Now
+        } else {
+            Resolve::Recorded
+        },
+    )
+}
+
+/// [`load`] with the given way of finding the server's address. A malformed
+/// setting is a usage failure (exit 2); a name the resolver cannot answer for
+/// fails (exit 1), and only where the resolver is asked.
+pub fn load_with(ctx: &HookCtx, how: Resolve) -> Result<Settings, Failure> {
     let server = ctx.require("SERVER")?.to_string();
     let export = ctx.require("EXPORT")?.to_string();
     let mount_point = ctx.require("MOUNTPOINT")?.to_string();
@@ -128,15 +179,20 @@ pub fn load(ctx: &HookCtx, at_restore: bool) -> Result<Settings, Failure> {
         .unwrap_or("stat")
         .parse()
         .map_err(|e: String| ctx.config.invalid("IO_CHECK", &e))?;
-    let ip = server_addr(ctx, &server, at_restore)?;
-    let cfg = NfsConfig::new(
-        ip,
-        &export,
-        &mount_point,
-        version,
-        ctx.config.get("OPTIONS"),
-    )
-    .map_err(|e| Failure::usage(format!("{e} (resource file {})", ctx.conf_file().display())))?;
+    let options = ctx.config.get("OPTIONS");
+    let ip = server_addr(ctx, &server, how, || mounted_addr(&mount_point, &export))?;
+    let server_known = ip.is_some();
+    // no address and nothing of ours mounted: a placeholder that matches no mount (an addr=
+    // option, checked against SERVER, stands for it)
+    let ip = ip.unwrap_or_else(|| {
+        options
+            .and_then(|o| o.split(',').find_map(|kv| kv.strip_prefix("addr=")))
+            .and_then(|a| a.parse().ok())
+            .unwrap_or(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)))
+    });
+    let cfg = NfsConfig::new(ip, &export, &mount_point, version, options).map_err(|e| {
+        Failure::usage(format!("{e} (resource file {})", ctx.conf_file().display()))
+    })?;
     let end = ctx.deadline.instant();
     let deadline = end
         .checked_sub(margin(ctx.deadline.budget()))
@@ -153,5 +209,6 @@ pub fn load(ctx: &HookCtx, at_restore: bool) -> Result<Settings, Failure> {
         check_deadline,
         check_budget: check_deadline.saturating_duration_since(Instant::now()),
         tag: ctx.tag.as_str().to_string(),
+        server_known,
     })
 }

@@ -128,3 +128,36 @@ fn missing_config_file_is_a_usage_error() {
         String::from_utf8_lossy(&o.stderr)
     );
 }
+
+/// A well-formed SERVER= name that does not resolve (`.invalid` never does, RFC 6761): restore
+/// fails (exit 1, the resolver's answer, not bad input) and mounts nothing; remove of the
+/// never-restored resource asks no resolver and succeeds (nothing is mounted).
+#[test]
+fn an_unresolvable_name_fails_only_restore() {
+    let mp = scratch().join("mnt-name").to_string_lossy().into_owned();
+    let args = |action: &'static str| {
+        vec![
+            action,
+            "-t",
+            "named",
+            "--no-config",
+            "--timeout",
+            "8",
+            "--server",
+            "nas-gone.invalid",
+            "--export",
+            "/export",
+            "--mountpoint",
+            mp.as_str(),
+        ]
+    };
+    let o = run(&args("restore"));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "stderr: {err}");
+    assert!(err.contains("SERVER=nas-gone.invalid"), "{err}");
+    let o = run(&args("remove"));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "stderr: {err}");
+    assert!(err.contains("is not mounted"), "{err}");
+    assert!(!err.contains("resolve"), "remove asked the resolver: {err}");
+}

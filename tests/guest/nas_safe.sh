@@ -1,0 +1,156 @@
+# lkh-nas remove against what local users do (issue 16), against the host's nfs-ganesha:
+# plain unmount first (nobody signalled when nothing holds the mount), holders named before
+# they are ended, never the hook's own ancestors nor a process of another mount namespace,
+# unmount by mount identity (a path swapped for a symbolic link on SIGTERM steers nothing), a
+# submount with a non-UTF-8 name, an IO-check child holding nothing of its caller's, and
+# remove that never waits for a name server. (Log forging: nas_forge.sh.)
+T=8
+
+have_bin lkh-nas || fatal "lkh-nas is not in the guest"
+nfs_net_up; check net-up $?
+mkdir -p /etc/lkhelpers /run
+umask 022
+
+conf() {  # conf TAG KEY=VALUE...
+    _t=$1; shift
+    : > /etc/lkhelpers/$_t.conf
+    for _kv in "$@"; do echo "$_kv" >> /etc/lkhelpers/$_t.conf; done
+}
+# nas NAME WANT ACTION TAG [ARGS]: run lkh-nas, check its exit status, keep stderr in /tmp/NAME.err
+nas() {
+    _n=$1 _want=$2; shift 2
+    _t0=$(uptime_s)
+    lkh-nas "$@" > /tmp/$_n.out 2> /tmp/$_n.err; _rc=$?
+    _t1=$(uptime_s)
+    NAS_ELAPSED=$(awk "BEGIN{print $_t1-$_t0}")
+    cat /tmp/$_n.out /tmp/$_n.err
+    note "$_n: lkh-nas $* -> rc=$_rc in $NAS_ELAPSED s"
+    [ "$_rc" = "$_want" ]; check "$_n" $? "want rc=$_want got rc=$_rc"
+}
+# said NAME TEXT: the last nas run NAME said TEXT (fixed string) on stderr
+said() { grep -qF -- "$2" /tmp/$1.err; check "$1-says-$(echo "$2" | tr -c 'a-zA-Z0-9\n' '-')" $? "$(cat /tmp/$1.err)"; }
+mounted() { grep -c " $1 " /proc/self/mountinfo; }
+alive() { kill -0 "$1" 2>/dev/null; }
+gone() { ! alive "$1"; }
+conf s SERVER=10.0.2.2 EXPORT=/export MOUNTPOINT=/mnt/s VERSION=3 TIMEOUT=$T
+
+# --- nothing holds the mount: a plain unmount, nobody signalled -----------------------------
+nas restore-idle 0 restore -t s
+sleep 1000 &
+BYSTANDER=$!
+nas remove-idle 0 remove -t s
+[ "$(mounted /mnt/s)" = 0 ]; check remove-idle-unmounted $?
+! grep -qE 'busy|ended|ending' /tmp/remove-idle.err; check remove-idle-signalled-nobody $? "$(cat /tmp/remove-idle.err)"
+alive $BYSTANDER; check bystander-alive $?
+kill $BYSTANDER
+
+# --- a holder is named (pid, command, what it holds), then ended -----------------------------
+nas restore-busy 0 restore -t s
+(cd /mnt/s && exec sleep 1001) &
+HOLDER=$!
+sleep 0.5
+nas remove-busy 0 remove -t s
+said remove-busy "/mnt/s is busy; ending the processes holding it: $HOLDER (sleep: cwd)"
+gone $HOLDER; check remove-ended-holder $?
+[ "$(mounted /mnt/s)" = 0 ]; check remove-busy-unmounted $?
+
+# --- another mount namespace: a same-path tmpfs as working directory is not the mount -------
+nas restore-ns 0 restore -t s
+unshare -m sh -c 'umount -l /mnt/s && mount -t tmpfs other /mnt/s && cd /mnt/s && exec sleep 1002' &
+NSPID=$!
+(cd /mnt/s && exec sleep 1003) &
+OWN=$!
+sleep 0.5
+[ "$(readlink /proc/$NSPID/cwd)" = /mnt/s ]; check other-namespace-cwd-same-path $? "$(readlink /proc/$NSPID/cwd)"
+nas remove-ns 0 remove -t s
+alive $NSPID; check other-namespace-process-not-killed $?
+gone $OWN; check own-namespace-holder-ended $?
+! grep -q "$NSPID" /tmp/remove-ns.err; check other-namespace-process-not-named $?
+kill $NSPID
+
+# --- the hook's own ancestor holding the mount is never signalled ----------------------------
+nas restore-anc 0 restore -t s
+(cd /mnt/s && lkh-nas remove -t s 2> /tmp/remove-anc.err; echo "rc=$?" > /tmp/remove-anc.rc)
+cat /tmp/remove-anc.err
+grep -q "rc=0" /tmp/remove-anc.rc; check ancestor-survived-remove $? "$(cat /tmp/remove-anc.rc 2>/dev/null)"
+[ "$(mounted /mnt/s)" = 0 ]; check remove-with-ancestor-detached $?
+
+# --- the symlink swap: a tmpfs at u/efi stands in for a user's FUSE mount; its holder, on ----
+# --- SIGTERM, renames u and puts u -> /mnt/victim in its place --------------------------------
+mkdir -p /mnt/victim && mount -t tmpfs victim /mnt/victim
+mkdir -p /mnt/victim/efi && mount -t tmpfs victim-efi /mnt/victim/efi && echo keep > /mnt/victim/efi/precious
+nas restore-swap 0 restore -t s
+rm -rf /mnt/s/u /mnt/s/u.old
+mkdir -p /mnt/s/u/efi && mount -t tmpfs user-efi /mnt/s/u/efi; check user-efi-mounted $?
+sh -c 'cd /mnt/s/u/efi || exit 1
+trap "mv /mnt/s/u /mnt/s/u.old; ln -s /mnt/victim /mnt/s/u; exit 0" TERM
+while :; do sleep 0.1; done' &
+SWAPPER=$!
+sleep 0.5
+nas remove-swap 0 remove -t s
+grep ' /mnt/victim\| /mnt/s' /proc/self/mountinfo
+[ "$(mounted /mnt/victim/efi)" = 1 ]; check swap-victim-still-mounted $?
+[ "$(cat /mnt/victim/efi/precious 2>/dev/null)" = keep ]; check swap-victim-intact $?
+[ "$(mounted /mnt/victim)" = 1 ]; check swap-victim-parent-still-mounted $?
+[ "$(grep -c ' /mnt/s[ /]' /proc/self/mountinfo)" = 0 ]; check swap-resource-tree-unmounted $?
+gone $SWAPPER; check swap-holder-ended $?
+said remove-swap "unmounted /mnt/s/u.old/efi"
+umount /mnt/victim/efi /mnt/victim
+
+# --- a submount with a non-UTF-8 name does not block remove ----------------------------------
+nas restore-latin1 0 restore -t s
+# the holder did put its link in place (on the export, seen again once mounted)
+[ -L /mnt/s/u ] && [ "$(readlink /mnt/s/u)" = /mnt/victim ]; check swap-link-was-in-place $?
+rm -rf /mnt/s/u /mnt/s/u.old
+N=$(printf 'lat\377n')
+rm -rf "/mnt/s/$N"; mkdir -p "/mnt/s/$N" && mount -t tmpfs latin1 "/mnt/s/$N"; check latin1-submount $?
+nas remove-latin1 0 remove -t s
+[ "$(grep -c ' /mnt/s[ /]' /proc/self/mountinfo)" = 0 ]; check remove-latin1-unmounted-all $?
+
+# --- the IO-check child holds nothing of its caller's (a pipe read to its end) --------------
+nas restore-io 0 restore -t s
+nfs_server freeze; check server-freeze $?
+(out=$(lkh-nas quickCheck -t s 2>&1); echo "$out" > /tmp/qc-pipe.out) &
+READER=$!
+CHILD=
+for _i in $(seq 50); do
+    for _p in /proc/[0-9]*; do
+        [ "$(cat $_p/comm 2>/dev/null)" = lkh-nas ] || continue
+        _pp=$(awk '/^PPid:/{print $2}' $_p/status 2>/dev/null)
+        [ "$(cat /proc/$_pp/comm 2>/dev/null)" = lkh-nas ] && CHILD=${_p#/proc/}
+    done
+    [ -n "$CHILD" ] && break
+    sleep 0.05
+done
+[ -n "$CHILD" ]; check io-child-found $?
+FDS=$(ls /proc/$CHILD/fd 2>/dev/null | sort -n | tr '\n' ' ')
+note "IO-check child $CHILD descriptors: $FDS"
+for _f in /proc/$CHILD/fd/*; do note "  $_f -> $(readlink $_f)"; done
+[ "$FDS" = "0 1 2 " ]; check io-child-only-0-1-2 $? "$FDS"
+NULLS=0
+for _f in 0 1 2; do [ "$(readlink /proc/$CHILD/fd/$_f)" = /dev/null ] && NULLS=$((NULLS + 1)); done
+[ $NULLS = 3 ]; check io-child-stdio-dev-null $? "$NULLS of 3"
+wait $READER; check io-reader-saw-end-of-file $?
+grep -q "mount wedged" /tmp/qc-pipe.out; check io-qc-said-wedged $? "$(cat /tmp/qc-pipe.out)"
+nfs_server thaw; check server-thaw $?
+nas remove-io 0 remove -t s
+
+# --- remove never waits for a name server -----------------------------------------------------
+cp /etc/resolv.conf /tmp/resolv.conf.saved 2>/dev/null
+echo "nameserver 10.0.2.99" > /etc/resolv.conf
+conf dns SERVER=nas-nowhere.example EXPORT=/export MOUNTPOINT=/mnt/dns VERSION=3 TIMEOUT=$T
+nas remove-dns-never-restored 0 remove -t dns
+said remove-dns-never-restored "is not mounted"
+nas restore-dns 1 restore -t dns
+said restore-dns "SERVER=nas-nowhere.example"
+[ "$(mounted /mnt/dns)" = 0 ]; check restore-dns-mounted-nothing $?
+echo "10.0.2.2 nas-here" >> /etc/hosts
+conf dns2 SERVER=nas-here EXPORT=/export MOUNTPOINT=/mnt/dns2 VERSION=3 TIMEOUT=$T
+nas restore-dns2 0 restore -t dns2
+rm -f /run/lkhelpers/nas/dns2.addr /run/lkhelpers/nas/dns2/addr
+sed -i '/ nas-here$/d' /etc/hosts
+nas remove-dns2-from-mount 0 remove -t dns2
+[ "$(mounted /mnt/dns2)" = 0 ]; check remove-dns2-unmounted $?
+[ -f /tmp/resolv.conf.saved ] && cp /tmp/resolv.conf.saved /etc/resolv.conf
+
+[ "$(grep -c ' nfs' /proc/self/mountinfo)" = 0 ]; check all-unmounted $?
