@@ -83,7 +83,7 @@ grep -q "new mounts would fail" /tmp/status-k3-mountd-dead.out /tmp/status-k3-mo
 conf k3b SERVER=$S EXPORT=/export MOUNTPOINT=/mnt/k3b VERSION=3 TIMEOUT=$T
 nas restore-k3b-mountd-dead 1 restore -t k3b
 [ "$(mounted /mnt/k3b)" = 0 ]; check mountd-dead-restore-mounted-nothing $?
-_no="-N 2"; knfsd_mountd_start; check mountd-restart $?
+knfsd_mountd_start; check mountd-restart $?
 nas qc-k3-mountd-back 0 quickCheck -t k3
 
 # --- server stopped and started; frozen and thawed ---------------------------------------
@@ -95,7 +95,7 @@ said qc-k3-stopped "server not answering"
 nas qc-k42-stopped 1 quickCheck -t k42; bounded qc-k42-stopped
 said qc-k42-stopped "server not answering"
 nas recover-k3-stopped 1 recover -t k3; bounded recover-k3-stopped
-rpc.nfsd --no-udp -G 10 -L 10 -N 2 8; check knfsd-restart $?
+knfsd_nfsd_start; check knfsd-restart $?
 retry 50 lkh-nas quickCheck -t k3 2>/dev/null; check qc-k3-after-restart $?
 retry 100 lkh-nas quickCheck -t k42 2>/dev/null; check qc-k42-after-restart $?
 knfsd_freeze; check knfsd-freeze $?
@@ -137,11 +137,7 @@ grep -q "4.1" /tmp/probe-v41only.out; check probe-v41only-names-minor $? "$(cat 
 
 # --- 4.0 and 4.1 only: VERSION=4 falls back to 4.1 ----------------------------------------
 knfsd_stop_all
-_no="-N 2 -N 3 -N 4.2"
-KNFSD_MODE=v4only
-exportfs -ra; knfsd_mountd_start
-rpc.nfsd --no-udp -G 10 -L 10 $_no 8; check knfsd-start-no42 $?
-note "knfsd versions: $(cat /proc/fs/nfsd/versions)"
+knfsd_start no42; check knfsd-start-no42 $?
 nas restore-k4-no42 0 restore -t k4
 [ "$(vers_at /mnt/k4)" = 4.1 ]; check no42-version-4-is-4.1 $? "vers=$(vers_at /mnt/k4)"
 nas qc-k4-no42 0 quickCheck -t k4

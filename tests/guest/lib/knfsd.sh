@@ -10,8 +10,9 @@ KNFSD_MODE=
 KNFSD_MOUNTD=
 KNFSD_RPCBIND=
 
-# knfsd_start [all|v4only|v41only]: all = v3 + v4.x with rpcbind and MOUNT on 20048;
-# v4only = v4.x only, no rpcbind, no MOUNT on the network; v41only = v4.1 and v4.2 only.
+# knfsd_start [all|v4only|v41only|no42]: all = v3 + v4.x with rpcbind and MOUNT on 20048;
+# v4only = v4.x only, no rpcbind, no MOUNT on the network; v41only = v4.1 and v4.2 only;
+# no42 = v4.0 and v4.1 only.
 # Grace and lease times are 10 s (the kernel's minimum), so v4 OPENs wait at most 10 s.
 knfsd_start() {
     KNFSD_MODE=${1:-all}
@@ -24,10 +25,12 @@ knfsd_start() {
     fi
     echo "/export *(rw,no_root_squash,insecure,no_subtree_check,fsid=1)" > /etc/exports
     touch /var/lib/nfs/etab /var/lib/nfs/rmtab
+    KNFSD_MOUNTD_OPTS="-N 2 -N 3"
     case $KNFSD_MODE in
-    all) _no="-N 2" ;;
-    v4only) _no="-N 2 -N 3" ;;
-    v41only) _no="-N 2 -N 3 -N 4.0" ;;
+    all) KNFSD_NFSD_OPTS=; KNFSD_MOUNTD_OPTS="-N 2" ;;
+    v4only) KNFSD_NFSD_OPTS="-N 3" ;;
+    v41only) KNFSD_NFSD_OPTS="-N 3 -N 4.0" ;;
+    no42) KNFSD_NFSD_OPTS="-N 3 -N 4.2" ;;
     *) echo "knfsd_start: unknown mode $KNFSD_MODE" >&2; return 2 ;;
     esac
     if [ "$KNFSD_MODE" = all ] && [ -z "$KNFSD_RPCBIND" ]; then
@@ -37,8 +40,13 @@ knfsd_start() {
     fi
     exportfs -ra || return 1
     knfsd_mountd_start || return 1
+    knfsd_nfsd_start
+}
+
+# knfsd_nfsd_start: (again) 8 nfsd threads on TCP 2049 with the mode's versions
+knfsd_nfsd_start() {
     # shellcheck disable=SC2086
-    rpc.nfsd --no-udp -G 10 -L 10 $_no 8 || return 1
+    rpc.nfsd --no-udp -G 10 -L 10 $KNFSD_NFSD_OPTS 8 || return 1
     note "knfsd ($KNFSD_MODE) versions: $(cat /proc/fs/nfsd/versions)"
     retry 50 knfsd_listening 2049
 }
@@ -46,7 +54,7 @@ knfsd_start() {
 # knfsd_mountd_start: rpc.mountd in the foreground of a background job (v3: on port 20048)
 knfsd_mountd_start() {
     # shellcheck disable=SC2086
-    rpc.mountd -F --no-udp -p 20048 $_no > /tmp/mountd.log 2>&1 &
+    rpc.mountd -F --no-udp -p 20048 $KNFSD_MOUNTD_OPTS > /tmp/mountd.log 2>&1 &
     KNFSD_MOUNTD=$!
     [ "$KNFSD_MODE" != all ] || retry 50 knfsd_listening 20048
 }

@@ -100,7 +100,11 @@ const ISCSI_PACKAGES: &[&str] = &["open-iscsi", "libopeniscsiusr", "libisns0"];
 /// shared libraries come from the host, which has them for nfs-ganesha.
 const KNFSD_PACKAGES: &[&str] = &["nfs-kernel-server"];
 /// What the guest runs from that tree (paths inside it), and from the host.
-const KNFSD_TOOLS: &[&str] = &["usr/sbin/rpc.nfsd", "usr/sbin/rpc.mountd", "usr/sbin/exportfs"];
+const KNFSD_TOOLS: &[&str] = &[
+    "usr/sbin/rpc.nfsd",
+    "usr/sbin/rpc.mountd",
+    "usr/sbin/exportfs",
+];
 const KNFSD_HOST_TOOLS: &[&str] = &["/usr/sbin/rpcbind"];
 /// Files libtirpc (rpcbind, rpc.mountd) reads.
 const KNFSD_ETC: &[&str] = &["netconfig", "rpc"];
