@@ -20,6 +20,8 @@ knfsd_start() {
     ip addr add $KNFSD_ADDR/32 dev lo 2>/dev/null
     grep -q ' /proc/fs/nfsd ' /proc/mounts || mount -t nfsd nfsd /proc/fs/nfsd || return 1
     mkdir -p /export /var/lib/nfs/v4recovery /run/rpcbind
+    # the kernel registers with rpcbind through /var/run/rpcbind.sock
+    [ -e /var/run ] || ln -s /run /var/run
     if ! grep -q ' /export ' /proc/mounts; then
         mount -t tmpfs export /export && echo hello-from-host > /export/hello.txt
     fi
