@@ -143,4 +143,4 @@ nas restore-k4-no42 0 restore -t k4
 nas qc-k4-no42 0 quickCheck -t k4
 nas remove-k4-no42 0 remove -t k4
 
-[ "$(grep -c ' nfs' /proc/self/mountinfo)" = 0 ]; check all-unmounted $? "$(grep ' nfs' /proc/self/mountinfo)"
+[ "$(grep -cE ' - nfs4? ' /proc/self/mountinfo)" = 0 ]; check all-unmounted $? "$(grep -E ' - nfs4? ' /proc/self/mountinfo)"

@@ -36,9 +36,12 @@ knfsd_start() {
     *) echo "knfsd_start: unknown mode $KNFSD_MODE" >&2; return 2 ;;
     esac
     if [ "$KNFSD_MODE" = all ] && [ -z "$KNFSD_RPCBIND" ]; then
+        # Debian's rpcbind drops to user _rpc (and exits, saying so only to syslog, without it)
+        grep -q '^_rpc:' /etc/passwd || echo '_rpc:x:100:65534::/run/rpcbind:/bin/false' >> /etc/passwd
+        chown 100 /run/rpcbind
         rpcbind -f > /tmp/rpcbind.log 2>&1 &
         KNFSD_RPCBIND=$!
-        retry 50 test -S /run/rpcbind.sock || return 1
+        retry 50 knfsd_listening 111 || return 1
     fi
     exportfs -ra || return 1
     knfsd_mountd_start || return 1
