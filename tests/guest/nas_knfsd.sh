@@ -134,6 +134,9 @@ said restore-k40-v41only "offers only NFSv4.1"
 [ "$(mounted /mnt/k40)" = 0 ]; check v41only-40-mounted-nothing $?
 nas probe-v41only 0 probe $S
 grep -q "4.1" /tmp/probe-v41only.out; check probe-v41only-names-minor $? "$(cat /tmp/probe-v41only.out)"
+# NFS NULL answers, but a 4.0 COMPOUND gets NFS4ERR_MINOR_VERS_MISMATCH: not proven (defect 5)
+nas probe-v41only-as-40 1 probe $S --version 4.0
+said probe-v41only-as-40 "offers NFS 4.1, 4.2 but not 4.0"
 
 # --- 4.0 and 4.1 only: VERSION=4 falls back to 4.1 ----------------------------------------
 knfsd_stop_all

@@ -37,6 +37,7 @@ fn nas_kit_against_knfsd() {
         "v4only-v3-mounted-nothing",
         "restore-k4-v41only",
         "restore-k40-v41only",
+        "probe-v41only-as-40",
         "no42-version-4-is-4.1",
         "all-unmounted",
     ]);
