@@ -336,7 +336,7 @@ fn mount_now(s: &Settings, seen: Option<&Probe>) -> Outcome {
         },
     );
     let negotiated = if s.cfg.version == nas::Version::V4 {
-        format!(", negotiated from VERSION=4")
+        ", negotiated from VERSION=4".to_string()
     } else {
         String::new()
     };
