@@ -73,7 +73,7 @@ nas remove-kb-merged 0 remove -t kb
 # A 4.1 client is another client (minor versions are not merged): B gets its own connection
 conf kb SERVER=$S EXPORT=/export MOUNTPOINT=/mnt/kb VERSION=4.1 TIMEOUT=$T
 nas restore-kb41 0 restore -t kb
-grep -q ' /mnt/kb .* addr=192.0.2.1' /proc/self/mountinfo; check kb41-own-connection $? "$(grep ' /mnt/kb ' /proc/self/mountinfo)"
+grep -q ' /mnt/kb .*,addr=192.0.2.1$' /proc/self/mountinfo; check kb41-own-connection $? "$(grep ' /mnt/kb ' /proc/self/mountinfo)"
 nas qc-kb41 0 quickCheck -t kb
 nas remove-ka 0 remove -t ka
 nas remove-kb41 0 remove -t kb
