@@ -76,15 +76,8 @@ fn errno_hint(e: Errno) -> &'static str {
     }
 }
 
-/// Mount `cfg` (the mount point must exist and hold nothing), then confirm it
-/// in mountinfo. Returns the request that was used.
-pub fn mount(cfg: &NfsConfig, deadline: Instant) -> Result<MountRequest, Error> {
-    let client = if cfg.version.is_v4() {
-        net::local_addr_towards(cfg.server).ok()
-    } else {
-        None
-    };
-    let req = cfg.mount_request(client);
+/// One `mount(2)` call in a child, bounded by `deadline`.
+fn mount_once(req: &MountRequest, deadline: Instant) -> Result<Result<(), Errno>, Error> {
     log::debug!(
         "mount -t {} -o {} (flags {:#x}) {} {}",
         req.fstype,
@@ -103,31 +96,170 @@ pub fn mount(cfg: &NfsConfig, deadline: Instant) -> Result<MountRequest, Error> 
     )
     .map_err(|e| Error::new(ErrorKind::Failed, format!("cannot start mount: {e}")))?;
     match end {
-        ChildEnd::Done(Ok(())) => {}
-        ChildEnd::Done(Err(e)) => {
-            return Err(Error::new(
-                ErrorKind::Failed,
-                format!(
-                    "mount of {} on {} failed: {} ({})",
-                    req.source,
-                    req.target,
-                    e.desc(),
-                    errno_hint(e)
-                ),
-            ));
+        ChildEnd::Done(r) => Ok(r),
+        ChildEnd::TimedOutKilled | ChildEnd::Stuck(_) => Err(Error::new(
+            ErrorKind::Timeout,
+            format!(
+                "mount of {} on {} did not finish in time: the server is not answering",
+                req.source, req.target
+            ),
+        )),
+    }
+}
+
+/// `server:/export` split into the server part (brackets removed) and the export.
+fn split_source(source: &str) -> Option<(&str, &str)> {
+    let (host, export) = if let Some(rest) = source.strip_prefix('[') {
+        let (h, e) = rest.split_once("]:")?;
+        (h, e)
+    } else {
+        source.split_once(':')?
+    };
+    Some((host, export.trim_end_matches('/')))
+}
+
+/// Why the mount just made is not ours, from what mountinfo shows at the mount point
+/// (`found`), and whether that is a configuration matter (exit 2) rather than a failure.
+fn describe_foreign(
+    cfg: &NfsConfig,
+    req: &MountRequest,
+    found: Option<&MountEntry>,
+    entries: &[MountEntry],
+) -> (ErrorKind, String) {
+    let (src, mp) = (&req.source, &req.target);
+    let Some(e) = found else {
+        return (
+            ErrorKind::Failed,
+            format!(
+                "mount of {src} on {mp} reported success but mountinfo shows nothing mounted on {mp}"
+            ),
+        );
+    };
+    let export = cfg.export.trim_end_matches('/');
+    let addr = e.option("addr").flatten().unwrap_or("");
+    let same_export = split_source(&e.source).is_some_and(|(_, x)| {
+        let x = if x.is_empty() { "/" } else { x };
+        x == export
+    });
+    if e.is_nfs() && same_export && !addr.is_empty() && addr != cfg.server.to_string() {
+        let other = entries
+            .iter()
+            .filter(|o| o.mount_point != *mp && o.is_nfs())
+            .find(|o| o.option("addr").flatten() == Some(addr))
+            .map(|o| format!(", which {} is mounted by", o.mount_point))
+            .unwrap_or_default();
+        return (
+            ErrorKind::Config,
+            format!(
+                "mount of {src} on {mp}: the kernel merged this mount onto the existing connection to the same server at {addr}{other} (mountinfo shows {} addr={addr}): an NFSv{} client uses one connection per server, so every resource on this server must name it by the same address: set SERVER={addr} (or VERSION=4.0 or 3)",
+                e.source, req.version
+            ),
+        );
+    }
+    (
+        ErrorKind::Failed,
+        format!(
+            "mount of {src} on {mp} reported success but mountinfo shows {} ({}{}) there instead",
+            e.source,
+            e.fstype,
+            if addr.is_empty() {
+                String::new()
+            } else {
+                format!(", addr={addr}")
+            }
+        ),
+    )
+}
+
+/// Take off the mount this call made at `target` (mount id `id`): umount, else detach.
+fn undo(target: &str, id: u32, deadline: Instant) -> bool {
+    for flags in [0, libc::MNT_DETACH] {
+        let until = share(deadline, 2);
+        match child::umount(target, flags, until) {
+            Ok(ChildEnd::Done(Ok(()))) => {}
+            other => {
+                log::debug!("undo: umount2({target}, {flags:#x}): {other:?}");
+                continue;
+            }
         }
-        ChildEnd::TimedOutKilled | ChildEnd::Stuck(_) => {
-            return Err(Error::new(
-                ErrorKind::Timeout,
-                format!(
-                    "mount of {} on {} did not finish in time: the server is not answering",
-                    req.source, req.target
-                ),
-            ));
+        let gone = read_mounts()
+            .map(|m| !m.iter().any(|e| e.mount_id == id))
+            .unwrap_or(false);
+        if gone {
+            return true;
         }
     }
-    match state(cfg, &read_mounts()?) {
-        State::Ours { mismatches, .. } if mismatches.is_empty() => Ok(req),
+    false
+}
+
+/// Mount `cfg` (the mount point must exist and hold nothing), then confirm it in
+/// mountinfo. VERSION=4 tries 4.2, 4.1, 4.0 in turn (none above `max_minor`, the
+/// server's highest minor version when a probe learnt it) and keeps the first that
+/// the kernel and the server accept. A mount that mountinfo does not show as ours is
+/// taken off again before the error is returned: nothing is left behind that the
+/// caller does not own. Returns the request that was used (its `version` is the one
+/// mounted).
+pub fn mount(
+    cfg: &NfsConfig,
+    max_minor: Option<u32>,
+    deadline: Instant,
+) -> Result<MountRequest, Error> {
+    let client = if cfg.version.is_v4() {
+        net::local_addr_towards(cfg.server).ok()
+    } else {
+        None
+    };
+    let before: Vec<u32> = read_mounts()?.iter().map(|e| e.mount_id).collect();
+    let candidates = cfg.version.candidates(max_minor);
+    let mut tried = Vec::new();
+    let mut req = None;
+    for (i, v) in candidates.iter().enumerate() {
+        let exact = NfsConfig {
+            version: *v,
+            ..cfg.clone()
+        };
+        let r = exact.mount_request(client);
+        match mount_once(&r, deadline)? {
+            Ok(()) => {
+                req = Some(r);
+                break;
+            }
+            Err(Errno::EPROTONOSUPPORT) if i + 1 < candidates.len() => {
+                log::info!(
+                    "NFS {v} is not offered by {} or this kernel (EPROTONOSUPPORT); trying {}",
+                    cfg.server,
+                    candidates[i + 1]
+                );
+                tried.push(v.as_str());
+            }
+            Err(e) => {
+                let also = if tried.is_empty() {
+                    String::new()
+                } else {
+                    format!("; also tried NFS {}", tried.join(", "))
+                };
+                return Err(Error::new(
+                    ErrorKind::Failed,
+                    format!(
+                        "mount of {} on {} (NFS {v}) failed: {} ({}){also}",
+                        r.source,
+                        r.target,
+                        e.desc(),
+                        errno_hint(e)
+                    ),
+                ));
+            }
+        }
+    }
+    let Some(req) = req else {
+        return Err(Error::new(
+            ErrorKind::Failed,
+            format!("no NFS version to try for VERSION={}", cfg.version),
+        ));
+    };
+    let after = read_mounts()?;
+    match state(cfg, &after) {
+        State::Ours { mismatches, .. } if mismatches.is_empty() => return Ok(req),
         State::Ours { mismatches, .. } => {
             log::warn!(
                 "mounted {} on {} but it differs from the configuration: {}",
@@ -135,16 +267,24 @@ pub fn mount(cfg: &NfsConfig, deadline: Instant) -> Result<MountRequest, Error> 
                 req.target,
                 mismatches.join("; ")
             );
-            Ok(req)
+            return Ok(req);
         }
-        _ => Err(Error::new(
-            ErrorKind::Failed,
-            format!(
-                "mount of {} on {} reported success but mountinfo does not show it",
-                req.source, req.target
-            ),
-        )),
+        _ => {}
     }
+    let found = mountinfo::find_at(&after, &req.target);
+    let (kind, msg) = describe_foreign(cfg, &req, found, &after);
+    let made = found.filter(|e| !before.contains(&e.mount_id));
+    let tail = match made {
+        None => String::new(),
+        Some(e) if undo(&req.target, e.mount_id, deadline) => {
+            "; the mount was taken off again, nothing is left mounted".to_string()
+        }
+        Some(_) => format!(
+            "; the mount could not be taken off again: unmount {} by hand",
+            req.target
+        ),
+    };
+    Err(Error::new(kind, format!("{msg}{tail}")))
 }
 
 /// How the last mount at the mount point was removed.
@@ -492,5 +632,60 @@ mod tests {
             report.removed
         );
         sh(&format!("umount {d}/victim/efi {d}/victim && rm -r {d}"));
+    }
+
+    use std::net::IpAddr;
+
+    /// B mounted 192.0.2.1:/export (4.1); the kernel merged it onto A's connection to
+    /// 127.0.0.1 (as captured from kernel 6.1 against knfsd).
+    const MERGED: &str = "\
+40 1 0:50 / /mnt/ka rw,relatime - nfs4 127.0.0.1:/export rw,vers=4.2,hard,proto=tcp,timeo=600,retrans=2,sec=sys,clientaddr=127.0.0.1,local_lock=none,addr=127.0.0.1
+41 1 0:50 / /mnt/kb rw,relatime - nfs4 127.0.0.1:/export rw,vers=4.2,hard,proto=tcp,timeo=600,retrans=2,sec=sys,clientaddr=127.0.0.1,local_lock=none,addr=127.0.0.1
+";
+
+    fn cfg(server: &str, mp: &str, v: crate::Version) -> NfsConfig {
+        let ip: IpAddr = server.parse().unwrap();
+        NfsConfig::new(ip, "/export", mp, v, None).unwrap()
+    }
+
+    #[test]
+    fn merged_mount_is_named_as_such() {
+        let e = mountinfo::parse(MERGED).unwrap();
+        let b = cfg("192.0.2.1", "/mnt/kb", crate::Version::V4_1);
+        assert!(matches!(state(&b, &e), State::Other(_)));
+        let req = b.mount_request(None);
+        let (kind, msg) = describe_foreign(&b, &req, mountinfo::find_at(&e, "/mnt/kb"), &e);
+        assert_eq!(kind, ErrorKind::Config);
+        assert!(
+            msg.contains("merged this mount onto the existing connection to the same server at 127.0.0.1, which /mnt/ka is mounted by"),
+            "{msg}"
+        );
+        assert!(msg.contains("set SERVER=127.0.0.1"), "{msg}");
+        // something else entirely, or nothing: a failure, not a configuration matter
+        let other = cfg("192.0.2.1", "/mnt/ka", crate::Version::V4_1);
+        let o = NfsConfig {
+            export: "/other".into(),
+            ..other
+        };
+        let req = o.mount_request(None);
+        let (kind, msg) = describe_foreign(&o, &req, mountinfo::find_at(&e, "/mnt/ka"), &e);
+        assert_eq!(kind, ErrorKind::Failed);
+        assert!(
+            msg.contains("shows 127.0.0.1:/export (nfs4, addr=127.0.0.1)"),
+            "{msg}"
+        );
+        let (kind, msg) = describe_foreign(&o, &req, None, &e);
+        assert_eq!(kind, ErrorKind::Failed);
+        assert!(msg.contains("nothing mounted"), "{msg}");
+    }
+
+    #[test]
+    fn sources_split_into_server_and_export() {
+        assert_eq!(
+            split_source("10.0.2.2:/export/"),
+            Some(("10.0.2.2", "/export"))
+        );
+        assert_eq!(split_source("[fd00::2]:/e"), Some(("fd00::2", "/e")));
+        assert_eq!(split_source("nocolon"), None);
     }
 }

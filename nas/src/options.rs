@@ -32,7 +32,9 @@ pub const DEFAULT_OPTIONS_V4: &str =
 pub enum Version {
     V2,
     V3,
-    /// Any 4.x: the kernel negotiates the highest minor version.
+    /// Any 4.x: the highest minor version the server and the kernel share, found by
+    /// trying 4.2, 4.1, 4.0 in turn at mount time (as mount.nfs does; the kernel itself
+    /// takes a bare `vers=4` as 4.0).
     V4,
     V4_0,
     V4_1,
@@ -97,7 +99,28 @@ impl Version {
         if self.is_v4() { "nfs4" } else { "nfs" }
     }
 
-    fn minor(self) -> Option<u32> {
+    /// The exact versions to try for this one, best first: 4.2, 4.1, 4.0 for `V4` (none
+    /// above `max_minor`, when the server's highest is known), else the version itself.
+    pub fn candidates(self, max_minor: Option<u32>) -> Vec<Version> {
+        match self {
+            Version::V4 => [Version::V4_2, Version::V4_1, Version::V4_0]
+                .into_iter()
+                .filter(|v| v.minor().zip(max_minor).is_none_or(|(m, max)| m <= max))
+                .collect(),
+            v => vec![v],
+        }
+    }
+
+    /// The exact version for a `vers=` value shown in mountinfo (`4` is 4.0).
+    pub fn from_mounted(vers: &str) -> Option<Version> {
+        match vers {
+            "4" => Some(Version::V4_0),
+            "4.0" | "4.1" | "4.2" | "3" | "2" => vers.parse().ok(),
+            _ => None,
+        }
+    }
+
+    pub fn minor(self) -> Option<u32> {
         match self {
             Version::V4_0 => Some(0),
             Version::V4_1 => Some(1),
@@ -269,6 +292,8 @@ pub struct MountRequest {
     pub fstype: &'static str,
     pub flags: libc::c_ulong,
     pub data: String,
+    /// The exact version asked for (one of `Version::candidates`).
+    pub version: Version,
 }
 
 /// `server:/export`, with brackets around IPv6 addresses, as the kernel shows it.
@@ -443,6 +468,7 @@ impl NfsConfig {
             fstype: self.version.fstype(),
             flags: self.flags,
             data: data.join(","),
+            version: self.version,
         }
     }
 
@@ -671,6 +697,19 @@ mod tests {
         assert!(Version::V4.matches_mounted("4.2"));
         assert!(!Version::V4_1.matches_mounted("4.2"));
         assert!(Version::V3.matches_mounted("3"));
+        assert_eq!(
+            Version::V4.candidates(None),
+            [Version::V4_2, Version::V4_1, Version::V4_0]
+        );
+        assert_eq!(
+            Version::V4.candidates(Some(1)),
+            [Version::V4_1, Version::V4_0]
+        );
+        assert_eq!(Version::V4_1.candidates(Some(2)), [Version::V4_1]);
+        assert_eq!(Version::V3.candidates(None), [Version::V3]);
+        assert_eq!(Version::from_mounted("4"), Some(Version::V4_0));
+        assert_eq!(Version::from_mounted("4.2"), Some(Version::V4_2));
+        assert_eq!(Version::from_mounted("5"), None);
     }
 
     #[test]

@@ -9,9 +9,16 @@
 //!   MOUNT, and portmapper → NFS NULL; GETATTR (which needs MOUNT's file
 //!   handle) and UMNT follow together. Five round trips deep instead of nine.
 //! - v4: NFS NULL on port 2049 and, at the same time on a second connection,
-//!   a COMPOUND (PUTROOTFH, GETATTR type), which goes through the server's
-//!   NFSv4 request path, not only its RPC layer. Any well-formed COMPOUND
-//!   reply counts as an answer.
+//!   a COMPOUND (PUTROOTFH, GETATTR type) of the configured minor version
+//!   (VERSION=4: 4.2, then 4.1, then 4.0), which goes through the server's
+//!   NFSv4 request path, not only its RPC layer. NFS4ERR_MINOR_VERS_MISMATCH
+//!   is not an answer: the next minor version is tried, and when none is
+//!   accepted the probe fails with what the server does offer. Any other
+//!   well-formed reply counts (for 4.1+ without a session the server answers
+//!   PUTROOTFH with NFS4ERR_OP_NOT_IN_SESSION, from its 4.1 request path).
+//! - v3 with what an earlier probe learnt (`probe_v3_known`): NFS NULL and
+//!   GETATTR of the export's root handle on the NFS port, beside MOUNT NULL on
+//!   the MOUNT port: no portmapper, no MNT.
 //! - `survey`: what the server offers (portmapper table, exports, versions).
 
 use std::fmt;
@@ -46,6 +53,8 @@ pub enum FailKind {
     Unavailable,
     /// The server refused us (export not found or not allowed).
     Denied,
+    /// The server answers NFSv4 but not in the minor version asked for.
+    Mismatch,
     /// Anything else (malformed reply, local error).
     Other,
 }
@@ -57,6 +66,7 @@ impl fmt::Display for FailKind {
             FailKind::Refused => "connection refused",
             FailKind::Unavailable => "not offered",
             FailKind::Denied => "denied",
+            FailKind::Mismatch => "minor version not offered",
             FailKind::Other => "failed",
         })
     }
@@ -100,6 +110,17 @@ pub struct Probe {
     pub error: Option<ProbeError>,
     /// Wall time of the whole probe.
     pub elapsed: Duration,
+    /// NFSv4 minor versions the server accepted / refused (NFS4ERR_MINOR_VERS_MISMATCH).
+    pub v4_offered: Vec<u32>,
+    pub v4_refused: Vec<u32>,
+    /// v3: the export's root file handle (from MOUNT MNT) and the NFS and MOUNT
+    /// ports (from the portmapper), for later probes that skip both.
+    pub root_fh: Option<Vec<u8>>,
+    pub nfs_port: Option<u16>,
+    pub mount_port: Option<u16>,
+    /// v3 with known handle and ports: why MOUNT did not answer while NFS did
+    /// (new mounts would fail; the existing one works).
+    pub mount_warning: Option<String>,
 }
 
 impl Probe {
@@ -109,6 +130,11 @@ impl Probe {
 
     pub fn total(&self) -> Duration {
         self.elapsed
+    }
+
+    /// The highest NFSv4 minor version the server accepted.
+    pub fn v4_minor(&self) -> Option<u32> {
+        self.v4_offered.iter().copied().max()
     }
 
     /// Merge conversations run at once: all their steps by start time, and
@@ -130,6 +156,7 @@ impl Probe {
             steps: steps.into_iter().map(|(_, s)| s).collect(),
             error,
             elapsed: started.elapsed(),
+            ..Probe::default()
         }
     }
 }
@@ -275,6 +302,7 @@ fn drive(
             elapsed: started.elapsed(),
         }),
         elapsed: started.elapsed(),
+        ..Probe::default()
     })
 }
 
@@ -369,7 +397,7 @@ async fn probe_v3_async(
                 Ok((fh, format!("{export}: file handle of {len} bytes")))
             })
             .await?;
-        Some((mnt, fh))
+        Some((mnt, fh, port))
     };
     let nfs = async {
         let port = getport(&mut n, pmap_addr, NFS_PROGRAM, vers, "nfs", deadline).await?;
@@ -385,35 +413,13 @@ async fn probe_v3_async(
             Ok(((), "answers".into()))
         })
         .await?;
-        Some(nfs)
+        Some((nfs, port))
     };
     // The first failure decides the probe: the other conversation is dropped then.
-    let Some(((mut mnt, fh), mut nfs)) = join_ok(mount, nfs).await else {
+    let Some(((mut mnt, fh, mount_port), (mut nfs, nfs_port))) = join_ok(mount, nfs).await else {
         return Probe::from_lanes(vec![m, n], started);
     };
-    let getattr = async {
-        n.step("nfs GETATTR", async {
-            let args = GETATTR3args {
-                object: nfs_fh3 {
-                    data: Opaque::owned(fh),
-                },
-            };
-            match nfs.getattr(&args).await.map_err(rpc_fail)? {
-                Nfs3Result::Ok(ok) => Ok((
-                    (),
-                    format!(
-                        "export root: {:?} mode {:o}",
-                        ok.obj_attributes.type_, ok.obj_attributes.mode
-                    ),
-                )),
-                Nfs3Result::Err((stat, _)) => Err((
-                    FailKind::Denied,
-                    format!("GETATTR of the export root: {stat:?}"),
-                )),
-            }
-        })
-        .await
-    };
+    let getattr = getattr_step(&mut n, &mut nfs, fh.clone());
     // Best effort, beside GETATTR: keep the server's mount list clean.
     let umnt = async {
         if let Err(e) = mnt.umnt(dirpath(Opaque::borrowed(export.as_bytes()))).await {
@@ -421,7 +427,108 @@ async fn probe_v3_async(
         }
     };
     join(getattr, umnt).await;
-    Probe::from_lanes(vec![m, n], started)
+    let mut p = Probe::from_lanes(vec![m, n], started);
+    if p.ok() {
+        (p.root_fh, p.nfs_port, p.mount_port) = (Some(fh), Some(nfs_port), Some(mount_port));
+    }
+    p
+}
+
+/// GETATTR of the export's root handle as a probe step.
+async fn getattr_step<T: nfs3_client::io::AsyncRead + nfs3_client::io::AsyncWrite + Send>(
+    n: &mut Lane,
+    nfs: &mut Nfs3Client<T>,
+    fh: Vec<u8>,
+) -> Option<()> {
+    n.step("nfs GETATTR", async {
+        let args = GETATTR3args {
+            object: nfs_fh3 {
+                data: Opaque::owned(fh),
+            },
+        };
+        match nfs.getattr(&args).await.map_err(rpc_fail)? {
+            Nfs3Result::Ok(ok) => Ok((
+                (),
+                format!(
+                    "export root: {:?} mode {:o}",
+                    ok.obj_attributes.type_, ok.obj_attributes.mode
+                ),
+            )),
+            Nfs3Result::Err((stat, _)) => Err((
+                FailKind::Denied,
+                format!("GETATTR of the export root: {stat:?}"),
+            )),
+        }
+    })
+    .await
+}
+
+/// What a full v3 probe learnt, for `probe_v3_known`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Known {
+    pub root_fh: Vec<u8>,
+    pub nfs_port: u16,
+    pub mount_port: u16,
+}
+
+impl Known {
+    pub fn from_probe(p: &Probe) -> Option<Known> {
+        Some(Known {
+            root_fh: p.root_fh.clone()?,
+            nfs_port: p.nfs_port?,
+            mount_port: p.mount_port?,
+        })
+    }
+}
+
+/// Probe a v3 server with what an earlier full probe learnt: NFS NULL and GETATTR of
+/// the export's root handle on the NFS port, and beside it MOUNT NULL on the MOUNT
+/// port, whose failure is only `mount_warning` (new mounts would fail; the existing
+/// one works). No portmapper, no MNT. A failure other than a timeout (stale handle,
+/// port changed) means the caller should run the full probe once.
+pub fn probe_v3_known(server: IpAddr, version: Version, k: &Known, deadline: Instant) -> Probe {
+    let started = Instant::now();
+    let vers = version.rpc_version();
+    let f = async {
+        let (mut m, mut n) = (Lane::default(), Lane::default());
+        let nfs = async {
+            let c = n
+                .step(
+                    "nfs connect",
+                    connect_step(SocketAddr::new(server, k.nfs_port), true, deadline),
+                )
+                .await?;
+            let mut nfs = Nfs3Client::new_with_auth(c, auth_sys(), opaque_auth::default());
+            n.step("nfs NULL", async {
+                nfs.null().await.map_err(rpc_fail)?;
+                Ok(((), format!("v{vers} answers on port {}", k.nfs_port)))
+            })
+            .await?;
+            getattr_step(&mut n, &mut nfs, k.root_fh.clone()).await
+        };
+        let mount = async {
+            let c = m
+                .step(
+                    "mount connect",
+                    connect_step(SocketAddr::new(server, k.mount_port), false, deadline),
+                )
+                .await?;
+            let mut rpc = RpcClient::new(c);
+            m.step("mount NULL", async {
+                rpc.call::<Void, Void>(MOUNT_PROGRAM, 3, 0, &Void)
+                    .await
+                    .map_err(rpc_fail)?;
+                Ok(((), format!("answers on port {}", k.mount_port)))
+            })
+            .await
+        };
+        join(nfs, mount).await;
+        let warning = m.error.take().map(|(_, e)| e.to_string());
+        let mut p = Probe::from_lanes(vec![m, n], started);
+        p.mount_warning = warning;
+        p
+    };
+    drive(f, started, deadline)
 }
 
 /// Raw XDR bytes as call arguments.
@@ -448,15 +555,27 @@ impl Unpack for RawReply {
     }
 }
 
-/// COMPOUND4args { tag "", minorversion 0, [PUTROOTFH, GETATTR {type}] }.
-fn compound_args() -> Vec<u8> {
+/// COMPOUND4args { tag "", minorversion, [PUTROOTFH, GETATTR {type}] }.
+fn compound_args(minor: u32) -> Vec<u8> {
     const OP_PUTROOTFH: u32 = 24;
     const OP_GETATTR: u32 = 9;
     const FATTR4_TYPE_BIT: u32 = 1 << 1;
-    [0u32, 0, 2, OP_PUTROOTFH, OP_GETATTR, 1, FATTR4_TYPE_BIT]
+    [0u32, minor, 2, OP_PUTROOTFH, OP_GETATTR, 1, FATTR4_TYPE_BIT]
         .iter()
         .flat_map(|w| w.to_be_bytes())
         .collect()
+}
+
+const NFS4ERR_MINOR_VERS_MISMATCH: u32 = 10021;
+
+/// "4.1, 4.2" for minor versions [1, 2].
+pub fn minors_text(minors: &[u32]) -> String {
+    let mut m = minors.to_vec();
+    m.sort_unstable();
+    m.iter()
+        .map(|m| format!("4.{m}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn be32(b: &[u8], at: usize) -> Option<u32> {
@@ -472,16 +591,35 @@ fn nfs4_status(s: u32) -> String {
         13 => "NFS4ERR_ACCESS".into(),
         10013 => "NFS4ERR_GRACE".into(),
         10016 => "NFS4ERR_WRONGSEC".into(),
-        10021 => "NFS4ERR_MINOR_VERS_MISMATCH (server wants 4.1+)".into(),
+        NFS4ERR_MINOR_VERS_MISMATCH => "NFS4ERR_MINOR_VERS_MISMATCH".into(),
         10071 => "NFS4ERR_OP_NOT_IN_SESSION".into(),
         other => format!("nfsstat4 {other}"),
     }
 }
 
+/// The minor versions to ask a COMPOUND in, best first, for `version`.
+fn v4_minors(version: Version) -> Vec<u32> {
+    version
+        .candidates(None)
+        .iter()
+        .filter_map(|v| v.minor())
+        .collect()
+}
+
 /// Probe an NFSv4 server within `deadline`: NULL and a COMPOUND, each on a
-/// connection of its own, at once.
-pub fn probe_v4(server: IpAddr, deadline: Instant) -> Probe {
+/// connection of its own, at once. The COMPOUND is asked in the minor versions
+/// `version` allows, best first, until one is accepted; when none is, the other
+/// minor versions are asked too, so the failure says what the server offers.
+/// `all` asks every minor version (for `lkh-nas probe`: what does it offer?).
+pub fn probe_v4(server: IpAddr, version: Version, all: bool, deadline: Instant) -> Probe {
     let started = Instant::now();
+    let wanted = if all {
+        vec![2, 1, 0]
+    } else {
+        v4_minors(version)
+    };
+    let mut offered = Vec::new();
+    let mut refused = Vec::new();
     let f = async {
         let (mut a, mut b) = (Lane::default(), Lane::default());
         let addr = SocketAddr::new(server, NFS_PORT);
@@ -506,27 +644,79 @@ pub fn probe_v4(server: IpAddr, deadline: Instant) -> Probe {
                 )
                 .await?;
             let mut rpc = RpcClient::new_with_auth(c, auth_sys(), opaque_auth::default());
-            b.step("nfs4 COMPOUND", async {
-                let reply = rpc
-                    .call::<RawArgs, RawReply>(NFS_PROGRAM, 4, 1, &RawArgs(compound_args()))
-                    .await
-                    .map_err(rpc_fail)?;
-                let status = be32(&reply.0, 0)
-                    .ok_or((FailKind::Other, "COMPOUND reply too short".to_string()))?;
-                Ok(((), format!("PUTROOTFH+GETATTR: {}", nfs4_status(status))))
-            })
-            .await
+            let others = [2u32, 1, 0].into_iter().filter(|m| !wanted.contains(m));
+            for minor in wanted.iter().copied().chain(others) {
+                let extra = !wanted.contains(&minor);
+                let name = format!("nfs4.{minor} COMPOUND");
+                let status = b
+                    .step(&name, async {
+                        let reply = rpc
+                            .call::<RawArgs, RawReply>(
+                                NFS_PROGRAM,
+                                4,
+                                1,
+                                &RawArgs(compound_args(minor)),
+                            )
+                            .await
+                            .map_err(rpc_fail)?;
+                        let status = be32(&reply.0, 0)
+                            .ok_or((FailKind::Other, "COMPOUND reply too short".to_string()))?;
+                        Ok((
+                            status,
+                            format!("PUTROOTFH+GETATTR: {}", nfs4_status(status)),
+                        ))
+                    })
+                    .await?;
+                if status == NFS4ERR_MINOR_VERS_MISMATCH {
+                    refused.push(minor);
+                } else {
+                    offered.push(minor);
+                    // the rest is only asked to say what the server offers instead
+                    if !all && !extra {
+                        break;
+                    }
+                }
+            }
+            if offered.iter().any(|m| wanted.contains(m)) {
+                return Some(());
+            }
+            let t = Instant::now();
+            let detail = if offered.is_empty() {
+                format!(
+                    "the server refuses every NFSv4 minor version ({})",
+                    minors_text(&refused)
+                )
+            } else {
+                format!(
+                    "the server offers NFS {} but not {}",
+                    minors_text(&offered),
+                    minors_text(&wanted)
+                )
+            };
+            b.error = Some((
+                t,
+                ProbeError {
+                    step: "nfs4 COMPOUND".into(),
+                    kind: FailKind::Mismatch,
+                    detail,
+                    elapsed: Duration::ZERO,
+                },
+            ));
+            None
         };
         join_ok(null, compound).await;
         Probe::from_lanes(vec![a, b], started)
     };
-    drive(f, started, deadline)
+    let mut p = drive(f, started, deadline);
+    p.v4_offered = offered;
+    p.v4_refused = refused;
+    p
 }
 
 /// Probe the way the configured version is mounted.
 pub fn probe(server: IpAddr, export: &str, version: Version, deadline: Instant) -> Probe {
     if version.is_v4() {
-        probe_v4(server, deadline)
+        probe_v4(server, version, false, deadline)
     } else {
         probe_v3(server, export, version, deadline)
     }
@@ -631,11 +821,19 @@ mod tests {
 
     #[test]
     fn compound_args_layout() {
-        let a = compound_args();
+        let a = compound_args(1);
         assert_eq!(a.len(), 28);
+        assert_eq!(be32(&a, 4), Some(1));
         assert_eq!(be32(&a, 8), Some(2));
         assert_eq!(be32(&a, 12), Some(24));
         assert_eq!(be32(&a, 16), Some(9));
+    }
+
+    #[test]
+    fn minor_versions_asked() {
+        assert_eq!(v4_minors(Version::V4), [2, 1, 0]);
+        assert_eq!(v4_minors(Version::V4_0), [0]);
+        assert_eq!(minors_text(&[2, 1]), "4.1, 4.2");
     }
 
     #[test]

@@ -61,6 +61,13 @@
 //!   `nfs_mount 3|4|4.1 MOUNTPOINT [EXTRA_OPTS]` (server 10.0.2.2, export `/export`,
 //!   hard, timeo=10, retrans=2, actimeo=0; `nfs_opts` prints the options),
 //!   `nfs_server stop|kill|freeze|thaw|start|restart|status`.
+//! - kernel NFS server in the guest (`knfsd.sh`, no host server needed): `knfsd_start
+//!   all|v4only|v41only|no42` serves a tmpfs `/export` on 127.0.0.1 and `$KNFSD_ADDR`
+//!   (192.0.2.1, on lo): v3+v4 with rpcbind and MOUNT on 20048, v4 only (no rpcbind, no MOUNT
+//!   on the network), 4.1+ only, 4.0/4.1 only; `knfsd_stop` / `knfsd_nfsd_start` (threads to 0
+//!   and back: connections refused), `knfsd_mountd_kill` / `knfsd_mountd_start`,
+//!   `knfsd_freeze` / `knfsd_thaw` (`$KNFSD_ADDR` removed and added back: nothing answers, hard
+//!   mounts hang; kernel threads ignore SIGSTOP), `knfsd_stop_all` (before another mode).
 //! - nodes (`node.sh`): `on_node NODE CMD...` runs CMD as cluster node NODE (own hostname
 //!   `node-NODE` in a private UTS namespace, `LKHELPERS_CONF_DIR=/etc/lkhelpers/node-NODE`,
 //!   `LKHELPERS_RUN_DIR=/run/lkhelpers/node-NODE`); `node_conf NODE TAG KEY=VALUE...` writes

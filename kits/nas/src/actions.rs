@@ -3,8 +3,12 @@
 //! quickCheck runs three checks and names each one that fails:
 //! 1. "not mounted": mountinfo has no mount of SERVER:EXPORT at MOUNTPOINT
 //!    with the configured version and key options;
-//! 2. "server not answering": the network probe (v3 portmapper, MOUNT, NFS
-//!    NULL + GETATTR; v4 NULL + COMPOUND) failed by the deadline;
+//! 2. "server not answering": the network probe failed by the deadline. v3:
+//!    NFS NULL + GETATTR of the export's root handle on the NFS port, both
+//!    learnt at restore (`settings::Learnt`), beside MOUNT NULL on the MOUNT
+//!    port, which only warns ("new mounts would fail; this one works"); a stale
+//!    handle or a changed port runs the full chain once (portmapper, MOUNT MNT,
+//!    NFS NULL + GETATTR) and records what it learnt. v4: NULL + COMPOUND;
 //! 3. "mount wedged": the IO check child did not finish (or an earlier one is
 //!    still stuck), or failed with an error.
 //!
@@ -17,7 +21,7 @@ use nas::ops::{self, Method, State};
 use nas::probe::{self, FailKind, Probe};
 use nas::{IoCheck, IoOutcome, mountinfo};
 
-use crate::settings::{self, Settings};
+use crate::settings::{self, Learnt, Settings};
 
 pub fn hook(ctx: &HookCtx) -> Outcome {
     let how = match ctx.action {
@@ -50,6 +54,31 @@ pub fn probe_failure(s: &Settings, p: &Probe) -> Option<String> {
     Some(match e.kind {
         FailKind::Timeout | FailKind::Refused | FailKind::Unavailable => {
             format!("server not answering: {} {e}", server_label(s))
+        }
+        FailKind::Mismatch => {
+            let offered = &p.v4_offered;
+            let mut better: Vec<u32> = offered.iter().copied().filter(|m| *m >= 1).collect();
+            if better.is_empty() {
+                better.clone_from(offered);
+            }
+            better.sort_unstable();
+            let set = better
+                .iter()
+                .map(|m| format!("4.{m}"))
+                .collect::<Vec<_>>()
+                .join(" or ");
+            match offered.iter().min() {
+                Some(low) => format!(
+                    "server answers but not in NFS {}: this server offers only NFSv4.{low}{} ({}): set VERSION={set}",
+                    s.cfg.version,
+                    if *low < 2 { " and later" } else { "" },
+                    probe::minors_text(offered)
+                ),
+                None => format!(
+                    "server answers but refuses every NFSv4 minor version: {} {e}",
+                    server_label(s)
+                ),
+            }
         }
         FailKind::Denied | FailKind::Other => format!(
             "server answers but refuses: {} {e}: check the export and the server's NFS services",
@@ -100,7 +129,13 @@ pub fn probe_and_io(s: &Settings, with_io: bool) -> (Probe, Option<IoOutcome>) {
     } else {
         until
     };
-    let p = probe::probe(s.cfg.server, &s.cfg.export, s.cfg.version, probe_until);
+    let p = server_probe(s, probe_until);
+    if let Some(w) = &p.mount_warning {
+        log::warn!(
+            "the MOUNT service of {} does not answer ({w}): new mounts would fail; this one works",
+            server_label(s)
+        );
+    }
     let io = io.map(|started| {
         started
             .and_then(nas::child::IoCheckRun::finish)
@@ -114,6 +149,44 @@ pub fn probe_and_io(s: &Settings, with_io: bool) -> (Probe, Option<IoOutcome>) {
             })
     });
     (p, io)
+}
+
+/// The server check: for v3 with what restore learnt, NFS NULL + GETATTR on the known port
+/// (and MOUNT NULL, a warning only); anything but a timeout there (stale handle, port
+/// changed) runs the full chain once, and what it learns replaces the record.
+fn server_probe(s: &Settings, until: std::time::Instant) -> Probe {
+    let learnt = settings::load_learnt(s);
+    if !s.cfg.version.is_v4()
+        && let Some(l) = &learnt
+        && let Some(k) = &l.known
+    {
+        let p = probe::probe_v3_known(s.cfg.server, s.cfg.version, k, until);
+        match &p.error {
+            None => return p,
+            Some(e) if e.kind == FailKind::Timeout => return p,
+            Some(e) => log::info!(
+                "{}: the check with the handle and port learnt at restore failed ({e}); asking the portmapper and MOUNT again",
+                server_label(s)
+            ),
+        }
+        let full = probe::probe(s.cfg.server, &s.cfg.export, s.cfg.version, until);
+        if let Some(k) = probe::Known::from_probe(&full) {
+            settings::save_learnt(
+                &s.tag,
+                &Learnt {
+                    known: Some(k),
+                    ..l.clone()
+                },
+            );
+        }
+        return full;
+    }
+    // VERSION=4: ask in the minor version restore negotiated
+    let version = learnt
+        .map(|l| l.version)
+        .filter(|v| s.cfg.version == nas::Version::V4 && v.is_v4())
+        .unwrap_or(s.cfg.version);
+    probe::probe(s.cfg.server, &s.cfg.export, version, until)
 }
 
 fn not_mounted(s: &Settings, state: &State) -> Option<String> {
@@ -130,7 +203,18 @@ fn not_mounted(s: &Settings, state: &State) -> Option<String> {
             "not mounted as configured: {src} on {mp}: {}",
             mismatches.join("; ")
         )),
-        State::Ours { .. } => None,
+        State::Ours { entry, .. } => {
+            // VERSION=4: the mount must still be what restore negotiated
+            let want = settings::load_learnt(s)
+                .map(|l| l.version)
+                .filter(|_| s.cfg.version == nas::Version::V4)?;
+            let got = entry.option("vers").flatten().unwrap_or("?");
+            (nas::Version::from_mounted(got) != Some(want)).then(|| {
+                format!(
+                    "not mounted as negotiated: {src} on {mp} is NFS {got}, restore negotiated NFS {want}"
+                )
+            })
+        }
     }
 }
 
@@ -193,20 +277,77 @@ fn ensure_mount_point(s: &Settings) -> Result<(), Failure> {
     }
 }
 
-/// Mount as configured; `probe_first` unless the caller has just seen the
-/// server answer (recover probes before deciding anything).
-fn mount_now(s: &Settings, probe_first: bool) -> Outcome {
-    ensure_mount_point(s)?;
-    if probe_first {
-        let p = probe::probe(s.cfg.server, &s.cfg.export, s.cfg.version, s.check_deadline);
-        if let Some(msg) = probe_failure(s, &p) {
-            return Err(Failure::failed(format!("{msg}; nothing was mounted")));
-        }
+/// For VERSION=2/3 refused by the portmapper or MOUNT: does the server speak NFSv4?
+/// Then say so (the hook would otherwise only say "not answering").
+fn v4_only_hint(s: &Settings, p: &Probe) -> Option<String> {
+    let e = p.error.as_ref()?;
+    // a portmapper that refuses, or knows no MOUNT/NFS v3: perhaps no v3 at all
+    let by_pmap = e.step.starts_with("portmapper");
+    if s.cfg.version.is_v4() || !by_pmap || e.kind == FailKind::Timeout {
+        return None;
     }
-    let req = ops::mount(&s.cfg, s.deadline).map_err(|e| Failure::failed(e.msg))?;
+    let v4 = probe::probe_v4(s.cfg.server, nas::Version::V4, true, s.check_deadline);
+    if v4.v4_offered.is_empty() {
+        return None;
+    }
+    let mut set: Vec<String> = v4
+        .v4_offered
+        .iter()
+        .filter(|m| **m >= 1)
+        .map(|m| format!("4.{m}"))
+        .collect();
+    if set.is_empty() {
+        set.push("4.0".into());
+    }
+    set.sort();
+    Some(format!(
+        "{} does not offer NFS v{} ({e}), but answers NFSv4 ({}): this server offers only NFSv4: set VERSION={}",
+        s.cfg.server,
+        s.cfg.version,
+        probe::minors_text(&v4.v4_offered),
+        set.join(" or ")
+    ))
+}
+
+/// Mount as configured. `seen` is a probe the caller has just seen succeed (recover
+/// probes before deciding anything); without one the server is probed first. What the
+/// probe and the mount learnt (negotiated version, v3 handle and ports) is recorded.
+fn mount_now(s: &Settings, seen: Option<&Probe>) -> Outcome {
+    ensure_mount_point(s)?;
+    let fresh;
+    let p = match seen {
+        Some(p) => p,
+        None => {
+            fresh = probe::probe(s.cfg.server, &s.cfg.export, s.cfg.version, s.check_deadline);
+            if let Some(msg) = v4_only_hint(s, &fresh).or_else(|| probe_failure(s, &fresh)) {
+                return Err(Failure::failed(format!("{msg}; nothing was mounted")));
+            }
+            &fresh
+        }
+    };
+    let req = ops::mount(&s.cfg, p.v4_minor(), s.deadline).map_err(|e| match e.kind {
+        nas::ErrorKind::Config => Failure::usage(e.msg),
+        _ => Failure::failed(e.msg),
+    })?;
+    let known =
+        probe::Known::from_probe(p).or_else(|| settings::load_learnt(s).and_then(|l| l.known));
+    settings::save_learnt(
+        &s.tag,
+        &Learnt {
+            server: s.cfg.server,
+            export: s.cfg.export.clone(),
+            version: req.version,
+            known: known.filter(|_| !s.cfg.version.is_v4()),
+        },
+    );
+    let negotiated = if s.cfg.version == nas::Version::V4 {
+        ", negotiated from VERSION=4".to_string()
+    } else {
+        String::new()
+    };
     Ok(format!(
-        "mounted {} on {} ({} {})",
-        req.source, req.target, req.fstype, req.data
+        "mounted {} on {} (NFS {}{negotiated}; {} {})",
+        req.source, req.target, req.version, req.fstype, req.data
     ))
 }
 
@@ -231,7 +372,7 @@ fn restore(s: &Settings) -> Outcome {
             "{} is already in use: {} ({}) is mounted there; unmount it or choose another MOUNTPOINT",
             s.cfg.mount_point, e.source, e.fstype
         ))),
-        State::NotMounted => mount_now(s, true),
+        State::NotMounted => mount_now(s, None),
     }
 }
 
@@ -357,7 +498,7 @@ fn recover(s: &Settings) -> Outcome {
         State::NotMounted => {}
     }
     // the server answered the probe above: no second probe before mounting
-    match mount_now(s, false) {
+    match mount_now(s, Some(&p)) {
         Ok(m) => {
             done.push(m);
             Ok(done.join("; "))

@@ -124,6 +124,14 @@ fn status(spec: &'static KitSpec, args: &[String]) -> Outcome {
             Json::Arr(mismatches.iter().map(|x| Json::from(x.as_str())).collect()),
         );
         m.push("server_ok", server_problem.is_none());
+        if let Some(w) = &p.mount_warning {
+            m.push(
+                "warning",
+                format!(
+                    "MOUNT service does not answer ({w}): new mounts would fail; this one works"
+                ),
+            );
+        }
         m.push("server_steps", steps_json(&p));
         m.push("io_check", s.io_check.to_string());
         m.push("io", io_word);
@@ -159,6 +167,11 @@ fn status(spec: &'static KitSpec, args: &[String]) -> Outcome {
             server_problem.as_deref().unwrap_or("answers")
         );
         print!("{}", steps_text(&p));
+        if let Some(w) = &p.mount_warning {
+            println!(
+                "  warning: the MOUNT service does not answer ({w}): new mounts would fail; this one works"
+            );
+        }
         println!("  io check ({}): {io_word}", s.io_check);
     }
     Ok(String::new())
@@ -234,10 +247,19 @@ fn probe_cmd(args: &[String]) -> Outcome {
         ));
     }
     if want(Version::V4) {
-        probes.push(("v4".into(), probe::probe_v4(server, deadline)));
+        let v = version.unwrap_or(Version::V4);
+        probes.push((
+            "v4".into(),
+            probe::probe_v4(server, v, version.is_none(), deadline),
+        ));
     }
-    let any_ok =
-        probes.iter().any(|(_, p)| p.ok()) || survey.nfs_versions.iter().any(|(_, r)| r.is_ok());
+    // What the probes proved: a NULL alone (the survey) is not an answer when a
+    // probe of the NFS request path ran.
+    let any_ok = if probes.is_empty() {
+        survey.nfs_versions.iter().any(|(_, r)| r.is_ok())
+    } else {
+        probes.iter().any(|(_, p)| p.ok())
+    };
     if json {
         let mut m = Json::obj().with("server", server.to_string());
         match &survey.portmap {
@@ -283,6 +305,12 @@ fn probe_cmd(args: &[String]) -> Outcome {
         );
         for (name, p) in &probes {
             m.push(&format!("probe {name}"), steps_json(p));
+            if !p.v4_offered.is_empty() || !p.v4_refused.is_empty() {
+                let minors =
+                    |v: &[u32]| Json::Arr(v.iter().map(|m| Json::from(format!("4.{m}"))).collect());
+                m.push("nfs4_minor_offered", minors(&p.v4_offered));
+                m.push("nfs4_minor_refused", minors(&p.v4_refused));
+            }
         }
         println!("{m}");
     } else {
@@ -316,10 +344,29 @@ fn probe_cmd(args: &[String]) -> Outcome {
         for (name, p) in &probes {
             println!("  probe {name}: {}", if p.ok() { "ok" } else { "FAILED" });
             print!("{}", steps_text(p));
+            if !p.v4_offered.is_empty() || !p.v4_refused.is_empty() {
+                println!(
+                    "  NFSv4 minor versions: offered {}; refused {}",
+                    or_none(&probe::minors_text(&p.v4_offered)),
+                    or_none(&probe::minors_text(&p.v4_refused))
+                );
+            }
         }
     }
+    let failed_probe = probes
+        .iter()
+        .find_map(|(name, p)| p.error.as_ref().map(|e| (name, e)));
     if any_ok {
         Ok(String::new())
+    } else if let Some((name, e)) = failed_probe.filter(|(_, e)| {
+        matches!(
+            e.kind,
+            probe::FailKind::Mismatch | probe::FailKind::Denied | probe::FailKind::Other
+        )
+    }) {
+        Err(Failure::failed(format!(
+            "server {server} answers but probe {name} failed: {e}"
+        )))
     } else {
         let refused = !survey.nfs_versions.is_empty()
             && survey
@@ -337,6 +384,10 @@ fn probe_cmd(args: &[String]) -> Outcome {
             )
         }))
     }
+}
+
+fn or_none(s: &str) -> &str {
+    if s.is_empty() { "none" } else { s }
 }
 
 fn program_name(p: u32) -> &'static str {

@@ -44,7 +44,7 @@ pub(crate) static SPEC: KitSpec = KitSpec {
             "VERSION",
             Kind::Choice(&["2", "3", "4", "4.0", "4.1", "4.2"]),
             Some("3"),
-            "NFS version; 4 lets the kernel pick the highest 4.x minor version",
+            "NFS version; 4 is the highest 4.x minor version the server and this kernel share (restore tries 4.2, 4.1, 4.0)",
         ),
         KeySpec::resource(
             "OPTIONS",

@@ -212,3 +212,123 @@ pub fn load_with(ctx: &HookCtx, how: Resolve) -> Result<Settings, Failure> {
         server_known,
     })
 }
+
+/// What restore learnt about the server, kept in `TAG.server` for the other actions: the
+/// NFS version VERSION=4 negotiated, and for v3 the export's root file handle and the NFS
+/// and MOUNT ports, so quickCheck asks NFS NULL + GETATTR on the NFS port without the
+/// portmapper and MOUNT. Only used while SERVER and EXPORT are what they were at restore.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Learnt {
+    pub server: IpAddr,
+    pub export: String,
+    /// The exact version mounted (`vers=` as restore got it).
+    pub version: Version,
+    pub known: Option<nas::probe::Known>,
+}
+
+fn learnt_file(tag: &str) -> PathBuf {
+    run_dir().join(format!("{tag}.server"))
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) || s.len() > 128 {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+impl Learnt {
+    fn to_text(&self) -> String {
+        let mut t = format!(
+            "server={}\nexport={}\nversion={}\n",
+            self.server, self.export, self.version
+        );
+        if let Some(k) = &self.known {
+            t += &format!(
+                "nfs_port={}\nmount_port={}\nroot_fh={}\n",
+                k.nfs_port,
+                k.mount_port,
+                hex(&k.root_fh)
+            );
+        }
+        t
+    }
+
+    fn parse(text: &str) -> Option<Learnt> {
+        let get = |k: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(k)?.strip_prefix('='))
+                .map(str::trim)
+        };
+        let known = (|| {
+            Some(nas::probe::Known {
+                root_fh: unhex(get("root_fh")?)?,
+                nfs_port: get("nfs_port")?.parse().ok()?,
+                mount_port: get("mount_port")?.parse().ok()?,
+            })
+        })();
+        Some(Learnt {
+            server: get("server")?.parse().ok()?,
+            export: get("export")?.to_string(),
+            version: get("version")?.parse().ok()?,
+            known,
+        })
+    }
+}
+
+/// Record what restore learnt (written to a temporary file and renamed into place).
+pub fn save_learnt(tag: &str, l: &Learnt) {
+    let file = learnt_file(tag);
+    let tmp = file.with_extension("server.tmp");
+    let r = std::fs::create_dir_all(run_dir())
+        .and_then(|()| std::fs::write(&tmp, l.to_text()))
+        .and_then(|()| std::fs::rename(&tmp, &file));
+    if let Err(e) = r {
+        log::warn!(
+            "cannot record what restore learnt in {}: {e}; quickCheck will ask the portmapper and MOUNT each time",
+            file.display()
+        );
+    }
+}
+
+/// What restore learnt, when it is about this SERVER and EXPORT.
+pub fn load_learnt(s: &Settings) -> Option<Learnt> {
+    let text = std::fs::read_to_string(learnt_file(&s.tag)).ok()?;
+    Learnt::parse(&text).filter(|l| l.server == s.cfg.server && l.export == s.cfg.export)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn learnt_round_trip_and_bad_text() {
+        let l = Learnt {
+            server: "192.0.2.1".parse().unwrap(),
+            export: "/export".into(),
+            version: Version::V3,
+            known: Some(nas::probe::Known {
+                root_fh: vec![1, 0, 0xab, 0xff],
+                nfs_port: 2049,
+                mount_port: 20048,
+            }),
+        };
+        assert_eq!(Learnt::parse(&l.to_text()), Some(l.clone()));
+        let v4 = Learnt {
+            version: Version::V4_2,
+            known: None,
+            ..l
+        };
+        assert_eq!(Learnt::parse(&v4.to_text()), Some(v4));
+        assert_eq!(Learnt::parse("server=x\n"), None);
+        assert_eq!(unhex("abc"), None);
+        assert_eq!(unhex("zz"), None);
+    }
+}

@@ -266,10 +266,14 @@ fn inner_phase() {
             assert!(names.contains(&"mount MNT"), "{names:?}");
             assert!(names.contains(&"nfs NULL"), "{names:?}");
             assert!(names.contains(&"nfs GETATTR"), "{names:?}");
-            let p = probe::probe_v4(ip, soon());
+            let p = probe::probe_v4(ip, Version::V4_0, false, soon());
             assert!(p.ok(), "{p:?}");
-            let compound = p.steps.iter().find(|s| s.name == "nfs4 COMPOUND").unwrap();
+            let compound = p.steps.iter().find(|s| s.name == "nfs4.0 COMPOUND");
+            let compound = compound.expect("a 4.0 COMPOUND step");
             assert!(compound.detail.contains("NFS4_OK"), "{compound:?}");
+            // VERSION=4: the first minor version the server accepts, best first
+            let p = probe::probe_v4(ip, Version::V4, false, soon());
+            assert!(p.ok() && p.v4_minor().is_some(), "{p:?}");
             let p = probe::probe_v3(ip, "/not-exported", Version::V3, soon());
             let e = p.error.expect("MNT of a missing export must fail");
             assert_eq!((e.step.as_str(), e.kind), ("mount MNT", FailKind::Denied));
@@ -281,7 +285,7 @@ fn inner_phase() {
             let p = probe::probe_v3(ip, "/export", Version::V3, soon());
             let e = p.error.expect("a frozen server must fail the v3 probe");
             assert_eq!(e.kind, FailKind::Timeout, "{e}");
-            let p = probe::probe_v4(ip, soon());
+            let p = probe::probe_v4(ip, Version::V4, false, soon());
             let e = p.error.expect("a frozen server must fail the v4 probe");
             assert_eq!(e.kind, FailKind::Timeout, "{e}");
             // repeated probes stay bounded too
@@ -292,7 +296,7 @@ fn inner_phase() {
             let p = probe::probe_v3(ip, "/export", Version::V3, soon());
             let e = p.error.expect("a stopped server must fail the v3 probe");
             assert_eq!(e.kind, FailKind::Unavailable, "{e}");
-            let p = probe::probe_v4(ip, soon());
+            let p = probe::probe_v4(ip, Version::V4, false, soon());
             let e = p.error.expect("a stopped server must fail the v4 probe");
             assert_eq!(e.kind, FailKind::Refused, "{e}");
         }

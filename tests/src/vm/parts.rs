@@ -12,6 +12,7 @@
 //!   bzImage needs to decompress itself under TCG;
 //! - `iscsi-root/`: open-iscsi's `iscsid`/`iscsiadm` unpacked from their packages (installing
 //!   them would start a daemon on the host);
+//! - `knfsd-root/`: the kernel NFS server's `rpc.nfsd`, `rpc.mountd`, `exportfs`, likewise;
 //! - `base-<kver>-<hash>.cpio`: the base initramfs (busybox, kernel modules resolved from
 //!   `modules.dep`, test tools with their shared libraries); a new build removes the ones
 //!   untouched for an hour.
@@ -56,6 +57,7 @@ const MODULES: &[&str] = &[
     "sunrpc",
     "nfsv3",
     "nfsv4",
+    "nfsd",
     "virtio_pci",
     "virtio_net",
     "virtio_blk",
@@ -92,6 +94,20 @@ const HOST_PACKAGES: &[&str] = &[
 
 /// Packages unpacked (not installed) for the guest's iSCSI initiator.
 const ISCSI_PACKAGES: &[&str] = &["open-iscsi", "libopeniscsiusr", "libisns0"];
+
+/// The kernel NFS server's userland, unpacked (not installed: installing it would start a
+/// server on the host) for the guest's knfsd (`tests/guest/lib/knfsd.sh`); rpcbind and the
+/// shared libraries come from the host, which has them for nfs-ganesha.
+const KNFSD_PACKAGES: &[&str] = &["nfs-kernel-server"];
+/// What the guest runs from that tree (paths inside it), and from the host.
+const KNFSD_TOOLS: &[&str] = &[
+    "usr/sbin/rpc.nfsd",
+    "usr/sbin/rpc.mountd",
+    "usr/sbin/exportfs",
+];
+const KNFSD_HOST_TOOLS: &[&str] = &["/usr/sbin/rpcbind"];
+/// Files libtirpc (rpcbind, rpc.mountd) reads.
+const KNFSD_ETC: &[&str] = &["netconfig", "rpc"];
 
 /// Bump when the layout of the base image changes in a way the hash below does not see.
 const BASE_FORMAT: &str = "lkh-base-1";
@@ -172,7 +188,8 @@ fn prepare() -> Result<Parts, VmError> {
     let kdir = ensure_kernel(&cache)?;
     let kver = kernel_release(&kdir)?;
     let iscsi = ensure_unpacked(&cache, "iscsi-root", ISCSI_PACKAGES, |_, _| Ok(()))?;
-    let base = ensure_base(&cache, &kdir, &kver, &iscsi)?;
+    let knfsd = ensure_unpacked(&cache, "knfsd-root", KNFSD_PACKAGES, |_, _| Ok(()))?;
+    let base = ensure_base(&cache, &kdir, &kver, &iscsi, &knfsd)?;
     let qemu = which("qemu-system-x86_64")
         .ok_or_else(|| VmError::Unavailable("qemu-system-x86_64 not found".into()))?;
     Ok(Parts {
@@ -421,7 +438,13 @@ fn ensure_unpacked(
     r.map(|()| dir)
 }
 
-fn ensure_base(cache: &Path, kdir: &Path, kver: &str, iscsi: &Path) -> Result<PathBuf, VmError> {
+fn ensure_base(
+    cache: &Path,
+    kdir: &Path,
+    kver: &str,
+    iscsi: &Path,
+    knfsd: &Path,
+) -> Result<PathBuf, VmError> {
     let mut h = DefaultHasher::new();
     (
         BASE_FORMAT,
@@ -438,7 +461,7 @@ fn ensure_base(cache: &Path, kdir: &Path, kver: &str, iscsi: &Path) -> Result<Pa
     let t0 = Instant::now();
     let stage = cache.join(format!("tmp-stage-{}", std::process::id()));
     let _ = fs::remove_dir_all(&stage);
-    let r = build_base(&stage, kdir, kver, iscsi).and_then(|cpio| {
+    let r = build_base(&stage, kdir, kver, iscsi, knfsd).and_then(|cpio| {
         let tmp = out.with_extension("cpio.tmp");
         fs::write(&tmp, cpio.finish()).map_err(|e| setup(format!("write base: {e}")))?;
         fs::rename(&tmp, &out).map_err(|e| setup(format!("rename base: {e}")))
@@ -492,7 +515,13 @@ fn copy(from: &Path, to: &Path) -> Result<(), VmError> {
         .map_err(|e| setup(format!("copy {} -> {}: {e}", from.display(), to.display())))
 }
 
-fn build_base(stage: &Path, kdir: &Path, kver: &str, iscsi: &Path) -> Result<Cpio, VmError> {
+fn build_base(
+    stage: &Path,
+    kdir: &Path,
+    kver: &str,
+    iscsi: &Path,
+    knfsd: &Path,
+) -> Result<Cpio, VmError> {
     let sym = |target: &str, link: &str| {
         std::os::unix::fs::symlink(target, stage.join(link))
             .map_err(|e| setup(format!("symlink {link}: {e}")))
@@ -573,6 +602,8 @@ fn build_base(stage: &Path, kdir: &Path, kver: &str, iscsi: &Path) -> Result<Cpi
     let mut tools: Vec<PathBuf> = HOST_TOOLS.iter().map(PathBuf::from).collect();
     tools.push(iscsi.join("sbin/iscsid"));
     tools.push(iscsi.join("sbin/iscsiadm"));
+    tools.extend(KNFSD_TOOLS.iter().map(|t| knfsd.join(t)));
+    tools.extend(KNFSD_HOST_TOOLS.iter().map(PathBuf::from));
     for t in &tools {
         if !t.exists() {
             return Err(setup(format!("{} missing on the host", t.display())));
@@ -624,7 +655,7 @@ fn build_base(stage: &Path, kdir: &Path, kver: &str, iscsi: &Path) -> Result<Cpi
         "nsswitch.conf",
         "passwd: files\ngroup: files\nhosts: files\nservices: files\nprotocols: files\n",
     )?;
-    for f in ["services", "protocols"] {
+    for f in ["services", "protocols"].iter().chain(KNFSD_ETC) {
         if Path::new("/etc").join(f).exists() {
             copy(&Path::new("/etc").join(f), &stage.join("etc").join(f))?;
         }
@@ -643,6 +674,7 @@ fn build_base(stage: &Path, kdir: &Path, kver: &str, iscsi: &Path) -> Result<Cpi
         "root",
         "mnt",
         "var/lib/iscsi",
+        "var/lib/nfs/v4recovery",
         "opt/lkh/bin",
     ] {
         mkdirs(&stage.join(d))?;

@@ -1,0 +1,155 @@
+# lkh-nas against the Linux kernel NFS server (knfsd) in the guest itself: v3, 4.0, 4.1, 4.2
+# and VERSION=4; one server mounted by two addresses; rpc.mountd dead under a working v3
+# mount; server stopped, frozen and restarted; remove with a user; a v4-only and a
+# 4.1+-only server. The server is 192.0.2.1 (and 127.0.0.1), see lib/knfsd.sh.
+T=5
+S=$KNFSD_ADDR
+
+have_bin lkh-nas || fatal "lkh-nas is not in the guest"
+mkdir -p /etc/lkhelpers /run
+umask 022
+knfsd_start all; check knfsd-start $?
+
+conf() {  # conf TAG KEY=VALUE...
+    _t=$1; shift
+    : > /etc/lkhelpers/$_t.conf
+    for _kv in "$@"; do echo "$_kv" >> /etc/lkhelpers/$_t.conf; done
+}
+# nas NAME WANT ACTION TAG [ARGS]: run lkh-nas, check its exit status, keep stderr in /tmp/NAME.err
+nas() {
+    _n=$1 _want=$2; shift 2
+    _t0=$(uptime_s)
+    lkh-nas "$@" > /tmp/$_n.out 2> /tmp/$_n.err; _rc=$?
+    _t1=$(uptime_s)
+    NAS_ELAPSED=$(awk "BEGIN{print $_t1-$_t0}")
+    cat /tmp/$_n.out /tmp/$_n.err
+    note "$_n: lkh-nas $* -> rc=$_rc in $NAS_ELAPSED s"
+    [ "$_rc" = "$_want" ]; check "$_n" $? "want rc=$_want got rc=$_rc"
+}
+said() { grep -q "$2" /tmp/$1.err; check "$1-says-$(echo "$2" | tr ' =/' '---')" $? "$(cat /tmp/$1.err)"; }
+bounded() { awk "BEGIN{exit !($NAS_ELAPSED <= $T + 1)}"; check "$1-bounded" $? "took $NAS_ELAPSED s"; }
+mounted() { grep -c " $1 " /proc/self/mountinfo; }
+vers_at() { grep " $1 " /proc/self/mountinfo | sed -n 's/.*[ ,]vers=\([0-9.]*\).*/\1/p' | tail -1; }
+
+# --- every version, restore / quickCheck / remove ---------------------------------------
+for v in 3 4.0 4.1 4.2 4; do
+    t=k$(echo $v | tr -d .)
+    conf $t SERVER=$S EXPORT=/export MOUNTPOINT=/mnt/$t VERSION=$v TIMEOUT=$T
+    nas restore-$t 0 restore -t $t
+    nas qc-$t 0 quickCheck -t $t
+    note "$t: $(grep " /mnt/$t " /proc/self/mountinfo)"
+done
+[ "$(cat /mnt/k3/hello.txt)" = hello-from-host ]; check read-k3 $?
+[ "$(vers_at /mnt/k40)" = 4.0 ]; check mountinfo-k40 $? "vers=$(vers_at /mnt/k40)"
+[ "$(vers_at /mnt/k41)" = 4.1 ]; check mountinfo-k41 $? "vers=$(vers_at /mnt/k41)"
+[ "$(vers_at /mnt/k42)" = 4.2 ]; check mountinfo-k42 $? "vers=$(vers_at /mnt/k42)"
+# VERSION=4 is the highest minor version both sides offer (issue 17, defect 2)
+[ "$(vers_at /mnt/k4)" = 4.2 ]; check version-4-negotiates-4.2 $? "vers=$(vers_at /mnt/k4)"
+said restore-k4 "NFS 4.2"
+for t in k40 k41 k42 k4; do nas remove-$t 0 remove -t $t; done
+
+# --- a process holding the mount: remove ends it ----------------------------------------
+(cd /mnt/k3 && exec sleep 1000) &
+CWD_PID=$!
+sleep 0.5
+nas remove-k3-busy 0 remove -t k3
+kill -0 $CWD_PID 2>/dev/null; [ $? != 0 ]; check remove-ended-cwd-user $?
+[ "$(mounted /mnt/k3)" = 0 ]; check remove-unmounted-k3 $?
+nas restore-k3-back 0 restore -t k3
+
+# --- one server, two addresses (defect 1) ----------------------------------------------
+# The same minor version: the kernel merges B onto A's connection (SUNRPC "reached max
+# allowed number (1)"): B is refused with exit 2 and nothing of B is left.
+conf ka SERVER=127.0.0.1 EXPORT=/export MOUNTPOINT=/mnt/ka VERSION=4.2 TIMEOUT=$T
+conf kb SERVER=$S EXPORT=/export MOUNTPOINT=/mnt/kb VERSION=4.2 TIMEOUT=$T
+nas restore-ka 0 restore -t ka
+nas restore-kb-merged 2 restore -t kb
+said restore-kb-merged "merged this mount onto the existing connection to the same server at 127.0.0.1"
+[ "$(mounted /mnt/kb)" = 0 ]; check merged-mount-undone $? "$(grep ' /mnt/kb ' /proc/self/mountinfo)"
+[ "$(mounted /mnt/ka)" = 1 ]; check merged-left-a-alone $?
+nas qc-ka-after-kb 0 quickCheck -t ka
+nas qc-kb-merged 1 quickCheck -t kb
+nas remove-kb-merged 0 remove -t kb
+# A 4.1 client is another client (minor versions are not merged): B gets its own connection
+conf kb SERVER=$S EXPORT=/export MOUNTPOINT=/mnt/kb VERSION=4.1 TIMEOUT=$T
+nas restore-kb41 0 restore -t kb
+grep -q ' /mnt/kb .*,addr=192.0.2.1$' /proc/self/mountinfo; check kb41-own-connection $? "$(grep ' /mnt/kb ' /proc/self/mountinfo)"
+nas qc-kb41 0 quickCheck -t kb
+nas remove-ka 0 remove -t ka
+nas remove-kb41 0 remove -t kb
+
+# --- rpc.mountd dead, NFS answers (defect 3): a warning, not a failover ------------------
+knfsd_mountd_kill
+[ "$(cat /mnt/k3/hello.txt)" = hello-from-host ]; check read-k3-mountd-dead $?
+nas qc-k3-mountd-dead 0 quickCheck -t k3
+said qc-k3-mountd-dead "new mounts would fail"
+nas recover-k3-mountd-dead 0 recover -t k3
+nas status-k3-mountd-dead 0 status -t k3
+grep -q "new mounts would fail" /tmp/status-k3-mountd-dead.out /tmp/status-k3-mountd-dead.err; check status-warns-mountd-dead $?
+conf k3b SERVER=$S EXPORT=/export MOUNTPOINT=/mnt/k3b VERSION=3 TIMEOUT=$T
+nas restore-k3b-mountd-dead 1 restore -t k3b
+[ "$(mounted /mnt/k3b)" = 0 ]; check mountd-dead-restore-mounted-nothing $?
+knfsd_mountd_start; check mountd-restart $?
+nas qc-k3-mountd-back 0 quickCheck -t k3
+
+# --- server stopped and started; frozen and thawed ---------------------------------------
+conf k42 SERVER=$S EXPORT=/export MOUNTPOINT=/mnt/k42 VERSION=4.2 TIMEOUT=$T
+nas restore-k42-again 0 restore -t k42
+knfsd_stop; check knfsd-stop $?
+nas qc-k3-stopped 1 quickCheck -t k3; bounded qc-k3-stopped
+said qc-k3-stopped "server not answering"
+nas qc-k42-stopped 1 quickCheck -t k42; bounded qc-k42-stopped
+said qc-k42-stopped "server not answering"
+nas recover-k3-stopped 1 recover -t k3; bounded recover-k3-stopped
+knfsd_nfsd_start; check knfsd-restart $?
+retry 50 lkh-nas quickCheck -t k3 2>/dev/null; check qc-k3-after-restart $?
+retry 100 lkh-nas quickCheck -t k42 2>/dev/null; check qc-k42-after-restart $?
+knfsd_freeze; check knfsd-freeze $?
+nas qc-k3-frozen 1 quickCheck -t k3; bounded qc-k3-frozen
+said qc-k3-frozen "server not answering"
+nas qc-k42-frozen 1 quickCheck -t k42; bounded qc-k42-frozen
+nas remove-k42-frozen 0 remove -t k42; bounded remove-k42-frozen
+[ "$(mounted /mnt/k42)" = 0 ]; check remove-on-frozen-unmounted $?
+knfsd_thaw; check knfsd-thaw $?
+retry 50 lkh-nas quickCheck -t k3 2>/dev/null; check qc-k3-thawed $?
+nas remove-k3-end 0 remove -t k3
+nas probe-all 0 probe $S /export
+
+# --- a v4-only server: no rpcbind, no MOUNT on the network (defect 4) -------------------
+knfsd_stop_all
+knfsd_start v4only; check knfsd-start-v4only $?
+nas restore-k3-v4only 1 restore -t k3
+said restore-k3-v4only "offers only NFSv4"
+[ "$(mounted /mnt/k3)" = 0 ]; check v4only-v3-mounted-nothing $?
+for t in k41 k42 k4; do
+    nas restore-$t-v4only 0 restore -t $t
+    nas qc-$t-v4only 0 quickCheck -t $t
+    nas remove-$t-v4only 0 remove -t $t
+done
+nas probe-v4only 0 probe $S
+
+# --- a 4.1+-only server (defects 2 and 5) -------------------------------------------------
+knfsd_stop_all
+knfsd_start v41only; check knfsd-start-v41only $?
+nas restore-k4-v41only 0 restore -t k4
+[ "$(vers_at /mnt/k4)" = 4.2 ]; check v41only-version-4-is-4.2 $? "vers=$(vers_at /mnt/k4)"
+nas qc-k4-v41only 0 quickCheck -t k4
+nas remove-k4-v41only 0 remove -t k4
+nas restore-k40-v41only 1 restore -t k40
+said restore-k40-v41only "offers only NFSv4.1"
+[ "$(mounted /mnt/k40)" = 0 ]; check v41only-40-mounted-nothing $?
+nas probe-v41only 0 probe $S
+grep -q "4.1" /tmp/probe-v41only.out; check probe-v41only-names-minor $? "$(cat /tmp/probe-v41only.out)"
+# NFS NULL answers, but a 4.0 COMPOUND gets NFS4ERR_MINOR_VERS_MISMATCH: not proven (defect 5)
+nas probe-v41only-as-40 1 probe $S --version 4.0
+said probe-v41only-as-40 "offers NFS 4.1, 4.2 but not 4.0"
+
+# --- 4.0 and 4.1 only: VERSION=4 falls back to 4.1 ----------------------------------------
+knfsd_stop_all
+knfsd_start no42; check knfsd-start-no42 $?
+nas restore-k4-no42 0 restore -t k4
+[ "$(vers_at /mnt/k4)" = 4.1 ]; check no42-version-4-is-4.1 $? "vers=$(vers_at /mnt/k4)"
+nas qc-k4-no42 0 quickCheck -t k4
+nas remove-k4-no42 0 remove -t k4
+
+[ "$(grep -cE ' - nfs4? ' /proc/self/mountinfo)" = 0 ]; check all-unmounted $? "$(grep -E ' - nfs4? ' /proc/self/mountinfo)"
