@@ -1,12 +1,12 @@
 //! The four LifeKeeper actions for a virtual IP.
 
 use std::net::IpAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ip_monitor::grace::{self, Round, SystemClock, Verdict};
 use ip_monitor::netlink::{AddOutcome, DelOutcome};
 use ip_monitor::probe::{self, Outcome as ProbeOutcome, Plan, Target};
-use ip_monitor::{Deadline, arp, fmt_mac, ndp};
+use ip_monitor::{arp, fmt_mac, ndp};
 use lkh_common::{Action, Failure, HookCtx, Outcome};
 
 use crate::settings::{Live, Marker, Settings, nl_err};
@@ -21,14 +21,19 @@ const DAD6_WAIT: Duration = Duration::from_secs(5);
 
 pub fn hook(ctx: &HookCtx) -> Outcome {
     let s = Settings::from_config(&ctx.config, &ctx.conf_file(), true)?;
-    let deadline = Deadline::at(ctx.deadline.instant());
+    let deadline = ctx.deadline.instant();
     let marker = Marker::new(&ctx.tag);
     match ctx.action {
         Action::Restore => restore(&s, &marker, deadline),
         Action::Remove => remove(&s, &marker, deadline),
-        Action::QuickCheck => quick_check(&s, &marker, deadline.min_after(s.quickcheck_timeout)),
+        Action::QuickCheck => quick_check(&s, &marker, within(deadline, s.quickcheck_timeout)),
         Action::Recover => recover(&s, &marker, deadline),
     }
+}
+
+/// The earlier of `deadline` and `d` from now.
+fn within(deadline: Instant, d: Duration) -> Instant {
+    deadline.min(Instant::now() + d)
 }
 
 /// Why a check round failed.
@@ -113,7 +118,7 @@ fn round(
     s: &Settings,
     live: &mut Live,
     targets: &[Target],
-    deadline: Deadline,
+    deadline: Instant,
     refresh: bool,
 ) -> Round<Problem> {
     if refresh && let Err(e) = live.refresh(s, deadline) {
@@ -142,24 +147,12 @@ fn check_reachability(
     s: &Settings,
     live: &mut Live,
     targets: &[Target],
-    deadline: Deadline,
+    deadline: Instant,
 ) -> Result<String, Failure> {
     let mut first = true;
-    let verdict = grace::evaluate(
-        &SystemClock,
-        s.grace,
-        deadline.instant(),
-        s.ping_time,
-        |d| {
-            round(
-                s,
-                live,
-                targets,
-                Deadline::at(d),
-                !std::mem::take(&mut first),
-            )
-        },
-    );
+    let verdict = grace::evaluate(&SystemClock, s.grace, deadline, s.ping_time, |d| {
+        round(s, live, targets, d, !std::mem::take(&mut first))
+    });
     match verdict {
         Verdict::Healthy { failed_rounds: 0 } => Ok(format!(
             "{} on {} is healthy: link up, targets answer ({})",
@@ -205,7 +198,7 @@ fn check_reachability(
 fn targets_or_link_down(
     s: &Settings,
     live: &mut Live,
-    deadline: Deadline,
+    deadline: Instant,
 ) -> Result<Vec<Target>, Failure> {
     match live.targets(s, &s.targets, s.probe, deadline) {
         Ok(t) => Ok(t),
@@ -218,7 +211,7 @@ fn targets_or_link_down(
     }
 }
 
-fn resolve(s: &Settings, marker: &Marker, deadline: Deadline) -> Result<Live, Failure> {
+fn resolve(s: &Settings, marker: &Marker, deadline: Instant) -> Result<Live, Failure> {
     let live = Live::resolve(s, deadline)?;
     live.check_not_own_address(s, marker)?;
     Ok(live)
@@ -231,7 +224,7 @@ fn missing_message(s: &Settings) -> String {
     )
 }
 
-fn quick_check(s: &Settings, marker: &Marker, deadline: Deadline) -> Outcome {
+fn quick_check(s: &Settings, marker: &Marker, deadline: Instant) -> Outcome {
     let mut live = resolve(s, marker, deadline)?;
     // without the address the resource is not active here (a Pacemaker probe's "not running")
     let targets = match targets_or_link_down(s, &mut live, deadline) {
@@ -252,7 +245,7 @@ fn quick_check(s: &Settings, marker: &Marker, deadline: Deadline) -> Outcome {
 }
 
 /// Refuse when another host answers for ADDRESS (RFC 5227 probe), naming its MAC.
-fn check_unique(s: &Settings, live: &Live, deadline: Deadline) -> Result<(), Failure> {
+fn check_unique(s: &Settings, live: &Live, deadline: Instant) -> Result<(), Failure> {
     let Some(mac) = live.link.mac else {
         log::warn!(
             "{} has no Ethernet address: skipping the duplicate-address check",
@@ -260,7 +253,7 @@ fn check_unique(s: &Settings, live: &Live, deadline: Deadline) -> Result<(), Fai
         );
         return Ok(());
     };
-    let window = deadline.min_after(DAD_INTERVAL * DAD_PROBES);
+    let window = within(deadline, DAD_INTERVAL * DAD_PROBES);
     let found = match s.address.addr {
         IpAddr::V4(v4) => arp::Socket::open(live.link.index, mac)
             .and_then(|sock| arp::detect_conflict(&sock, v4, DAD_PROBES, DAD_INTERVAL, window)),
@@ -289,9 +282,9 @@ fn await_dad6(
     s: &Settings,
     marker: &Marker,
     live: &mut Live,
-    deadline: Deadline,
+    deadline: Instant,
 ) -> Result<(), Failure> {
-    let until = deadline.min_after(DAD6_WAIT);
+    let until = within(deadline, DAD6_WAIT);
     loop {
         live.refresh(s, deadline)
             .map_err(|e| nl_err("read the new address", e))?;
@@ -319,7 +312,7 @@ fn await_dad6(
                 )));
             }
         }
-        if until.expired() {
+        if Instant::now() >= until {
             return Err(Failure::failed(format!(
                 "{} on {}: duplicate address detection did not finish within {}s: check the link, or set NOIPUNIQUE=1",
                 s.address,
@@ -332,7 +325,7 @@ fn await_dad6(
 }
 
 /// Announce ADDRESS (gratuitous ARP / unsolicited NA) unless on Azure, where it moves nothing.
-fn announce(s: &Settings, live: &Live, deadline: Deadline, azure: Option<bool>) -> String {
+fn announce(s: &Settings, live: &Live, deadline: Instant, azure: Option<bool>) -> String {
     if s.garp_count == 0 {
         return "no announcement (GARP_COUNT=0)".into();
     }
@@ -382,7 +375,7 @@ fn bring_up(
     s: &Settings,
     marker: &Marker,
     live: &mut Live,
-    deadline: Deadline,
+    deadline: Instant,
 ) -> Result<String, Failure> {
     // On Azure gratuitous ARP moves nothing (an internal load balancer must follow the active
     // node); only lkh-platform's confident Azure verdict counts. Its detection may probe the
@@ -437,14 +430,14 @@ fn bring_up(
     Ok(format!("added {} to {}; {a}", s.address, s.interface))
 }
 
-fn restore(s: &Settings, marker: &Marker, deadline: Deadline) -> Outcome {
+fn restore(s: &Settings, marker: &Marker, deadline: Instant) -> Outcome {
     let mut live = resolve(s, marker, deadline)?;
     // Validate TARGETS now so a bad configuration fails restore, not the first check.
     targets_or_link_down(s, &mut live, deadline)?;
     bring_up(s, marker, &mut live, deadline)
 }
 
-fn recover(s: &Settings, marker: &Marker, deadline: Deadline) -> Outcome {
+fn recover(s: &Settings, marker: &Marker, deadline: Instant) -> Outcome {
     let mut live = resolve(s, marker, deadline)?;
     let targets = targets_or_link_down(s, &mut live, deadline)?;
     let readded = if live.ours(s).is_none() {
@@ -460,7 +453,7 @@ fn recover(s: &Settings, marker: &Marker, deadline: Deadline) -> Outcome {
     })
 }
 
-fn remove(s: &Settings, marker: &Marker, deadline: Deadline) -> Outcome {
+fn remove(s: &Settings, marker: &Marker, deadline: Instant) -> Outcome {
     let mut live = resolve(s, marker, deadline)?;
     // Check configured TARGETS like the other actions, but never look for a default
     // gateway here: routes may be gone while the address is taken away.

@@ -2,8 +2,8 @@
 
 use std::net::IpAddr;
 
+use ip_monitor::fmt_mac;
 use ip_monitor::probe::{self, Outcome as ProbeOutcome, Target};
-use ip_monitor::{Deadline, fmt_mac};
 use lkh_common::{Action, Config, Failure, Json, KitSpec, Outcome};
 
 use crate::actions::{describe_targets, link_problem, plan};
@@ -69,7 +69,7 @@ fn status(spec: &'static KitSpec, args: &[String]) -> Outcome {
     let a = lkh_common::parse_hook_args(spec.keys, args, &["--json"])?;
     let ctx = lkh_common::context(spec, Action::QuickCheck, &a)?;
     let s = Settings::from_config(&ctx.config, &ctx.conf_file(), true)?;
-    let deadline = Deadline::at(ctx.deadline.instant());
+    let deadline = ctx.deadline.instant();
     let marker = Marker::new(&ctx.tag);
     let mut live = Live::resolve(&s, deadline)?;
     live.check_not_own_address(&s, &marker)?;
@@ -176,7 +176,7 @@ fn probe_cmd(spec: &'static KitSpec, args: &[String]) -> Outcome {
         )
     };
     let s = Settings::from_config(&config, &conf, false)?;
-    let deadline = Deadline::after(config.timeout());
+    let deadline = std::time::Instant::now() + config.timeout();
     let mut live = Live::resolve(&s, deadline)?;
     let wanted = if words.is_empty() {
         s.targets.clone()
