@@ -116,32 +116,29 @@ pub fn poll_readable<const N: usize>(
     fds: [Option<BorrowedFd<'_>>; N],
     timeout: Duration,
 ) -> io::Result<[bool; N]> {
-    let mut pfds: Vec<PollFd<'_>> = fds
-        .iter()
-        .flatten()
-        .map(|fd| PollFd::new(*fd, PollFlags::POLLIN))
-        .collect();
     let ms = timeout.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32;
-    match nix::poll::poll(
-        &mut pfds,
-        PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX),
-    ) {
+    let timeout = PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX);
+    let Some(&some) = fds.iter().flatten().next() else {
+        // nothing to watch: just the wait
+        return match nix::poll::poll(&mut [], timeout) {
+            Ok(_) | Err(nix::errno::Errno::EINTR) => Ok([false; N]),
+            Err(e) => Err(e.into()),
+        };
+    };
+    // An empty slot watches nothing on a descriptor that is watched in its own slot anyway.
+    let mut pfds: [PollFd<'_>; N] = std::array::from_fn(|i| match fds[i] {
+        Some(fd) => PollFd::new(fd, PollFlags::POLLIN),
+        None => PollFd::new(some, PollFlags::empty()),
+    });
+    match nix::poll::poll(&mut pfds, timeout) {
         Ok(_) => {}
         Err(nix::errno::Errno::EINTR) => return Ok([false; N]),
         Err(e) => return Err(e.into()),
     }
     let ready = PollFlags::POLLIN | PollFlags::POLLERR | PollFlags::POLLHUP;
-    let mut out = [false; N];
-    let mut polled = pfds.iter();
-    for (o, fd) in out.iter_mut().zip(fds.iter()) {
-        if fd.is_some() {
-            *o = polled
-                .next()
-                .and_then(|p| p.revents())
-                .is_some_and(|r| r.intersects(ready));
-        }
-    }
-    Ok(out)
+    Ok(std::array::from_fn(|i| {
+        fds[i].is_some() && pfds[i].revents().is_some_and(|r| r.intersects(ready))
+    }))
 }
 
 #[cfg(test)]

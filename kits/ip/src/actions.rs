@@ -190,46 +190,25 @@ pub fn assess(
 ) -> Result<Health, Failure> {
     let mut live = resolve(s, marker, deadline)?;
     let present = live.ours(s).cloned();
-    // Taking an interface down also deletes its routes: "no default gateway" on a downed
-    // interface is the link being down, not bad input.
-    let targets = match live.targets(s, &s.targets, s.probe, deadline) {
-        Ok(t) => Some(t),
-        Err(_)
-            if s.targets.is_empty() && !s.no_link_check && link_problem(&live.link).is_some() =>
-        {
-            None
-        }
+    let targets = match find_targets(s, &mut live, deadline) {
         Err(f) if present.is_none() => return Err(f.not_running()),
-        Err(f) => return Err(f),
+        r => r?,
     };
-    let mut h = Health {
-        address: s.address,
-        interface: s.interface.clone(),
-        link_checked: !s.no_link_check,
-        targets: targets.clone().unwrap_or_default(),
-        grace: s.grace,
-        present,
-        link: live.link.clone(),
-        probes: Vec::new(),
-        verdict: Verdict::AddressMissing,
-    };
-    match &h.present {
-        None => return Ok(h),
-        Some(a) if a.dad_failed() => {
-            h.verdict = Verdict::DuplicateAddress;
-            return Ok(h);
+    let (verdict, probes) = match (&present, &targets) {
+        (None, _) => (Verdict::AddressMissing, Vec::new()),
+        (Some(a), _) if a.dad_failed() => (Verdict::DuplicateAddress, Vec::new()),
+        (_, None) => {
+            let why = link_problem(&live.link).unwrap_or_default();
+            let problem = Problem::LinkDown(why);
+            let v = Verdict::Failing {
+                problem,
+                persisted: None,
+                cut_short: false,
+            };
+            (v, Vec::new())
         }
-        Some(_) => {}
-    }
-    let Some(targets) = targets else {
-        h.verdict = Verdict::Failing {
-            problem: Problem::LinkDown(link_problem(&live.link).unwrap_or_default()),
-            persisted: None,
-            cut_short: false,
-        };
-        return Ok(h);
+        (_, Some(t)) => reachability(s, &mut live, t, deadline, look),
     };
-    let (verdict, probes) = reachability(s, &mut live, &targets, deadline, look);
     if let Verdict::Healthy { failed_rounds } = verdict
         && failed_rounds > 0
     {
@@ -240,10 +219,17 @@ pub fn assess(
             s.grace.as_secs()
         );
     }
-    h.link = live.link;
-    h.probes = probes;
-    h.verdict = verdict;
-    Ok(h)
+    Ok(Health {
+        address: s.address,
+        interface: s.interface.clone(),
+        link_checked: !s.no_link_check,
+        targets: targets.unwrap_or_default(),
+        grace: s.grace,
+        present,
+        link: live.link,
+        probes,
+        verdict,
+    })
 }
 
 pub fn link_problem(l: &Link) -> Option<String> {
@@ -370,22 +356,34 @@ fn reachability(
     (verdict, last)
 }
 
-/// The targets to probe. Taking an interface down also deletes its routes, so "no default
-/// gateway" on a downed interface is reported as the link being down, not as bad input.
+/// The targets to probe; `None` when the link is down and the default gateway is gone with
+/// it (taking an interface down deletes its routes: that is the link being down, not bad input).
+fn find_targets(
+    s: &Settings,
+    live: &mut Live,
+    deadline: Instant,
+) -> Result<Option<Vec<Target>>, Failure> {
+    match live.targets(s, &s.targets, s.probe, deadline) {
+        Ok(t) => Ok(Some(t)),
+        Err(_)
+            if s.targets.is_empty() && !s.no_link_check && link_problem(&live.link).is_some() =>
+        {
+            Ok(None)
+        }
+        Err(f) => Err(f),
+    }
+}
+
+/// [`find_targets`], with "link down" as a failure.
 fn targets_or_link_down(
     s: &Settings,
     live: &mut Live,
     deadline: Instant,
 ) -> Result<Vec<Target>, Failure> {
-    match live.targets(s, &s.targets, s.probe, deadline) {
-        Ok(t) => Ok(t),
-        Err(e) => match link_problem(&live.link) {
-            Some(why) if !s.no_link_check && s.targets.is_empty() => Err(Failure::failed(
-                Problem::LinkDown(why).message(&s.interface),
-            )),
-            _ => Err(e),
-        },
-    }
+    find_targets(s, live, deadline)?.ok_or_else(|| {
+        let why = link_problem(&live.link).unwrap_or_default();
+        Failure::failed(Problem::LinkDown(why).message(&s.interface))
+    })
 }
 
 fn resolve(s: &Settings, marker: &Marker, deadline: Instant) -> Result<Live, Failure> {

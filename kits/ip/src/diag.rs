@@ -248,7 +248,7 @@ mod tests {
                 icmp: true,
             }],
             grace: Duration::from_secs(3),
-            present: (verdict != Verdict::AddressMissing).then(|| Address {
+            present: (verdict != Verdict::AddressMissing).then_some(Address {
                 ifindex: 2,
                 cidr: address,
                 flags: 0x80,
