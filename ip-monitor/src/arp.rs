@@ -9,8 +9,9 @@ use std::net::Ipv4Addr;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::{Duration, Instant};
 
-use crate::deadline::Deadline;
-use crate::{Error, MAX_DRAIN, sys};
+use nix::sys::socket::{AddressFamily, SockType};
+
+use crate::{Error, MAX_DRAIN, expired, remaining, sock};
 
 /// `ETH_P_ARP`.
 pub const ETH_P_ARP: u16 = 0x0806;
@@ -102,15 +103,15 @@ pub struct Socket {
 impl Socket {
     /// Open the socket on interface `ifindex` whose hardware address is `mac`.
     pub fn open(ifindex: u32, mac: [u8; 6]) -> Result<Self, Error> {
-        let fd = sys::socket(
-            libc::AF_PACKET,
-            libc::SOCK_DGRAM,
+        let fd = sock::open(
+            AddressFamily::Packet,
+            SockType::Datagram,
             // Protocol 0 here and ETH_P_ARP at bind: binding a socket that already receives
             // waits for an RCU grace period; one that does not yet receive is bound at once.
-            0,
+            None,
         )
         .map_err(|e| Error::io("open an ARP (AF_PACKET) socket", e))?;
-        sys::bind_packet(fd.as_fd(), ifindex, ETH_P_ARP)
+        sock::bind_packet(fd.as_fd(), ifindex, ETH_P_ARP)
             .map_err(|e| Error::io("bind the ARP socket to the interface", e))?;
         Ok(Socket { fd, ifindex, mac })
     }
@@ -127,11 +128,11 @@ impl Socket {
 
     /// Send `pkt` to `dest` (usually [`BROADCAST`]).
     pub fn send(&self, pkt: &Packet, dest: [u8; 6]) -> Result<(), Error> {
-        sys::send_packet(
+        sock::send_packet(
             self.fd.as_fd(),
             self.ifindex,
             ETH_P_ARP,
-            &dest,
+            dest,
             &pkt.encode(),
         )
         .map_err(|e| Error::io("send an ARP packet", e))?;
@@ -144,7 +145,7 @@ impl Socket {
     pub fn try_recv(&self) -> Result<Option<(Packet, [u8; 6])>, Error> {
         let mut buf = [0u8; 128];
         for _ in 0..MAX_DRAIN {
-            match sys::recv_packet(self.fd.as_fd(), &mut buf) {
+            match sock::recv_packet(self.fd.as_fd(), &mut buf) {
                 Ok((n, from)) => {
                     if let Some(p) = Packet::decode(&buf[..n]) {
                         return Ok(Some((p, from)));
@@ -182,7 +183,7 @@ pub fn detect_conflict(
     addr: Ipv4Addr,
     probes: u32,
     interval: Duration,
-    deadline: Deadline,
+    deadline: Instant,
 ) -> Result<Option<[u8; 6]>, Error> {
     let probe = Packet::probe(sock.mac(), addr);
     probe_for_conflict(
@@ -209,13 +210,13 @@ pub(crate) fn probe_for_conflict(
     fd: BorrowedFd<'_>,
     probes: u32,
     interval: Duration,
-    deadline: Deadline,
+    deadline: Instant,
     waiting: &'static str,
     mut send: impl FnMut() -> Result<(), Error>,
     mut read: impl FnMut() -> Result<Option<Option<[u8; 6]>>, Error>,
 ) -> Result<Option<[u8; 6]>, Error> {
     let start = Instant::now();
-    let end = deadline.min(Deadline::at(start + interval * probes.max(1)));
+    let end = deadline.min(start + interval * probes.max(1));
     let mut sent = 0;
     loop {
         if sent < probes && Instant::now() >= start + interval * sent {
@@ -229,15 +230,15 @@ pub(crate) fn probe_for_conflict(
                 Some(None) => {}
             }
         }
-        if end.expired() {
+        if expired(end) {
             return Ok(None);
         }
         let wake = if sent < probes {
-            Deadline::at(start + interval * sent).min(end)
+            (start + interval * sent).min(end)
         } else {
             end
         };
-        sys::poll_readable([Some(fd)], wake.remaining()).map_err(|e| Error::io(waiting, e))?;
+        sock::poll_readable([Some(fd)], remaining(wake)).map_err(|e| Error::io(waiting, e))?;
     }
 }
 
@@ -248,7 +249,7 @@ pub fn announce(
     addr: Ipv4Addr,
     count: u32,
     interval: Duration,
-    deadline: Deadline,
+    deadline: Instant,
 ) -> Result<u32, Error> {
     let pkt = Packet::announcement(sock.mac(), addr);
     send_paced(count, interval, deadline, || sock.send(&pkt, BROADCAST))
@@ -259,7 +260,7 @@ pub fn announce(
 pub(crate) fn send_paced(
     count: u32,
     interval: Duration,
-    deadline: Deadline,
+    deadline: Instant,
     mut send: impl FnMut() -> Result<(), Error>,
 ) -> Result<u32, Error> {
     let mut sent = 0;
@@ -267,7 +268,7 @@ pub(crate) fn send_paced(
         send()?;
         sent += 1;
         if sent < count {
-            if deadline.remaining() < interval {
+            if remaining(deadline) < interval {
                 break;
             }
             std::thread::sleep(interval);

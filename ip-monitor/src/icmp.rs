@@ -4,11 +4,14 @@
 //! A raw ICMP socket sees every ICMP packet the host receives, so replies are matched on
 //! source address, identifier and sequence number.
 
+use std::ffi::OsString;
 use std::io;
 use std::net::IpAddr;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
-use crate::{Error, MAX_DRAIN, sys};
+use nix::sys::socket::{AddressFamily, SockProtocol, SockType, setsockopt, sockopt};
+
+use crate::{Error, MAX_DRAIN, sock};
 
 /// ICMPv4 echo request / reply types.
 pub const ECHO_REQUEST_V4: u8 = 8;
@@ -89,14 +92,14 @@ impl Socket {
     /// through that interface (`SO_BINDTODEVICE`), so the probe takes the path under test.
     pub fn open(v6: bool, device: Option<&str>) -> Result<Self, Error> {
         let (domain, proto) = if v6 {
-            (libc::AF_INET6, libc::IPPROTO_ICMPV6)
+            (AddressFamily::Inet6, SockProtocol::IcmpV6)
         } else {
-            (libc::AF_INET, libc::IPPROTO_ICMP)
+            (AddressFamily::Inet, SockProtocol::Icmp)
         };
-        let fd = sys::socket(domain, libc::SOCK_RAW, proto)
+        let fd = sock::open(domain, SockType::Raw, Some(proto))
             .map_err(|e| Error::io("open a raw ICMP socket (needs root or CAP_NET_RAW)", e))?;
         if let Some(dev) = device {
-            sys::bind_to_device(fd.as_fd(), dev)
+            bind_to_device(fd.as_fd(), dev)
                 .map_err(|e| Error::io("bind the ICMP socket to the interface", e))?;
         }
         Ok(Socket { fd, v6 })
@@ -111,7 +114,7 @@ impl Socket {
     /// so the caller can treat that target as not answering.
     pub fn send_echo(&self, dest: IpAddr, ident: u16, seq: u16) -> io::Result<()> {
         let msg = encode_echo(self.v6, ident, seq, b"lkhelpers-ip-probe");
-        sys::send_inet(self.fd.as_fd(), &msg, dest, 0)?;
+        sock::send_to(self.fd.as_fd(), &msg, &sock::inet(dest, 0))?;
         Ok(())
     }
 
@@ -121,7 +124,7 @@ impl Socket {
     pub fn try_recv(&self) -> Result<Option<(IpAddr, u16, u16)>, Error> {
         let mut buf = [0u8; 1500];
         for _ in 0..MAX_DRAIN {
-            match sys::recv_inet(self.fd.as_fd(), &mut buf) {
+            match sock::recv_inet(self.fd.as_fd(), &mut buf) {
                 Ok((n, Some(from))) => {
                     if let Some((id, seq)) = decode_echo_reply(self.v6, &buf[..n]) {
                         return Ok(Some((from, id, seq)));
@@ -135,6 +138,19 @@ impl Socket {
         }
         Ok(None)
     }
+}
+
+/// `SO_BINDTODEVICE`: send and receive only through `ifname` (a name the kernel could
+/// hold: 1 to 15 bytes, no NUL).
+pub(crate) fn bind_to_device(fd: BorrowedFd<'_>, ifname: &str) -> io::Result<()> {
+    if ifname.is_empty() || ifname.len() >= libc::IFNAMSIZ || ifname.contains('\0') {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    Ok(setsockopt(
+        &fd,
+        sockopt::BindToDevice,
+        &OsString::from(ifname),
+    )?)
 }
 
 #[cfg(test)]

@@ -12,31 +12,43 @@
 //! - [`probe`]: ask several targets at once, by ARP and/or ICMP, for a bounded time;
 //! - [`grace`]: a failure counts only once it has persisted for a grace period.
 //!
-//! Every wait is bounded by a [`Deadline`]. The crate never prints and never exits: it
-//! returns [`Error`]s and results, and the kit binary decides what they mean. All `unsafe`
-//! is in the private `sys` module.
+//! Every wait is bounded by a deadline, an [`Instant`](std::time::Instant) the caller passes
+//! down, so no lost packet and no silent netlink socket can make a caller block past the
+//! time it was given. The crate never prints and never exits: it returns [`Error`]s and
+//! results, and the kit binary decides what they mean. Socket calls go through nix's safe
+//! wrappers (private `sock` module); the one `unsafe` block is in the private `sys` module.
 #![deny(missing_docs)]
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod arp;
 pub mod cidr;
-pub mod deadline;
 pub mod grace;
 pub mod icmp;
 pub mod ndp;
 pub mod netlink;
 pub mod probe;
+mod sock;
 mod sys;
 
 use std::fmt;
 use std::io;
+use std::time::{Duration, Instant};
 
 pub use cidr::{Cidr, CidrError};
-pub use deadline::Deadline;
 
 /// Most packets a receive loop reads before it looks at its deadline again, so a flood of
 /// unrelated traffic (an ARP storm, a busy IPv6 link) cannot hold it past that deadline.
 pub(crate) const MAX_DRAIN: usize = 256;
+
+/// Time left until `deadline`, zero once it has passed.
+pub(crate) fn remaining(deadline: Instant) -> Duration {
+    deadline.saturating_duration_since(Instant::now())
+}
+
+/// Whether `deadline` has passed.
+pub(crate) fn expired(deadline: Instant) -> bool {
+    Instant::now() >= deadline
+}
 
 /// What went wrong in this crate.
 #[derive(Debug)]

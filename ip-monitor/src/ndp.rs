@@ -8,10 +8,11 @@
 use std::io;
 use std::net::{IpAddr, Ipv6Addr};
 use std::os::fd::AsFd;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use crate::deadline::Deadline;
-use crate::{Error, sys};
+use nix::sys::socket::{AddressFamily, SockProtocol, SockType, setsockopt, sockopt};
+
+use crate::{Error, sock};
 
 /// ICMPv6 neighbour solicitation.
 pub const NEIGHBOR_SOLICIT: u8 = 135;
@@ -45,25 +46,25 @@ pub fn announce(
     mac: [u8; 6],
     count: u32,
     interval: Duration,
-    deadline: Deadline,
+    deadline: Instant,
 ) -> Result<u32, Error> {
-    let fd = sys::socket(libc::AF_INET6, libc::SOCK_RAW, libc::IPPROTO_ICMPV6)
-        .map_err(|e| Error::io("open a raw ICMPv6 socket", e))?;
-    sys::bind_to_device(fd.as_fd(), ifname)
+    let fd = sock::open(
+        AddressFamily::Inet6,
+        SockType::Raw,
+        Some(SockProtocol::IcmpV6),
+    )
+    .map_err(|e| Error::io("open a raw ICMPv6 socket", e))?;
+    crate::icmp::bind_to_device(fd.as_fd(), ifname)
         .map_err(|e| Error::io("bind the ICMPv6 socket to the interface", e))?;
     // Receivers drop neighbour discovery packets whose hop limit is not 255.
-    sys::set_int_option(
-        fd.as_fd(),
-        libc::IPPROTO_IPV6,
-        libc::IPV6_MULTICAST_HOPS,
-        255,
-    )
-    .map_err(|e| Error::io("set the ICMPv6 hop limit", e))?;
-    sys::bind_inet(fd.as_fd(), IpAddr::V6(addr), ifindex)
+    setsockopt(&fd, sockopt::Ipv6MulticastHops, &255)
+        .map_err(|e| Error::io("set the ICMPv6 hop limit", e.into()))?;
+    sock::bind(fd.as_fd(), &sock::inet(IpAddr::V6(addr), ifindex))
         .map_err(|e| Error::io("use the new IPv6 address as source", e))?;
     let msg = encode_unsolicited_na(addr, mac);
+    let all_nodes = sock::inet(IpAddr::V6(ALL_NODES), ifindex);
     crate::arp::send_paced(count, interval, deadline, || {
-        sys::send_inet(fd.as_fd(), &msg, IpAddr::V6(ALL_NODES), ifindex)
+        sock::send_to(fd.as_fd(), &msg, &all_nodes)
             .map_err(|e| Error::io("send a neighbour advertisement", e))?;
         Ok(())
     })
@@ -161,11 +162,11 @@ pub fn detect_conflict(
     addr: Ipv6Addr,
     probes: u32,
     interval: Duration,
-    deadline: Deadline,
+    deadline: Instant,
 ) -> Result<Option<[u8; 6]>, Error> {
-    let fd = sys::socket(libc::AF_PACKET, libc::SOCK_DGRAM, 0)
+    let fd = sock::open(AddressFamily::Packet, SockType::Datagram, None)
         .map_err(|e| Error::io("open an IPv6 (AF_PACKET) socket", e))?;
-    sys::bind_packet(fd.as_fd(), ifindex, ETH_P_IPV6)
+    sock::bind_packet(fd.as_fd(), ifindex, ETH_P_IPV6)
         .map_err(|e| Error::io("bind the IPv6 packet socket to the interface", e))?;
     let probe = encode_dad_probe(addr);
     let dest = multicast_mac(solicited_node(addr));
@@ -177,12 +178,12 @@ pub fn detect_conflict(
         deadline,
         "wait for IPv6 packets",
         || {
-            sys::send_packet(fd.as_fd(), ifindex, ETH_P_IPV6, &dest, &probe)
+            sock::send_packet(fd.as_fd(), ifindex, ETH_P_IPV6, dest, &probe)
                 .map_err(|e| Error::io("send a DAD probe", e))?;
             Ok(())
         },
         || loop {
-            match sys::recv_packet(fd.as_fd(), &mut buf) {
+            match sock::recv_packet(fd.as_fd(), &mut buf) {
                 Ok((n, from)) => return Ok(Some(dad_conflict(&buf[..n], from, mac, addr))),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}

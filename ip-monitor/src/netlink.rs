@@ -4,16 +4,18 @@
 //! Messages are built and parsed by hand (the formats are small and stable kernel ABI, see
 //! `rtnetlink(7)` and `netlink(7)`), which keeps the crate free of netlink dependencies. The
 //! pure encoders and decoders are separate from the socket so they are tested on byte
-//! fixtures. Every receive is bounded by a [`Deadline`].
+//! fixtures. Every receive is bounded by a deadline.
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsFd, OwnedFd};
+use std::time::Instant;
+
+use nix::sys::socket::{AddressFamily, NetlinkAddr, SockProtocol, SockType};
 
 use crate::Error;
 use crate::cidr::Cidr;
-use crate::deadline::Deadline;
-use crate::sys;
+use crate::{expired, remaining, sock};
 
 /// `struct nlmsghdr` size.
 const NLMSG_HDRLEN: usize = 16;
@@ -479,9 +481,14 @@ pub struct Netlink {
 impl Netlink {
     /// `socket(AF_NETLINK, SOCK_RAW, NETLINK_ROUTE)` bound to a kernel-chosen port.
     pub fn open() -> Result<Self, Error> {
-        let fd = sys::socket(libc::AF_NETLINK, libc::SOCK_RAW, libc::NETLINK_ROUTE)
-            .map_err(|e| Error::io("open a netlink socket", e))?;
-        sys::bind_netlink(fd.as_fd()).map_err(|e| Error::io("bind the netlink socket", e))?;
+        let fd = sock::open(
+            AddressFamily::Netlink,
+            SockType::Raw,
+            Some(SockProtocol::NetlinkRoute),
+        )
+        .map_err(|e| Error::io("open a netlink socket", e))?;
+        sock::bind(fd.as_fd(), &NetlinkAddr::new(0, 0))
+            .map_err(|e| Error::io("bind the netlink socket", e))?;
         // Start from a clock-derived number so replies to an earlier process can't match.
         let seq = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -500,7 +507,9 @@ impl Netlink {
     }
 
     fn send(&mut self, msg: &[u8], what: &'static str) -> Result<(), Error> {
-        let n = sys::send_netlink(self.fd.as_fd(), msg).map_err(|e| Error::io(what, e))?;
+        // to the kernel: port id 0
+        let n = sock::send_to(self.fd.as_fd(), msg, &NetlinkAddr::new(0, 0))
+            .map_err(|e| Error::io(what, e))?;
         if n != msg.len() {
             return Err(Error::Protocol(format!(
                 "{what}: short netlink send ({n} of {})",
@@ -511,17 +520,17 @@ impl Netlink {
     }
 
     /// Receive one datagram, waiting at most until `deadline`.
-    fn recv(&mut self, deadline: Deadline, what: &'static str) -> Result<usize, Error> {
+    fn recv(&mut self, deadline: Instant, what: &'static str) -> Result<usize, Error> {
         loop {
-            if deadline.expired() {
+            if expired(deadline) {
                 return Err(Error::Timeout(what));
             }
-            let [ready] = sys::poll_readable([Some(self.fd.as_fd())], deadline.remaining())
+            let [ready] = sock::poll_readable([Some(self.fd.as_fd())], remaining(deadline))
                 .map_err(|e| Error::io(what, e))?;
             if !ready {
                 continue;
             }
-            match sys::recv(self.fd.as_fd(), &mut self.buf) {
+            match sock::recv(self.fd.as_fd(), &mut self.buf) {
                 Ok(n) => return Ok(n),
                 Err(e)
                     if e.kind() == io::ErrorKind::WouldBlock
@@ -536,7 +545,7 @@ impl Netlink {
         &mut self,
         msg: Vec<u8>,
         seq: u32,
-        deadline: Deadline,
+        deadline: Instant,
         what: &'static str,
     ) -> Result<Result<(), i32>, Error> {
         self.send(&msg, what)?;
@@ -559,7 +568,7 @@ impl Netlink {
         ty: u16,
         family: u8,
         want: u16,
-        deadline: Deadline,
+        deadline: Instant,
         what: &'static str,
     ) -> Result<Vec<Vec<u8>>, Error> {
         let seq = self.next_seq();
@@ -589,7 +598,7 @@ impl Netlink {
     }
 
     /// All interfaces.
-    pub fn links(&mut self, deadline: Deadline) -> Result<Vec<Link>, Error> {
+    pub fn links(&mut self, deadline: Instant) -> Result<Vec<Link>, Error> {
         self.dump(
             RTM_GETLINK,
             0,
@@ -603,12 +612,12 @@ impl Netlink {
     }
 
     /// The interface called `name`, if any.
-    pub fn link_by_name(&mut self, name: &str, deadline: Deadline) -> Result<Option<Link>, Error> {
+    pub fn link_by_name(&mut self, name: &str, deadline: Instant) -> Result<Option<Link>, Error> {
         Ok(self.links(deadline)?.into_iter().find(|l| l.name == name))
     }
 
     /// All IPv4 and IPv6 addresses, in the kernel's order (per interface, primaries first).
-    pub fn addresses(&mut self, deadline: Deadline) -> Result<Vec<Address>, Error> {
+    pub fn addresses(&mut self, deadline: Instant) -> Result<Vec<Address>, Error> {
         let mut out = Vec::new();
         for p in self.dump(
             RTM_GETADDR,
@@ -625,7 +634,7 @@ impl Netlink {
     }
 
     /// Routes of one family in the main table.
-    pub fn routes(&mut self, family: u8, deadline: Deadline) -> Result<Vec<Route>, Error> {
+    pub fn routes(&mut self, family: u8, deadline: Instant) -> Result<Vec<Route>, Error> {
         self.dump(
             RTM_GETROUTE,
             family,
@@ -648,7 +657,7 @@ impl Netlink {
         ifindex: u32,
         cidr: &Cidr,
         nodad: bool,
-        deadline: Deadline,
+        deadline: Instant,
     ) -> Result<AddOutcome, Error> {
         let seq = self.next_seq();
         let msg = encode_addr_request(true, ifindex, cidr, nodad, seq);
@@ -667,7 +676,7 @@ impl Netlink {
         &mut self,
         ifindex: u32,
         cidr: &Cidr,
-        deadline: Deadline,
+        deadline: Instant,
     ) -> Result<DelOutcome, Error> {
         let seq = self.next_seq();
         let msg = encode_addr_request(false, ifindex, cidr, false, seq);

@@ -7,8 +7,7 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
-use crate::deadline::Deadline;
-use crate::{Error, MAX_DRAIN, arp, icmp, sys};
+use crate::{Error, MAX_DRAIN, arp, expired, icmp, remaining, sock};
 
 /// How a target answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,7 +92,7 @@ struct Sent {
 pub fn probe(
     plan: &Plan<'_>,
     targets: &[Target],
-    deadline: Deadline,
+    deadline: Instant,
 ) -> Result<Vec<Outcome>, Error> {
     let mut out: Vec<Outcome> = targets
         .iter()
@@ -147,12 +146,12 @@ pub fn probe(
 
     let start = Instant::now();
     let tries = plan.tries.max(1);
-    let end = deadline.min(Deadline::at(start + plan.interval * tries));
-    let arp_after = Deadline::at(start + ICMP_HEAD_START.min(plan.interval));
+    let end = deadline.min(start + plan.interval * tries);
+    let arp_after = start + ICMP_HEAD_START.min(plan.interval);
     let mut round = 0;
     loop {
         let mut send_arp = false;
-        if wants_arp && arp_sock.is_none() && arp_after.expired() {
+        if wants_arp && arp_sock.is_none() && expired(arp_after) {
             arp_sock = open_arp()?;
             send_arp = true; // catch up with the round already under way
         }
@@ -191,20 +190,20 @@ pub fn probe(
             }
         }
         let mut wake = if round < tries {
-            Deadline::at(start + plan.interval * round).min(end)
+            (start + plan.interval * round).min(end)
         } else {
             end
         };
         if wants_arp && arp_sock.is_none() {
             wake = wake.min(arp_after);
         }
-        sys::poll_readable(
+        sock::poll_readable(
             [
                 arp_sock.as_ref().map(|s| s.fd()),
                 icmp4.as_ref().map(|s| s.fd()),
                 icmp6.as_ref().map(|s| s.fd()),
             ],
-            wake.remaining(),
+            remaining(wake),
         )
         .map_err(|e| Error::io("wait for probe replies", e))?;
 
@@ -256,7 +255,7 @@ pub fn probe(
         }
 
         let answered = out.iter().filter(|o| o.answer.is_some()).count();
-        if answered == out.len() || (plan.stop_at_first && answered > 0) || end.expired() {
+        if answered == out.len() || (plan.stop_at_first && answered > 0) || expired(end) {
             return Ok(out);
         }
     }

@@ -4,7 +4,9 @@
 //!   (Debian `resource-agents`) on the same namespace topology, the same address;
 //! - time from cutting the host's uplink to quickCheck reporting it (defaults, and tight
 //!   settings), and what IPaddr2 says meanwhile;
-//! - a one-second switch pause, with the defaults: quickCheck's verdict and its duration.
+//! - a one-second switch pause, with the defaults: quickCheck's verdict and its duration;
+//! - CPU time per run of `/bin/true`, `lkh-ip --version` (start-up) and a healthy quickCheck,
+//!   which other work on the machine disturbs far less than wall time.
 //!
 //! Run (root; release build of lkh-ip, ~2 min the first time):
 //! `cargo test -p tests --test ip_bench -- --ignored --nocapture`
@@ -69,6 +71,28 @@ impl Bench {
         (Duration::from_nanos(ns), rc)
     }
 
+    /// Mean CPU time (user + system, of the children) of `cmd` over `runs`, measured like
+    /// [`Bench::mean_in_guest`] by one bash in the guest: unlike wall time it hardly moves
+    /// when other work shares the machine.
+    fn cpu_in_guest(&self, cmd: &str, runs: u32) -> Duration {
+        let script = format!(
+            "TIMEFORMAT='%3U %3S'; time (i=0; while [ $i -lt {runs} ]; do {cmd} >/dev/null 2>&1; i=$((i+1)); done)"
+        );
+        let out = netns::run(
+            self.lab
+                .topo
+                .exec(&self.lab.guest, "bash")
+                .args(["-c", &script]),
+        )
+        .expect("run");
+        let text = String::from_utf8_lossy(&out.stderr);
+        let secs: f64 = text
+            .split_whitespace()
+            .filter_map(|v| v.parse::<f64>().ok())
+            .sum();
+        Duration::from_secs_f64(secs / f64::from(runs))
+    }
+
     fn once(&self, action: &str) -> (Duration, i32) {
         let t = Instant::now();
         let out = netns::run_limited(
@@ -120,6 +144,13 @@ fn ip_benchmarks() {
     println!(
         "lkh-ip quickCheck, healthy (address, link, 2 targets by ARP/ICMP): {} (mean of {RUNS}, exit {rc})",
         ms(ours)
+    );
+    println!(
+        "CPU time (user + system) per run, mean of {}: /bin/true {}, lkh-ip --version {}, lkh-ip quickCheck {}",
+        RUNS * 4,
+        ms(b.cpu_in_guest("/bin/true", RUNS * 4)),
+        ms(b.cpu_in_guest(&format!("{} --version", b.bin.display()), RUNS * 4)),
+        ms(b.cpu_in_guest(&b.lkh("quickCheck"), RUNS * 4))
     );
     let ipaddr2 = Path::new(IPADDR2).is_file();
     let pcmk = format!(

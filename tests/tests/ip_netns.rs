@@ -583,3 +583,70 @@ fn ipv6_duplicate_is_refused() {
         "deleted again"
     );
 }
+
+/// The value of `"key":` in one line of `status --json` output: a number, or a string's text.
+fn json_field<'a>(json: &'a str, key: &str) -> Option<&'a str> {
+    let rest = &json[json.find(&format!("\"{key}\":"))? + key.len() + 3..];
+    match rest.strip_prefix('"') {
+        Some(s) => s.split('"').next(),
+        None => rest.split([',', '}']).next(),
+    }
+}
+
+/// quickCheck and `status` make one assessment: on a healthy resource and in each failed
+/// state, quickCheck's exit code is `status --json`'s own exit code and its `exit`, and
+/// both name the same verdict.
+#[test]
+fn quick_check_and_status_agree() {
+    let conf = format!("{}GRACE=0\nIP_PINGTRIES=1\n", conf_default());
+    let Some(kit) = Kit::new("agree", &conf) else {
+        return;
+    };
+    let lab = &kit.lab;
+    let port = |state: &str| {
+        lab.topo
+            .ip(
+                &lab.host,
+                &["link", "set", "dev", HyperVLab::GUEST_PORT, state],
+            )
+            .expect("guest port");
+    };
+    assert_eq!(kit.hook("restore").code, 0);
+    let check = |state: &str, code: i32, verdict: &str| {
+        let q = kit.hook("quickCheck");
+        assert_eq!(q.code, code, "{state}: quickCheck {q:?}");
+        let s = kit.run(&["status", "-t", "vip", "--json"]);
+        assert_eq!(s.code, q.code, "{state}: status exits as quickCheck: {s:?}");
+        let json = s.stdout.trim();
+        assert_eq!(
+            json_field(json, "exit"),
+            Some(code.to_string().as_str()),
+            "{state}: {s:?}"
+        );
+        assert_eq!(
+            json_field(json, "healthy"),
+            Some(if code == 0 { "true" } else { "false" }),
+            "{state}: {s:?}"
+        );
+        let v = json_field(json, "verdict").unwrap_or_default();
+        assert!(v.starts_with(verdict), "{state}: verdict {v:?}: {s:?}");
+        if code != 0 {
+            assert!(q.stderr.contains(verdict), "{state}: {q:?}");
+            // the failure line status logs is quickCheck's message
+            let msg = json_field(json, "message").unwrap_or_default();
+            assert!(!msg.is_empty() && s.stderr.contains(msg), "{state}: {s:?}");
+        }
+    };
+    check("healthy", 0, "healthy");
+    lab.set_uplink(false).expect("cut the uplink");
+    check("uplink cut", 1, "link up but no target answers");
+    lab.set_uplink(true).expect("restore the uplink");
+    check("uplink back", 0, "healthy");
+    port("down");
+    check("guest port down", 1, "link down");
+    port("up");
+    lab.topo
+        .ip(&lab.guest, &["addr", "del", VIP, "dev", "eth0"])
+        .expect("delete VIP");
+    check("address deleted", 1, "address missing");
+}

@@ -1,13 +1,14 @@
-//! The four LifeKeeper actions for a virtual IP.
+//! The four LifeKeeper actions for a virtual IP, and the one assessment of the resource
+//! ([`assess`]) that quickCheck, recover and `status` share.
 
 use std::net::IpAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use ip_monitor::grace::{self, Round, SystemClock, Verdict};
-use ip_monitor::netlink::{AddOutcome, DelOutcome};
+use ip_monitor::grace::{self, Round, SystemClock};
+use ip_monitor::netlink::{AddOutcome, Address, DelOutcome, Link};
 use ip_monitor::probe::{self, Outcome as ProbeOutcome, Plan, Target};
-use ip_monitor::{Deadline, arp, fmt_mac, ndp};
-use lkh_common::{Action, Failure, HookCtx, Outcome};
+use ip_monitor::{Cidr, arp, fmt_mac, ndp};
+use lkh_common::{Action, Exit, Failure, HookCtx, Outcome};
 
 use crate::settings::{Live, Marker, Settings, nl_err};
 
@@ -21,40 +22,217 @@ const DAD6_WAIT: Duration = Duration::from_secs(5);
 
 pub fn hook(ctx: &HookCtx) -> Outcome {
     let s = Settings::from_config(&ctx.config, &ctx.conf_file(), true)?;
-    let deadline = Deadline::at(ctx.deadline.instant());
+    let deadline = ctx.deadline.instant();
     let marker = Marker::new(&ctx.tag);
     match ctx.action {
         Action::Restore => restore(&s, &marker, deadline),
         Action::Remove => remove(&s, &marker, deadline),
-        Action::QuickCheck => quick_check(&s, &marker, deadline.min_after(s.quickcheck_timeout)),
+        Action::QuickCheck => {
+            assess(&s, &marker, check_deadline(ctx, &s), Look::FirstAnswer)?.outcome()
+        }
         Action::Recover => recover(&s, &marker, deadline),
     }
 }
 
+/// The earlier of `deadline` and `d` from now.
+fn within(deadline: Instant, d: Duration) -> Instant {
+    deadline.min(Instant::now() + d)
+}
+
+/// The deadline of one look at the resource: the hook's, capped by IP_QUICKCHECK_TIMEOUT.
+/// quickCheck and `status` use the same.
+pub fn check_deadline(ctx: &HookCtx, s: &Settings) -> Instant {
+    within(ctx.deadline.instant(), s.quickcheck_timeout)
+}
+
 /// Why a check round failed.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Problem {
     LinkDown(String),
     NoAnswer(String),
 }
 
 impl Problem {
-    pub fn message(&self, s: &Settings) -> String {
+    pub fn message(&self, interface: &str) -> String {
         match self {
             Problem::LinkDown(why) => format!(
-                "{}: link down ({why}): check the virtual NIC's connection to its virtual switch; if this NIC never reports its link, set IP_NOLINKCHECK=1",
-                s.interface
+                "{interface}: link down ({why}): check the virtual NIC's connection to its virtual switch; if this NIC never reports its link, set IP_NOLINKCHECK=1"
             ),
             Problem::NoAnswer(detail) => format!(
-                "{}: link up but no target answers — the virtual switch's uplink or the network beyond it is down ({detail}); local recovery cannot fix this",
-                s.interface
+                "{interface}: link up but no target answers — the virtual switch's uplink or the network beyond it is down ({detail}); local recovery cannot fix this"
             ),
         }
     }
 }
 
-pub fn link_problem(live: &Live) -> Option<String> {
-    let l = &live.link;
+/// How far one look goes once the address and the link are fine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Look {
+    /// Stop at the first target that answers (quickCheck, recover).
+    FirstAnswer,
+    /// Wait for every target's answer (`status` shows them all). The verdict is the same:
+    /// any answer counts.
+    AllAnswers,
+}
+
+/// The verdict of one look at the resource.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Address present, link up (or not checked), a target answered; `failed_rounds` rounds
+    /// failed before that, within GRACE (a live-migration pause).
+    Healthy { failed_rounds: u32 },
+    /// ADDRESS is not on INTERFACE: the resource is not active here.
+    AddressMissing,
+    /// The kernel's IPv6 duplicate address detection failed for ADDRESS.
+    DuplicateAddress,
+    /// Link down or no target answering, every round for `persisted` (`None`: decided without
+    /// probe rounds — a downed interface lost the default route the target came from).
+    Failing {
+        problem: Problem,
+        persisted: Option<Duration>,
+        /// The time limit ended the check before GRACE had passed.
+        cut_short: bool,
+    },
+}
+
+/// What one look at the resource found: quickCheck's answer, and all `status` shows.
+#[derive(Debug, Clone)]
+pub struct Health {
+    /// What was checked: ADDRESS on INTERFACE, the link (unless IP_NOLINKCHECK), these
+    /// targets (empty when none could be found), failures judged after `grace`.
+    pub address: Cidr,
+    pub interface: String,
+    pub link_checked: bool,
+    pub targets: Vec<Target>,
+    pub grace: Duration,
+    /// What was found: ADDRESS as assigned (any prefix length), the interface as last read,
+    /// what each target did in the last probe round (empty when no round probed).
+    pub present: Option<Address>,
+    pub link: Link,
+    pub probes: Vec<ProbeOutcome>,
+    pub verdict: Verdict,
+}
+
+impl Health {
+    /// quickCheck's answer: the one-line summary, or the failure with its exit code.
+    pub fn outcome(&self) -> Outcome {
+        let (a, i) = (&self.address, &self.interface);
+        match &self.verdict {
+            Verdict::Healthy { failed_rounds: 0 } => Ok(format!(
+                "{a} on {i} is healthy: link up, targets answer ({})",
+                describe_targets(&self.targets)
+            )),
+            Verdict::Healthy { .. } => Ok(format!("{a} on {i} is healthy after a transient failure")),
+            // without the address the resource is not active here (a Pacemaker probe's "not running")
+            Verdict::AddressMissing => Err(Failure::failed(format!(
+                "{a} is not on {i}: address missing (deleted by someone or something on this node): recover re-adds it"
+            ))
+            .not_running()),
+            Verdict::DuplicateAddress => Err(Failure::failed(format!(
+                "{a} on {i}: another host uses this address (IPv6 duplicate address detection failed): find it and free the address"
+            ))),
+            Verdict::Failing {
+                problem,
+                persisted,
+                cut_short,
+            } => {
+                let mut m = problem.message(i);
+                match persisted {
+                    Some(p) if *cut_short => {
+                        m += &format!(
+                            " [failing for {:.1}s when the time limit ended the check, less than GRACE={}s]",
+                            p.as_secs_f64(),
+                            self.grace.as_secs()
+                        )
+                    }
+                    Some(p) => m += &format!(" [failing for {:.1}s]", p.as_secs_f64()),
+                    None => {}
+                }
+                Err(Failure::failed(m))
+            }
+        }
+    }
+
+    /// The exit code quickCheck returns for this look (taken from [`Health::outcome`]).
+    pub fn exit(&self) -> Exit {
+        self.outcome().map_or_else(|f| f.exit, |_| Exit::Ok)
+    }
+
+    /// The verdict in a few words.
+    pub fn verdict_name(&self) -> &'static str {
+        match &self.verdict {
+            Verdict::Healthy { .. } => "healthy",
+            Verdict::AddressMissing => "address missing",
+            Verdict::DuplicateAddress => "duplicate address",
+            Verdict::Failing {
+                problem: Problem::LinkDown(_),
+                ..
+            } => "link down",
+            Verdict::Failing {
+                problem: Problem::NoAnswer(_),
+                ..
+            } => {
+                "link up but no target answers: the virtual switch's uplink or the network beyond it is down"
+            }
+        }
+    }
+}
+
+/// The one assessment of the resource, which quickCheck, recover and `status` share: the
+/// address is on the interface (and not a duplicate), then, in rounds judged after GRACE,
+/// the link is up and a target answers. Configuration problems found on the way are
+/// failures (exit 2) rather than a verdict.
+pub fn assess(
+    s: &Settings,
+    marker: &Marker,
+    deadline: Instant,
+    look: Look,
+) -> Result<Health, Failure> {
+    let mut live = resolve(s, marker, deadline)?;
+    let present = live.ours(s).cloned();
+    let targets = match find_targets(s, &mut live, deadline) {
+        Err(f) if present.is_none() => return Err(f.not_running()),
+        r => r?,
+    };
+    let (verdict, probes) = match (&present, &targets) {
+        (None, _) => (Verdict::AddressMissing, Vec::new()),
+        (Some(a), _) if a.dad_failed() => (Verdict::DuplicateAddress, Vec::new()),
+        (_, None) => {
+            let why = link_problem(&live.link).unwrap_or_default();
+            let problem = Problem::LinkDown(why);
+            let v = Verdict::Failing {
+                problem,
+                persisted: None,
+                cut_short: false,
+            };
+            (v, Vec::new())
+        }
+        (_, Some(t)) => reachability(s, &mut live, t, deadline, look),
+    };
+    if let Verdict::Healthy { failed_rounds } = verdict
+        && failed_rounds > 0
+    {
+        log::warn!(
+            "{} on {}: {failed_rounds} probe round(s) failed before targets answered again (a pause shorter than GRACE={}s, e.g. live migration)",
+            s.address,
+            s.interface,
+            s.grace.as_secs()
+        );
+    }
+    Ok(Health {
+        address: s.address,
+        interface: s.interface.clone(),
+        link_checked: !s.no_link_check,
+        targets: targets.unwrap_or_default(),
+        grace: s.grace,
+        present,
+        link: live.link,
+        probes,
+        verdict,
+    })
+}
+
+pub fn link_problem(l: &Link) -> Option<String> {
     if !l.admin_up() {
         Some("administratively down".into())
     } else if !l.usable() {
@@ -64,14 +242,14 @@ pub fn link_problem(live: &Live) -> Option<String> {
     }
 }
 
-pub fn plan<'a>(s: &'a Settings, live: &Live, stop_at_first: bool) -> Plan<'a> {
+pub fn plan<'a>(s: &'a Settings, live: &Live, look: Look) -> Plan<'a> {
     Plan {
         ifname: &s.interface,
         ifindex: live.link.index,
         mac: live.link.mac,
         tries: s.ping_tries,
         interval: s.ping_time,
-        stop_at_first,
+        stop_at_first: look == Look::FirstAnswer,
     }
 }
 
@@ -107,152 +285,115 @@ fn no_answer_detail(s: &Settings, targets: &[Target], results: &[ProbeOutcome]) 
     d
 }
 
-/// One check round: link (unless IP_NOLINKCHECK), then any target answering. `refresh`
-/// re-reads the interface first; the first round uses the state its caller just read.
+/// One check round: link (unless IP_NOLINKCHECK), then any target answering; with what each
+/// target did (nothing when the round did not probe). `refresh` re-reads the interface
+/// first; the first round uses the state its caller just read.
 fn round(
     s: &Settings,
     live: &mut Live,
     targets: &[Target],
-    deadline: Deadline,
+    deadline: Instant,
     refresh: bool,
-) -> Round<Problem> {
+    look: Look,
+) -> (Round<Problem>, Vec<ProbeOutcome>) {
     if refresh && let Err(e) = live.refresh(s, deadline) {
-        return Round::Fail(Problem::LinkDown(format!("cannot read its state: {e}")));
+        let why = format!("cannot read its state: {e}");
+        return (Round::Fail(Problem::LinkDown(why)), Vec::new());
     }
     if !s.no_link_check
-        && let Some(why) = link_problem(live)
+        && let Some(why) = link_problem(&live.link)
     {
-        return Round::Fail(Problem::LinkDown(why));
+        return (Round::Fail(Problem::LinkDown(why)), Vec::new());
     }
-    match probe::probe(&plan(s, live, true), targets, deadline) {
-        Ok(results) => match results.iter().find_map(|r| r.answer.map(|a| (r, a))) {
-            Some((r, a)) => {
-                log::debug!("{} answered by {} in {:?}", r.addr, a.method.name(), a.rtt);
-                Round::Pass
-            }
-            None => Round::Fail(Problem::NoAnswer(no_answer_detail(s, targets, &results))),
-        },
-        Err(e) => Round::Fail(Problem::NoAnswer(format!("probing failed: {e}"))),
+    match probe::probe(&plan(s, live, look), targets, deadline) {
+        Ok(results) => {
+            let r = match results.iter().find_map(|r| r.answer.map(|a| (r, a))) {
+                Some((r, a)) => {
+                    log::debug!("{} answered by {} in {:?}", r.addr, a.method.name(), a.rtt);
+                    Round::Pass
+                }
+                None => Round::Fail(Problem::NoAnswer(no_answer_detail(s, targets, &results))),
+            };
+            (r, results)
+        }
+        Err(e) => (
+            Round::Fail(Problem::NoAnswer(format!("probing failed: {e}"))),
+            Vec::new(),
+        ),
     }
 }
 
-/// Link and reachability, judged after GRACE. `live` must be fresh (its callers have just
-/// read it): only the rounds after the first read the interface again.
-fn check_reachability(
+/// Link and reachability, judged after GRACE, with the last round's probe results. `live`
+/// must be fresh (its callers have just read it): only the rounds after the first read the
+/// interface again.
+fn reachability(
     s: &Settings,
     live: &mut Live,
     targets: &[Target],
-    deadline: Deadline,
-) -> Result<String, Failure> {
+    deadline: Instant,
+    look: Look,
+) -> (Verdict, Vec<ProbeOutcome>) {
     let mut first = true;
-    let verdict = grace::evaluate(
-        &SystemClock,
-        s.grace,
-        deadline.instant(),
-        s.ping_time,
-        |d| {
-            round(
-                s,
-                live,
-                targets,
-                Deadline::at(d),
-                !std::mem::take(&mut first),
-            )
-        },
-    );
-    match verdict {
-        Verdict::Healthy { failed_rounds: 0 } => Ok(format!(
-            "{} on {} is healthy: link up, targets answer ({})",
-            s.address,
-            s.interface,
-            describe_targets(targets)
-        )),
-        Verdict::Healthy { failed_rounds } => {
-            log::warn!(
-                "{} on {}: {failed_rounds} probe round(s) failed before targets answered again (a pause shorter than GRACE={}s, e.g. live migration)",
-                s.address,
-                s.interface,
-                s.grace.as_secs()
-            );
-            Ok(format!(
-                "{} on {} is healthy after a transient failure",
-                s.address, s.interface
-            ))
-        }
-        Verdict::Failed {
+    let mut last = Vec::new();
+    let verdict = grace::evaluate(&SystemClock, s.grace, deadline, s.ping_time, |d| {
+        let (r, probes) = round(s, live, targets, d, !std::mem::take(&mut first), look);
+        last = probes;
+        r
+    });
+    let verdict = match verdict {
+        grace::Verdict::Healthy { failed_rounds } => Verdict::Healthy { failed_rounds },
+        grace::Verdict::Failed {
             last,
             persisted,
             cut_short,
             ..
-        } => {
-            let mut m = last.message(s);
-            if cut_short {
-                m += &format!(
-                    " [failing for {:.1}s when the time limit ended the check, less than GRACE={}s]",
-                    persisted.as_secs_f64(),
-                    s.grace.as_secs()
-                );
-            } else {
-                m += &format!(" [failing for {:.1}s]", persisted.as_secs_f64());
-            }
-            Err(Failure::failed(m))
+        } => Verdict::Failing {
+            problem: last,
+            persisted: Some(persisted),
+            cut_short,
+        },
+    };
+    (verdict, last)
+}
+
+/// The targets to probe; `None` when the link is down and the default gateway is gone with
+/// it (taking an interface down deletes its routes: that is the link being down, not bad input).
+fn find_targets(
+    s: &Settings,
+    live: &mut Live,
+    deadline: Instant,
+) -> Result<Option<Vec<Target>>, Failure> {
+    match live.targets(s, &s.targets, s.probe, deadline) {
+        Ok(t) => Ok(Some(t)),
+        Err(_)
+            if s.targets.is_empty() && !s.no_link_check && link_problem(&live.link).is_some() =>
+        {
+            Ok(None)
         }
+        Err(f) => Err(f),
     }
 }
 
-/// The targets to probe. Taking an interface down also deletes its routes, so "no default
-/// gateway" on a downed interface is reported as the link being down, not as bad input.
+/// [`find_targets`], with "link down" as a failure.
 fn targets_or_link_down(
     s: &Settings,
     live: &mut Live,
-    deadline: Deadline,
+    deadline: Instant,
 ) -> Result<Vec<Target>, Failure> {
-    match live.targets(s, &s.targets, s.probe, deadline) {
-        Ok(t) => Ok(t),
-        Err(e) => match link_problem(live) {
-            Some(why) if !s.no_link_check && s.targets.is_empty() => {
-                Err(Failure::failed(Problem::LinkDown(why).message(s)))
-            }
-            _ => Err(e),
-        },
-    }
+    find_targets(s, live, deadline)?.ok_or_else(|| {
+        let why = link_problem(&live.link).unwrap_or_default();
+        Failure::failed(Problem::LinkDown(why).message(&s.interface))
+    })
 }
 
-fn resolve(s: &Settings, marker: &Marker, deadline: Deadline) -> Result<Live, Failure> {
+fn resolve(s: &Settings, marker: &Marker, deadline: Instant) -> Result<Live, Failure> {
     let live = Live::resolve(s, deadline)?;
     live.check_not_own_address(s, marker)?;
     Ok(live)
 }
 
-fn missing_message(s: &Settings) -> String {
-    format!(
-        "{} is not on {}: address missing (deleted by someone or something on this node): recover re-adds it",
-        s.address, s.interface
-    )
-}
-
-fn quick_check(s: &Settings, marker: &Marker, deadline: Deadline) -> Outcome {
-    let mut live = resolve(s, marker, deadline)?;
-    // without the address the resource is not active here (a Pacemaker probe's "not running")
-    let targets = match targets_or_link_down(s, &mut live, deadline) {
-        Err(f) if live.ours(s).is_none() => return Err(f.not_running()),
-        r => r?,
-    };
-    match live.ours(s) {
-        None => return Err(Failure::failed(missing_message(s)).not_running()),
-        Some(a) if a.dad_failed() => {
-            return Err(Failure::failed(format!(
-                "{} on {}: another host uses this address (IPv6 duplicate address detection failed): find it and free the address",
-                s.address, s.interface
-            )));
-        }
-        Some(_) => {}
-    }
-    check_reachability(s, &mut live, &targets, deadline)
-}
-
 /// Refuse when another host answers for ADDRESS (RFC 5227 probe), naming its MAC.
-fn check_unique(s: &Settings, live: &Live, deadline: Deadline) -> Result<(), Failure> {
+fn check_unique(s: &Settings, live: &Live, deadline: Instant) -> Result<(), Failure> {
     let Some(mac) = live.link.mac else {
         log::warn!(
             "{} has no Ethernet address: skipping the duplicate-address check",
@@ -260,7 +401,7 @@ fn check_unique(s: &Settings, live: &Live, deadline: Deadline) -> Result<(), Fai
         );
         return Ok(());
     };
-    let window = deadline.min_after(DAD_INTERVAL * DAD_PROBES);
+    let window = within(deadline, DAD_INTERVAL * DAD_PROBES);
     let found = match s.address.addr {
         IpAddr::V4(v4) => arp::Socket::open(live.link.index, mac)
             .and_then(|sock| arp::detect_conflict(&sock, v4, DAD_PROBES, DAD_INTERVAL, window)),
@@ -289,9 +430,9 @@ fn await_dad6(
     s: &Settings,
     marker: &Marker,
     live: &mut Live,
-    deadline: Deadline,
+    deadline: Instant,
 ) -> Result<(), Failure> {
-    let until = deadline.min_after(DAD6_WAIT);
+    let until = within(deadline, DAD6_WAIT);
     loop {
         live.refresh(s, deadline)
             .map_err(|e| nl_err("read the new address", e))?;
@@ -319,7 +460,7 @@ fn await_dad6(
                 )));
             }
         }
-        if until.expired() {
+        if Instant::now() >= until {
             return Err(Failure::failed(format!(
                 "{} on {}: duplicate address detection did not finish within {}s: check the link, or set NOIPUNIQUE=1",
                 s.address,
@@ -332,7 +473,7 @@ fn await_dad6(
 }
 
 /// Announce ADDRESS (gratuitous ARP / unsolicited NA) unless on Azure, where it moves nothing.
-fn announce(s: &Settings, live: &Live, deadline: Deadline, azure: Option<bool>) -> String {
+fn announce(s: &Settings, live: &Live, deadline: Instant, azure: Option<bool>) -> String {
     if s.garp_count == 0 {
         return "no announcement (GARP_COUNT=0)".into();
     }
@@ -382,7 +523,7 @@ fn bring_up(
     s: &Settings,
     marker: &Marker,
     live: &mut Live,
-    deadline: Deadline,
+    deadline: Instant,
 ) -> Result<String, Failure> {
     // On Azure gratuitous ARP moves nothing (an internal load balancer must follow the active
     // node); only lkh-platform's confident Azure verdict counts. Its detection may probe the
@@ -390,7 +531,7 @@ fn bring_up(
     let detector = (s.garp_count > 0).then(|| std::thread::spawn(lkh_platform::is_azure));
     let azure = move || detector.and_then(|h| h.join().ok()).flatten();
     if !s.no_link_check
-        && let Some(why) = link_problem(live)
+        && let Some(why) = link_problem(&live.link)
     {
         return Err(Failure::failed(format!(
             "{}: link down ({why}): cannot bring up {} on it; check the virtual NIC's connection, or set IP_NOLINKCHECK=1 if it never reports its link",
@@ -437,30 +578,35 @@ fn bring_up(
     Ok(format!("added {} to {}; {a}", s.address, s.interface))
 }
 
-fn restore(s: &Settings, marker: &Marker, deadline: Deadline) -> Outcome {
+fn restore(s: &Settings, marker: &Marker, deadline: Instant) -> Outcome {
     let mut live = resolve(s, marker, deadline)?;
     // Validate TARGETS now so a bad configuration fails restore, not the first check.
     targets_or_link_down(s, &mut live, deadline)?;
     bring_up(s, marker, &mut live, deadline)
 }
 
-fn recover(s: &Settings, marker: &Marker, deadline: Deadline) -> Outcome {
+fn recover(s: &Settings, marker: &Marker, deadline: Instant) -> Outcome {
     let mut live = resolve(s, marker, deadline)?;
-    let targets = targets_or_link_down(s, &mut live, deadline)?;
+    // bad TARGETS fail before anything is added
+    targets_or_link_down(s, &mut live, deadline)?;
     let readded = if live.ours(s).is_none() {
-        log::warn!("{}", missing_message(s));
+        log::warn!(
+            "{} is not on {}: address missing: adding it again",
+            s.address,
+            s.interface
+        );
         Some(bring_up(s, marker, &mut live, deadline)?)
     } else {
         None
     };
-    let health = check_reachability(s, &mut live, &targets, deadline)?;
+    let health = assess(s, marker, deadline, Look::FirstAnswer)?.outcome()?;
     Ok(match readded {
         Some(r) => format!("{r}; {health}"),
         None => health,
     })
 }
 
-fn remove(s: &Settings, marker: &Marker, deadline: Deadline) -> Outcome {
+fn remove(s: &Settings, marker: &Marker, deadline: Instant) -> Outcome {
     let mut live = resolve(s, marker, deadline)?;
     // Check configured TARGETS like the other actions, but never look for a default
     // gateway here: routes may be gone while the address is taken away.

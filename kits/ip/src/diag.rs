@@ -1,12 +1,12 @@
-//! Diagnostics that change nothing: `status` and `probe`.
+//! Diagnostics that change nothing: `status` (the one assessment, rendered) and `probe`.
 
 use std::net::IpAddr;
 
+use ip_monitor::fmt_mac;
 use ip_monitor::probe::{self, Outcome as ProbeOutcome, Target};
-use ip_monitor::{Deadline, fmt_mac};
-use lkh_common::{Action, Config, Failure, Json, KitSpec, Outcome};
+use lkh_common::{Action, Config, Exit, Failure, Json, KitSpec, Outcome, Tag};
 
-use crate::actions::{describe_targets, link_problem, plan};
+use crate::actions::{self, Health, Look, Verdict, describe_targets, link_problem, plan};
 use crate::settings::{Live, Marker, Settings};
 
 pub fn command(spec: &'static KitSpec, name: &str, args: &[String]) -> Option<Outcome> {
@@ -65,86 +65,98 @@ fn results_text(results: &[ProbeOutcome]) -> String {
     s
 }
 
+/// `status`: the assessment quickCheck makes ([`actions::assess`]), waiting for every
+/// target's answer, shown as text or JSON; the exit code is quickCheck's.
 fn status(spec: &'static KitSpec, args: &[String]) -> Outcome {
     let a = lkh_common::parse_hook_args(spec.keys, args, &["--json"])?;
     let ctx = lkh_common::context(spec, Action::QuickCheck, &a)?;
     let s = Settings::from_config(&ctx.config, &ctx.conf_file(), true)?;
-    let deadline = Deadline::at(ctx.deadline.instant());
-    let marker = Marker::new(&ctx.tag);
-    let mut live = Live::resolve(&s, deadline)?;
-    live.check_not_own_address(&s, &marker)?;
-    let targets = live.targets(&s, &s.targets, s.probe, deadline)?;
-    let ours = live.ours(&s).cloned();
-    let link_bad = link_problem(&live);
-    let results = probe::probe(&plan(&s, &live, false), &targets, deadline)
-        .map_err(|e| Failure::failed(format!("{}: probing failed: {e}", s.interface)))?;
-    let answered = results.iter().any(|r| r.answer.is_some());
-    let healthy = ours.is_some() && (s.no_link_check || link_bad.is_none()) && answered;
-    let verdict = if ours.is_none() {
-        "address missing"
-    } else if link_bad.is_some() && !s.no_link_check {
-        "link down"
-    } else if !answered {
-        "link up but no target answers: the virtual switch's uplink or the network beyond it is down"
-    } else {
-        "healthy"
-    };
+    let deadline = actions::check_deadline(&ctx, &s);
+    let h = actions::assess(&s, &Marker::new(&ctx.tag), deadline, Look::AllAnswers)?;
     if a.has("--json") {
-        let j = Json::obj()
-            .with("tag", ctx.tag.to_string())
-            .with("address", s.address.to_string())
-            .with("interface", s.interface.clone())
-            .with("present", ours.is_some())
-            .with("flags", ours.as_ref().map(|o| format!("{:#x}", o.flags)))
-            .with(
-                "link",
-                Json::obj()
-                    .with("index", live.link.index)
-                    .with("admin_up", live.link.admin_up())
-                    .with("carrier", live.link.usable())
-                    .with("mac", live.link.mac.map(|m| fmt_mac(&m)))
-                    .with("checked", !s.no_link_check),
-            )
-            .with("probe", describe_targets(&targets))
-            .with("targets", results_json(&results))
-            .with("healthy", healthy)
-            .with("verdict", verdict);
-        println!("{j}");
+        println!("{}", health_json(&ctx.tag, &h));
     } else {
-        let mut t = format!("{} on {}: {verdict}\n", s.address, s.interface);
-        t += &format!(
-            "  address   {}\n",
-            match &ours {
-                Some(o) => format!("present as {} (flags {:#x})", o.cidr, o.flags),
-                None => "missing".into(),
-            }
-        );
-        t += &format!(
-            "  link      {} (index {}, mac {}){}\n",
-            link_bad.as_deref().unwrap_or("up, carrier"),
-            live.link.index,
-            live.link
-                .mac
-                .map(|m| fmt_mac(&m))
-                .unwrap_or_else(|| "-".into()),
-            if s.no_link_check {
-                ", not checked (IP_NOLINKCHECK=1)"
-            } else {
-                ""
-            }
-        );
-        t += &format!("  targets   {}\n", describe_targets(&targets));
-        t += &results_text(&results);
-        print!("{t}");
+        print!("{}", health_text(&h));
     }
-    if healthy {
-        Ok(String::new())
-    } else {
-        Err(Failure::failed(format!(
-            "{} on {}: {verdict}",
-            s.address, s.interface
-        )))
+    h.outcome().map(|_| String::new())
+}
+
+/// What quickCheck concluded, in one line for `status`: the summary or the failure message.
+fn conclusion(h: &Health) -> String {
+    match h.outcome() {
+        Ok(m) => m,
+        Err(f) => f.message,
     }
+}
+
+fn not_probed(h: &Health) -> &'static str {
+    match h.verdict {
+        Verdict::AddressMissing | Verdict::DuplicateAddress => "not probed: address",
+        _ => "not probed: link down",
+    }
+}
+
+fn health_json(tag: &Tag, h: &Health) -> Json {
+    Json::obj()
+        .with("tag", tag.to_string())
+        .with("address", h.address.to_string())
+        .with("interface", h.interface.clone())
+        .with("present", h.present.is_some())
+        .with(
+            "flags",
+            h.present.as_ref().map(|o| format!("{:#x}", o.flags)),
+        )
+        .with(
+            "link",
+            Json::obj()
+                .with("index", h.link.index)
+                .with("admin_up", h.link.admin_up())
+                .with("carrier", h.link.usable())
+                .with("mac", h.link.mac.map(|m| fmt_mac(&m)))
+                .with("checked", h.link_checked),
+        )
+        .with("probe", describe_targets(&h.targets))
+        .with("targets", results_json(&h.probes))
+        .with("healthy", h.exit() == Exit::Ok)
+        .with("verdict", h.verdict_name())
+        .with("exit", u32::from(h.exit().code()))
+        .with("message", conclusion(h))
+}
+
+fn health_text(h: &Health) -> String {
+    let mut t = format!("{} on {}: {}\n", h.address, h.interface, h.verdict_name());
+    t += &format!(
+        "  address   {}\n",
+        match &h.present {
+            Some(o) if o.dad_failed() => format!(
+                "present as {} (flags {:#x}), duplicate address detection failed",
+                o.cidr, o.flags
+            ),
+            Some(o) => format!("present as {} (flags {:#x})", o.cidr, o.flags),
+            None => "missing".into(),
+        }
+    );
+    t += &format!(
+        "  link      {} (index {}, mac {}){}\n",
+        link_problem(&h.link).as_deref().unwrap_or("up, carrier"),
+        h.link.index,
+        h.link
+            .mac
+            .map(|m| fmt_mac(&m))
+            .unwrap_or_else(|| "-".into()),
+        if h.link_checked {
+            ""
+        } else {
+            ", not checked (IP_NOLINKCHECK=1)"
+        }
+    );
+    t += &format!("  targets   {}\n", describe_targets(&h.targets));
+    if h.probes.is_empty() {
+        t += &format!("  ({})\n", not_probed(h));
+    }
+    t += &results_text(&h.probes);
+    t += &format!("  verdict   exit {}: {}\n", h.exit().code(), conclusion(h));
+    t
 }
 
 fn probe_cmd(spec: &'static KitSpec, args: &[String]) -> Outcome {
@@ -176,7 +188,7 @@ fn probe_cmd(spec: &'static KitSpec, args: &[String]) -> Outcome {
         )
     };
     let s = Settings::from_config(&config, &conf, false)?;
-    let deadline = Deadline::after(config.timeout());
+    let deadline = std::time::Instant::now() + config.timeout();
     let mut live = Live::resolve(&s, deadline)?;
     let wanted = if words.is_empty() {
         s.targets.clone()
@@ -184,7 +196,7 @@ fn probe_cmd(spec: &'static KitSpec, args: &[String]) -> Outcome {
         words
     };
     let targets: Vec<Target> = live.targets(&s, &wanted, s.probe, deadline)?;
-    let results = probe::probe(&plan(&s, &live, false), &targets, deadline)
+    let results = probe::probe(&plan(&s, &live, Look::AllAnswers), &targets, deadline)
         .map_err(|e| Failure::failed(format!("{}: probing failed: {e}", s.interface)))?;
     if a.has("--json") {
         println!(
@@ -209,5 +221,152 @@ fn probe_cmd(spec: &'static KitSpec, args: &[String]) -> Outcome {
             "{}: no target answers",
             s.interface
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use ip_monitor::netlink::{Address, Link};
+    use ip_monitor::probe::{Answer, Method, Outcome as ProbeOutcome, Target};
+    use lkh_common::Hint;
+
+    use super::*;
+    use crate::actions::Problem;
+
+    fn health(verdict: Verdict) -> Health {
+        let address = "192.0.2.10/24".parse().unwrap();
+        let gw = "192.0.2.1".parse().unwrap();
+        Health {
+            address,
+            interface: "eth0".into(),
+            link_checked: true,
+            targets: vec![Target {
+                addr: gw,
+                arp_from: None,
+                icmp: true,
+            }],
+            grace: Duration::from_secs(3),
+            present: (verdict != Verdict::AddressMissing).then_some(Address {
+                ifindex: 2,
+                cidr: address,
+                flags: 0x80,
+                scope: 0,
+                label: None,
+            }),
+            link: Link {
+                index: 2,
+                name: "eth0".into(),
+                flags: 0x1 | 0x40 | 0x10000,
+                mac: Some([2, 0, 0, 0, 0, 1]),
+                oper_state: Some(6),
+                carrier: Some(true),
+                mtu: Some(1500),
+            },
+            probes: probed(&verdict)
+                .then_some(ProbeOutcome {
+                    addr: gw,
+                    answer: matches!(verdict, Verdict::Healthy { .. }).then_some(Answer {
+                        method: Method::Icmp,
+                        rtt: Duration::from_micros(300),
+                        mac: None,
+                    }),
+                    error: None,
+                })
+                .into_iter()
+                .collect(),
+            verdict,
+        }
+    }
+
+    /// Rounds probe targets only once the address and the link are fine.
+    fn probed(v: &Verdict) -> bool {
+        match v {
+            Verdict::Healthy { .. } => true,
+            Verdict::Failing { problem, .. } => matches!(problem, Problem::NoAnswer(_)),
+            _ => false,
+        }
+    }
+
+    /// Every verdict: quickCheck's exit code (from the outcome), the JSON's `exit`, `healthy`
+    /// and `verdict`, and the text's lines all come from the one value and agree.
+    #[test]
+    fn text_and_json_render_the_one_verdict() {
+        let tag = Tag::parse("vip").unwrap();
+        let cases = [
+            (Verdict::Healthy { failed_rounds: 0 }, 0, "healthy"),
+            (Verdict::Healthy { failed_rounds: 2 }, 0, "healthy"),
+            (Verdict::AddressMissing, 1, "address missing"),
+            (Verdict::DuplicateAddress, 1, "duplicate address"),
+            (
+                Verdict::Failing {
+                    problem: Problem::LinkDown("no carrier".into()),
+                    persisted: Some(Duration::from_secs(3)),
+                    cut_short: false,
+                },
+                1,
+                "link down",
+            ),
+            (
+                Verdict::Failing {
+                    problem: Problem::NoAnswer("asked 192.0.2.1 by icmp".into()),
+                    persisted: Some(Duration::from_millis(1500)),
+                    cut_short: true,
+                },
+                1,
+                "link up but no target answers",
+            ),
+        ];
+        for (verdict, code, name) in cases {
+            let h = health(verdict.clone());
+            let out = h.outcome();
+            assert_eq!(out.is_ok(), code == 0, "{verdict:?}");
+            assert_eq!(h.exit().code(), code, "{verdict:?}");
+            let json = health_json(&tag, &h).to_string();
+            assert!(json.contains(&format!("\"exit\":{code}")), "{json}");
+            assert!(
+                json.contains(&format!("\"healthy\":{}", code == 0)),
+                "{json}"
+            );
+            assert!(json.contains(&format!("\"verdict\":\"{name}")), "{json}");
+            let text = health_text(&h);
+            assert!(
+                text.starts_with(&format!("192.0.2.10/24 on eth0: {name}")),
+                "{text}"
+            );
+            assert!(text.contains(&format!("verdict   exit {code}: ")), "{text}");
+            if let Err(f) = out {
+                assert!(
+                    json.contains(&Json::from(f.message.as_str()).to_string()),
+                    "{json}"
+                );
+                assert!(text.contains(&f.message), "{text}");
+            }
+        }
+    }
+
+    #[test]
+    fn failures_say_what_and_how_long() {
+        let h = health(Verdict::AddressMissing);
+        let f = h.outcome().unwrap_err();
+        assert_eq!(f.hint, Hint::NotRunning, "not active here: {f}");
+        assert!(health_text(&h).contains("address   missing"));
+        assert!(health_text(&h).contains("not probed"));
+        let h = health(Verdict::Failing {
+            problem: Problem::NoAnswer("asked 192.0.2.1 by icmp".into()),
+            persisted: Some(Duration::from_millis(1500)),
+            cut_short: true,
+        });
+        let f = h.outcome().unwrap_err();
+        assert!(f.message.contains("uplink"), "{f}");
+        assert!(f.message.contains("less than GRACE=3s"), "{f}");
+        let h = health(Verdict::Failing {
+            problem: Problem::LinkDown("no carrier".into()),
+            persisted: None,
+            cut_short: false,
+        });
+        let f = h.outcome().unwrap_err();
+        assert!(!f.message.contains("failing for"), "{f}");
     }
 }

@@ -94,7 +94,7 @@ pub(crate) static SPEC: KitSpec = KitSpec {
     commands: &[
         (
             "status -t TAG [--json]",
-            "show the address, the link and which targets answer (by which method, round-trip time); exit 1 if unhealthy",
+            "quickCheck's assessment shown: the address, the link, which targets answer (by which method, round-trip time) and the verdict; exits with quickCheck's code",
         ),
         (
             "probe [-t TAG | --interface IF] [--probe arp|icmp|both] [--json] [TARGET...]",

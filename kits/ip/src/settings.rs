@@ -5,11 +5,11 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use ip_monitor::Cidr;
 use ip_monitor::netlink::{Address, Link, Netlink};
 use ip_monitor::probe::Target;
-use ip_monitor::{Cidr, Deadline};
 use lkh_common::runstate::RunDir;
 use lkh_common::{Config, Failure, Tag};
 
@@ -142,7 +142,7 @@ pub fn nl_err(what: &str, e: ip_monitor::Error) -> Failure {
 }
 
 impl Live {
-    pub fn resolve(s: &Settings, deadline: Deadline) -> Result<Live, Failure> {
+    pub fn resolve(s: &Settings, deadline: Instant) -> Result<Live, Failure> {
         let mut nl = Netlink::open().map_err(|e| nl_err("netlink", e))?;
         let links = nl
             .links(deadline)
@@ -187,7 +187,7 @@ impl Live {
 
     /// Refresh the interface's state and addresses. An interface that is gone (a NIC removed
     /// from the VM) is an error (`ENODEV`), not its last known state.
-    pub fn refresh(&mut self, s: &Settings, deadline: Deadline) -> Result<(), ip_monitor::Error> {
+    pub fn refresh(&mut self, s: &Settings, deadline: Instant) -> Result<(), ip_monitor::Error> {
         self.link = self
             .nl
             .link_by_name(&s.interface, deadline)?
@@ -296,7 +296,7 @@ impl Live {
         s: &Settings,
         configured: &[IpAddr],
         mode: ProbeMode,
-        deadline: Deadline,
+        deadline: Instant,
     ) -> Result<Vec<Target>, Failure> {
         let list: Vec<IpAddr> = if configured.is_empty() {
             vec![self.default_gateway(s, deadline)?]
@@ -337,7 +337,7 @@ impl Live {
         Ok(out)
     }
 
-    fn default_gateway(&mut self, s: &Settings, deadline: Deadline) -> Result<IpAddr, Failure> {
+    fn default_gateway(&mut self, s: &Settings, deadline: Instant) -> Result<IpAddr, Failure> {
         let family = if s.is_v6() { 10 } else { 2 };
         let routes = self
             .nl
