@@ -147,7 +147,7 @@ said restore-dns "SERVER=nas-nowhere.example"
 echo "10.0.2.2 nas-here" >> /etc/hosts
 conf dns2 SERVER=nas-here EXPORT=/export MOUNTPOINT=/mnt/dns2 VERSION=3 TIMEOUT=$T
 nas restore-dns2 0 restore -t dns2
-rm -f /run/lkhelpers/nas/dns2.addr /run/lkhelpers/nas/dns2/addr
+rm -f /run/lkhelpers/nas/dns2/addr
 sed -i '/ nas-here$/d' /etc/hosts
 nas remove-dns2-from-mount 0 remove -t dns2
 [ "$(mounted /mnt/dns2)" = 0 ]; check remove-dns2-unmounted $?

@@ -1,8 +1,11 @@
 //! The resource's settings, validated into a `nas::NfsConfig`, plus the
-//! per-resource runtime files under `/run/lkhelpers/nas/`.
+//! per-resource runtime state in lkh-common's run-state layer, `<run dir>/nas/<TAG>/`:
+//! `addr` (the resolved server address), `server` (what restore learnt, [`Learnt`]) and
+//! `iocheck` (an IO-check child stuck in the kernel, written by `nas::child` inside the
+//! checked, root-only tag directory).
 //!
 //! A host name in SERVER= is resolved once, at restore, and the address is
-//! kept in `TAG.addr` so the other actions (and the mount itself) use the
+//! kept in `addr` so the other actions (and the mount itself) use the
 //! same address even if DNS later fails or changes — LifeKeeper's NAS kit
 //! likewise mounts by address. `remove` never asks a name server: it takes
 //! the recorded address, else the address of the mount of EXPORT at
@@ -12,12 +15,33 @@ use std::net::{IpAddr, Ipv4Addr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use lkh_common::{Deadline, Failure, HookCtx};
+use lkh_common::runstate::RunDir;
+use lkh_common::{Deadline, Failure, HookCtx, Tag};
 use nas::{IoCheck, NfsConfig, Version};
 
-/// Where the runtime files live (overridable for tests).
-pub fn run_dir() -> PathBuf {
-    lkh_common::config::run_dir().join("nas")
+/// The kit's run-state directory, `<run dir>/nas`.
+fn run_state() -> RunDir {
+    RunDir::new("nas")
+}
+
+/// A value of `tag`'s run state; `None` when missing, unreadable or the tag is not one.
+fn load_value(tag: &str, name: &str) -> Option<String> {
+    let tag = Tag::parse(tag).ok()?;
+    match run_state().load(&tag, name) {
+        Ok(v) => v.and_then(|b| String::from_utf8(b).ok()),
+        Err(e) => {
+            log::warn!("{e}");
+            None
+        }
+    }
+}
+
+/// Stores a value of `tag`'s run state; a failure is returned as its message.
+fn store_value(tag: &str, name: &str, value: &str) -> Result<(), String> {
+    let tag = Tag::parse(tag).map_err(|e| e.to_string())?;
+    run_state()
+        .store(&tag, name, value.as_bytes())
+        .map_err(|e| e.to_string())
 }
 
 /// Time kept back from TIMEOUT so the action reports its own precise message before
@@ -56,14 +80,21 @@ pub enum Resolve {
 }
 
 impl Settings {
-    /// Marker of an IO-check child stuck in the kernel.
+    /// Marker of an IO-check child stuck in the kernel: `iocheck` in the tag's run-state
+    /// directory, which is created and checked here (root's, 0700, no links), so the library
+    /// writes it where nobody else can plant anything.
     pub fn marker(&self) -> PathBuf {
-        run_dir().join(format!("{}.iocheck", self.tag))
+        let dir = Tag::parse(&self.tag)
+            .map_err(|e| e.to_string())
+            .and_then(|t| run_state().tag(&t).map_err(|e| e.to_string()));
+        match dir {
+            Ok(d) => d.path().join("iocheck"),
+            Err(e) => {
+                log::warn!("{e}; a stuck IO-check child will not be remembered");
+                PathBuf::from("/dev/null")
+            }
+        }
     }
-}
-
-fn addr_file(tag: &str) -> PathBuf {
-    run_dir().join(format!("{tag}.addr"))
 }
 
 /// Resolve a host name, bounded by `budget` (a dead DNS server must not hang us).
@@ -123,11 +154,9 @@ fn server_addr(
             "is not a valid IP address or host name: give the NAS's IP address",
         ));
     }
-    let file = addr_file(ctx.tag.as_str());
     if how != Resolve::Now
-        && let Some(ip) = std::fs::read_to_string(&file)
-            .ok()
-            .and_then(|s| s.trim().parse::<IpAddr>().ok())
+        && let Some(ip) =
+            load_value(ctx.tag.as_str(), "addr").and_then(|s| s.trim().parse::<IpAddr>().ok())
     {
         return Ok(Some(ip));
     }
@@ -136,14 +165,8 @@ fn server_addr(
     }
     let ip = resolve(raw, ctx.deadline.cap(Duration::from_secs(5)))?;
     log::info!("SERVER={raw} resolved to {ip}; using that address");
-    if let Some(dir) = file.parent() {
-        let _ = std::fs::create_dir_all(dir);
-    }
-    if let Err(e) = std::fs::write(&file, format!("{ip}\n")) {
-        log::warn!(
-            "cannot record the resolved address in {}: {e}",
-            file.display()
-        );
+    if let Err(e) = store_value(ctx.tag.as_str(), "addr", &format!("{ip}\n")) {
+        log::warn!("cannot record the resolved address: {e}");
     }
     Ok(Some(ip))
 }
@@ -213,7 +236,7 @@ pub fn load_with(ctx: &HookCtx, how: Resolve) -> Result<Settings, Failure> {
     })
 }
 
-/// What restore learnt about the server, kept in `TAG.server` for the other actions: the
+/// What restore learnt about the server, kept as `server` in the run state for the other actions: the
 /// NFS version VERSION=4 negotiated, and for v3 the export's root file handle and the NFS
 /// and MOUNT ports, so quickCheck asks NFS NULL + GETATTR on the NFS port without the
 /// portmapper and MOUNT. Only used while SERVER and EXPORT are what they were at restore.
@@ -224,10 +247,6 @@ pub struct Learnt {
     /// The exact version mounted (`vers=` as restore got it).
     pub version: Version,
     pub known: Option<nas::probe::Known>,
-}
-
-fn learnt_file(tag: &str) -> PathBuf {
-    run_dir().join(format!("{tag}.server"))
 }
 
 fn hex(b: &[u8]) -> String {
@@ -283,24 +302,18 @@ impl Learnt {
     }
 }
 
-/// Record what restore learnt (written to a temporary file and renamed into place).
+/// Record what restore learnt (replaced atomically).
 pub fn save_learnt(tag: &str, l: &Learnt) {
-    let file = learnt_file(tag);
-    let tmp = file.with_extension("server.tmp");
-    let r = std::fs::create_dir_all(run_dir())
-        .and_then(|()| std::fs::write(&tmp, l.to_text()))
-        .and_then(|()| std::fs::rename(&tmp, &file));
-    if let Err(e) = r {
+    if let Err(e) = store_value(tag, "server", &l.to_text()) {
         log::warn!(
-            "cannot record what restore learnt in {}: {e}; quickCheck will ask the portmapper and MOUNT each time",
-            file.display()
+            "cannot record what restore learnt: {e}; quickCheck will ask the portmapper and MOUNT each time"
         );
     }
 }
 
 /// What restore learnt, when it is about this SERVER and EXPORT.
 pub fn load_learnt(s: &Settings) -> Option<Learnt> {
-    let text = std::fs::read_to_string(learnt_file(&s.tag)).ok()?;
+    let text = load_value(&s.tag, "server")?;
     Learnt::parse(&text).filter(|l| l.server == s.cfg.server && l.export == s.cfg.export)
 }
 
