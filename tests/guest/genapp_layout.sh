@@ -55,8 +55,9 @@ echo "$out" | grep -q "share-b.conf: no such file: create it on this node"; chec
 
 # ---- the wiring check on node A's tree: disk from the wrappers, share from a binary copy ----
 if have_bin lkh-platform; then
-    echo "LKCHECKINTERVAL=120" > /tmp/LifeKeeper-a
-    out=$(on_node a lkh-platform check-lifekeeper --lkroot "$(lk_root a)" --defaults /tmp/LifeKeeper-a 2>&1); rc=$?
+    # not in /tmp: the kits refuse a defaults file in a directory others can write to
+    mkdir -p /etc/lkh-test && echo "LKCHECKINTERVAL=120" > /etc/lkh-test/LifeKeeper-a
+    out=$(on_node a lkh-platform check-lifekeeper --lkroot "$(lk_root a)" --defaults /etc/lkh-test/LifeKeeper-a 2>&1); rc=$?
     echo "$out"
     [ $rc = 0 ]; check ga-check-lifekeeper-ok $? "rc=$rc"
     echo "$out" | grep -q "^ok: .*resource disk: lkh-scsipr scripts .* are wired right" &&
