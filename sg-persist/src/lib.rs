@@ -22,7 +22,9 @@ pub mod sys;
 
 pub use cdb::{PrInAction, PrOutAction, PrType};
 pub use device::{Error, Lu, Options, ScsiPath};
-pub use parse::{Capabilities, FullStatus, Keys, LuId, Reservation, ReservationStatus};
+pub use parse::{
+    Capabilities, FullStatus, Identity, Keys, LuId, Reservation, ReservationStatus,
+};
 pub use path::{PathError, PathInfo, Resolved, SysRoot, Topology};
 pub use sense::{Outcome, Sense, SenseKey};
 

@@ -73,6 +73,7 @@ const HOST_TOOLS: &[&str] = &[
     "/usr/bin/sg_vpd",
     "/usr/bin/sg_luns",
     "/usr/bin/sg_rtpg",
+    "/usr/bin/sg_opcodes",
     "/sbin/dmsetup",
 ];
 
@@ -92,6 +93,11 @@ const HOST_PACKAGES: &[&str] = &[
 
 /// Packages unpacked (not installed) for the guest's iSCSI initiator.
 const ISCSI_PACKAGES: &[&str] = &["open-iscsi", "libopeniscsiusr", "libisns0"];
+
+/// The second SCSI target beside LIO: tgt (userspace iSCSI target, Debian 1:1.0.85) and the
+/// libraries `tgtd` links that a host may lack, unpacked (never installed) into `tgt-root/`;
+/// `tgtd` and `tgtadm` go into the base image (see [`add_tgt`]).
+const TGT_PACKAGES: &[&str] = &["tgt", "libaio1", "libibverbs1", "librdmacm1"];
 
 /// Bump when the layout of the base image changes in a way the hash below does not see.
 const BASE_FORMAT: &str = "lkh-base-1";
@@ -614,6 +620,7 @@ fn build_base(stage: &Path, kdir: &Path, kver: &str, iscsi: &Path) -> Result<Cpi
         }
         fs::write(&p, text).map_err(|e| setup(format!("write {}: {e}", p.display())))
     };
+    add_tgt(stage)?;
     etc(
         "passwd",
         "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n",
@@ -669,3 +676,38 @@ node.session.err_timeo.tgt_reset_timeout = 10
 node.session.initial_login_retry_max = 2
 node.session.scan = auto
 ";
+
+/// `tgtd` and `tgtadm` from `tgt-root/` with the shared libraries `ldd` lists (those of the
+/// unpacked packages first, then the host's).
+fn add_tgt(stage: &Path) -> Result<(), VmError> {
+    let root = ensure_unpacked(&cache_dir(), "tgt-root", TGT_PACKAGES, |_, _| Ok(()))?;
+    let libpath = format!(
+        "{0}/usr/lib/x86_64-linux-gnu:{0}/lib/x86_64-linux-gnu",
+        root.display()
+    );
+    for t in ["usr/sbin/tgtd", "usr/sbin/tgtadm"] {
+        let t = root.join(t);
+        copy(&t, &stage.join("bin").join(t.file_name().expect("tool name")))?;
+        let o = run_ok(
+            Command::new("ldd").arg(&t).env("LD_LIBRARY_PATH", &libpath),
+            STEP_TIMEOUT,
+        )?;
+        let text = o.stdout_str();
+        if text.contains("not found") {
+            return Err(setup(format!("{}: libraries not found:\n{text}", t.display())));
+        }
+        for lib in text.split_whitespace().filter(|w| w.starts_with('/')) {
+            let lib = Path::new(lib);
+            let dest = match lib.strip_prefix(&root) {
+                Ok(_) => stage
+                    .join("lib/x86_64-linux-gnu")
+                    .join(lib.file_name().expect("lib name")),
+                Err(_) => stage.join(lib.strip_prefix("/").expect("absolute")),
+            };
+            if !dest.exists() {
+                copy(lib, &dest)?;
+            }
+        }
+    }
+    Ok(())
+}
