@@ -566,6 +566,24 @@ impl ScsiPath {
         })
     }
 
+    /// `REPORT SUPPORTED OPERATION CODES` for one command (see [`parse::supported_opcode`]):
+    /// what the device claims, to be compared with what it does.
+    pub fn claims_command(
+        &mut self,
+        opcode: u8,
+        service_action: u16,
+        deadline: Instant,
+    ) -> Result<Option<bool>, Error> {
+        let cmd = "REPORT SUPPORTED OPERATION CODES";
+        let b = self.data_in(
+            cmd,
+            &cdb::report_supported_opcode(opcode, service_action, 64),
+            64,
+            deadline,
+        )?;
+        parse::supported_opcode(&b).map_err(self.parse_err(cmd))
+    }
+
     fn pr_in(&mut self, action: PrInAction, len: u16, deadline: Instant) -> Result<Vec<u8>, Error> {
         self.data_in(
             action.name(),
@@ -883,7 +901,9 @@ mod tests {
         };
         // B preempts A; the attention meant for A lands on B
         *t.holder.borrow_mut() = B;
-        t.pending[B].borrow_mut().push_back(done(0x02, &UA_PREEMPTED));
+        t.pending[B]
+            .borrow_mut()
+            .push_back(done(0x02, &UA_PREEMPTED));
         let dev = Path::new("/dev/sdb");
         // a write-type command of A (the fenced nexus): no attention, the conflict itself
         let (o, _) = retry_unit_attention(dev, "PR OUT", 3, || {
@@ -935,7 +955,10 @@ mod tests {
         let e = ScsiPath::open(info, Options::default()).unwrap_err();
         assert!(e.is_no_sg_node());
         let msg = e.to_string();
-        assert!(msg.contains("modprobe sg") && msg.contains("/nonexistent/sdz"), "{msg}");
+        assert!(
+            msg.contains("modprobe sg") && msg.contains("/nonexistent/sdz"),
+            "{msg}"
+        );
     }
 
     #[test]

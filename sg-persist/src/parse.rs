@@ -383,6 +383,23 @@ pub fn inquiry(b: &[u8]) -> Result<Inquiry, ParseError> {
     })
 }
 
+/// Parses the one-command answer of REPORT SUPPORTED OPERATION CODES: `Some(true)` when the
+/// device claims the command as standard-conformant or vendor specific (SUPPORT 3 or 5),
+/// `Some(false)` when it says not supported (1), `None` when it cannot tell (0 or reserved).
+/// A claim only: tgt claims commands it then rejects.
+pub fn supported_opcode(b: &[u8]) -> Result<Option<bool>, ParseError> {
+    let Some(x) = b.get(1) else {
+        return Err(ParseError::Invalid(
+            "REPORT SUPPORTED OPERATION CODES answer",
+        ));
+    };
+    Ok(match x & 0x07 {
+        3 | 5 => Some(true),
+        1 => Some(false),
+        _ => None,
+    })
+}
+
 /// Parses VPD page 0x80 (unit serial number).
 pub fn vpd_serial(b: &[u8]) -> Result<String, ParseError> {
     if b.len() < 4 || b[1] != 0x80 {
@@ -723,13 +740,25 @@ mod tests {
     }
 
     #[test]
+    fn supported_opcode_claims() {
+        assert_eq!(supported_opcode(&[0, 0x03, 0, 10]).unwrap(), Some(true));
+        assert_eq!(supported_opcode(&[0, 0x05]).unwrap(), Some(true));
+        assert_eq!(supported_opcode(&[0, 0x01]).unwrap(), Some(false));
+        assert_eq!(supported_opcode(&[0, 0x00]).unwrap(), None);
+        assert!(supported_opcode(&[0]).is_err());
+    }
+
+    #[test]
     fn tgt_designators_are_weak() {
         let d = vpd_designators(&tgt_page()).unwrap();
         assert_eq!(d.len(), 3);
         assert!(d.iter().all(LuId::weak), "{d:?}");
         assert!(d[1].locally_assigned() && d[2].unregistered_naa());
         // nothing strong to prefer: the NAA 3 comes before the T10 id
-        assert_eq!(best_designator(&d).unwrap().to_string(), "naa.3000000100000001");
+        assert_eq!(
+            best_designator(&d).unwrap().to_string(),
+            "naa.3000000100000001"
+        );
     }
 
     #[test]
@@ -742,7 +771,10 @@ mod tests {
         let why = tgt(Some("lkh-shared0"))
             .mismatch(&tgt(Some("lkh-other")))
             .unwrap();
-        assert!(why.contains("lkh-shared0") && why.contains("lkh-other"), "{why}");
+        assert!(
+            why.contains("lkh-shared0") && why.contains("lkh-other"),
+            "{why}"
+        );
         // same designators and serial: one LU
         assert_eq!(tgt(Some("x")).mismatch(&tgt(Some("x"))), None);
         // weak designators alone, no serial anywhere: not trusted
@@ -758,7 +790,12 @@ mod tests {
             serial: None,
         };
         assert_eq!(strong(1).mismatch(&strong(1)), None);
-        assert!(strong(1).mismatch(&strong(2)).unwrap().contains("designators differ"));
+        assert!(
+            strong(1)
+                .mismatch(&strong(2))
+                .unwrap()
+                .contains("designators differ")
+        );
         assert!(!strong(1).designators[0].weak());
     }
 

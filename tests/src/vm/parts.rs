@@ -687,14 +687,20 @@ fn add_tgt(stage: &Path) -> Result<(), VmError> {
     );
     for t in ["usr/sbin/tgtd", "usr/sbin/tgtadm"] {
         let t = root.join(t);
-        copy(&t, &stage.join("bin").join(t.file_name().expect("tool name")))?;
+        copy(
+            &t,
+            &stage.join("bin").join(t.file_name().expect("tool name")),
+        )?;
         let o = run_ok(
             Command::new("ldd").arg(&t).env("LD_LIBRARY_PATH", &libpath),
             STEP_TIMEOUT,
         )?;
         let text = o.stdout_str();
         if text.contains("not found") {
-            return Err(setup(format!("{}: libraries not found:\n{text}", t.display())));
+            return Err(setup(format!(
+                "{}: libraries not found:\n{text}",
+                t.display()
+            )));
         }
         for lib in text.split_whitespace().filter(|w| w.starts_with('/')) {
             let lib = Path::new(lib);
