@@ -12,6 +12,8 @@
 //!   bzImage needs to decompress itself under TCG;
 //! - `iscsi-root/`: open-iscsi's `iscsid`/`iscsiadm` unpacked from their packages (installing
 //!   them would start a daemon on the host);
+//! - `tgt-root/`: tgt's `tgtd`/`tgtadm` (the second SCSI target) and the libraries it links,
+//!   unpacked the same way;
 //! - `base-<kver>-<hash>.cpio`: the base initramfs (busybox, kernel modules resolved from
 //!   `modules.dep`, test tools with their shared libraries); a new build removes the ones
 //!   untouched for an hour.
