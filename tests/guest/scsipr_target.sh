@@ -32,6 +32,19 @@ fi
 n=$(echo "$out" | grep -c "^ok    type .*: RESERVE, READ RESERVATION and RELEASE work")
 [ "$n" = 6 ]; check t-doctor-six-types $? "$n types work"
 
+# ---- doctor over two paths: the preempts run between two test keys, one per nexus ----
+MA=$(mpath_setup a) || fatal "multipath of node a failed"
+out=$(scsipr a doctor "$MA" 2>&1); rc=$?; echo "$out"
+if [ "$T" = tgt ]; then
+    [ $rc = 0 ] && echo "$out" | grep -q "WARN .*PREEMPT AND ABORT unsupported: takeover falls back to PREEMPT.*tried: two test keys on two paths"
+else
+    [ $rc = 0 ] && echo "$out" | grep -q "PREEMPT AND ABORT and PREEMPT work (tried: two test keys on two paths)"
+fi
+check t-doctor-two-paths $? "rc=$rc"
+pr_keys "$B" >/dev/null; [ -z "$(pr_keys "$B")" ] && [ "$(pr_holder "$B")" = none ]
+check t-doctor-two-paths-left-nothing $? "$(pr_keys "$B" | tr '\n' ' ')"
+DM_DISABLE_UDEV=1 dmsetup remove mpath-a --noudevsync
+
 # ---- doctor while another node is registered: nothing written at all ----
 node_conf b fence DEVICE="$B" ON_FENCED=event TIMEOUT=15
 expect_rc t-b-restore 0 scsipr b restore -t fence

@@ -20,6 +20,8 @@ fn run(target: &str, required: &[&str]) {
         "t-doctor-left-nothing",
         "t-doctor-shows-sg-node",
         "t-doctor-six-types",
+        "t-doctor-two-paths",
+        "t-doctor-two-paths-left-nothing",
         "t-b-restore",
         "t-doctor-skips-when-registered",
         "t-doctor-wrote-nothing",
