@@ -249,6 +249,19 @@ pub fn inquiry(page: Option<u8>, alloc_len: u16) -> [u8; 6] {
     c
 }
 
+/// `MAINTENANCE IN / REPORT SUPPORTED OPERATION CODES` CDB (12 bytes) asking about one
+/// command: reporting options 2 (operation code and service action).
+pub fn report_supported_opcode(opcode: u8, service_action: u16, alloc_len: u32) -> [u8; 12] {
+    let mut c = [0u8; 12];
+    c[0] = 0xa3;
+    c[1] = 0x0c;
+    c[2] = 0x02;
+    c[3] = opcode;
+    c[4..6].copy_from_slice(&service_action.to_be_bytes());
+    c[6..10].copy_from_slice(&alloc_len.to_be_bytes());
+    c
+}
+
 /// `TEST UNIT READY` CDB (6 bytes).
 pub fn test_unit_ready() -> [u8; 6] {
     [TEST_UNIT_READY, 0, 0, 0, 0, 0]

@@ -2,12 +2,17 @@
 //! confirmed (by VPD page 0x83) to reach one logical unit.
 //!
 //! Every command takes a deadline. The per-command timeout handed to the kernel is the
-//! smaller of [`Options::cmd_timeout`] and the time left. Where the sg driver is loaded the
-//! command runs on `/dev/sgN` through [`SgChannel`], which gives up at the deadline even when
-//! the transport queues the request forever (All Paths Down); otherwise it runs as `SG_IO`
-//! on the `sd` node opened read-only, so closing it fires no udev "change" event.
-//! UNIT ATTENTION is retried up to [`Options::ua_retries`] times; every CDB, parameter list
-//! and sense buffer is logged in hex at debug level.
+//! smaller of [`Options::cmd_timeout`] and the time left. Every command runs on the path's
+//! `/dev/sgN` through [`SgChannel`], which gives up at the deadline even when the transport
+//! queues the request forever (All Paths Down). There is no silent fallback to `SG_IO` on the
+//! `sd` node (which waits uninterruptibly in that case): when `/dev` lacks the sg node that
+//! sysfs lists, a private node is made for the one open (in a fresh 0700 directory, removed
+//! at once); when the sg driver is not loaded, opening the path fails with
+//! [`Error::NoSgNode`] naming the fix. Only [`Options::prefer_sg`] `false` asks for the `sd`
+//! node explicitly.
+//! UNIT ATTENTION is retried up to [`Options::ua_retries`] times on whatever nexus it
+//! arrives (some targets, tgt among them, deliver it to the wrong one); every CDB, parameter
+//! list and sense buffer is logged in hex at debug level.
 
 use std::fmt;
 use std::fs::OpenOptions;
@@ -21,7 +26,7 @@ use nix::errno::Errno;
 
 use crate::cdb::{self, PrInAction, PrOutAction, PrType, hex};
 use crate::parse::ReservationStatus;
-use crate::parse::{self, Capabilities, FullStatus, Inquiry, Keys, LuId, ParseError};
+use crate::parse::{self, Capabilities, FullStatus, Identity, Inquiry, Keys, LuId, ParseError};
 use crate::path::{self, PathError, PathInfo, Resolved, SysRoot};
 use crate::sense::Outcome;
 use crate::sys::{self, Completion, DataDir, SgChannel, SysError};
@@ -33,7 +38,8 @@ pub struct Options {
     pub cmd_timeout: Duration,
     /// How many times a command that got UNIT ATTENTION is re-sent.
     pub ua_retries: u32,
-    /// Use `/dev/sgN` when it exists (deadline-bounded); `false` forces `SG_IO` on `/dev/sdX`.
+    /// Run commands on `/dev/sgN` (deadline-bounded; the default). `false` runs them as
+    /// `SG_IO` on `/dev/sdX`, which the deadline cannot end when the transport queues them.
     pub prefer_sg: bool,
     /// Read VPD page 0x83 of a device with a single path too (several paths are always
     /// compared); `false` saves one command per open when the identity is not shown.
@@ -105,6 +111,16 @@ pub enum Error {
         first: Box<(String, LuId)>,
         /// A path reporting another LU.
         other: Box<(String, LuId)>,
+        /// Why they are not taken for one LU (see [`Identity::mismatch`]).
+        reason: String,
+    },
+    /// The path has no usable SCSI generic node, so its commands could not be bounded by the
+    /// deadline; nothing was sent.
+    NoSgNode {
+        /// The path's block device.
+        dev: PathBuf,
+        /// What is missing and how to fix it.
+        reason: String,
     },
     /// No path of the device answered.
     NoWorkingPath {
@@ -139,6 +155,15 @@ impl Error {
     pub fn is_bad_input(&self) -> bool {
         matches!(self, Error::Path(_) | Error::DifferentLu { .. })
     }
+
+    /// Whether the error is about this node's setup (no sg node), not about a disk or path.
+    pub fn is_no_sg_node(&self) -> bool {
+        match self {
+            Error::NoSgNode { .. } => true,
+            Error::NoWorkingPath { last, .. } => last.is_no_sg_node(),
+            _ => false,
+        }
+    }
 }
 
 impl fmt::Display for Error {
@@ -160,14 +185,20 @@ impl fmt::Display for Error {
                 input,
                 first,
                 other,
+                reason,
             } => write!(
                 f,
-                "{}: paths are different logical units ({} is {}, {} is {}); check the multipath configuration",
+                "{}: paths are different logical units ({} is {}, {} is {}: {reason}); check the multipath configuration",
                 input.display(),
                 first.0,
                 first.1,
                 other.0,
                 other.1
+            ),
+            Error::NoSgNode { dev, reason } => write!(
+                f,
+                "{}: no usable SCSI generic (sg) node, so commands could not be bounded by the deadline: {reason}",
+                dev.display()
             ),
             Error::NoWorkingPath { input, last } => {
                 write!(
@@ -197,8 +228,10 @@ enum Handle {
 pub struct ScsiPath {
     /// Where the path is in sysfs and /dev.
     pub info: PathInfo,
-    /// The node commands go through (`/dev/sgN` or `/dev/sdX`).
+    /// The node commands go through (`/dev/sgN`; `/dev/sdX` only with `prefer_sg: false`).
     pub node: PathBuf,
+    /// Whether `node` was missing from `/dev` and a private copy was made to open it.
+    pub private_node: bool,
     handle: Handle,
     opts: Options,
 }
@@ -222,32 +255,144 @@ fn open_node(p: &Path, write: bool) -> Result<OwnedFd, Errno> {
         .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))
 }
 
+/// `"21:3"` → (21, 3).
+fn parse_devnum(s: &str) -> Option<(u64, u64)> {
+    let (a, b) = s.split_once(':')?;
+    Some((a.trim().parse().ok()?, b.trim().parse().ok()?))
+}
+
+/// Whether `fd` is a character device, and the one numbered `want` when that is known.
+fn check_char_dev(fd: &OwnedFd, want: Option<(u64, u64)>) -> Result<(), String> {
+    let st = nix::sys::stat::fstat(fd).map_err(|e| format!("cannot be checked ({e})"))?;
+    if st.st_mode & libc::S_IFMT != libc::S_IFCHR {
+        return Err("is not a character device".into());
+    }
+    if let Some((major, minor)) = want
+        && st.st_rdev != nix::sys::stat::makedev(major, minor)
+    {
+        return Err(format!(
+            "is not the sg device of this disk (device {}:{}, sysfs says {major}:{minor})",
+            nix::sys::stat::major(st.st_rdev),
+            nix::sys::stat::minor(st.st_rdev)
+        ));
+    }
+    Ok(())
+}
+
+/// Opens character device `major:minor` through a node made for this one open: a fresh
+/// directory (mode 0700, next to where `sg` should be, so on the same devtmpfs) holds the
+/// node only until it is open; both are removed before returning.
+fn sys_private_node(sg: &Path, major: u64, minor: u64) -> Result<OwnedFd, Errno> {
+    use nix::sys::stat::{Mode, SFlag, makedev, mknod};
+    let parent = sg.parent().unwrap_or(Path::new("/dev"));
+    let dir = nix::unistd::mkdtemp(&parent.join(".lkh-sg-XXXXXX"))?;
+    let node = dir.join("sg");
+    let r = mknod(
+        &node,
+        SFlag::S_IFCHR,
+        Mode::S_IRUSR | Mode::S_IWUSR,
+        makedev(major, minor),
+    )
+    .and_then(|()| open_node(&node, true));
+    let _ = std::fs::remove_file(&node);
+    let _ = std::fs::remove_dir(&dir);
+    r
+}
+
+/// Sends a command with `send` and classifies the answer; a UNIT ATTENTION is sent again up
+/// to `retries` times. The retry does not ask whether the attention concerns this nexus: a
+/// target may report an event of another nexus here (tgt sends some of the "registrations
+/// preempted" attentions to the preempting nexus), and the command's own answer comes after.
+/// Whatever arrives after the last retry is returned as it is.
+fn retry_unit_attention(
+    dev: &Path,
+    cmd: &'static str,
+    retries: u32,
+    mut send: impl FnMut() -> Result<Completion, Error>,
+) -> Result<(Outcome, Completion), Error> {
+    let mut attempt = 0;
+    loop {
+        let c = send()?;
+        let outcome = Outcome::classify(&c);
+        debug!("{}: {cmd}: {outcome}", dev.display());
+        if let Outcome::UnitAttention(s) = outcome
+            && attempt < retries
+        {
+            attempt += 1;
+            info!(
+                "{}: {cmd}: unit attention ({s}), retrying ({attempt}/{retries})",
+                dev.display()
+            );
+            continue;
+        }
+        return Ok((outcome, c));
+    }
+}
+
 /// Result of PR OUT and other commands without data-in.
 type Done = Result<(), Error>;
 
 impl ScsiPath {
-    /// Opens a path: `/dev/sgN` read-write when available and preferred, else `/dev/sdX`
-    /// read-only.
+    /// Opens a path: its `/dev/sgN` read-write (checked to be the sg device sysfs names for
+    /// this disk; made privately when `/dev` lacks it), or fails with [`Error::NoSgNode`].
+    /// With `prefer_sg: false`, `/dev/sdX` read-only instead.
     pub fn open(info: PathInfo, opts: Options) -> Result<ScsiPath, Error> {
-        if opts.prefer_sg
-            && let Some(sg) = &info.sg
-            && let Ok(fd) = open_node(sg, true)
-        {
+        if !opts.prefer_sg {
+            let fd = open_node(&info.dev, false).map_err(|errno| Error::Open {
+                dev: info.dev.clone(),
+                errno,
+            })?;
             return Ok(ScsiPath {
-                node: sg.clone(),
+                node: info.dev.clone(),
+                private_node: false,
                 info,
-                handle: Handle::Sg(SgChannel::new(fd)),
+                handle: Handle::Block(fd),
                 opts,
             });
         }
-        let fd = open_node(&info.dev, false).map_err(|errno| Error::Open {
+        let no_sg = |reason: String| Error::NoSgNode {
             dev: info.dev.clone(),
-            errno,
-        })?;
+            reason,
+        };
+        let Some(sg) = info.sg.clone() else {
+            return Err(no_sg(
+                "the sg driver is not loaded (sysfs lists no scsi_generic device for it): load it with `modprobe sg` and have it loaded at boot (`echo sg > /etc/modules-load.d/sg.conf`)".into(),
+            ));
+        };
+        let want = info.sg_devnum.as_deref().and_then(parse_devnum);
+        let (fd, private_node) = match open_node(&sg, true) {
+            Ok(fd) => (fd, false),
+            Err(Errno::ENOENT) if want.is_some() => {
+                let (major, minor) = want.expect("checked");
+                let fd = sys_private_node(&sg, major, minor).map_err(|e| {
+                    no_sg(format!(
+                        "{} is missing and a private node could not be made ({e}): create it with `mknod {} c {major} {minor}` (or let udev recreate /dev)",
+                        sg.display(),
+                        sg.display()
+                    ))
+                })?;
+                info!(
+                    "{}: {} is missing from /dev: using a private node for {major}:{minor}",
+                    info.dev.display(),
+                    sg.display()
+                );
+                (fd, true)
+            }
+            Err(errno) => {
+                return Err(Error::Open { dev: sg, errno });
+            }
+        };
+        if let Err(why) = check_char_dev(&fd, want) {
+            return Err(no_sg(format!(
+                "{} {why}: fix /dev (let udev recreate it) before fencing with this disk",
+                sg.display()
+            )));
+        }
         Ok(ScsiPath {
-            node: info.dev.clone(),
+            node: sg,
+            private_node,
             info,
-            handle: Handle::Block(fd),
+            handle: Handle::Sg(SgChannel::new(fd)),
             opts,
         })
     }
@@ -260,9 +405,11 @@ impl ScsiPath {
         data_out: Option<&[u8]>,
         deadline: Instant,
     ) -> Result<(Outcome, Completion), Error> {
-        let dev = &self.info.dev;
-        let mut attempt = 0;
-        loop {
+        let dev = self.info.dev.clone();
+        let node = self.node.clone();
+        let opts = self.opts;
+        let handle = &mut self.handle;
+        let send = || -> Result<Completion, Error> {
             let now = Instant::now();
             if now >= deadline {
                 return Err(Error::Deadline {
@@ -270,7 +417,7 @@ impl ScsiPath {
                     cmd,
                 });
             }
-            let timeout = self.opts.cmd_timeout.min(deadline - now);
+            let timeout = opts.cmd_timeout.min(deadline - now);
             let data = match (data_in.as_deref_mut(), data_out) {
                 (Some(b), _) => DataDir::FromDevice(b),
                 (None, Some(b)) => DataDir::ToDevice(b),
@@ -278,44 +425,36 @@ impl ScsiPath {
             };
             debug!(
                 "{}: {cmd}: cdb [{}]{}",
-                self.node.display(),
+                node.display(),
                 hex(cdb),
                 data_out.map_or(String::new(), |b| format!(" data-out [{}]", hex(b)))
             );
             // A command the kernel has not finished a second after its own timeout is not
             // going to be answered in time: give up on this path rather than on the action.
             let cmd_deadline = deadline.min(now + timeout + Duration::from_secs(1));
-            let r = match &mut self.handle {
+            let r = match handle {
                 Handle::Sg(ch) => ch.execute(cdb, data, timeout, cmd_deadline),
                 Handle::Block(fd) => sys::sg_io(fd.as_fd(), cdb, data, timeout),
             };
-            let c = match r {
-                Ok(c) => c,
-                Err(SysError::Deadline | SysError::Closed) => {
-                    return Err(Error::Deadline {
-                        dev: dev.clone(),
-                        cmd,
-                    });
-                }
-                Err(SysError::Os(errno)) => {
-                    return Err(Error::Io {
-                        dev: dev.clone(),
-                        cmd,
-                        errno,
-                    });
-                }
-                Err(SysError::BadRequest) => {
-                    return Err(Error::Io {
-                        dev: dev.clone(),
-                        cmd,
-                        errno: Errno::EINVAL,
-                    });
-                }
-            };
-            let outcome = Outcome::classify(&c);
+            let c = r.map_err(|e| match e {
+                SysError::Deadline | SysError::Closed => Error::Deadline {
+                    dev: dev.clone(),
+                    cmd,
+                },
+                SysError::Os(errno) => Error::Io {
+                    dev: dev.clone(),
+                    cmd,
+                    errno,
+                },
+                SysError::BadRequest => Error::Io {
+                    dev: dev.clone(),
+                    cmd,
+                    errno: Errno::EINVAL,
+                },
+            })?;
             debug!(
-                "{}: {cmd}: status 0x{:02x} host 0x{:02x} driver 0x{:02x} sense [{}] resid {} in {} ms: {outcome}",
-                self.node.display(),
+                "{}: {cmd}: status 0x{:02x} host 0x{:02x} driver 0x{:02x} sense [{}] resid {} in {} ms",
+                node.display(),
                 c.status,
                 c.host_status,
                 c.driver_status,
@@ -323,19 +462,9 @@ impl ScsiPath {
                 c.resid,
                 c.duration_ms
             );
-            if let Outcome::UnitAttention(s) = outcome
-                && attempt < self.opts.ua_retries
-            {
-                attempt += 1;
-                info!(
-                    "{}: {cmd}: unit attention ({s}), retrying ({attempt}/{})",
-                    dev.display(),
-                    self.opts.ua_retries
-                );
-                continue;
-            }
-            return Ok((outcome, c));
-        }
+            Ok(c)
+        };
+        retry_unit_attention(&self.info.dev, cmd, self.opts.ua_retries, send)
     }
 
     fn run_ok(
@@ -416,6 +545,43 @@ impl ScsiPath {
         let cmd = "INQUIRY VPD 0x83";
         let b = self.data_in(cmd, &cdb::inquiry(Some(0x83), 1024), 1024, deadline)?;
         parse::vpd_lu_id(&b).map_err(self.parse_err(cmd))
+    }
+
+    /// Every LU designator of VPD 0x83 and the unit serial number (VPD 0x80; `None` when
+    /// the device rejects that page or reports an empty one).
+    pub fn identity(&mut self, deadline: Instant) -> Result<Identity, Error> {
+        let cmd = "INQUIRY VPD 0x83";
+        let b = self.data_in(cmd, &cdb::inquiry(Some(0x83), 1024), 1024, deadline)?;
+        let designators = parse::vpd_designators(&b).map_err(self.parse_err(cmd))?;
+        let serial = match self.serial(deadline) {
+            Ok(s) if !s.trim().is_empty() => Some(s),
+            Ok(_) => None,
+            Err(e) if e.is_unsupported() => None,
+            Err(Error::Parse { .. }) => None,
+            Err(e) => return Err(e),
+        };
+        Ok(Identity {
+            designators,
+            serial,
+        })
+    }
+
+    /// `REPORT SUPPORTED OPERATION CODES` for one command (see [`parse::supported_opcode`]):
+    /// what the device claims, to be compared with what it does.
+    pub fn claims_command(
+        &mut self,
+        opcode: u8,
+        service_action: u16,
+        deadline: Instant,
+    ) -> Result<Option<bool>, Error> {
+        let cmd = "REPORT SUPPORTED OPERATION CODES";
+        let b = self.data_in(
+            cmd,
+            &cdb::report_supported_opcode(opcode, service_action, 64),
+            64,
+            deadline,
+        )?;
+        parse::supported_opcode(&b).map_err(self.parse_err(cmd))
     }
 
     fn pr_in(&mut self, action: PrInAction, len: u16, deadline: Instant) -> Result<Vec<u8>, Error> {
@@ -523,13 +689,16 @@ pub struct DeadPath {
     pub error: Error,
 }
 
-/// A logical unit and its paths, all confirmed to report the same VPD 0x83 designator.
+/// A logical unit and its paths, all confirmed to be one LU by their VPD 0x83 designators and
+/// VPD 0x80 serial number (see [`Identity::mismatch`]).
 #[derive(Debug)]
 pub struct Lu {
     /// The resolved device name.
     pub resolved: Resolved,
-    /// The LU designator.
+    /// The LU's best designator (see [`parse::best_designator`]).
     pub id: LuId,
+    /// Everything that identified it (`None` for a single path opened without identifying).
+    pub identity: Option<Identity>,
     /// Paths that answered, in sysfs order.
     pub paths: Vec<ScsiPath>,
     /// Paths that did not answer INQUIRY (a multipath path that is down).
@@ -548,7 +717,8 @@ impl Lu {
         Lu::open_resolved(resolved, opts, deadline)
     }
 
-    /// Opens the paths of an already resolved device.
+    /// Opens the paths of an already resolved device. A path without a usable sg node fails
+    /// the whole open ([`Error::NoSgNode`]: the node's setup, not the path, is wrong).
     pub fn open_resolved(
         resolved: Resolved,
         opts: Options,
@@ -556,39 +726,62 @@ impl Lu {
     ) -> Result<Lu, Error> {
         let mut paths = Vec::new();
         let mut dead = Vec::new();
-        let mut id: Option<(String, LuId)> = None;
+        let mut id: Option<(String, LuId, Option<Identity>)> = None;
         for info in &resolved.paths {
             let single = resolved.paths.len() == 1;
             let unnamed = || LuId {
                 kind: 0xff,
                 bytes: info.name.as_bytes().to_vec(),
             };
-            let opened = ScsiPath::open(info.clone(), opts).and_then(|mut p| {
-                if single && !opts.identify_single {
-                    return Ok((p, unnamed()));
+            let p = match ScsiPath::open(info.clone(), opts) {
+                Ok(p) => p,
+                Err(e @ Error::NoSgNode { .. }) => return Err(e),
+                Err(error) => {
+                    dead.push(DeadPath {
+                        info: info.clone(),
+                        error,
+                    });
+                    continue;
                 }
-                let lid = match p.lu_id(deadline) {
-                    Ok(l) => l,
+            };
+            let opened = Ok(p).and_then(|mut p: ScsiPath| {
+                if single && !opts.identify_single {
+                    return Ok((p, unnamed(), None));
+                }
+                let ident = match p.identity(deadline) {
+                    Ok(i) => i,
                     // One path has nothing to be compared with: a disk without a usable
                     // designator is still usable, known by its name.
-                    Err(Error::Parse { .. }) if single => unnamed(),
-                    Err(e) if single && e.is_unsupported() => unnamed(),
+                    Err(Error::Parse { .. }) if single => return Ok((p, unnamed(), None)),
+                    Err(e) if single && e.is_unsupported() => return Ok((p, unnamed(), None)),
                     Err(e) => return Err(e),
                 };
-                Ok((p, lid))
+                let lid = parse::best_designator(&ident.designators)
+                    .cloned()
+                    .unwrap_or_else(unnamed);
+                Ok((p, lid, Some(ident)))
             });
             match opened {
-                Ok((p, lid)) => {
+                Ok((p, lid, ident)) => {
                     match &id {
-                        None => id = Some((info.name.clone(), lid)),
-                        Some(first) if first.1 != lid => {
-                            return Err(Error::DifferentLu {
-                                input: resolved.input.clone(),
-                                first: Box::new(first.clone()),
-                                other: Box::new((info.name.clone(), lid)),
-                            });
+                        None => id = Some((info.name.clone(), lid, ident)),
+                        Some(first) => {
+                            let why = match (&first.2, &ident) {
+                                (Some(a), Some(b)) => a.mismatch(b),
+                                _ if first.1 != lid => {
+                                    Some("their VPD 0x83 designators differ".into())
+                                }
+                                _ => None,
+                            };
+                            if let Some(reason) = why {
+                                return Err(Error::DifferentLu {
+                                    input: resolved.input.clone(),
+                                    first: Box::new((first.0.clone(), first.1.clone())),
+                                    other: Box::new((info.name.clone(), lid)),
+                                    reason,
+                                });
+                            }
                         }
-                        Some(_) => {}
                     }
                     paths.push(p);
                 }
@@ -599,9 +792,10 @@ impl Lu {
             }
         }
         match id {
-            Some((_, id)) => Ok(Lu {
+            Some((_, id, identity)) => Ok(Lu {
                 resolved,
                 id,
+                identity,
                 paths,
                 dead,
             }),
@@ -656,5 +850,133 @@ pub fn path_failure(e: &Error) -> bool {
             Outcome::Transport { .. } | Outcome::TimedOut | Outcome::NotReady(_)
         ),
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::RefCell;
+    use std::collections::VecDeque;
+
+    fn done(status: u8, sense: &[u8]) -> Completion {
+        Completion {
+            status,
+            host_status: 0,
+            driver_status: if sense.is_empty() { 0 } else { 0x08 },
+            sense: sense.to_vec(),
+            resid: 0,
+            duration_ms: 1,
+        }
+    }
+
+    /// Fixed-format UNIT ATTENTION, ASC/ASCQ 2A/05 REGISTRATIONS PREEMPTED.
+    const UA_PREEMPTED: [u8; 18] = [
+        0x70, 0, 0x06, 0, 0, 0, 0, 10, 0, 0, 0, 0, 0x2a, 0x05, 0, 0, 0, 0,
+    ];
+
+    /// Two I_T nexuses of one LU with tgt's habit: when B preempts A, the "registrations
+    /// preempted" attention is queued on B (the wrong nexus), none on A.
+    struct Target {
+        pending: [RefCell<VecDeque<Completion>>; 2],
+        holder: RefCell<usize>,
+    }
+
+    impl Target {
+        fn send(&self, nexus: usize, answer: impl Fn(usize) -> Completion) -> Completion {
+            if let Some(ua) = self.pending[nexus].borrow_mut().pop_front() {
+                return ua;
+            }
+            answer(*self.holder.borrow())
+        }
+    }
+
+    #[test]
+    fn unit_attention_on_the_wrong_nexus_is_retried_and_the_real_answer_used() {
+        const A: usize = 0;
+        const B: usize = 1;
+        let t = Target {
+            pending: [RefCell::new(VecDeque::new()), RefCell::new(VecDeque::new())],
+            holder: RefCell::new(A),
+        };
+        // B preempts A; the attention meant for A lands on B
+        *t.holder.borrow_mut() = B;
+        t.pending[B]
+            .borrow_mut()
+            .push_back(done(0x02, &UA_PREEMPTED));
+        let dev = Path::new("/dev/sdb");
+        // a write-type command of A (the fenced nexus): no attention, the conflict itself
+        let (o, _) = retry_unit_attention(dev, "PR OUT", 3, || {
+            Ok(t.send(A, |h| done(if h == A { 0 } else { 0x18 }, &[])))
+        })
+        .unwrap();
+        assert_eq!(o, Outcome::ReservationConflict);
+        // B's next command meets A's attention first, is sent again and gets its own answer
+        let mut sent = 0;
+        let (o, _) = retry_unit_attention(dev, "READ RESERVATION", 3, || {
+            sent += 1;
+            Ok(t.send(B, |_| done(0, &[])))
+        })
+        .unwrap();
+        assert_eq!(o, Outcome::Good);
+        assert_eq!(sent, 2);
+        assert!(t.pending[B].borrow().is_empty());
+    }
+
+    #[test]
+    fn unit_attentions_beyond_the_retries_are_returned_not_taken_for_an_answer() {
+        let mut sent = 0;
+        let (o, _) = retry_unit_attention(Path::new("/dev/sdb"), "READ KEYS", 3, || {
+            sent += 1;
+            Ok(done(0x02, &UA_PREEMPTED))
+        })
+        .unwrap();
+        assert!(matches!(o, Outcome::UnitAttention(s) if s.asc == 0x2a && s.ascq == 0x05));
+        assert_eq!(sent, 4);
+        // a transport error ends the retries at once
+        let r = retry_unit_attention(Path::new("/dev/sdb"), "READ KEYS", 3, || {
+            Err(Error::Deadline {
+                dev: PathBuf::from("/dev/sdb"),
+                cmd: "READ KEYS",
+            })
+        });
+        assert!(matches!(r, Err(Error::Deadline { .. })));
+    }
+
+    #[test]
+    fn missing_sg_driver_is_refused_with_the_fix() {
+        let info = PathInfo {
+            name: "sdz".into(),
+            dev: PathBuf::from("/nonexistent/sdz"),
+            sg: None,
+            sg_devnum: None,
+            hctl: Some("9:0:0:1".into()),
+        };
+        let e = ScsiPath::open(info, Options::default()).unwrap_err();
+        assert!(e.is_no_sg_node());
+        let msg = e.to_string();
+        assert!(
+            msg.contains("modprobe sg") && msg.contains("/nonexistent/sdz"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn an_sg_node_that_is_no_character_device_is_refused() {
+        let dir = std::env::temp_dir().join(format!("sg-persist-dev-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let fake = dir.join("sg7");
+        std::fs::write(&fake, b"").unwrap();
+        let info = PathInfo {
+            name: "sdz".into(),
+            dev: dir.join("sdz"),
+            sg: Some(fake.clone()),
+            sg_devnum: Some("21:7".into()),
+            hctl: None,
+        };
+        let e = ScsiPath::open(info, Options::default()).unwrap_err();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(e.is_no_sg_node(), "{e}");
+        assert!(e.to_string().contains("not a character device"), "{e}");
     }
 }

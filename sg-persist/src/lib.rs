@@ -23,7 +23,7 @@ pub mod sys;
 
 pub use cdb::{PrInAction, PrOutAction, PrType};
 pub use device::{Error, Lu, Options, ScsiPath};
-pub use parse::{Capabilities, FullStatus, Keys, LuId, Reservation, ReservationStatus};
+pub use parse::{Capabilities, FullStatus, Identity, Keys, LuId, Reservation, ReservationStatus};
 pub use path::{PathError, PathInfo, Resolved, SysRoot, Topology};
 pub use sense::{Outcome, Sense, SenseKey};
 
@@ -110,6 +110,8 @@ mod fuzz {
             let _ = parse::inquiry(&b);
             let _ = parse::vpd_serial(&b);
             let _ = parse::vpd_lu_id(&b).map(|id| id.to_string());
+            let _ = parse::vpd_designators(&b).map(|d| d.iter().filter(|x| x.weak()).count());
+            let _ = parse::supported_opcode(&b);
             let _ = parse::TransportId::parse(&b).to_string();
             let c = Completion {
                 status: r.next() as u8,

@@ -383,6 +383,23 @@ pub fn inquiry(b: &[u8]) -> Result<Inquiry, ParseError> {
     })
 }
 
+/// Parses the one-command answer of REPORT SUPPORTED OPERATION CODES: `Some(true)` when the
+/// device claims the command as standard-conformant or vendor specific (SUPPORT 3 or 5),
+/// `Some(false)` when it says not supported (1), `None` when it cannot tell (0 or reserved).
+/// A claim only: tgt claims commands it then rejects.
+pub fn supported_opcode(b: &[u8]) -> Result<Option<bool>, ParseError> {
+    let Some(x) = b.get(1) else {
+        return Err(ParseError::Invalid(
+            "REPORT SUPPORTED OPERATION CODES answer",
+        ));
+    };
+    Ok(match x & 0x07 {
+        3 | 5 => Some(true),
+        1 => Some(false),
+        _ => None,
+    })
+}
+
 /// Parses VPD page 0x80 (unit serial number).
 pub fn vpd_serial(b: &[u8]) -> Result<String, ParseError> {
     if b.len() < 4 || b[1] != 0x80 {
@@ -423,15 +440,43 @@ impl fmt::Display for LuId {
     }
 }
 
-/// Parses VPD page 0x83 and picks the LU's best designator (associated with the LU, in the
-/// preference order NAA, EUI-64, SCSI name string, T10 vendor id, vendor specific).
-pub fn vpd_lu_id(b: &[u8]) -> Result<LuId, ParseError> {
+impl LuId {
+    /// Whether this is an NAA designator with the "locally assigned" format (NAA 3): a value
+    /// the target made up (tgt builds it from target id and LUN), not unique beyond it.
+    pub fn locally_assigned(&self) -> bool {
+        self.kind == 3 && self.bytes.first().is_some_and(|b| b >> 4 == 3)
+    }
+
+    /// Whether this is an NAA designator in an IEEE format (2, 5, 6) whose company id is 0:
+    /// no registered company vouches for it (tgt's NAA 6 is zeros, target id and LUN).
+    pub fn unregistered_naa(&self) -> bool {
+        let b = &self.bytes;
+        self.kind == 3
+            && b.len() >= 4
+            && match b[0] >> 4 {
+                5 | 6 => (b[0] & 0x0f) == 0 && b[1] == 0 && b[2] == 0 && (b[3] >> 4) == 0,
+                2 => b.len() >= 5 && b[2] == 0 && b[3] == 0 && b[4] == 0,
+                _ => false,
+            }
+    }
+
+    /// Whether the designator says nothing unique on its own: a locally assigned NAA, an NAA
+    /// without a company id, a T10 vendor id (tgt: `IET` + target id and LUN) or a
+    /// vendor-specific value.
+    pub fn weak(&self) -> bool {
+        self.locally_assigned() || self.unregistered_naa() || self.kind == 1 || self.kind == 0
+    }
+}
+
+/// Parses VPD page 0x83: every designator associated with the logical unit (association 0,
+/// types NAA, EUI-64, SCSI name string, T10 vendor id, vendor specific), in page order.
+pub fn vpd_designators(b: &[u8]) -> Result<Vec<LuId>, ParseError> {
     if b.len() < 4 || b[1] != 0x83 {
         return Err(ParseError::Invalid("device identification page"));
     }
     let end = (4 + usize::from(be16(b, 2).unwrap_or(0))).min(b.len());
     let mut at = 4;
-    let mut best: Option<(usize, LuId)> = None;
+    let mut out = Vec::new();
     while at + 4 <= end {
         let assoc = (b[at + 1] >> 4) & 0x3;
         let kind = b[at + 1] & 0x0f;
@@ -439,24 +484,108 @@ pub fn vpd_lu_id(b: &[u8]) -> Result<LuId, ParseError> {
         let Some(body) = b.get(at + 4..at + 4 + len).filter(|_| at + 4 + len <= end) else {
             break;
         };
-        let rank = [3u8, 2, 8, 1, 0].iter().position(|k| *k == kind);
-        if assoc == 0
-            && let Some(r) = rank
-            && best.as_ref().is_none_or(|(br, _)| r < *br)
-        {
-            best = Some((
-                r,
-                LuId {
-                    kind,
-                    bytes: body.to_vec(),
-                },
-            ));
+        if assoc == 0 && [3u8, 2, 8, 1, 0].contains(&kind) {
+            out.push(LuId {
+                kind,
+                bytes: body.to_vec(),
+            });
         }
         at += 4 + len;
     }
-    best.map(|(_, id)| id).ok_or(ParseError::Invalid(
-        "device identification page without LU designator",
-    ))
+    if out.is_empty() {
+        return Err(ParseError::Invalid(
+            "device identification page without LU designator",
+        ));
+    }
+    Ok(out)
+}
+
+/// The LU's best designator among `ids`: preference order NAA (not locally assigned), EUI-64,
+/// SCSI name string, locally assigned NAA, T10 vendor id, vendor specific.
+pub fn best_designator(ids: &[LuId]) -> Option<&LuId> {
+    let rank = |d: &LuId| match d.kind {
+        3 if !d.weak() => 0,
+        2 => 1,
+        8 => 2,
+        3 => 3,
+        1 => 4,
+        _ => 5,
+    };
+    ids.iter().min_by_key(|d| rank(d))
+}
+
+/// Parses VPD page 0x83 and picks the LU's best designator (see [`best_designator`]).
+pub fn vpd_lu_id(b: &[u8]) -> Result<LuId, ParseError> {
+    let all = vpd_designators(b)?;
+    Ok(best_designator(&all).cloned().expect("not empty"))
+}
+
+/// What identifies a logical unit seen through one path: every LU designator of VPD page
+/// 0x83 and the unit serial number of VPD page 0x80 (when the device has one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// The LU designators, in page order.
+    pub designators: Vec<LuId>,
+    /// The unit serial number.
+    pub serial: Option<String>,
+}
+
+impl Identity {
+    /// Why two paths with these identities cannot be taken for one LU, or `None` when they
+    /// are one. Every designator and the serial number must agree, and the agreement must
+    /// rest on more than weak designators (see [`LuId::weak`]): two tgt daemons give
+    /// different LUs the same locally assigned NAA and T10 id, only their serials differ.
+    pub fn mismatch(&self, other: &Identity) -> Option<String> {
+        if let (Some(a), Some(b)) = (&self.serial, &other.serial)
+            && a != b
+        {
+            return Some(format!("unit serial numbers differ: {a:?} and {b:?}"));
+        }
+        if self.serial.is_some() != other.serial.is_some() {
+            return Some("only one of them reports a unit serial number".into());
+        }
+        let mut x = self.designators.clone();
+        let mut y = other.designators.clone();
+        x.sort_by(|a, b| (a.kind, &a.bytes).cmp(&(b.kind, &b.bytes)));
+        y.sort_by(|a, b| (a.kind, &a.bytes).cmp(&(b.kind, &b.bytes)));
+        if x != y {
+            return Some("their VPD 0x83 designators differ".into());
+        }
+        if self.serial.is_none() && self.designators.iter().all(LuId::weak) {
+            return Some(format!(
+                "they agree only on designators a target assigns locally ({}) and report no unit serial number, which does not tell LUs of different targets apart: give the LU a unique serial number or NAA on the target",
+                self.designators
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        None
+    }
+}
+
+impl fmt::Display for Identity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ids: Vec<String> = self
+            .designators
+            .iter()
+            .map(|d| {
+                if d.locally_assigned() {
+                    format!("{d} (locally assigned)")
+                } else if d.unregistered_naa() {
+                    format!("{d} (no company id)")
+                } else {
+                    d.to_string()
+                }
+            })
+            .collect();
+        write!(f, "{}", ids.join(", "))?;
+        match &self.serial {
+            Some(s) => write!(f, "; serial {s}"),
+            None => write!(f, "; no serial number"),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -594,6 +723,80 @@ mod tests {
         assert!(vpd_lu_id(&p[..20]).is_err());
         assert!(vpd_lu_id(&p[..8]).is_err());
         assert!(vpd_lu_id(&[0, 0x80, 0, 0]).is_err());
+    }
+
+    /// tgt 1.0.85's page 0x83 as two daemons send it for different LUs (T10 `IET` +
+    /// tid/LUN, a locally assigned NAA 3 and an NAA 6 with company id 0, both from tid/LUN).
+    fn tgt_page() -> Vec<u8> {
+        let mut p = vec![0, 0x83, 0, 0];
+        p.extend_from_slice(&[0x02, 0x01, 0, 16]);
+        p.extend_from_slice(b"IET     00010001");
+        p.extend_from_slice(&[0x01, 0x03, 0, 8, 0x30, 0, 0, 0x01, 0, 0, 0, 0x01]);
+        p.extend_from_slice(&[0x01, 0x03, 0, 16, 0x60, 0, 0, 0, 0, 0, 0, 0]);
+        p.extend_from_slice(&[0x0e, 0, 0, 0, 0, 0x01, 0, 0x01]);
+        let len = (p.len() - 4) as u16;
+        p[2..4].copy_from_slice(&len.to_be_bytes());
+        p
+    }
+
+    #[test]
+    fn supported_opcode_claims() {
+        assert_eq!(supported_opcode(&[0, 0x03, 0, 10]).unwrap(), Some(true));
+        assert_eq!(supported_opcode(&[0, 0x05]).unwrap(), Some(true));
+        assert_eq!(supported_opcode(&[0, 0x01]).unwrap(), Some(false));
+        assert_eq!(supported_opcode(&[0, 0x00]).unwrap(), None);
+        assert!(supported_opcode(&[0]).is_err());
+    }
+
+    #[test]
+    fn tgt_designators_are_weak() {
+        let d = vpd_designators(&tgt_page()).unwrap();
+        assert_eq!(d.len(), 3);
+        assert!(d.iter().all(LuId::weak), "{d:?}");
+        assert!(d[1].locally_assigned() && d[2].unregistered_naa());
+        // nothing strong to prefer: the NAA 3 comes before the T10 id
+        assert_eq!(
+            best_designator(&d).unwrap().to_string(),
+            "naa.3000000100000001"
+        );
+    }
+
+    #[test]
+    fn identity_needs_serial_and_all_designators() {
+        let tgt = |serial: Option<&str>| Identity {
+            designators: vpd_designators(&tgt_page()).unwrap(),
+            serial: serial.map(str::to_string),
+        };
+        // two tgt LUs: same designators, serials differ -> refused, naming the serials
+        let why = tgt(Some("lkh-shared0"))
+            .mismatch(&tgt(Some("lkh-other")))
+            .unwrap();
+        assert!(
+            why.contains("lkh-shared0") && why.contains("lkh-other"),
+            "{why}"
+        );
+        // same designators and serial: one LU
+        assert_eq!(tgt(Some("x")).mismatch(&tgt(Some("x"))), None);
+        // weak designators alone, no serial anywhere: not trusted
+        let why = tgt(None).mismatch(&tgt(None)).unwrap();
+        assert!(why.contains("assigns locally"), "{why}");
+        assert!(tgt(Some("x")).mismatch(&tgt(None)).is_some());
+        // a strong NAA without serial is enough; a different designator set is not one LU
+        let strong = |b: u8| Identity {
+            designators: vec![LuId {
+                kind: 3,
+                bytes: vec![0x60, 0x01, 0x40, 0x5a, b],
+            }],
+            serial: None,
+        };
+        assert_eq!(strong(1).mismatch(&strong(1)), None);
+        assert!(
+            strong(1)
+                .mismatch(&strong(2))
+                .unwrap()
+                .contains("designators differ")
+        );
+        assert!(!strong(1).designators[0].weak());
     }
 
     /// Whatever a device (or a broken transport) returns, the parsers answer Ok or Err, never

@@ -40,6 +40,8 @@ pub struct PathInfo {
     pub dev: PathBuf,
     /// SCSI generic node, e.g. `/dev/sg1`, when the sg driver is loaded.
     pub sg: Option<PathBuf>,
+    /// The sg node's device number as sysfs gives it (`major:minor`, e.g. `21:1`).
+    pub sg_devnum: Option<String>,
     /// Host:channel:target:lun, e.g. `2:0:0:0`.
     pub hctl: Option<String>,
 }
@@ -287,11 +289,16 @@ fn scsi_path(input: &Path, name: &str, dir: &Path, root: &SysRoot) -> Result<Pat
     {
         return Err(not_scsi());
     }
-    let sg = first_entry(&dir.join("device/scsi_generic")).map(|n| root.dev.join(n));
+    let sg_name = first_entry(&dir.join("device/scsi_generic"));
+    let sg_devnum = sg_name
+        .as_ref()
+        .and_then(|n| read_trim(&dir.join("device/scsi_generic").join(n).join("dev")));
+    let sg = sg_name.map(|n| root.dev.join(n));
     Ok(PathInfo {
         name: name.to_string(),
         dev: root.dev.join(name),
         sg,
+        sg_devnum,
         hctl: Some(hctl),
     })
 }

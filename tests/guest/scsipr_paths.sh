@@ -1,7 +1,10 @@
 # lkh-scsipr on a two-path dm-multipath LU per node: keys on every path, takeover, a path
 # down and back, a virtual-FC-like WWPN flip (new I_T nexus), All Paths Down, disks without
 # PR (QEMU scsi-hd, virtio-blk), and a multipath map whose paths are different LUs.
+# Target: LIO, or tgt with lkh.target=tgt (there All Paths Down is a frozen tgtd: SIGSTOP).
 
+T=$(lkh_target)
+note "target: $T"
 shared_disk_setup a b || fatal "shared disk setup failed"
 MA=$(mpath_setup a) || fatal "multipath of node a failed"
 MB=$(mpath_setup b) || fatal "multipath of node b failed"

@@ -46,6 +46,13 @@
 //!   (`iqn.2026-01.test.lkh:node-NODE`): one I_T nexus and one `/dev/sdX` per node.
 //!   `node_dev NODE` prints that node's device, `node_sg NODE` its `/dev/sgN`, `node_iqn NODE`
 //!   its initiator name. PREEMPT AND ABORT works (it hangs on tcm_loop, hence iSCSI).
+//! - second target (`tgt.sh`): with `.append("lkh.target=tgt")` `shared_disk_setup` exports
+//!   the LU from tgtd (LUN 1 of target `shared0`, same portals and names) instead of LIO;
+//!   `lkh_target` prints `lio` or `tgt`; `tgt_start CTL PORTAL...` / `tgt_export CTL NAME
+//!   SIZE_MB [SERIAL]` start another daemon and LU (same designators as the first: tgt builds
+//!   them from target id and LUN); `tgt_freeze`/`tgt_thaw CTL` (SIGSTOP/SIGCONT; `apd_begin`
+//!   and `apd_end` do this on tgt). tgt has no READ FULL STATUS: `pr_holder` maps the holder's
+//!   key to a node through the nodes' `node.key` files there.
 //! - multipath: `mpath_setup NODE` adds a second path (second portal, same initiator name) and
 //!   builds `/dev/mapper/mpath-NODE` with `dmsetup` (round-robin, I/O fails when all paths
 //!   are down); `node_paths NODE`, `mpath_status NODE`, `path_down NODE 0|1` (SCSI device

@@ -2,8 +2,10 @@
 //! its paths, the registrations and their owners, the holder, type, capabilities and
 //! generation; `doctor` proves whether persistent reservations work on a disk and, if not,
 //! says why in the admin's terms (for Hyper-V: the host-side `SupportPersistentReservations`
-//! setting of the attachment). `doctor` registers a temporary key on a path that has none and
-//! removes it again; it never touches a registration that exists.
+//! setting of the attachment). `doctor` writes only to a disk where nobody is registered:
+//! test keys of its own (register, every type, a preempt between its keys, or of its own key
+//! on a single path), always removed again, and a failed removal fails the command naming
+//! the key left. With any registration on the disk it runs the read-only checks only.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -116,19 +118,44 @@ fn lu_status(lu: &mut Lu, ours: Option<u64>, deadline: Instant) -> (String, Json
         t += &format!(", serial {s}");
         j.push("serial", s.as_str());
     }
-    t += "\n  paths:\n";
+    t += "\n";
+    if let Some(id) = &lu.identity {
+        t += &format!("  identity: {id}\n");
+        j.push(
+            "identity",
+            Json::obj()
+                .with(
+                    "designators",
+                    Json::Arr(
+                        id.designators
+                            .iter()
+                            .map(|d| Json::obj().with("id", d.to_string()).with("weak", d.weak()))
+                            .collect(),
+                    ),
+                )
+                .with("serial", id.serial.clone().map_or(Json::Null, Json::from)),
+        );
+    }
+    t += "  paths:\n";
     let mut paths = Vec::new();
     for p in &lu.paths {
         t += &format!(
-            "    {} {} via {}: answering\n",
+            "    {} {} via {}{}: answering\n",
             p.info.name,
             p.info.hctl.as_deref().unwrap_or("-"),
-            p.node.display()
+            p.node.display(),
+            if p.private_node {
+                " (private node: /dev lacks it)"
+            } else {
+                ""
+            }
         );
         paths.push(
             Json::obj()
                 .with("name", p.info.name.as_str())
                 .with("hctl", p.info.hctl.clone().unwrap_or_default())
+                .with("node", p.node.display().to_string())
+                .with("private_node", p.private_node)
                 .with("answering", true),
         );
     }
@@ -144,7 +171,17 @@ fn lu_status(lu: &mut Lu, ours: Option<u64>, deadline: Instant) -> (String, Json
     }
     j.push("paths", Json::Arr(paths));
     // the registered keys, one per I_T nexus, shown in full status or as plain keys
-    let registered: Vec<u64> = match lu.any_path(|p| p.read_full_status(deadline)) {
+    let full = lu.any_path(|p| p.read_full_status(deadline));
+    let no_full_status = match &full {
+        Ok(_) => None,
+        Err(e) => Some(if e.is_unsupported() {
+            "the target does not implement READ FULL STATUS: it cannot tell which initiator registered which key".to_string()
+        } else {
+            format!("READ FULL STATUS failed ({e}): initiators unknown")
+        }),
+    };
+    j.push("initiators_known", no_full_status.is_none());
+    let registered: Vec<u64> = match full {
         Ok(fs) => {
             t += &format!("  generation: {}\n  registrations:\n", fs.generation);
             j.push("generation", fs.generation);
@@ -170,7 +207,12 @@ fn lu_status(lu: &mut Lu, ours: Option<u64>, deadline: Instant) -> (String, Json
         }
         Err(_) => match lu.any_path(|p| p.read_keys(deadline)) {
             Ok(k) => {
-                t += &format!("  generation: {}\n  registered keys:\n", k.generation);
+                let why = no_full_status.clone().unwrap_or_default();
+                t += &format!(
+                    "  generation: {}\n  registered keys (initiators unknown: {why}):\n",
+                    k.generation
+                );
+                j.push("initiators_unknown_reason", why.as_str());
                 j.push("generation", k.generation);
                 let mut regs = Vec::new();
                 for key in &k.keys {
@@ -192,7 +234,12 @@ fn lu_status(lu: &mut Lu, ours: Option<u64>, deadline: Instant) -> (String, Json
         },
     };
     let mine = registered.iter().filter(|k| Some(**k) == ours).count();
-    if let Some(w) = ours.and_then(|k| ops::shared_key_warning(lu, k, mine)) {
+    if let Some(mut w) = ours.and_then(|k| ops::shared_key_warning(lu, k, mine)) {
+        if let Some(why) = &no_full_status {
+            w += &format!(
+                " — but on this disk status cannot list them: {why}; compare the initiator names of the nodes (e.g. /etc/iscsi/initiatorname.iscsi, the WWPNs) with the target's own session list instead"
+            );
+        }
         t += &format!("  WARNING: {w}\n");
         j.push("warning", w);
     }
@@ -291,7 +338,166 @@ fn hyperv_hint(vendor: &str) -> String {
     }
 }
 
-/// `doctor DEVICE`.
+/// What doctor found out by trying: `None` = not tried.
+#[derive(Default)]
+struct Findings {
+    preempt_abort: Option<bool>,
+    preempt: Option<bool>,
+    /// How the preempts were tried (two nexuses, or one nexus preempting its own key).
+    preempt_how: &'static str,
+    types: Vec<(PrType, bool)>,
+}
+
+/// Prints `line` and keeps it for the verdict.
+struct Report {
+    warnings: Vec<String>,
+    failures: Vec<String>,
+}
+
+impl Report {
+    fn ok(&self, m: impl AsRef<str>) {
+        println!("ok    {}", m.as_ref());
+    }
+    fn note(&self, m: impl AsRef<str>) {
+        println!("note  {}", m.as_ref());
+    }
+    fn warn(&mut self, m: String) {
+        println!("WARN  {m}");
+        self.warnings.push(m);
+    }
+    fn fail(&mut self, m: String) {
+        println!("FAIL  {m}");
+        self.failures.push(m);
+    }
+}
+
+/// `Ok(true)` works, `Ok(false)` the disk rejects the service action (ILLEGAL REQUEST),
+/// `Err` anything else (a conflict or a path failure: the test could not decide).
+fn tried(r: Result<(), sg_persist::Error>) -> Result<bool, sg_persist::Error> {
+    match r {
+        Ok(()) => Ok(true),
+        Err(e) if e.is_unsupported() => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// The write tests, on a disk where nobody is registered: `keys[i]` goes on path `i`.
+/// Registers `keys[0]`, tries every type (RESERVE, READ RESERVATION, RELEASE), then the
+/// preempts: with two paths `keys[1]` preempts `keys[0]` across nexuses (PREEMPT AND ABORT,
+/// then PREEMPT back); with one path the nexus preempts its own key, as restore does to move
+/// a reservation. Every step's failure is returned; cleanup is the caller's.
+fn write_tests(
+    lu: &mut Lu,
+    keys: [u64; 2],
+    deadline: Instant,
+) -> Result<Findings, (String, sg_persist::Error)> {
+    let mut f = Findings::default();
+    let e = |what: &str| {
+        let w = what.to_string();
+        move |err| (w.clone(), err)
+    };
+    let two = lu.paths.len() >= 2;
+    let [k1, k2] = keys;
+    let p0 = &mut lu.paths[0];
+    p0.register(0, k1, deadline)
+        .map_err(e("PERSISTENT RESERVE OUT (REGISTER)"))?;
+    let seen = p0
+        .read_keys(deadline)
+        .map_err(e("READ KEYS after REGISTER"))?;
+    if !seen.keys.contains(&k1) {
+        return Err((
+            "READ KEYS after REGISTER".into(),
+            sg_persist::Error::Parse {
+                dev: p0.info.dev.clone(),
+                cmd: "READ KEYS",
+                err: sg_persist::parse::ParseError::Invalid(
+                    "a registration accepted by the disk is not listed",
+                ),
+            },
+        ));
+    }
+    for t in PrType::ALL {
+        let works = match tried(p0.reserve(k1, t, deadline)) {
+            Ok(true) => {
+                let shown = p0
+                    .read_reservation(deadline)
+                    .map_err(e("READ RESERVATION"))?;
+                p0.release(k1, t, deadline).map_err(e("RELEASE"))?;
+                shown.reservation.is_some_and(|r| r.type_code == t.code())
+            }
+            Ok(false) => false,
+            Err(err) => return Err((format!("RESERVE ({t})"), err)),
+        };
+        f.types.push((t, works));
+    }
+    let t = PrType::WriteExclusiveRegistrantsOnly;
+    p0.reserve(k1, t, deadline).map_err(e("RESERVE"))?;
+    if two {
+        f.preempt_how = "two test keys on two paths";
+        lu.paths[1]
+            .register(0, k2, deadline)
+            .map_err(e("REGISTER on the second path"))?;
+        // after a preempt by `by` of `victim`: `by` holds, `victim` is gone
+        let took =
+            |lu: &mut Lu, by: u64, victim: u64| -> Result<bool, (String, sg_persist::Error)> {
+                let k = lu.paths[0].read_keys(deadline).map_err(e("READ KEYS"))?;
+                let r = lu.paths[0]
+                    .read_reservation(deadline)
+                    .map_err(e("READ RESERVATION"))?;
+                Ok(!k.keys.contains(&victim) && r.reservation.is_some_and(|r| r.key == by))
+            };
+        let pa = tried(lu.paths[1].preempt_abort(k2, k1, t, deadline))
+            .map_err(e("PREEMPT AND ABORT"))?;
+        let pa = pa && took(lu, k2, k1)?;
+        f.preempt_abort = Some(pa);
+        // PREEMPT: back from path 0 when the abort variant moved the reservation, else from
+        // path 1 as the abort variant should have
+        let (by, by_key, victim) = if pa {
+            lu.paths[0]
+                .register(0, k1, deadline)
+                .map_err(e("REGISTER again"))?;
+            (0, k1, k2)
+        } else {
+            (1, k2, k1)
+        };
+        let p = tried(lu.paths[by].preempt(by_key, victim, t, deadline)).map_err(e("PREEMPT"))?;
+        f.preempt = Some(p && took(lu, by_key, victim)?);
+    } else {
+        f.preempt_how =
+            "its own key on the only path; a preempt between two nexuses needs a second path";
+        f.preempt_abort = Some(
+            tried(lu.paths[0].preempt_abort(k1, k1, t, deadline))
+                .map_err(e("PREEMPT AND ABORT"))?,
+        );
+        f.preempt = Some(tried(lu.paths[0].preempt(k1, k1, t, deadline)).map_err(e("PREEMPT"))?);
+    }
+    Ok(f)
+}
+
+/// Removes the test keys from every path they may be on (REGISTER with the key and 0: a
+/// nexus without that key answers RESERVATION CONFLICT and keeps what it has) and checks
+/// that none is left. Unregistering the holder also ends its reservation.
+fn cleanup(lu: &mut Lu, keys: [u64; 2], deadline: Instant) -> Result<(), String> {
+    for p in &mut lu.paths {
+        for k in keys {
+            match p.register(k, 0, deadline) {
+                Ok(()) => {}
+                Err(e) if e.is_conflict() => {}
+                Err(e) => log::debug!("cleanup {}: {e}", fmt_key(k)),
+            }
+        }
+    }
+    let left = lu
+        .any_path(|p| p.read_keys(deadline))
+        .map_err(|e| format!("the test keys may be left: READ KEYS failed: {e}"))?;
+    match left.keys.iter().find(|k| keys.contains(k)) {
+        None => Ok(()),
+        Some(k) => Err(format!("test key {} is still registered", fmt_key(*k))),
+    }
+}
+
+/// `doctor DEVICE`: proves what restore and takeover need on this disk (see the module doc
+/// and the README), and names each missing piece with its consequence.
 fn doctor(args: &[String]) -> Outcome {
     let [dev] = args else {
         return Err(Failure::usage(
@@ -326,20 +532,49 @@ fn doctor(args: &[String]) -> Outcome {
         println!("FAIL  {e}");
         ops::failure(&e)
     })?;
-    println!(
-        "ok    all answering paths report one logical unit: {}",
+    let mut rep = Report {
+        warnings: Vec::new(),
+        failures: Vec::new(),
+    };
+    rep.ok(format!(
+        "all answering paths report one logical unit: {}",
         lu.id
-    );
+    ));
+    if let Some(id) = &lu.identity {
+        rep.ok(format!("identified by: {id}"));
+        if id.designators.iter().all(|d| d.weak()) {
+            match &id.serial {
+                Some(_) => rep.note(
+                    "every VPD 0x83 designator is one the target assigns locally (a tgt-like target): paths are told apart by the unit serial number too",
+                ),
+                None => rep.warn(format!(
+                    "{dev}: only locally assigned designators and no unit serial number: this LU cannot be told apart from another target's, so a multipath map over it is refused; give the LU a unique serial number on the target"
+                )),
+            }
+        }
+    }
+    for p in &lu.paths {
+        rep.ok(format!(
+            "path {}: commands through {}{} (each bounded by the deadline)",
+            p.info.name,
+            p.node.display(),
+            if p.private_node {
+                ", a private node: /dev lacks it"
+            } else {
+                ""
+            }
+        ));
+    }
     for d in &lu.dead {
         println!("WARN  path {} does not answer: {}", d.info.name, d.error);
     }
     let inq = lu
         .any_path(|p| p.inquiry(deadline))
         .map_err(|e| ops::failure(&e))?;
-    println!(
-        "ok    INQUIRY: {} {} {}",
+    rep.ok(format!(
+        "INQUIRY: {} {} {}",
         inq.vendor, inq.product, inq.revision
-    );
+    ));
     let fail = |what: &str, e: &sg_persist::Error| {
         let msg = if e.is_unsupported() {
             format!(
@@ -352,73 +587,174 @@ fn doctor(args: &[String]) -> Outcome {
         println!("FAIL  {msg}");
         Failure::failed(msg)
     };
-    match lu.any_path(|p| p.report_capabilities(deadline)) {
-        Ok(c) => println!(
-            "ok    REPORT CAPABILITIES: types {}",
-            c.types
-                .iter()
-                .map(|t| t.short_name())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-        Err(e) if e.is_unsupported() => println!("note  REPORT CAPABILITIES not supported ({e})"),
+    let caps = match lu.any_path(|p| p.report_capabilities(deadline)) {
+        Ok(c) => {
+            rep.ok(format!(
+                "REPORT CAPABILITIES: types {}",
+                c.types
+                    .iter()
+                    .map(|t| t.short_name())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+            Some(c)
+        }
+        Err(e) if e.is_unsupported() => {
+            rep.note(format!("REPORT CAPABILITIES not supported ({e})"));
+            None
+        }
         Err(e) => return Err(fail("REPORT CAPABILITIES", &e)),
-    }
+    };
     let keys = lu
         .any_path(|p| p.read_keys(deadline))
         .map_err(|e| fail("PERSISTENT RESERVE IN (READ KEYS)", &e))?;
-    println!(
-        "ok    READ KEYS: generation {}, {} registration(s)",
+    rep.ok(format!(
+        "READ KEYS: generation {}, {} registration(s)",
         keys.generation,
         keys.keys.len()
-    );
+    ));
     let rs = lu
         .any_path(|p| p.read_reservation(deadline))
         .map_err(|e| fail("PERSISTENT RESERVE IN (READ RESERVATION)", &e))?;
     match rs.reservation {
-        Some(r) => println!(
-            "ok    READ RESERVATION: held by {} ({})",
+        Some(r) => rep.ok(format!(
+            "READ RESERVATION: held by {} ({})",
             fmt_key(r.key),
             PrType::code_name(r.type_code)
-        ),
-        None => println!("ok    READ RESERVATION: none"),
+        )),
+        None => rep.ok("READ RESERVATION: none"),
     }
-    let test_key = (settings::KEY_PREFIX << 48) | 0xd0c0_0000_0000 | u64::from(std::process::id());
-    let Some(p) = lu.paths.first_mut() else {
-        return Err(Failure::failed(format!("{dev}: no path answers")));
+    // what REPORT SUPPORTED OPERATION CODES claims, compared below with what works
+    let claim = |lu: &mut Lu, op: u8, sa: u16| {
+        lu.any_path(|p| p.claims_command(op, sa, deadline))
+            .ok()
+            .flatten()
     };
-    match p.register(0, test_key, deadline) {
-        Ok(()) => {
-            let seen = p
-                .read_keys(deadline)
-                .map(|k| k.keys.contains(&test_key))
-                .unwrap_or(false);
-            let removed = p.register(test_key, 0, deadline);
-            if !seen {
-                let msg = format!(
-                    "{dev}: a test registration was accepted but READ KEYS does not show it: the disk's PR support is unreliable"
-                );
-                println!("FAIL  {msg}");
-                return Err(Failure::failed(msg));
+    let claims_rfs = claim(&mut lu, sg_persist::cdb::PERSISTENT_RESERVE_IN, 3);
+    let claims_pa = claim(&mut lu, sg_persist::cdb::PERSISTENT_RESERVE_OUT, 5);
+    match lu.any_path(|p| p.read_full_status(deadline)) {
+        Ok(fs) => rep.ok(format!(
+            "READ FULL STATUS: {} registration(s) with their initiators",
+            fs.registrations.len()
+        )),
+        Err(e) if e.is_unsupported() => {
+            rep.warn(format!(
+                "{dev}: READ FULL STATUS unsupported ({e}): `lkh-scsipr status` cannot say which initiator registered which key, so its shared-key warning cannot name the initiators"
+            ));
+            if claims_rfs == Some(true) {
+                rep.warn(format!(
+                    "{dev}: REPORT SUPPORTED OPERATION CODES claims READ FULL STATUS, which the disk rejects: lkh-scsipr never relies on that list"
+                ));
             }
-            if let Err(e) = removed {
-                println!(
-                    "WARN  removing the test key {} failed: {e}",
-                    fmt_key(test_key)
-                );
-            }
-            println!(
-                "ok    PERSISTENT RESERVE OUT: registered and removed test key {} through {}",
-                fmt_key(test_key),
-                p.info.name
-            );
         }
-        Err(e) if e.is_conflict() => println!(
-            "ok    PERSISTENT RESERVE OUT: path {} is already registered (in use); not touching it",
-            p.info.name
-        ),
-        Err(e) => return Err(fail("PERSISTENT RESERVE OUT (REGISTER)", &e)),
+        Err(e) => rep.warn(format!("{dev}: READ FULL STATUS failed: {e}")),
     }
-    println!("ok    {dev}: SCSI-3 persistent reservations work");
+    if !keys.keys.is_empty() || rs.reservation.is_some() {
+        println!(
+            "skip  write tests (register, reserve, every type, preempt): {} registration(s) on the disk ({}): doctor writes nothing while any node is registered; run it again when none is (after `lkh-scsipr remove` on every node)",
+            keys.keys.len(),
+            keys.keys
+                .iter()
+                .map(|k| fmt_key(*k))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        return verdict(dev, &rep, false);
+    }
+    if lu.paths.is_empty() {
+        return Err(Failure::failed(format!("{dev}: no path answers")));
+    }
+    let base = (settings::KEY_PREFIX << 48) | 0xd0c0_0000_0000;
+    let k1 = base | (u64::from(std::process::id()) & 0x7fff_ffff);
+    let test_keys = [k1, k1 | 0x8000_0000];
+    let result = write_tests(&mut lu, test_keys, deadline);
+    let cleaned = cleanup(&mut lu, test_keys, deadline);
+    if let Err(why) = &cleaned {
+        let path = lu
+            .paths
+            .first()
+            .map_or_else(|| dev.clone(), |p| p.info.dev.display().to_string());
+        let msg = format!(
+            "{dev}: doctor's cleanup failed: {why}: it can write to the disk; remove it now with `sg_persist --out --register --param-rk=<KEY> {path}` for each of {} (on the path that has it)",
+            test_keys
+                .iter()
+                .map(|k| fmt_key(*k))
+                .collect::<Vec<_>>()
+                .join(" and ")
+        );
+        println!("FAIL  {msg}");
+        return Err(Failure::failed(msg));
+    }
+    let f = match result {
+        Ok(f) => f,
+        Err((what, e)) => return Err(fail(&what, &e)),
+    };
+    rep.ok(format!(
+        "PERSISTENT RESERVE OUT: registered and removed test key(s) {}",
+        test_keys
+            .iter()
+            .take(lu.paths.len().min(2))
+            .map(|k| fmt_key(*k))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    for (t, works) in &f.types {
+        let claimed = caps.as_ref().is_some_and(|c| c.tmv && c.types.contains(t));
+        match (works, claimed) {
+            (true, _) => rep.ok(format!("type {t}: RESERVE, READ RESERVATION and RELEASE work")),
+            (false, true) => rep.warn(format!(
+                "{dev}: type {t} is claimed by REPORT CAPABILITIES but RESERVE with it fails: do not configure TYPE={t}"
+            )),
+            (false, false) => rep.note(format!("type {t} does not work (not claimed either)")),
+        }
+        if !works && t.short_name() == settings::DEFAULT_TYPE {
+            rep.fail(format!(
+                "{dev}: the default type {t} does not work: restore fails unless TYPE= names a working type"
+            ));
+        }
+    }
+    match (f.preempt_abort, f.preempt) {
+        (Some(true), Some(true)) => rep.ok(format!(
+            "PREEMPT AND ABORT and PREEMPT work (tried: {})",
+            f.preempt_how
+        )),
+        (Some(false), Some(true)) => rep.warn(format!(
+            "{dev}: PREEMPT AND ABORT unsupported: takeover falls back to PREEMPT; the fenced node's queued commands are not aborted by the disk (its next commands still get RESERVATION CONFLICT) (tried: {})",
+            f.preempt_how
+        )),
+        (Some(true), _) => rep.warn(format!(
+            "{dev}: PREEMPT unsupported: takeover uses PREEMPT AND ABORT, which works; nothing else is lost (tried: {})",
+            f.preempt_how
+        )),
+        _ => rep.fail(format!(
+            "{dev}: neither PREEMPT AND ABORT nor PREEMPT works: a takeover from another node is impossible on this disk (tried: {}); fence with something else",
+            f.preempt_how
+        )),
+    }
+    if f.preempt_abort == Some(false) && claims_pa == Some(true) {
+        rep.warn(format!(
+            "{dev}: REPORT SUPPORTED OPERATION CODES claims PREEMPT AND ABORT, which the disk rejects: lkh-scsipr never relies on that list"
+        ));
+    }
+    verdict(dev, &rep, true)
+}
+
+fn verdict(dev: &str, rep: &Report, wrote: bool) -> Outcome {
+    if let Some(first) = rep.failures.first() {
+        return Err(Failure::failed(first.clone()));
+    }
+    let what = if wrote {
+        "SCSI-3 persistent reservations work"
+    } else {
+        "SCSI-3 persistent reservations answer (read-only checks; write tests skipped)"
+    };
+    if rep.warnings.is_empty() {
+        println!("ok    {dev}: {what}");
+    } else {
+        println!(
+            "ok    {dev}: {what}, with {} deviation(s) listed as WARN above",
+            rep.warnings.len()
+        );
+    }
     Ok(String::new())
 }

@@ -45,6 +45,9 @@ pub fn failure(e: &Error) -> Failure {
     if e.is_bad_input() {
         return Failure::usage(format!("{e}"));
     }
+    if e.is_no_sg_node() {
+        return Failure::failed(e.to_string());
+    }
     if e.is_unsupported() {
         return Failure::failed(format!(
             "{e}: the disk does not support SCSI-3 persistent reservations; run `lkh-scsipr doctor DEVICE` for the cause"

@@ -5,12 +5,17 @@
 # iSCSI on two portals, 127.0.0.1:3260 and 127.0.0.2:3260 (the second one is for multipath);
 # each NODE logs in through the first portal with its own initiator name, so each node has its
 # own I_T nexus and /dev/sdX to the same LU. Prints "node NODE = /dev/sdX (IQN)" lines.
-# Default nodes: a b.
+# Default nodes: a b. The target is LIO, or tgt (LUN 1 of tgtd 0) with lkh.target=tgt.
 shared_disk_setup() {
     [ $# -gt 0 ] || set -- a b
-    lio_init || { echo "shared_disk_setup: LIO modules failed" >&2; return 1; }
-    _bs=$(lio_fileio shared0 64) || return 1
-    lio_iscsi_export shared0 "$_bs" "$LKH_PORTAL" "$LKH_PORTAL2" || return 1
+    if [ "$(lkh_target)" = tgt ]; then
+        tgt_start 0 "$LKH_PORTAL" "$LKH_PORTAL2" || { echo "shared_disk_setup: tgtd failed" >&2; return 1; }
+        tgt_export 0 shared0 64 || return 1
+    else
+        lio_init || { echo "shared_disk_setup: LIO modules failed" >&2; return 1; }
+        _bs=$(lio_fileio shared0 64) || return 1
+        lio_iscsi_export shared0 "$_bs" "$LKH_PORTAL" "$LKH_PORTAL2" || return 1
+    fi
     for _node in "$@"; do
         _dev=$(node_login "$_node") || { echo "shared_disk_setup: login of node $_node failed" >&2; return 1; }
         echo "node $_node = $_dev ($(node_iqn "$_node"))"
@@ -91,8 +96,13 @@ node_flip() {
 # initiators log back in by themselves within a few seconds.
 # (Removing the LUN 0 mapping instead does not make the LU vanish: LIO then answers LUN 0
 # from a virtual read-only LUN, so TEST UNIT READY and reads still succeed.)
-apd_begin() { echo 0 > "$(lio_tpg "${1:-shared0}")/enable"; }
-apd_end() { echo 1 > "$(lio_tpg "${1:-shared0}")/enable"; }
+# On tgt the daemon is frozen instead (SIGSTOP): commands time out, then the sessions fail.
+apd_begin() {
+    if [ "$(lkh_target)" = tgt ]; then tgt_freeze 0; else echo 0 > "$(lio_tpg "${1:-shared0}")/enable"; fi
+}
+apd_end() {
+    if [ "$(lkh_target)" = tgt ]; then tgt_thaw 0; else echo 1 > "$(lio_tpg "${1:-shared0}")/enable"; fi
+}
 
 # ---- a disk without persistent reservations ----
 

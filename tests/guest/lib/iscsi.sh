@@ -37,11 +37,13 @@ iface_dev() {
     return 1
 }
 
-# iface_sg IFACE -> /dev/sgN of that session's LU
+# iface_sg IFACE -> /dev/sgN of that session's disk (not of tgt's controller LUN 0)
 iface_sg() {
     for _s in $(_iface_sessions "$1"); do
-        for _g in "$_s"/device/target*/*/scsi_generic/*; do
-            [ -e "$_g" ] && { echo "/dev/${_g##*/}"; return 0; }
+        for _b in "$_s"/device/target*/*/block; do
+            for _g in "${_b%/block}"/scsi_generic/*; do
+                [ -e "$_g" ] && { echo "/dev/${_g##*/}"; return 0; }
+            done
         done
     done
     return 1

@@ -33,13 +33,26 @@ _prin() {
     return $_rc
 }
 
-# pr_holder DEV -> initiator name (IQN) of the reservation holder seen through DEV, or "none"
+# pr_holder DEV -> initiator name (IQN) of the reservation holder seen through DEV, or "none".
+# tgt has no READ FULL STATUS: there the holder's key (READ RESERVATION) is matched with the
+# nodes' node.key files, and the node's current initiator name printed.
 pr_holder() {
+    [ "$(lkh_target)" = tgt ] && { _tgt_holder "$1"; return; }
     _prin "$1" --read-full-status | awk '
         /Key=/ { holder = 0 }
         /Reservation holder/ { holder = 1 }
         holder && /iqn\./ { for (i = 1; i <= NF; i++) if ($i ~ /^iqn\./) { sub(/,.*/, "", $i); print $i; found = 1; exit } }
         END { if (!found) print "none" }'
+}
+
+_tgt_holder() {
+    local _k _f _n
+    _k=$(_prin "$1" --read-reservation | awk '/Key=/ { sub(/.*Key=/, ""); print tolower($1); exit }')
+    for _f in /etc/lkhelpers/node-*/node.key; do
+        [ -n "$_k" ] && [ "$(tr 'A-F' 'a-f' < "$_f")" = "$_k" ] || continue
+        _n=${_f%/node.key}; node_iqn "${_n##*/node-}"; return 0
+    done
+    echo none
 }
 
 # pr_keys DEV -> the registered keys seen through DEV, one per line

@@ -13,6 +13,8 @@
 //! - `iscsi-root/`: open-iscsi's `iscsid`/`iscsiadm` unpacked from their packages (installing
 //!   them would start a daemon on the host);
 //! - `knfsd-root/`: the kernel NFS server's `rpc.nfsd`, `rpc.mountd`, `exportfs`, likewise;
+//! - `tgt-root/`: tgt's `tgtd`/`tgtadm` (the second SCSI target) and the libraries it links,
+//!   unpacked the same way;
 //! - `base-<kver>-<hash>.cpio`: the base initramfs (busybox, kernel modules resolved from
 //!   `modules.dep`, test tools with their shared libraries); a new build removes the ones
 //!   untouched for an hour.
@@ -75,6 +77,7 @@ const HOST_TOOLS: &[&str] = &[
     "/usr/bin/sg_vpd",
     "/usr/bin/sg_luns",
     "/usr/bin/sg_rtpg",
+    "/usr/bin/sg_opcodes",
     "/sbin/dmsetup",
 ];
 
@@ -108,6 +111,10 @@ const KNFSD_TOOLS: &[&str] = &[
 const KNFSD_HOST_TOOLS: &[&str] = &["/usr/sbin/rpcbind"];
 /// Files libtirpc (rpcbind, rpc.mountd) reads.
 const KNFSD_ETC: &[&str] = &["netconfig", "rpc"];
+/// The second SCSI target beside LIO: tgt (userspace iSCSI target, Debian 1:1.0.85) and the
+/// libraries `tgtd` links that a host may lack, unpacked (never installed) into `tgt-root/`;
+/// `tgtd` and `tgtadm` go into the base image (see [`add_tgt`]).
+const TGT_PACKAGES: &[&str] = &["tgt", "libaio1", "libibverbs1", "librdmacm1"];
 
 /// Bump when the layout of the base image changes in a way the hash below does not see.
 const BASE_FORMAT: &str = "lkh-base-1";
@@ -645,6 +652,7 @@ fn build_base(
         }
         fs::write(&p, text).map_err(|e| setup(format!("write {}: {e}", p.display())))
     };
+    add_tgt(stage)?;
     etc(
         "passwd",
         "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n",
@@ -701,3 +709,44 @@ node.session.err_timeo.tgt_reset_timeout = 10
 node.session.initial_login_retry_max = 2
 node.session.scan = auto
 ";
+
+/// `tgtd` and `tgtadm` from `tgt-root/` with the shared libraries `ldd` lists (those of the
+/// unpacked packages first, then the host's).
+fn add_tgt(stage: &Path) -> Result<(), VmError> {
+    let root = ensure_unpacked(&cache_dir(), "tgt-root", TGT_PACKAGES, |_, _| Ok(()))?;
+    let libpath = format!(
+        "{0}/usr/lib/x86_64-linux-gnu:{0}/lib/x86_64-linux-gnu",
+        root.display()
+    );
+    for t in ["usr/sbin/tgtd", "usr/sbin/tgtadm"] {
+        let t = root.join(t);
+        copy(
+            &t,
+            &stage.join("bin").join(t.file_name().expect("tool name")),
+        )?;
+        let o = run_ok(
+            Command::new("ldd").arg(&t).env("LD_LIBRARY_PATH", &libpath),
+            STEP_TIMEOUT,
+        )?;
+        let text = o.stdout_str();
+        if text.contains("not found") {
+            return Err(setup(format!(
+                "{}: libraries not found:\n{text}",
+                t.display()
+            )));
+        }
+        for lib in text.split_whitespace().filter(|w| w.starts_with('/')) {
+            let lib = Path::new(lib);
+            let dest = match lib.strip_prefix(&root) {
+                Ok(_) => stage
+                    .join("lib/x86_64-linux-gnu")
+                    .join(lib.file_name().expect("lib name")),
+                Err(_) => stage.join(lib.strip_prefix("/").expect("absolute")),
+            };
+            if !dest.exists() {
+                copy(lib, &dest)?;
+            }
+        }
+    }
+    Ok(())
+}
