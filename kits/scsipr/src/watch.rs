@@ -3,7 +3,8 @@
 //! took it: ON_FENCED=halt reboots this node at once through the kernel (logged first, no
 //! sync: a sync could block on the very disk we lost), event logs an error for LifeKeeper and
 //! stops watching the resource, none only logs. A reservation nobody holds while our key is
-//! still registered is taken again, as lkscsid re-reserves.
+//! still registered is taken again, as lkscsid re-reserves; a disk that lost all its PR state
+//! (no reservation, no registration) is only logged: it is not a takeover.
 
 use std::time::{Duration, Instant};
 
@@ -86,6 +87,11 @@ fn cycle(spec: &'static KitSpec) -> (usize, Option<Duration>) {
                 Ok(Held::Ours | Held::WrongType(_)) => {
                     debug!("{tag}: {name}: reservation held by {}", fmt_key(key))
                 }
+                // Not a takeover: nobody holds and nobody is registered. quickCheck reports it
+                // and recover registers and reserves again; never halt for it.
+                Ok(Held::Lost) => warn!(
+                    "{tag}: {name}: the disk lost its persistent-reservation state (no reservation, no registration): not fenced; LifeKeeper's quickCheck reports it and recover takes it again"
+                ),
                 Ok(Held::Free) => match lu.any_path(|p| p.reserve(key, s.pr_type, deadline)) {
                     Ok(()) => warn!(
                         "{tag}: {name}: nobody held the reservation: taken again with {}",
