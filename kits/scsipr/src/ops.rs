@@ -605,8 +605,9 @@ fn take<D: Disk>(
     let mut preempted: Vec<u64> = Vec::new();
     let mut reserved = false;
     let mut plain = false;
-    for round in 0..6 {
-        let (res, ours, keys) = read_state(lu, key, deadline)?;
+    let mut live_checked = !single_holder_type(t);
+    for round in 0..8 {
+        let (res, ours, keys) = read_state_for(lu, key, t, deadline)?;
         if round == 0
             && let Some(w) = shared_key_warning(lu, key, ours)
         {
@@ -663,19 +664,28 @@ fn take<D: Disk>(
                         &format!("it removed {} first (an all-registrants type)", fmt_key(*k)),
                     ));
                 }
-                // Ours: no other registrant keeps write access. Under an all-registrants type
-                // only the holders seen at the start are taken over, and the racers that also
-                // saw the disk free and reserved (the first preempt to land decides); later
-                // keys are racers that lose by the rules above.
+                // Ours: no other registrant keeps write access, a racer registered meanwhile
+                // included (its own PREEMPT then conflicts: it lost). Under an
+                // all-registrants type every registrant holds: the first preempt to land
+                // decides.
                 let mut others: Vec<u64> = Vec::new();
-                for k in keys {
-                    let mine = !all_reg(&r) || reserved || start.keys.contains(&k);
-                    if k != key && k != 0 && mine && !others.contains(&k) {
-                        others.push(k);
+                for k in &keys {
+                    if *k != key && *k != 0 && !others.contains(k) {
+                        others.push(*k);
                     }
                 }
                 if others.is_empty() {
-                    break;
+                    // Already ours, through a nexus that may be gone (after a WWPN flip).
+                    if !live_checked {
+                        live_checked = true;
+                        if !held_on_live_path(lu, key, t, deadline) {
+                            move_to_live_nexus(lu, key, t, deadline)?;
+                            continue;
+                        }
+                    }
+                    // This read, the last one, is what restore reports.
+                    return finish(&name, key, t, ours, registered, &preempted)
+                        .map(|s| (s, record(lu, ours)));
                 }
                 for v in others {
                     match preempt(lu, key, v, t, &mut plain, deadline) {
@@ -718,76 +728,48 @@ fn take<D: Disk>(
             }
         }
     }
-    verify_taken(lu, key, t, registered, &preempted, deadline)
+    Err(match read_state(lu, key, deadline) {
+        Ok((res, _, keys)) => Failure::failed(format!(
+            "{name}: the reservation did not settle in 8 rounds (other nodes keep registering or preempting); {}: run restore again",
+            shows(res, &keys, key)
+        )),
+        Err(f) => f,
+    })
 }
 
-/// The end of restore: this node holds with type `t` and every path it registered shows the
-/// key; under a single-holder type the reservation is on a live nexus.
-fn verify_taken<D: Disk>(
+/// Reads keys and reservation, the one that decides last: under an all-registrants type the
+/// keys (every registrant holds), else the reservation (its key is the holder's).
+fn read_state_for<D: Disk>(
     lu: &mut D,
     key: u64,
     t: PrType,
-    registered: usize,
-    preempted: &[u64],
     deadline: Instant,
-) -> Result<Done, Failure> {
-    let name = dev(lu);
-    // Already ours, through a nexus that may be gone (restore after a WWPN flip).
-    if single_holder_type(t)
-        && read_reservation(lu, deadline)?.is_some_and(|r| r.key == key)
-        && !held_on_live_path(lu, key, t, deadline)
-    {
-        move_to_live_nexus(lu, key, t, deadline)?;
-    }
-    // The last commands: what they read is what restore reports. The one that decides comes
-    // last: the keys under an all-registrants type (every registrant holds), else the holder.
-    let (res, ours, keys) = if t.all_registrants() {
+) -> Result<(Option<Reservation>, usize, Vec<u64>), Failure> {
+    if t.all_registrants() {
         let res = read_reservation(lu, deadline)?;
         let keys = read_keys(lu, deadline)?;
-        (res, count(&keys, key), keys)
+        Ok((res, count(&keys, key), keys))
     } else {
-        read_state(lu, key, deadline)?
-    };
-    match res {
-        Some(r) if !holds(&r, key, ours > 0) => {
-            return Err(lost(
-                &name,
-                &format!("it holds the reservation now ({})", shows(res, &keys, key)),
-            ));
-        }
-        _ if ours == 0 => {
-            return Err(lost(
-                &name,
-                &format!(
-                    "it removed this node's registration ({})",
-                    shows(res, &keys, key)
-                ),
-            ));
-        }
-        None => {
-            return Err(Failure::failed(format!(
-                "{name}: the reservation could not be taken (nobody holds it after 6 attempts); try restore again"
-            )));
-        }
-        Some(r) if r.type_code != t.code() => {
-            return Err(Failure::failed(format!(
-                "{name}: held with type {} instead of {t}: check that TYPE is the same on every node, then run restore again",
-                PrType::code_name(r.type_code)
-            )));
-        }
-        Some(_) => {}
+        read_state(lu, key, deadline)
     }
+}
+
+/// The end of a successful restore, judged on its last read: this node holds with type `t`
+/// (checked by the caller), nobody else is registered, and every path it registered shows
+/// the key.
+fn finish(
+    name: &str,
+    key: u64,
+    t: PrType,
+    ours: usize,
+    registered: usize,
+    preempted: &[u64],
+) -> Result<String, Failure> {
     if ours < registered {
         return Err(Failure::failed(format!(
             "{name}: only {ours} of {registered} paths show key {} after registering (a path dropped its registration): see `lkh-scsipr status DEVICE`, then run restore again",
             fmt_key(key)
         )));
-    }
-    let others = keys.iter().filter(|k| **k != key).count();
-    if others > 0 && t.code() >= 5 {
-        warn!(
-            "{name}: {others} registration(s) of other keys remain under {t} (a racing node rolling back, or one registering now): `lkh-scsipr status DEVICE` lists them"
-        );
     }
     let mut s = format!(
         "{name}: reserved by {} ({t}) on {registered} path(s)",
@@ -803,7 +785,7 @@ fn verify_taken<D: Disk>(
                 .join(", ")
         );
     }
-    Ok((s, record(lu, ours)))
+    Ok(s)
 }
 
 /// remove on one LU: release, unregister every path; verify our key is gone.
