@@ -310,6 +310,13 @@ fn probe_paths<D: Disk>(
             }
         }
     }
+    // A probe that did not answer (a slow path) gave another node time to take over; a
+    // re-registration may have landed after it did: judge once more.
+    if (fixed > 0 || last.is_some())
+        && let Err(f) = rejudge(lu, key, t, deadline)
+    {
+        return Err(undo(lu, &added, f, deadline));
+    }
     if alive == 0 {
         return Err(match last {
             Some(e) => Failure::failed(format!(

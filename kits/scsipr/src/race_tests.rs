@@ -323,17 +323,33 @@ fn new_nexus_is_probed_and_reregistered() {
 /// registrants-only reservation and quickCheck said 0. Now: 3, and nothing of A left.
 #[test]
 fn reregistration_race_is_closed() {
-    for at in [1usize, 2] {
+    for at in [1usize, 2, 3] {
         let l = lun();
         let mut a = node(&l, "a", &[1, 4]);
         let (_, rec) = restore(&mut a, RO).unwrap();
-        a.paths[1].nexus = 7;
+        // the new nexus: path 1, or (case 3) path 0, so that the slow probe comes after it
+        if at == 3 {
+            a.paths[0].nexus = 7;
+        } else {
+            a.paths[1].nexus = 7;
+        }
         let slot: Slot = Arc::new(Mutex::new(None));
         let out = slot.clone();
         let mut b = Some(node(&l, "b", &[2]));
         if at == 1 {
             // path 0's probe is slow: B takes over while it waits, the probe times out
             a.paths[0].hook = Some(Box::new(move |_, cmd| {
+                if cmd == "REGISTER" {
+                    if let Some(mut b) = b.take() {
+                        *out.lock().unwrap() = Some(restore(&mut b, RO));
+                    }
+                    return Fault::Timeout;
+                }
+                Fault::Pass
+            }));
+        } else if at == 3 {
+            // path 0 is re-registered, then path 1's probe is slow: B takes over meanwhile
+            a.paths[1].hook = Some(Box::new(move |_, cmd| {
                 if cmd == "REGISTER" {
                     if let Some(mut b) = b.take() {
                         *out.lock().unwrap() = Some(restore(&mut b, RO));
