@@ -920,6 +920,7 @@ pub fn check_lu<D: Disk>(
         {
             move_to_live_nexus(lu, key, t, deadline)?
         }
+        // Lost was answered above
         Held::Ours | Held::Lost => {}
         Held::Free if repair => {
             match lu.any_path(|p| p.reserve(key, t, deadline)) {
