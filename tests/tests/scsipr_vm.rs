@@ -47,10 +47,9 @@ fn scsipr_two_nodes_one_lu() {
     two_nodes(Target::Lio);
 }
 
-/// The same against tgt. Its takeovers need the PREEMPT fallback (tgt rejects PREEMPT AND
-/// ABORT) that branch scsipr-race adds to ops.rs: run with `--ignored` until that is merged.
+/// The same against tgt: its takeovers go through the PREEMPT fallback (tgt rejects PREEMPT
+/// AND ABORT), and a failed one leaves no registration (issue 18 items 1–2).
 #[test]
-#[ignore = "needs the PREEMPT fallback of branch scsipr-race (tgt has no PREEMPT AND ABORT)"]
 fn scsipr_two_nodes_one_lu_tgt() {
     two_nodes(Target::Tgt);
 }
@@ -177,10 +176,9 @@ fn scsipr_multipath_and_failures() {
     multipath(Target::Lio);
 }
 
-/// The same against tgt, where All Paths Down is a frozen tgtd. Its takeover needs the
-/// PREEMPT fallback of branch scsipr-race: run with `--ignored` until that is merged.
+/// The same against tgt, where All Paths Down is a frozen tgtd; its takeover goes through the
+/// PREEMPT fallback.
 #[test]
-#[ignore = "needs the PREEMPT fallback of branch scsipr-race (tgt has no PREEMPT AND ABORT)"]
 fn scsipr_multipath_and_failures_tgt() {
     multipath(Target::Tgt);
 }

@@ -936,7 +936,7 @@ fn off_lu(
         .map_err(|e| Failure::failed(format!("{e}: {plug} was not fenced on {name}")))?;
     let present = ops::count(&keys, victim);
     if present > 0 {
-        match lu.any_path(|p| p.preempt_abort(own, victim, TYPE, deadline)) {
+        match ops::preempt(lu, own, victim, TYPE, &mut false, deadline) {
             Ok(()) => info!("{name}: preempted and aborted {}", map.show(victim)),
             Err(e) if e.is_conflict() => {
                 return Err(Failure::failed(format!(

@@ -7,7 +7,12 @@
 
 mod diag;
 mod fence;
+#[cfg(test)]
+mod model;
 mod ops;
+mod pr;
+#[cfg(test)]
+mod race_tests;
 mod settings;
 mod state;
 mod watch;

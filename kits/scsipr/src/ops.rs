@@ -1,22 +1,41 @@
 //! The four LifeKeeper actions on persistent reservations, per logical unit, and their
-//! composition over all configured devices.
+//! composition over all configured devices. The policy runs over the [`Disk`]/[`Nexus`]
+//! traits: `sg-persist`'s real paths in production, an in-memory SPC-4 LU in the unit tests.
 //!
 //! Policy, in one place:
-//! - restore: register on every path (REGISTER AND IGNORE EXISTING KEY), reserve; if another
-//!   key holds, PREEMPT AND ABORT it (and every other registrant, so no fenced node keeps
-//!   write access under a registrants-only type); then read back keys and reservation.
-//!   Under a single-holder type a reservation already ours through a nexus that is none of
-//!   our live paths (the old WWPN after a flip) is moved to a live one.
+//! - restore is a compare-and-swap on the reservation holder. It first reads the reservation
+//!   (the holder it *observed*), then registers on every path (REGISTER AND IGNORE EXISTING
+//!   KEY), then: nobody holds → RESERVE, and a RESERVE that conflicts means another node
+//!   reserved first: this restore lost. The observed holder still holds → PREEMPT AND ABORT
+//!   of exactly that key; if the key is gone (another node preempted it) or another key holds
+//!   now, this restore lost to a live winner and never preempts it. Having won, it preempts
+//!   every other registrant (no fenced node keeps write access under a registrants-only
+//!   type); under an all-registrants type every registrant is a holder, so the preempts of
+//!   each other's keys decide (a preempted node's own PREEMPT conflicts): one survives. Then
+//!   it reads keys and reservation back, and exits 0 only if this node holds then. Under a
+//!   single-holder type a reservation already ours through a nexus that is none of our live
+//!   paths (the old WWPN after a flip) is moved to a live one.
+//! - Any failure of restore after it registered — a lost race (exit 3), a timeout, a refusal —
+//!   rolls its registrations back (as remove does) and reports what the disk shows then; a
+//!   disk held by another node makes it exit 3, whatever went wrong first.
+//! - PREEMPT AND ABORT refused as unsupported (ILLEGAL REQUEST, invalid field in CDB: tgt) →
+//!   PREEMPT with a warning: the same compare-and-swap, without aborting the victim's queue.
 //! - remove: RELEASE through every path (a non-holder path answers GOOD), unregister every
 //!   path; only this node's registrations are touched.
-//! - quickCheck: another holder, or our key gone from the LU → fenced (exit 3); nobody holds
-//!   → failed (exit 1, recover re-takes it); then each path is probed with REGISTER(key, key),
-//!   which succeeds only on a nexus registered with our key; a path that lost its registration
-//!   (new nexus after a WWPN flip, a path that came back) is re-registered with a warning,
-//!   after judging the state again (a takeover meanwhile looks the same, and is fenced).
-//!   Under a single-holder type the reservation is moved to a live nexus when none of our
-//!   paths holds it.
-//! - recover: as quickCheck, and reserve again only when nobody holds the reservation.
+//! - quickCheck: reads the reservation and the keys (PR IN only). Another holder, or our key
+//!   gone while others are registered → fenced (exit 3); no reservation and no registration
+//!   at all → the LU lost its PR state (a target restarted without persist-through-power-loss,
+//!   or PR OUT CLEAR): exit 1, not fenced; nobody holds → exit 1 (recover re-takes it). Path
+//!   registrations: the live paths' nexus identities and how often our key is registered are
+//!   remembered after every verified check (`<run dir>/scsipr/<TAG>/paths`); while both are
+//!   unchanged no path can have lost its registration (registrations change only by PR OUT,
+//!   and a PREEMPT or CLEAR removes every registration of a key at once), so a healthy check
+//!   sends no PR OUT. Otherwise each path is probed with REGISTER(key, key); a path that lost
+//!   its registration is re-registered only after judging the state again right before, and
+//!   judged once more right after: a takeover meanwhile removes what was just added → exit 3.
+//! - recover: as quickCheck, and reserve again when nobody holds; after a PR state loss it
+//!   registers and reserves again (the same compare-and-swap as restore) when our records say
+//!   this node held the disk.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -24,6 +43,8 @@ use std::time::{Duration, Instant};
 use lkh_common::{Exit, Failure, HookCtx, Outcome};
 use log::{info, warn};
 use sg_persist::{Error, Lu, Options, PrType, Reservation, Resolved, SysRoot};
+
+use crate::pr::{Disk, Nexus};
 
 use crate::settings::{Settings, fmt_key};
 use crate::state;
@@ -123,7 +144,11 @@ fn holds(r: &Reservation, key: u64, registered: bool) -> bool {
     }
 }
 
-pub(crate) fn dev(lu: &Lu) -> String {
+fn all_reg(r: &Reservation) -> bool {
+    r.pr_type().is_some_and(|t| t.all_registrants())
+}
+
+pub(crate) fn dev<D: Disk>(lu: &D) -> String {
     lu.input().display().to_string()
 }
 
@@ -136,15 +161,19 @@ pub(crate) fn describe(r: &Reservation) -> String {
 }
 
 /// REGISTER AND IGNORE EXISTING KEY on every path; returns how many succeeded.
-pub(crate) fn register_all(lu: &mut Lu, key: u64, deadline: Instant) -> Result<usize, Failure> {
+pub(crate) fn register_all<D: Disk>(
+    lu: &mut D,
+    key: u64,
+    deadline: Instant,
+) -> Result<usize, Failure> {
     let name = dev(lu);
     let mut ok = 0;
     let mut last = None;
-    for p in &mut lu.paths {
+    for p in lu.paths() {
         match p.register_ignore(key, deadline) {
             Ok(()) => ok += 1,
             Err(e) => {
-                warn!("{name}: path {}: {e}", p.info.name);
+                warn!("{name}: path {}: {e}", p.label());
                 last = Some(e);
             }
         }
@@ -155,14 +184,85 @@ pub(crate) fn register_all(lu: &mut Lu, key: u64, deadline: Instant) -> Result<u
     }
 }
 
+/// PREEMPT AND ABORT of `victim`; when the target refuses that service action as unsupported
+/// (tgt), PREEMPT, with a warning the first time (`plain` remembers it for this LU). Both are
+/// the same compare-and-swap: they succeed only while `victim` is registered and this nexus
+/// is registered with `key`.
+pub(crate) fn preempt<D: Disk>(
+    lu: &mut D,
+    key: u64,
+    victim: u64,
+    t: PrType,
+    plain: &mut bool,
+    deadline: Instant,
+) -> Result<(), Error> {
+    if !*plain {
+        match lu.any_path(|p| p.preempt_abort(key, victim, t, deadline)) {
+            Err(e) if e.is_unsupported() => {
+                warn!(
+                    "{}: the target refuses PREEMPT AND ABORT ({e}), which SPC-3 and SPC-4 define: using PREEMPT instead; the target does not abort the preempted node's queued commands (they still get RESERVATION CONFLICT when they run)",
+                    dev(lu)
+                );
+                *plain = true;
+            }
+            other => return other,
+        }
+    }
+    lu.any_path(|p| p.preempt(key, victim, t, deadline))
+}
+
+/// Reads the reservation and the keys again: anything but fenced or a lost PR state lets a
+/// re-registration go on.
+fn rejudge<D: Disk>(lu: &mut D, key: u64, t: PrType, deadline: Instant) -> Result<(), Failure> {
+    match judge(lu, key, t, deadline)? {
+        Held::Lost => Err(Failure::failed(format!(
+            "{}: the disk lost every registration and its reservation meanwhile: recover takes it again",
+            dev(lu)
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Unregisters the paths in `added` (re-registered by this check) after `f` stopped it.
+fn undo<D: Disk>(lu: &mut D, added: &[usize], f: Failure, deadline: Instant) -> Failure {
+    let name = dev(lu);
+    let mut left = Vec::new();
+    for &i in added {
+        let p = &mut lu.paths()[i];
+        if let Err(e) = p.register_ignore(0, deadline) {
+            left.push(format!("{} ({e})", p.label()));
+        }
+    }
+    if added.is_empty() {
+        f
+    } else if left.is_empty() {
+        Failure::new(
+            f.exit,
+            format!(
+                "{f}; the registration just added on {} path(s) was removed again",
+                added.len()
+            ),
+        )
+    } else {
+        Failure::new(
+            f.exit,
+            format!(
+                "{f}; removing the registration just added failed on {}: this node may still write to {name}: run `lkh-scsipr remove` now",
+                left.join(", ")
+            ),
+        )
+    }
+}
+
 /// Probes each path with REGISTER(key, key) and re-registers the ones that lost our key.
 /// Returns (paths answering, paths re-registered).
 ///
-/// A takeover by another node since the caller's [`judge`] also makes REGISTER(key, key)
-/// conflict, on every path: the state is judged again before the first re-registration, so
-/// that a fenced node reports exit 3 instead of registering itself back under the new holder.
-fn probe_paths(
-    lu: &mut Lu,
+/// A takeover by another node also makes REGISTER(key, key) conflict: before every
+/// re-registration the state is judged again, and after it once more, so that a node fenced
+/// meanwhile removes what it just added and reports exit 3 instead of staying registered under
+/// the new holder's registrants-only reservation.
+fn probe_paths<D: Disk>(
+    lu: &mut D,
     key: u64,
     t: PrType,
     deadline: Instant,
@@ -170,37 +270,55 @@ fn probe_paths(
     let name = dev(lu);
     let (mut alive, mut fixed) = (0, 0);
     let mut last = None;
-    let mut rejudged = false;
-    for i in 0..lu.paths.len() {
-        let probe = lu.paths[i].register(key, key, deadline);
-        if !rejudged && probe.as_ref().is_err_and(Error::is_conflict) {
-            judge(lu, key, t, deadline)?;
-            rejudged = true;
-        }
-        let p = &mut lu.paths[i];
-        match probe {
+    let mut added = Vec::new();
+    for i in 0..lu.live() {
+        match lu.paths()[i].register(key, key, deadline) {
             Ok(()) => alive += 1,
-            Err(e) if e.is_conflict() => match p.register_ignore(key, deadline) {
-                Ok(()) => {
-                    warn!(
-                        "{name}: path {} ({}) was not registered with {} (a new I_T nexus, e.g. after a virtual FC WWPN flip, or a path that came back): re-registered",
-                        p.info.name,
-                        p.info.hctl.as_deref().unwrap_or("?"),
-                        fmt_key(key)
-                    );
-                    alive += 1;
-                    fixed += 1;
+            Err(e) if e.is_conflict() => {
+                if let Err(f) = rejudge(lu, key, t, deadline) {
+                    return Err(undo(lu, &added, f, deadline));
                 }
-                Err(e) => {
-                    warn!("{name}: path {}: re-registering failed: {e}", p.info.name);
-                    last = Some(e);
+                let p = &mut lu.paths()[i];
+                let label = p.label().to_owned();
+                let hctl = p.hctl().unwrap_or("?").to_owned();
+                let r = p.register_ignore(key, deadline);
+                if r.as_ref().is_ok() || r.as_ref().is_err_and(sg_persist::device::path_failure) {
+                    // a timeout may still have registered it: verify as if it had
+                    added.push(i);
                 }
-            },
+                if let Err(f) = rejudge(lu, key, t, deadline) {
+                    return Err(undo(lu, &added, f, deadline));
+                }
+                match r {
+                    Ok(()) => {
+                        warn!(
+                            "{name}: path {label} ({hctl}) was not registered with {} (a new I_T nexus, e.g. after a virtual FC WWPN flip, or a path that came back): re-registered",
+                            fmt_key(key)
+                        );
+                        alive += 1;
+                        fixed += 1;
+                    }
+                    Err(e) => {
+                        warn!("{name}: path {label}: re-registering failed: {e}");
+                        last = Some(e);
+                    }
+                }
+            }
             Err(e) => {
-                warn!("{name}: path {} does not answer: {e}", p.info.name);
+                warn!(
+                    "{name}: path {} does not answer: {e}",
+                    lu.paths()[i].label()
+                );
                 last = Some(e);
             }
         }
+    }
+    // A probe that did not answer (a slow path) gave another node time to take over; a
+    // re-registration may have landed after it did: judge once more.
+    if (fixed > 0 || last.is_some())
+        && let Err(f) = rejudge(lu, key, t, deadline)
+    {
+        return Err(undo(lu, &added, f, deadline));
     }
     if alive == 0 {
         return Err(match last {
@@ -214,15 +332,15 @@ fn probe_paths(
 }
 
 /// READ KEYS through the first answering path: one key per registered I_T nexus.
-pub(crate) fn read_keys(lu: &mut Lu, deadline: Instant) -> Result<Vec<u64>, Failure> {
+pub(crate) fn read_keys<D: Disk>(lu: &mut D, deadline: Instant) -> Result<Vec<u64>, Failure> {
     lu.any_path(|p| p.read_keys(deadline))
         .map(|k| k.keys)
         .map_err(|e| failure(&e))
 }
 
 /// READ RESERVATION through the first answering path.
-pub(crate) fn read_reservation(
-    lu: &mut Lu,
+pub(crate) fn read_reservation<D: Disk>(
+    lu: &mut D,
     deadline: Instant,
 ) -> Result<Option<Reservation>, Failure> {
     lu.any_path(|p| p.read_reservation(deadline))
@@ -239,8 +357,8 @@ pub(crate) fn count(keys: &[u64], key: u64) -> usize {
 /// the LU has paths here means another initiator holds it too: a second node configured with
 /// the same key — then neither can fence the other — or registrations left by this node's
 /// earlier initiator ports (after a WWPN or IQN change). One line naming both, or `None`.
-pub fn shared_key_warning(lu: &Lu, key: u64, registrations: usize) -> Option<String> {
-    let paths = lu.paths.len() + lu.dead.len();
+pub fn shared_key_warning<D: Disk>(lu: &D, key: u64, registrations: usize) -> Option<String> {
+    let paths = lu.live() + lu.dead();
     (registrations > paths).then(|| {
         format!(
             "{}: this node's key {} is registered {registrations} times but this node has {paths} path(s) to the disk: if another node uses the same key (a copied KEY= or node.key), fencing between the two does not work: give every node its own key; otherwise these are stale registrations of this node's earlier initiator ports (after a WWPN or initiator name change), which `lkh-scsipr status` lists with their initiators",
@@ -253,23 +371,23 @@ pub fn shared_key_warning(lu: &Lu, key: u64, registrations: usize) -> Option<Str
 /// RELEASE of the reservation of type `code` that `key` holds, through every path: the holding
 /// nexus releases it, the others answer GOOD (registered) or RESERVATION CONFLICT. A type code
 /// outside the six defined ones cannot be named in a RELEASE: nothing is sent then.
-fn release_all(lu: &mut Lu, key: u64, code: u8, deadline: Instant) {
+fn release_all<D: Disk>(lu: &mut D, key: u64, code: u8, deadline: Instant) {
     let Some(t) = PrType::from_code(code) else {
         return;
     };
     let name = dev(lu);
-    for p in &mut lu.paths {
+    for p in lu.paths() {
         match p.release(key, t, deadline) {
             Ok(()) => {}
             Err(e) if e.is_conflict() => {}
-            Err(e) => warn!("{name}: path {}: {e}", p.info.name),
+            Err(e) => warn!("{name}: path {}: {e}", p.label()),
         }
     }
 }
 
 /// Reads keys and reservation; returns (reservation, how often our key is registered, keys).
-fn read_state(
-    lu: &mut Lu,
+fn read_state<D: Disk>(
+    lu: &mut D,
     key: u64,
     deadline: Instant,
 ) -> Result<(Option<Reservation>, usize, Vec<u64>), Failure> {
@@ -278,7 +396,37 @@ fn read_state(
     Ok((res, count(&keys, key), keys))
 }
 
+/// What the disk shows, for a failure message: holder and registrations.
+fn shows(res: Option<Reservation>, keys: &[u64], key: u64) -> String {
+    let mut uniq: Vec<u64> = Vec::new();
+    for k in keys {
+        if !uniq.contains(k) {
+            uniq.push(*k);
+        }
+    }
+    let regs = uniq
+        .iter()
+        .map(|k| {
+            let mut s = fmt_key(*k);
+            if *k == key {
+                s += " (this node)";
+            }
+            s
+        })
+        .collect::<Vec<_>>();
+    format!(
+        "the disk shows reservation {}, registered {}",
+        res.map_or_else(|| "none".to_owned(), |r| describe(&r)),
+        if regs.is_empty() {
+            "nobody".to_owned()
+        } else {
+            regs.join(", ")
+        }
+    )
+}
+
 /// The check shared by quickCheck, recover and watch: fenced / failed / ours.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Held {
     /// We hold it with the configured type.
     Ours,
@@ -286,19 +434,23 @@ pub enum Held {
     Free,
     /// We hold it with another type.
     WrongType(u8),
+    /// No reservation and no registration at all: the LU lost its PR state (a target restart
+    /// without persist-through-power-loss, PR OUT CLEAR). Not fenced: nobody else holds.
+    Lost,
 }
 
-/// Classifies the LU's reservation state from this node's point of view; fenced is an error
-/// with exit 3.
-pub fn judge(lu: &mut Lu, key: u64, t: PrType, deadline: Instant) -> Result<Held, Failure> {
-    let name = dev(lu);
-    let res = read_reservation(lu, deadline)?;
-    // Holding a non-all-registrants reservation implies our key is registered: the keys need
-    // reading only when the holder is not plainly us.
-    let plainly_ours =
-        res.is_some_and(|r| r.key == key && !r.pr_type().is_some_and(|t| t.all_registrants()));
-    let registered = plainly_ours || read_keys(lu, deadline)?.contains(&key);
+/// Classifies a reservation state from this node's point of view; fenced is an error with
+/// exit 3.
+fn classify(
+    name: &str,
+    res: Option<Reservation>,
+    keys: &[u64],
+    key: u64,
+    t: PrType,
+) -> Result<Held, Failure> {
+    let registered = keys.contains(&key);
     match res {
+        None if keys.is_empty() => Ok(Held::Lost),
         Some(r) if !holds(&r, key, registered) => Err(Failure::fenced(format!(
             "{name}: the reservation is held by another node ({}), not by this node's key {}: this node is fenced and must not write; let LifeKeeper fail over",
             describe(&r),
@@ -314,96 +466,318 @@ pub fn judge(lu: &mut Lu, key: u64, t: PrType, deadline: Instant) -> Result<Held
     }
 }
 
-/// restore on one LU.
-pub fn restore_lu(lu: &mut Lu, key: u64, t: PrType, deadline: Instant) -> Result<String, Failure> {
+/// Reads the LU's reservation state and classifies it (see [`Held`]); fenced is an error with
+/// exit 3. PR IN only.
+pub fn judge<D: Disk>(lu: &mut D, key: u64, t: PrType, deadline: Instant) -> Result<Held, Failure> {
+    let res = read_reservation(lu, deadline)?;
+    // Holding a non-all-registrants reservation implies our key is registered: the keys need
+    // reading only when the holder is not plainly us.
+    if res.is_some_and(|r| r.key == key && !all_reg(&r)) {
+        return classify(&dev(lu), res, &[key], key, t);
+    }
+    let keys = read_keys(lu, deadline)?;
+    classify(&dev(lu), res, &keys, key, t)
+}
+
+/// What a successful action leaves for the next check: the live paths' nexus identities and
+/// how often our key was registered (see the module doc).
+fn record<D: Disk>(lu: &mut D, ours: usize) -> String {
+    let ids: Vec<String> = lu.paths().iter().map(|p| p.nexus_id()).collect();
+    format!("{}|dead={}|keys={ours}", ids.join(","), lu.dead())
+}
+
+/// Whether `seen` (the record of the last verified check) still describes the LU: same
+/// nexuses, and our key registered at least as often.
+fn unchanged<D: Disk>(lu: &mut D, seen: Option<&str>, ours: usize) -> bool {
+    let Some(seen) = seen else {
+        return false;
+    };
+    let Some((ids, n)) = seen.rsplit_once("|keys=") else {
+        return false;
+    };
+    let now = record(lu, 0);
+    let same_ids = now.rsplit_once("|keys=").is_some_and(|(i, _)| i == ids);
+    same_ids && n.parse::<usize>().is_ok_and(|n| n > 0 && ours >= n)
+}
+
+/// The result of a successful action on one LU: its message and the record for the next check.
+pub type Done = (String, String);
+
+/// Why this restore lost, as an exit-3 failure.
+fn lost(name: &str, why: &str) -> Failure {
+    Failure::fenced(format!(
+        "{name}: another node won: {why}; this node does not hold the disk and must not write: let LifeKeeper bring the resource in service where it is held"
+    ))
+}
+
+/// restore on one LU (see the module doc): observe, register, take, verify; any failure rolls
+/// this node's registrations back.
+pub fn restore_lu<D: Disk>(
+    lu: &mut D,
+    key: u64,
+    t: PrType,
+    deadline: Instant,
+) -> Result<Done, Failure> {
+    // Nothing is sent before this read: a disk that does not answer is left untouched.
+    let start = observe(lu, deadline)?;
+    let out = register_all(lu, key, deadline).and_then(|n| take(lu, key, t, &start, n, deadline));
+    out.map_err(|f| roll_back(lu, key, t, f, deadline))
+}
+
+/// Removes what a failed restore registered and says what the disk shows then; another node
+/// holding makes it exit 3.
+fn roll_back<D: Disk>(lu: &mut D, key: u64, t: PrType, f: Failure, deadline: Instant) -> Failure {
+    let undo = match remove_lu(lu, key, t, deadline) {
+        Ok(_) => "this node's registrations were removed again".to_owned(),
+        Err(e) => format!(
+            "removing this node's registrations failed ({}): run `lkh-scsipr remove` before anything else",
+            e.message
+        ),
+    };
+    match read_state(lu, key, deadline) {
+        Ok((res, ours, keys)) => {
+            let other = res.is_some_and(|r| !holds(&r, key, ours > 0));
+            let exit = if other { Exit::Fenced } else { f.exit };
+            Failure::new(exit, format!("{f}; {undo}; {}", shows(res, &keys, key)))
+        }
+        Err(e) => Failure::new(
+            f.exit,
+            format!("{f}; {undo}; the state cannot be read back ({})", e.message),
+        ),
+    }
+}
+
+/// No answer (timeout, transport) on every path tried: the command may or may not have run.
+fn no_answer(e: &Error) -> bool {
+    matches!(e, Error::NoWorkingPath { .. }) || sg_persist::device::path_failure(e)
+}
+
+/// What restore saw before it registered: the reservation, and under an all-registrants
+/// type the registered keys (every one of them a holder).
+#[derive(Debug, Default)]
+struct Start {
+    res: Option<Reservation>,
+    keys: Vec<u64>,
+}
+
+/// The reservation, and under an all-registrants type the keys, as one snapshot: keys and
+/// reservation are read again until both show the same PR generation (registrations did not
+/// change in between, so every key read is a holder of the reservation read).
+fn observe<D: Disk>(lu: &mut D, deadline: Instant) -> Result<Start, Failure> {
+    let rs = |lu: &mut D| {
+        lu.any_path(|p| p.read_reservation(deadline))
+            .map_err(|e| failure(&e))
+    };
+    let first = rs(lu)?;
+    if !first.reservation.is_some_and(|r| all_reg(&r)) {
+        return Ok(Start {
+            res: first.reservation,
+            keys: Vec::new(),
+        });
+    }
+    for _ in 0..4 {
+        let keys = lu
+            .any_path(|p| p.read_keys(deadline))
+            .map_err(|e| failure(&e))?;
+        let now = rs(lu)?;
+        if now.generation == keys.generation {
+            return Ok(Start {
+                res: now.reservation,
+                keys: if now.reservation.is_some_and(|r| all_reg(&r)) {
+                    keys.keys
+                } else {
+                    Vec::new()
+                },
+            });
+        }
+    }
+    Err(Failure::failed(format!(
+        "{}: the registrations keep changing (another node is registering or preempting): nothing was changed here; run restore again",
+        dev(lu)
+    )))
+}
+
+fn take<D: Disk>(
+    lu: &mut D,
+    key: u64,
+    t: PrType,
+    start: &Start,
+    registered: usize,
+    deadline: Instant,
+) -> Result<Done, Failure> {
     let name = dev(lu);
-    let registered = register_all(lu, key, deadline)?;
-    let mut preempted = Vec::new();
-    for round in 0..3 {
-        let (res, ours, keys) = read_state(lu, key, deadline)?;
+    // The one holder this restore may take the reservation from: the one it saw first.
+    let observed = start
+        .res
+        .filter(|r| !all_reg(r) && r.key != key)
+        .map(|r| r.key);
+    let start_all_reg = start.res.is_some_and(|r| all_reg(&r));
+    let mut preempted: Vec<u64> = Vec::new();
+    let mut reserved = false;
+    let mut plain = false;
+    let mut live_checked = !single_holder_type(t);
+    for round in 0..8 {
+        let (res, ours, keys) = read_state_for(lu, key, t, deadline)?;
         if round == 0
             && let Some(w) = shared_key_warning(lu, key, ours)
         {
             warn!("{w}");
         }
+        if ours == 0 {
+            return Err(lost(
+                &name,
+                &format!(
+                    "it removed this node's registration while this restore ran ({})",
+                    shows(res, &keys, key)
+                ),
+            ));
+        }
         match res {
             None => match lu.any_path(|p| p.reserve(key, t, deadline)) {
                 Ok(()) => {
+                    reserved = true;
                     info!("{name}: reserved with {} ({t})", fmt_key(key));
-                    break;
                 }
-                Err(e) if e.is_conflict() => continue,
+                Err(e) if e.is_conflict() => {
+                    let now = read_reservation(lu, deadline)?;
+                    if let Some(r) = now.filter(|r| !holds(r, key, true)) {
+                        return Err(lost(
+                            &name,
+                            &format!("it reserved first ({})", describe(&r)),
+                        ));
+                    }
+                }
+                // it may have run: the next round reads what the disk shows
+                Err(e) if no_answer(&e) => warn!("{name}: {e}"),
                 Err(e) => return Err(failure(&e)),
             },
-            Some(r) => {
-                let ours_held = holds(&r, key, ours > 0);
-                if ours_held && r.type_code != t.code() {
+            Some(r) if holds(&r, key, true) => {
+                if r.type_code != t.code() {
                     release_all(lu, key, r.type_code, deadline);
                     continue;
                 }
-                // Under an all-registrants type every registrant holds: fencing the others
-                // means removing their registrations, even though we "hold" too.
-                let all_reg = r.pr_type().is_some_and(|x| x.all_registrants());
-                if ours_held && !all_reg {
-                    break;
+                // Under an all-registrants type every registrant holds, whoever reserved: one
+                // this restore neither saw at its start nor reserved itself is a live winner's.
+                if all_reg(&r) && !reserved && !start_all_reg {
+                    return Err(lost(&name, "it reserved first (an all-registrants type)"));
                 }
-                let mut victims: Vec<u64> = Vec::new();
-                if !ours_held && r.key != 0 {
-                    victims.push(r.key);
+                // A holder seen at the start that is gone, and not by this restore: another
+                // node took it first.
+                if all_reg(&r)
+                    && let Some(k) = start
+                        .keys
+                        .iter()
+                        .find(|k| **k != key && !keys.contains(*k) && !preempted.contains(*k))
+                {
+                    return Err(lost(
+                        &name,
+                        &format!("it removed {} first (an all-registrants type)", fmt_key(*k)),
+                    ));
                 }
-                for k in keys {
-                    if k != key && k != 0 && !victims.contains(&k) {
-                        victims.push(k);
+                // Ours: no other registrant keeps write access, a racer registered meanwhile
+                // included (its own PREEMPT then conflicts: it lost). Under an
+                // all-registrants type every registrant holds: the first preempt to land
+                // decides.
+                let mut others: Vec<u64> = Vec::new();
+                for k in &keys {
+                    if *k != key && *k != 0 && !others.contains(k) {
+                        others.push(*k);
                     }
                 }
-                if victims.is_empty() {
-                    break;
+                if others.is_empty() {
+                    // Already ours, through a nexus that may be gone (after a WWPN flip).
+                    if !live_checked {
+                        live_checked = true;
+                        if !held_on_live_path(lu, key, t, deadline) {
+                            move_to_live_nexus(lu, key, t, deadline)?;
+                            continue;
+                        }
+                    }
+                    // This read, the last one, is what restore reports.
+                    return finish(&name, key, t, ours, registered, &preempted)
+                        .map(|s| (s, record(lu, ours)));
                 }
-                for v in victims {
-                    match lu.any_path(|p| p.preempt_abort(key, v, t, deadline)) {
+                for v in others {
+                    match preempt(lu, key, v, t, &mut plain, deadline) {
                         Ok(()) => {
                             info!(
-                                "{name}: preempted and aborted key {} (previous {})",
+                                "{name}: preempted key {} (previous {})",
                                 fmt_key(v),
                                 describe(&r)
                             );
                             preempted.push(v);
                         }
-                        Err(e) if e.is_conflict() => {
-                            return Err(Failure::fenced(format!(
-                                "{name}: preempting {} was refused with RESERVATION CONFLICT: this node's own registration was removed meanwhile by another node",
-                                fmt_key(v)
-                            )));
-                        }
+                        // gone meanwhile (a racer rolling back), or this node was preempted:
+                        // the next round reads which
+                        Err(e) if e.is_conflict() => {}
+                        Err(e) if no_answer(&e) => warn!("{name}: {e}"),
                         Err(e) => return Err(failure(&e)),
                     }
                 }
             }
+            Some(r) if observed == Some(r.key) => {
+                match preempt(lu, key, r.key, t, &mut plain, deadline) {
+                    Ok(()) => {
+                        info!("{name}: took the reservation from {}", describe(&r));
+                        preempted.push(r.key);
+                    }
+                    // the key is gone: another node preempted it first; the next round shows
+                    Err(e) if e.is_conflict() => {}
+                    Err(e) if no_answer(&e) => warn!("{name}: {e}"),
+                    Err(e) => return Err(failure(&e)),
+                }
+            }
+            Some(r) => {
+                return Err(lost(
+                    &name,
+                    &format!(
+                        "it took the reservation while this restore ran ({})",
+                        describe(&r)
+                    ),
+                ));
+            }
         }
     }
-    // Paths that were registered above but are refused now were preempted by a racing node.
-    match judge(lu, key, t, deadline)? {
-        // Already ours, through a nexus that may be gone (restore after a WWPN flip).
-        Held::Ours if single_holder_type(t) && !held_on_live_path(lu, key, t, deadline) => {
-            move_to_live_nexus(lu, key, t, deadline)?
-        }
-        Held::Ours => {}
-        Held::Free => {
-            return Err(Failure::failed(format!(
-                "{name}: the reservation could not be taken (nobody holds it after 3 attempts); try restore again"
-            )));
-        }
-        Held::WrongType(c) => {
-            return Err(Failure::failed(format!(
-                "{name}: held with type {} instead of {t} after 3 attempts: check that TYPE is the same on every node, then run restore again",
-                PrType::code_name(c)
-            )));
-        }
+    Err(match read_state(lu, key, deadline) {
+        Ok((res, _, keys)) => Failure::failed(format!(
+            "{name}: the reservation did not settle in 8 rounds (other nodes keep registering or preempting); {}: run restore again",
+            shows(res, &keys, key)
+        )),
+        Err(f) => f,
+    })
+}
+
+/// Reads keys and reservation, the one that decides last: under an all-registrants type the
+/// keys (every registrant holds), else the reservation (its key is the holder's).
+fn read_state_for<D: Disk>(
+    lu: &mut D,
+    key: u64,
+    t: PrType,
+    deadline: Instant,
+) -> Result<(Option<Reservation>, usize, Vec<u64>), Failure> {
+    if t.all_registrants() {
+        let res = read_reservation(lu, deadline)?;
+        let keys = read_keys(lu, deadline)?;
+        Ok((res, count(&keys, key), keys))
+    } else {
+        read_state(lu, key, deadline)
     }
-    let ours = count(&read_keys(lu, deadline)?, key);
+}
+
+/// The end of a successful restore, judged on its last read: this node holds with type `t`
+/// (checked by the caller), nobody else is registered, and every path it registered shows
+/// the key.
+fn finish(
+    name: &str,
+    key: u64,
+    t: PrType,
+    ours: usize,
+    registered: usize,
+    preempted: &[u64],
+) -> Result<String, Failure> {
     if ours < registered {
         return Err(Failure::failed(format!(
-            "{name}: only {ours} of {registered} paths show key {} after registering (a path dropped its registration, or another node preempted this one): see `lkh-scsipr status DEVICE`, then run restore again",
+            "{name}: only {ours} of {registered} paths show key {} after registering (a path dropped its registration): see `lkh-scsipr status DEVICE`, then run restore again",
             fmt_key(key)
         )));
     }
@@ -425,7 +799,12 @@ pub fn restore_lu(lu: &mut Lu, key: u64, t: PrType, deadline: Instant) -> Result
 }
 
 /// remove on one LU: release, unregister every path; verify our key is gone.
-pub fn remove_lu(lu: &mut Lu, key: u64, t: PrType, deadline: Instant) -> Result<String, Failure> {
+pub fn remove_lu<D: Disk>(
+    lu: &mut D,
+    key: u64,
+    t: PrType,
+    deadline: Instant,
+) -> Result<String, Failure> {
     let name = dev(lu);
     let (res, ours, _) = match read_state(lu, key, deadline) {
         Ok(st) => st,
@@ -438,13 +817,13 @@ pub fn remove_lu(lu: &mut Lu, key: u64, t: PrType, deadline: Instant) -> Result<
     // Under an all-registrants type a RELEASE would end the other registrants' hold too.
     if let Some(r) = res
         && r.key == key
-        && !r.pr_type().is_some_and(|t| t.all_registrants())
+        && !all_reg(&r)
     {
         release_all(lu, key, r.type_code, deadline);
     }
-    for p in &mut lu.paths {
+    for p in lu.paths() {
         if let Err(e) = p.register_ignore(0, deadline) {
-            warn!("{name}: path {}: unregistering failed: {e}", p.info.name);
+            warn!("{name}: path {}: unregistering failed: {e}", p.label());
         }
     }
     let (mut res, mut ours, _) = read_state(lu, key, deadline)?;
@@ -453,7 +832,7 @@ pub fn remove_lu(lu: &mut Lu, key: u64, t: PrType, deadline: Instant) -> Result<
         // one live path again and PREEMPT our own key, which removes every other registration
         // carrying it (never another node's), then unregister that path too.
         let stale = ours;
-        if let Some(p) = lu.paths.first_mut() {
+        if let Some(p) = lu.paths().first_mut() {
             let cleaned = p
                 .register_ignore(key, deadline)
                 .and_then(|()| p.preempt(key, key, t, deadline));
@@ -488,23 +867,64 @@ pub fn remove_lu(lu: &mut Lu, key: u64, t: PrType, deadline: Instant) -> Result<
     ))
 }
 
+/// What quickCheck and recover know from earlier actions on this node.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Memory<'a> {
+    /// The record the last verified action left for this LU (see [`record`]).
+    pub seen: Option<&'a str>,
+    /// Our records say this node held the disk (a verified restore, quickCheck or recover
+    /// since the last remove, and no fenced verdict since).
+    pub was_holder: bool,
+}
+
 /// quickCheck (repair = false: only re-registers paths) and recover (repair = true: also
-/// re-takes a reservation nobody holds, or fixes its type).
-pub fn check_lu(
-    lu: &mut Lu,
+/// re-takes a reservation nobody holds, or fixes its type, or re-takes a LU that lost its PR
+/// state when this node held it).
+pub fn check_lu<D: Disk>(
+    lu: &mut D,
     key: u64,
     t: PrType,
     repair: bool,
+    mem: Memory<'_>,
     deadline: Instant,
-) -> Result<String, Failure> {
+) -> Result<Done, Failure> {
     let name = dev(lu);
-    let held = judge(lu, key, t, deadline)?;
-    let (alive, fixed) = probe_paths(lu, key, t, deadline)?;
+    let (res, ours, keys) = read_state(lu, key, deadline)?;
+    let held = classify(&name, res, &keys, key, t)?;
+    if held == Held::Lost {
+        let why = format!(
+            "{name}: the disk shows no reservation and no registration at all: it lost its persistent-reservation state (a target restart without persist-through-power-loss, or PR OUT CLEAR); this is not a takeover by another node"
+        );
+        return match (repair, mem.was_holder) {
+            (false, true) => Err(Failure::failed(format!(
+                "{why}: recover registers and reserves again"
+            ))),
+            (false, false) | (true, false) => Err(Failure::failed(format!(
+                "{why}; this node has no record of holding it: run restore on the node that should have the disk"
+            ))),
+            (true, true) => {
+                let out = register_all(lu, key, deadline)
+                    .and_then(|n| take(lu, key, t, &Start::default(), n, deadline))
+                    .map_err(|f| roll_back(lu, key, t, f, deadline))?;
+                warn!("{why}: registered and reserved again");
+                Ok(out)
+            }
+        };
+    }
+    let quiet = unchanged(lu, mem.seen, ours);
+    let (alive, fixed) = if quiet {
+        (lu.live(), 0)
+    } else {
+        probe_paths(lu, key, t, deadline)?
+    };
     match held {
-        Held::Ours if single_holder_type(t) && !held_on_live_path(lu, key, t, deadline) => {
+        Held::Ours
+            if single_holder_type(t) && !quiet && !held_on_live_path(lu, key, t, deadline) =>
+        {
             move_to_live_nexus(lu, key, t, deadline)?
         }
-        Held::Ours => {}
+        // Lost was answered above
+        Held::Ours | Held::Lost => {}
         Held::Free if repair => {
             match lu.any_path(|p| p.reserve(key, t, deadline)) {
                 Ok(()) => info!(
@@ -535,7 +955,7 @@ pub fn check_lu(
             )));
         }
     }
-    let total = lu.paths.len() + lu.dead.len();
+    let total = lu.live() + lu.dead();
     let mut s = format!(
         "{name}: reserved by {} ({t}), {alive}/{total} path(s) registered",
         fmt_key(key)
@@ -543,7 +963,14 @@ pub fn check_lu(
     if fixed > 0 {
         s += &format!(", {fixed} re-registered");
     }
-    Ok(s)
+    let rec = match (quiet, mem.seen) {
+        (true, Some(seen)) => seen.to_owned(),
+        _ => {
+            let ours = count(&read_keys(lu, deadline)?, key);
+            record(lu, ours)
+        }
+    };
+    Ok((s, rec))
 }
 
 /// Types under which only the one holding I_T nexus may write (or access).
@@ -554,8 +981,9 @@ fn single_holder_type(t: PrType) -> bool {
 /// Under WRITE EXCLUSIVE / EXCLUSIVE ACCESS, whether the nexus holding our key's reservation is
 /// one of our live paths: RESERVE of the held type is a no-op answered GOOD by the holder and
 /// RESERVATION CONFLICT by every other nexus, our own included. Stops at the first GOOD.
-fn held_on_live_path(lu: &mut Lu, key: u64, t: PrType, deadline: Instant) -> bool {
-    lu.paths
+/// (RESERVE does not change the PR generation.)
+fn held_on_live_path<D: Disk>(lu: &mut D, key: u64, t: PrType, deadline: Instant) -> bool {
+    lu.paths()
         .iter_mut()
         .any(|p| p.reserve(key, t, deadline).is_ok())
 }
@@ -565,30 +993,33 @@ fn held_on_live_path(lu: &mut Lu, key: u64, t: PrType, deadline: Instant) -> boo
 /// with our own key moves the reservation to a live nexus and drops every registration of our
 /// key elsewhere (stale nexuses included); the other live paths are registered again at once.
 /// Non-holder paths cannot write under these types anyway, so the short gap costs nothing.
-fn move_to_live_nexus(lu: &mut Lu, key: u64, t: PrType, deadline: Instant) -> Result<(), Failure> {
+fn move_to_live_nexus<D: Disk>(
+    lu: &mut D,
+    key: u64,
+    t: PrType,
+    deadline: Instant,
+) -> Result<(), Failure> {
     let name = dev(lu);
-    let Some((first, rest)) = lu.paths.split_first_mut() else {
+    let Some((first, rest)) = lu.paths().split_first_mut() else {
         return Ok(());
     };
     first
         .preempt(key, key, t, deadline)
         .map_err(|e| failure(&e))?;
+    let label = first.label().to_owned();
     for p in rest {
         if let Err(e) = p.register_ignore(key, deadline) {
             warn!(
                 "{name}: path {}: re-registering after the move failed: {e}",
-                p.info.name
+                p.label()
             );
         }
     }
-    info!(
-        "{name}: reservation ({t}) moved to path {} after its nexus changed",
-        first.info.name
-    );
+    info!("{name}: reservation ({t}) moved to path {label} after its nexus changed");
     judge_ours(lu, key, t, deadline)
 }
 
-fn judge_ours(lu: &mut Lu, key: u64, t: PrType, deadline: Instant) -> Result<(), Failure> {
+fn judge_ours<D: Disk>(lu: &mut D, key: u64, t: PrType, deadline: Instant) -> Result<(), Failure> {
     match judge(lu, key, t, deadline)? {
         Held::Ours => Ok(()),
         _ => Err(Failure::failed(format!(
@@ -639,6 +1070,55 @@ fn unreachable_on_remove(f: &Failure) -> String {
     "the disk does not answer from this node: nothing released here; the next node's restore preempts this node's key".into()
 }
 
+/// The records quickCheck and recover use (see the module doc): one line per LU,
+/// `<device name>\t<record>`, stored as `paths` in the tag's run state
+/// (`<run dir>/scsipr/<TAG>/paths`, lkh-common's `runstate`: checked root-only directory,
+/// mode 0600, replaced atomically, never through a symbolic link).
+mod records {
+    use std::collections::BTreeMap;
+
+    use lkh_common::Tag;
+
+    const NAME: &str = "paths";
+
+    /// The records of `tag`, or `None` when there are none.
+    pub fn load(tag: &str) -> Option<BTreeMap<String, String>> {
+        let tag = Tag::parse(tag).ok()?;
+        let bytes = match crate::state::run_dir().load(&tag, NAME) {
+            Ok(b) => b?,
+            Err(e) => {
+                log::warn!("{e}");
+                return None;
+            }
+        };
+        let s = String::from_utf8(bytes).ok()?;
+        Some(
+            s.lines()
+                .filter_map(|l| l.split_once('\t'))
+                .map(|(a, b)| (a.to_owned(), b.to_owned()))
+                .collect(),
+        )
+    }
+
+    /// Replaces the records of `tag`; a failure is logged (the next check probes the paths).
+    pub fn save(tag: &str, recs: &BTreeMap<String, String>) {
+        let Ok(tag) = Tag::parse(tag) else { return };
+        let text: String = recs.iter().map(|(k, v)| format!("{k}\t{v}\n")).collect();
+        if let Err(e) = crate::state::run_dir().store(&tag, NAME, text.as_bytes()) {
+            log::warn!("{e}; the next quickCheck probes every path");
+        }
+    }
+
+    /// Forgets `tag` (remove, fenced).
+    pub fn clear(tag: &str) {
+        if let Ok(tag) = Tag::parse(tag)
+            && let Err(e) = crate::state::run_dir().remove(&tag, NAME)
+        {
+            log::warn!("{e}");
+        }
+    }
+}
+
 /// The hook: restore / remove / quickCheck / recover of one resource.
 pub fn hook(ctx: &HookCtx) -> Outcome {
     use lkh_common::Action;
@@ -650,6 +1130,7 @@ pub fn hook(ctx: &HookCtx) -> Outcome {
     let deadline = ctx.deadline.instant();
     let resolved = resolve_all(&s.devices)?;
     let create = ctx.action == Action::Restore;
+    let tag = ctx.tag.as_str();
     let Some(key) = s.key(create)? else {
         return match ctx.action {
             Action::Remove => Ok("this node has no reservation key yet: nothing to remove".into()),
@@ -662,22 +1143,52 @@ pub fn hook(ctx: &HookCtx) -> Outcome {
     };
     let mut lus = match open_resolved(resolved, false, deadline) {
         Err(f) if ctx.action == Action::Remove && f.exit == Exit::Failed => {
+            records::clear(tag);
             return Ok(unreachable_on_remove(&f));
         }
         other => other?,
     };
+    let known = match ctx.action {
+        Action::QuickCheck | Action::Recover => records::load(tag),
+        _ => None,
+    };
+    let mut next = std::collections::BTreeMap::new();
     let results: Vec<Result<String, Failure>> = lus
         .iter_mut()
-        .map(|lu| match ctx.action {
-            Action::Restore => restore_lu(lu, key, s.pr_type, deadline),
-            Action::Remove => remove_lu(lu, key, s.pr_type, deadline),
-            Action::QuickCheck => check_lu(lu, key, s.pr_type, false, deadline),
-            Action::Recover => check_lu(lu, key, s.pr_type, true, deadline),
+        .map(|lu| {
+            let name = dev(lu);
+            let mem = Memory {
+                seen: known
+                    .as_ref()
+                    .and_then(|k| k.get(&name))
+                    .map(String::as_str),
+                was_holder: known.is_some(),
+            };
+            let done = match ctx.action {
+                Action::Restore => restore_lu(lu, key, s.pr_type, deadline),
+                Action::Remove => return remove_lu(lu, key, s.pr_type, deadline),
+                Action::QuickCheck => check_lu(lu, key, s.pr_type, false, mem, deadline),
+                Action::Recover => check_lu(lu, key, s.pr_type, true, mem, deadline),
+            };
+            done.map(|(msg, rec)| {
+                next.insert(name, rec);
+                msg
+            })
         })
         .collect();
     let out = combine(results);
-    if matches!(ctx.action, Action::Restore | Action::Recover) && out.is_ok() {
-        state::mark(ctx.tag.as_str(), true);
+    match (ctx.action, &out) {
+        (Action::Remove, Ok(_)) => records::clear(tag),
+        (_, Ok(_)) => {
+            if ctx.action != Action::QuickCheck {
+                state::mark(tag, true);
+            }
+            if known.as_ref() != Some(&next) {
+                records::save(tag, &next);
+            }
+        }
+        (_, Err(f)) if f.exit == Exit::Fenced => records::clear(tag),
+        _ => {}
     }
     out
 }

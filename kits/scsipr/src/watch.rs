@@ -4,7 +4,8 @@
 //! sync: a sync could block on the very disk we lost), event logs an error (LifeKeeper's next
 //! quickCheck exits 3) and stops watching that resource while it keeps watching the others,
 //! none only warns and stops watching it. A reservation nobody holds while our key is still
-//! registered is taken again, as lkscsid re-reserves.
+//! registered is taken again, as lkscsid re-reserves; a disk that lost all its PR state (no
+//! reservation, no registration) is only logged: it is not a takeover.
 //!
 //! Each tag is judged under its lock (`<run dir>/scsipr/<TAG>/lock`, the one the hook runner
 //! holds around every hook), so watch never judges a resource while one of its hooks runs,
@@ -130,6 +131,11 @@ fn cycle(spec: &'static KitSpec, run: &RunDir) -> (usize, Option<Duration>) {
                 Ok(Held::Ours | Held::WrongType(_)) => {
                     debug!("{tag}: {name}: reservation held by {}", fmt_key(key))
                 }
+                // Not a takeover: nobody holds and nobody is registered. quickCheck reports it
+                // and recover registers and reserves again; never halt for it.
+                Ok(Held::Lost) => warn!(
+                    "{tag}: {name}: the disk lost its persistent-reservation state (no reservation, no registration): not fenced; LifeKeeper's quickCheck reports it and recover takes it again"
+                ),
                 Ok(Held::Free) => match lu.any_path(|p| p.reserve(key, s.pr_type, deadline)) {
                     Ok(()) => warn!(
                         "{tag}: {name}: nobody held the reservation: taken again with {}",

@@ -1,0 +1,66 @@
+//! VM proof of issue 15's race items and issue 18's rollback against LIO: three nodes
+//! restoring one LU at the same instant (one winner, losers exit 3 and are not registered),
+//! restores and quickChecks frozen mid-command while another node takes over, a healthy check
+//! leaving the PR generation unchanged, and a LU that loses its PR state. Scenario:
+//! `tests/guest/scsipr_race.sh` (header lists the steps). The race's wall time per round is
+//! printed as a `BENCH` note (see BENCHMARKS.md).
+
+use std::time::Duration;
+
+use tests::vm::{self, Vm};
+
+#[test]
+fn scsipr_races() {
+    let vm = Vm::new("scsipr_race")
+        .project_bins()
+        .script_file("guest/scsipr_race.sh")
+        .timeout(Duration::from_secs(900));
+    let Some(out) = vm::run_or_skip(&vm) else {
+        return;
+    };
+    for line in out.console().lines().filter(|l| l.contains("BENCH ")) {
+        eprintln!("{}", line.trim());
+    }
+    out.assert_passed(&[
+        "race-free-one-winner",
+        "race-takeover-one-winner",
+        "race-barrier-held",
+        "vanish-a-restore",
+        "vanish-b-frozen-after-observing",
+        "vanish-c-takeover",
+        "vanish-b-exits-3",
+        "vanish-b-not-registered",
+        "vanish-c-holds",
+        "vanish2-a-restore",
+        "vanish2-b-frozen-at-preempt",
+        "vanish2-c-takeover",
+        "vanish2-b-exits-3",
+        "vanish2-b-not-registered",
+        "vanish2-c-holds",
+        "rereg-a-restore",
+        "rereg-a-frozen-at-reregistration",
+        "rereg-b-takeover",
+        "rereg-a-exits-3",
+        "rereg-a-not-registered",
+        "rereg-b-holds",
+        "rereg-a-says-removed",
+        "rereg-a-write-refused",
+        "gen-a-restore",
+        "gen-a-quickcheck",
+        "gen-a-quickcheck-2",
+        "gen-a-recover",
+        "gen-healthy-check-unchanged",
+        "aptpl-not-set",
+        "lost-cleared",
+        "lost-watch-still-running",
+        "lost-watch-says-lost",
+        "lost-quickcheck-1",
+        "lost-b-recover-takes-nothing",
+        "lost-b-not-registered",
+        "lost-recover-restores",
+        "lost-a-holds-again",
+        "lost-quickcheck-after",
+        "lost-a-remove",
+        "race-done",
+    ]);
+}
