@@ -901,7 +901,9 @@ pub fn check_lu<D: Disk>(
             ))),
             (false, false) | (true, false) => Err(Failure::failed(format!(
                 "{why}; this node has no record of holding it: run restore on the node that should have the disk"
-            ))),
+            ))
+            // not in service here (after remove, or never restored): Pacemaker's "not running"
+            .not_running()),
             (true, true) => {
                 let out = register_all(lu, key, deadline)
                     .and_then(|n| take(lu, key, t, &Start::default(), n, deadline))

@@ -5,7 +5,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use lkh_common::{Exit, Failure};
+use lkh_common::{Exit, Failure, Hint};
 use sg_persist::PrType;
 
 use crate::model::{Fault, Lun, Node};
@@ -412,14 +412,21 @@ fn lost_pr_state_is_its_own_verdict() {
     );
     let f = ops::check_lu(&mut a, key("a"), RO, false, mem(&rec), deadline()).unwrap_err();
     assert_eq!(f.exit, Exit::Failed, "{f}");
+    assert_eq!(
+        f.hint,
+        Hint::None,
+        "held by our records: a failure to recover, not 'stopped'"
+    );
     assert!(
         f.message.contains("lost its persistent-reservation state"),
         "{f}"
     );
-    // without a record of holding it, recover does not take it
+    // without a record of holding it, recover does not take it; for Pacemaker's monitor
+    // that is "not running here" (a stopped resource on an empty disk)
     let none = Memory::default();
     let f = ops::check_lu(&mut a, key("a"), RO, true, none, deadline()).unwrap_err();
     assert_eq!(f.exit, Exit::Failed, "{f}");
+    assert_eq!(f.hint, Hint::NotRunning, "{f}");
     assert!(l.lock().unwrap().keys().is_empty());
     // with it, recover registers every path and reserves
     ops::check_lu(&mut a, key("a"), RO, true, mem(&rec), deadline()).unwrap();
