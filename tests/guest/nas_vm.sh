@@ -125,7 +125,7 @@ said qc-v3-stopped "server not answering"
 nas qc-v4-stopped 1 quickCheck -t v4; bounded qc-v4-stopped
 said qc-v4-stopped "server not answering"
 agree agree-v3-stopped 1 v3; bounded agree-v3-stopped
-grep -q '"verdict":"server not answering"' /tmp/agree-v3-stopped-status.out; check status-v3-verdict-stopped $?
+grep -q '"verdict":"server not answering' /tmp/agree-v3-stopped-status.out; check status-v3-verdict-stopped $?
 nas recover-v3-stopped 1 recover -t v3; bounded recover-v3-stopped
 said recover-v3-stopped "server not answering"
 nfs_server start; check server-start $?
