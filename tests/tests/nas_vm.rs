@@ -143,6 +143,9 @@ fn nas_remove_log_is_not_forged_by_a_process_name() {
         "remove-forge",
         "forge-holder-ended",
         "remove-log-not-forged",
+        "forge-source-mounted",
+        "status-text-not-forged",
+        "status-text-escaped",
     ]);
     assert!(
         out.checks

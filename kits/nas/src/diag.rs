@@ -189,9 +189,8 @@ fn health_text(tag: &str, h: &Health) -> Vec<String> {
     }
     t.push(format!("  io check ({}): {}", h.io_check, io_word(h)));
     t.push(format!(
-        "  verdict: exit {}: {}: {}",
+        "  verdict: exit {}: {}",
         h.exit().code(),
-        h.verdict(),
         h.message()
     ));
     t
@@ -542,7 +541,7 @@ mod tests {
             assert!(json.contains(&format!("\"message\":\"{msg}\"")), "{json}");
             let text = health_text("t", &h);
             let last = text.last().unwrap();
-            assert_eq!(last, &format!("  verdict: exit {exit}: {verdict}: {msg}"));
+            assert_eq!(last, &format!("  verdict: exit {exit}: {msg}"));
             assert_eq!(
                 text[0],
                 format!(
