@@ -42,3 +42,12 @@ gone $FORGER; check forge-holder-ended $?
 ! grep -q '^FORGED' /tmp/remove-forge.err; check remove-log-not-forged $? "$(cat /tmp/remove-forge.err)"
 said remove-forge 'x\x0aFORGED line'
 
+
+# --- a mount source with a newline forges no line of status's text output --------------------
+mkdir -p /mnt/f
+mount -t tmpfs "$(printf 'x\nFORGED resource f: healthy')" /mnt/f; check forge-source-mounted $?
+conf f SERVER=10.0.2.2 EXPORT=/export MOUNTPOINT=/mnt/f VERSION=3 TIMEOUT=$T
+nas status-forge 0 status -t f
+! grep -q '^FORGED' /tmp/status-forge.out; check status-text-not-forged $? "$(cat /tmp/status-forge.out)"
+grep -qF 'x\x0aFORGED resource f: healthy' /tmp/status-forge.out; check status-text-escaped $? "$(cat /tmp/status-forge.out)"
+umount /mnt/f

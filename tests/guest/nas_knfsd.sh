@@ -86,6 +86,9 @@ said qc-k3-mountd-dead "new mounts would fail"
 nas recover-k3-mountd-dead 0 recover -t k3
 nas status-k3-mountd-dead 0 status -t k3
 grep -q "new mounts would fail" /tmp/status-k3-mountd-dead.out /tmp/status-k3-mountd-dead.err; check status-warns-mountd-dead $?
+nas status-k3-mountd-dead-json 0 status -t k3 --json
+grep -q '"warning":"the MOUNT service of .*new mounts would fail' /tmp/status-k3-mountd-dead-json.out; check status-json-warns-mountd-dead $?
+grep -q '"verdict":"healthy","exit":0,' /tmp/status-k3-mountd-dead-json.out; check status-json-mountd-dead-healthy $?
 conf k3b SERVER=$S EXPORT=/export MOUNTPOINT=/mnt/k3b VERSION=3 TIMEOUT=$T
 nas restore-k3b-mountd-dead 1 restore -t k3b
 [ "$(mounted /mnt/k3b)" = 0 ]; check mountd-dead-restore-mounted-nothing $?

@@ -32,6 +32,12 @@ nas() {
 said() { grep -q "$2" /tmp/$1.err; check "$1-says-$(echo "$2" | tr ' ' '-')" $? "$(cat /tmp/$1.err)"; }
 # bounded NAME: the last nas run finished within TIMEOUT + 1 s
 bounded() { awk "BEGIN{exit !($NAS_ELAPSED <= $T + 1)}"; check "$1-bounded" $? "took $NAS_ELAPSED s"; }
+# agree NAME WANT TAG: quickCheck exits WANT, and status --json (exit 0) shows that exit code
+agree() {
+    nas $1-qc $2 quickCheck -t $3
+    nas $1-status 0 status -t $3 --json
+    grep -q "\"exit\":$2," /tmp/$1-status.out; check $1 $? "$(cat /tmp/$1-status.out)"
+}
 mounted() { grep -c " $1 " /proc/self/mountinfo; }
 nas_procs() { for _p in /proc/[0-9]*; do cat "$_p/comm" 2>/dev/null; done | grep -c '^lkh-nas$'; }
 
@@ -51,6 +57,8 @@ nas qc-v3-healthy 0 quickCheck -t v3
 nas qc-v4-healthy 0 quickCheck -t v4
 nas status-v3 0 status -t v3 --json
 grep -q '"healthy":true' /tmp/status-v3.out; check status-v3-healthy $?
+agree agree-v3-healthy 0 v3
+grep -q '"verdict":"healthy"' /tmp/agree-v3-healthy-status.out; check status-v3-verdict-healthy $?
 nas probe-server 0 probe 10.0.2.2 /export
 for i in 1 2 3 4 5; do lkh-nas quickCheck -t v3 2>/dev/null; done
 note "five quickChecks done"
@@ -106,6 +114,8 @@ nas remove-v3-over 0 remove -t v3
 umount /mnt/v3/under
 nas qc-v3-removed 1 quickCheck -t v3
 said qc-v3-removed "not mounted"
+agree agree-v3-not-mounted 1 v3
+grep -q '"verdict":"not mounted"' /tmp/agree-v3-not-mounted-status.out; check status-v3-verdict-not-mounted $?
 nas restore-v3-back 0 restore -t v3
 
 # --- server stopped ------------------------------------------------------------------
@@ -114,6 +124,8 @@ nas qc-v3-stopped 1 quickCheck -t v3; bounded qc-v3-stopped
 said qc-v3-stopped "server not answering"
 nas qc-v4-stopped 1 quickCheck -t v4; bounded qc-v4-stopped
 said qc-v4-stopped "server not answering"
+agree agree-v3-stopped 1 v3; bounded agree-v3-stopped
+grep -q '"verdict":"server not answering' /tmp/agree-v3-stopped-status.out; check status-v3-verdict-stopped $?
 nas recover-v3-stopped 1 recover -t v3; bounded recover-v3-stopped
 said recover-v3-stopped "server not answering"
 nfs_server start; check server-start $?

@@ -29,6 +29,8 @@ fn nas_kit_against_knfsd() {
         "merged-mount-undone",
         "qc-k3-mountd-dead",
         "recover-k3-mountd-dead",
+        "status-json-warns-mountd-dead",
+        "status-json-mountd-dead-healthy",
         "qc-k3-stopped",
         "qc-k3-after-restart",
         "qc-k3-frozen",

@@ -28,6 +28,12 @@ fn nas_kit_in_a_guest() {
         "mountinfo-v4",
         "qc-v3-healthy",
         "qc-v4-healthy",
+        "agree-v3-healthy",
+        "status-v3-verdict-healthy",
+        "agree-v3-not-mounted",
+        "status-v3-verdict-not-mounted",
+        "agree-v3-stopped",
+        "status-v3-verdict-stopped",
         "named-mounted-by-address",
         "qc-named-after-dns-change",
         "bad-input-mounted-nothing",
@@ -137,6 +143,9 @@ fn nas_remove_log_is_not_forged_by_a_process_name() {
         "remove-forge",
         "forge-holder-ended",
         "remove-log-not-forged",
+        "forge-source-mounted",
+        "status-text-not-forged",
+        "status-text-escaped",
     ]);
     assert!(
         out.checks

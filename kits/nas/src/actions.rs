@@ -1,6 +1,7 @@
-//! restore / remove / quickCheck / recover.
+//! restore / remove / quickCheck / recover, and the one assessment of the resource
+//! ([`assess`]) that quickCheck, recover and `status` share.
 //!
-//! quickCheck runs three checks and names each one that fails:
+//! The assessment runs three checks and names each one that fails:
 //! 1. "not mounted": mountinfo has no mount of SERVER:EXPORT at MOUNTPOINT
 //!    with the configured version and key options;
 //! 2. "server not answering": the network probe failed by the deadline. v3:
@@ -16,10 +17,10 @@
 //! check takes about as long as the slower of the two, never past TIMEOUT;
 //! no thread is started (a quickCheck every few seconds should cost little).
 
-use lkh_common::{Action, Failure, HookCtx, Outcome};
+use lkh_common::{Action, Exit, Failure, HookCtx, Outcome};
 use nas::ops::{self, Method, State};
 use nas::probe::{self, FailKind, Probe};
-use nas::{IoCheck, IoOutcome, mountinfo};
+use nas::{IoCheck, IoOutcome, Version, mountinfo};
 
 use crate::settings::{self, Learnt, Settings};
 
@@ -33,7 +34,7 @@ pub fn hook(ctx: &HookCtx) -> Outcome {
     match ctx.action {
         Action::Restore => restore(&s),
         Action::Remove => remove(&s),
-        Action::QuickCheck => quick_check(&s),
+        Action::QuickCheck => assess(&s)?.outcome(),
         Action::Recover => recover(&s),
     }
 }
@@ -47,14 +48,144 @@ fn server_label(s: &Settings) -> String {
     format!("{} (NFS v{})", s.cfg.server, s.cfg.version)
 }
 
-/// One line for a failed probe, starting with "server not answering" when
+/// Which of the three checks found a problem.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Check {
+    /// mountinfo: SERVER:EXPORT at MOUNTPOINT, as configured and negotiated.
+    Mount,
+    /// The server probe.
+    Server,
+    /// The IO check child.
+    Io,
+}
+
+/// One failed check: which, its verdict in a few words, and quickCheck's message for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub check: Check,
+    pub verdict: &'static str,
+    pub message: String,
+}
+
+impl Problem {
+    fn new(check: Check, verdict: &'static str, message: String) -> Problem {
+        Problem {
+            check,
+            verdict,
+            message,
+        }
+    }
+}
+
+/// What one look at the resource found: quickCheck's answer, recover's starting point and
+/// all `status` shows.
+#[derive(Debug, Clone)]
+pub struct Health {
+    /// What was checked: SERVER:EXPORT at MOUNTPOINT in VERSION, the server check (which
+    /// conversation was held, e.g. with the handle learnt at restore) and the IO check.
+    pub source: String,
+    pub mount_point: String,
+    pub version: Version,
+    /// VERSION=4: the minor version restore negotiated, which the mount must still be.
+    pub negotiated: Option<Version>,
+    pub server: String,
+    pub server_check: String,
+    pub io_check: IoCheck,
+    /// What was found: the mount at MOUNTPOINT, the server's answers (with the MOUNT-down
+    /// warning), the IO check's outcome (`None`: not run, nothing of ours is mounted).
+    pub mount: State,
+    pub probe: Probe,
+    pub io: Option<IoOutcome>,
+    /// The verdict: every failed check, in check order (none: healthy).
+    pub problems: Vec<Problem>,
+}
+
+impl Health {
+    pub fn healthy(&self) -> bool {
+        self.problems.is_empty()
+    }
+
+    /// The problem `check` found, if it found one.
+    pub fn problem(&self, check: Check) -> Option<&Problem> {
+        self.problems.iter().find(|p| p.check == check)
+    }
+
+    /// quickCheck's answer: the one-line summary, or the failure with its exit code.
+    pub fn outcome(&self) -> Outcome {
+        if self.problems.is_empty() {
+            let io = match self.io {
+                Some(IoOutcome::Ok(d)) => {
+                    format!(", {} done within {} us", self.io_check, d.as_micros())
+                }
+                _ => String::new(),
+            };
+            return Ok(format!(
+                "{} on {} is healthy (server {} us{io})",
+                self.source,
+                self.mount_point,
+                self.probe.total().as_micros()
+            ));
+        }
+        let msgs: Vec<&str> = self.problems.iter().map(|p| p.message.as_str()).collect();
+        let f = Failure::failed(msgs.join("; "));
+        // nothing of ours is mounted: not active here (a Pacemaker probe's "not running")
+        Err(if matches!(self.mount, State::NotMounted) {
+            f.not_running()
+        } else {
+            f
+        })
+    }
+
+    /// The exit code quickCheck returns for this look (taken from [`Health::outcome`]).
+    pub fn exit(&self) -> Exit {
+        self.outcome().map_or_else(|f| f.exit, |_| Exit::Ok)
+    }
+
+    /// quickCheck's message: the summary or the failure.
+    pub fn message(&self) -> String {
+        self.outcome().unwrap_or_else(|f| f.message)
+    }
+
+    /// The verdict in a few words: "healthy", or each failed check's verdict.
+    pub fn verdict(&self) -> String {
+        if self.problems.is_empty() {
+            return "healthy".into();
+        }
+        let v: Vec<&str> = self.problems.iter().map(|p| p.verdict).collect();
+        v.join("; ")
+    }
+
+    /// The v3 MOUNT service did not answer while NFS did: not a failure.
+    pub fn warning(&self) -> Option<String> {
+        self.probe.mount_warning.as_ref().map(|w| {
+            format!(
+                "the MOUNT service of {} does not answer ({w}): new mounts would fail; this one works",
+                self.server
+            )
+        })
+    }
+
+    /// What is mounted at MOUNTPOINT, in a few words.
+    pub fn mount_word(&self) -> &'static str {
+        match &self.mount {
+            State::NotMounted => "not mounted",
+            State::Other(_) => "something else mounted",
+            State::Ours { mismatches, .. } if mismatches.is_empty() => "mounted",
+            State::Ours { .. } => "mounted, options differ",
+        }
+    }
+}
+
+/// The problem of a failed probe, its message starting with "server not answering" when
 /// the server is silent or down.
-pub fn probe_failure(s: &Settings, p: &Probe) -> Option<String> {
+fn probe_failure(s: &Settings, p: &Probe) -> Option<Problem> {
     let e = p.error.as_ref()?;
     Some(match e.kind {
-        FailKind::Timeout | FailKind::Refused | FailKind::Unavailable => {
-            format!("server not answering: {} {e}", server_label(s))
-        }
+        FailKind::Timeout | FailKind::Refused | FailKind::Unavailable => Problem::new(
+            Check::Server,
+            "server not answering",
+            format!("server not answering: {} {e}", server_label(s)),
+        ),
         FailKind::Mismatch => {
             let offered = &p.v4_offered;
             let mut better: Vec<u32> = offered.iter().copied().filter(|m| *m >= 1).collect();
@@ -67,7 +198,7 @@ pub fn probe_failure(s: &Settings, p: &Probe) -> Option<String> {
                 .map(|m| format!("4.{m}"))
                 .collect::<Vec<_>>()
                 .join(" or ");
-            match offered.iter().min() {
+            let message = match offered.iter().min() {
                 Some(low) => format!(
                     "server answers but not in NFS {}: this server offers only NFSv4.{low}{} ({}): set VERSION={set}",
                     s.cfg.version,
@@ -78,19 +209,24 @@ pub fn probe_failure(s: &Settings, p: &Probe) -> Option<String> {
                     "server answers but refuses every NFSv4 minor version: {} {e}",
                     server_label(s)
                 ),
-            }
+            };
+            Problem::new(Check::Server, "server answers in another version", message)
         }
-        FailKind::Denied | FailKind::Other => format!(
-            "server answers but refuses: {} {e}: check the export and the server's NFS services",
-            server_label(s)
+        FailKind::Denied | FailKind::Other => Problem::new(
+            Check::Server,
+            "server answers but refuses",
+            format!(
+                "server answers but refuses: {} {e}: check the export and the server's NFS services",
+                server_label(s)
+            ),
         ),
     })
 }
 
-/// One line for a bad IO check outcome.
-pub fn io_failure(s: &Settings, o: &IoOutcome) -> Option<String> {
+/// The problem of a bad IO check outcome.
+fn io_failure(s: &Settings, o: &IoOutcome) -> Option<Problem> {
     let (mp, budget) = (&s.cfg.mount_point, s.check_budget);
-    Some(match o {
+    let message = match o {
         IoOutcome::Ok(_) => return None,
         IoOutcome::Failed(e) => format!(
             "mount wedged: {} of {mp} failed with {} ({})",
@@ -114,13 +250,14 @@ pub fn io_failure(s: &Settings, o: &IoOutcome) -> Option<String> {
         IoOutcome::Stuck { pid, earlier: true } => format!(
             "mount wedged: an earlier check process ({pid}) is still stuck in the kernel on {mp}; no new check was started"
         ),
-    })
+    };
+    Some(Problem::new(Check::Io, "mount wedged", message))
 }
 
 /// Probe the server and run the IO check child. The child is started first
 /// and the probe runs meanwhile on this thread, leaving the child's reaping
 /// grace at the end of the budget.
-pub fn probe_and_io(s: &Settings, with_io: bool) -> (Probe, Option<IoOutcome>) {
+fn probe_and_io(s: &Settings, with_io: bool) -> (Probe, String, Option<IoOutcome>) {
     let until = s.check_deadline;
     let io = with_io
         .then(|| nas::child::start_io_check(&s.cfg.mount_point, s.io_check, &s.marker(), until));
@@ -129,13 +266,7 @@ pub fn probe_and_io(s: &Settings, with_io: bool) -> (Probe, Option<IoOutcome>) {
     } else {
         until
     };
-    let p = server_probe(s, probe_until);
-    if let Some(w) = &p.mount_warning {
-        log::warn!(
-            "the MOUNT service of {} does not answer ({w}): new mounts would fail; this one works",
-            server_label(s)
-        );
-    }
+    let (p, how) = server_probe(s, probe_until);
     let io = io.map(|started| {
         started
             .and_then(nas::child::IoCheckRun::finish)
@@ -148,22 +279,28 @@ pub fn probe_and_io(s: &Settings, with_io: bool) -> (Probe, Option<IoOutcome>) {
                 )
             })
     });
-    (p, io)
+    (p, how, io)
 }
 
 /// The server check: for v3 with what restore learnt, NFS NULL + GETATTR on the known port
 /// (and MOUNT NULL, a warning only); anything but a timeout there (stale handle, port
-/// changed) runs the full chain once, and what it learns replaces the record.
-fn server_probe(s: &Settings, until: std::time::Instant) -> Probe {
+/// changed) runs the full chain once, and what it learns replaces the record. Returns the
+/// probe and which check it was.
+fn server_probe(s: &Settings, until: std::time::Instant) -> (Probe, String) {
     let learnt = settings::load_learnt(s);
+    let full_v3 = "portmapper, MOUNT MNT, NFS NULL + GETATTR";
     if !s.cfg.version.is_v4()
         && let Some(l) = &learnt
         && let Some(k) = &l.known
     {
         let p = probe::probe_v3_known(s.cfg.server, s.cfg.version, k, until);
+        let known = format!(
+            "NFS NULL + GETATTR on port {} with the handle learnt at restore, MOUNT NULL on port {}",
+            k.nfs_port, k.mount_port
+        );
         match &p.error {
-            None => return p,
-            Some(e) if e.kind == FailKind::Timeout => return p,
+            None => return (p, known),
+            Some(e) if e.kind == FailKind::Timeout => return (p, known),
             Some(e) => log::info!(
                 "{}: the check with the handle and port learnt at restore failed ({e}); asking the portmapper and MOUNT again",
                 server_label(s)
@@ -179,83 +316,106 @@ fn server_probe(s: &Settings, until: std::time::Instant) -> Probe {
                 },
             );
         }
-        return full;
+        return (full, format!("{known}, then {full_v3} again"));
     }
     // VERSION=4: ask in the minor version restore negotiated
     let version = learnt
         .map(|l| l.version)
         .filter(|v| s.cfg.version == nas::Version::V4 && v.is_v4())
         .unwrap_or(s.cfg.version);
-    probe::probe(s.cfg.server, &s.cfg.export, version, until)
+    let how = if version.is_v4() {
+        format!("NFS {version} NULL + COMPOUND")
+    } else {
+        full_v3.to_string()
+    };
+    (
+        probe::probe(s.cfg.server, &s.cfg.export, version, until),
+        how,
+    )
 }
 
-fn not_mounted(s: &Settings, state: &State) -> Option<String> {
+fn not_mounted(s: &Settings, state: &State, negotiated: Option<Version>) -> Option<Problem> {
     let (mp, src) = (&s.cfg.mount_point, s.cfg.source());
-    match state {
-        State::NotMounted => Some(format!(
-            "not mounted: {src} is not mounted on {mp} (recover mounts it again)"
-        )),
-        State::Other(e) => Some(format!(
-            "not mounted: {mp} holds {} ({}) instead of {src}",
-            e.source, e.fstype
-        )),
-        State::Ours { mismatches, .. } if !mismatches.is_empty() => Some(format!(
-            "not mounted as configured: {src} on {mp}: {}",
-            mismatches.join("; ")
-        )),
+    let (verdict, message) = match state {
+        State::NotMounted => (
+            "not mounted",
+            format!("not mounted: {src} is not mounted on {mp} (recover mounts it again)"),
+        ),
+        State::Other(e) => (
+            "not mounted",
+            format!(
+                "not mounted: {mp} holds {} ({}) instead of {src}",
+                e.source, e.fstype
+            ),
+        ),
+        State::Ours { mismatches, .. } if !mismatches.is_empty() => (
+            "not mounted as configured",
+            format!(
+                "not mounted as configured: {src} on {mp}: {}",
+                mismatches.join("; ")
+            ),
+        ),
         State::Ours { entry, .. } => {
             // VERSION=4: the mount must still be what restore negotiated
-            let want = settings::load_learnt(s)
-                .map(|l| l.version)
-                .filter(|_| s.cfg.version == nas::Version::V4)?;
+            let want = negotiated?;
             let got = entry.option("vers").flatten().unwrap_or("?");
-            (nas::Version::from_mounted(got) != Some(want)).then(|| {
+            if nas::Version::from_mounted(got) == Some(want) {
+                return None;
+            }
+            (
+                "not mounted as negotiated",
                 format!(
                     "not mounted as negotiated: {src} on {mp} is NFS {got}, restore negotiated NFS {want}"
-                )
-            })
+                ),
+            )
         }
-    }
+    };
+    Some(Problem::new(Check::Mount, verdict, message))
 }
 
-fn quick_check(s: &Settings) -> Outcome {
+/// The one assessment of the resource, which quickCheck, recover and `status` share: the
+/// mount in mountinfo, the server probe and — on a mount of ours only (something else
+/// could be a dead mount) — the IO check child. A failure is returned only when mountinfo
+/// cannot be read.
+pub fn assess(s: &Settings) -> Result<Health, Failure> {
     let state = ops::state(&s.cfg, &mounts()?);
+    let negotiated = settings::load_learnt(s)
+        .map(|l| l.version)
+        .filter(|_| s.cfg.version == nas::Version::V4);
     let mounted_ours = matches!(state, State::Ours { .. });
-    // No IO check on something that is not our mount: it could be a dead one.
-    let (p, io) = probe_and_io(s, mounted_ours);
+    let (p, server_check, io) = probe_and_io(s, mounted_ours);
     let mut problems = Vec::new();
-    problems.extend(not_mounted(s, &state));
+    problems.extend(not_mounted(s, &state, negotiated));
     problems.extend(probe_failure(s, &p));
     problems.extend(io.as_ref().and_then(|o| io_failure(s, o)));
-    if problems.is_empty() {
-        let io_ms = match io {
-            Some(IoOutcome::Ok(d)) => {
-                format!(", {} done within {} us", s.io_check, d.as_micros())
-            }
-            _ => String::new(),
-        };
+    let h = Health {
+        source: s.cfg.source(),
+        mount_point: s.cfg.mount_point.clone(),
+        version: s.cfg.version,
+        negotiated,
+        server: server_label(s),
+        server_check,
+        io_check: s.io_check,
+        mount: state,
+        probe: p,
+        io,
+        problems,
+    };
+    if let Some(w) = h.warning() {
+        log::warn!("{w}");
+    }
+    if h.healthy() {
         log::debug!(
             "probe steps: {}",
-            p.steps
+            h.probe
+                .steps
                 .iter()
                 .map(|st| format!("{} {} us", st.name, st.rtt.as_micros()))
                 .collect::<Vec<_>>()
                 .join(", ")
         );
-        return Ok(format!(
-            "{} on {} is healthy (server {} us{io_ms})",
-            s.cfg.source(),
-            s.cfg.mount_point,
-            p.total().as_micros()
-        ));
     }
-    let f = Failure::failed(problems.join("; "));
-    // nothing of ours is mounted: not active here (a Pacemaker probe's "not running")
-    Err(if matches!(state, State::NotMounted) {
-        f.not_running()
-    } else {
-        f
-    })
+    Ok(h)
 }
 
 fn ensure_mount_point(s: &Settings) -> Result<(), Failure> {
@@ -319,7 +479,9 @@ fn mount_now(s: &Settings, seen: Option<&Probe>) -> Outcome {
         Some(p) => p,
         None => {
             fresh = probe::probe(s.cfg.server, &s.cfg.export, s.cfg.version, s.check_deadline);
-            if let Some(msg) = v4_only_hint(s, &fresh).or_else(|| probe_failure(s, &fresh)) {
+            if let Some(msg) =
+                v4_only_hint(s, &fresh).or_else(|| probe_failure(s, &fresh).map(|p| p.message))
+            {
                 return Err(Failure::failed(format!("{msg}; nothing was mounted")));
             }
             &fresh
@@ -453,32 +615,30 @@ fn halt_or(s: &Settings, f: Failure) -> Outcome {
     Err(f)
 }
 
+/// Repair what [`assess`] found: nothing when healthy; a silent or refusing server cannot
+/// be repaired here (fail over); otherwise take our mount off (if any) and mount again.
 fn recover(s: &Settings) -> Outcome {
-    let state = ops::state(&s.cfg, &mounts()?);
-    let ours = matches!(state, State::Ours { ref mismatches, .. } if mismatches.is_empty());
-    let (p, io) = probe_and_io(s, ours);
-    if let Some(msg) = probe_failure(s, &p) {
+    let h = assess(s)?;
+    if let Some(p) = h.problem(Check::Server) {
         return halt_or(
             s,
             Failure::failed(format!(
-                "{msg}; cannot recover locally, LifeKeeper should fail over"
+                "{}; cannot recover locally, LifeKeeper should fail over",
+                p.message
             )),
         );
     }
-    if ours && matches!(io, Some(IoOutcome::Ok(_))) {
+    if h.healthy() {
         return Ok(format!(
             "{} on {} is healthy; nothing to recover",
-            s.cfg.source(),
-            s.cfg.mount_point
+            h.source, h.mount_point
         ));
     }
     let mut done = Vec::new();
-    if let Some(o) = &io
-        && let Some(msg) = io_failure(s, o)
-    {
-        log::warn!("{msg}");
+    if let Some(p) = h.problem(Check::Io) {
+        log::warn!("{}", p.message);
     }
-    match &state {
+    match &h.mount {
         State::Other(e) => {
             return Err(Failure::failed(format!(
                 "{} holds {} ({}) instead of {}: unmount it by hand; recover does not touch mounts it does not own",
@@ -498,7 +658,7 @@ fn recover(s: &Settings) -> Outcome {
         State::NotMounted => {}
     }
     // the server answered the probe above: no second probe before mounting
-    match mount_now(s, Some(&p)) {
+    match mount_now(s, Some(&h.probe)) {
         Ok(m) => {
             done.push(m);
             Ok(done.join("; "))

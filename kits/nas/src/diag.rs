@@ -4,12 +4,12 @@
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use lkh_common::{Action, Failure, Json, KitSpec, Outcome};
-use nas::ops::{self, State};
+use lkh_common::{Action, Exit, Failure, Json, KitSpec, Outcome};
+use nas::ops::State;
 use nas::probe::{self, Probe};
 use nas::{IoOutcome, Version, mountinfo};
 
-use crate::actions;
+use crate::actions::{self, Check, Health};
 use crate::settings;
 
 pub fn command(spec: &'static KitSpec, name: &str, args: &[String]) -> Option<Outcome> {
@@ -44,26 +44,34 @@ fn steps_json(p: &Probe) -> Json {
     Json::Arr(steps)
 }
 
-fn steps_text(p: &Probe) -> String {
-    let mut out = String::new();
+/// One line per probe step (not yet escaped: see [`say`]).
+fn steps_text(p: &Probe) -> Vec<String> {
+    let mut out = Vec::new();
     for s in &p.steps {
-        out += &format!(
-            "    {:>9.3} ms  {:<26} {}\n",
+        out.push(format!(
+            "    {:>9.3} ms  {:<26} {}",
             s.rtt.as_secs_f64() * 1e3,
             s.name,
             s.detail
-        );
+        ));
     }
     if let Some(e) = &p.error {
-        out += &format!(
-            "    {:>9.3} ms  {:<26} FAILED: {}: {}\n",
+        out.push(format!(
+            "    {:>9.3} ms  {:<26} FAILED: {}: {}",
             e.elapsed.as_secs_f64() * 1e3,
             e.step,
             e.kind,
             e.detail
-        );
+        ));
     }
     out
+}
+
+/// Print one line of text output with its control bytes escaped as the logger does
+/// (`\xNN`): mount sources, export names and server answers are not ours, and must not
+/// forge lines of their own.
+fn say(line: impl AsRef<str>) {
+    println!("{}", lkh_common::logging::escape(line.as_ref()));
 }
 
 /// A mount's per-superblock options as the kernel shows them (`vers=3,hard,...`).
@@ -78,101 +86,128 @@ fn options_text(e: &mountinfo::MountEntry) -> String {
         .join(",")
 }
 
+/// The entry mounted at MOUNTPOINT and how it differs from the configuration.
+fn found(h: &Health) -> (Option<&mountinfo::MountEntry>, &[String]) {
+    match &h.mount {
+        State::NotMounted => (None, &[]),
+        State::Other(e) => (Some(e), &[]),
+        State::Ours { entry, mismatches } => (Some(entry), mismatches),
+    }
+}
+
+/// The IO check in a few words: not run, its time, or quickCheck's message for it.
+fn io_word(h: &Health) -> String {
+    match (&h.io, h.problem(Check::Io)) {
+        (None, _) => "not run".to_string(),
+        (Some(IoOutcome::Ok(d)), _) => format!("ok (within {} us)", d.as_micros()),
+        (Some(_), p) => p.map(|p| p.message.clone()).unwrap_or_default(),
+    }
+}
+
+/// `status` as JSON: every key from the one assessment, the verdict and exit code
+/// quickCheck would give included.
+fn health_json(tag: &str, h: &Health) -> Json {
+    let (entry, mismatches) = found(h);
+    let mut m = Json::obj()
+        .with("tag", tag)
+        .with("healthy", h.exit() == Exit::Ok)
+        .with("source", h.source.as_str())
+        .with("mount_point", h.mount_point.as_str())
+        .with("version", h.version.as_str())
+        .with("negotiated", h.negotiated.map(Version::as_str))
+        .with("mount", h.mount_word());
+    if let Some(e) = entry {
+        m.push("mounted_source", e.source.as_str());
+        m.push("fstype", e.fstype.as_str());
+        m.push("device", format!("{}:{}", e.major, e.minor));
+        m.push("options", options_text(e));
+    }
+    m.push(
+        "mismatches",
+        Json::Arr(mismatches.iter().map(|x| Json::from(x.as_str())).collect()),
+    );
+    m.push("server_ok", h.problem(Check::Server).is_none());
+    m.push("server_check", h.server_check.as_str());
+    if let Some(w) = h.warning() {
+        m.push("warning", w);
+    }
+    m.push("server_steps", steps_json(&h.probe));
+    m.push("io_check", h.io_check.to_string());
+    m.push("io", io_word(h));
+    m.push("verdict", h.verdict());
+    m.push("exit", u32::from(h.exit().code()));
+    m.push("message", h.message());
+    m
+}
+
+/// `status` as text, one entry per line (escaped when printed, by [`say`]).
+fn health_text(tag: &str, h: &Health) -> Vec<String> {
+    let (entry, mismatches) = found(h);
+    let mut t = vec![
+        format!(
+            "resource {tag}: {}",
+            if h.exit() == Exit::Ok {
+                "healthy"
+            } else {
+                "NOT healthy"
+            }
+        ),
+        format!(
+            "  {} on {} (NFS v{}{})",
+            h.source,
+            h.mount_point,
+            h.version,
+            h.negotiated
+                .map(|v| format!(", negotiated {v}"))
+                .unwrap_or_default()
+        ),
+    ];
+    t.push(match entry {
+        Some(e) => format!(
+            "  mount: {}: {} {} dev {}:{} {}",
+            h.mount_word(),
+            e.source,
+            e.fstype,
+            e.major,
+            e.minor,
+            options_text(e)
+        ),
+        None => format!("  mount: {}", h.mount_word()),
+    });
+    for m in mismatches {
+        t.push(format!("    differs: {m}"));
+    }
+    t.push(format!(
+        "  server: {} ({})",
+        h.problem(Check::Server)
+            .map_or("answers", |p| p.message.as_str()),
+        h.server_check
+    ));
+    t.extend(steps_text(&h.probe));
+    if let Some(w) = h.warning() {
+        t.push(format!("  warning: {w}"));
+    }
+    t.push(format!("  io check ({}): {}", h.io_check, io_word(h)));
+    t.push(format!(
+        "  verdict: exit {}: {}",
+        h.exit().code(),
+        h.message()
+    ));
+    t
+}
+
+/// `status`: the assessment quickCheck makes ([`actions::assess`]), shown as text or JSON;
+/// changes nothing and exits 0 once it has shown it (the verdict's exit code is in the
+/// output).
 fn status(spec: &'static KitSpec, args: &[String]) -> Outcome {
     let a = lkh_common::parse_hook_args(spec.keys, args, &["--json"])?;
     let ctx = lkh_common::context(spec, Action::QuickCheck, &a)?;
     let s = settings::load(&ctx, false)?;
-    let state = ops::state(&s.cfg, &actions::mounts()?);
-    let ours = matches!(state, State::Ours { .. });
-    let (p, io) = actions::probe_and_io(&s, ours);
-    let (mount_word, entry, mismatches) = match &state {
-        State::NotMounted => ("not mounted", None, vec![]),
-        State::Other(e) => ("something else mounted", Some(e.clone()), vec![]),
-        State::Ours { entry, mismatches } if mismatches.is_empty() => {
-            ("mounted", Some(entry.clone()), vec![])
-        }
-        State::Ours { entry, mismatches } => (
-            "mounted, options differ",
-            Some(entry.clone()),
-            mismatches.clone(),
-        ),
-    };
-    let server_problem = actions::probe_failure(&s, &p);
-    let io_problem = io.as_ref().and_then(|o| actions::io_failure(&s, o));
-    let healthy = mount_word == "mounted" && server_problem.is_none() && io_problem.is_none();
-    let io_word = match &io {
-        None => "not run".to_string(),
-        Some(IoOutcome::Ok(d)) => format!("ok (within {} us)", d.as_micros()),
-        Some(_) => io_problem.clone().unwrap_or_default(),
-    };
+    let h = actions::assess(&s)?;
     if a.has("--json") {
-        let mut m = Json::obj()
-            .with("tag", s.tag.as_str())
-            .with("healthy", healthy)
-            .with("source", s.cfg.source())
-            .with("mount_point", s.cfg.mount_point.as_str())
-            .with("version", s.cfg.version.as_str())
-            .with("mount", mount_word);
-        if let Some(e) = &entry {
-            m.push("mounted_source", e.source.as_str());
-            m.push("fstype", e.fstype.as_str());
-            m.push("device", format!("{}:{}", e.major, e.minor));
-            m.push("options", options_text(e));
-        }
-        m.push(
-            "mismatches",
-            Json::Arr(mismatches.iter().map(|x| Json::from(x.as_str())).collect()),
-        );
-        m.push("server_ok", server_problem.is_none());
-        if let Some(w) = &p.mount_warning {
-            m.push(
-                "warning",
-                format!(
-                    "MOUNT service does not answer ({w}): new mounts would fail; this one works"
-                ),
-            );
-        }
-        m.push("server_steps", steps_json(&p));
-        m.push("io_check", s.io_check.to_string());
-        m.push("io", io_word);
-        println!("{m}");
+        println!("{}", health_json(&s.tag, &h));
     } else {
-        println!(
-            "resource {}: {}",
-            s.tag,
-            if healthy { "healthy" } else { "NOT healthy" }
-        );
-        println!(
-            "  {} on {} (NFS v{})",
-            s.cfg.source(),
-            s.cfg.mount_point,
-            s.cfg.version
-        );
-        match &entry {
-            Some(e) => println!(
-                "  mount: {mount_word}: {} {} dev {}:{} {}",
-                e.source,
-                e.fstype,
-                e.major,
-                e.minor,
-                options_text(e)
-            ),
-            None => println!("  mount: {mount_word}"),
-        }
-        for m in &mismatches {
-            println!("    differs: {m}");
-        }
-        println!(
-            "  server: {}",
-            server_problem.as_deref().unwrap_or("answers")
-        );
-        print!("{}", steps_text(&p));
-        if let Some(w) = &p.mount_warning {
-            println!(
-                "  warning: the MOUNT service does not answer ({w}): new mounts would fail; this one works"
-            );
-        }
-        println!("  io check ({}): {io_word}", s.io_check);
+        health_text(&s.tag, &h).iter().for_each(say);
     }
     Ok(String::new())
 }
@@ -314,42 +349,45 @@ fn probe_cmd(args: &[String]) -> Outcome {
         }
         println!("{m}");
     } else {
-        println!("server {server}");
+        say(format!("server {server}"));
         match &survey.portmap {
             Ok(list) => {
-                println!("  portmapper: {} registrations", list.len());
+                say(format!("  portmapper: {} registrations", list.len()));
                 for (prog, vers, prot, port) in list {
-                    println!(
+                    say(format!(
                         "    {prog:>7} {:<9} v{vers} {:<3} port {port}",
                         program_name(*prog),
                         if *prot == 6 { "tcp" } else { "udp" }
-                    );
+                    ));
                 }
             }
-            Err(e) => println!("  portmapper: {e}"),
+            Err(e) => say(format!("  portmapper: {e}")),
         }
         match &survey.exports {
-            Ok(list) => println!("  exports: {}", list.join(" ")),
-            Err(e) => println!("  exports: {e}"),
+            Ok(list) => say(format!("  exports: {}", list.join(" "))),
+            Err(e) => say(format!("  exports: {e}")),
         }
         for (v, r) in &survey.nfs_versions {
             match r {
-                Ok(d) => println!(
+                Ok(d) => say(format!(
                     "  NFS v{v} NULL on 2049: ok in {:.3} ms",
                     d.as_secs_f64() * 1e3
-                ),
-                Err(e) => println!("  NFS v{v} NULL on 2049: {e}"),
+                )),
+                Err(e) => say(format!("  NFS v{v} NULL on 2049: {e}")),
             }
         }
         for (name, p) in &probes {
-            println!("  probe {name}: {}", if p.ok() { "ok" } else { "FAILED" });
-            print!("{}", steps_text(p));
+            say(format!(
+                "  probe {name}: {}",
+                if p.ok() { "ok" } else { "FAILED" }
+            ));
+            steps_text(p).iter().for_each(say);
             if !p.v4_offered.is_empty() || !p.v4_refused.is_empty() {
-                println!(
+                say(format!(
                     "  NFSv4 minor versions: offered {}; refused {}",
                     or_none(&probe::minors_text(&p.v4_offered)),
                     or_none(&probe::minors_text(&p.v4_refused))
-                );
+                ));
             }
         }
     }
@@ -400,5 +438,153 @@ fn program_name(p: u32) -> &'static str {
         100_011 => "rquotad",
         100_227 => "nfs_acl",
         _ => "",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use lkh_common::Hint;
+    use nas::probe::{FailKind, ProbeError};
+
+    use super::*;
+    use crate::actions::Problem;
+
+    /// A mountinfo line whose source someone else chose: `\012` decodes to a newline.
+    const FORGED: &str = "40 1 0:50 / /mnt/data rw - nfs 10.0.2.2:/x\\012resource\\040t:\\040healthy rw,vers=3,addr=10.0.2.2\n";
+
+    fn health(mount: State, problems: Vec<Problem>) -> Health {
+        Health {
+            source: "10.0.2.2:/export".into(),
+            mount_point: "/mnt/data".into(),
+            version: Version::V3,
+            negotiated: None,
+            server: "10.0.2.2 (NFS v3)".into(),
+            server_check: "portmapper, MOUNT MNT, NFS NULL + GETATTR".into(),
+            io_check: nas::IoCheck::Stat,
+            mount,
+            probe: Probe::default(),
+            io: None,
+            problems,
+        }
+    }
+
+    fn problem(check: Check, verdict: &'static str) -> Problem {
+        Problem {
+            check,
+            verdict,
+            message: format!("{verdict}: details"),
+        }
+    }
+
+    fn get<'a>(json: &'a str, key: &str) -> &'a str {
+        let k = format!("\"{key}\":");
+        let rest = &json[json.find(&k).unwrap_or_else(|| panic!("{key} in {json}")) + k.len()..];
+        let end = rest.find([',', '}']).unwrap_or(rest.len());
+        &rest[..end]
+    }
+
+    /// Text and JSON are two renderings of one value: the same exit code, verdict and
+    /// message as quickCheck's, in every state.
+    #[test]
+    fn text_and_json_agree_with_quick_check() {
+        let entry = mountinfo::parse(
+            "40 1 0:50 / /mnt/data rw - nfs 10.0.2.2:/export rw,vers=3,addr=10.0.2.2\n",
+        )
+        .unwrap()
+        .remove(0);
+        let ours = State::Ours {
+            entry,
+            mismatches: vec![],
+        };
+        let mut healthy = health(ours.clone(), vec![]);
+        healthy.io = Some(IoOutcome::Ok(Duration::from_micros(7)));
+        let mut warned = healthy.clone();
+        warned.probe.mount_warning = Some("timed out".into());
+        let mut silent = health(
+            ours.clone(),
+            vec![problem(Check::Server, "server not answering")],
+        );
+        silent.probe.error = Some(ProbeError {
+            step: "nfs NULL".into(),
+            kind: FailKind::Timeout,
+            detail: "no answer".into(),
+            elapsed: Duration::from_millis(3),
+        });
+        let cases = [
+            (healthy, 0, "healthy"),
+            (warned, 0, "healthy"),
+            (
+                health(
+                    State::NotMounted,
+                    vec![problem(Check::Mount, "not mounted")],
+                ),
+                1,
+                "not mounted",
+            ),
+            (silent, 1, "server not answering"),
+            (
+                health(ours, vec![problem(Check::Io, "mount wedged")]),
+                1,
+                "mount wedged",
+            ),
+        ];
+        for (h, exit, verdict) in cases {
+            let qc = h.outcome();
+            assert_eq!(qc.as_ref().map_or_else(|f| f.exit.code(), |_| 0), exit);
+            let json = health_json("t", &h).to_string();
+            assert_eq!(get(&json, "exit"), exit.to_string(), "{json}");
+            assert_eq!(get(&json, "healthy"), (exit == 0).to_string(), "{json}");
+            assert_eq!(get(&json, "verdict"), format!("\"{verdict}\""), "{json}");
+            let msg = qc.clone().unwrap_or_else(|f| f.message);
+            assert!(json.contains(&format!("\"message\":\"{msg}\"")), "{json}");
+            let text = health_text("t", &h);
+            let last = text.last().unwrap();
+            assert_eq!(last, &format!("  verdict: exit {exit}: {msg}"));
+            assert_eq!(
+                text[0],
+                format!(
+                    "resource t: {}",
+                    if exit == 0 { "healthy" } else { "NOT healthy" }
+                )
+            );
+            assert_eq!(
+                h.warning().is_some(),
+                text.iter().any(|l| l.contains("new mounts would fail")),
+            );
+            assert_eq!(
+                h.warning().is_some(),
+                json.contains("new mounts would fail")
+            );
+        }
+        let not_mounted = health(
+            State::NotMounted,
+            vec![problem(Check::Mount, "not mounted")],
+        );
+        assert_eq!(not_mounted.outcome().unwrap_err().hint, Hint::NotRunning);
+    }
+
+    /// A mount source with a newline in it stays on its line in text output (escaped as the
+    /// logger does) and is a JSON string escape in JSON.
+    #[test]
+    fn foreign_names_cannot_forge_lines() {
+        let e = mountinfo::parse(FORGED).unwrap().remove(0);
+        assert!(e.source.contains('\n'), "{e:?}");
+        let h = health(State::Other(e), vec![problem(Check::Mount, "not mounted")]);
+        let lines: Vec<String> = health_text("t", &h)
+            .iter()
+            .map(|l| lkh_common::logging::escape(l))
+            .collect();
+        assert!(lines.iter().all(|l| !l.contains('\n')));
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains("10.0.2.2:/x\\x0aresource t: healthy")),
+            "{lines:?}"
+        );
+        let json = health_json("t", &h).to_string();
+        assert!(!json.contains('\n'));
+        assert!(json.contains("10.0.2.2:/x\\nresource t: healthy"), "{json}");
     }
 }

@@ -205,6 +205,82 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// The value of `key` in a flat JSON object (up to the next `,` or `}`).
+fn json_value<'a>(json: &'a str, key: &str) -> &'a str {
+    let k = format!("\"{key}\":");
+    let at = json
+        .find(&k)
+        .unwrap_or_else(|| panic!("no {key} in {json}"));
+    let rest = &json[at + k.len()..];
+    &rest[..rest.find([',', '}']).unwrap_or(rest.len())]
+}
+
+/// quickCheck and `status --json` judge the same: quickCheck exits `exit` naming `verdict`,
+/// and status shows that exit code, verdict and message (status itself exits 0).
+fn agree(server: &Server, exit: i32, verdict: &str) {
+    let qc = server.kit(&quick_check_args());
+    assert_eq!(qc.status.code(), Some(exit), "{}", stderr(&qc));
+    assert!(stderr(&qc).contains(verdict), "{}", stderr(&qc));
+    let mut args = quick_check_args();
+    args[0] = "status";
+    args.push("--json");
+    let st = server.kit(&args);
+    let json = String::from_utf8_lossy(&st.stdout);
+    assert_eq!(st.status.code(), Some(0), "{}", stderr(&st));
+    assert_eq!(json_value(&json, "exit"), exit.to_string(), "{json}");
+    assert_eq!(
+        json_value(&json, "healthy"),
+        (exit == 0).to_string(),
+        "{json}"
+    );
+    assert!(json_value(&json, "verdict").contains(verdict), "{json}");
+    // the message is quickCheck's failure line, but for the times measured in it
+    let msg = json_string(&json, "message");
+    let line = stderr(&qc)
+        .lines()
+        .find_map(|l| {
+            l.split_once(": error: quickCheck: ")
+                .map(|(_, m)| m.to_string())
+        })
+        .unwrap_or_default();
+    assert_eq!(
+        shape(&msg),
+        shape(&line),
+        "status: {json}\nquickCheck: {line}"
+    );
+}
+
+/// The string value of `key` in a JSON object (`\"` and `\\` unescaped).
+fn json_string(json: &str, key: &str) -> String {
+    let k = format!("\"{key}\":\"");
+    let at = json
+        .find(&k)
+        .unwrap_or_else(|| panic!("no {key} in {json}"));
+    let mut out = String::new();
+    let mut chars = json[at + k.len()..].chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => break,
+            '\\' => out.extend(chars.next()),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A message with every run of digits as `#` (elapsed times differ from run to run).
+fn shape(m: &str) -> String {
+    let mut out = String::new();
+    for c in m.chars() {
+        if !c.is_ascii_digit() {
+            out.push(c);
+        } else if !out.ends_with('#') {
+            out.push('#');
+        }
+    }
+    out
+}
+
 #[test]
 fn probes_against_real_ganesha() {
     let server = match Server::start() {
@@ -229,6 +305,7 @@ fn probes_against_real_ganesha() {
         "{}",
         stderr(&o)
     );
+    agree(&server, 1, "not mounted");
 
     // Frozen server: TCP still accepts, nothing answers.
     server.signal("ganesha", nix::sys::signal::Signal::SIGSTOP);
@@ -240,6 +317,7 @@ fn probes_against_real_ganesha() {
         "{}",
         stderr(&o)
     );
+    agree(&server, 1, "server not answering");
     server.signal("ganesha", nix::sys::signal::Signal::SIGCONT);
     server.phase("healthy");
 
