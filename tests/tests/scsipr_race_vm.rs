@@ -9,57 +9,18 @@ use std::time::Duration;
 
 use tests::vm::{self, Vm};
 
-/// The scenario's text, with its round counts set.
-fn scenario(rounds: u32, takeover_rounds: u32) -> String {
-    let text = include_str!("../guest/scsipr_race.sh");
-    format!("ROUNDS={rounds}\nROUNDS_TAKEOVER={takeover_rounds}\n{text}")
-}
-
-fn bench_notes(out: &vm::Outcome) {
-    for line in out.console().lines().filter(|l| l.contains("BENCH ")) {
-        eprintln!("{}", line.trim());
-    }
-}
-
-/// The same races against tgt, where every takeover goes through the PREEMPT fallback (tgt
-/// rejects PREEMPT AND ABORT): fewer rounds, the one-winner and frozen-restore checks.
-#[test]
-fn scsipr_races_tgt() {
-    let vm = Vm::new("scsipr_race_tgt")
-        .project_bins()
-        .append("lkh.target=tgt")
-        .script(&scenario(20, 10))
-        .timeout(Duration::from_secs(900));
-    let Some(out) = vm::run_or_skip(&vm) else {
-        return;
-    };
-    bench_notes(&out);
-    out.assert_passed(&[
-        "race-free-one-winner",
-        "race-takeover-one-winner",
-        "race-barrier-held",
-        "vanish-b-exits-3",
-        "vanish-b-not-registered",
-        "vanish-c-holds",
-        "rereg-a-exits-3",
-        "rereg-a-not-registered",
-        "rereg-b-holds",
-        "gen-healthy-check-unchanged",
-        "lost-recover-restores",
-        "race-done",
-    ]);
-}
-
 #[test]
 fn scsipr_races() {
     let vm = Vm::new("scsipr_race")
         .project_bins()
-        .script(&scenario(100, 30))
+        .script_file("guest/scsipr_race.sh")
         .timeout(Duration::from_secs(900));
     let Some(out) = vm::run_or_skip(&vm) else {
         return;
     };
-    bench_notes(&out);
+    for line in out.console().lines().filter(|l| l.contains("BENCH ")) {
+        eprintln!("{}", line.trim());
+    }
     out.assert_passed(&[
         "race-free-one-winner",
         "race-takeover-one-winner",
