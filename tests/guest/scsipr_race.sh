@@ -61,7 +61,7 @@ racer() {
     (
         while IFS= read -r _l; do
             echo "$_l" >> "/tmp/r-$1.log"
-            case $_l in *"READ RESERVATION: status"*GOOD*) kill -STOP "$RPID"; : > "/tmp/r-$1.stopped"; break ;; esac
+            case $_l in *"READ RESERVATION: GOOD"*) kill -STOP "$RPID"; : > "/tmp/r-$1.stopped"; break ;; esac
         done
         cat >> "/tmp/r-$1.log"
     ) < "/tmp/r-$1.fifo" &

@@ -14,7 +14,7 @@ fn scsipr_races() {
     let vm = Vm::new("scsipr_race")
         .project_bins()
         .script_file("guest/scsipr_race.sh")
-        .timeout(Duration::from_secs(900));
+        .timeout(Duration::from_secs(1800));
     let Some(out) = vm::run_or_skip(&vm) else {
         return;
     };
