@@ -73,6 +73,7 @@ cat /tmp/qc.log
 check mp-apd-back $ok "after $i tries"
 # the flip left b's key on the two old nexuses too: remove must clear them all
 OBS=$(node_dev b)   # node a's sessions may still be logging back in after the APD
+wait_answers "$OBS"; check mp-observer-answers $? "$OBS"
 [ "$(count_key "$(KEYB)")" -ge 3 ]; check mp-flip-stale-keys-present $? "$(pr_keys "$OBS" | tr '\n' ' ')"
 expect_rc mp-b-remove-after-flip 0 scsipr b remove -t mp
 [ "$(count_key "$(KEYB)")" = 0 ]; check mp-b-key-gone $? "$(pr_keys "$OBS" | tr '\n' ' ')"

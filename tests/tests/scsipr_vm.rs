@@ -221,6 +221,7 @@ fn multipath(target: Target) {
         "mp-apd-quickcheck-fails",
         "mp-apd-remove-does-not-block",
         "mp-apd-back",
+        "mp-observer-answers",
         "mp-flip-stale-keys-present",
         "mp-b-remove-after-flip",
         "mp-b-key-gone",

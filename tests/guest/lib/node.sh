@@ -55,5 +55,16 @@ _tgt_holder() {
     echo none
 }
 
+# wait_answers DEV [SECONDS]: waits until DEV answers PERSISTENT RESERVE IN (an iSCSI session that
+# was frozen may still be recovering after the target is back); fails when it never does
+wait_answers() {
+    local _i=0
+    while [ $_i -lt "${2:-30}" ]; do
+        _prin "$1" --read-keys >/dev/null && return 0
+        _i=$((_i + 1)); sleep 1
+    done
+    return 1
+}
+
 # pr_keys DEV -> the registered keys seen through DEV, one per line
 pr_keys() { _prin "$1" --read-keys | awk '$1 ~ /^0x/ { print $1 }'; }
