@@ -8,25 +8,8 @@ nfs_net_up; check net-up $?
 mkdir -p /etc/lkhelpers /run
 umask 022
 
-conf() {  # conf TAG KEY=VALUE...
-    _t=$1; shift
-    : > /etc/lkhelpers/$_t.conf
-    for _kv in "$@"; do echo "$_kv" >> /etc/lkhelpers/$_t.conf; done
-}
-# nas NAME WANT ACTION TAG [ARGS]: run lkh-nas, check its exit status, keep stderr in /tmp/NAME.err
-nas() {
-    _n=$1 _want=$2; shift 2
-    _t0=$(uptime_s)
-    lkh-nas "$@" > /tmp/$_n.out 2> /tmp/$_n.err; _rc=$?
-    _t1=$(uptime_s)
-    NAS_ELAPSED=$(awk "BEGIN{print $_t1-$_t0}")
-    cat /tmp/$_n.out /tmp/$_n.err
-    note "$_n: lkh-nas $* -> rc=$_rc in $NAS_ELAPSED s"
-    [ "$_rc" = "$_want" ]; check "$_n" $? "want rc=$_want got rc=$_rc"
-}
 # said NAME TEXT: the last nas run NAME said TEXT (fixed string) on stderr
 said() { grep -qF -- "$2" /tmp/$1.err; check "$1-says-$(echo "$2" | tr -c 'a-zA-Z0-9\n' '-')" $? "$(cat /tmp/$1.err)"; }
-mounted() { grep -c " $1 " /proc/self/mountinfo; }
 alive() { kill -0 "$1" 2>/dev/null; }
 gone() { ! alive "$1"; }
 conf s SERVER=10.0.2.2 EXPORT=/export MOUNTPOINT=/mnt/s VERSION=3 TIMEOUT=$T

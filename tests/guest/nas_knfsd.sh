@@ -10,25 +10,7 @@ mkdir -p /etc/lkhelpers /run
 umask 022
 knfsd_start all; check knfsd-start $?
 
-conf() {  # conf TAG KEY=VALUE...
-    _t=$1; shift
-    : > /etc/lkhelpers/$_t.conf
-    for _kv in "$@"; do echo "$_kv" >> /etc/lkhelpers/$_t.conf; done
-}
-# nas NAME WANT ACTION TAG [ARGS]: run lkh-nas, check its exit status, keep stderr in /tmp/NAME.err
-nas() {
-    _n=$1 _want=$2; shift 2
-    _t0=$(uptime_s)
-    lkh-nas "$@" > /tmp/$_n.out 2> /tmp/$_n.err; _rc=$?
-    _t1=$(uptime_s)
-    NAS_ELAPSED=$(awk "BEGIN{print $_t1-$_t0}")
-    cat /tmp/$_n.out /tmp/$_n.err
-    note "$_n: lkh-nas $* -> rc=$_rc in $NAS_ELAPSED s"
-    [ "$_rc" = "$_want" ]; check "$_n" $? "want rc=$_want got rc=$_rc"
-}
 said() { grep -q "$2" /tmp/$1.err; check "$1-says-$(echo "$2" | tr ' =/' '---')" $? "$(cat /tmp/$1.err)"; }
-bounded() { awk "BEGIN{exit !($NAS_ELAPSED <= $T + 1)}"; check "$1-bounded" $? "took $NAS_ELAPSED s"; }
-mounted() { grep -c " $1 " /proc/self/mountinfo; }
 vers_at() { grep " $1 " /proc/self/mountinfo | sed -n 's/.*[ ,]vers=\([0-9.]*\).*/\1/p' | tail -1; }
 
 # --- every version, restore / quickCheck / remove ---------------------------------------

@@ -9,36 +9,17 @@ nfs_net_up; check net-up $?
 mkdir -p /etc/lkhelpers /run
 umask 022
 
-conf() {  # conf TAG KEY=VALUE...
-    _t=$1; shift
-    : > /etc/lkhelpers/$_t.conf
-    for _kv in "$@"; do echo "$_kv" >> /etc/lkhelpers/$_t.conf; done
-}
 conf v3 SERVER=10.0.2.2 EXPORT=/export MOUNTPOINT=/mnt/v3 VERSION=3 TIMEOUT=$T
 conf v4 SERVER=10.0.2.2 EXPORT=/export MOUNTPOINT=/mnt/v4 VERSION=4.2 TIMEOUT=$T IO_CHECK=read
 
-# nas NAME WANT ACTION TAG [ARGS]: run lkh-nas, check its exit status, keep stderr in /tmp/NAME.err
-nas() {
-    _n=$1 _want=$2; shift 2
-    _t0=$(uptime_s)
-    lkh-nas "$@" > /tmp/$_n.out 2> /tmp/$_n.err; _rc=$?
-    _t1=$(uptime_s)
-    NAS_ELAPSED=$(awk "BEGIN{print $_t1-$_t0}")
-    cat /tmp/$_n.out /tmp/$_n.err
-    note "$_n: lkh-nas $* -> rc=$_rc in $NAS_ELAPSED s"
-    [ "$_rc" = "$_want" ]; check "$_n" $? "want rc=$_want got rc=$_rc"
-}
 # said NAME TEXT: the last nas run NAME said TEXT on stderr
 said() { grep -q "$2" /tmp/$1.err; check "$1-says-$(echo "$2" | tr ' ' '-')" $? "$(cat /tmp/$1.err)"; }
-# bounded NAME: the last nas run finished within TIMEOUT + 1 s
-bounded() { awk "BEGIN{exit !($NAS_ELAPSED <= $T + 1)}"; check "$1-bounded" $? "took $NAS_ELAPSED s"; }
 # agree NAME WANT TAG: quickCheck exits WANT, and status --json (exit 0) shows that exit code
 agree() {
     nas $1-qc $2 quickCheck -t $3
     nas $1-status 0 status -t $3 --json
     grep -q "\"exit\":$2," /tmp/$1-status.out; check $1 $? "$(cat /tmp/$1-status.out)"
 }
-mounted() { grep -c " $1 " /proc/self/mountinfo; }
 nas_procs() { for _p in /proc/[0-9]*; do cat "$_p/comm" 2>/dev/null; done | grep -c '^lkh-nas$'; }
 
 # --- healthy v3 and v4 ---------------------------------------------------------------

@@ -29,7 +29,6 @@ ocf() {
     cat /tmp/$_n.err
     [ "$_rc" = "$_want" ]; check "$_n" $? "want rc=$_want got rc=$_rc: $(cat /tmp/$_n.err)"
 }
-mounted() { grep -c " $1 " /proc/self/mountinfo; }
 
 # ---- lkh-nas: NFS v3 from 10.0.2.2:/export -------------------------------------------
 nfs_net_up; check net-up $?

@@ -42,3 +42,27 @@ nfs_mount() {
 # nfs_server start|stop|kill|restart|freeze|thaw|status: asks the host to act on the server
 # (stop = SIGTERM, kill = SIGKILL, freeze = SIGSTOP, thaw = SIGCONT); returns when done
 nfs_server() { host_request nfs "$1"; }
+
+# ---- lkh-nas scenario helpers (nas_vm.sh, nas_safe.sh, nas_forge.sh, nas_knfsd.sh) ----
+# conf TAG KEY=VALUE...: writes /etc/lkhelpers/TAG.conf
+conf() {
+    _t=$1; shift
+    : > /etc/lkhelpers/$_t.conf
+    for _kv in "$@"; do echo "$_kv" >> /etc/lkhelpers/$_t.conf; done
+}
+# nas NAME WANT ACTION TAG [ARGS]: run lkh-nas, check its exit status, keep stderr in
+# /tmp/NAME.err and the time it took in NAS_ELAPSED
+nas() {
+    _n=$1 _want=$2; shift 2
+    _t0=$(uptime_s)
+    lkh-nas "$@" > /tmp/$_n.out 2> /tmp/$_n.err; _rc=$?
+    _t1=$(uptime_s)
+    NAS_ELAPSED=$(awk "BEGIN{print $_t1-$_t0}")
+    cat /tmp/$_n.out /tmp/$_n.err
+    note "$_n: lkh-nas $* -> rc=$_rc in $NAS_ELAPSED s"
+    [ "$_rc" = "$_want" ]; check "$_n" $? "want rc=$_want got rc=$_rc"
+}
+# bounded NAME: the last nas run finished within TIMEOUT ($T) + 1 s
+bounded() { awk "BEGIN{exit !($NAS_ELAPSED <= $T + 1)}"; check "$1-bounded" $? "took $NAS_ELAPSED s"; }
+# mounted PATH: how many mountinfo lines show PATH as a mount point
+mounted() { grep -c " $1 " /proc/self/mountinfo; }
