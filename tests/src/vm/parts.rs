@@ -602,47 +602,13 @@ fn build_base(
     )?;
 
     // test tools + shared libraries
-    let libpath = format!(
-        "{0}/usr/lib/x86_64-linux-gnu:{0}/lib/x86_64-linux-gnu",
-        iscsi.display()
-    );
     let mut tools: Vec<PathBuf> = HOST_TOOLS.iter().map(PathBuf::from).collect();
     tools.push(iscsi.join("sbin/iscsid"));
     tools.push(iscsi.join("sbin/iscsiadm"));
     tools.extend(KNFSD_TOOLS.iter().map(|t| knfsd.join(t)));
     tools.extend(KNFSD_HOST_TOOLS.iter().map(PathBuf::from));
     for t in &tools {
-        if !t.exists() {
-            return Err(setup(format!("{} missing on the host", t.display())));
-        }
-        copy(
-            t,
-            &stage.join("bin").join(t.file_name().expect("tool name")),
-        )?;
-        let o = run_ok(
-            Command::new("ldd").arg(t).env("LD_LIBRARY_PATH", &libpath),
-            STEP_TIMEOUT,
-        )?;
-        let text = o.stdout_str();
-        if text.contains("not found") {
-            return Err(setup(format!(
-                "{}: libraries not found:\n{text}",
-                t.display()
-            )));
-        }
-        for lib in text.split_whitespace().filter(|w| w.starts_with('/')) {
-            let lib = Path::new(lib);
-            let dest = if lib.starts_with(iscsi) {
-                stage
-                    .join("lib/x86_64-linux-gnu")
-                    .join(lib.file_name().expect("lib name"))
-            } else {
-                stage.join(lib.strip_prefix("/").expect("absolute"))
-            };
-            if !dest.exists() {
-                copy(lib, &dest)?;
-            }
-        }
+        install_tool(stage, t, iscsi)?;
     }
 
     let etc = |name: &str, text: &str| {
@@ -710,43 +676,54 @@ node.session.initial_login_retry_max = 2
 node.session.scan = auto
 ";
 
+/// Copies `tool` into the stage's `bin/` with the shared libraries `ldd` lists for it: those
+/// of the unpacked package tree `unpacked` (searched first) go into `lib/x86_64-linux-gnu`,
+/// the host's keep their paths.
+fn install_tool(stage: &Path, tool: &Path, unpacked: &Path) -> Result<(), VmError> {
+    if !tool.exists() {
+        return Err(setup(format!("{} missing on the host", tool.display())));
+    }
+    copy(
+        tool,
+        &stage.join("bin").join(tool.file_name().expect("tool name")),
+    )?;
+    let libpath = format!(
+        "{0}/usr/lib/x86_64-linux-gnu:{0}/lib/x86_64-linux-gnu",
+        unpacked.display()
+    );
+    let o = run_ok(
+        Command::new("ldd").arg(tool).env("LD_LIBRARY_PATH", &libpath),
+        STEP_TIMEOUT,
+    )?;
+    let text = o.stdout_str();
+    if text.contains("not found") {
+        return Err(setup(format!(
+            "{}: libraries not found:\n{text}",
+            tool.display()
+        )));
+    }
+    for lib in text.split_whitespace().filter(|w| w.starts_with('/')) {
+        let lib = Path::new(lib);
+        let dest = if lib.starts_with(unpacked) {
+            stage
+                .join("lib/x86_64-linux-gnu")
+                .join(lib.file_name().expect("lib name"))
+        } else {
+            stage.join(lib.strip_prefix("/").expect("absolute"))
+        };
+        if !dest.exists() {
+            copy(lib, &dest)?;
+        }
+    }
+    Ok(())
+}
+
 /// `tgtd` and `tgtadm` from `tgt-root/` with the shared libraries `ldd` lists (those of the
 /// unpacked packages first, then the host's).
 fn add_tgt(stage: &Path) -> Result<(), VmError> {
     let root = ensure_unpacked(&cache_dir(), "tgt-root", TGT_PACKAGES, |_, _| Ok(()))?;
-    let libpath = format!(
-        "{0}/usr/lib/x86_64-linux-gnu:{0}/lib/x86_64-linux-gnu",
-        root.display()
-    );
     for t in ["usr/sbin/tgtd", "usr/sbin/tgtadm"] {
-        let t = root.join(t);
-        copy(
-            &t,
-            &stage.join("bin").join(t.file_name().expect("tool name")),
-        )?;
-        let o = run_ok(
-            Command::new("ldd").arg(&t).env("LD_LIBRARY_PATH", &libpath),
-            STEP_TIMEOUT,
-        )?;
-        let text = o.stdout_str();
-        if text.contains("not found") {
-            return Err(setup(format!(
-                "{}: libraries not found:\n{text}",
-                t.display()
-            )));
-        }
-        for lib in text.split_whitespace().filter(|w| w.starts_with('/')) {
-            let lib = Path::new(lib);
-            let dest = match lib.strip_prefix(&root) {
-                Ok(_) => stage
-                    .join("lib/x86_64-linux-gnu")
-                    .join(lib.file_name().expect("lib name")),
-                Err(_) => stage.join(lib.strip_prefix("/").expect("absolute")),
-            };
-            if !dest.exists() {
-                copy(lib, &dest)?;
-            }
-        }
+        install_tool(stage, &root.join(t), &root)?;
     }
     Ok(())
 }
