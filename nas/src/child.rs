@@ -408,16 +408,7 @@ mod tests {
             assert!(matches!(r, IoOutcome::Ok(_)), "{r:?}");
             return;
         }
-        let out = std::process::Command::new("env")
-            .arg("--ignore-signal=CHLD")
-            .arg(std::env::current_exe().unwrap())
-            .args([name, "--exact", "--nocapture", "--test-threads=1"])
-            .env(INNER, "1")
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout).into_owned()
-            + &String::from_utf8_lossy(&out.stderr);
-        assert!(out.status.success() && text.contains("1 passed"), "{text}");
+        crate::rerun_test_under(&["env", "--ignore-signal=CHLD"], name, INNER);
     }
 
     #[test]

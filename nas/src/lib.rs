@@ -85,3 +85,20 @@ pub(crate) fn test_rng(mut seed: u64) -> impl FnMut() -> u64 {
         seed
     }
 }
+
+/// Runs the test `name` of this test binary again, alone, under `wrapper` (a command and its
+/// arguments, e.g. `unshare -m` or `env --ignore-signal=CHLD`) with `inner` set in its
+/// environment, and asserts that it passed there; the test tells the two runs apart by `inner`.
+#[cfg(test)]
+pub(crate) fn rerun_test_under(wrapper: &[&str], name: &str, inner: &str) {
+    let out = std::process::Command::new(wrapper[0])
+        .args(&wrapper[1..])
+        .arg(std::env::current_exe().unwrap())
+        .args([name, "--exact", "--nocapture", "--test-threads=1"])
+        .env(inner, "1")
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && text.contains("1 passed"), "{text}");
+}

@@ -575,16 +575,7 @@ mod tests {
                 );
                 return;
             }
-            let out = Command::new("unshare")
-                .args(["-m", "--propagation", "private"])
-                .arg(std::env::current_exe().unwrap())
-                .args([name, "--exact", "--nocapture", "--test-threads=1"])
-                .env(INNER, "1")
-                .output()
-                .unwrap();
-            let text = String::from_utf8_lossy(&out.stdout).into_owned()
-                + &String::from_utf8_lossy(&out.stderr);
-            assert!(out.status.success() && text.contains("1 passed"), "{text}");
+            crate::rerun_test_under(&["unshare", "-m", "--propagation", "private"], name, INNER);
             return;
         }
         let d = std::env::temp_dir().join(format!("nas-swap-{}", std::process::id()));
