@@ -67,7 +67,9 @@
 //! - NFS (`nfs.sh`, with [`Vm::nfs`] and an [`NfsServer`]): `nfs_net_up`,
 //!   `nfs_mount 3|4|4.1 MOUNTPOINT [EXTRA_OPTS]` (server 10.0.2.2, export `/export`,
 //!   hard, timeo=10, retrans=2, actimeo=0; `nfs_opts` prints the options),
-//!   `nfs_server stop|kill|freeze|thaw|start|restart|status`.
+//!   `nfs_server stop|kill|freeze|thaw|start|restart|status`; for lkh-nas scenarios `conf TAG
+//!   KEY=VALUE…`, `nas NAME WANT ACTION -t TAG` (exit status checked, time in `NAS_ELAPSED`),
+//!   `bounded NAME` (within `$T` + 1 s), `mounted PATH`.
 //! - kernel NFS server in the guest (`knfsd.sh`, no host server needed): `knfsd_start
 //!   all|v4only|v41only|no42` serves a tmpfs `/export` on 127.0.0.1 and `$KNFSD_ADDR`
 //!   (192.0.2.1, on lo): v3+v4 with rpcbind and MOUNT on 20048, v4 only (no rpcbind, no MOUNT
@@ -83,8 +85,8 @@
 //! - misc: `say TEXT` (narration, passed to [`Vm::on_line`]), `note TEXT`, `run CMD...`, `retry N CMD...` (0.2 s apart), `uptime_s`,
 //!   `cmdline_arg NAME` (reads `NAME=value` set with [`Vm::append`]).
 //!
-//! Self-tests showing all of it: `tests/tests/vm_pr.rs`, `vm_paths.rs`, `vm_nfs.rs` with the
-//! scenarios in `tests/guest/scenarios/`. Environment: `LKH_VM_ACCEL=tcg|kvm` forces the
+//! Self-tests of the test bed showing all of it: `tests/tests/bed_pr_vm.rs`, `bed_paths_vm.rs`,
+//! `bed_nfs_vm.rs` with their scenarios `tests/guest/bed_*.sh` (the map: `tests/README.md`). Environment: `LKH_VM_ACCEL=tcg|kvm` forces the
 //! accelerator, `LKH_VM_KERNEL_PKG` pins the kernel package, `LKH_VM_REQUIRED=1` (or `CI`)
 //! turns "QEMU unavailable" skips into failures.
 //!

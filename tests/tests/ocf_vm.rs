@@ -3,7 +3,7 @@
 //! cannot provide (its kernel may have no NFS client; no LIO). The guest gets the real
 //! `ocf-tester` script (a `/bin/sh` script, which busybox runs), the `ra-api-1.dtd` it validates
 //! meta-data against and the host's `xmllint` with the shared libraries `ldd` lists; busybox
-//! provides `su` (meta-data as `nobody`) and `id`. One boot, scenario `guest/ocf_agents.sh`:
+//! provides `su` (meta-data as `nobody`) and `id`. One boot, scenario `guest/ocf_vm.sh`:
 //! ocf-tester's whole sequence (meta-data, validate-all, monitor 7, probe, start, monitor 0,
 //! start again, stop, monitor 7, stop again) plus what it cannot see (the mount and the
 //! reservation really there after start, gone after stop).
@@ -62,10 +62,10 @@ fn ocf_tester_passes_nas_and_scsipr_in_a_guest() {
         return;
     };
     std::fs::write(nfs.export_dir().join("hello.txt"), "hello-from-host\n").expect("export file");
-    let vm = Vm::new("ocf_agents")
+    let vm = Vm::new("ocf_vm")
         .nfs(&nfs)
         .project_bins()
-        .script_file("guest/ocf_agents.sh")
+        .script_file("guest/ocf_vm.sh")
         .timeout(Duration::from_secs(240));
     let vm =
         with_ocf_tester(vm).unwrap_or_else(|e| panic!("cannot give the guest ocf-tester: {e}"));

@@ -2,7 +2,7 @@
 //! disk, an NFS export and a network) and narrates a failover from node A to node B of a
 //! three-level hierarchy (`lkh-ip` on `lkh-nas` on `lkh-scsipr`), every call made the way
 //! LifeKeeper makes it: through gen/app's copies of the kits' wrappers (the guest scenario is
-//! `tests/guest/scenarios/demo.sh`, the LifeKeeper side `tests/guest/lib/lk.sh`).
+//! `tests/guest/demo.sh`, the LifeKeeper side `tests/guest/lib/lk.sh`).
 //! Exit status 0 when the story holds, 1 when it does not, 2 when the test bed could not be
 //! started.
 //!
@@ -82,7 +82,7 @@ fn main() -> ExitCode {
     let vm = Vm::new("demo")
         .project_bins()
         .nfs(&nfs)
-        .script_file("guest/scenarios/demo.sh")
+        .script_file("guest/demo.sh")
         .timeout(Duration::from_secs(240))
         .on_line(Box::new(narrate));
     println!("Booting the guest...\n");

@@ -6,7 +6,7 @@ use tests::vm;
 
 #[test]
 fn demo_story_holds() {
-    // The same reasons the other VM tests skip for: no QEMU, or (like vm_nfs) no root for the
+    // The same reasons the other VM tests skip for: no QEMU, or (like bed_nfs_vm) no root for the
     // NFS server's network namespace.
     let unavailable = match vm::parts() {
         Err(vm::VmError::Unavailable(why)) => Some(why),

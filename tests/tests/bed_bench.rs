@@ -1,5 +1,5 @@
 //! Benchmark of the VM test bed, run by hand:
-//! `cargo test -p tests --test vm_bench -- --ignored --nocapture`.
+//! `cargo test -p tests --test bed_bench -- --ignored --nocapture`.
 //! Prints the time from QEMU start to the guest's /init and a whole boot-run-poweroff for an
 //! empty scenario (three runs), then for the shared-disk setup (LIO + two iSCSI logins).
 
@@ -16,7 +16,7 @@ fn secs(d: Option<Duration>) -> String {
 fn boot_and_setup_times() {
     let t = Instant::now();
     if let Err(e) = vm::parts() {
-        eprintln!("SKIPPED vm_bench: {e}");
+        eprintln!("SKIPPED bed_bench: {e}");
         return;
     }
     println!(

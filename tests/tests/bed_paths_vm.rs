@@ -7,8 +7,8 @@ use tests::vm::{self, Disk, Vm};
 
 #[test]
 fn paths_flip_apd_and_nopr_disks() {
-    let vm = Vm::new("vm_paths")
-        .script_file("guest/scenarios/paths.sh")
+    let vm = Vm::new("bed_paths")
+        .script_file("guest/bed_paths.sh")
         .disk(Disk::VirtioBlk { size_mb: 16 })
         .disk(Disk::ScsiHd { size_mb: 16 })
         .timeout(Duration::from_secs(150));

@@ -8,8 +8,8 @@ use tests::vm::{self, Vm};
 
 #[test]
 fn two_nexus_pr_round_trip() {
-    let vm = Vm::new("vm_pr")
-        .script_file("guest/scenarios/pr-roundtrip.sh")
+    let vm = Vm::new("bed_pr")
+        .script_file("guest/bed_pr.sh")
         .timeout(Duration::from_secs(120));
     let Some(out) = vm::run_or_skip(&vm) else {
         return;

@@ -7,13 +7,13 @@ use tests::vm::{self, Vm};
 
 #[test]
 fn nfs_mount_outage_and_recovery() {
-    let Some(nfs) = vm::nfs_or_skip("vm_nfs") else {
+    let Some(nfs) = vm::nfs_or_skip("bed_nfs_vm") else {
         return;
     };
     std::fs::write(nfs.export_dir().join("hello.txt"), "hello-from-host\n").expect("export file");
-    let vm = Vm::new("vm_nfs")
+    let vm = Vm::new("bed_nfs")
         .nfs(&nfs)
-        .script_file("guest/scenarios/nfs.sh")
+        .script_file("guest/bed_nfs.sh")
         .timeout(Duration::from_secs(150));
     let Some(out) = vm::run_or_skip(&vm) else {
         return;
