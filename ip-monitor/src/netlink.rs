@@ -451,18 +451,18 @@ pub fn decode_error(p: &[u8]) -> Result<Result<(), i32>, Error> {
     Ok(if code == 0 { Ok(()) } else { Err(-code) })
 }
 
-/// Outcome of adding an address.
+/// The result of adding an address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AddOutcome {
+pub enum Addition {
     /// The kernel added it.
     Added,
     /// It was already there (`EEXIST`).
     AlreadyPresent,
 }
 
-/// Outcome of deleting an address.
+/// The result of deleting an address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DelOutcome {
+pub enum Deletion {
     /// The kernel deleted it.
     Deleted,
     /// It was not there (`EADDRNOTAVAIL`).
@@ -658,12 +658,12 @@ impl Netlink {
         cidr: &Cidr,
         nodad: bool,
         deadline: Instant,
-    ) -> Result<AddOutcome, Error> {
+    ) -> Result<Addition, Error> {
         let seq = self.next_seq();
         let msg = encode_addr_request(true, ifindex, cidr, nodad, seq);
         match self.transact(msg, seq, deadline, "add address (RTM_NEWADDR)")? {
-            Ok(()) => Ok(AddOutcome::Added),
-            Err(libc::EEXIST) => Ok(AddOutcome::AlreadyPresent),
+            Ok(()) => Ok(Addition::Added),
+            Err(libc::EEXIST) => Ok(Addition::AlreadyPresent),
             Err(errno) => Err(Error::Kernel {
                 op: format!("add {cidr}"),
                 source: io::Error::from_raw_os_error(errno),
@@ -677,12 +677,12 @@ impl Netlink {
         ifindex: u32,
         cidr: &Cidr,
         deadline: Instant,
-    ) -> Result<DelOutcome, Error> {
+    ) -> Result<Deletion, Error> {
         let seq = self.next_seq();
         let msg = encode_addr_request(false, ifindex, cidr, false, seq);
         match self.transact(msg, seq, deadline, "delete address (RTM_DELADDR)")? {
-            Ok(()) => Ok(DelOutcome::Deleted),
-            Err(libc::EADDRNOTAVAIL) | Err(libc::ENOENT) => Ok(DelOutcome::Absent),
+            Ok(()) => Ok(Deletion::Deleted),
+            Err(libc::EADDRNOTAVAIL) | Err(libc::ENOENT) => Ok(Deletion::Absent),
             Err(errno) => Err(Error::Kernel {
                 op: format!("delete {cidr}"),
                 source: io::Error::from_raw_os_error(errno),

@@ -54,7 +54,7 @@ pub struct Answer {
 
 /// What one target did.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Outcome {
+pub struct Report {
     /// The target.
     pub addr: IpAddr,
     /// Its first answer, if any.
@@ -89,14 +89,10 @@ struct Sent {
 }
 
 /// Probe `targets` according to `plan`, never past `deadline`.
-pub fn probe(
-    plan: &Plan<'_>,
-    targets: &[Target],
-    deadline: Instant,
-) -> Result<Vec<Outcome>, Error> {
-    let mut out: Vec<Outcome> = targets
+pub fn probe(plan: &Plan<'_>, targets: &[Target], deadline: Instant) -> Result<Vec<Report>, Error> {
+    let mut out: Vec<Report> = targets
         .iter()
-        .map(|t| Outcome {
+        .map(|t| Report {
             addr: t.addr,
             answer: None,
             error: None,

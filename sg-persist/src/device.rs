@@ -28,7 +28,7 @@ use crate::cdb::{self, PrInAction, PrOutAction, PrType, hex};
 use crate::parse::ReservationStatus;
 use crate::parse::{self, Capabilities, FullStatus, Identity, Inquiry, Keys, LuId, ParseError};
 use crate::path::{self, PathError, PathInfo, Resolved, SysRoot};
-use crate::sense::Outcome;
+use crate::sense::Reply;
 use crate::sys::{self, Completion, DataDir, SgChannel, SysError};
 
 /// Tunables for command execution.
@@ -85,14 +85,14 @@ pub enum Error {
         /// The command's name.
         cmd: &'static str,
     },
-    /// The command completed with a non-GOOD outcome.
+    /// The command completed with a non-GOOD reply.
     Failed {
         /// The path's block device.
         dev: PathBuf,
         /// The command's name.
         cmd: &'static str,
         /// What the device or transport said.
-        outcome: Outcome,
+        reply: Reply,
     },
     /// The response could not be parsed.
     Parse {
@@ -132,23 +132,23 @@ pub enum Error {
 }
 
 impl Error {
-    /// The device outcome, when the command completed.
-    pub fn outcome(&self) -> Option<Outcome> {
+    /// The device's reply, when the command completed.
+    pub fn reply(&self) -> Option<Reply> {
         match self {
-            Error::Failed { outcome, .. } => Some(*outcome),
-            Error::NoWorkingPath { last, .. } => last.outcome(),
+            Error::Failed { reply, .. } => Some(*reply),
+            Error::NoWorkingPath { last, .. } => last.reply(),
             _ => None,
         }
     }
 
     /// Whether the device answered RESERVATION CONFLICT.
     pub fn is_conflict(&self) -> bool {
-        self.outcome() == Some(Outcome::ReservationConflict)
+        self.reply() == Some(Reply::ReservationConflict)
     }
 
     /// Whether the device said it does not implement the command.
     pub fn is_unsupported(&self) -> bool {
-        self.outcome().is_some_and(|o| o.is_unsupported())
+        self.reply().is_some_and(|o| o.is_unsupported())
     }
 
     /// Whether the error is about the input (nothing was sent to a disk).
@@ -177,8 +177,8 @@ impl fmt::Display for Error {
             Error::Deadline { dev, cmd } => {
                 write!(f, "{}: {cmd}: no answer before the deadline", dev.display())
             }
-            Error::Failed { dev, cmd, outcome } => {
-                write!(f, "{}: {cmd} failed: {outcome}", dev.display())
+            Error::Failed { dev, cmd, reply } => {
+                write!(f, "{}: {cmd} failed: {reply}", dev.display())
             }
             Error::Parse { dev, cmd, err } => write!(f, "{}: {cmd}: {err}", dev.display()),
             Error::DifferentLu {
@@ -309,13 +309,13 @@ fn retry_unit_attention(
     cmd: &'static str,
     retries: u32,
     mut send: impl FnMut() -> Result<Completion, Error>,
-) -> Result<(Outcome, Completion), Error> {
+) -> Result<(Reply, Completion), Error> {
     let mut attempt = 0;
     loop {
         let c = send()?;
-        let outcome = Outcome::classify(&c);
-        debug!("{}: {cmd}: {outcome}", dev.display());
-        if let Outcome::UnitAttention(s) = outcome
+        let reply = Reply::classify(&c);
+        debug!("{}: {cmd}: {reply}", dev.display());
+        if let Reply::UnitAttention(s) = reply
             && attempt < retries
         {
             attempt += 1;
@@ -325,7 +325,7 @@ fn retry_unit_attention(
             );
             continue;
         }
-        return Ok((outcome, c));
+        return Ok((reply, c));
     }
 }
 
@@ -404,7 +404,7 @@ impl ScsiPath {
         mut data_in: Option<&mut [u8]>,
         data_out: Option<&[u8]>,
         deadline: Instant,
-    ) -> Result<(Outcome, Completion), Error> {
+    ) -> Result<(Reply, Completion), Error> {
         let dev = self.info.dev.clone();
         let node = self.node.clone();
         let opts = self.opts;
@@ -475,14 +475,14 @@ impl ScsiPath {
         data_out: Option<&[u8]>,
         deadline: Instant,
     ) -> Result<Completion, Error> {
-        let (outcome, c) = self.run(cmd, cdb, data_in, data_out, deadline)?;
-        if outcome.is_good() {
+        let (reply, c) = self.run(cmd, cdb, data_in, data_out, deadline)?;
+        if reply.is_good() {
             Ok(c)
         } else {
             Err(Error::Failed {
                 dev: self.info.dev.clone(),
                 cmd,
-                outcome,
+                reply,
             })
         }
     }
@@ -514,8 +514,8 @@ impl ScsiPath {
         }
     }
 
-    /// `TEST UNIT READY`: returns the raw outcome (NOT READY is an answer, not an error).
-    pub fn test_unit_ready(&mut self, deadline: Instant) -> Result<Outcome, Error> {
+    /// `TEST UNIT READY`: returns the raw reply (NOT READY is an answer, not an error).
+    pub fn test_unit_ready(&mut self, deadline: Instant) -> Result<Reply, Error> {
         Ok(self
             .run(
                 "TEST UNIT READY",
@@ -845,9 +845,9 @@ impl Lu {
 pub fn path_failure(e: &Error) -> bool {
     match e {
         Error::Io { .. } | Error::Open { .. } | Error::Deadline { .. } => true,
-        Error::Failed { outcome, .. } => matches!(
-            outcome,
-            Outcome::Transport { .. } | Outcome::TimedOut | Outcome::NotReady(_)
+        Error::Failed { reply, .. } => matches!(
+            reply,
+            Reply::Transport { .. } | Reply::TimedOut | Reply::NotReady(_)
         ),
         _ => false,
     }
@@ -910,7 +910,7 @@ mod tests {
             Ok(t.send(A, |h| done(if h == A { 0 } else { 0x18 }, &[])))
         })
         .unwrap();
-        assert_eq!(o, Outcome::ReservationConflict);
+        assert_eq!(o, Reply::ReservationConflict);
         // B's next command meets A's attention first, is sent again and gets its own answer
         let mut sent = 0;
         let (o, _) = retry_unit_attention(dev, "READ RESERVATION", 3, || {
@@ -918,7 +918,7 @@ mod tests {
             Ok(t.send(B, |_| done(0, &[])))
         })
         .unwrap();
-        assert_eq!(o, Outcome::Good);
+        assert_eq!(o, Reply::Good);
         assert_eq!(sent, 2);
         assert!(t.pending[B].borrow().is_empty());
     }
@@ -931,7 +931,7 @@ mod tests {
             Ok(done(0x02, &UA_PREEMPTED))
         })
         .unwrap();
-        assert!(matches!(o, Outcome::UnitAttention(s) if s.asc == 0x2a && s.ascq == 0x05));
+        assert!(matches!(o, Reply::UnitAttention(s) if s.asc == 0x2a && s.ascq == 0x05));
         assert_eq!(sent, 4);
         // a transport error ends the retries at once
         let r = retry_unit_attention(Path::new("/dev/sdb"), "READ KEYS", 3, || {

@@ -2,11 +2,11 @@
 //!
 //! Mechanism only: this crate never prints, never exits and never decides policy. It builds
 //! CDBs ([`cdb`]), runs them with a per-command timeout and a caller's deadline ([`sys`],
-//! [`device`]), normalises sense data and classifies each completion into an [`Outcome`]
+//! [`device`]), normalises sense data and classifies each completion into a [`Reply`]
 //! ([`sense`]), parses PERSISTENT RESERVE IN and INQUIRY data ([`parse`]), and maps a device
 //! name to the SCSI paths of one logical unit ([`path`]).
 //!
-//! RESERVATION CONFLICT is an outcome of its own (status 0x18 or host byte
+//! RESERVATION CONFLICT is a reply of its own (status 0x18 or host byte
 //! `DID_NEXUS_FAILURE`): for a fencing kit it is the signal, not an error to flatten.
 //! All `unsafe` code is in [`sys`]. Debug detail (CDB, parameter and sense bytes in hex) goes
 //! to the `log` facade.
@@ -25,7 +25,7 @@ pub use cdb::{PrInAction, PrOutAction, PrType};
 pub use device::{Error, Lu, Options, ScsiPath};
 pub use parse::{Capabilities, FullStatus, Identity, Keys, LuId, Reservation, ReservationStatus};
 pub use path::{PathError, PathInfo, Resolved, SysRoot, Topology};
-pub use sense::{Outcome, Sense, SenseKey};
+pub use sense::{Reply, Sense, SenseKey};
 
 #[cfg(test)]
 mod tidy {
@@ -121,7 +121,7 @@ mod fuzz {
                 resid: 0,
                 duration_ms: 0,
             };
-            let _ = Outcome::classify(&c).to_string();
+            let _ = Reply::classify(&c).to_string();
         }
     }
 }

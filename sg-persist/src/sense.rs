@@ -1,9 +1,9 @@
-//! Sense data and the classification of one command's completion into an [`Outcome`].
+//! Sense data and the classification of one command's completion into a [`Reply`].
 //!
 //! Sense comes in two formats (SPC-4 4.5): fixed (response codes 0x70/0x71) and descriptor
 //! (0x72/0x73). Both are normalised into one [`Sense`] with every byte read bounds-checked,
 //! then the completion is classified in a fixed order: transport (host byte), driver byte,
-//! sense, other status, GOOD. RESERVATION CONFLICT is its own verdict, whether the device
+//! sense, other status, GOOD. RESERVATION CONFLICT is its own reply, whether the device
 //! reports it as status 0x18 or the initiator as host byte `DID_NEXUS_FAILURE`.
 
 use std::fmt;
@@ -189,9 +189,9 @@ impl fmt::Display for Sense {
     }
 }
 
-/// The verdict on one command.
+/// The device's reply to one command, classified.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
+pub enum Reply {
     /// GOOD, CONDITION MET, or CHECK CONDITION with NO SENSE / RECOVERED ERROR.
     Good,
     /// Status RESERVATION CONFLICT, or host byte `DID_NEXUS_FAILURE`: another registrant's
@@ -222,15 +222,15 @@ pub enum Outcome {
     },
 }
 
-impl Outcome {
+impl Reply {
     /// Classifies a completion. Order: host byte, driver byte, sense, status, GOOD.
-    pub fn classify(c: &Completion) -> Outcome {
+    pub fn classify(c: &Completion) -> Reply {
         match c.host_status {
             host::DID_OK => {}
-            host::DID_NEXUS_FAILURE => return Outcome::ReservationConflict,
-            host::DID_TIME_OUT => return Outcome::TimedOut,
+            host::DID_NEXUS_FAILURE => return Reply::ReservationConflict,
+            host::DID_TIME_OUT => return Reply::TimedOut,
             h => {
-                return Outcome::Transport {
+                return Reply::Transport {
                     host: h,
                     driver: c.driver_status,
                 };
@@ -238,10 +238,10 @@ impl Outcome {
         }
         let drv = c.driver_status & 0x0f;
         if drv == driver::DRIVER_TIMEOUT {
-            return Outcome::TimedOut;
+            return Reply::TimedOut;
         }
         if drv != 0 && drv != driver::DRIVER_SENSE {
-            return Outcome::Transport {
+            return Reply::Transport {
                 host: c.host_status,
                 driver: c.driver_status,
             };
@@ -255,48 +255,48 @@ impl Outcome {
                 SenseKey::NO_SENSE | SenseKey::RECOVERED_ERROR
                     if st != status::RESERVATION_CONFLICT =>
                 {
-                    Outcome::Good
+                    Reply::Good
                 }
-                SenseKey::UNIT_ATTENTION => Outcome::UnitAttention(s),
-                SenseKey::NOT_READY => Outcome::NotReady(s),
-                SenseKey::ILLEGAL_REQUEST => Outcome::IllegalRequest(s),
-                _ if st == status::RESERVATION_CONFLICT => Outcome::ReservationConflict,
-                _ => Outcome::Sense(s),
+                SenseKey::UNIT_ATTENTION => Reply::UnitAttention(s),
+                SenseKey::NOT_READY => Reply::NotReady(s),
+                SenseKey::ILLEGAL_REQUEST => Reply::IllegalRequest(s),
+                _ if st == status::RESERVATION_CONFLICT => Reply::ReservationConflict,
+                _ => Reply::Sense(s),
             };
         }
         match st {
-            status::GOOD | status::CONDITION_MET => Outcome::Good,
-            status::RESERVATION_CONFLICT => Outcome::ReservationConflict,
-            status::BUSY | status::TASK_SET_FULL | status::ACA_ACTIVE => Outcome::Busy(st),
-            other => Outcome::Status(other),
+            status::GOOD | status::CONDITION_MET => Reply::Good,
+            status::RESERVATION_CONFLICT => Reply::ReservationConflict,
+            status::BUSY | status::TASK_SET_FULL | status::ACA_ACTIVE => Reply::Busy(st),
+            other => Reply::Status(other),
         }
     }
 
     /// Whether the command ran successfully.
     pub fn is_good(&self) -> bool {
-        matches!(self, Outcome::Good)
+        matches!(self, Reply::Good)
     }
 
     /// Whether the device said it does not support the command (ILLEGAL REQUEST with invalid
     /// operation code or invalid field in CDB).
     pub fn is_unsupported(&self) -> bool {
-        matches!(self, Outcome::IllegalRequest(s) if s.asc == 0x20 || s.asc == 0x24)
+        matches!(self, Reply::IllegalRequest(s) if s.asc == 0x20 || s.asc == 0x24)
     }
 }
 
-impl fmt::Display for Outcome {
+impl fmt::Display for Reply {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Outcome::Good => write!(f, "GOOD"),
-            Outcome::ReservationConflict => write!(f, "RESERVATION CONFLICT"),
-            Outcome::UnitAttention(s)
-            | Outcome::NotReady(s)
-            | Outcome::IllegalRequest(s)
-            | Outcome::Sense(s) => write!(f, "CHECK CONDITION: {s}"),
-            Outcome::Busy(st) => write!(f, "device busy (status 0x{st:02x})"),
-            Outcome::Status(st) => write!(f, "SCSI status 0x{st:02x}"),
-            Outcome::TimedOut => write!(f, "command timed out"),
-            Outcome::Transport { host, driver } => write!(
+            Reply::Good => write!(f, "GOOD"),
+            Reply::ReservationConflict => write!(f, "RESERVATION CONFLICT"),
+            Reply::UnitAttention(s)
+            | Reply::NotReady(s)
+            | Reply::IllegalRequest(s)
+            | Reply::Sense(s) => write!(f, "CHECK CONDITION: {s}"),
+            Reply::Busy(st) => write!(f, "device busy (status 0x{st:02x})"),
+            Reply::Status(st) => write!(f, "SCSI status 0x{st:02x}"),
+            Reply::TimedOut => write!(f, "command timed out"),
+            Reply::Transport { host, driver } => write!(
                 f,
                 "transport error (host byte 0x{host:02x}, driver byte 0x{driver:02x})"
             ),
@@ -371,59 +371,56 @@ mod tests {
 
     #[test]
     fn classify_good_and_conflict() {
-        assert_eq!(Outcome::classify(&comp(0, 0, 0, &[])), Outcome::Good);
+        assert_eq!(Reply::classify(&comp(0, 0, 0, &[])), Reply::Good);
         assert_eq!(
-            Outcome::classify(&comp(0x18, 0, 0, &[])),
-            Outcome::ReservationConflict
+            Reply::classify(&comp(0x18, 0, 0, &[])),
+            Reply::ReservationConflict
         );
         assert_eq!(
-            Outcome::classify(&comp(0, host::DID_NEXUS_FAILURE, 0, &[])),
-            Outcome::ReservationConflict
+            Reply::classify(&comp(0, host::DID_NEXUS_FAILURE, 0, &[])),
+            Reply::ReservationConflict
         );
     }
 
     #[test]
     fn classify_sense_keys() {
-        let ua = Outcome::classify(&comp(2, 0, 8, &FIXED_UA_REG_PREEMPTED));
-        assert!(matches!(ua, Outcome::UnitAttention(s) if s.asc == 0x2a));
-        let nr = Outcome::classify(&comp(2, 0, 0, &DESC_NOT_READY));
-        assert!(matches!(nr, Outcome::NotReady(_)));
-        let ill = Outcome::classify(&comp(2, 0, 0, &[0x72, 0x05, 0x20, 0x00]));
+        let ua = Reply::classify(&comp(2, 0, 8, &FIXED_UA_REG_PREEMPTED));
+        assert!(matches!(ua, Reply::UnitAttention(s) if s.asc == 0x2a));
+        let nr = Reply::classify(&comp(2, 0, 0, &DESC_NOT_READY));
+        assert!(matches!(nr, Reply::NotReady(_)));
+        let ill = Reply::classify(&comp(2, 0, 0, &[0x72, 0x05, 0x20, 0x00]));
         assert!(ill.is_unsupported());
-        let rec = Outcome::classify(&comp(2, 0, 0, &[0x72, 0x01, 0x17, 0x00]));
-        assert_eq!(rec, Outcome::Good);
-        let hw = Outcome::classify(&comp(2, 0, 0, &[0x72, 0x04, 0x44, 0x00]));
-        assert!(matches!(hw, Outcome::Sense(s) if s.key == SenseKey::HARDWARE_ERROR));
+        let rec = Reply::classify(&comp(2, 0, 0, &[0x72, 0x01, 0x17, 0x00]));
+        assert_eq!(rec, Reply::Good);
+        let hw = Reply::classify(&comp(2, 0, 0, &[0x72, 0x04, 0x44, 0x00]));
+        assert!(matches!(hw, Reply::Sense(s) if s.key == SenseKey::HARDWARE_ERROR));
     }
 
     #[test]
     fn classify_transport_before_status() {
         assert_eq!(
-            Outcome::classify(&comp(0x18, host::DID_TIME_OUT, 0, &[])),
-            Outcome::TimedOut
+            Reply::classify(&comp(0x18, host::DID_TIME_OUT, 0, &[])),
+            Reply::TimedOut
         );
         assert_eq!(
-            Outcome::classify(&comp(0, host::DID_NO_CONNECT, 0, &[])),
-            Outcome::Transport { host: 1, driver: 0 }
+            Reply::classify(&comp(0, host::DID_NO_CONNECT, 0, &[])),
+            Reply::Transport { host: 1, driver: 0 }
         );
         assert_eq!(
-            Outcome::classify(&comp(0, 0, driver::DRIVER_TIMEOUT, &[])),
-            Outcome::TimedOut
+            Reply::classify(&comp(0, 0, driver::DRIVER_TIMEOUT, &[])),
+            Reply::TimedOut
         );
         assert!(matches!(
-            Outcome::classify(&comp(0, 0, 0x04, &[])),
-            Outcome::Transport { .. }
+            Reply::classify(&comp(0, 0, 0x04, &[])),
+            Reply::Transport { .. }
         ));
     }
 
     #[test]
     fn classify_status_without_sense() {
-        assert_eq!(Outcome::classify(&comp(2, 0, 0, &[])), Outcome::Status(2));
-        assert_eq!(Outcome::classify(&comp(0x08, 0, 0, &[])), Outcome::Busy(8));
-        assert_eq!(
-            Outcome::classify(&comp(0x28, 0, 0, &[])),
-            Outcome::Busy(0x28)
-        );
-        assert_eq!(Outcome::classify(&comp(0x04, 0, 0, &[])), Outcome::Good);
+        assert_eq!(Reply::classify(&comp(2, 0, 0, &[])), Reply::Status(2));
+        assert_eq!(Reply::classify(&comp(0x08, 0, 0, &[])), Reply::Busy(8));
+        assert_eq!(Reply::classify(&comp(0x28, 0, 0, &[])), Reply::Busy(0x28));
+        assert_eq!(Reply::classify(&comp(0x04, 0, 0, &[])), Reply::Good);
     }
 }

@@ -24,7 +24,7 @@
 //! the cached base initramfs under `<workspace>/target/vm-cache`), packs an overlay archive
 //! with the scenario, the guest library (`tests/guest/lib/*.sh`), the project's static
 //! binaries if asked for ([`Vm::project_bins`], see [`bins`]) and any extra files, boots QEMU
-//! (TCG unless KVM really works), and returns an [`Outcome`] with the named checks.
+//! (TCG unless KVM really works), and returns an [`RunReport`] with the named checks.
 //! QEMU is always killed: when the scenario ends, at the wall-clock limit, or on drop.
 //! The console goes to `target/vm-cache/logs/<name>.console`; the `assert_*` methods print it
 //! only when something failed.
@@ -273,7 +273,7 @@ impl Vm {
     }
 
     /// Boots the guest, runs the scenario, powers off; always kills QEMU.
-    pub fn run(&self) -> Result<Outcome, VmError> {
+    pub fn run(&self) -> Result<RunReport, VmError> {
         let parts = parts()?;
         let bins = if self.project_bins {
             project_bins()?
@@ -299,7 +299,7 @@ pub struct Check {
 
 /// What a guest run produced.
 #[derive(Debug, Clone)]
-pub struct Outcome {
+pub struct RunReport {
     pub name: String,
     pub checks: Vec<Check>,
     /// The scenario's exit status (None: it never finished).
@@ -317,7 +317,7 @@ pub struct Outcome {
     pub(crate) console: String,
 }
 
-impl Outcome {
+impl RunReport {
     /// The check named `name` (the last one if repeated).
     pub fn check(&self, name: &str) -> Option<&Check> {
         self.checks.iter().rev().find(|c| c.name == name)
@@ -396,7 +396,7 @@ impl Outcome {
         }
     }
 
-    /// [`Outcome::assert_passed`] without required names.
+    /// [`RunReport::assert_passed`] without required names.
     pub fn assert_all_passed(&self) {
         self.assert_passed(&[]);
     }
@@ -420,7 +420,7 @@ pub fn skip_loudly(name: &str, why: &str) {
 
 /// Runs `vm`; when QEMU genuinely cannot run here, prints a loud SKIPPED line and returns None
 /// (or panics when [`vm_required`]). Any other error panics.
-pub fn run_or_skip(vm: &Vm) -> Option<Outcome> {
+pub fn run_or_skip(vm: &Vm) -> Option<RunReport> {
     match vm.run() {
         Ok(o) => Some(o),
         Err(VmError::Unavailable(why)) if !vm_required() => {
@@ -484,7 +484,7 @@ mod tests {
 
     #[test]
     fn outcome_problems_name_what_went_wrong() {
-        let mut o = Outcome {
+        let mut o = RunReport {
             name: "t".into(),
             checks: vec![Check {
                 name: "a".into(),

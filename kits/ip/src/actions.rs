@@ -5,8 +5,8 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use ip_monitor::grace::{self, Round, SystemClock};
-use ip_monitor::netlink::{AddOutcome, Address, DelOutcome, Link};
-use ip_monitor::probe::{self, Outcome as ProbeOutcome, Plan, Target};
+use ip_monitor::netlink::{Addition, Address, Deletion, Link};
+use ip_monitor::probe::{self, Plan, Report, Target};
 use ip_monitor::{Cidr, arp, fmt_mac, ndp};
 use lkh_common::{Action, Exit, Failure, HookCtx, Outcome};
 
@@ -109,7 +109,7 @@ pub struct Health {
     /// what each target did in the last probe round (empty when no round probed).
     pub present: Option<Address>,
     pub link: Link,
-    pub probes: Vec<ProbeOutcome>,
+    pub probes: Vec<Report>,
     pub verdict: Verdict,
 }
 
@@ -268,7 +268,7 @@ pub fn describe_targets(targets: &[Target]) -> String {
         .join(", ")
 }
 
-fn no_answer_detail(s: &Settings, targets: &[Target], results: &[ProbeOutcome]) -> String {
+fn no_answer_detail(s: &Settings, targets: &[Target], results: &[Report]) -> String {
     let errors: Vec<String> = results
         .iter()
         .filter_map(|r| r.error.as_ref().map(|e| format!("{}: {e}", r.addr)))
@@ -295,7 +295,7 @@ fn round(
     deadline: Instant,
     refresh: bool,
     look: Look,
-) -> (Round<Problem>, Vec<ProbeOutcome>) {
+) -> (Round<Problem>, Vec<Report>) {
     if refresh && let Err(e) = live.refresh(s, deadline) {
         let why = format!("cannot read its state: {e}");
         return (Round::Fail(Problem::LinkDown(why)), Vec::new());
@@ -332,7 +332,7 @@ fn reachability(
     targets: &[Target],
     deadline: Instant,
     look: Look,
-) -> (Verdict, Vec<ProbeOutcome>) {
+) -> (Verdict, Vec<Report>) {
     let mut first = true;
     let mut last = Vec::new();
     let verdict = grace::evaluate(&SystemClock, s.grace, deadline, s.ping_time, |d| {
@@ -551,8 +551,8 @@ fn bring_up(
         .nl
         .add_address(live.link.index, &s.address, nodad, deadline)
     {
-        Ok(AddOutcome::Added) => log::info!("added {} to {}", s.address, s.interface),
-        Ok(AddOutcome::AlreadyPresent) => {
+        Ok(Addition::Added) => log::info!("added {} to {}", s.address, s.interface),
+        Ok(Addition::AlreadyPresent) => {
             log::info!("{} appeared on {} meanwhile", s.address, s.interface)
         }
         Err(e) => {
@@ -638,8 +638,8 @@ fn remove(s: &Settings, marker: &Marker, deadline: Instant) -> Outcome {
         .cloned()
         .collect();
     match live.nl.del_address(live.link.index, &ours.cidr, deadline) {
-        Ok(DelOutcome::Deleted) => log::info!("deleted {} from {}", ours.cidr, s.interface),
-        Ok(DelOutcome::Absent) => log::info!("{} left {} meanwhile", ours.cidr, s.interface),
+        Ok(Deletion::Deleted) => log::info!("deleted {} from {}", ours.cidr, s.interface),
+        Ok(Deletion::Absent) => log::info!("{} left {} meanwhile", ours.cidr, s.interface),
         Err(e) => {
             return Err(Failure::failed(format!(
                 "cannot delete {} from {}: {e}",

@@ -3,7 +3,7 @@
 use std::net::IpAddr;
 
 use ip_monitor::fmt_mac;
-use ip_monitor::probe::{self, Outcome as ProbeOutcome, Target};
+use ip_monitor::probe::{self, Report, Target};
 use lkh_common::{Action, Config, Exit, Failure, Json, KitSpec, Outcome, Tag};
 
 use crate::actions::{self, Health, Look, Verdict, describe_targets, link_problem, plan};
@@ -17,7 +17,7 @@ pub fn command(spec: &'static KitSpec, name: &str, args: &[String]) -> Option<Ou
     }
 }
 
-fn results_json(results: &[ProbeOutcome]) -> Json {
+fn results_json(results: &[Report]) -> Json {
     Json::Arr(
         results
             .iter()
@@ -37,7 +37,7 @@ fn results_json(results: &[ProbeOutcome]) -> Json {
     )
 }
 
-fn results_text(results: &[ProbeOutcome]) -> String {
+fn results_text(results: &[Report]) -> String {
     let mut s = String::new();
     for r in results {
         match r.answer {
@@ -229,7 +229,7 @@ mod tests {
     use std::time::Duration;
 
     use ip_monitor::netlink::{Address, Link};
-    use ip_monitor::probe::{Answer, Method, Outcome as ProbeOutcome, Target};
+    use ip_monitor::probe::{Answer, Method, Report, Target};
     use lkh_common::Hint;
 
     use super::*;
@@ -265,7 +265,7 @@ mod tests {
                 mtu: Some(1500),
             },
             probes: probed(&verdict)
-                .then_some(ProbeOutcome {
+                .then_some(Report {
                     addr: gw,
                     answer: matches!(verdict, Verdict::Healthy { .. }).then_some(Answer {
                         method: Method::Icmp,

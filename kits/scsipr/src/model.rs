@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use sg_persist::{Error, Keys, Outcome, PrType, Reservation, ReservationStatus, Sense, SenseKey};
+use sg_persist::{Error, Keys, PrType, Reply, Reservation, ReservationStatus, Sense, SenseKey};
 
 use crate::pr::{Disk, Nexus};
 
@@ -295,11 +295,11 @@ impl Path {
     fn dev(&self) -> PathBuf {
         PathBuf::from(format!("/dev/{}", self.name))
     }
-    fn fail(&self, cmd: &'static str, outcome: Outcome) -> Error {
+    fn fail(&self, cmd: &'static str, reply: Reply) -> Error {
         Error::Failed {
             dev: self.dev(),
             cmd,
-            outcome,
+            reply,
         }
     }
     /// Runs the hook, then `f` on the LU (unless the hook says the command is lost).
@@ -342,10 +342,10 @@ impl Path {
         let n = self.nexus;
         match self.send(cmd, |l| l.pr_out(n, sa, t, rk, sark))? {
             Answer::Good => Ok(()),
-            Answer::Conflict => Err(self.fail(cmd, Outcome::ReservationConflict)),
+            Answer::Conflict => Err(self.fail(cmd, Reply::ReservationConflict)),
             Answer::Illegal(asc, ascq) => Err(self.fail(
                 cmd,
-                Outcome::IllegalRequest(Sense {
+                Reply::IllegalRequest(Sense {
                     response_code: 0x70,
                     key: SenseKey::ILLEGAL_REQUEST,
                     asc,

@@ -692,7 +692,9 @@ fn install_tool(stage: &Path, tool: &Path, unpacked: &Path) -> Result<(), VmErro
         unpacked.display()
     );
     let o = run_ok(
-        Command::new("ldd").arg(tool).env("LD_LIBRARY_PATH", &libpath),
+        Command::new("ldd")
+            .arg(tool)
+            .env("LD_LIBRARY_PATH", &libpath),
         STEP_TIMEOUT,
     )?;
     let text = o.stdout_str();

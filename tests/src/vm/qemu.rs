@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use super::bins::Bin;
 use super::cpio::Cpio;
 use super::parts::{Parts, cache_dir};
-use super::{Check, Disk, Outcome, Vm, VmError, crate_dir};
+use super::{Check, Disk, RunReport, Vm, VmError, crate_dir};
 
 /// After `END`, the guest gets this long to power off before it is killed.
 const POWEROFF_GRACE: Duration = Duration::from_secs(10);
@@ -237,7 +237,7 @@ fn reap_stale_runs(runs: &Path) {
     }
 }
 
-pub(super) fn run(vm: &Vm, parts: &Parts, bins: &[Bin]) -> Result<Outcome, VmError> {
+pub(super) fn run(vm: &Vm, parts: &Parts, bins: &[Bin]) -> Result<RunReport, VmError> {
     static SEQ: AtomicU32 = AtomicU32::new(0);
     // this process's id first: reap_stale_runs recognises files of processes that are gone
     let id = format!(
@@ -382,7 +382,7 @@ pub(super) fn run(vm: &Vm, parts: &Parts, bins: &[Bin]) -> Result<Outcome, VmErr
     drop(files);
     let (timed_out, duration) = result?;
     let st = st.into_inner().expect("state");
-    Ok(Outcome {
+    Ok(RunReport {
         name: vm.name.clone(),
         checks: st.checks,
         rc: st.rc,
