@@ -30,7 +30,7 @@ said remove-forge 'x\x0aFORGED line'
 mkdir -p /mnt/f
 mount -t tmpfs "$(printf 'x\nFORGED resource f: healthy')" /mnt/f; check forge-source-mounted $?
 conf f SERVER=10.0.2.2 EXPORT=/export MOUNTPOINT=/mnt/f VERSION=3 TIMEOUT=$T
-nas status-forge 0 status -t f
+nas status-forge 1 status -t f   # not an NFS mount: quickCheck's verdict, 1
 ! grep -q '^FORGED' /tmp/status-forge.out; check status-text-not-forged $? "$(cat /tmp/status-forge.out)"
 grep -qF 'x\x0aFORGED resource f: healthy' /tmp/status-forge.out; check status-text-escaped $? "$(cat /tmp/status-forge.out)"
 umount /mnt/f

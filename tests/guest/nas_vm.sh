@@ -14,10 +14,10 @@ conf v4 SERVER=10.0.2.2 EXPORT=/export MOUNTPOINT=/mnt/v4 VERSION=4.2 TIMEOUT=$T
 
 # said NAME TEXT: the last nas run NAME said TEXT on stderr
 said() { grep -q "$2" /tmp/$1.err; check "$1-says-$(echo "$2" | tr ' ' '-')" $? "$(cat /tmp/$1.err)"; }
-# agree NAME WANT TAG: quickCheck exits WANT, and status --json (exit 0) shows that exit code
+# agree NAME WANT TAG: quickCheck exits WANT, and status --json exits WANT too and shows it
 agree() {
     nas $1-qc $2 quickCheck -t $3
-    nas $1-status 0 status -t $3 --json
+    nas $1-status $2 status -t $3 --json
     grep -q "\"exit\":$2," /tmp/$1-status.out; check $1 $? "$(cat /tmp/$1-status.out)"
 }
 nas_procs() { for _p in /proc/[0-9]*; do cat "$_p/comm" 2>/dev/null; done | grep -c '^lkh-nas$'; }

@@ -70,6 +70,8 @@ pub struct HookArgs {
     pub overrides: Vec<(String, String)>,
     /// Extra long switches the caller allowed (e.g. `--json`) that were present.
     pub switches: Vec<String>,
+    /// Extra long options with a value the caller allowed (e.g. `--dir DIR`), in order.
+    pub values: Vec<(String, String)>,
     /// Words and short flags that were ignored.
     pub ignored: Vec<String>,
     pub help: bool,
@@ -78,6 +80,38 @@ pub struct HookArgs {
 impl HookArgs {
     pub fn has(&self, switch: &str) -> bool {
         self.switches.iter().any(|s| s == switch)
+    }
+
+    /// The value of the allowed option `flag` (the last one given).
+    pub fn value(&self, flag: &str) -> Option<&str> {
+        self.values
+            .iter()
+            .rev()
+            .find(|(f, _)| f == flag)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// A kit command's operands: the words that are not flags. The hook form ignores short
+    /// flags it does not know (LifeKeeper passes extras); a command refuses them, with `usage`.
+    pub fn operands(&self, usage: &str) -> Result<&[String], Failure> {
+        match self
+            .ignored
+            .iter()
+            .find(|w| w.len() > 1 && w.starts_with('-'))
+        {
+            Some(f) => Err(Failure::usage(format!("unknown option {f}: {usage}"))),
+            None => Ok(&self.ignored),
+        }
+    }
+
+    /// For a command that takes no operands: refuses any word left over, with `usage`.
+    pub fn no_operands(&self, usage: &str) -> Result<(), Failure> {
+        match self.operands(usage)?.first() {
+            Some(w) => Err(Failure::usage(format!(
+                "unexpected argument '{w}': {usage}"
+            ))),
+            None => Ok(()),
+        }
     }
 }
 
@@ -90,6 +124,19 @@ pub fn parse_hook_args(
     keys: &'static [KeySpec],
     args: &[String],
     switches: &[&str],
+) -> Result<HookArgs, Failure> {
+    parse_args(keys, args, switches, &[])
+}
+
+/// The one parser of every command line of the kits: the hook form and each kit's own
+/// commands. `-t TAG`, `-i ID`, `-v`, `--set KEY=VALUE`, `--no-config`, `--KEY VALUE` for the
+/// kit's settings, the caller's `switches` (no value) and `options` (a value, `--opt V` or
+/// `--opt=V`); other words are kept in order in `ignored` (see [`HookArgs::operands`]).
+pub fn parse_args(
+    keys: &'static [KeySpec],
+    args: &[String],
+    switches: &[&str],
+    options: &[&str],
 ) -> Result<HookArgs, Failure> {
     let mut out = HookArgs::default();
     let mut it = args.iter().cloned();
@@ -112,6 +159,10 @@ pub fn parse_hook_args(
                 out.overrides.push((k.to_owned(), v.to_owned()));
             }
             f if switches.contains(&f) => out.switches.push(f.to_owned()),
+            f if options.contains(&f) => {
+                let v = need_value(f, inline.or_else(|| it.next()))?;
+                out.values.push((f.to_owned(), v));
+            }
             f if f.starts_with("--") => {
                 let key = f[2..].to_ascii_uppercase().replace('-', "_");
                 let Some(spec) = find_key(keys, &key) else {
@@ -216,32 +267,32 @@ pub fn parse_invocation(keys: &'static [KeySpec], argv: &[String]) -> Result<Inv
         "-h" | "--help" | "help" => Ok(Invocation::Help),
         "-V" | "--version" | "version" => Ok(Invocation::Version),
         "genapp" | "install" => {
-            let (rest, verbosity) = strip_verbose(rest);
-            let (mut tag, mut dir) = (None, None);
-            let mut it = rest.into_iter();
             let usage = "usage: genapp [-t TAG] [--dir DIR]";
-            while let Some(a) = it.next() {
-                let (flag, inline) = match a.split_once('=') {
-                    Some((f, v)) if f.starts_with("--") => (f.to_owned(), Some(v.to_owned())),
-                    _ => (a.clone(), None),
-                };
-                match flag.as_str() {
-                    "-t" | "--tag" => tag = Some(need_value(&flag, inline.or_else(|| it.next()))?),
-                    "--dir" => dir = Some(need_value(&flag, inline.or_else(|| it.next()))?),
-                    "-h" | "--help" => return Ok(Invocation::Help),
-                    "--lkroot" => {
-                        return Err(Failure::usage(format!(
-                            "{first} --lkroot: LifeKeeper only runs scripts of resources it created, so nothing is linked under $LKROOT any more: run `genapp` and give its scripts to the Generic Application wizard ({usage})"
-                        )));
-                    }
-                    f if f.starts_with("-t") && f.len() > 2 => tag = Some(f[2..].to_owned()),
-                    _ => {
-                        return Err(Failure::usage(format!(
-                            "{first}: unexpected argument '{a}': {usage}"
-                        )));
-                    }
-                }
+            let a = parse_args(&[], rest, &["--lkroot"], &["--dir"])?;
+            if a.help {
+                return Ok(Invocation::Help);
             }
+            if a.has("--lkroot") {
+                return Err(Failure::usage(format!(
+                    "{first} --lkroot: LifeKeeper only runs scripts of resources it created, so nothing is linked under $LKROOT any more: run `genapp` and give its scripts to the Generic Application wizard ({usage})"
+                )));
+            }
+            let extra = a.operands(usage)?.first().cloned().or_else(|| {
+                a.id.as_ref()
+                    .map(|_| "-i".to_owned())
+                    .or(a.no_config.then(|| "--no-config".to_owned()))
+                    .or(a.overrides.first().map(|(k, v)| format!("--set {k}={v}")))
+            });
+            if let Some(w) = extra {
+                return Err(Failure::usage(format!(
+                    "{first}: unexpected argument '{w}': {usage}"
+                )));
+            }
+            let (tag, dir, verbosity) = (
+                a.tag.clone(),
+                a.value("--dir").map(str::to_owned),
+                a.verbosity,
+            );
             Ok(Invocation::Genapp {
                 tag,
                 dir,
@@ -294,6 +345,34 @@ mod tests {
         assert_eq!(args.id.as_deref(), Some("0123"));
         assert_eq!(args.verbosity, 2);
         assert_eq!(args.ignored, ["-A", "-e", "7", "stray"]);
+    }
+
+    /// A kit command's own flags go through the same parser as the hook form: its switches
+    /// and options (`--opt V`, `--opt=V`), `-v`, `--KEY V` settings, operands in order, and
+    /// an unknown short flag refused (the hook form ignores it).
+    #[test]
+    fn command_args() {
+        let a = parse_args(
+            KEYS,
+            &argv("10.0.0.1 --json --port=2049 -v --timeout 5 /export --port 111"),
+            &["--json"],
+            &["--port"],
+        )
+        .unwrap();
+        assert!(a.has("--json"));
+        assert_eq!(a.value("--port"), Some("111"));
+        assert_eq!(a.verbosity, 1);
+        assert_eq!(a.overrides, [("TIMEOUT".to_owned(), "5".to_owned())]);
+        assert_eq!(a.operands("usage").unwrap(), argv("10.0.0.1 /export"));
+        let a = parse_args(KEYS, &argv("x -q"), &[], &[]).unwrap();
+        let f = a.operands("usage: probe X").unwrap_err();
+        assert_eq!(f.exit, crate::Exit::Usage);
+        assert!(
+            f.message.contains("-q") && f.message.contains("usage: probe X"),
+            "{f}"
+        );
+        assert!(parse_args(KEYS, &argv("--port"), &[], &["--port"]).is_err());
+        assert!(parse_args(KEYS, &argv("--bogus 1"), &[], &["--port"]).is_err());
     }
 
     #[test]
@@ -413,6 +492,10 @@ mod tests {
             }
         );
         assert!(parse_invocation(KEYS, &argv("lkh-x genapp /tmp")).is_err());
+        for bad in ["-x", "--timeout 5", "-i 7", "--set A=b", "--no-config"] {
+            let f = parse_invocation(KEYS, &argv(&format!("lkh-x genapp {bad}"))).unwrap_err();
+            assert_eq!(f.exit, crate::Exit::Usage, "{bad}: {f}");
+        }
         let f =
             parse_invocation(KEYS, &argv("lkh-x install --lkroot /opt/LifeKeeper")).unwrap_err();
         assert!(f.message.contains("Generic Application"), "{f}");

@@ -49,7 +49,7 @@ pub mod tag;
 pub mod trusted;
 pub mod version;
 
-pub use cli::{Action, HookArgs, parse_hook_args};
+pub use cli::{Action, HookArgs, parse_args, parse_hook_args};
 pub use config::{Config, KeySpec, Kind, Scope, Sources};
 pub use deadline::{Deadline, run_bounded};
 pub use exit::{Exit, Failure, Hint, Outcome};

@@ -21,7 +21,7 @@ const DAD_INTERVAL: Duration = Duration::from_millis(300);
 const DAD6_WAIT: Duration = Duration::from_secs(5);
 
 pub fn hook(ctx: &HookCtx) -> Outcome {
-    let s = Settings::from_config(&ctx.config, &ctx.conf_file(), true)?;
+    let s = Settings::from_ctx(ctx)?;
     let deadline = ctx.deadline.instant();
     let marker = Marker::new(&ctx.tag);
     match ctx.action {

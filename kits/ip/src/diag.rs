@@ -69,8 +69,9 @@ fn results_text(results: &[Report]) -> String {
 /// target's answer, shown as text or JSON; the exit code is quickCheck's.
 fn status(spec: &'static KitSpec, args: &[String]) -> Outcome {
     let a = lkh_common::parse_hook_args(spec.keys, args, &["--json"])?;
+    a.no_operands("usage: status -t TAG [--json]")?;
     let ctx = lkh_common::context(spec, Action::QuickCheck, &a)?;
-    let s = Settings::from_config(&ctx.config, &ctx.conf_file(), true)?;
+    let s = Settings::from_ctx(&ctx)?;
     let deadline = actions::check_deadline(&ctx, &s);
     let h = actions::assess(&s, &Marker::new(&ctx.tag), deadline, Look::AllAnswers)?;
     if a.has("--json") {
@@ -162,15 +163,12 @@ fn health_text(h: &Health) -> String {
 fn probe_cmd(spec: &'static KitSpec, args: &[String]) -> Outcome {
     let a = lkh_common::parse_hook_args(spec.keys, args, &["--json"])?;
     let mut words = Vec::new();
-    for w in &a.ignored {
-        if w.starts_with('-') {
-            return Err(Failure::usage(format!(
-                "probe: unknown option {w}: see --help"
-            )));
-        }
+    for w in a.operands(
+        "usage: probe [-t TAG | --interface IF] [--probe arp|icmp|both] [--json] [TARGET...]",
+    )? {
         let ip: IpAddr = w
             .parse()
-            .map_err(|_| Failure::usage(format!("probe: '{w}' is not an IPv4 or IPv6 address")))?;
+            .map_err(|_| Failure::usage(format!("'{w}' is not an IPv4 or IPv6 address")))?;
         words.push(ip);
     }
     let (config, conf): (Config, std::path::PathBuf) = if a.tag.is_some() {

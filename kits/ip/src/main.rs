@@ -108,8 +108,7 @@ pub(crate) static SPEC: KitSpec = KitSpec {
 
 /// `validate` and OCF `validate-all`: the settings the actions would use, checked, nothing changed.
 fn check(ctx: &lkh_common::HookCtx) -> lkh_common::Outcome {
-    crate::settings::Settings::from_config(&ctx.config, &ctx.conf_file(), true)
-        .map(|_| String::new())
+    crate::settings::Settings::from_ctx(ctx).map(|_| String::new())
 }
 
 fn main() -> ExitCode {

@@ -52,6 +52,11 @@ fn uint(cfg: &Config, key: &str, default: u64) -> u64 {
 }
 
 impl Settings {
+    /// The resource's settings from its configuration (every kit's `Settings::from_ctx`).
+    pub fn from_ctx(ctx: &lkh_common::HookCtx) -> Result<Settings, Failure> {
+        Settings::from_config(&ctx.config, &ctx.conf_file(), true)
+    }
+
     /// Shape checks only. `require_address` is false for `probe`, which needs only an interface.
     pub fn from_config(
         cfg: &Config,

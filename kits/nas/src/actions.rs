@@ -30,7 +30,7 @@ pub fn hook(ctx: &HookCtx) -> Outcome {
         Action::Remove => settings::Resolve::Never,
         _ => settings::Resolve::Recorded,
     };
-    let s = settings::load_with(ctx, how)?;
+    let s = Settings::from_ctx(ctx, how)?;
     match ctx.action {
         Action::Restore => restore(&s),
         Action::Remove => remove(&s),

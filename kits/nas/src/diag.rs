@@ -10,12 +10,12 @@ use nas::probe::{self, Probe};
 use nas::{IoOutcome, Version, mountinfo};
 
 use crate::actions::{self, Check, Health};
-use crate::settings;
+use crate::settings::{Resolve, Settings};
 
 pub fn command(spec: &'static KitSpec, name: &str, args: &[String]) -> Option<Outcome> {
     match name {
         "status" => Some(status(spec, args)),
-        "probe" => Some(probe_cmd(args)),
+        "probe" => Some(probe_cmd(spec, args)),
         _ => None,
     }
 }
@@ -197,61 +197,47 @@ fn health_text(tag: &str, h: &Health) -> Vec<String> {
 }
 
 /// `status`: the assessment quickCheck makes ([`actions::assess`]), shown as text or JSON;
-/// changes nothing and exits 0 once it has shown it (the verdict's exit code is in the
-/// output).
+/// changes nothing; the exit code is quickCheck's (as every kit's `status`).
 fn status(spec: &'static KitSpec, args: &[String]) -> Outcome {
     let a = lkh_common::parse_hook_args(spec.keys, args, &["--json"])?;
+    a.no_operands("usage: status -t TAG [--json]")?;
     let ctx = lkh_common::context(spec, Action::QuickCheck, &a)?;
-    let s = settings::load(&ctx, false)?;
+    let s = Settings::from_ctx(&ctx, Resolve::Recorded)?;
     let h = actions::assess(&s)?;
     if a.has("--json") {
         println!("{}", health_json(&s.tag, &h));
     } else {
         health_text(&s.tag, &h).iter().for_each(say);
     }
-    Ok(String::new())
+    h.outcome().map(|_| String::new())
 }
 
-fn probe_cmd(args: &[String]) -> Outcome {
+fn probe_cmd(spec: &'static KitSpec, args: &[String]) -> Outcome {
     let usage = "usage: probe SERVER [EXPORT] [--version V] [--timeout SECONDS] [--json]";
-    let mut pos = Vec::new();
-    let mut json = false;
-    let mut timeout = Duration::from_secs(10);
-    let mut version: Option<Version> = None;
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let (flag, inline) = match a.split_once('=') {
-            Some((f, v)) if f.starts_with("--") => (f, Some(v.to_string())),
-            _ => (a.as_str(), None),
-        };
-        match flag {
-            "--json" => json = true,
-            "--timeout" => {
-                let v = inline
-                    .or_else(|| it.next().cloned())
-                    .ok_or_else(|| Failure::usage(format!("--timeout needs seconds; {usage}")))?;
-                let n: u64 = v
-                    .parse()
-                    .ok()
-                    .filter(|n| (1..=3600).contains(n))
-                    .ok_or_else(|| {
-                        Failure::usage(format!("--timeout {v}: give 1 to 3600 seconds"))
-                    })?;
-                timeout = Duration::from_secs(n);
+    let a = lkh_common::parse_args(spec.keys, args, &["--json"], &[])?;
+    let json = a.has("--json");
+    let mut only = lkh_common::Config::defaults(spec.keys);
+    for (k, v) in &a.overrides {
+        match k.as_str() {
+            "TIMEOUT" | "VERSION" => only.set(spec.keys, k, v)?,
+            _ => {
+                return Err(Failure::usage(format!(
+                    "{k} is a resource setting, not an option of probe; {usage}"
+                )));
             }
-            "--version" => {
-                let v = inline
-                    .or_else(|| it.next().cloned())
-                    .ok_or_else(|| Failure::usage(format!("--version needs a value; {usage}")))?;
-                version = Some(v.parse().map_err(Failure::usage)?);
-            }
-            f if f.starts_with('-') => {
-                return Err(Failure::usage(format!("unknown option {f}; {usage}")));
-            }
-            _ => pos.push(a.clone()),
         }
     }
-    let (server_s, export) = match pos.as_slice() {
+    let given = |k: &str| a.overrides.iter().any(|(o, _)| o == k);
+    let timeout = if given("TIMEOUT") {
+        only.timeout()
+    } else {
+        Duration::from_secs(10)
+    };
+    let version: Option<Version> = match only.get("VERSION").filter(|_| given("VERSION")) {
+        Some(v) => Some(v.parse().map_err(Failure::usage)?),
+        None => None,
+    };
+    let (server_s, export) = match a.operands(usage)? {
         [s] => (s.clone(), None),
         [s, e] => (s.clone(), Some(e.clone())),
         _ => return Err(Failure::usage(usage)),
@@ -262,7 +248,7 @@ fn probe_cmd(args: &[String]) -> Outcome {
         .parse()
         .map_err(|_| {
             Failure::usage(format!(
-                "probe: {server_s:?} is not an IP address: give the NAS's numeric address"
+                "{server_s:?} is not an IP address: give the NAS's numeric address"
             ))
         })?;
     if let Some(e) = &export {

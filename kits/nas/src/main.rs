@@ -74,7 +74,7 @@ pub(crate) static SPEC: KitSpec = KitSpec {
     commands: &[
         (
             "status -t TAG [--json]",
-            "show the mount, the server's answers and the IO check, without changing anything",
+            "quickCheck's assessment shown: the mount, the server's answers, the IO check and the verdict, without changing anything; exits with quickCheck's code",
         ),
         (
             "probe SERVER [EXPORT] [--version V] [--timeout SECONDS] [--json]",
@@ -88,7 +88,8 @@ pub(crate) static SPEC: KitSpec = KitSpec {
 
 /// `validate` and OCF `validate-all`: the settings the actions would use, checked, nothing changed.
 fn check(ctx: &lkh_common::HookCtx) -> lkh_common::Outcome {
-    crate::settings::load(ctx, false).map(|_| String::new())
+    crate::settings::Settings::from_ctx(ctx, crate::settings::Resolve::Recorded)
+        .map(|_| String::new())
 }
 
 fn main() -> ExitCode {

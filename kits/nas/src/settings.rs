@@ -171,69 +171,60 @@ fn server_addr(
     Ok(Some(ip))
 }
 
-/// Validate the configuration; every problem is a usage failure (exit 2).
-pub fn load(ctx: &HookCtx, at_restore: bool) -> Result<Settings, Failure> {
-    load_with(
-        ctx,
-        if at_restore {
-            Resolve::Now
-        } else {
-            Resolve::Recorded
-        },
-    )
-}
-
-/// [`load`] with the given way of finding the server's address. A malformed
-/// setting is a usage failure (exit 2); a name the resolver cannot answer for
-/// fails (exit 1), and only where the resolver is asked.
-pub fn load_with(ctx: &HookCtx, how: Resolve) -> Result<Settings, Failure> {
-    let server = ctx.require("SERVER")?.to_string();
-    let export = ctx.require("EXPORT")?.to_string();
-    let mount_point = ctx.require("MOUNTPOINT")?.to_string();
-    let version: Version = ctx
-        .config
-        .get("VERSION")
-        .unwrap_or("3")
-        .parse()
-        .map_err(|e: String| ctx.config.invalid("VERSION", &e))?;
-    let io_check: IoCheck = ctx
-        .config
-        .get("IO_CHECK")
-        .unwrap_or("stat")
-        .parse()
-        .map_err(|e: String| ctx.config.invalid("IO_CHECK", &e))?;
-    let options = ctx.config.get("OPTIONS");
-    let ip = server_addr(ctx, &server, how, || mounted_addr(&mount_point, &export))?;
-    let server_known = ip.is_some();
-    // no address and nothing of ours mounted: a placeholder that matches no mount (an addr=
-    // option, checked against SERVER, stands for it)
-    let ip = ip.unwrap_or_else(|| {
-        options
-            .and_then(|o| o.split(',').find_map(|kv| kv.strip_prefix("addr=")))
-            .and_then(|a| a.parse().ok())
-            .unwrap_or(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)))
-    });
-    let cfg = NfsConfig::new(ip, &export, &mount_point, version, options).map_err(|e| {
-        Failure::usage(format!("{e} (resource file {})", ctx.conf_file().display()))
-    })?;
-    let end = ctx.deadline.instant();
-    let deadline = end
-        .checked_sub(margin(ctx.deadline.budget()))
-        .unwrap_or(end);
-    let check_deadline = match ctx.config.uint("LKNFSTIMEOUT") {
-        Some(s) => deadline.min(Instant::now() + Duration::from_secs(s)),
-        None => deadline,
-    };
-    Ok(Settings {
-        cfg,
-        io_check,
-        halt_on_failure: ctx.config.get("ON_FAILURE") == Some("halt"),
-        deadline,
-        check_deadline,
-        check_budget: check_deadline.saturating_duration_since(Instant::now()),
-        tag: ctx.tag.as_str().to_string(),
-        server_known,
-    })
+impl Settings {
+    /// The resource's settings from its configuration (every kit's `Settings::from_ctx`), with
+    /// the given way of finding the server's address. A malformed setting is a usage failure
+    /// (exit 2); a name the resolver cannot answer for fails (exit 1), and only where the
+    /// resolver is asked.
+    pub fn from_ctx(ctx: &HookCtx, how: Resolve) -> Result<Settings, Failure> {
+        let server = ctx.require("SERVER")?.to_string();
+        let export = ctx.require("EXPORT")?.to_string();
+        let mount_point = ctx.require("MOUNTPOINT")?.to_string();
+        let version: Version = ctx
+            .config
+            .get("VERSION")
+            .unwrap_or("3")
+            .parse()
+            .map_err(|e: String| ctx.config.invalid("VERSION", &e))?;
+        let io_check: IoCheck = ctx
+            .config
+            .get("IO_CHECK")
+            .unwrap_or("stat")
+            .parse()
+            .map_err(|e: String| ctx.config.invalid("IO_CHECK", &e))?;
+        let options = ctx.config.get("OPTIONS");
+        let ip = server_addr(ctx, &server, how, || mounted_addr(&mount_point, &export))?;
+        let server_known = ip.is_some();
+        // no address and nothing of ours mounted: a placeholder that matches no mount (an addr=
+        // option, checked against SERVER, stands for it)
+        let ip = ip.unwrap_or_else(|| {
+            options
+                .and_then(|o| o.split(',').find_map(|kv| kv.strip_prefix("addr=")))
+                .and_then(|a| a.parse().ok())
+                .unwrap_or(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)))
+        });
+        let cfg = NfsConfig::new(ip, &export, &mount_point, version, options).map_err(|e| {
+            Failure::usage(format!("{e} (resource file {})", ctx.conf_file().display()))
+        })?;
+        let end = ctx.deadline.instant();
+        let deadline = end
+            .checked_sub(margin(ctx.deadline.budget()))
+            .unwrap_or(end);
+        let check_deadline = match ctx.config.uint("LKNFSTIMEOUT") {
+            Some(s) => deadline.min(Instant::now() + Duration::from_secs(s)),
+            None => deadline,
+        };
+        Ok(Settings {
+            cfg,
+            io_check,
+            halt_on_failure: ctx.config.get("ON_FAILURE") == Some("halt"),
+            deadline,
+            check_deadline,
+            check_budget: check_deadline.saturating_duration_since(Instant::now()),
+            tag: ctx.tag.as_str().to_string(),
+            server_known,
+        })
+    }
 }
 
 /// What restore learnt about the server, kept as `server` in the run state for the other actions: the

@@ -216,7 +216,7 @@ fn json_value<'a>(json: &'a str, key: &str) -> &'a str {
 }
 
 /// quickCheck and `status --json` judge the same: quickCheck exits `exit` naming `verdict`,
-/// and status shows that exit code, verdict and message (status itself exits 0).
+/// and status shows that exit code, verdict and message, and exits with that code too.
 fn agree(server: &Server, exit: i32, verdict: &str) {
     let qc = server.kit(&quick_check_args());
     assert_eq!(qc.status.code(), Some(exit), "{}", stderr(&qc));
@@ -226,7 +226,7 @@ fn agree(server: &Server, exit: i32, verdict: &str) {
     args.push("--json");
     let st = server.kit(&args);
     let json = String::from_utf8_lossy(&st.stdout);
-    assert_eq!(st.status.code(), Some(0), "{}", stderr(&st));
+    assert_eq!(st.status.code(), Some(exit), "{}", stderr(&st));
     assert_eq!(json_value(&json, "exit"), exit.to_string(), "{json}");
     assert_eq!(
         json_value(&json, "healthy"),
