@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use lkh_common::{Action, Failure, Json, KitSpec, Outcome};
 use sg_persist::{Lu, PrType, SysRoot};
 
-use crate::ops;
+use crate::actions;
 use crate::settings::{self, fmt_key};
 
 /// Dispatches the kit's own commands.
@@ -234,7 +234,7 @@ fn lu_status(lu: &mut Lu, ours: Option<u64>, deadline: Instant) -> (String, Json
         },
     };
     let mine = registered.iter().filter(|k| Some(**k) == ours).count();
-    if let Some(mut w) = ours.and_then(|k| ops::shared_key_warning(lu, k, mine)) {
+    if let Some(mut w) = ours.and_then(|k| actions::shared_key_warning(lu, k, mine)) {
         if let Some(why) = &no_full_status {
             w += &format!(
                 " — but on this disk status cannot list them: {why}; compare the initiator names of the nodes (e.g. /etc/iscsi/initiatorname.iscsi, the WWPNs) with the target's own session list instead"
@@ -313,7 +313,7 @@ fn lu_status(lu: &mut Lu, ours: Option<u64>, deadline: Instant) -> (String, Json
 fn status(spec: &'static KitSpec, args: &[String]) -> Outcome {
     let a = status_args(spec, args)?;
     let deadline = Instant::now() + DIAG_TIMEOUT;
-    let mut lus = ops::open_all(&a.devices, true, deadline)?;
+    let mut lus = actions::open_all(&a.devices, true, deadline)?;
     let mut text = String::new();
     let mut arr = Vec::new();
     for lu in &mut lus {
@@ -524,13 +524,13 @@ fn doctor(args: &[String]) -> Outcome {
         resolved,
         sg_persist::Options {
             identify_single: true,
-            ..ops::options(DIAG_TIMEOUT)
+            ..actions::options(DIAG_TIMEOUT)
         },
         deadline,
     )
     .map_err(|e| {
         println!("FAIL  {e}");
-        ops::failure(&e)
+        actions::failure(&e)
     })?;
     let mut rep = Report {
         warnings: Vec::new(),
@@ -570,7 +570,7 @@ fn doctor(args: &[String]) -> Outcome {
     }
     let inq = lu
         .any_path(|p| p.inquiry(deadline))
-        .map_err(|e| ops::failure(&e))?;
+        .map_err(|e| actions::failure(&e))?;
     rep.ok(format!(
         "INQUIRY: {} {} {}",
         inq.vendor, inq.product, inq.revision

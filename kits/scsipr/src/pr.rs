@@ -1,4 +1,4 @@
-//! The per-path persistent-reservation commands the policy in [`crate::ops`] uses, as two
+//! The per-path persistent-reservation commands the policy in [`crate::actions`] uses, as two
 //! small traits: [`Nexus`] (one I_T nexus) and [`Disk`] (one logical unit and its paths).
 //! `sg-persist`'s [`ScsiPath`] and [`Lu`] implement them for real disks; the unit tests run
 //! the same policy over an in-memory SPC-4 logical unit (`crate::model`).

@@ -17,7 +17,7 @@ use lkh_common::runstate::RunDir;
 use lkh_common::{Action, Deadline, Exit, Failure, HookArgs, KitSpec, Outcome, Tag};
 use log::{debug, error, info, warn};
 
-use crate::ops::{self, Held};
+use crate::actions::{self, Held};
 use crate::settings::{OnFenced, Settings, fmt_key};
 use crate::state;
 
@@ -118,7 +118,7 @@ fn cycle(spec: &'static KitSpec, run: &RunDir) -> (usize, Option<Duration>) {
                 continue;
             }
         };
-        let mut lus = match ops::open_all(&s.devices, false, deadline) {
+        let mut lus = match actions::open_all(&s.devices, false, deadline) {
             Ok(l) => l,
             Err(f) => {
                 warn!("{tag}: {f}");
@@ -127,7 +127,7 @@ fn cycle(spec: &'static KitSpec, run: &RunDir) -> (usize, Option<Duration>) {
         };
         for lu in &mut lus {
             let name = lu.input().display().to_string();
-            match ops::judge(lu, key, s.pr_type, deadline) {
+            match actions::judge(lu, key, s.pr_type, deadline) {
                 Ok(Held::Ours | Held::WrongType(_)) => {
                     debug!("{tag}: {name}: reservation held by {}", fmt_key(key))
                 }
