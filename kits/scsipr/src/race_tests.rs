@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use lkh_common::{Exit, Failure, Hint};
 use sg_persist::PrType;
 
-use crate::model::{Fault, Lun, Node};
 use crate::actions::{self, Done, Held, Memory};
+use crate::model::{Fault, Lun, Node};
 
 const RO: PrType = PrType::WriteExclusiveRegistrantsOnly;
 
@@ -312,7 +312,8 @@ fn new_nexus_is_probed_and_reregistered() {
     let mut a = node(&l, "a", &[1, 4]);
     let (_, rec) = restore(&mut a, RO).unwrap();
     a.paths[1].nexus = 7; // a WWPN flip of the second path
-    let (msg, rec2) = actions::check_lu(&mut a, key("a"), RO, false, mem(&rec), deadline()).unwrap();
+    let (msg, rec2) =
+        actions::check_lu(&mut a, key("a"), RO, false, mem(&rec), deadline()).unwrap();
     assert!(msg.contains("1 re-registered"), "{msg}");
     assert_ne!(rec, rec2);
     assert_eq!(l.lock().unwrap().key_of(7), Some(key("a")));
