@@ -1224,6 +1224,7 @@ pub fn check_lu<D: Disk>(
             warn!("{}: registered and reserved again", lost_why(&name));
             return Ok(out);
         }
+        // the look's failure (these verdicts are never Ok) is the answer
         Verdict::Held(Held::Lost) | Verdict::Fenced(_) | Verdict::NoAnswer(_) => {
             return first.outcome().map(|m| (m, String::new()));
         }
@@ -1260,6 +1261,7 @@ pub fn check_lu<D: Disk>(
                 .map_err(|e| failure(&e))?;
             judge_ours(lu, key, t, deadline)?;
         }
+        // quickCheck: the look's failure
         Held::Free | Held::WrongType(_) => return first.outcome().map(|m| (m, String::new())),
     }
     match (quiet, held, mem.seen) {
