@@ -1,6 +1,7 @@
 # lkh-scsipr on one LU seen by two nodes (one iSCSI I_T nexus each): bad input, restore,
 # takeover with PREEMPT AND ABORT, the fenced node's writes, quickCheck/recover/watch on the
-# fenced node, UNIT ATTENTION after a preempt, remove, and concurrent restores.
+# fenced node, `status -t TAG --json` agreeing with quickCheck (healthy, nobody holds, fenced,
+# lost PR state), UNIT ATTENTION after a preempt, remove, and concurrent restores.
 # The last step arms `watch` with ON_FENCED=halt and lets it reboot the guest.
 # Target: LIO, or tgt with lkh.target=tgt (no READ FULL STATUS there: checks that need to
 # know which nexus holds are LIO-only and say so).
@@ -17,6 +18,20 @@ has_key() { pr_keys "$1" >/dev/null; pr_keys "$1" | grep -qi "^$(echo "$2" | sed
 scsipr() { local _node=$1; shift; on_node "$_node" lkh-scsipr "$@"; }
 # holder DEV: like pr_holder, after a first read that absorbs a pending UNIT ATTENTION
 holder() { pr_holder "$1" >/dev/null; pr_holder "$1"; }
+# agree NAME NODE TAG VERDICT: `status -t TAG --json` on NODE exits with the code quickCheck
+# exits with right after it, its JSON starts with that "exit" and VERDICT and carries each
+# disk's device diagnostic, and status sent no PR OUT (PR generation unchanged)
+agree() {
+    local g1 g2 src qrc
+    g1=$(gen)
+    scsipr "$2" status -t "$3" --json >/tmp/agree.json 2>/tmp/agree.err; src=$?
+    g2=$(gen)
+    scsipr "$2" quickCheck -t "$3" >/dev/null 2>&1; qrc=$?
+    [ "$src" = "$qrc" ] && [ -n "$g1" ] && [ "$g1" = "$g2" ] &&
+        grep -q "^{\"tag\":\"$3\",\"healthy\":[a-z]*,\"verdict\":\"$4\",\"exit\":$qrc," /tmp/agree.json &&
+        grep -q '"disk":{"device":' /tmp/agree.json
+    check "$1" $? "status rc=$src, quickCheck rc=$qrc, generation $g1 -> $g2: $(cat /tmp/agree.json /tmp/agree.err)"
+}
 
 # ---- bad input: exit 2, nothing sent to the disk (PR generation unchanged) ----
 g0=$(gen)
@@ -56,6 +71,7 @@ case "$(KEYA)" in 0x4c4b*) pass a-key-prefix ;; *) fail a-key-prefix "$(KEYA)" ;
 expect_rc a-restore-idempotent 0 scsipr a restore -t fence
 expect_rc a-quickcheck 0 scsipr a quickCheck -t fence
 run scsipr a status -t fence
+agree a-status-agrees-healthy a fence ours
 scsipr a status -t fence 2>&1 | grep -q WARNING; [ $? != 0 ]; check a-status-no-shared-key-warning $?
 scsipr a status "$A" --json > /tmp/status.json 2>&1
 if [ "$T" = tgt ]; then
@@ -71,6 +87,7 @@ dd if=/tmp/blk of="$A" bs=4096 count=1 oflag=direct 2>/dev/null; check a-write-w
 # ---- reservation released behind our back (key still registered): recover re-takes it ----
 sg_persist -n --out --release --prout-type=5 --param-rk="$(KEYA)" "$A" >/dev/null 2>&1
 [ "$(holder "$B")" = none ]; check released-externally $?
+agree a-status-agrees-free a fence "nobody holds"
 expect_rc a-quickcheck-free 1 scsipr a quickCheck -t fence
 expect_rc a-recover-retakes 0 scsipr a recover -t fence
 [ "$(holder "$B")" = "$(node_iqn a)" ]; check a-holds-after-recover $?
@@ -93,9 +110,11 @@ check a-watch-marked-fenced $? "$(ls -laR /run/lkhelpers/node-a 2>&1)"
 kill "$WPID"; wait "$WPID" 2>/dev/null
 cat /tmp/watch-a.log
 expect_rc a-quickcheck-fenced 3 scsipr a quickCheck -t fence
+agree a-status-agrees-fenced a fence fenced
 expect_rc a-recover-no-steal 3 scsipr a recover -t fence
 [ "$(holder "$B")" = "$(node_iqn b)" ]; check b-still-holds $?
 expect_rc b-quickcheck 0 scsipr b quickCheck -t fence
+agree b-status-agrees-healthy b fence ours
 
 # ---- UNIT ATTENTION after a preempt: A takes back, B's next command meets the UA ----
 expect_rc a-restore-back 0 scsipr a restore -t fence
@@ -115,6 +134,13 @@ expect_rc a-remove-again 0 scsipr a remove -t fence
 [ -z "$(pr_keys "$B")" ]; check no-keys $? "$(pr_keys "$B")"
 # nothing held, nothing registered: not a takeover (exit 1, not 3)
 expect_rc a-quickcheck-after-remove 1 scsipr a quickCheck -t fence
+agree a-status-agrees-lost a fence "lost PR state"
+# a node without a reservation key: status -t TAG fails as quickCheck does, before any look
+node_conf y fence DEVICE="$A"
+expect_rc y-quickcheck-no-key 1 scsipr y quickCheck -t fence
+scsipr y status -t fence --json >/tmp/nokey.json 2>&1; rc=$?
+[ $rc = 1 ] && grep -q "no reservation key" /tmp/nokey.json && ! grep -q '^{' /tmp/nokey.json
+check y-status-no-key $? "rc=$rc: $(cat /tmp/nokey.json)"
 
 # ---- an all-registrants type: every registrant holds, so a takeover removes the others ----
 node_conf a ar DEVICE="$A" TYPE=write-exclusive-all-registrants ON_FENCED=event

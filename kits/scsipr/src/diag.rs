@@ -10,10 +10,10 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use lkh_common::{Action, Failure, Json, KitSpec, Outcome};
-use sg_persist::{Lu, PrType, SysRoot};
+use lkh_common::{Action, Exit, Failure, Json, KitSpec, Outcome, Tag};
+use sg_persist::{Lu, PrType, Reservation, SysRoot};
 
-use crate::ops;
+use crate::actions::{self, Health, LuHealth, PathHealth, PathReg, Verdict};
 use crate::settings::{self, fmt_key};
 
 /// Dispatches the kit's own commands.
@@ -52,6 +52,9 @@ struct StatusArgs {
     json: bool,
     devices: Vec<PathBuf>,
     key: Option<u64>,
+    /// `-t TAG`: the resource, its TYPE and this node's key, assessed as quickCheck assesses
+    /// it (no key: quickCheck's failure).
+    resource: Option<(Tag, PrType, Result<u64, Failure>)>,
 }
 
 fn status_args(spec: &'static KitSpec, args: &[String]) -> Result<StatusArgs, Failure> {
@@ -61,10 +64,12 @@ fn status_args(spec: &'static KitSpec, args: &[String]) -> Result<StatusArgs, Fa
         let ctx = lkh_common::context(spec, Action::QuickCheck, &a)?;
         let s = settings::Settings::from_ctx(&ctx)?;
         let key = s.key(false)?;
+        let ours = key.ok_or_else(|| actions::no_key(&s));
         return Ok(StatusArgs {
             json,
-            devices: s.devices,
             key,
+            resource: Some((ctx.tag, s.pr_type, ours)),
+            devices: s.devices,
         });
     }
     let mut devices = Vec::new();
@@ -88,6 +93,7 @@ fn status_args(spec: &'static KitSpec, args: &[String]) -> Result<StatusArgs, Fa
         json,
         devices,
         key: node_key(),
+        resource: None,
     })
 }
 
@@ -234,7 +240,7 @@ fn lu_status(lu: &mut Lu, ours: Option<u64>, deadline: Instant) -> (String, Json
         },
     };
     let mine = registered.iter().filter(|k| Some(**k) == ours).count();
-    if let Some(mut w) = ours.and_then(|k| ops::shared_key_warning(lu, k, mine)) {
+    if let Some(mut w) = ours.and_then(|k| actions::shared_key_warning(lu, k, mine)) {
         if let Some(why) = &no_full_status {
             w += &format!(
                 " — but on this disk status cannot list them: {why}; compare the initiator names of the nodes (e.g. /etc/iscsi/initiatorname.iscsi, the WWPNs) with the target's own session list instead"
@@ -310,23 +316,177 @@ fn lu_status(lu: &mut Lu, ours: Option<u64>, deadline: Instant) -> (String, Json
     (t, j)
 }
 
+/// `status DEVICE…`: the device diagnostic of each LU. `status -t TAG`: the assessment
+/// quickCheck makes of the resource ([`actions::assess`]; PR IN only, nothing changed), with
+/// each LU's device diagnostic beside it, as text or JSON; the exit code is quickCheck's.
 fn status(spec: &'static KitSpec, args: &[String]) -> Outcome {
     let a = status_args(spec, args)?;
+    // in quickCheck's order: device names, this node's key, then the disks
+    let resolved = actions::resolve_all(&a.devices)?;
+    let resource = match a.resource {
+        Some((tag, t, key)) => Some((tag, t, key?)),
+        None => None,
+    };
     let deadline = Instant::now() + DIAG_TIMEOUT;
-    let mut lus = ops::open_all(&a.devices, true, deadline)?;
-    let mut text = String::new();
-    let mut arr = Vec::new();
-    for lu in &mut lus {
-        let (t, j) = lu_status(lu, a.key, deadline);
-        text += &t;
-        arr.push(j);
-    }
+    let mut lus = actions::open_resolved(resolved, true, deadline)?;
+    let health = resource.map(|(tag, t, key)| {
+        let h = actions::assess(&mut lus, tag.as_str(), key, t, deadline);
+        (tag, h)
+    });
+    let disks: Vec<(String, Json)> = lus
+        .iter_mut()
+        .map(|lu| lu_status(lu, a.key, deadline))
+        .collect();
+    let Some((tag, h)) = health else {
+        let (text, arr): (Vec<String>, Vec<Json>) = disks.into_iter().unzip();
+        if a.json {
+            println!("{}", Json::Arr(arr));
+        } else {
+            print!("{}", text.concat());
+        }
+        return Ok(String::new());
+    };
     if a.json {
-        println!("{}", Json::Arr(arr));
+        println!("{}", health_json(&tag, &h, disks));
     } else {
-        print!("{text}");
+        print!("{}", health_text(&tag, &h, disks));
     }
-    Ok(String::new())
+    h.outcome().map(|_| String::new())
+}
+
+/// What quickCheck concluded, in one line: the summary or the failure message.
+fn conclusion(o: Result<String, Failure>) -> String {
+    o.unwrap_or_else(|f| f.message)
+}
+
+fn reservation_json(r: Option<Reservation>, ours: u64) -> Json {
+    r.map_or(Json::Null, |r| {
+        Json::obj()
+            .with("holder", fmt_key(r.key))
+            .with("owner", whose(r.key, Some(ours)))
+            .with("type", PrType::code_name(r.type_code))
+    })
+}
+
+fn lu_health_json(h: &LuHealth, disk: Json) -> Json {
+    let paths = h.paths.iter().map(|p| {
+        let mut j = Json::obj()
+            .with("name", p.name.as_str())
+            .with("hctl", p.hctl.clone().unwrap_or_default())
+            .with("registration", p.reg.word())
+            .with("answering", !matches!(p.reg, PathReg::NoAnswer(_)));
+        if let PathReg::NoAnswer(e) = &p.reg {
+            j.push("error", e.as_str());
+        }
+        j
+    });
+    let regs = h.keys.iter().map(|k| {
+        Json::obj()
+            .with("key", fmt_key(*k))
+            .with("owner", whose(*k, Some(h.key)))
+    });
+    Json::obj()
+        .with("device", h.device.as_str())
+        .with("key", fmt_key(h.key))
+        .with("type", h.pr_type.short_name())
+        .with("paths", Json::Arr(paths.collect()))
+        .with("reservation", reservation_json(h.reservation, h.key))
+        .with("registrations", Json::Arr(regs.collect()))
+        .with("our_registrations", h.ours())
+        .with("verdict", h.verdict_name())
+        .with("exit", u32::from(h.exit().code()))
+        .with("message", conclusion(h.outcome()))
+        .with("disk", disk)
+}
+
+/// `status -t TAG --json`: quickCheck's `exit`, `verdict` and `message` for the resource,
+/// and per LU what was checked and found, its own verdict, and its device diagnostic
+/// (`disk`, as `status DEVICE --json` shows it).
+fn health_json(tag: &Tag, h: &Health, disks: Vec<(String, Json)>) -> Json {
+    let lus = h
+        .lus
+        .iter()
+        .zip(disks)
+        .map(|(l, (_, d))| lu_health_json(l, d));
+    Json::obj()
+        .with("tag", tag.to_string())
+        .with("healthy", h.exit() == Exit::Ok)
+        .with("verdict", h.verdict_name())
+        .with("exit", u32::from(h.exit().code()))
+        .with("message", conclusion(h.outcome()))
+        .with("lus", Json::Arr(lus.collect()))
+}
+
+fn path_text(p: &PathHealth) -> String {
+    let what = match &p.reg {
+        PathReg::Recorded => "registered (the records of the last verified check hold)".into(),
+        PathReg::Unprobed => {
+            "registration not probed (a new nexus or no record; quickCheck probes it with REGISTER, status sends no PR OUT)".into()
+        }
+        PathReg::Unregistered => "not registered (this node's key is registered nowhere)".into(),
+        PathReg::Registered => "registered (probed)".into(),
+        PathReg::ReRegistered => "re-registered".into(),
+        PathReg::NoAnswer(e) => format!("NOT answering: {e}"),
+    };
+    format!("{} {}: {what}", p.name, p.hctl.as_deref().unwrap_or("-"))
+}
+
+/// `status -t TAG` as text: per LU the look (checked, found, verdict) and the device
+/// diagnostic under `disk:`, then the resource's verdict.
+fn health_text(tag: &Tag, h: &Health, disks: Vec<(String, Json)>) -> String {
+    let mut t = format!("resource {tag}: {}\n", h.verdict_name());
+    for (l, (disk, _)) in h.lus.iter().zip(disks) {
+        t += &format!("{}: {}\n", l.device, l.verdict_name());
+        t += &format!(
+            "  checked       key {}, type {}\n",
+            fmt_key(l.key),
+            l.pr_type
+        );
+        for p in &l.paths {
+            t += &format!("  path          {}\n", path_text(p));
+        }
+        if let Verdict::NoAnswer(_) = l.verdict {
+            t += "  reservation   unreadable\n";
+        } else {
+            t += &format!(
+                "  reservation   {}\n",
+                l.reservation.map_or("none".into(), |r| format!(
+                    "{} ({}), type {}",
+                    fmt_key(r.key),
+                    whose(r.key, Some(l.key)),
+                    PrType::code_name(r.type_code)
+                ))
+            );
+            let regs: Vec<String> = l
+                .keys
+                .iter()
+                .map(|k| format!("{} ({})", fmt_key(*k), whose(*k, Some(l.key))))
+                .collect();
+            t += &format!(
+                "  registered    {}\n",
+                if regs.is_empty() {
+                    "nobody".into()
+                } else {
+                    regs.join(", ")
+                }
+            );
+        }
+        t += &format!(
+            "  verdict       exit {}: {}\n",
+            l.exit().code(),
+            conclusion(l.outcome())
+        );
+        t += "  disk:\n";
+        for line in disk.lines().skip(1) {
+            t += &format!("  {line}\n");
+        }
+    }
+    t += &format!(
+        "verdict: exit {}: {}\n",
+        h.exit().code(),
+        conclusion(h.outcome())
+    );
+    t
 }
 
 fn hyperv_hint(vendor: &str) -> String {
@@ -524,13 +684,13 @@ fn doctor(args: &[String]) -> Outcome {
         resolved,
         sg_persist::Options {
             identify_single: true,
-            ..ops::options(DIAG_TIMEOUT)
+            ..actions::options(DIAG_TIMEOUT)
         },
         deadline,
     )
     .map_err(|e| {
         println!("FAIL  {e}");
-        ops::failure(&e)
+        actions::failure(&e)
     })?;
     let mut rep = Report {
         warnings: Vec::new(),
@@ -570,7 +730,7 @@ fn doctor(args: &[String]) -> Outcome {
     }
     let inq = lu
         .any_path(|p| p.inquiry(deadline))
-        .map_err(|e| ops::failure(&e))?;
+        .map_err(|e| actions::failure(&e))?;
     rep.ok(format!(
         "INQUIRY: {} {} {}",
         inq.vendor, inq.product, inq.revision
@@ -757,4 +917,242 @@ fn verdict(dev: &str, rep: &Report, wrote: bool) -> Outcome {
         );
     }
     Ok(String::new())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant};
+
+    use lkh_common::Hint;
+
+    use super::*;
+    use crate::actions::{Done, Memory};
+    use crate::model::{Fault, Lun, Node};
+    use crate::pr::Nexus;
+
+    const RO: PrType = PrType::WriteExclusiveRegistrantsOnly;
+
+    fn key(n: &str) -> u64 {
+        0x4c4b_0000_0000_0000 | u64::from(n.as_bytes()[0])
+    }
+
+    fn deadline() -> Instant {
+        Instant::now() + Duration::from_secs(30)
+    }
+
+    /// Node `a`'s `status -t db` (JSON and text, from one assessment), checked to send no
+    /// PR OUT, then its quickCheck on the same state.
+    fn status_then_quickcheck(
+        l: &Arc<Mutex<Lun>>,
+        a: &mut Node,
+        mem: Memory<'_>,
+    ) -> (String, String, Result<Done, Failure>) {
+        let (generation, outs) = {
+            let x = l.lock().unwrap();
+            (x.generation, x.pr_out)
+        };
+        let h = Health {
+            lus: vec![actions::assess_lu(a, key("a"), RO, mem, deadline())],
+        };
+        let tag = Tag::parse("db").unwrap();
+        let json = health_json(&tag, &h, vec![(String::new(), Json::Null)]).to_string();
+        let text = health_text(&tag, &h, vec![("disk:\n".into(), Json::Null)]);
+        let x = l.lock().unwrap();
+        assert_eq!(
+            (x.generation, x.pr_out),
+            (generation, outs),
+            "status changed the disk"
+        );
+        drop(x);
+        (
+            json,
+            text,
+            actions::check_lu(a, key("a"), RO, false, mem, deadline()),
+        )
+    }
+
+    /// quickCheck and `status -t TAG --json` agree on every state: the exit code, `healthy`,
+    /// the verdict, and (when quickCheck only looked) the message; status never sends PR OUT.
+    /// Each state's path registrations and the JSON fields the README lists are checked too.
+    #[test]
+    fn quickcheck_and_status_agree() {
+        fn with(rec: &str) -> Memory<'_> {
+            Memory {
+                seen: Some(rec),
+                was_holder: true,
+            }
+        }
+        type Setup = fn(&Arc<Mutex<Lun>>, &mut Node);
+        // (state, setup, records kept, exit, verdict, the first path's registration)
+        let cases: [(&str, Setup, bool, u8, &str, &str); 10] = [
+            ("healthy", |_, _| {}, true, 0, "ours", "recorded"),
+            (
+                "healthy, no record",
+                |_, _| {},
+                false,
+                0,
+                "ours",
+                "not probed",
+            ),
+            (
+                "a path that did not answer when opened",
+                |_, a| a.dead = 1,
+                true,
+                0,
+                "ours",
+                "not probed",
+            ),
+            (
+                "released behind our back",
+                |_, a| a.paths[0].release(key("a"), RO, deadline()).unwrap(),
+                true,
+                1,
+                "nobody holds",
+                "recorded",
+            ),
+            (
+                "wrong type",
+                |_, a| {
+                    a.paths[0].release(key("a"), RO, deadline()).unwrap();
+                    let t = PrType::WriteExclusive;
+                    a.paths[0].reserve(key("a"), t, deadline()).unwrap();
+                },
+                true,
+                1,
+                "wrong type",
+                "recorded",
+            ),
+            (
+                "lost PR state",
+                |l, _| {
+                    let mut x = l.lock().unwrap();
+                    x.regs.clear();
+                    x.res = None;
+                },
+                true,
+                1,
+                "lost PR state",
+                "not registered",
+            ),
+            (
+                "taken over",
+                |l, _| {
+                    let mut b = Node::new(l, "b", &[2]);
+                    actions::restore_lu(&mut b, key("b"), RO, deadline()).unwrap();
+                },
+                true,
+                3,
+                "fenced",
+                "not registered",
+            ),
+            (
+                "key gone, another registered",
+                |l, _| {
+                    let mut x = l.lock().unwrap();
+                    x.regs.clear();
+                    x.res = None;
+                    x.regs.push((2, key("b")));
+                },
+                true,
+                3,
+                "fenced",
+                "not registered",
+            ),
+            (
+                "a path that lost its registration (a new nexus)",
+                |_, a| a.paths[1].nexus = 7,
+                true,
+                0,
+                "ours",
+                "not probed",
+            ),
+            (
+                "no path answers",
+                |_, a| {
+                    for p in &mut a.paths {
+                        p.hook = Some(Box::new(|_, _| Fault::Timeout));
+                    }
+                },
+                true,
+                1,
+                "no answer",
+                "not probed",
+            ),
+        ];
+        for (what, setup, recorded, code, verdict, reg) in cases {
+            let l = Arc::new(Mutex::new(Lun::default()));
+            let mut a = Node::new(&l, "a", &[1, 4]);
+            let (_, rec) = actions::restore_lu(&mut a, key("a"), RO, deadline()).unwrap();
+            setup(&l, &mut a);
+            let mem = if recorded {
+                with(&rec)
+            } else {
+                Memory {
+                    seen: None,
+                    was_holder: true,
+                }
+            };
+            let (json, text, q) = status_then_quickcheck(&l, &mut a, mem);
+            let q_exit = q.as_ref().map_or_else(|f| f.exit, |_| Exit::Ok);
+            assert_eq!(q_exit.code(), code, "{what}: quickCheck {q:?}");
+            for field in [
+                format!("{{\"tag\":\"db\",\"healthy\":{},", code == 0),
+                format!("\"verdict\":\"{verdict}\",\"exit\":{code},\"message\":"),
+                format!(
+                    "\"paths\":[{{\"name\":\"ap0\",\"hctl\":\"\",\"registration\":\"{reg}\",\"answering\":true}}"
+                ),
+            ] {
+                assert!(json.contains(&field), "{what}: {field} not in {json}");
+            }
+            for field in [
+                "lus",
+                "device",
+                "key",
+                "type",
+                "reservation",
+                "registrations",
+                "our_registrations",
+                "disk",
+            ] {
+                assert!(
+                    json.contains(&format!("\"{field}\":")),
+                    "{what}: {field}: {json}"
+                );
+            }
+            assert!(
+                text.contains(&format!("verdict: exit {code}: ")),
+                "{what}: {text}"
+            );
+            // quickCheck that only looked says what status said
+            if let Err(f) = &q {
+                let m = Json::from(f.message.as_str()).to_string();
+                assert!(json.contains(&format!("\"message\":{m}")), "{what}: {json}");
+            } else if what == "healthy" {
+                let (m, _) = q.as_ref().unwrap();
+                let m = Json::from(m.as_str()).to_string();
+                assert!(json.contains(&format!("\"message\":{m}")), "{what}: {json}");
+            }
+            if verdict == "ours" {
+                assert!(json.contains("\"owner\":\"this node\""), "{what}: {json}");
+            }
+            if what.contains("did not answer") {
+                let dead = "{\"name\":\"ad0\",\"hctl\":\"\",\"registration\":\"no answer\",\"answering\":false,\"error\":";
+                assert!(json.contains(dead), "{what}: {json}");
+            }
+        }
+    }
+
+    /// Without a record of holding it, a disk that lost its PR state is "not running here"
+    /// for both (Pacemaker's monitor), with the same exit code.
+    #[test]
+    fn lost_state_without_record_is_not_running_for_both() {
+        let l = Arc::new(Mutex::new(Lun::default()));
+        let mut a = Node::new(&l, "a", &[1]);
+        let h = actions::assess_lu(&mut a, key("a"), RO, Memory::default(), deadline());
+        let q = actions::check_lu(&mut a, key("a"), RO, false, Memory::default(), deadline());
+        let (s, q) = (h.outcome().unwrap_err(), q.unwrap_err());
+        assert_eq!((s.exit, s.hint), (Exit::Failed, Hint::NotRunning));
+        assert_eq!(s, q);
+    }
 }

@@ -5,11 +5,11 @@
 //! the SCSI mechanism is the `sg-persist` library; the hook contract (argv, configuration,
 //! logging, deadline, exit codes) is lkh-common's.
 
+mod actions;
 mod diag;
 mod fence;
 #[cfg(test)]
 mod model;
-mod ops;
 mod pr;
 #[cfg(test)]
 mod race_tests;
@@ -100,5 +100,5 @@ fn main() -> ExitCode {
     if argv.first().is_some_and(|a| fence::is_agent(a)) {
         return fence::main(argv.get(1..).unwrap_or(&[]));
     }
-    lkh_common::run(&SPEC, ops::hook, diag::command)
+    lkh_common::run(&SPEC, actions::hook, diag::command)
 }

@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use sg_persist::{Error, Keys, PrType, Reply, Reservation, ReservationStatus, Sense, SenseKey};
 
-use crate::pr::{Disk, Nexus};
+use crate::pr::{DeadPath, Disk, Nexus};
 
 /// The reservation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -433,5 +433,14 @@ impl Disk for Node {
     }
     fn dead(&self) -> usize {
         self.dead
+    }
+    fn dead_paths(&self) -> Vec<DeadPath> {
+        (0..self.dead)
+            .map(|i| DeadPath {
+                name: format!("{}d{i}", self.name),
+                hctl: None,
+                error: "no answer (the model's dead path)".into(),
+            })
+            .collect()
     }
 }

@@ -1,4 +1,4 @@
-//! The per-path persistent-reservation commands the policy in [`crate::ops`] uses, as two
+//! The per-path persistent-reservation commands the policy in [`crate::actions`] uses, as two
 //! small traits: [`Nexus`] (one I_T nexus) and [`Disk`] (one logical unit and its paths).
 //! `sg-persist`'s [`ScsiPath`] and [`Lu`] implement them for real disks; the unit tests run
 //! the same policy over an in-memory SPC-4 logical unit (`crate::model`).
@@ -42,6 +42,14 @@ pub trait Nexus {
     fn read_reservation(&mut self, deadline: Instant) -> Result<ReservationStatus, Error>;
 }
 
+/// A path that did not answer when its LU was opened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadPath {
+    pub name: String,
+    pub hctl: Option<String>,
+    pub error: String,
+}
+
 /// One logical unit and the paths to it that answered when it was opened.
 pub trait Disk {
     /// The path type.
@@ -54,6 +62,8 @@ pub trait Disk {
     fn live(&self) -> usize;
     /// How many paths did not answer when the LU was opened.
     fn dead(&self) -> usize;
+    /// The paths that did not answer when the LU was opened, and why.
+    fn dead_paths(&self) -> Vec<DeadPath>;
 
     /// Runs `f` on the first path that gives an answer that is not a transport-level failure
     /// (conflicts and other device answers are returned as they are).
@@ -147,6 +157,16 @@ impl Disk for Lu {
     }
     fn dead(&self) -> usize {
         self.dead.len()
+    }
+    fn dead_paths(&self) -> Vec<DeadPath> {
+        self.dead
+            .iter()
+            .map(|d| DeadPath {
+                name: d.info.name.clone(),
+                hctl: d.info.hctl.clone(),
+                error: d.error.to_string(),
+            })
+            .collect()
     }
 }
 

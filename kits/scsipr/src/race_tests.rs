@@ -1,4 +1,4 @@
-//! The policy in `ops` over the in-memory SPC-4 logical unit (`model`): concurrent restores
+//! The policy in `actions` over the in-memory SPC-4 logical unit (`model`): concurrent restores
 //! (exact interleavings written with the per-path hooks), rollback, the PREEMPT fallback,
 //! quickCheck/recover without PR OUT when healthy, the re-registration race, lost PR state.
 
@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use lkh_common::{Exit, Failure, Hint};
 use sg_persist::PrType;
 
+use crate::actions::{self, Done, Held, Memory};
 use crate::model::{Fault, Lun, Node};
-use crate::ops::{self, Done, Held, Memory};
 
 const RO: PrType = PrType::WriteExclusiveRegistrantsOnly;
 
@@ -28,7 +28,7 @@ fn lun() -> Arc<Mutex<Lun>> {
 type Slot = Arc<Mutex<Option<Result<Done, Failure>>>>;
 
 fn restore(n: &mut Node, t: PrType) -> Result<Done, Failure> {
-    ops::restore_lu(n, key(&n.name), t, deadline())
+    actions::restore_lu(n, key(&n.name), t, deadline())
 }
 
 /// Node `name` with one path per nexus in `nexuses`.
@@ -296,7 +296,7 @@ fn healthy_check_sends_no_pr_out() {
     };
     for repair in [false, true] {
         let (msg, rec2) =
-            ops::check_lu(&mut a, key("a"), RO, repair, mem(&rec), deadline()).unwrap();
+            actions::check_lu(&mut a, key("a"), RO, repair, mem(&rec), deadline()).unwrap();
         assert!(msg.contains("2/2 path(s) registered"), "{msg}");
         assert_eq!(rec2, rec);
     }
@@ -312,7 +312,8 @@ fn new_nexus_is_probed_and_reregistered() {
     let mut a = node(&l, "a", &[1, 4]);
     let (_, rec) = restore(&mut a, RO).unwrap();
     a.paths[1].nexus = 7; // a WWPN flip of the second path
-    let (msg, rec2) = ops::check_lu(&mut a, key("a"), RO, false, mem(&rec), deadline()).unwrap();
+    let (msg, rec2) =
+        actions::check_lu(&mut a, key("a"), RO, false, mem(&rec), deadline()).unwrap();
     assert!(msg.contains("1 re-registered"), "{msg}");
     assert_ne!(rec, rec2);
     assert_eq!(l.lock().unwrap().key_of(7), Some(key("a")));
@@ -369,7 +370,7 @@ fn reregistration_race_is_closed() {
                 Fault::Pass
             }));
         }
-        let f = ops::check_lu(&mut a, key("a"), RO, false, mem(&rec), deadline()).unwrap_err();
+        let f = actions::check_lu(&mut a, key("a"), RO, false, mem(&rec), deadline()).unwrap_err();
         assert_eq!(f.exit, Exit::Fenced, "{at}: {f}");
         assert!(slot.lock().unwrap().take().unwrap().is_ok());
         assert!(!registered(&l, key("a")), "{at}: A is back in: {f}");
@@ -385,12 +386,12 @@ fn fenced_check_exits_3_and_sends_nothing() {
     restore(&mut node(&l, "b", &[2]), RO).unwrap();
     let outs = l.lock().unwrap().pr_out;
     for repair in [false, true] {
-        let f = ops::check_lu(&mut a, key("a"), RO, repair, mem(&rec), deadline()).unwrap_err();
+        let f = actions::check_lu(&mut a, key("a"), RO, repair, mem(&rec), deadline()).unwrap_err();
         assert_eq!(f.exit, Exit::Fenced);
     }
     assert_eq!(l.lock().unwrap().pr_out, outs);
     assert!(matches!(
-        ops::judge(&mut a, key("a"), RO, deadline()),
+        actions::judge(&mut a, key("a"), RO, deadline()),
         Err(f) if f.exit == Exit::Fenced
     ));
 }
@@ -407,10 +408,10 @@ fn lost_pr_state_is_its_own_verdict() {
         x.res = None;
     }
     assert_eq!(
-        ops::judge(&mut a, key("a"), RO, deadline()).unwrap(),
+        actions::judge(&mut a, key("a"), RO, deadline()).unwrap(),
         Held::Lost
     );
-    let f = ops::check_lu(&mut a, key("a"), RO, false, mem(&rec), deadline()).unwrap_err();
+    let f = actions::check_lu(&mut a, key("a"), RO, false, mem(&rec), deadline()).unwrap_err();
     assert_eq!(f.exit, Exit::Failed, "{f}");
     assert_eq!(
         f.hint,
@@ -424,12 +425,12 @@ fn lost_pr_state_is_its_own_verdict() {
     // without a record of holding it, recover does not take it; for Pacemaker's monitor
     // that is "not running here" (a stopped resource on an empty disk)
     let none = Memory::default();
-    let f = ops::check_lu(&mut a, key("a"), RO, true, none, deadline()).unwrap_err();
+    let f = actions::check_lu(&mut a, key("a"), RO, true, none, deadline()).unwrap_err();
     assert_eq!(f.exit, Exit::Failed, "{f}");
     assert_eq!(f.hint, Hint::NotRunning, "{f}");
     assert!(l.lock().unwrap().keys().is_empty());
     // with it, recover registers every path and reserves
-    ops::check_lu(&mut a, key("a"), RO, true, mem(&rec), deadline()).unwrap();
+    actions::check_lu(&mut a, key("a"), RO, true, mem(&rec), deadline()).unwrap();
     let x = l.lock().unwrap();
     assert_eq!(x.holder_key(), Some(key("a")));
     assert_eq!(x.keys(), vec![key("a"), key("a")]);
@@ -455,7 +456,7 @@ fn lost_state_recovered_by_two_has_one_winner() {
                     was_holder: true,
                 };
                 *out.lock().unwrap() =
-                    Some(ops::check_lu(&mut b, key("b"), RO, true, m, deadline()));
+                    Some(actions::check_lu(&mut b, key("b"), RO, true, m, deadline()));
             }
             Fault::Pass
         }));
@@ -463,7 +464,7 @@ fn lost_state_recovered_by_two_has_one_winner() {
             seen: None,
             was_holder: true,
         };
-        let ra = ops::check_lu(&mut a, key("a"), RO, true, m, deadline());
+        let ra = actions::check_lu(&mut a, key("a"), RO, true, m, deadline());
         let rb = slot.lock().unwrap().take().unwrap();
         one_winner(&l, RO, &[("a", ra), ("b", rb)]);
     }

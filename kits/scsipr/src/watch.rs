@@ -7,6 +7,9 @@
 //! registered is taken again, as lkscsid re-reserves; a disk that lost all its PR state (no
 //! reservation, no registration) is only logged: it is not a takeover.
 //!
+//! Each LU is judged by the assessment quickCheck starts from (`actions::assess_lu`, PR IN
+//! only), so watch and quickCheck cannot disagree about who holds a disk.
+//!
 //! Each tag is judged under its lock (`<run dir>/scsipr/<TAG>/lock`, the one the hook runner
 //! holds around every hook), so watch never judges a resource while one of its hooks runs,
 //! and a resource whose remove has started (its marker is cleared first) is not judged at all.
@@ -14,10 +17,10 @@
 use std::time::{Duration, Instant};
 
 use lkh_common::runstate::RunDir;
-use lkh_common::{Action, Deadline, Exit, Failure, HookArgs, KitSpec, Outcome, Tag};
+use lkh_common::{Action, Deadline, Failure, HookArgs, KitSpec, Outcome, Tag};
 use log::{debug, error, info, warn};
 
-use crate::ops::{self, Held};
+use crate::actions::{self, Held, Verdict};
 use crate::settings::{OnFenced, Settings, fmt_key};
 use crate::state;
 
@@ -118,39 +121,44 @@ fn cycle(spec: &'static KitSpec, run: &RunDir) -> (usize, Option<Duration>) {
                 continue;
             }
         };
-        let mut lus = match ops::open_all(&s.devices, false, deadline) {
+        let mut lus = match actions::open_all(&s.devices, false, deadline) {
             Ok(l) => l,
             Err(f) => {
                 warn!("{tag}: {f}");
                 continue;
             }
         };
+        let known = actions::Records::load(tag.as_str());
         for lu in &mut lus {
             let name = lu.input().display().to_string();
-            match ops::judge(lu, key, s.pr_type, deadline) {
-                Ok(Held::Ours | Held::WrongType(_)) => {
+            let h = actions::assess_lu(lu, key, s.pr_type, known.memory(&name), deadline);
+            match &h.verdict {
+                Verdict::Held(Held::Ours | Held::WrongType(_)) => {
                     debug!("{tag}: {name}: reservation held by {}", fmt_key(key))
                 }
                 // Not a takeover: nobody holds and nobody is registered. quickCheck reports it
                 // and recover registers and reserves again; never halt for it.
-                Ok(Held::Lost) => warn!(
+                Verdict::Held(Held::Lost) => warn!(
                     "{tag}: {name}: the disk lost its persistent-reservation state (no reservation, no registration): not fenced; LifeKeeper's quickCheck reports it and recover takes it again"
                 ),
-                Ok(Held::Free) => match lu.any_path(|p| p.reserve(key, s.pr_type, deadline)) {
-                    Ok(()) => warn!(
-                        "{tag}: {name}: nobody held the reservation: taken again with {}",
-                        fmt_key(key)
-                    ),
-                    Err(e) => warn!(
-                        "{tag}: {name}: nobody holds the reservation and taking it failed: {e}"
-                    ),
-                },
-                Err(f) if f.exit == Exit::Fenced => {
+                Verdict::Held(Held::Free) => {
+                    match lu.any_path(|p| p.reserve(key, s.pr_type, deadline)) {
+                        Ok(()) => warn!(
+                            "{tag}: {name}: nobody held the reservation: taken again with {}",
+                            fmt_key(key)
+                        ),
+                        Err(e) => warn!(
+                            "{tag}: {name}: nobody holds the reservation and taking it failed: {e}"
+                        ),
+                    }
+                }
+                Verdict::Fenced(f) => {
                     fenced += 1;
+                    let f = f.failure(&name, key);
                     react(run, &tag, &format!("{tag}: {f}"), s.on_fenced);
                     break;
                 }
-                Err(f) => warn!("{tag}: {f}"),
+                Verdict::NoAnswer(f) => warn!("{tag}: {f}"),
             }
         }
     }

@@ -2,6 +2,14 @@
 //! composition over all configured devices. The policy runs over the [`Disk`]/[`Nexus`]
 //! traits: `sg-persist`'s real paths in production, an in-memory SPC-4 LU in the unit tests.
 //!
+//! The one assessment of a resource is [`assess`] ([`assess_lu`] per LU): READ KEYS and READ
+//! RESERVATION only, classified from this node's point of view ([`Held`], [`Fence`]), each
+//! path's registration as far as it is known without a PR OUT ([`PathReg`]), returned as a
+//! [`Health`] value whose [`Health::outcome`] is quickCheck's message and exit code. quickCheck
+//! and recover start from it ([`check_lu`]: a healthy LU is answered from that look alone; a
+//! repair is followed by a second look), `status -t TAG` renders it, and `watch` judges by it,
+//! so the three cannot disagree about a disk.
+//!
 //! Policy, in one place:
 //! - restore is a compare-and-swap on the reservation holder. It first reads the reservation
 //!   (the holder it *observed*), then registers on every path (REGISTER AND IGNORE EXISTING
@@ -80,7 +88,7 @@ pub fn failure(e: &Error) -> Failure {
 }
 
 /// Resolves every device name through sysfs; a wrong one is a usage error (exit 2).
-fn resolve_all(devices: &[PathBuf]) -> Result<Vec<Resolved>, Failure> {
+pub fn resolve_all(devices: &[PathBuf]) -> Result<Vec<Resolved>, Failure> {
     let root = SysRoot::default();
     devices
         .iter()
@@ -110,7 +118,7 @@ pub fn open_all(
 }
 
 /// Opens each resolved LU and confirms its paths are one LU (see [`open_all`]).
-fn open_resolved(
+pub fn open_resolved(
     resolved: Vec<Resolved>,
     identify: bool,
     deadline: Instant,
@@ -255,7 +263,7 @@ fn undo<D: Disk>(lu: &mut D, added: &[usize], f: Failure, deadline: Instant) -> 
 }
 
 /// Probes each path with REGISTER(key, key) and re-registers the ones that lost our key.
-/// Returns (paths answering, paths re-registered).
+/// Returns what each live path showed (never [`PathReg::Recorded`] or [`PathReg::Unprobed`]).
 ///
 /// A takeover by another node also makes REGISTER(key, key) conflict: before every
 /// re-registration the state is judged again, and after it once more, so that a node fenced
@@ -266,14 +274,14 @@ fn probe_paths<D: Disk>(
     key: u64,
     t: PrType,
     deadline: Instant,
-) -> Result<(usize, usize), Failure> {
+) -> Result<Vec<PathReg>, Failure> {
     let name = dev(lu);
-    let (mut alive, mut fixed) = (0, 0);
+    let mut regs = Vec::new();
     let mut last = None;
     let mut added = Vec::new();
     for i in 0..lu.live() {
         match lu.paths()[i].register(key, key, deadline) {
-            Ok(()) => alive += 1,
+            Ok(()) => regs.push(PathReg::Registered),
             Err(e) if e.is_conflict() => {
                 if let Err(f) = rejudge(lu, key, t, deadline) {
                     return Err(undo(lu, &added, f, deadline));
@@ -295,11 +303,11 @@ fn probe_paths<D: Disk>(
                             "{name}: path {label} ({hctl}) was not registered with {} (a new I_T nexus, e.g. after a virtual FC WWPN flip, or a path that came back): re-registered",
                             fmt_key(key)
                         );
-                        alive += 1;
-                        fixed += 1;
+                        regs.push(PathReg::ReRegistered);
                     }
                     Err(e) => {
                         warn!("{name}: path {label}: re-registering failed: {e}");
+                        regs.push(PathReg::NoAnswer(format!("re-registering failed: {e}")));
                         last = Some(e);
                     }
                 }
@@ -309,10 +317,12 @@ fn probe_paths<D: Disk>(
                     "{name}: path {} does not answer: {e}",
                     lu.paths()[i].label()
                 );
+                regs.push(PathReg::NoAnswer(e.to_string()));
                 last = Some(e);
             }
         }
     }
+    let fixed = regs.iter().filter(|r| **r == PathReg::ReRegistered).count();
     // A probe that did not answer (a slow path) gave another node time to take over; a
     // re-registration may have landed after it did: judge once more.
     if (fixed > 0 || last.is_some())
@@ -320,7 +330,7 @@ fn probe_paths<D: Disk>(
     {
         return Err(undo(lu, &added, f, deadline));
     }
-    if alive == 0 {
+    if !regs.iter().any(PathReg::registered) {
         return Err(match last {
             Some(e) => Failure::failed(format!(
                 "{name}: no path answers ({e}); the LU is unreachable from this node"
@@ -328,7 +338,7 @@ fn probe_paths<D: Disk>(
             None => Failure::failed(format!("{name}: no usable path")),
         });
     }
-    Ok((alive, fixed))
+    Ok(regs)
 }
 
 /// READ KEYS through the first answering path: one key per registered I_T nexus.
@@ -439,8 +449,51 @@ pub enum Held {
     Lost,
 }
 
-/// Classifies a reservation state from this node's point of view; fenced is an error with
-/// exit 3.
+/// Why this node is fenced: another node took the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fence {
+    /// Another key holds the reservation.
+    OtherHolder(Reservation),
+    /// Our key is no longer registered while other keys are (another node preempted it).
+    KeyGone,
+}
+
+impl Fence {
+    /// The exit-3 failure for device `name`.
+    pub fn failure(&self, name: &str, key: u64) -> Failure {
+        Failure::fenced(match self {
+            Fence::OtherHolder(r) => format!(
+                "{name}: the reservation is held by another node ({}), not by this node's key {}: this node is fenced and must not write; let LifeKeeper fail over",
+                describe(r),
+                fmt_key(key)
+            ),
+            Fence::KeyGone => format!(
+                "{name}: this node's key {} is no longer registered (another node preempted it): this node is fenced; let LifeKeeper fail over",
+                fmt_key(key)
+            ),
+        })
+    }
+}
+
+/// Classifies a reservation state from this node's point of view.
+fn classify_state(
+    res: Option<Reservation>,
+    keys: &[u64],
+    key: u64,
+    t: PrType,
+) -> Result<Held, Fence> {
+    let registered = keys.contains(&key);
+    match res {
+        None if keys.is_empty() => Ok(Held::Lost),
+        Some(r) if !holds(&r, key, registered) => Err(Fence::OtherHolder(r)),
+        _ if !registered => Err(Fence::KeyGone),
+        None => Ok(Held::Free),
+        Some(r) if r.type_code != t.code() => Ok(Held::WrongType(r.type_code)),
+        Some(_) => Ok(Held::Ours),
+    }
+}
+
+/// [`classify_state`], fenced as an error with exit 3.
 fn classify(
     name: &str,
     res: Option<Reservation>,
@@ -448,22 +501,7 @@ fn classify(
     key: u64,
     t: PrType,
 ) -> Result<Held, Failure> {
-    let registered = keys.contains(&key);
-    match res {
-        None if keys.is_empty() => Ok(Held::Lost),
-        Some(r) if !holds(&r, key, registered) => Err(Failure::fenced(format!(
-            "{name}: the reservation is held by another node ({}), not by this node's key {}: this node is fenced and must not write; let LifeKeeper fail over",
-            describe(&r),
-            fmt_key(key)
-        ))),
-        _ if !registered => Err(Failure::fenced(format!(
-            "{name}: this node's key {} is no longer registered (another node preempted it): this node is fenced; let LifeKeeper fail over",
-            fmt_key(key)
-        ))),
-        None => Ok(Held::Free),
-        Some(r) if r.type_code != t.code() => Ok(Held::WrongType(r.type_code)),
-        Some(_) => Ok(Held::Ours),
-    }
+    classify_state(res, keys, key, t).map_err(|f| f.failure(name, key))
 }
 
 /// Reads the LU's reservation state and classifies it (see [`Held`]); fenced is an error with
@@ -877,9 +915,297 @@ pub struct Memory<'a> {
     pub was_holder: bool,
 }
 
+/// This node's records of one tag (`<run dir>/scsipr/<TAG>/paths`), as the hooks, `status`
+/// and `watch` read them.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Records(Option<std::collections::BTreeMap<String, String>>);
+
+impl Records {
+    /// The records of `tag` (none after remove, a fenced verdict, or a reboot).
+    pub fn load(tag: &str) -> Records {
+        Records(records::load(tag))
+    }
+    /// What they say about the LU named `device`.
+    pub fn memory(&self, device: &str) -> Memory<'_> {
+        Memory {
+            seen: self
+                .0
+                .as_ref()
+                .and_then(|k| k.get(device))
+                .map(String::as_str),
+            was_holder: self.0.is_some(),
+        }
+    }
+}
+
+/// What one look knows about one path's registration of this node's key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PathReg {
+    /// Registered, known without any PR OUT: the records of the last verified check still
+    /// describe the LU (the same nexuses, our key registered as often).
+    Recorded,
+    /// Not known without a PR OUT (a new nexus, no record, or our key registered fewer times
+    /// than recorded): quickCheck probes it with REGISTER(key, key); `status` does not.
+    Unprobed,
+    /// Our key is registered on no nexus at all, so on no path.
+    Unregistered,
+    /// Probed by quickCheck or recover: registered.
+    Registered,
+    /// Probed: it had lost its registration and was registered again.
+    ReRegistered,
+    /// No answer, when the LU was opened or to the probe (the error).
+    NoAnswer(String),
+}
+
+impl PathReg {
+    /// Whether the path is known to carry our key.
+    pub fn registered(&self) -> bool {
+        matches!(
+            self,
+            PathReg::Recorded | PathReg::Registered | PathReg::ReRegistered
+        )
+    }
+    /// The state in a word or two.
+    pub fn word(&self) -> &'static str {
+        match self {
+            PathReg::Recorded => "recorded",
+            PathReg::Unprobed => "not probed",
+            PathReg::Unregistered => "not registered",
+            PathReg::Registered => "registered",
+            PathReg::ReRegistered => "re-registered",
+            PathReg::NoAnswer(_) => "no answer",
+        }
+    }
+}
+
+/// One path of a LU as the look found it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathHealth {
+    pub name: String,
+    pub hctl: Option<String>,
+    pub reg: PathReg,
+}
+
+/// The verdict on one LU: the classification of what the disk shows ([`Held`]), fenced, or
+/// no answer (the reads failed: no path answers, a command refused).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Held(Held),
+    Fenced(Fence),
+    NoAnswer(Failure),
+}
+
+/// One look at one LU ([`assess_lu`]): quickCheck's answer for it, and all `status -t TAG`
+/// shows of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LuHealth {
+    /// What was checked: the device, this node's key and TYPE, the paths (live ones first,
+    /// then those that did not answer when the LU was opened).
+    pub device: String,
+    pub key: u64,
+    pub pr_type: PrType,
+    pub paths: Vec<PathHealth>,
+    /// Our records say this node held the disk (see [`Memory`]).
+    pub was_holder: bool,
+    /// What was found: the reservation and the registered keys, one per I_T nexus (none when
+    /// they could not be read).
+    pub reservation: Option<Reservation>,
+    pub keys: Vec<u64>,
+    pub verdict: Verdict,
+}
+
+impl LuHealth {
+    /// How often our key is registered.
+    pub fn ours(&self) -> usize {
+        count(&self.keys, self.key)
+    }
+
+    /// quickCheck's answer for this LU: the one-line summary, or the failure with its exit code.
+    pub fn outcome(&self) -> Result<String, Failure> {
+        let (name, key, t) = (&self.device, self.key, self.pr_type);
+        match &self.verdict {
+            Verdict::NoAnswer(f) => Err(f.clone()),
+            Verdict::Fenced(f) => Err(f.failure(name, key)),
+            Verdict::Held(Held::Lost) => Err(lost_state(name, self.was_holder)),
+            Verdict::Held(Held::Free) => Err(nobody_holds(name, key)),
+            Verdict::Held(Held::WrongType(c)) => Err(wrong_type(name, *c, t)),
+            Verdict::Held(Held::Ours) => {
+                let n = |f: fn(&PathReg) -> bool| self.paths.iter().filter(|p| f(&p.reg)).count();
+                let total = self.paths.len();
+                if n(|r| *r == PathReg::Unprobed) > 0 {
+                    // only a look without PR OUT (`status`): quickCheck probes these paths
+                    return Ok(format!(
+                        "{name}: reserved by {} ({t}), the key registered {} time(s) for {total} path(s); which paths carry it is not probed without PR OUT (a new I_T nexus, or no record of a verified check): quickCheck probes each path with REGISTER and re-registers one that lost its key",
+                        fmt_key(key),
+                        self.ours()
+                    ));
+                }
+                let mut s = format!(
+                    "{name}: reserved by {} ({t}), {}/{total} path(s) registered",
+                    fmt_key(key),
+                    n(PathReg::registered)
+                );
+                let fixed = n(|r| *r == PathReg::ReRegistered);
+                if fixed > 0 {
+                    s += &format!(", {fixed} re-registered");
+                }
+                Ok(s)
+            }
+        }
+    }
+
+    /// The exit code quickCheck returns for this look (taken from [`LuHealth::outcome`]).
+    pub fn exit(&self) -> Exit {
+        self.outcome().map_or_else(|f| f.exit, |_| Exit::Ok)
+    }
+
+    /// The verdict in a few words.
+    pub fn verdict_name(&self) -> &'static str {
+        match &self.verdict {
+            Verdict::Held(Held::Ours) => "ours",
+            Verdict::Held(Held::Free) => "nobody holds",
+            Verdict::Held(Held::WrongType(_)) => "wrong type",
+            Verdict::Held(Held::Lost) => "lost PR state",
+            Verdict::Fenced(_) => "fenced",
+            Verdict::NoAnswer(_) => "no answer",
+        }
+    }
+}
+
+/// One look at a resource ([`assess`]): one [`LuHealth`] per configured disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Health {
+    pub lus: Vec<LuHealth>,
+}
+
+impl Health {
+    /// quickCheck's answer: every LU's, the worst exit winning (see [`combine`]).
+    pub fn outcome(&self) -> Outcome {
+        combine(self.lus.iter().map(LuHealth::outcome).collect())
+    }
+    /// The exit code quickCheck returns for this look.
+    pub fn exit(&self) -> Exit {
+        self.outcome().map_or_else(|f| f.exit, |_| Exit::Ok)
+    }
+    /// The verdict of the first LU whose exit code is the resource's.
+    pub fn verdict_name(&self) -> &'static str {
+        let exit = self.exit();
+        self.lus
+            .iter()
+            .find(|l| l.exit() == exit)
+            .map_or("no disk", LuHealth::verdict_name)
+    }
+}
+
+fn lost_why(name: &str) -> String {
+    format!(
+        "{name}: the disk shows no reservation and no registration at all: it lost its persistent-reservation state (a target restart without persist-through-power-loss, or PR OUT CLEAR); this is not a takeover by another node"
+    )
+}
+
+fn lost_state(name: &str, was_holder: bool) -> Failure {
+    let why = lost_why(name);
+    if was_holder {
+        Failure::failed(format!("{why}: recover registers and reserves again"))
+    } else {
+        Failure::failed(format!(
+            "{why}; this node has no record of holding it: run restore on the node that should have the disk"
+        ))
+        // not in service here (after remove, or never restored): Pacemaker's "not running"
+        .not_running()
+    }
+}
+
+fn nobody_holds(name: &str, key: u64) -> Failure {
+    Failure::failed(format!(
+        "{name}: nobody holds the reservation (this node's key {} is still registered): recover will take it again",
+        fmt_key(key)
+    ))
+}
+
+fn wrong_type(name: &str, code: u8, t: PrType) -> Failure {
+    Failure::failed(format!(
+        "{name}: this node holds the reservation with type {} but TYPE is {t}: recover will re-take it with {t}",
+        PrType::code_name(code)
+    ))
+}
+
+/// The one assessment of one LU, which quickCheck, recover, `status -t TAG` and `watch`
+/// share. PR IN only: READ KEYS and READ RESERVATION through the first answering path,
+/// classified from this node's point of view ([`classify_state`]); each path's registration
+/// as far as it is known without a PR OUT (from `mem`, see [`PathReg`]).
+pub fn assess_lu<D: Disk>(
+    lu: &mut D,
+    key: u64,
+    t: PrType,
+    mem: Memory<'_>,
+    deadline: Instant,
+) -> LuHealth {
+    let (reservation, keys, verdict, quiet) = match read_state(lu, key, deadline) {
+        Err(f) => (None, Vec::new(), Verdict::NoAnswer(f), false),
+        Ok((res, ours, keys)) => {
+            let v = match classify_state(res, &keys, key, t) {
+                Ok(held) => Verdict::Held(held),
+                Err(fence) => Verdict::Fenced(fence),
+            };
+            (res, keys, v, unchanged(lu, mem.seen, ours))
+        }
+    };
+    let reg = if quiet {
+        PathReg::Recorded
+    } else if count(&keys, key) == 0 && !matches!(verdict, Verdict::NoAnswer(_)) {
+        PathReg::Unregistered
+    } else {
+        PathReg::Unprobed
+    };
+    let mut paths: Vec<PathHealth> = lu
+        .paths()
+        .iter()
+        .map(|p| PathHealth {
+            name: p.label().to_owned(),
+            hctl: p.hctl().map(str::to_owned),
+            reg: reg.clone(),
+        })
+        .collect();
+    paths.extend(lu.dead_paths().into_iter().map(|d| PathHealth {
+        name: d.name,
+        hctl: d.hctl,
+        reg: PathReg::NoAnswer(d.error),
+    }));
+    LuHealth {
+        device: dev(lu),
+        key,
+        pr_type: t,
+        paths,
+        was_holder: mem.was_holder,
+        reservation,
+        keys,
+        verdict,
+    }
+}
+
+/// The one assessment of a resource: [`assess_lu`] on each of its LUs, with this node's
+/// records of `tag`. Changes nothing: `status -t TAG` shows it, and quickCheck ([`check_lu`])
+/// starts from the same look.
+pub fn assess<D: Disk>(lus: &mut [D], tag: &str, key: u64, t: PrType, deadline: Instant) -> Health {
+    let known = Records::load(tag);
+    Health {
+        lus: lus
+            .iter_mut()
+            .map(|lu| {
+                let name = dev(lu);
+                assess_lu(lu, key, t, known.memory(&name), deadline)
+            })
+            .collect(),
+    }
+}
+
 /// quickCheck (repair = false: only re-registers paths) and recover (repair = true: also
 /// re-takes a reservation nobody holds, or fixes its type, or re-takes a LU that lost its PR
-/// state when this node held it).
+/// state when this node held it). Both start from [`assess_lu`]; a healthy LU whose records
+/// hold is answered from that look alone (no PR OUT). Otherwise the paths are probed (and
+/// re-registered, judged before and after, see [`probe_paths`]), the repair made, and the
+/// answer is a second look, with what the probe found on each path.
 pub fn check_lu<D: Disk>(
     lu: &mut D,
     key: u64,
@@ -889,35 +1215,26 @@ pub fn check_lu<D: Disk>(
     deadline: Instant,
 ) -> Result<Done, Failure> {
     let name = dev(lu);
-    let (res, ours, keys) = read_state(lu, key, deadline)?;
-    let held = classify(&name, res, &keys, key, t)?;
-    if held == Held::Lost {
-        let why = format!(
-            "{name}: the disk shows no reservation and no registration at all: it lost its persistent-reservation state (a target restart without persist-through-power-loss, or PR OUT CLEAR); this is not a takeover by another node"
-        );
-        return match (repair, mem.was_holder) {
-            (false, true) => Err(Failure::failed(format!(
-                "{why}: recover registers and reserves again"
-            ))),
-            (false, false) | (true, false) => Err(Failure::failed(format!(
-                "{why}; this node has no record of holding it: run restore on the node that should have the disk"
-            ))
-            // not in service here (after remove, or never restored): Pacemaker's "not running"
-            .not_running()),
-            (true, true) => {
-                let out = register_all(lu, key, deadline)
-                    .and_then(|n| take(lu, key, t, &Start::default(), n, deadline))
-                    .map_err(|f| roll_back(lu, key, t, f, deadline))?;
-                warn!("{why}: registered and reserved again");
-                Ok(out)
-            }
-        };
-    }
-    let quiet = unchanged(lu, mem.seen, ours);
-    let (alive, fixed) = if quiet {
-        (lu.live(), 0)
+    let first = assess_lu(lu, key, t, mem, deadline);
+    let held = match &first.verdict {
+        Verdict::Held(Held::Lost) if repair && mem.was_holder => {
+            let out = register_all(lu, key, deadline)
+                .and_then(|n| take(lu, key, t, &Start::default(), n, deadline))
+                .map_err(|f| roll_back(lu, key, t, f, deadline))?;
+            warn!("{}: registered and reserved again", lost_why(&name));
+            return Ok(out);
+        }
+        // the look's failure (these verdicts are never Ok) is the answer
+        Verdict::Held(Held::Lost) | Verdict::Fenced(_) | Verdict::NoAnswer(_) => {
+            return first.outcome().map(|m| (m, String::new()));
+        }
+        Verdict::Held(held) => *held,
+    };
+    let quiet = first.paths.iter().any(|p| p.reg == PathReg::Recorded);
+    let probed = if quiet {
+        None
     } else {
-        probe_paths(lu, key, t, deadline)?
+        Some(probe_paths(lu, key, t, deadline)?)
     };
     match held {
         Held::Ours
@@ -938,41 +1255,31 @@ pub fn check_lu<D: Disk>(
             }
             judge_ours(lu, key, t, deadline)?;
         }
-        Held::Free => {
-            return Err(Failure::failed(format!(
-                "{name}: nobody holds the reservation (this node's key {} is still registered): recover will take it again",
-                fmt_key(key)
-            )));
-        }
         Held::WrongType(c) if repair => {
             release_all(lu, key, c, deadline);
             lu.any_path(|p| p.reserve(key, t, deadline))
                 .map_err(|e| failure(&e))?;
             judge_ours(lu, key, t, deadline)?;
         }
-        Held::WrongType(c) => {
-            return Err(Failure::failed(format!(
-                "{name}: this node holds the reservation with type {} but TYPE is {t}: recover will re-take it with {t}",
-                PrType::code_name(c)
-            )));
-        }
+        // quickCheck: the look's failure
+        Held::Free | Held::WrongType(_) => return first.outcome().map(|m| (m, String::new())),
     }
-    let total = lu.live() + lu.dead();
-    let mut s = format!(
-        "{name}: reserved by {} ({t}), {alive}/{total} path(s) registered",
-        fmt_key(key)
-    );
-    if fixed > 0 {
-        s += &format!(", {fixed} re-registered");
-    }
-    let rec = match (quiet, mem.seen) {
-        (true, Some(seen)) => seen.to_owned(),
+    match (quiet, held, mem.seen) {
+        // nothing was sent but the look's two reads: it is the answer, the records stand
+        (true, Held::Ours, Some(seen)) => first.outcome().map(|m| (m, seen.to_owned())),
         _ => {
-            let ours = count(&read_keys(lu, deadline)?, key);
-            record(lu, ours)
+            let mut again = assess_lu(lu, key, t, mem, deadline);
+            for (p, r) in again.paths.iter_mut().zip(probed.into_iter().flatten()) {
+                p.reg = r;
+            }
+            let msg = again.outcome()?;
+            let rec = match (quiet, mem.seen) {
+                (true, Some(seen)) => seen.to_owned(),
+                _ => record(lu, again.ours()),
+            };
+            Ok((msg, rec))
         }
-    };
-    Ok((s, rec))
+    }
 }
 
 /// Types under which only the one holding I_T nexus may write (or access).
@@ -1121,6 +1428,15 @@ mod records {
     }
 }
 
+/// quickCheck's answer on a node without a reservation key (`status -t TAG` gives the same).
+pub fn no_key(s: &Settings) -> Failure {
+    Failure::failed(format!(
+        "this node has no reservation key ({}): restore was never run here",
+        s.conf_dir.join(crate::settings::NODE_KEY_FILE).display()
+    ))
+    .not_running()
+}
+
 /// The hook: restore / remove / quickCheck / recover of one resource.
 pub fn hook(ctx: &HookCtx) -> Outcome {
     use lkh_common::Action;
@@ -1136,11 +1452,7 @@ pub fn hook(ctx: &HookCtx) -> Outcome {
     let Some(key) = s.key(create)? else {
         return match ctx.action {
             Action::Remove => Ok("this node has no reservation key yet: nothing to remove".into()),
-            _ => Err(Failure::failed(format!(
-                "this node has no reservation key ({}): restore was never run here",
-                s.conf_dir.join(crate::settings::NODE_KEY_FILE).display()
-            ))
-            .not_running()),
+            _ => Err(no_key(&s)),
         };
     };
     let mut lus = match open_resolved(resolved, false, deadline) {
@@ -1151,21 +1463,15 @@ pub fn hook(ctx: &HookCtx) -> Outcome {
         other => other?,
     };
     let known = match ctx.action {
-        Action::QuickCheck | Action::Recover => records::load(tag),
-        _ => None,
+        Action::QuickCheck | Action::Recover => Records::load(tag),
+        _ => Records::default(),
     };
     let mut next = std::collections::BTreeMap::new();
     let results: Vec<Result<String, Failure>> = lus
         .iter_mut()
         .map(|lu| {
             let name = dev(lu);
-            let mem = Memory {
-                seen: known
-                    .as_ref()
-                    .and_then(|k| k.get(&name))
-                    .map(String::as_str),
-                was_holder: known.is_some(),
-            };
+            let mem = known.memory(&name);
             let done = match ctx.action {
                 Action::Restore => restore_lu(lu, key, s.pr_type, deadline),
                 Action::Remove => return remove_lu(lu, key, s.pr_type, deadline),
@@ -1185,7 +1491,7 @@ pub fn hook(ctx: &HookCtx) -> Outcome {
             if ctx.action != Action::QuickCheck {
                 state::mark(tag, true);
             }
-            if known.as_ref() != Some(&next) {
+            if known.0.as_ref() != Some(&next) {
                 records::save(tag, &next);
             }
         }
