@@ -68,7 +68,20 @@ impl Agent {
         for (k, v) in params {
             c.env(k, v);
         }
-        c.output().unwrap()
+        // Another test thread's fork may still hold the descriptor `fs::copy` wrote this copy
+        // through, until its child execs: "Text file busy" passes in a moment.
+        for _ in 0..100 {
+            match c.output() {
+                Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy => {
+                    std::thread::sleep(std::time::Duration::from_millis(20))
+                }
+                other => return other.unwrap(),
+            }
+        }
+        panic!(
+            "{}: still \"Text file busy\" after 2 s",
+            self.path.display()
+        )
     }
 
     fn code(&self, action: &str, params: &[(&str, &str)]) -> Option<i32> {
