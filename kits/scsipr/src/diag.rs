@@ -20,21 +20,20 @@ use crate::settings::{self, fmt_key};
 pub fn command(spec: &'static KitSpec, name: &str, args: &[String]) -> Option<Outcome> {
     match name {
         "status" => Some(status(spec, args)),
-        "doctor" => Some(doctor(args)),
+        "doctor" => Some(doctor(spec, args)),
         "watch" => Some(crate::watch::watch(spec, args)),
-        "node-key" => Some(node_key_command(args)),
+        "node-key" => Some(node_key_command(spec, args)),
         _ => None,
     }
 }
 
 /// `node-key`: prints this node's key (creating it once, as the first restore or fence `on`
 /// would), for the fence agent's `keys=` map.
-fn node_key_command(args: &[String]) -> Outcome {
-    if let Some(a) = args.first() {
-        return Err(Failure::usage(format!(
-            "node-key takes no arguments (got {a:?}): it prints this node's key from <conf dir>/node.key"
-        )));
-    }
+fn node_key_command(spec: &'static KitSpec, args: &[String]) -> Outcome {
+    let a = lkh_common::parse_args(spec.keys, args, &[], &[])?;
+    a.no_operands(
+        "node-key takes no arguments: it prints this node's key from <conf dir>/node.key",
+    )?;
     let key = settings::node_key_or_create(&settings::node_key_path())?;
     println!("{}", fmt_key(key));
     Ok(String::new())
@@ -58,9 +57,11 @@ struct StatusArgs {
 }
 
 fn status_args(spec: &'static KitSpec, args: &[String]) -> Result<StatusArgs, Failure> {
-    let json = args.iter().any(|a| a == "--json");
-    if args.iter().any(|a| a == "-t" || a.starts_with("--tag")) {
-        let a = lkh_common::parse_hook_args(spec.keys, args, &["--json"])?;
+    let usage = "use `status DEVICE... [--json]` or `status -t TAG [--json]`";
+    let a = lkh_common::parse_args(spec.keys, args, &["--json"], &[])?;
+    let json = a.has("--json");
+    if a.tag.is_some() {
+        a.no_operands(usage)?;
         let ctx = lkh_common::context(spec, Action::QuickCheck, &a)?;
         let s = settings::Settings::from_ctx(&ctx)?;
         let key = s.key(false)?;
@@ -72,22 +73,9 @@ fn status_args(spec: &'static KitSpec, args: &[String]) -> Result<StatusArgs, Fa
             devices: s.devices,
         });
     }
-    let mut devices = Vec::new();
-    for a in args {
-        match a.as_str() {
-            "--json" => {}
-            d if d.starts_with('-') => {
-                return Err(Failure::usage(format!(
-                    "status: unknown option {d}: use `status DEVICE... [--json]` or `status -t TAG [--json]`"
-                )));
-            }
-            d => devices.push(PathBuf::from(d)),
-        }
-    }
+    let devices: Vec<PathBuf> = a.operands(usage)?.iter().map(PathBuf::from).collect();
     if devices.is_empty() {
-        return Err(Failure::usage(
-            "status: no device given: use `status DEVICE... [--json]` or `status -t TAG [--json]`",
-        ));
+        return Err(Failure::usage(format!("no device given: {usage}")));
     }
     Ok(StatusArgs {
         json,
@@ -658,11 +646,10 @@ fn cleanup(lu: &mut Lu, keys: [u64; 2], deadline: Instant) -> Result<(), String>
 
 /// `doctor DEVICE`: proves what restore and takeover need on this disk (see the module doc
 /// and the README), and names each missing piece with its consequence.
-fn doctor(args: &[String]) -> Outcome {
-    let [dev] = args else {
-        return Err(Failure::usage(
-            "doctor: give exactly one device: `doctor DEVICE`",
-        ));
+fn doctor(spec: &'static KitSpec, args: &[String]) -> Outcome {
+    let a = lkh_common::parse_args(spec.keys, args, &[], &[])?;
+    let [dev] = a.operands("give exactly one device: `doctor DEVICE`")? else {
+        return Err(Failure::usage("give exactly one device: `doctor DEVICE`"));
     };
     let deadline = Instant::now() + DIAG_TIMEOUT;
     let root = SysRoot::default();

@@ -167,17 +167,14 @@ fn cycle(spec: &'static KitSpec, run: &RunDir) -> (usize, Option<Duration>) {
 
 /// `watch [--once]`.
 pub fn watch(spec: &'static KitSpec, args: &[String]) -> Outcome {
-    let mut once = false;
-    for a in args {
-        match a.as_str() {
-            "--once" => once = true,
-            other => {
-                return Err(Failure::usage(format!(
-                    "watch: unknown argument {other:?}: use `watch [--once]`"
-                )));
-            }
-        }
+    let a = lkh_common::parse_args(&[], args, &["--once"], &[])?;
+    a.no_operands("use `watch [--once]`")?;
+    if a.tag.is_some() || a.id.is_some() || a.no_config || !a.overrides.is_empty() {
+        return Err(Failure::usage(
+            "it takes no resource: it checks every tag marked in the run directory; use `watch [--once]`",
+        ));
     }
+    let once = a.has("--once");
     let run = state::run_dir();
     info!(
         "watching the reservations marked in {}/<TAG>/{}",
