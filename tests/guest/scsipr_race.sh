@@ -1,6 +1,7 @@
-# lkh-scsipr under races (issue 15, issue 18 item 2), three cluster nodes a b c on one LIO LU
-# (one iSCSI I_T nexus each; node a also gets a second path with dm-multipath for the
-# re-registration race):
+# lkh-scsipr under races (issue 15, issue 18 item 2), three cluster nodes a b c on one LU of
+# LIO, or of tgt with lkh.target=tgt (one iSCSI I_T nexus each; node a also gets a second path
+# with dm-multipath for the re-registration race). On tgt every PREEMPT AND ABORT is refused
+# and the kit falls back to PREEMPT; `holder` knows the holder by its key there.
 # 1. three restores released at the same instant, ROUNDS rounds from a free disk and
 #    ROUNDS_TAKEOVER rounds from a disk held by a fourth node d: exactly one exits 0, it is
 #    the holder, the others exit 3 and are not registered;
@@ -65,6 +66,7 @@ racer() {
         done
         cat >> "/tmp/r-$1.log"
     ) < "/tmp/r-$1.fifo" &
+    WATCHERS="$WATCHERS $!"
 }
 # acted NODE: whether the racer sent a RESERVE or PREEMPT before it was stopped
 acted() { grep -q -e "RESERVE: cdb" -e "PREEMPT" -e "PREEMPT AND ABORT: cdb" "/tmp/r-$1.log"; }
@@ -75,6 +77,7 @@ race_round() {
     if [ "$1" = d ]; then
         scsipr d restore -t race >/dev/null 2>&1 || { echo "d restore failed"; return 1; }
     fi
+    WATCHERS=""
     racer a; pa=$RPID
     racer b; pb=$RPID
     racer c; pc=$RPID
@@ -89,7 +92,10 @@ race_round() {
     for _x in a b c; do acted $_x && late=$((late + 1)); done
     kill -CONT $pa $pb $pc
     wait $pa; ra=$?; wait $pb; rb=$?; wait $pc; rc=$?
-    wait
+    # the watchers by name: a plain `wait` would also wait for every other child of this
+    # shell, such as a daemon a setup started in the background
+    # shellcheck disable=SC2086
+    wait $WATCHERS
     _h=$(holder); _k=$(keys | tr '\n' ' ')
     _w=""; _zero=0; _ok=1
     for _x in a:$ra b:$rb c:$rc; do

@@ -50,7 +50,8 @@
 //!   the LU from tgtd (LUN 1 of target `shared0`, same portals and names) instead of LIO;
 //!   `lkh_target` prints `lio` or `tgt`; `tgt_start CTL PORTAL...` / `tgt_export CTL NAME
 //!   SIZE_MB [SERIAL]` start another daemon and LU (same designators as the first: tgt builds
-//!   them from target id and LUN); `tgt_freeze`/`tgt_thaw CTL` (SIGSTOP/SIGCONT; `apd_begin`
+//!   them from target id and LUN; like iscsid, tgtd is no child of the scenario's shell, so a
+//!   plain `wait` there does not wait for it); `tgt_freeze`/`tgt_thaw CTL` (SIGSTOP/SIGCONT; `apd_begin`
 //!   and `apd_end` do this on tgt). tgt has no READ FULL STATUS: `pr_holder` maps the holder's
 //!   key to a node through the nodes' `node.key` files there.
 //! - multipath: `mpath_setup NODE` adds a second path (second portal, same initiator name) and

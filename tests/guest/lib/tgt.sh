@@ -11,12 +11,16 @@
 lkh_target() { cmdline_arg lkh.target || echo lio; }
 
 # tgt_start CTL PORTAL... : starts tgtd number CTL (control port CTL) listening on PORTAL...
+# The daemon is started from a subshell, so it is not a child of the scenario's shell (like
+# iscsid): a scenario's plain `wait` would otherwise wait for tgtd forever.
 tgt_start() {
     local _c=$1 _p; shift
     mkdir -p /var/run/tgtd /run/lkh
     [ -f "/run/lkh/tgtd-$_c.pid" ] && return 0
-    tgtd -f -C "$_c" --iscsi "portal=$1" >"/tmp/tgtd-$_c.log" 2>&1 &
-    echo $! > "/run/lkh/tgtd-$_c.pid"
+    (
+        tgtd -f -C "$_c" --iscsi "portal=$1" >"/tmp/tgtd-$_c.log" 2>&1 &
+        echo $! > "/run/lkh/tgtd-$_c.pid"
+    )
     retry 50 tgtadm -C "$_c" --lld iscsi --op show --mode sys >/dev/null || return 1
     shift
     for _p in "$@"; do
