@@ -11,7 +11,10 @@
 #    while another node takes over: it removes what it added and exits 3;
 # 4. healthy quickCheck and recover leave the PR generation unchanged;
 # 5. the LU loses its PR state (PR OUT CLEAR): watch with ON_FENCED=halt does not halt,
-#    quickCheck says so (exit 1), recover registers and reserves again.
+#    quickCheck says so (exit 1), recover registers and reserves again;
+# 6. a resource of two disks (a second LU added to the same target), TWO_ROUNDS rounds of
+#    three restores at the same instant, node b listing the disks in the other order: one
+#    exits 0 and holds both disks, the others exit 3 and are registered on neither.
 # Freezing uses the kit's own debug log: every CDB is logged before it is sent and every
 # completion after it; the process runs at nice 19 and its log reader at 0, so on the one vCPU
 # the reader preempts it at each line and can SIGSTOP it right there (before the command a
@@ -19,16 +22,18 @@
 
 ROUNDS=${ROUNDS:-100}
 ROUNDS_TAKEOVER=${ROUNDS_TAKEOVER:-30}
+TWO_ROUNDS=${TWO_ROUNDS:-20}
 
 shared_disk_setup a b c d || fatal "shared disk setup failed"
 OBS=$(node_dev d)
 scsipr() { local _node=$1; shift; on_node "$_node" lkh-scsipr "$@"; }
 key_of() { cat "/etc/lkhelpers/node-$1/node.key"; }
-# keys: the registered keys, lower case, 0x without leading zeros (one read absorbs a UA)
-keys() { pr_keys "$OBS" >/dev/null; pr_keys "$OBS" | tr 'A-F' 'a-f' | sort; }
+# keys [DEV]: the registered keys, lower case, 0x without leading zeros (one read absorbs a
+# UA); DEV defaults to node d's path to the LU, the observer
+keys() { pr_keys "${1:-$OBS}" >/dev/null; pr_keys "${1:-$OBS}" | tr 'A-F' 'a-f' | sort; }
 norm() { echo "$1" | tr 'A-F' 'a-f' | sed 's/^0x0*/0x/'; }
-registered() { keys | grep -qx "$(norm "$(key_of "$1")")"; }
-holder() { pr_holder "$OBS" >/dev/null; pr_holder "$OBS"; }
+registered() { keys "$2" | grep -qx "$(norm "$(key_of "$1")")"; }
+holder() { pr_holder "${1:-$OBS}" >/dev/null; pr_holder "${1:-$OBS}"; }
 gen() { _prin "$OBS" --read-keys | sed -n 's/.*generation=\(0x[0-9a-fA-F]*\).*/\1/p'; }
 now() { cut -d' ' -f1 /proc/uptime; }
 
@@ -51,18 +56,22 @@ for n in a b c d; do scsipr "$n" remove -t race >/dev/null 2>&1; done
 # wakes the watcher, which preempts the racer at once, so a racer is stopped before it sends
 # its next command (a watcher that lagged behind would let it run on: counted as "acted
 # early").
-# racer NODE: starts restore as NODE in the background, stderr into a FIFO read by a watcher
-# that stops it after its observation; sets RPID
+# racer NODE: starts restore of RACE_TAG as NODE in the background, stderr into a FIFO read
+# by a watcher that stops it after its observation (RACE_READS READ RESERVATIONs: one per
+# disk); sets RPID
+RACE_TAG=race RACE_READS=1
 racer() {
     rm -f "/tmp/r-$1.fifo" "/tmp/r-$1.stopped"; mkfifo "/tmp/r-$1.fifo"; : > "/tmp/r-$1.log"
     LKHELPERS_CONF_DIR="/etc/lkhelpers/node-$1" LKHELPERS_RUN_DIR="/run/lkhelpers/node-$1" \
-        unshare -u sh -c 'renice -n 19 -p $$ >/dev/null; hostname "$0"; exec "$@"' "node-$1" lkh-scsipr restore -t race -v \
+        unshare -u sh -c 'renice -n 19 -p $$ >/dev/null; hostname "$0"; exec "$@"' "node-$1" lkh-scsipr restore -t "$RACE_TAG" -v \
         2>"/tmp/r-$1.fifo" &
     RPID=$!
     (
+        _seen=0
         while IFS= read -r _l; do
             echo "$_l" >> "/tmp/r-$1.log"
-            case $_l in *"READ RESERVATION: GOOD"*) kill -STOP "$RPID"; : > "/tmp/r-$1.stopped"; break ;; esac
+            case $_l in *"READ RESERVATION: GOOD"*) _seen=$((_seen + 1)) ;; esac
+            [ $_seen -ge $RACE_READS ] && { kill -STOP "$RPID"; : > "/tmp/r-$1.stopped"; break; }
         done
         cat >> "/tmp/r-$1.log"
     ) < "/tmp/r-$1.fifo" &
@@ -71,11 +80,13 @@ racer() {
 # acted NODE: whether the racer sent a RESERVE or PREEMPT before it was stopped
 acted() { grep -q -e "RESERVE: cdb" -e "PREEMPT" -e "PREEMPT AND ABORT: cdb" "/tmp/r-$1.log"; }
 
-# race_round OLD: one round; OLD=d first lets node d hold the disk. Prints a verdict line and
+# race_round OLD: one round of RACE_TAG, judged on each of RACE_OBS (node d's paths to the
+# resource's disks); OLD=d first lets node d hold the disk. Prints a verdict line and
 # returns 0 when the round met the rules.
+RACE_OBS=$OBS
 race_round() {
     if [ "$1" = d ]; then
-        scsipr d restore -t race >/dev/null 2>&1 || { echo "d restore failed"; return 1; }
+        scsipr d restore -t "$RACE_TAG" >/dev/null 2>&1 || { echo "d restore failed"; return 1; }
     fi
     WATCHERS=""
     racer a; pa=$RPID
@@ -96,24 +107,31 @@ race_round() {
     # shell, such as a daemon a setup started in the background
     # shellcheck disable=SC2086
     wait $WATCHERS
-    _h=$(holder); _k=$(keys | tr '\n' ' ')
-    _w=""; _zero=0; _ok=1
+    _w=""; _zero=0; _ok=1; _seen=""
     for _x in a:$ra b:$rb c:$rc; do
         case ${_x#*:} in
         0) _zero=$((_zero + 1)); _w=${_x%:*} ;;
-        3) registered "${_x%:*}" && _ok=0 ;;
+        3) ;;
         *) _ok=0 ;;
         esac
     done
-    [ $_zero = 1 ] && [ "$_h" = "$(node_iqn "$_w")" ] && [ "$_k" = "$(norm "$(key_of "$_w")") " ] || _ok=0
-    [ "$1" = d ] && registered d && _ok=0
-    echo "round from=${1:-free}: rc a=$ra b=$rb c=$rc holder=$_h keys=$_k"
+    [ $_zero = 1 ] || _ok=0
+    for _o in $RACE_OBS; do
+        _h=$(holder "$_o"); _k=$(keys "$_o" | tr '\n' ' ')
+        _seen="$_seen ${_o##*/}: holder=$_h keys=$_k"
+        for _x in a:$ra b:$rb c:$rc; do
+            [ "${_x#*:}" = 3 ] && registered "${_x%:*}" "$_o" && _ok=0
+        done
+        [ -n "$_w" ] && [ "$_h" = "$(node_iqn "$_w")" ] && [ "$_k" = "$(norm "$(key_of "$_w")") " ] || _ok=0
+        [ "$1" = d ] && registered d "$_o" && _ok=0
+    done
+    echo "round from=${1:-free}: rc a=$ra b=$rb c=$rc;$_seen"
     [ $_ok = 1 ] || grep -h -v "data-in" /tmp/r-a.log /tmp/r-b.log /tmp/r-c.log
     # the losers were checked to be unregistered: only the winner (and d) need a remove
     if [ $_ok = 1 ]; then
-        scsipr "$_w" remove -t race >/dev/null 2>&1
+        scsipr "$_w" remove -t "$RACE_TAG" >/dev/null 2>&1
     else
-        for _n2 in a b c d; do scsipr "$_n2" remove -t race >/dev/null 2>&1; done
+        for _n2 in a b c d; do scsipr "$_n2" remove -t "$RACE_TAG" >/dev/null 2>&1; done
     fi
     [ $_ok = 1 ]
 }
@@ -246,4 +264,47 @@ kill $WPID; wait $WPID 2>/dev/null
 cat /tmp/watch-a.log
 node_conf a race DEVICE="$(node_dev a)" ON_FENCED=none TIMEOUT=15
 expect_rc lost-a-remove 0 scsipr a remove -t race
+
+# ---- 6. a resource of two disks ----
+# second_lu: a second LU (serial lkh-shared1) on the target every node is logged in to, seen
+# by every session after a rescan
+second_lu() {
+    if [ "$(lkh_target)" = tgt ]; then
+        truncate -s $((16 * 1024 * 1024)) /tmp/shared1.img
+        tgtadm -C 0 --lld iscsi --op new --mode logicalunit --tid 1 --lun 2 -b /tmp/shared1.img || return 1
+        tgtadm -C 0 --lld iscsi --op update --mode logicalunit --tid 1 --lun 2 --params scsi_sn=lkh-shared1 || return 1
+    else
+        _bs=$(lio_fileio shared1 16) || return 1
+        _tpg=$LKH_TGT/iscsi/$(target_iqn shared0)/tpgt_1
+        mkdir -p "$_tpg/lun/lun_1" && ln -s "$_bs" "$_tpg/lun/lun_1/shared1" || return 1
+    fi
+    iscsiadm -m session --rescan >/dev/null
+}
+# lu1_dev NODE -> the node's /dev/sdX of the second LU (through its primary iface)
+lu1_dev() {
+    for _s in $(_iface_sessions "$1"); do
+        for _b in "$_s"/device/target*/*/block/*; do
+            [ -e "$_b" ] && grep -q lkh-shared1 "${_b%/block/*}/vpd_pg80" 2>/dev/null &&
+                { echo "/dev/${_b##*/}"; return 0; }
+        done
+    done
+    return 1
+}
+second_lu; check two-second-lu $?
+for n in a b c d; do
+    d0=$(node_dev "$n"); d1=$(retry 100 lu1_dev "$n") || fatal "node $n does not see the second LU"
+    echo "node $n: $d0 $d1"
+    # node b lists the disks the other way round: every node still takes them in one order
+    if [ "$n" = b ]; then devs="$d1 $d0"; else devs="$d0 $d1"; fi
+    node_conf "$n" two DEVICE="$devs" ON_FENCED=none TIMEOUT=60
+    [ "$n" = d ] && RACE_OBS="$d0 $d1"
+done
+RACE_TAG=two RACE_READS=2
+bad=0; late=0; i=0
+while [ $i -lt "$TWO_ROUNDS" ]; do
+    i=$((i + 1))
+    race_round || bad=$((bad + 1))
+done
+[ $bad = 0 ]; check two-one-winner $? "$bad of $TWO_ROUNDS bad rounds; $late racers had reserved or preempted before all were stopped"
+[ $late -le $((TWO_ROUNDS / 10)) ]; check two-barrier-held $? "$late racers acted early"
 pass race-done

@@ -2,7 +2,8 @@
 //! (`_tgt`: every takeover through the PREEMPT fallback, fewer rounds): three nodes
 //! restoring one LU at the same instant (one winner, losers exit 3 and are not registered),
 //! restores and quickChecks frozen mid-command while another node takes over, a healthy check
-//! leaving the PR generation unchanged, and a LU that loses its PR state. Scenario:
+//! leaving the PR generation unchanged, a LU that loses its PR state, and a resource of two
+//! disks restored by three nodes at once. Scenario:
 //! `tests/guest/scsipr_race.sh` (header lists the steps). The race's wall time per round is
 //! printed as a `BENCH` note (see BENCHMARKS.md).
 
@@ -51,6 +52,9 @@ const CHECKS: &[&str] = &[
     "lost-a-holds-again",
     "lost-quickcheck-after",
     "lost-a-remove",
+    "two-second-lu",
+    "two-one-winner",
+    "two-barrier-held",
     "race-done",
 ];
 

@@ -26,6 +26,13 @@
 //! - Any failure of restore after it registered — a lost race (exit 3), a timeout, a refusal —
 //!   rolls its registrations back (as remove does) and reports what the disk shows then; a
 //!   disk held by another node makes it exit 3, whatever went wrong first.
+//! - A resource of several disks is taken in one order on every node (by LU designator,
+//!   [`arbitration_order`]), stopping at the first disk lost: two nodes restoring at once
+//!   meet on the same first disk and the loser never touches the others. Every disk is
+//!   observed before anything is sent, so each compare-and-swap is against the holder seen
+//!   at the start (a racer that won a later disk meanwhile is not an old holder). Having taken all,
+//!   restore judges the earlier disks once more; a failure on any disk gives back the disks
+//!   this restore took ([`restore_all`]), so no restore that fails leaves a disk held.
 //! - PREEMPT AND ABORT refused as unsupported (ILLEGAL REQUEST, invalid field in CDB: tgt) →
 //!   PREEMPT with a warning: the same compare-and-swap, without aborting the victim's queue.
 //! - remove: RELEASE through every path (a non-holder path answers GOOD), unregister every
@@ -558,8 +565,106 @@ pub fn restore_lu<D: Disk>(
 ) -> Result<Done, Failure> {
     // Nothing is sent before this read: a disk that does not answer is left untouched.
     let start = observe(lu, deadline)?;
-    let out = register_all(lu, key, deadline).and_then(|n| take(lu, key, t, &start, n, deadline));
+    take_observed(lu, key, t, &start, deadline)
+}
+
+/// The rest of restore on one LU, after it observed `start`: register, take, verify; any
+/// failure rolls this node's registrations back.
+fn take_observed<D: Disk>(
+    lu: &mut D,
+    key: u64,
+    t: PrType,
+    start: &Start,
+    deadline: Instant,
+) -> Result<Done, Failure> {
+    let out = register_all(lu, key, deadline).and_then(|n| take(lu, key, t, start, n, deadline));
     out.map_err(|f| roll_back(lu, key, t, f, deadline))
+}
+
+/// restore over all of a resource's LUs, in arbitration order (see the module doc). Every LU
+/// is observed first, before anything is sent to any of them: the compare-and-swap of each
+/// LU is against the holder seen when the restore started, not when it reached that LU (a
+/// later look could see a racer's fresh win as an old holder and take it over). The first
+/// failure stops it and the LUs already taken are given back; with every LU taken, the
+/// earlier ones are judged again (the last one's final read was just made), so exit 0 means
+/// this node holds every disk at the end.
+pub fn restore_all<D: Disk>(
+    lus: &mut [D],
+    key: u64,
+    t: PrType,
+    deadline: Instant,
+) -> Result<Vec<Done>, Failure> {
+    let starts = lus
+        .iter_mut()
+        .map(|lu| observe(lu, deadline))
+        .collect::<Result<Vec<Start>, Failure>>()?;
+    let mut done = Vec::new();
+    for (i, start) in starts.iter().enumerate() {
+        match take_observed(&mut lus[i], key, t, start, deadline) {
+            Ok(d) => done.push(d),
+            Err(f) => return Err(give_back(lus, i, key, t, f, deadline)),
+        }
+    }
+    let n = lus.len();
+    for i in 0..n.saturating_sub(1) {
+        let lu = &mut lus[i];
+        let now = match judge(lu, key, t, deadline) {
+            Ok(Held::Ours) => continue,
+            Ok(Held::Free) => "nobody holds it".to_owned(),
+            Ok(Held::Lost) => "it lost its PR state".to_owned(),
+            Ok(Held::WrongType(c)) => format!("it is reserved with type code {c}"),
+            Err(f) => return Err(give_back(lus, n, key, t, f, deadline)),
+        };
+        let lost_it = Failure::failed(format!(
+            "{}: this node no longer holds it after taking the other disks ({now}): run restore again",
+            dev(lu)
+        ));
+        return Err(give_back(lus, n, key, t, lost_it, deadline));
+    }
+    Ok(done)
+}
+
+/// Gives back the first `taken` LUs after `f` ended a multi-disk restore, and says so.
+fn give_back<D: Disk>(
+    lus: &mut [D],
+    taken: usize,
+    key: u64,
+    t: PrType,
+    f: Failure,
+    deadline: Instant,
+) -> Failure {
+    let mut notes = Vec::new();
+    for lu in lus.iter_mut().take(taken) {
+        let name = dev(lu);
+        match remove_lu(lu, key, t, deadline) {
+            Ok(_) => notes.push(format!("{name} given back")),
+            Err(e) => notes.push(format!(
+                "{name} could not be given back ({}): run `lkh-scsipr remove` before anything else",
+                e.message
+            )),
+        }
+    }
+    let untried: Vec<String> = lus.iter().skip(taken + 1).map(dev).collect();
+    if !untried.is_empty() {
+        notes.push(format!("{} not tried", untried.join(", ")));
+    }
+    if notes.is_empty() {
+        return f;
+    }
+    let exit = f.exit;
+    Failure::new(exit, format!("{f}; {}", notes.join("; ")))
+}
+
+/// The order in which every node takes a resource's LUs: by designator (the same on every
+/// node, whatever the device names and their order in DEVICE=), LUs known only by a local
+/// name last, in the configured order.
+pub fn arbitration_order<T>(lus: &mut [T], id: impl Fn(&T) -> &sg_persist::LuId) {
+    // 0xff: no designator, known by the local device name (see `Lu::open_resolved`)
+    let rank = |d: &sg_persist::LuId| match d.kind {
+        0xff => (true, 0, Vec::new()),
+        k => (false, k, d.bytes.clone()),
+    };
+    lus.sort_by_key(|lu| rank(id(lu)));
 }
 
 /// Removes what a failed restore registered and says what the disk shows then; another node
@@ -1309,23 +1414,41 @@ fn move_to_live_nexus<D: Disk>(
     deadline: Instant,
 ) -> Result<(), Failure> {
     let name = dev(lu);
-    let Some((first, rest)) = lu.paths().split_first_mut() else {
+    let Some(first) = lu.paths().first_mut() else {
         return Ok(());
     };
-    first
-        .preempt(key, key, t, deadline)
-        .map_err(|e| failure(&e))?;
+    let moved = first.preempt(key, key, t, deadline);
     let label = first.label().to_owned();
-    for p in rest {
-        if let Err(e) = p.register_ignore(key, deadline) {
-            warn!(
+    if let Err(e) = moved {
+        // a conflict: this node's key is gone (another node took over): the look says so
+        return Err(match e.is_conflict().then(|| judge(lu, key, t, deadline)) {
+            Some(Err(f)) => f,
+            _ => failure(&e),
+        });
+    }
+    // Each re-registration as in `probe_paths`: judged right before and right after, so a
+    // takeover meanwhile never leaves this node registered under the new holder.
+    let mut added = Vec::new();
+    for i in 1..lu.live() {
+        if let Err(f) = rejudge(lu, key, t, deadline) {
+            return Err(undo(lu, &added, f, deadline));
+        }
+        let p = &mut lu.paths()[i];
+        match p.register_ignore(key, deadline) {
+            Ok(()) => added.push(i),
+            Err(e) => warn!(
                 "{name}: path {}: re-registering after the move failed: {e}",
                 p.label()
-            );
+            ),
         }
     }
-    info!("{name}: reservation ({t}) moved to path {label} after its nexus changed");
-    judge_ours(lu, key, t, deadline)
+    match judge_ours(lu, key, t, deadline) {
+        Ok(()) => {
+            info!("{name}: reservation ({t}) moved to path {label} after its nexus changed");
+            Ok(())
+        }
+        Err(f) => Err(undo(lu, &added, f, deadline)),
+    }
 }
 
 fn judge_ours<D: Disk>(lu: &mut D, key: u64, t: PrType, deadline: Instant) -> Result<(), Failure> {
@@ -1455,7 +1578,8 @@ pub fn hook(ctx: &HookCtx) -> Outcome {
             _ => Err(no_key(&s)),
         };
     };
-    let mut lus = match open_resolved(resolved, false, deadline) {
+    let create_order = ctx.action == Action::Restore && resolved.len() > 1;
+    let mut lus = match open_resolved(resolved, create_order, deadline) {
         Err(f) if ctx.action == Action::Remove && f.exit == Exit::Failed => {
             records::clear(tag);
             return Ok(unreachable_on_remove(&f));
@@ -1467,23 +1591,37 @@ pub fn hook(ctx: &HookCtx) -> Outcome {
         _ => Records::default(),
     };
     let mut next = std::collections::BTreeMap::new();
-    let results: Vec<Result<String, Failure>> = lus
-        .iter_mut()
-        .map(|lu| {
-            let name = dev(lu);
-            let mem = known.memory(&name);
-            let done = match ctx.action {
-                Action::Restore => restore_lu(lu, key, s.pr_type, deadline),
-                Action::Remove => return remove_lu(lu, key, s.pr_type, deadline),
-                Action::QuickCheck => check_lu(lu, key, s.pr_type, false, mem, deadline),
-                Action::Recover => check_lu(lu, key, s.pr_type, true, mem, deadline),
-            };
-            done.map(|(msg, rec)| {
-                next.insert(name, rec);
-                msg
+    let results: Vec<Result<String, Failure>> = if create_order {
+        arbitration_order(&mut lus, |lu| &lu.id);
+        match restore_all(&mut lus, key, s.pr_type, deadline) {
+            Ok(done) => lus
+                .iter()
+                .zip(done)
+                .map(|(lu, (msg, rec))| {
+                    next.insert(dev(lu), rec);
+                    Ok(msg)
+                })
+                .collect(),
+            Err(f) => vec![Err(f)],
+        }
+    } else {
+        lus.iter_mut()
+            .map(|lu| {
+                let name = dev(lu);
+                let mem = known.memory(&name);
+                let done = match ctx.action {
+                    Action::Restore => restore_lu(lu, key, s.pr_type, deadline),
+                    Action::Remove => return remove_lu(lu, key, s.pr_type, deadline),
+                    Action::QuickCheck => check_lu(lu, key, s.pr_type, false, mem, deadline),
+                    Action::Recover => check_lu(lu, key, s.pr_type, true, mem, deadline),
+                };
+                done.map(|(msg, rec)| {
+                    next.insert(name, rec);
+                    msg
+                })
             })
-        })
-        .collect();
+            .collect()
+    };
     let out = combine(results);
     match (ctx.action, &out) {
         (Action::Remove, Ok(_)) => records::clear(tag),

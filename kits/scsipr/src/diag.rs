@@ -625,8 +625,13 @@ fn write_tests(
 /// Removes the test keys from every path they may be on (REGISTER with the key and 0: a
 /// nexus without that key answers RESERVATION CONFLICT and keeps what it has) and checks
 /// that none is left. Unregistering the holder also ends its reservation.
-fn cleanup(lu: &mut Lu, keys: [u64; 2], deadline: Instant) -> Result<(), String> {
-    for p in &mut lu.paths {
+fn cleanup<D: crate::pr::Disk>(
+    lu: &mut D,
+    keys: [u64; 2],
+    deadline: Instant,
+) -> Result<(), String> {
+    use crate::pr::Nexus;
+    for p in lu.paths() {
         for k in keys {
             match p.register(k, 0, deadline) {
                 Ok(()) => {}
@@ -1141,5 +1146,29 @@ mod tests {
         let (s, q) = (h.outcome().unwrap_err(), q.unwrap_err());
         assert_eq!((s.exit, s.hint), (Exit::Failed, Hint::NotRunning));
         assert_eq!(s, q);
+    }
+
+    /// doctor's cleanup: when unregistering a test key does not reach the disk, it says the
+    /// key is still registered (doctor then fails with the command that removes it); when it
+    /// does, nothing is left.
+    #[test]
+    fn doctor_cleanup_failure_is_loud() {
+        let l = Arc::new(Mutex::new(Lun::default()));
+        let mut a = Node::new(&l, "a", &[1]);
+        let keys = [key("d"), key("e")];
+        a.paths[0].register(0, keys[0], deadline()).unwrap();
+        a.paths[0].hook = Some(Box::new(|_, cmd| {
+            if cmd == "REGISTER" {
+                Fault::Timeout
+            } else {
+                Fault::Pass
+            }
+        }));
+        let why = cleanup(&mut a, keys, deadline()).unwrap_err();
+        assert!(why.contains("still registered"), "{why}");
+        assert!(why.contains(&fmt_key(keys[0])), "{why}");
+        a.paths[0].hook = None;
+        cleanup(&mut a, keys, deadline()).unwrap();
+        assert!(l.lock().unwrap().keys().is_empty());
     }
 }

@@ -378,6 +378,41 @@ fn reregistration_race_is_closed() {
     }
 }
 
+/// The move of a WRITE EXCLUSIVE reservation off a vanished nexus (after a WWPN flip): B takes
+/// over right before A's PREEMPT of its own key, or right before A re-registers its other
+/// path. Before: the PREEMPT's conflict was exit 1, and A's REGISTER AND IGNORE EXISTING KEY
+/// put it back in as a registrant under B's reservation. Now: 3, and nothing of A is left.
+#[test]
+fn move_to_live_nexus_is_rejudged() {
+    let we = PrType::WriteExclusive;
+    for (path, at) in [(0, "PREEMPT"), (1, "REGISTER AND IGNORE EXISTING KEY")] {
+        let l = lun();
+        let mut a = node(&l, "a", &[1, 4]);
+        let (_, rec) = restore(&mut a, we).unwrap();
+        assert_eq!(l.lock().unwrap().res.map(|r| r.holder), Some(1));
+        a.paths[0].nexus = 7; // the holding path's WWPN flipped
+        let slot: Slot = Arc::new(Mutex::new(None));
+        let out = slot.clone();
+        let mut b = Some(node(&l, "b", &[2]));
+        a.paths[path].hook = Some(Box::new(move |_, cmd| {
+            if cmd == at
+                && let Some(mut b) = b.take()
+            {
+                *out.lock().unwrap() = Some(restore(&mut b, we));
+            }
+            Fault::Pass
+        }));
+        let f = actions::check_lu(&mut a, key("a"), we, true, mem(&rec), deadline()).unwrap_err();
+        assert!(
+            slot.lock().unwrap().take().unwrap().is_ok(),
+            "{at}: B took over"
+        );
+        assert_eq!(f.exit, Exit::Fenced, "{at}: {f}");
+        assert!(!registered(&l, key("a")), "{at}: A is back in: {f}");
+        assert_eq!(l.lock().unwrap().holder_key(), Some(key("b")));
+    }
+}
+
 #[test]
 fn fenced_check_exits_3_and_sends_nothing() {
     let l = lun();
@@ -498,4 +533,140 @@ fn threaded_restores_leave_one_holder() {
         }
         assert!(results.iter().any(|(n, r)| r.is_ok() && key(n) == holder));
     }
+}
+
+fn restore_all(nodes: &mut [Node], t: PrType) -> Result<Vec<Done>, Failure> {
+    let k = key(&nodes[0].name);
+    actions::restore_all(nodes, k, t, deadline())
+}
+
+/// Node `name` on each LU of `luns` (one path per LU, nexus `nexus`).
+fn disks(luns: &[Arc<Mutex<Lun>>], name: &str, nexus: usize) -> Vec<Node> {
+    luns.iter().map(|l| node(l, name, &[nexus])).collect()
+}
+
+type NestedAll = Arc<Mutex<Option<(Result<Vec<Done>, Failure>, bool)>>>;
+
+/// [`nest`] for a whole multi-disk restore run inside `outer`'s path 0.
+fn nest_all(outer: &mut Node, mut inner: Vec<Node>, at: usize, t: PrType) -> NestedAll {
+    let slot: NestedAll = Arc::new(Mutex::new(None));
+    let out = slot.clone();
+    let mut once = Some(());
+    let mut sent_out = false;
+    outer.paths[0].hook = Some(Box::new(move |n, cmd| {
+        if n == at && once.take().is_some() {
+            let r = restore_all(&mut inner, t);
+            let observing = !sent_out && cmd.starts_with("READ");
+            *out.lock().unwrap() = Some((r, observing));
+        }
+        sent_out |= !cmd.starts_with("READ");
+        Fault::Pass
+    }));
+    slot
+}
+
+/// A resource of two disks, restored by A and B at once (B's whole restore run before each
+/// of A's commands on either disk, or during A's final look), from free disks and from disks
+/// an old holder D holds: exactly one restore exits 0 and holds both disks, the other exits 3
+/// and is registered on neither. Before, each disk was restored on its own: A could win the
+/// first and B the second, both exiting 3 while each kept a disk.
+#[test]
+fn multi_disk_restores_have_one_winner() {
+    let mut rounds = 0;
+    for t in [
+        RO,
+        PrType::WriteExclusive,
+        PrType::WriteExclusiveAllRegistrants,
+    ] {
+        for old_holder in [false, true] {
+            for disk in 0..2 {
+                for at in 2..=12 {
+                    let luns = [lun(), lun()];
+                    if old_holder {
+                        restore_all(&mut disks(&luns, "d", 9), t).unwrap();
+                    }
+                    let mut a = disks(&luns, "a", 1);
+                    let b = disks(&luns, "b", 2);
+                    let sb = nest_all(&mut a[disk], b, at, t);
+                    let ra = restore_all(&mut a, t);
+                    let Some((rb, observing)) = sb.lock().unwrap().take() else {
+                        continue;
+                    };
+                    if observing && disk == 0 {
+                        continue;
+                    }
+                    let results = [("a", ra), ("b", rb)];
+                    let winners: Vec<&str> = results
+                        .iter()
+                        .filter(|(_, r)| r.is_ok())
+                        .map(|(n, _)| *n)
+                        .collect();
+                    let ctx = format!("{t} old={old_holder} disk={disk} at={at}: {results:?}");
+                    assert_eq!(winners.len(), 1, "{ctx}");
+                    let w = winners[0];
+                    for l in &luns {
+                        let x = l.lock().unwrap();
+                        assert_eq!(x.keys(), vec![key(w)], "{ctx} {x:?}");
+                        if !t.all_registrants() {
+                            assert_eq!(x.holder_key(), Some(key(w)), "{ctx}");
+                        }
+                    }
+                    for (n, r) in &results {
+                        if *n != w {
+                            let f = r.as_ref().unwrap_err();
+                            assert_eq!(f.exit, Exit::Fenced, "{n}: {ctx}");
+                        }
+                    }
+                    rounds += 1;
+                }
+            }
+        }
+    }
+    assert!(rounds > 3 * 2 * 2 * 4, "{rounds} rounds");
+}
+
+/// A failure on the second disk (every path times out) gives the first back: the restore
+/// exits 1, names both disks, and leaves no registration anywhere.
+#[test]
+fn multi_disk_failure_gives_the_first_disks_back() {
+    let luns = [lun(), lun(), lun()];
+    let mut a = disks(&luns, "a", 1);
+    a[1].paths[0].hook = Some(Box::new(
+        |n, _| {
+            if n >= 2 { Fault::Timeout } else { Fault::Pass }
+        },
+    ));
+    let f = restore_all(&mut a, RO).unwrap_err();
+    assert_eq!(f.exit, Exit::Failed, "{f}");
+    assert!(f.message.contains("given back"), "{f}");
+    assert!(f.message.contains("not tried"), "{f}");
+    assert!(
+        luns[0].lock().unwrap().keys().is_empty(),
+        "first disk given back"
+    );
+    assert!(
+        luns[2].lock().unwrap().keys().is_empty(),
+        "third never touched"
+    );
+    assert_eq!(luns[2].lock().unwrap().generation, 0);
+}
+
+/// Every node takes the disks in one order whatever DEVICE= says: by designator, disks
+/// known only by a local name last and in the configured order.
+#[test]
+fn disks_are_taken_in_designator_order() {
+    use sg_persist::LuId;
+    let id = |kind: u8, b: &str| LuId {
+        kind,
+        bytes: b.as_bytes().to_vec(),
+    };
+    let mut here = vec![
+        id(0xff, "sdz"),
+        id(3, "6001b"),
+        id(0xff, "sda"),
+        id(3, "6001a"),
+    ];
+    actions::arbitration_order(&mut here, |d| d);
+    let names: Vec<&[u8]> = here.iter().map(|d| d.bytes.as_slice()).collect();
+    assert_eq!(names, [&b"6001a"[..], b"6001b", b"sdz", b"sda"]);
 }

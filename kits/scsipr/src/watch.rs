@@ -72,10 +72,16 @@ fn cycle(spec: &'static KitSpec, run: &RunDir) -> (usize, Option<Duration>) {
     let mut fenced = 0;
     let mut interval: Option<Duration> = None;
     for tag in state::watched(run) {
-        let lock = run
-            .tag(&tag)
-            .and_then(|d| d.lock("watch", Deadline::after(LOCK_WAIT)));
-        let _lock = match lock {
+        // a run directory that is not safe is the admin's to fix: say so every cycle
+        let dir = match run.tag(&tag) {
+            Ok(d) => d,
+            Err(f) => {
+                warn!("{tag}: {f}; not judged until this is fixed");
+                continue;
+            }
+        };
+        // a hook of this resource is running: it decides, and the next cycle judges again
+        let _lock = match dir.lock("watch", Deadline::after(LOCK_WAIT)) {
             Ok(l) => l,
             Err(f) => {
                 debug!("{tag}: {f}; judged in the next cycle");

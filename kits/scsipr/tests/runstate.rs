@@ -1,7 +1,8 @@
 //! lkh-scsipr's files seen from outside, without a disk: a `node.key` another user could steer
 //! is refused (exit 2) before any device is even looked at, a 100 KB `DEVICE=` gives one
-//! short refusal, remove clears the watch marker before it does anything else, and `watch`
-//! judges every valid tag (`.x` and `x.fenced` too).
+//! short refusal, remove clears the watch marker before it does anything else, `watch`
+//! judges every valid tag (`.x` and `x.fenced` too), and `watch` leaves a resource alone
+//! while one of its hooks holds the tag's lock.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -155,4 +156,40 @@ fn watch_judges_every_valid_tag() {
             "{tag} was not judged:\n{err}"
         );
     }
+}
+
+/// A hook of resource `x` holds its lock (here this test process, through the same run-state
+/// layer the hooks use): `watch` does not judge `x` meanwhile but judges `y`; once the hook
+/// has finished, `x` is judged again.
+#[test]
+fn watch_leaves_a_resource_alone_while_its_hook_runs() {
+    use lkh_common::runstate::RunDir;
+    use lkh_common::{Deadline, Tag};
+    let e = Env::new("watch-lock");
+    for tag in ["x", "y"] {
+        e.conf(tag, &format!("{NO_DISK}KEY=0x4c4b0000000000a1\n"));
+        e.marker(tag);
+    }
+    let judged = |err: &str, tag: &str| {
+        err.lines().any(|l| {
+            l.starts_with(&format!("lkh-scsipr: warning: {tag}: ")) && l.contains("no-such-disk")
+        })
+    };
+    let dir = RunDir::at(e.dir.join("run"), "scsipr")
+        .tag(&Tag::parse("x").unwrap())
+        .unwrap();
+    let lock = dir
+        .lock(
+            "restore",
+            Deadline::after(std::time::Duration::from_secs(5)),
+        )
+        .unwrap();
+    let o = e.run(&["watch", "--once"]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(!judged(&err, "x"), "x judged while its hook ran:\n{err}");
+    assert!(judged(&err, "y"), "y not judged:\n{err}");
+    drop(lock);
+    let err = stderr(&e.run(&["watch", "--once"]));
+    assert!(judged(&err, "x"), "x not judged after its hook:\n{err}");
 }
