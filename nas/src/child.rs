@@ -256,9 +256,32 @@ pub(crate) fn start_time(pid: i32) -> Option<u64> {
     f.get(19)?.parse().ok()
 }
 
+/// Opening the marker never follows a link (the caller's directory is its own, but a link
+/// planted there must not redirect a root write or read).
+fn no_follow() -> std::fs::OpenOptions {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut o = std::fs::OpenOptions::new();
+    o.custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
+        .mode(0o600);
+    o
+}
+
+/// Writes the marker whole or not at all: a private temporary file renamed over it.
+fn write_marker(marker: &Path, text: &str) -> io::Result<()> {
+    let mut tmp = marker.as_os_str().to_owned();
+    tmp.push(".new");
+    let tmp = PathBuf::from(tmp);
+    let _ = std::fs::remove_file(&tmp);
+    let mut f = no_follow().write(true).create_new(true).open(&tmp)?;
+    std::io::Write::write_all(&mut f, text.as_bytes())?;
+    std::fs::rename(&tmp, marker)
+}
+
 /// A stuck child recorded by an earlier check, if it is still alive.
 pub fn stuck_child(marker: &Path) -> Option<i32> {
-    let text = std::fs::read_to_string(marker).ok()?;
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut no_follow().read(true).open(marker).ok()?, &mut text)
+        .ok()?;
     let mut it = text.split_whitespace();
     let pid: i32 = it.next()?.parse().ok()?;
     let st: u64 = it.next()?.parse().ok()?;
@@ -344,10 +367,7 @@ impl IoCheckRun {
             ChildEnd::Stuck(pid) => {
                 let raw = pid.as_raw();
                 if let Some(st) = start_time(raw) {
-                    if let Some(dir) = marker.parent() {
-                        std::fs::create_dir_all(dir)?;
-                    }
-                    std::fs::write(&marker, format!("{raw} {st}\n"))?;
+                    write_marker(&marker, &format!("{raw} {st}\n"))?;
                 }
                 IoOutcome::Stuck {
                     pid: raw,
@@ -418,6 +438,28 @@ mod tests {
         std::fs::write(&m, format!("{} 1\n", std::process::id())).unwrap();
         assert_eq!(stuck_child(&m), None);
         assert!(!m.exists());
+    }
+
+    /// A link planted as the marker is neither read through nor written through.
+    #[test]
+    fn marker_links_are_not_followed() {
+        let d = std::env::temp_dir().join(format!("nas-test-link-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir(&d).unwrap();
+        let (m, target) = (d.join("iocheck"), d.join("target"));
+        let me = std::process::id() as i32;
+        std::fs::write(&target, format!("{me} {}\n", start_time(me).unwrap())).unwrap();
+        std::os::unix::fs::symlink(&target, &m).unwrap();
+        assert_eq!(stuck_child(&m), None, "read through the link");
+        write_marker(&m, "1 2\n").unwrap();
+        assert!(!std::fs::symlink_metadata(&m).unwrap().is_symlink());
+        assert!(
+            std::fs::read_to_string(&target)
+                .unwrap()
+                .starts_with(&me.to_string())
+        );
+        assert_eq!(std::fs::read_to_string(&m).unwrap(), "1 2\n");
+        std::fs::remove_dir_all(&d).unwrap();
     }
 
     #[test]

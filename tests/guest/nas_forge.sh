@@ -25,6 +25,15 @@ gone $FORGER; check forge-holder-ended $?
 ! grep -q '^FORGED' /tmp/remove-forge.err; check remove-log-not-forged $? "$(cat /tmp/remove-forge.err)"
 said remove-forge 'x\x0aFORGED line'
 
+# --- a submount whose path has a newline (a user's directory in the NFS tree) forges no line
+nas restore-forge-sub 0 restore -t s
+N=$(printf 'sub\nFORGED unmounted')
+rm -rf "/mnt/s/$N"; mkdir -p "/mnt/s/$N" && mount -t tmpfs sub "/mnt/s/$N"; check forge-submount $?
+nas remove-forge-sub 0 remove -t s -v
+[ "$(grep -c ' /mnt/s[ /]' /proc/self/mountinfo)" = 0 ]; check forge-sub-unmounted-all $?
+! grep -q '^FORGED' /tmp/remove-forge-sub.err; check remove-sub-log-not-forged $? "$(cat /tmp/remove-forge-sub.err)"
+said remove-forge-sub 'sub\x0aFORGED unmounted'
+
 
 # --- a mount source with a newline forges no line of status's text output --------------------
 mkdir -p /mnt/f

@@ -124,6 +124,13 @@ echo "nameserver 10.0.2.99" > /etc/resolv.conf
 conf dns SERVER=nas-nowhere.example EXPORT=/export MOUNTPOINT=/mnt/dns VERSION=3 TIMEOUT=$T
 nas remove-dns-never-restored 0 remove -t dns
 said remove-dns-never-restored "is not mounted"
+# quickCheck and status of the never-restored resource ask no resolver either (a Pacemaker
+# probe on a node where it never ran): not mounted, exit 1, the server not probed
+nas qc-dns-never-restored 1 quickCheck -t dns
+said qc-dns-never-restored "not mounted: nas-nowhere.example:/export is not mounted"
+! grep -q -e "does not resolve" -e "name resolution" /tmp/qc-dns-never-restored.err; check qc-dns-asked-no-resolver $?
+nas status-dns-never-restored 1 status -t dns
+grep -q "not probed: SERVER=nas-nowhere.example" /tmp/status-dns-never-restored.out; check status-dns-not-probed $? "$(cat /tmp/status-dns-never-restored.out)"
 nas restore-dns 1 restore -t dns
 said restore-dns "SERVER=nas-nowhere.example"
 [ "$(mounted /mnt/dns)" = 0 ]; check restore-dns-mounted-nothing $?

@@ -27,8 +27,8 @@ use crate::settings::{self, Learnt, Settings};
 pub fn hook(ctx: &HookCtx) -> Outcome {
     let how = match ctx.action {
         Action::Restore => settings::Resolve::Now,
-        Action::Remove => settings::Resolve::Never,
-        _ => settings::Resolve::Recorded,
+        Action::Remove | Action::QuickCheck => settings::Resolve::Never,
+        Action::Recover => settings::Resolve::Recorded,
     };
     let s = Settings::from_ctx(ctx, how)?;
     match ctx.action {
@@ -45,7 +45,11 @@ pub fn mounts() -> Result<Vec<mountinfo::MountEntry>, Failure> {
 }
 
 fn server_label(s: &Settings) -> String {
-    format!("{} (NFS v{})", s.cfg.server, s.cfg.version)
+    if s.server_known {
+        format!("{} (NFS v{})", s.cfg.server, s.cfg.version)
+    } else {
+        format!("{} (NFS v{})", s.server_name, s.cfg.version)
+    }
 }
 
 /// Which of the three checks found a problem.
@@ -266,6 +270,15 @@ fn probe_and_io(s: &Settings, with_io: bool) -> (Probe, String, Option<IoOutcome
     } else {
         until
     };
+    // a SERVER= name with no address known here: nothing of ours is mounted, and only
+    // restore asks the resolver
+    if !s.server_known {
+        let why = format!(
+            "not probed: SERVER={} has no address recorded on this node and nothing of ours is mounted (restore resolves the name)",
+            s.server_name
+        );
+        return (Probe::default(), why, None);
+    }
     let (p, how) = server_probe(s, probe_until);
     let io = io.map(|started| {
         started
@@ -335,7 +348,7 @@ fn server_probe(s: &Settings, until: std::time::Instant) -> (Probe, String) {
 }
 
 fn not_mounted(s: &Settings, state: &State, negotiated: Option<Version>) -> Option<Problem> {
-    let (mp, src) = (&s.cfg.mount_point, s.cfg.source());
+    let (mp, src) = (&s.cfg.mount_point, s.wanted());
     let (verdict, message) = match state {
         State::NotMounted => (
             "not mounted",
@@ -389,7 +402,7 @@ pub fn assess(s: &Settings) -> Result<Health, Failure> {
     problems.extend(probe_failure(s, &p));
     problems.extend(io.as_ref().and_then(|o| io_failure(s, o)));
     let h = Health {
-        source: s.cfg.source(),
+        source: s.wanted(),
         mount_point: s.cfg.mount_point.clone(),
         version: s.cfg.version,
         negotiated,
@@ -576,11 +589,7 @@ fn remove(s: &Settings) -> Outcome {
         }
         State::Other(e) => {
             // without an address (SERVER= a name never resolved here) no mount is ours
-            let ours = if s.server_known {
-                s.cfg.source()
-            } else {
-                format!("an NFS mount of {}", s.cfg.export)
-            };
+            let ours = s.wanted();
             log::warn!(
                 "{mp} holds {} ({}), not {ours}; leaving it alone",
                 e.source,

@@ -202,7 +202,7 @@ fn status(spec: &'static KitSpec, args: &[String]) -> Outcome {
     let a = lkh_common::parse_hook_args(spec.keys, args, &["--json"])?;
     a.no_operands("usage: status -t TAG [--json]")?;
     let ctx = lkh_common::context(spec, Action::QuickCheck, &a)?;
-    let s = Settings::from_ctx(&ctx, Resolve::Recorded)?;
+    let s = Settings::from_ctx(&ctx, Resolve::Never)?;
     let h = actions::assess(&s)?;
     if a.has("--json") {
         println!("{}", health_json(&s.tag, &h));

@@ -63,9 +63,24 @@ pub struct Settings {
     /// The time the probe and IO check were given (`check_deadline` from now, at load).
     pub check_budget: Duration,
     pub tag: String,
-    /// False for a `remove` that had no address for a SERVER= name: `cfg.server`
-    /// is a placeholder then, and nothing of ours is mounted at MOUNTPOINT.
+    /// False when an action that never asks the resolver (remove, quickCheck, `status`) had
+    /// no address for a SERVER= name: `cfg.server` is a placeholder then, and nothing of ours
+    /// is mounted at MOUNTPOINT.
     pub server_known: bool,
+    /// SERVER= as configured.
+    pub server_name: String,
+}
+
+impl Settings {
+    /// The mount this resource stands for, as `SERVER:EXPORT` (the name when no address is
+    /// known, see [`Settings::server_known`]).
+    pub fn wanted(&self) -> String {
+        if self.server_known {
+            self.cfg.source()
+        } else {
+            format!("{}:{}", self.server_name, self.cfg.export)
+        }
+    }
 }
 
 /// How SERVER= is turned into an address.
@@ -75,7 +90,9 @@ pub enum Resolve {
     Now,
     /// the recorded address, else ask the resolver (bounded).
     Recorded,
-    /// remove: the recorded address, else the mount's, never the resolver.
+    /// remove, quickCheck, `status`: the recorded address, else the mount's, never the
+    /// resolver (a name server that is down must not make a probe of a resource that is not
+    /// running here fail, nor stall it).
     Never,
 }
 
@@ -223,6 +240,7 @@ impl Settings {
             check_budget: check_deadline.saturating_duration_since(Instant::now()),
             tag: ctx.tag.as_str().to_string(),
             server_known,
+            server_name: server,
         })
     }
 }

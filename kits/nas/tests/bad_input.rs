@@ -60,6 +60,9 @@ fn invalid_settings_exit_2_and_mount_nothing() {
         (&["--server", "999.1.1.1"], "SERVER"),
         (&["--server", "10.0.0.1/24"], "SERVER"),
         (&["--server", "0.0.0.0"], "SERVER"),
+        (&["--server", "nas_bad"], "SERVER"),
+        (&["--server", "-nas"], "SERVER"),
+        (&["--server", "nas.example.com/x"], "SERVER"),
         (&["--options", "vers=4"], "contradicts VERSION"),
         (&["--options", "nfsvers=4.2,hard"], "contradicts VERSION"),
         (&["--options", "udp"], "udp"),
@@ -131,7 +134,9 @@ fn missing_config_file_is_a_usage_error() {
 
 /// A well-formed SERVER= name that does not resolve (`.invalid` never does, RFC 6761): restore
 /// fails (exit 1, the resolver's answer, not bad input) and mounts nothing; remove of the
-/// never-restored resource asks no resolver and succeeds (nothing is mounted).
+/// never-restored resource asks no resolver and succeeds (nothing is mounted); quickCheck and
+/// `status` ask no resolver either: "not mounted" (exit 1, "not running" to Pacemaker), the
+/// name in the message, the server not probed.
 #[test]
 fn an_unresolvable_name_fails_only_restore() {
     let mp = scratch().join("mnt-name").to_string_lossy().into_owned();
@@ -160,4 +165,27 @@ fn an_unresolvable_name_fails_only_restore() {
     assert_eq!(o.status.code(), Some(0), "stderr: {err}");
     assert!(err.contains("is not mounted"), "{err}");
     assert!(!err.contains("resolve"), "remove asked the resolver: {err}");
+    let resolver = ["does not resolve", "name resolution", "no address in"];
+    let o = run(&args("quickCheck"));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "stderr: {err}");
+    assert!(
+        err.contains("not mounted: nas-gone.invalid:/export is not mounted"),
+        "{err}"
+    );
+    assert!(
+        !resolver.iter().any(|r| err.contains(r)),
+        "quickCheck asked: {err}"
+    );
+    let mut st = args("status");
+    st.remove(0);
+    let o = run(&[&["status"], &st[..]].concat());
+    let out = String::from_utf8_lossy(&o.stdout);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "stdout: {out} stderr: {err}");
+    assert!(out.contains("not probed: SERVER=nas-gone.invalid"), "{out}");
+    assert!(
+        !resolver.iter().any(|r| err.contains(r)),
+        "status asked: {err}"
+    );
 }
