@@ -296,7 +296,7 @@ for n in a b c d; do
     echo "node $n: $d0 $d1"
     # node b lists the disks the other way round: every node still takes them in one order
     if [ "$n" = b ]; then devs="$d1 $d0"; else devs="$d0 $d1"; fi
-    node_conf "$n" two DEVICE="$devs" ON_FENCED=none TIMEOUT=60
+    node_conf "$n" two "DEVICE=\"$devs\"" ON_FENCED=none TIMEOUT=60
     [ "$n" = d ] && RACE_OBS="$d0 $d1"
 done
 RACE_TAG=two RACE_READS=2
