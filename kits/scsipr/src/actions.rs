@@ -26,8 +26,8 @@
 //! - Any failure of restore after it registered — a lost race (exit 3), a timeout, a refusal —
 //!   rolls its registrations back (as remove does) and reports what the disk shows then; a
 //!   disk held by another node makes it exit 3, whatever went wrong first.
-//! - A resource of several disks is taken in one order on every node (by LU designator,
-//!   [`arbitration_order`]), stopping at the first disk lost: two nodes restoring at once
+//! - A resource of several disks is taken in one order on every node (by the LU's
+//!   world-wide name, [`arbitration_order`]), stopping at the first disk lost: two nodes restoring at once
 //!   meet on the same first disk and the loser never touches the others. Every disk is
 //!   observed before anything is sent, so each compare-and-swap is against the holder seen
 //!   at the start (a racer that won a later disk meanwhile is not an old holder). Having taken all,
@@ -655,16 +655,30 @@ fn give_back<D: Disk>(
     Failure::new(exit, format!("{f}; {}", notes.join("; ")))
 }
 
-/// The order in which every node takes a resource's LUs: by designator (the same on every
-/// node, whatever the device names and their order in DEVICE=), LUs known only by a local
-/// name last, in the configured order.
-pub fn arbitration_order<T>(lus: &mut [T], id: impl Fn(&T) -> &sg_persist::LuId) {
-    // 0xff: no designator, known by the local device name (see `Lu::open_resolved`)
-    let rank = |d: &sg_persist::LuId| match d.kind {
-        0xff => (true, 0, Vec::new()),
-        k => (false, k, d.bytes.clone()),
-    };
-    lus.sort_by_key(|lu| rank(id(lu)));
+/// The order in which every node takes a resource's LUs: by the LU's world-wide name (`id`,
+/// the kernel's `wwid` from VPD 0x83: the same on every node, whatever the device names and
+/// their order in DEVICE=), LUs without one last, in the configured order.
+pub fn arbitration_order<T>(lus: &mut [T], id: impl Fn(&T) -> Option<String>) {
+    lus.sort_by_cached_key(|lu| match id(lu) {
+        Some(w) => (false, w),
+        None => (true, String::new()),
+    });
+}
+
+/// The kernel's world-wide name of a resolved LU (its first path's `device/wwid` in sysfs,
+/// read at scan time from VPD 0x83: no command is sent).
+fn wwid(r: &Resolved) -> Option<String> {
+    let p = r.paths.first()?;
+    let w = std::fs::read_to_string(
+        SysRoot::default()
+            .sys
+            .join("class/block")
+            .join(&p.name)
+            .join("device/wwid"),
+    )
+    .ok()?;
+    let w = w.trim();
+    (!w.is_empty()).then(|| w.to_owned())
 }
 
 /// Removes what a failed restore registered and says what the disk shows then; another node
@@ -1579,7 +1593,11 @@ pub fn hook(ctx: &HookCtx) -> Outcome {
         };
     };
     let create_order = ctx.action == Action::Restore && resolved.len() > 1;
-    let mut lus = match open_resolved(resolved, create_order, deadline) {
+    let mut resolved = resolved;
+    if create_order {
+        arbitration_order(&mut resolved, wwid);
+    }
+    let mut lus = match open_resolved(resolved, false, deadline) {
         Err(f) if ctx.action == Action::Remove && f.exit == Exit::Failed => {
             records::clear(tag);
             return Ok(unreachable_on_remove(&f));
@@ -1592,7 +1610,6 @@ pub fn hook(ctx: &HookCtx) -> Outcome {
     };
     let mut next = std::collections::BTreeMap::new();
     let results: Vec<Result<String, Failure>> = if create_order {
-        arbitration_order(&mut lus, |lu| &lu.id);
         match restore_all(&mut lus, key, s.pr_type, deadline) {
             Ok(done) => lus
                 .iter()

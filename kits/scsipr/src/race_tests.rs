@@ -651,22 +651,17 @@ fn multi_disk_failure_gives_the_first_disks_back() {
     assert_eq!(luns[2].lock().unwrap().generation, 0);
 }
 
-/// Every node takes the disks in one order whatever DEVICE= says: by designator, disks
-/// known only by a local name last and in the configured order.
+/// Every node takes the disks in one order whatever DEVICE= says: by world-wide name, disks
+/// without one last and in the configured order.
 #[test]
-fn disks_are_taken_in_designator_order() {
-    use sg_persist::LuId;
-    let id = |kind: u8, b: &str| LuId {
-        kind,
-        bytes: b.as_bytes().to_vec(),
-    };
+fn disks_are_taken_in_wwid_order() {
     let mut here = vec![
-        id(0xff, "sdz"),
-        id(3, "6001b"),
-        id(0xff, "sda"),
-        id(3, "6001a"),
+        ("sdz", None),
+        ("sdc", Some("naa.6001405b")),
+        ("sda", None),
+        ("sdb", Some("naa.6001405a")),
     ];
-    actions::arbitration_order(&mut here, |d| d);
-    let names: Vec<&[u8]> = here.iter().map(|d| d.bytes.as_slice()).collect();
-    assert_eq!(names, [&b"6001a"[..], b"6001b", b"sdz", b"sda"]);
+    actions::arbitration_order(&mut here, |d| d.1.map(str::to_owned));
+    let names: Vec<&str> = here.iter().map(|d| d.0).collect();
+    assert_eq!(names, ["sdb", "sdc", "sdz", "sda"]);
 }
