@@ -1,7 +1,9 @@
 # lkh-nas against the Linux kernel NFS server (knfsd) in the guest itself: v3, 4.0, 4.1, 4.2
-# and VERSION=4; one server mounted by two addresses; rpc.mountd dead under a working v3
-# mount; server stopped, frozen and restarted; remove with a user; a v4-only and a
-# 4.1+-only server. The server is 192.0.2.1 (and 127.0.0.1), see lib/knfsd.sh.
+# and VERSION=4 (and a mount that is not what VERSION=4 negotiated); one server mounted by
+# two addresses; the learnt record lost, with a wrong NFS port or a stale handle; rpc.mountd
+# dead under a working v3 mount and back on another port; server stopped, silent (frozen)
+# and restarted; remove with a user; a v4-only, a 4.1+-only and a v3-only server. The server
+# is 192.0.2.1 (and 127.0.0.1), see lib/knfsd.sh.
 T=5
 S=$KNFSD_ADDR
 
@@ -12,6 +14,10 @@ knfsd_start all; check knfsd-start $?
 
 said() { grep -q "$2" /tmp/$1.err; check "$1-says-$(echo "$2" | tr ' =/' '---')" $? "$(cat /tmp/$1.err)"; }
 vers_at() { grep " $1 " /proc/self/mountinfo | sed -n 's/.*[ ,]vers=\([0-9.]*\).*/\1/p' | tail -1; }
+nas_procs() { for _p in /proc/[0-9]*; do cat "$_p/comm" 2>/dev/null; done | grep -c '^lkh-nas$'; }
+# what k3's hooks learnt about the server (settings::Learnt), and one value of it
+R=/run/lkhelpers/nas/k3/server
+learnt() { sed -n "s/^$1=//p" $R 2>/dev/null; }
 
 # --- every version, restore / quickCheck / remove ---------------------------------------
 for v in 3 4.0 4.1 4.2 4; do
@@ -29,6 +35,16 @@ done
 [ "$(vers_at /mnt/k4)" = 4.2 ]; check version-4-negotiates-4.2 $? "vers=$(vers_at /mnt/k4)"
 said restore-k4 "NFS 4.2"
 for t in k40 k41 k42 k4; do nas remove-$t 0 remove -t $t; done
+
+# --- VERSION=4 held to what restore negotiated: 4.2, remounted as 4.1 by hand -------------
+nas restore-k4-neg 0 restore -t k4
+umount /mnt/k4; check umount-k4-by-hand $?
+mount -t nfs4 -o vers=4.1,hard,proto=tcp,port=2049,addr=$S $S:/export /mnt/k4; check mount-k4-41-by-hand $?
+[ "$(vers_at /mnt/k4)" = 4.1 ]; check k4-by-hand-is-4.1 $? "vers=$(vers_at /mnt/k4)"
+nas qc-k4-as-41 1 quickCheck -t k4
+said qc-k4-as-41 "not mounted as negotiated"
+nas remove-k4-as-41 0 remove -t k4
+[ "$(mounted /mnt/k4)" = 0 ]; check k4-by-hand-removed $?
 
 # --- a process holding the mount: remove ends it ----------------------------------------
 (cd /mnt/k3 && exec sleep 1000) &
@@ -60,6 +76,25 @@ nas qc-kb41 0 quickCheck -t kb
 nas remove-ka 0 remove -t ka
 nas remove-kb41 0 remove -t kb
 
+# --- what restore learnt, lost or out of date -------------------------------------------
+# The record gone (an upgrade, a cleared run directory): a restore that finds the share
+# mounted records nothing, the first quickCheck's full chain records it.
+[ -n "$(learnt root_fh)" ]; check k3-recorded-at-restore $? "$(cat $R 2>&1)"
+rm -f $R
+nas restore-k3-already 0 restore -t k3
+nas qc-k3-no-record 0 quickCheck -t k3
+[ -n "$(learnt root_fh)" ] && [ "$(learnt nfs_port)" = 2049 ] && [ "$(learnt mount_port)" = 20048 ]
+check qc-records-what-it-learnt $? "$(cat $R 2>&1)"
+FH=$(learnt root_fh)
+# a changed NFS port: the check on the recorded port fails, the full chain runs once
+sed -i 's/^nfs_port=.*/nfs_port=1/' $R
+nas qc-k3-nfs-port-changed 0 quickCheck -t k3
+[ "$(learnt nfs_port)" = 2049 ]; check record-nfs-port-rewritten $? "$(cat $R)"
+# a stale root handle (the server restarted with another file system)
+sed -i "s/^root_fh=.*/root_fh=$(echo "$FH" | tr 0-9a-f f)/" $R
+nas qc-k3-stale-handle 0 quickCheck -t k3
+[ "$(learnt root_fh)" = "$FH" ]; check record-root-handle-rewritten $? "$(cat $R)"
+
 # --- rpc.mountd dead, NFS answers (defect 3): a warning, not a failover ------------------
 knfsd_mountd_kill
 [ "$(cat /mnt/k3/hello.txt)" = hello-from-host ]; check read-k3-mountd-dead $?
@@ -74,8 +109,14 @@ grep -q '"verdict":"healthy","exit":0,' /tmp/status-k3-mountd-dead-json.out; che
 conf k3b SERVER=$S EXPORT=/export MOUNTPOINT=/mnt/k3b VERSION=3 TIMEOUT=$T
 nas restore-k3b-mountd-dead 1 restore -t k3b
 [ "$(mounted /mnt/k3b)" = 0 ]; check mountd-dead-restore-mounted-nothing $?
-knfsd_mountd_start; check mountd-restart $?
+# rpc.mountd back on another port (Linux's takes a new one at each start): the recorded
+# port does not answer, the full chain runs once and finds the new one; no warning
+knfsd_mountd_start 20049; check mountd-restart-new-port $?
+nas qc-k3-mountd-moved 0 quickCheck -t k3
+! grep -q "new mounts would fail" /tmp/qc-k3-mountd-moved.err; check qc-k3-mountd-moved-no-warning $? "$(cat /tmp/qc-k3-mountd-moved.err)"
+[ "$(learnt mount_port)" = 20049 ]; check record-mount-port-moved $? "$(cat $R)"
 nas qc-k3-mountd-back 0 quickCheck -t k3
+! grep -q "new mounts would fail" /tmp/qc-k3-mountd-back.err; check qc-k3-mountd-back-no-warning $? "$(cat /tmp/qc-k3-mountd-back.err)"
 
 # --- server stopped and started; frozen and thawed ---------------------------------------
 conf k42 SERVER=$S EXPORT=/export MOUNTPOINT=/mnt/k42 VERSION=4.2 TIMEOUT=$T
@@ -89,12 +130,28 @@ nas recover-k3-stopped 1 recover -t k3; bounded recover-k3-stopped
 knfsd_nfsd_start; check knfsd-restart $?
 retry 50 lkh-nas quickCheck -t k3 2>/dev/null; check qc-k3-after-restart $?
 retry 100 lkh-nas quickCheck -t k42 2>/dev/null; check qc-k42-after-restart $?
+# frozen: the address routed into a device that drops everything (lib/knfsd.sh), so
+# nothing answers and nothing refuses
 knfsd_freeze; check knfsd-freeze $?
 nas qc-k3-frozen 1 quickCheck -t k3; bounded qc-k3-frozen
 said qc-k3-frozen "server not answering"
+said qc-k3-frozen "mount wedged"
+# MOUNT is silent too, but "this one works" would be false: no MOUNT warning
+! grep -q "this one works" /tmp/qc-k3-frozen.err; check qc-k3-frozen-no-mount-warning $? "$(cat /tmp/qc-k3-frozen.err)"
+nas qc-k3-frozen-again 1 quickCheck -t k3; bounded qc-k3-frozen-again
+[ "$(nas_procs)" = 0 ]; check no-stuck-checkers $? "lkh-nas processes: $(nas_procs)"
 nas qc-k42-frozen 1 quickCheck -t k42; bounded qc-k42-frozen
+said qc-k42-frozen "server not answering"
+conf k3c SERVER=$S EXPORT=/export MOUNTPOINT=/mnt/k3c VERSION=3 TIMEOUT=$T
+nas restore-k3c-frozen 1 restore -t k3c; bounded restore-k3c-frozen
+said restore-k3c-frozen "nothing was mounted"
+[ "$(mounted /mnt/k3c)" = 0 ]; check restore-on-frozen-server-mounted-nothing $?
+(cat /mnt/k42/hello.txt > /dev/null 2>&1) &
+HUNG_PID=$!
 nas remove-k42-frozen 0 remove -t k42; bounded remove-k42-frozen
 [ "$(mounted /mnt/k42)" = 0 ]; check remove-on-frozen-unmounted $?
+kill -0 $HUNG_PID 2>/dev/null; [ $? != 0 ]; check remove-ended-hung-reader $?
+[ "$(nas_procs)" = 0 ]; check no-stuck-processes-after-remove $? "lkh-nas processes: $(nas_procs)"
 knfsd_thaw; check knfsd-thaw $?
 retry 50 lkh-nas quickCheck -t k3 2>/dev/null; check qc-k3-thawed $?
 nas remove-k3-end 0 remove -t k3
@@ -105,6 +162,12 @@ knfsd_stop_all
 knfsd_start v4only; check knfsd-start-v4only $?
 nas restore-k3-v4only 1 restore -t k3
 said restore-k3-v4only "offers only NFSv4"
+# the hooks that judge a mount say it too (defect 4), not "server not answering"
+nas qc-k3-v4only 1 quickCheck -t k3
+said qc-k3-v4only "offers only NFSv4"
+! grep -q "server not answering" /tmp/qc-k3-v4only.err; check qc-k3-v4only-not-silent $? "$(cat /tmp/qc-k3-v4only.err)"
+nas status-k3-v4only 1 status -t k3 --json
+grep -q '"verdict":"[^"]*server offers only NFSv4' /tmp/status-k3-v4only.out; check status-k3-v4only-verdict $? "$(cat /tmp/status-k3-v4only.out)"
 [ "$(mounted /mnt/k3)" = 0 ]; check v4only-v3-mounted-nothing $?
 for t in k41 k42 k4; do
     nas restore-$t-v4only 0 restore -t $t
@@ -136,5 +199,13 @@ nas restore-k4-no42 0 restore -t k4
 [ "$(vers_at /mnt/k4)" = 4.1 ]; check no42-version-4-is-4.1 $? "vers=$(vers_at /mnt/k4)"
 nas qc-k4-no42 0 quickCheck -t k4
 nas remove-k4-no42 0 remove -t k4
+
+# --- a v3-only server: probe without an export says NFSv3 answered ------------------------
+knfsd_stop_all
+knfsd_start v3only; check knfsd-start-v3only $?
+nas probe-v3only 1 probe $S
+said probe-v3only "answers NFS v3 NULL"
+! grep -q "does not answer NFS" /tmp/probe-v3only.err; check probe-v3only-not-silent $? "$(cat /tmp/probe-v3only.err)"
+nas probe-v3only-export 0 probe $S /export
 
 [ "$(grep -cE ' - nfs4? ' /proc/self/mountinfo)" = 0 ]; check all-unmounted $? "$(grep -E ' - nfs4? ' /proc/self/mountinfo)"

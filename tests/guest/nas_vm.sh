@@ -1,6 +1,6 @@
 # lkh-nas in a real guest kernel against the host's nfs-ganesha (10.0.2.2, v3 + v4):
-# restore/quickCheck/remove/recover, bad input, a server stopped and frozen under hard
-# mounts, a process holding the mount, and remove on a dead server's mount.
+# restore/quickCheck/remove/recover (VERSION=3, 4.2 and 4), bad input, a server stopped and
+# frozen under hard mounts, a process holding the mount, and remove on a dead server's mount.
 # Each timed action is bounded by TIMEOUT (the proof: exit within TIMEOUT + 1 s).
 T=5
 
@@ -43,6 +43,18 @@ grep -q '"verdict":"healthy"' /tmp/agree-v3-healthy-status.out; check status-v3-
 nas probe-server 0 probe 10.0.2.2 /export
 for i in 1 2 3 4 5; do lkh-nas quickCheck -t v3 2>/dev/null; done
 note "five quickChecks done"
+
+# --- VERSION=4: the highest minor version ganesha and this kernel share ----------------
+conf v4n SERVER=10.0.2.2 EXPORT=/export MOUNTPOINT=/mnt/v4n VERSION=4 TIMEOUT=$T
+nas restore-v4n 0 restore -t v4n
+said restore-v4n "negotiated from VERSION=4"
+V4N=$(grep ' /mnt/v4n ' /proc/self/mountinfo | sed -n 's/.*[ ,]vers=\(4\.[0-9]\).*/\1/p')
+note "VERSION=4 against nfs-ganesha negotiated NFS $V4N"
+[ -n "$V4N" ] && grep -q "(NFS $V4N, negotiated from VERSION=4" /tmp/restore-v4n.err
+check restore-v4n-logs-negotiated-version $? "mountinfo vers=$V4N; $(cat /tmp/restore-v4n.err)"
+nas qc-v4n 0 quickCheck -t v4n
+nas remove-v4n 0 remove -t v4n
+[ "$(mounted /mnt/v4n)" = 0 ]; check remove-v4n-unmounted $?
 
 # --- SERVER by name: resolved once at restore, the address is used from then on ------
 echo "10.0.2.2 nas-by-name" >> /etc/hosts

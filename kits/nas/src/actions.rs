@@ -6,10 +6,12 @@
 //!    with the configured version and key options;
 //! 2. "server not answering": the network probe failed by the deadline. v3:
 //!    NFS NULL + GETATTR of the export's root handle on the NFS port, both
-//!    learnt at restore (`settings::Learnt`), beside MOUNT NULL on the MOUNT
-//!    port, which only warns ("new mounts would fail; this one works"); a stale
-//!    handle or a changed port runs the full chain once (portmapper, MOUNT MNT,
-//!    NFS NULL + GETATTR) and records what it learnt. v4: NULL + COMPOUND;
+//!    recorded by restore or an earlier full chain (`settings::Learnt`), beside
+//!    MOUNT NULL on the MOUNT port, which only warns ("new mounts would fail;
+//!    this one works") unless one full chain within 2 s finds MOUNT moved; a
+//!    stale handle or a changed port runs the full chain once (portmapper, MOUNT
+//!    MNT, NFS NULL + GETATTR) and records what it learnt, as does a check with
+//!    nothing recorded. v4: NULL + COMPOUND;
 //! 3. "mount wedged": the IO check child did not finish (or an earlier one is
 //!    still stuck), or failed with an error.
 //!
@@ -159,8 +161,13 @@ impl Health {
         v.join("; ")
     }
 
-    /// The v3 MOUNT service did not answer while NFS did: not a failure.
+    /// The v3 MOUNT service did not answer while NFS did: not a failure. None when NFS did
+    /// not answer either (a silent server is "server not answering", and "this one works"
+    /// would be false).
     pub fn warning(&self) -> Option<String> {
+        if !self.probe.ok() {
+            return None;
+        }
         self.probe.mount_warning.as_ref().map(|w| {
             format!(
                 "the MOUNT service of {} does not answer ({w}): new mounts would fail; this one works",
@@ -295,10 +302,44 @@ fn probe_and_io(s: &Settings, with_io: bool) -> (Probe, String, Option<IoOutcome
     (p, how, io)
 }
 
+/// How long the one full re-check may take when the recorded MOUNT port did not answer
+/// while NFS did (rpc.mountd restarted on another port, or frozen): a frozen mountd must
+/// not use up quickCheck's budget.
+const MOUNT_RECHECK: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Record the v3 handle and ports a full probe learnt, when the record lacks or differs
+/// from them (a restore that found the share mounted, a cleared run directory, a server
+/// whose ports or handle changed).
+fn record_known(s: &Settings, learnt: Option<&Learnt>, k: probe::Known) {
+    if learnt
+        .filter(|l| l.version == s.cfg.version)
+        .and_then(|l| l.known.as_ref())
+        == Some(&k)
+    {
+        return;
+    }
+    log::info!(
+        "{}: recording the root handle, NFS port {} and MOUNT port {} for later checks",
+        server_label(s),
+        k.nfs_port,
+        k.mount_port
+    );
+    // only a v3 probe learns a handle: the version is the configured one
+    let l = Learnt {
+        server: s.cfg.server,
+        export: s.cfg.export.clone(),
+        version: s.cfg.version,
+        known: Some(k),
+    };
+    settings::save_learnt(&s.tag, &l);
+}
+
 /// The server check: for v3 with what restore learnt, NFS NULL + GETATTR on the known port
 /// (and MOUNT NULL, a warning only); anything but a timeout there (stale handle, port
-/// changed) runs the full chain once, and what it learns replaces the record. Returns the
-/// probe and which check it was.
+/// changed) runs the full chain once, and so does a MOUNT NULL that did not answer (mountd
+/// on a new port), within [`MOUNT_RECHECK`] and keeping the warning when that fails too.
+/// A successful full v3 chain is recorded when the record lacks or differs from it.
+/// Returns the probe and which check it was.
 fn server_probe(s: &Settings, until: std::time::Instant) -> (Probe, String) {
     let learnt = settings::load_learnt(s);
     let full_v3 = "portmapper, MOUNT MNT, NFS NULL + GETATTR";
@@ -308,43 +349,58 @@ fn server_probe(s: &Settings, until: std::time::Instant) -> (Probe, String) {
     {
         let p = probe::probe_v3_known(s.cfg.server, s.cfg.version, k, until);
         let known = format!(
-            "NFS NULL + GETATTR on port {} with the handle learnt at restore, MOUNT NULL on port {}",
+            "NFS NULL + GETATTR on port {} with the recorded handle, MOUNT NULL on port {}",
             k.nfs_port, k.mount_port
         );
-        match &p.error {
-            None => return (p, known),
-            Some(e) if e.kind == FailKind::Timeout => return (p, known),
-            Some(e) => log::info!(
-                "{}: the check with the handle and port learnt at restore failed ({e}); asking the portmapper and MOUNT again",
-                server_label(s)
-            ),
-        }
-        let full = probe::probe(s.cfg.server, &s.cfg.export, s.cfg.version, until);
+        let recheck_until = match (&p.error, &p.mount_warning) {
+            (None, None) => return (p, known),
+            (None, Some(w)) => {
+                log::info!(
+                    "{}: MOUNT does not answer on port {} ({w}); asking the portmapper and MOUNT once in case it moved",
+                    server_label(s),
+                    k.mount_port
+                );
+                until.min(std::time::Instant::now() + MOUNT_RECHECK)
+            }
+            (Some(e), _) if e.kind == FailKind::Timeout => return (p, known),
+            (Some(e), _) => {
+                log::info!(
+                    "{}: the check with the recorded handle and port failed ({e}); asking the portmapper and MOUNT again",
+                    server_label(s)
+                );
+                until
+            }
+        };
+        let full = probe::probe(s.cfg.server, &s.cfg.export, s.cfg.version, recheck_until);
         if let Some(k) = probe::Known::from_probe(&full) {
-            settings::save_learnt(
-                &s.tag,
-                &Learnt {
-                    known: Some(k),
-                    ..l.clone()
-                },
-            );
+            record_known(s, Some(l), k);
+        }
+        if p.ok() && !full.ok() {
+            // NFS works with what we know; MOUNT is down, not moved: the warning stands
+            if let Some(e) = &full.error {
+                log::debug!("the full chain failed too: {e}");
+            }
+            return (p, known);
         }
         return (full, format!("{known}, then {full_v3} again"));
     }
     // VERSION=4: ask in the minor version restore negotiated
     let version = learnt
+        .as_ref()
         .map(|l| l.version)
         .filter(|v| s.cfg.version == nas::Version::V4 && v.is_v4())
         .unwrap_or(s.cfg.version);
-    let how = if version.is_v4() {
-        format!("NFS {version} NULL + COMPOUND")
-    } else {
-        full_v3.to_string()
-    };
-    (
-        probe::probe(s.cfg.server, &s.cfg.export, version, until),
-        how,
-    )
+    if version.is_v4() {
+        return (
+            probe::probe(s.cfg.server, &s.cfg.export, version, until),
+            format!("NFS {version} NULL + COMPOUND"),
+        );
+    }
+    let p = probe::probe(s.cfg.server, &s.cfg.export, version, until);
+    if let Some(k) = probe::Known::from_probe(&p) {
+        record_known(s, learnt.as_ref(), k);
+    }
+    (p, full_v3.to_string())
 }
 
 fn not_mounted(s: &Settings, state: &State, negotiated: Option<Version>) -> Option<Problem> {
@@ -399,7 +455,7 @@ pub fn assess(s: &Settings) -> Result<Health, Failure> {
     let (p, server_check, io) = probe_and_io(s, mounted_ours);
     let mut problems = Vec::new();
     problems.extend(not_mounted(s, &state, negotiated));
-    problems.extend(probe_failure(s, &p));
+    problems.extend(server_failure(s, &p));
     problems.extend(io.as_ref().and_then(|o| io_failure(s, o)));
     let h = Health {
         source: s.wanted(),
@@ -450,8 +506,27 @@ fn ensure_mount_point(s: &Settings) -> Result<(), Failure> {
     }
 }
 
+/// How long asking NFSv4 may take when a v2/v3 probe was refused at the portmapper: the
+/// server is up (it refused), so its answer comes at once or not at all.
+const V4_HINT_BUDGET: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The probe's problem, with the v4-only hint in place of "server not answering" when the
+/// server refuses v2/v3 but answers NFSv4 (quickCheck, recover, `status`).
+fn server_failure(s: &Settings, p: &Probe) -> Option<Problem> {
+    match v4_only_hint(s, p) {
+        Some(hint) => Some(Problem::new(
+            Check::Server,
+            "server offers only NFSv4",
+            hint,
+        )),
+        None => probe_failure(s, p),
+    }
+}
+
 /// For VERSION=2/3 refused by the portmapper or MOUNT: does the server speak NFSv4?
-/// Then say so (the hook would otherwise only say "not answering").
+/// Then say so (the hook would otherwise only say "not answering"). Asked only when the
+/// portmapper refused (not when it was silent), within [`V4_HINT_BUDGET`], and used only
+/// when the NFSv4 NULL and a COMPOUND answered.
 fn v4_only_hint(s: &Settings, p: &Probe) -> Option<String> {
     let e = p.error.as_ref()?;
     // a portmapper that refuses, or knows no MOUNT/NFS v3: perhaps no v3 at all
@@ -459,7 +534,13 @@ fn v4_only_hint(s: &Settings, p: &Probe) -> Option<String> {
     if s.cfg.version.is_v4() || !by_pmap || e.kind == FailKind::Timeout {
         return None;
     }
-    let v4 = probe::probe_v4(s.cfg.server, nas::Version::V4, true, s.check_deadline);
+    let until = s
+        .check_deadline
+        .min(std::time::Instant::now() + V4_HINT_BUDGET);
+    let v4 = probe::probe_v4(s.cfg.server, nas::Version::V4, true, until);
+    if !v4.steps.iter().any(|st| st.name == "nfs4 NULL") {
+        return None;
+    }
     if v4.v4_offered.is_empty() {
         return None;
     }
@@ -474,7 +555,7 @@ fn v4_only_hint(s: &Settings, p: &Probe) -> Option<String> {
     }
     set.sort();
     Some(format!(
-        "{} does not offer NFS v{} ({e}), but answers NFSv4 ({}): this server offers only NFSv4: set VERSION={}",
+        "server offers only NFSv4: {} does not offer NFS v{} ({e}) but answers NFSv4 ({}): set VERSION={}",
         s.cfg.server,
         s.cfg.version,
         probe::minors_text(&v4.v4_offered),
@@ -492,10 +573,11 @@ fn mount_now(s: &Settings, seen: Option<&Probe>) -> Outcome {
         Some(p) => p,
         None => {
             fresh = probe::probe(s.cfg.server, &s.cfg.export, s.cfg.version, s.check_deadline);
-            if let Some(msg) =
-                v4_only_hint(s, &fresh).or_else(|| probe_failure(s, &fresh).map(|p| p.message))
-            {
-                return Err(Failure::failed(format!("{msg}; nothing was mounted")));
+            if let Some(p) = server_failure(s, &fresh) {
+                return Err(Failure::failed(format!(
+                    "{}; nothing was mounted",
+                    p.message
+                )));
             }
             &fresh
         }

@@ -391,6 +391,23 @@ fn probe_cmd(spec: &'static KitSpec, args: &[String]) -> Outcome {
         Err(Failure::failed(format!(
             "server {server} answers but probe {name} failed: {e}"
         )))
+    } else if let Some(answered) = answered_nulls(&survey) {
+        // a NULL answered (e.g. v3 on a v3-only server asked without EXPORT): the server is
+        // up, only what the probes asked for was not proven
+        let what = failed_probe.map_or_else(
+            || "no probe of the NFS request path answered".to_string(),
+            |(name, e)| format!("probe {name} failed: {e}"),
+        );
+        let fix = if export.is_none() && answered.contains("v3") {
+            format!(
+                "give the export (lkh-nas probe {server} EXPORT) to check NFSv3 through MOUNT and GETATTR"
+            )
+        } else {
+            "check the server's NFS services and the version asked for".to_string()
+        };
+        Err(Failure::failed(format!(
+            "server {server} answers NFS {answered} NULL on port 2049, but {what}: {fix}"
+        )))
     } else {
         let refused = !survey.nfs_versions.is_empty()
             && survey
@@ -408,6 +425,17 @@ fn probe_cmd(spec: &'static KitSpec, args: &[String]) -> Outcome {
             )
         }))
     }
+}
+
+/// The NFS versions whose NULL answered in the survey ("v3", "v3 and v4"), if any.
+fn answered_nulls(survey: &probe::Survey) -> Option<String> {
+    let v: Vec<String> = survey
+        .nfs_versions
+        .iter()
+        .filter(|(_, r)| r.is_ok())
+        .map(|(v, _)| format!("v{v}"))
+        .collect();
+    (!v.is_empty()).then(|| v.join(" and "))
 }
 
 fn or_none(s: &str) -> &str {
@@ -553,6 +581,25 @@ mod tests {
 
     /// A mount source with a newline in it stays on its line in text output (escaped as the
     /// logger does) and is a JSON string escape in JSON.
+    /// MOUNT silent beside a working NFS: a warning; beside a silent NFS (the whole server
+    /// frozen): no "this one works" warning, only the failure.
+    #[test]
+    fn mount_warning_only_while_nfs_answers() {
+        let mut h = health(State::NotMounted, vec![]);
+        h.probe.mount_warning = Some("mount connect: no answer".into());
+        let w = h.warning().expect("a warning while NFS answers");
+        assert!(w.contains("new mounts would fail; this one works"), "{w}");
+        h.probe.error = Some(ProbeError {
+            step: "nfs connect".into(),
+            kind: FailKind::Timeout,
+            detail: "no answer".into(),
+            elapsed: Duration::from_millis(3),
+        });
+        h.problems = vec![problem(Check::Server, "server not answering")];
+        assert_eq!(h.warning(), None);
+        assert_eq!(h.exit(), Exit::Failed);
+    }
+
     #[test]
     fn foreign_names_cannot_forge_lines() {
         let e = mountinfo::parse(FORGED).unwrap().remove(0);

@@ -10,9 +10,9 @@ KNFSD_MODE=
 KNFSD_MOUNTD=
 KNFSD_RPCBIND=
 
-# knfsd_start [all|v4only|v41only|no42]: all = v3 + v4.x with rpcbind and MOUNT on 20048;
-# v4only = v4.x only, no rpcbind, no MOUNT on the network; v41only = v4.1 and v4.2 only;
-# no42 = v4.0 and v4.1 only.
+# knfsd_start [all|v3only|v4only|v41only|no42]: all = v3 + v4.x with rpcbind and MOUNT on
+# 20048; v3only = v3 only (rpcbind, MOUNT); v4only = v4.x only, no rpcbind, no MOUNT on the
+# network; v41only = v4.1 and v4.2 only; no42 = v4.0 and v4.1 only.
 # Grace and lease times are 10 s (the kernel's minimum), so v4 OPENs wait at most 10 s.
 knfsd_start() {
     KNFSD_MODE=${1:-all}
@@ -30,12 +30,13 @@ knfsd_start() {
     KNFSD_MOUNTD_OPTS="-N 2 -N 3"
     case $KNFSD_MODE in
     all) KNFSD_NFSD_OPTS=; KNFSD_MOUNTD_OPTS="-N 2" ;;
+    v3only) KNFSD_NFSD_OPTS="-N 4"; KNFSD_MOUNTD_OPTS="-N 2" ;;
     v4only) KNFSD_NFSD_OPTS="-N 3" ;;
     v41only) KNFSD_NFSD_OPTS="-N 3 -N 4.0" ;;
     no42) KNFSD_NFSD_OPTS="-N 3 -N 4.2" ;;
     *) echo "knfsd_start: unknown mode $KNFSD_MODE" >&2; return 2 ;;
     esac
-    if [ "$KNFSD_MODE" = all ] && [ -z "$KNFSD_RPCBIND" ]; then
+    if { [ "$KNFSD_MODE" = all ] || [ "$KNFSD_MODE" = v3only ]; } && [ -z "$KNFSD_RPCBIND" ]; then
         # Debian's rpcbind drops to user _rpc (and exits, saying so only to syslog, without it)
         grep -q '^_rpc:' /etc/passwd || echo '_rpc:x:100:65534::/run/rpcbind:/bin/false' >> /etc/passwd
         chown 100 /run/rpcbind
@@ -56,12 +57,14 @@ knfsd_nfsd_start() {
     retry 50 knfsd_listening 2049
 }
 
-# knfsd_mountd_start: rpc.mountd in the foreground of a background job (v3: on port 20048)
+# knfsd_mountd_start [PORT]: rpc.mountd in the foreground of a background job (v3: on PORT,
+# 20048 unless given; Linux's rpc.mountd takes a new port at each start unless told one)
 knfsd_mountd_start() {
+    KNFSD_MOUNTD_PORT=${1:-20048}
     # shellcheck disable=SC2086
-    rpc.mountd -F --no-udp -p 20048 $KNFSD_MOUNTD_OPTS > /tmp/mountd.log 2>&1 &
+    rpc.mountd -F --no-udp -p $KNFSD_MOUNTD_PORT $KNFSD_MOUNTD_OPTS > /tmp/mountd.log 2>&1 &
     KNFSD_MOUNTD=$!
-    [ "$KNFSD_MODE" != all ] || retry 50 knfsd_listening 20048
+    case $KNFSD_MODE in all|v3only) retry 50 knfsd_listening $KNFSD_MOUNTD_PORT ;; esac
 }
 
 # knfsd_mountd_kill: SIGKILL rpc.mountd (MOUNT gone, NFS still served)
@@ -91,7 +94,21 @@ knfsd_stop_all() {
     return 0
 }
 
-# knfsd_freeze / knfsd_thaw: KNFSD_ADDR disappears / comes back (kernel threads cannot be
-# stopped with a signal): packets to it go nowhere, nothing answers, hard mounts hang
-knfsd_freeze() { ip addr del $KNFSD_ADDR/32 dev lo; }
-knfsd_thaw() { ip addr add $KNFSD_ADDR/32 dev lo; }
+# knfsd_freeze / knfsd_thaw: KNFSD_ADDR leaves lo and is routed into dummy0, a device that
+# drops every packet (kernel threads cannot be stopped with a signal): connects and
+# requests get no answer and no error, hard mounts hang — a silent server, not an
+# unreachable one. Thawing takes the route away and gives lo the address back.
+knfsd_freeze() {
+    # loading the module makes dummy0 (numdummies=1); an `ip link add` that loads it fails
+    modprobe dummy || return 1
+    ip link show dummy0 >/dev/null 2>&1 || ip link add dummy0 type dummy || return 1
+    ip link set dummy0 up || return 1
+    # a source address for the route (none is left on lo once KNFSD_ADDR goes)
+    ip addr add 192.0.2.2/32 dev dummy0 2>/dev/null
+    ip addr del $KNFSD_ADDR/32 dev lo || return 1
+    ip route add $KNFSD_ADDR/32 dev dummy0 src 192.0.2.2
+}
+knfsd_thaw() {
+    ip route del $KNFSD_ADDR/32 dev dummy0
+    ip addr add $KNFSD_ADDR/32 dev lo
+}

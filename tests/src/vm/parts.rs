@@ -43,7 +43,7 @@ use super::cpio::Cpio;
 
 /// Kernel modules put into the base image (dependencies are added from `modules.dep`): what
 /// the guest library loads (LIO fileio over iSCSI, sd/sg, dm-multipath round-robin, NFS,
-/// virtio devices).
+/// virtio devices; `dummy`, the black hole a frozen knfsd's address is routed into).
 const MODULES: &[&str] = &[
     "configfs",
     "target_core_mod",
@@ -60,6 +60,7 @@ const MODULES: &[&str] = &[
     "nfsv3",
     "nfsv4",
     "nfsd",
+    "dummy",
     "virtio_pci",
     "virtio_net",
     "virtio_blk",
