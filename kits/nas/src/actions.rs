@@ -47,11 +47,12 @@ pub fn mounts() -> Result<Vec<mountinfo::MountEntry>, Failure> {
 }
 
 fn server_label(s: &Settings) -> String {
-    if s.server_known {
-        format!("{} (NFS v{})", s.cfg.server, s.cfg.version)
+    let server = if s.server_known {
+        s.cfg.server.to_string()
     } else {
-        format!("{} (NFS v{})", s.server_name, s.cfg.version)
-    }
+        s.server_name.clone()
+    };
+    format!("{server} (NFS v{})", s.cfg.version)
 }
 
 /// Which of the three checks found a problem.
@@ -269,14 +270,6 @@ fn io_failure(s: &Settings, o: &IoOutcome) -> Option<Problem> {
 /// and the probe runs meanwhile on this thread, leaving the child's reaping
 /// grace at the end of the budget.
 fn probe_and_io(s: &Settings, with_io: bool) -> (Probe, String, Option<IoOutcome>) {
-    let until = s.check_deadline;
-    let io = with_io
-        .then(|| nas::child::start_io_check(&s.cfg.mount_point, s.io_check, &s.marker(), until));
-    let probe_until = if with_io && s.io_check != IoCheck::None {
-        until.checked_sub(nas::child::REAP_GRACE).unwrap_or(until)
-    } else {
-        until
-    };
     // a SERVER= name with no address known here: nothing of ours is mounted, and only
     // restore asks the resolver
     if !s.server_known {
@@ -286,6 +279,14 @@ fn probe_and_io(s: &Settings, with_io: bool) -> (Probe, String, Option<IoOutcome
         );
         return (Probe::default(), why, None);
     }
+    let until = s.check_deadline;
+    let io = with_io
+        .then(|| nas::child::start_io_check(&s.cfg.mount_point, s.io_check, &s.marker(), until));
+    let probe_until = if with_io && s.io_check != IoCheck::None {
+        until.checked_sub(nas::child::REAP_GRACE).unwrap_or(until)
+    } else {
+        until
+    };
     let (p, how) = server_probe(s, probe_until);
     let io = io.map(|started| {
         started

@@ -579,8 +579,6 @@ mod tests {
         assert_eq!(not_mounted.outcome().unwrap_err().hint, Hint::NotRunning);
     }
 
-    /// A mount source with a newline in it stays on its line in text output (escaped as the
-    /// logger does) and is a JSON string escape in JSON.
     /// MOUNT silent beside a working NFS: a warning; beside a silent NFS (the whole server
     /// frozen): no "this one works" warning, only the failure.
     #[test]
@@ -600,6 +598,8 @@ mod tests {
         assert_eq!(h.exit(), Exit::Failed);
     }
 
+    /// A mount source with a newline in it stays on its line in text output (escaped as the
+    /// logger does) and is a JSON string escape in JSON.
     #[test]
     fn foreign_names_cannot_forge_lines() {
         let e = mountinfo::parse(FORGED).unwrap().remove(0);

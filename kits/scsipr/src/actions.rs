@@ -1583,7 +1583,7 @@ pub fn hook(ctx: &HookCtx) -> Outcome {
     }
     let s = Settings::from_ctx(ctx)?;
     let deadline = ctx.deadline.instant();
-    let resolved = resolve_all(&s.devices)?;
+    let mut resolved = resolve_all(&s.devices)?;
     let create = ctx.action == Action::Restore;
     let tag = ctx.tag.as_str();
     let Some(key) = s.key(create)? else {
@@ -1592,8 +1592,7 @@ pub fn hook(ctx: &HookCtx) -> Outcome {
             _ => Err(no_key(&s)),
         };
     };
-    let create_order = ctx.action == Action::Restore && resolved.len() > 1;
-    let mut resolved = resolved;
+    let create_order = create && resolved.len() > 1;
     if create_order {
         arbitration_order(&mut resolved, wwid);
     }

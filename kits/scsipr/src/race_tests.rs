@@ -41,13 +41,25 @@ fn node(l: &Arc<Mutex<Lun>>, name: &str, nexuses: &[usize]) -> Node {
 /// (reading, before its first PR OUT): then `outer`'s observation comes after `inner`'s
 /// restore, a sequential takeover rather than a race.
 fn nest(outer: &mut Node, mut inner: Node, at: usize, t: PrType) -> Nested {
-    let slot: Nested = Arc::new(Mutex::new(None));
+    nest_with(outer, at, move || restore(&mut inner, t))
+}
+
+type Nested = NestedWith<Result<Done, Failure>>;
+type NestedWith<R> = Arc<Mutex<Option<(R, bool)>>>;
+
+/// [`nest`] for any inner run `f` (a restore of one disk or of several).
+fn nest_with<R: Send + 'static>(
+    outer: &mut Node,
+    at: usize,
+    mut f: impl FnMut() -> R + Send + 'static,
+) -> NestedWith<R> {
+    let slot: NestedWith<R> = Arc::new(Mutex::new(None));
     let out = slot.clone();
-    let mut inner_opt = Some(());
+    let mut once = Some(());
     let mut sent_out = false;
     outer.paths[0].hook = Some(Box::new(move |n, cmd| {
-        if n == at && inner_opt.take().is_some() {
-            let r = restore(&mut inner, t);
+        if n == at && once.take().is_some() {
+            let r = f();
             let observing = !sent_out && cmd.starts_with("READ");
             *out.lock().unwrap() = Some((r, observing));
         }
@@ -56,8 +68,6 @@ fn nest(outer: &mut Node, mut inner: Node, at: usize, t: PrType) -> Nested {
     }));
     slot
 }
-
-type Nested = Arc<Mutex<Option<(Result<Done, Failure>, bool)>>>;
 
 fn registered(l: &Arc<Mutex<Lun>>, k: u64) -> bool {
     l.lock().unwrap().keys().contains(&k)
@@ -545,24 +555,14 @@ fn disks(luns: &[Arc<Mutex<Lun>>], name: &str, nexus: usize) -> Vec<Node> {
     luns.iter().map(|l| node(l, name, &[nexus])).collect()
 }
 
-type NestedAll = Arc<Mutex<Option<(Result<Vec<Done>, Failure>, bool)>>>;
-
 /// [`nest`] for a whole multi-disk restore run inside `outer`'s path 0.
-fn nest_all(outer: &mut Node, mut inner: Vec<Node>, at: usize, t: PrType) -> NestedAll {
-    let slot: NestedAll = Arc::new(Mutex::new(None));
-    let out = slot.clone();
-    let mut once = Some(());
-    let mut sent_out = false;
-    outer.paths[0].hook = Some(Box::new(move |n, cmd| {
-        if n == at && once.take().is_some() {
-            let r = restore_all(&mut inner, t);
-            let observing = !sent_out && cmd.starts_with("READ");
-            *out.lock().unwrap() = Some((r, observing));
-        }
-        sent_out |= !cmd.starts_with("READ");
-        Fault::Pass
-    }));
-    slot
+fn nest_all(
+    outer: &mut Node,
+    mut inner: Vec<Node>,
+    at: usize,
+    t: PrType,
+) -> NestedWith<Result<Vec<Done>, Failure>> {
+    nest_with(outer, at, move || restore_all(&mut inner, t))
 }
 
 /// A resource of two disks, restored by A and B at once (B's whole restore run before each
