@@ -332,6 +332,45 @@ fn retry_unit_attention(
 /// Result of PR OUT and other commands without data-in.
 type Done = Result<(), Error>;
 
+/// The first allocation length of a PR IN whose answer grows with the registrations.
+const PR_IN_FIRST: u16 = 8192;
+
+/// Reads a PR IN answer that can be longer than its first allocation (READ KEYS, READ FULL
+/// STATUS): `ask(len)` runs the command with allocation length `len`. Asked with 8 KiB first;
+/// when the device reports more (its ADDITIONAL LENGTH), asked again with exactly that, and
+/// again while it keeps growing (other nodes registering meanwhile), three tries in all. An
+/// answer that does not fit in the 16-bit allocation length, or still does not fit on the
+/// third try, is [`ParseError::TooLong`]: a cut list could hide a registration.
+fn read_whole<T>(
+    mut ask: impl FnMut(u16) -> Result<Vec<u8>, Error>,
+    parse: fn(&[u8]) -> Result<T, ParseError>,
+    truncated: fn(&T) -> bool,
+) -> Result<Result<T, ParseError>, Error> {
+    let mut len = PR_IN_FIRST;
+    for _ in 0..3 {
+        let b = ask(len)?;
+        let v = match parse(&b) {
+            Ok(v) => v,
+            Err(e) => return Ok(Err(e)),
+        };
+        if !truncated(&v) {
+            return Ok(Ok(v));
+        }
+        let need = parse::needed(&b);
+        let Ok(need) = u16::try_from(need) else {
+            return Ok(Err(ParseError::TooLong {
+                what: "PERSISTENT RESERVE IN",
+                len: need,
+            }));
+        };
+        len = need.max(len);
+    }
+    Ok(Err(ParseError::TooLong {
+        what: "PERSISTENT RESERVE IN",
+        len: usize::from(len),
+    }))
+}
+
 impl ScsiPath {
     /// Opens a path: its `/dev/sgN` read-write (checked to be the sg device sysfs names for
     /// this disk; made privately when `/dev` lacks it), or fails with [`Error::NoSgNode`].
@@ -594,9 +633,11 @@ impl ScsiPath {
     }
 
     /// `PERSISTENT RESERVE IN / READ KEYS`.
+    /// A truncated answer is read again with the length the device reported, never used.
     pub fn read_keys(&mut self, deadline: Instant) -> Result<Keys, Error> {
-        let b = self.pr_in(PrInAction::ReadKeys, 8192, deadline)?;
-        parse::read_keys(&b).map_err(self.parse_err("READ KEYS"))
+        self.pr_in_whole(PrInAction::ReadKeys, deadline, parse::read_keys, |k| {
+            k.truncated
+        })
     }
 
     /// `PERSISTENT RESERVE IN / READ RESERVATION`.
@@ -612,9 +653,41 @@ impl ScsiPath {
     }
 
     /// `PERSISTENT RESERVE IN / READ FULL STATUS`.
+    /// A truncated answer is read again with the length the device reported, never used.
     pub fn read_full_status(&mut self, deadline: Instant) -> Result<FullStatus, Error> {
-        let b = self.pr_in(PrInAction::ReadFullStatus, 8192, deadline)?;
-        parse::read_full_status(&b).map_err(self.parse_err("READ FULL STATUS"))
+        self.pr_in_whole(
+            PrInAction::ReadFullStatus,
+            deadline,
+            parse::read_full_status,
+            |s| s.truncated,
+        )
+    }
+
+    /// A PR IN whose answer can be longer than the first allocation (see [`read_whole`]).
+    fn pr_in_whole<T>(
+        &mut self,
+        action: PrInAction,
+        deadline: Instant,
+        parse: fn(&[u8]) -> Result<T, ParseError>,
+        truncated: fn(&T) -> bool,
+    ) -> Result<T, Error> {
+        let cmd = action.name();
+        let node = self.node.clone();
+        let dev = self.info.dev.clone();
+        read_whole(
+            |len| {
+                if len > PR_IN_FIRST {
+                    debug!(
+                        "{}: {cmd}: asking again for all {len} bytes",
+                        node.display()
+                    );
+                }
+                self.pr_in(action, len, deadline)
+            },
+            parse,
+            truncated,
+        )?
+        .map_err(|err| Error::Parse { dev, cmd, err })
     }
 
     /// `PERSISTENT RESERVE OUT` with the basic parameter list.
@@ -858,6 +931,65 @@ mod tests {
     use super::*;
     use std::cell::RefCell;
     use std::collections::VecDeque;
+
+    /// A READ KEYS answer of `n` keys (1, 2, …) cut at allocation length `len`, as a device
+    /// sends it: the header always says how much there is.
+    fn keys_answer(n: u64, len: u16) -> Vec<u8> {
+        let mut b = 7u32.to_be_bytes().to_vec();
+        b.extend_from_slice(&u32::try_from(n * 8).unwrap().to_be_bytes());
+        for k in 1..=n {
+            b.extend_from_slice(&k.to_be_bytes());
+        }
+        b.truncate(usize::from(len));
+        b
+    }
+
+    fn whole(answers: impl FnMut(u16) -> Vec<u8>) -> (Result<Keys, ParseError>, Vec<u16>) {
+        let asked = RefCell::new(Vec::new());
+        let mut answers = answers;
+        let r = read_whole(
+            |len| {
+                asked.borrow_mut().push(len);
+                Ok(answers(len))
+            },
+            parse::read_keys,
+            |k| k.truncated,
+        )
+        .unwrap();
+        (r, asked.into_inner())
+    }
+
+    #[test]
+    fn a_long_key_list_is_read_again_whole() {
+        // 1023 keys fit in 8 KiB; 1500 do not: asked again with the length the device reported
+        let (k, asked) = whole(|len| keys_answer(1023, len));
+        assert_eq!((k.unwrap().keys.len(), asked), (1023, vec![8192]));
+        let (k, asked) = whole(|len| keys_answer(1500, len));
+        let k = k.unwrap();
+        assert_eq!(k.keys.len(), 1500);
+        assert_eq!(k.keys.last(), Some(&1500));
+        assert!(!k.truncated);
+        assert_eq!(asked, vec![8192, 8 + 1500 * 8]);
+    }
+
+    #[test]
+    fn a_list_that_cannot_fit_is_an_error_never_a_cut_list() {
+        // more than 65535 bytes: no allocation length can carry it
+        let (k, asked) = whole(|len| keys_answer(9000, len));
+        assert!(
+            matches!(k, Err(ParseError::TooLong { len: 72008, .. })),
+            "{k:?}"
+        );
+        assert_eq!(asked, vec![8192]);
+        // a list that grows by 100 keys at every read never settles: an error after 3 tries
+        let mut n = 1000;
+        let (k, asked) = whole(move |len| {
+            n += 100;
+            keys_answer(n, len)
+        });
+        assert!(matches!(k, Err(ParseError::TooLong { .. })), "{k:?}");
+        assert_eq!(asked.len(), 3);
+    }
 
     fn done(status: u8, sense: &[u8]) -> Completion {
         Completion {

@@ -18,6 +18,14 @@ pub enum ParseError {
     },
     /// A field holds a value this crate cannot interpret.
     Invalid(&'static str),
+    /// The device has more to say than one answer can carry (the allocation length of PR IN
+    /// is 16 bits), or the answer kept growing while it was read again with its length.
+    TooLong {
+        /// The response's name.
+        what: &'static str,
+        /// Bytes the device reported (header included).
+        len: usize,
+    },
 }
 
 impl fmt::Display for ParseError {
@@ -27,6 +35,10 @@ impl fmt::Display for ParseError {
                 write!(f, "{what} response too short ({len} bytes)")
             }
             ParseError::Invalid(what) => write!(f, "invalid {what} in response"),
+            ParseError::TooLong { what, len } => write!(
+                f,
+                "{what} response of {len} bytes does not fit in one answer (at most 65535): too many registrations to judge"
+            ),
         }
     }
 }
@@ -72,6 +84,12 @@ pub fn read_keys(b: &[u8]) -> Result<Keys, ParseError> {
         keys,
         truncated: add > avail,
     })
+}
+
+/// The length a PR IN answer with a 4-byte ADDITIONAL LENGTH at byte 4 needs in full (8 for a
+/// header too short to say).
+pub fn needed(b: &[u8]) -> usize {
+    be32(b, 4).map_or(8, |a| 8usize.saturating_add(a as usize))
 }
 
 /// The current reservation, as READ RESERVATION reports it.
