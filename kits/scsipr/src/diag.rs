@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 use lkh_common::{Action, Exit, Failure, Json, KitSpec, Outcome, Tag};
 use sg_persist::{Lu, PrType, Reservation, SysRoot};
 
-use crate::actions::{self, Health, LuHealth, PathHealth, PathReg, Verdict};
+use crate::actions::assess::{Health, LuHealth, PathHealth, PathReg, Verdict};
+use crate::actions::{self, open, outcome, prim};
 use crate::settings::{self, fmt_key};
 
 /// Dispatches the kit's own commands.
@@ -228,7 +229,7 @@ fn lu_status(lu: &mut Lu, ours: Option<u64>, deadline: Instant) -> (String, Json
         },
     };
     let mine = registered.iter().filter(|k| Some(**k) == ours).count();
-    if let Some(mut w) = ours.and_then(|k| actions::shared_key_warning(lu, k, mine)) {
+    if let Some(mut w) = ours.and_then(|k| prim::shared_key_warning(lu, k, mine)) {
         if let Some(why) = &no_full_status {
             w += &format!(
                 " — but on this disk status cannot list them: {why}; compare the initiator names of the nodes (e.g. /etc/iscsi/initiatorname.iscsi, the WWPNs) with the target's own session list instead"
@@ -310,15 +311,15 @@ fn lu_status(lu: &mut Lu, ours: Option<u64>, deadline: Instant) -> (String, Json
 fn status(spec: &'static KitSpec, args: &[String]) -> Outcome {
     let a = status_args(spec, args)?;
     // in quickCheck's order: device names, this node's key, then the disks
-    let resolved = actions::resolve_all(&a.devices)?;
+    let resolved = open::resolve_all(&a.devices)?;
     let resource = match a.resource {
         Some((tag, t, key)) => Some((tag, t, key?)),
         None => None,
     };
     let deadline = Instant::now() + DIAG_TIMEOUT;
-    let mut lus = actions::open_resolved(resolved, true, deadline)?;
+    let mut lus = open::open_resolved(resolved, true, deadline)?;
     let health = resource.map(|(tag, t, key)| {
-        let h = actions::assess(&mut lus, tag.as_str(), key, t, deadline);
+        let h = actions::assess::assess(&mut lus, tag.as_str(), key, t, deadline);
         (tag, h)
     });
     let disks: Vec<(String, Json)> = lus
@@ -676,13 +677,13 @@ fn doctor(spec: &'static KitSpec, args: &[String]) -> Outcome {
         resolved,
         sg_persist::Options {
             identify_single: true,
-            ..actions::options(DIAG_TIMEOUT)
+            ..open::options(DIAG_TIMEOUT)
         },
         deadline,
     )
     .map_err(|e| {
         println!("FAIL  {e}");
-        actions::failure(&e)
+        outcome::failure(&e)
     })?;
     let mut rep = Report {
         warnings: Vec::new(),
@@ -722,7 +723,7 @@ fn doctor(spec: &'static KitSpec, args: &[String]) -> Outcome {
     }
     let inq = lu
         .any_path(|p| p.inquiry(deadline))
-        .map_err(|e| actions::failure(&e))?;
+        .map_err(|e| outcome::failure(&e))?;
     rep.ok(format!(
         "INQUIRY: {} {} {}",
         inq.vendor, inq.product, inq.revision
@@ -919,7 +920,7 @@ mod tests {
     use lkh_common::Hint;
 
     use super::*;
-    use crate::actions::{Done, Memory};
+    use crate::actions::records::{Done, Memory};
     use crate::model::{Fault, Lun, Node};
     use crate::pr::Nexus;
 
@@ -945,7 +946,7 @@ mod tests {
             (x.generation, x.pr_out)
         };
         let h = Health {
-            lus: vec![actions::assess_lu(a, key("a"), RO, mem, deadline())],
+            lus: vec![actions::assess::assess_lu(a, key("a"), RO, mem, deadline())],
         };
         let tag = Tag::parse("db").unwrap();
         let json = health_json(&tag, &h, vec![(String::new(), Json::Null)]).to_string();
@@ -960,7 +961,7 @@ mod tests {
         (
             json,
             text,
-            actions::check_lu(a, key("a"), RO, false, mem, deadline()),
+            actions::check::check_lu(a, key("a"), RO, false, mem, deadline()),
         )
     }
 
@@ -1031,7 +1032,7 @@ mod tests {
                 "taken over",
                 |l, _| {
                     let mut b = Node::new(l, "b", &[2]);
-                    actions::restore_lu(&mut b, key("b"), RO, deadline()).unwrap();
+                    actions::restore::restore_lu(&mut b, key("b"), RO, deadline()).unwrap();
                 },
                 true,
                 3,
@@ -1075,7 +1076,7 @@ mod tests {
         for (what, setup, recorded, code, verdict, reg) in cases {
             let l = Arc::new(Mutex::new(Lun::default()));
             let mut a = Node::new(&l, "a", &[1, 4]);
-            let (_, rec) = actions::restore_lu(&mut a, key("a"), RO, deadline()).unwrap();
+            let (_, rec) = actions::restore::restore_lu(&mut a, key("a"), RO, deadline()).unwrap();
             setup(&l, &mut a);
             let mem = if recorded {
                 with(&rec)
@@ -1141,8 +1142,9 @@ mod tests {
     fn lost_state_without_record_is_not_running_for_both() {
         let l = Arc::new(Mutex::new(Lun::default()));
         let mut a = Node::new(&l, "a", &[1]);
-        let h = actions::assess_lu(&mut a, key("a"), RO, Memory::default(), deadline());
-        let q = actions::check_lu(&mut a, key("a"), RO, false, Memory::default(), deadline());
+        let h = actions::assess::assess_lu(&mut a, key("a"), RO, Memory::default(), deadline());
+        let q =
+            actions::check::check_lu(&mut a, key("a"), RO, false, Memory::default(), deadline());
         let (s, q) = (h.outcome().unwrap_err(), q.unwrap_err());
         assert_eq!((s.exit, s.hint), (Exit::Failed, Hint::NotRunning));
         assert_eq!(s, q);

@@ -41,7 +41,7 @@ use lkh_common::{Deadline, Failure};
 use log::{debug, error, info, warn};
 use sg_persist::{Lu, PrType};
 
-use crate::actions;
+use crate::actions::{open, outcome, prim};
 use crate::settings::{self, fmt_key, parse_key};
 
 /// The name the binary answers to as a fence agent.
@@ -861,31 +861,31 @@ fn run(req: Request) -> Result<Done, String> {
 
 /// `on`: register this node's key on every path, reserve if nobody holds, verify.
 fn on(devices: &[PathBuf], own: u64, deadline: Instant) -> Result<String, Failure> {
-    let mut lus = actions::open_all(devices, false, deadline)?;
-    actions::combine(lus.iter_mut().map(|lu| on_lu(lu, own, deadline)).collect())
+    let mut lus = open::open_all(devices, false, deadline)?;
+    outcome::combine(lus.iter_mut().map(|lu| on_lu(lu, own, deadline)).collect())
 }
 
 fn on_lu(lu: &mut Lu, own: u64, deadline: Instant) -> Result<String, Failure> {
-    let name = actions::dev(lu);
-    let registered = actions::register_all(lu, own, deadline)?;
-    if actions::read_reservation(lu, deadline)?.is_none() {
+    let name = prim::dev(lu);
+    let registered = prim::register_all(lu, own, deadline)?;
+    if prim::read_reservation(lu, deadline)?.is_none() {
         match lu.any_path(|p| p.reserve(own, TYPE, deadline)) {
             Ok(()) => info!("{name}: reserved with {} ({TYPE})", fmt_key(own)),
             Err(e) if e.is_conflict() => {} // another node reserved meanwhile
-            Err(e) => return Err(actions::failure(&e)),
+            Err(e) => return Err(outcome::failure(&e)),
         }
     }
-    let ours = actions::count(&actions::read_keys(lu, deadline)?, own);
+    let ours = prim::count(&prim::read_keys(lu, deadline)?, own);
     if ours < registered {
         return Err(Failure::failed(format!(
             "{name}: only {ours} of {registered} path(s) show this node's key {} after registering (another node preempted it meanwhile?): see `lkh-scsipr status {name}`",
             fmt_key(own)
         )));
     }
-    if let Some(w) = actions::shared_key_warning(lu, own, ours) {
+    if let Some(w) = prim::shared_key_warning(lu, own, ours) {
         warn!("{w}");
     }
-    let Some(r) = actions::read_reservation(lu, deadline)? else {
+    let Some(r) = prim::read_reservation(lu, deadline)? else {
         return Err(Failure::failed(format!(
             "{name}: nobody holds a reservation after reserving: run on again; `lkh-scsipr status {name}` shows the state"
         )));
@@ -893,7 +893,7 @@ fn on_lu(lu: &mut Lu, own: u64, deadline: Instant) -> Result<String, Failure> {
     Ok(format!(
         "{name}: {} registered on {registered} path(s), reservation {}",
         fmt_key(own),
-        actions::describe(&r)
+        prim::describe(&r)
     ))
 }
 
@@ -907,13 +907,13 @@ fn off(
     victim: u64,
     deadline: Instant,
 ) -> Result<String, Failure> {
-    let mut lus = actions::open_all(devices, false, deadline)?;
+    let mut lus = open::open_all(devices, false, deadline)?;
     for lu in &mut lus {
-        let keys = actions::read_keys(lu, deadline)?;
-        map.audit(&actions::dev(lu), &keys)
+        let keys = prim::read_keys(lu, deadline)?;
+        map.audit(&prim::dev(lu), &keys)
             .map_err(|e| Failure::failed(format!("{e}: {plug} was not fenced")))?;
     }
-    actions::combine(
+    outcome::combine(
         lus.iter_mut()
             .map(|lu| off_lu(lu, map, plug, own, victim, deadline))
             .collect(),
@@ -928,15 +928,15 @@ fn off_lu(
     victim: u64,
     deadline: Instant,
 ) -> Result<String, Failure> {
-    let name = actions::dev(lu);
-    actions::register_all(lu, own, deadline)?;
-    let keys = actions::read_keys(lu, deadline)?;
+    let name = prim::dev(lu);
+    prim::register_all(lu, own, deadline)?;
+    let keys = prim::read_keys(lu, deadline)?;
     // a node registered between the audit and now is audited too
     map.audit(&name, &keys)
         .map_err(|e| Failure::failed(format!("{e}: {plug} was not fenced on {name}")))?;
-    let present = actions::count(&keys, victim);
+    let present = prim::count(&keys, victim);
     if present > 0 {
-        match actions::preempt(lu, own, victim, TYPE, &mut false, deadline) {
+        match prim::preempt(lu, own, victim, TYPE, &mut false, deadline) {
             Ok(()) => info!("{name}: preempted and aborted {}", map.show(victim)),
             Err(e) if e.is_conflict() => {
                 return Err(Failure::failed(format!(
@@ -944,21 +944,21 @@ fn off_lu(
                     map.show(victim)
                 )));
             }
-            Err(e) => return Err(actions::failure(&e)),
+            Err(e) => return Err(outcome::failure(&e)),
         }
     }
-    if actions::read_reservation(lu, deadline)?.is_none() {
+    if prim::read_reservation(lu, deadline)?.is_none() {
         match lu.any_path(|p| p.reserve(own, TYPE, deadline)) {
             Ok(()) => info!(
                 "{name}: nobody held a reservation: reserved with {}",
                 fmt_key(own)
             ),
             Err(e) if e.is_conflict() => {}
-            Err(e) => return Err(actions::failure(&e)),
+            Err(e) => return Err(outcome::failure(&e)),
         }
     }
     // verify
-    let keys = actions::read_keys(lu, deadline)?;
+    let keys = prim::read_keys(lu, deadline)?;
     if keys.contains(&victim) {
         return Err(Failure::failed(format!(
             "{name}: {} is still registered after PREEMPT AND ABORT: {plug} is NOT fenced; see `lkh-scsipr status {name}`",
@@ -971,7 +971,7 @@ fn off_lu(
             fmt_key(own)
         )));
     }
-    let Some(r) = actions::read_reservation(lu, deadline)? else {
+    let Some(r) = prim::read_reservation(lu, deadline)? else {
         return Err(Failure::failed(format!(
             "{name}: nobody holds a reservation, so {plug} could still write: run off again"
         )));
@@ -982,14 +982,14 @@ fn off_lu(
             "{name}: {plug} fenced: {} preempted; registered now: {}; reservation {}",
             fmt_key(victim),
             others.join(", "),
-            actions::describe(&r)
+            prim::describe(&r)
         )
     } else {
         format!(
             "{name}: {plug} was already off: its key {} is not registered, every registration belongs to another node of keys= ({}) and the reservation is held ({})",
             fmt_key(victim),
             others.join(", "),
-            actions::describe(&r)
+            prim::describe(&r)
         )
     })
 }
@@ -1003,19 +1003,19 @@ fn status(
     deadline: Instant,
 ) -> Result<Done, Failure> {
     let victim = map.victim(plug).map_err(Failure::failed)?;
-    let mut lus = actions::open_all(devices, false, deadline)?;
+    let mut lus = open::open_all(devices, false, deadline)?;
     let mut errors = Vec::new();
     let mut on_at = Vec::new();
     for lu in &mut lus {
-        let name = actions::dev(lu);
+        let name = prim::dev(lu);
         let r = (|| {
-            let keys = actions::read_keys(lu, deadline)?;
+            let keys = prim::read_keys(lu, deadline)?;
             if keys.contains(&victim) {
                 return Ok(true);
             }
             map.audit(&name, &keys)
                 .map_err(|e| Failure::failed(format!("{e}: cannot tell whether {plug} is off")))?;
-            if actions::read_reservation(lu, deadline)?.is_none() {
+            if prim::read_reservation(lu, deadline)?.is_none() {
                 return Err(Failure::failed(format!(
                     "{name}: {plug}'s key {} is not registered, but nobody holds a reservation, so {plug} is not fenced from it: unfence the nodes (on)",
                     fmt_key(victim)
@@ -1051,13 +1051,13 @@ fn status(
 /// `monitor`: every device answers READ KEYS and READ RESERVATION through some path, and every
 /// registered key is in the map.
 fn monitor(devices: &[PathBuf], map: &KeyMap, deadline: Instant) -> Result<String, Failure> {
-    let mut lus = actions::open_all(devices, false, deadline)?;
-    actions::combine(
+    let mut lus = open::open_all(devices, false, deadline)?;
+    outcome::combine(
         lus.iter_mut()
             .map(|lu| {
-                let name = actions::dev(lu);
-                let keys = actions::read_keys(lu, deadline)?;
-                let res = actions::read_reservation(lu, deadline)?;
+                let name = prim::dev(lu);
+                let keys = prim::read_keys(lu, deadline)?;
+                let res = prim::read_reservation(lu, deadline)?;
                 map.audit(&name, &keys).map_err(Failure::failed)?;
                 let k = uniq(&keys);
                 Ok(format!(
@@ -1071,7 +1071,7 @@ fn monitor(devices: &[PathBuf], map: &KeyMap, deadline: Instant) -> Result<Strin
                             .collect::<Vec<_>>()
                             .join(", ")
                     },
-                    res.map_or_else(|| "none".to_owned(), |r| actions::describe(&r))
+                    res.map_or_else(|| "none".to_owned(), |r| prim::describe(&r))
                 ))
             })
             .collect(),
