@@ -16,6 +16,9 @@ use super::outcome::failure;
 /// Upper bound of one SCSI command (kept well under the action's TIMEOUT).
 pub const CMD_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How long a diagnostic (`status`, `doctor`) may take.
+pub const DIAG_TIMEOUT: Duration = Duration::from_secs(20);
+
 /// Library options for a given deadline budget.
 pub fn options(budget: Duration) -> Options {
     Options {
