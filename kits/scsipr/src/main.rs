@@ -6,7 +6,7 @@
 //! logging, deadline, exit codes) is lkh-common's.
 
 mod actions;
-mod diag;
+mod doctor;
 mod fence;
 #[cfg(test)]
 mod model;
@@ -15,11 +15,12 @@ mod pr;
 mod race_tests;
 mod settings;
 mod state;
+mod status;
 mod watch;
 
 use std::process::ExitCode;
 
-use lkh_common::{KeySpec, Kind, KitSpec};
+use lkh_common::{KeySpec, Kind, KitSpec, Outcome};
 
 pub(crate) static SPEC: KitSpec = KitSpec {
     kit: "scsipr",
@@ -87,6 +88,29 @@ pub(crate) static SPEC: KitSpec = KitSpec {
     depth: None,
 };
 
+/// Dispatches the kit's own commands (see `SPEC.commands`).
+fn command(spec: &'static KitSpec, name: &str, args: &[String]) -> Option<Outcome> {
+    match name {
+        "status" => Some(status::status(spec, args)),
+        "doctor" => Some(doctor::doctor(spec, args)),
+        "watch" => Some(watch::watch(spec, args)),
+        "node-key" => Some(node_key(spec, args)),
+        _ => None,
+    }
+}
+
+/// `node-key`: prints this node's key (creating it once, as the first restore or fence `on`
+/// would), for the fence agent's `keys=` map.
+fn node_key(spec: &'static KitSpec, args: &[String]) -> Outcome {
+    let a = lkh_common::parse_args(spec.keys, args, &[], &[])?;
+    a.no_operands(
+        "node-key takes no arguments: it prints this node's key from <conf dir>/node.key",
+    )?;
+    let key = settings::node_key_or_create(&settings::node_key_path())?;
+    println!("{}", settings::fmt_key(key));
+    Ok(String::new())
+}
+
 /// `validate` and OCF `validate-all`: the settings the actions would use, checked, nothing changed.
 fn check(ctx: &lkh_common::HookCtx) -> lkh_common::Outcome {
     crate::settings::Settings::from_ctx(ctx).map(|_| String::new())
@@ -100,5 +124,5 @@ fn main() -> ExitCode {
     if argv.first().is_some_and(|a| fence::is_agent(a)) {
         return fence::main(argv.get(1..).unwrap_or(&[]));
     }
-    lkh_common::run(&SPEC, actions::hook, diag::command)
+    lkh_common::run(&SPEC, actions::hook, command)
 }

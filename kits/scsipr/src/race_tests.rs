@@ -8,7 +8,11 @@ use std::time::{Duration, Instant};
 use lkh_common::{Exit, Failure, Hint};
 use sg_persist::PrType;
 
-use crate::actions::{self, Done, Held, Memory};
+use crate::actions::check::check_lu;
+use crate::actions::classify::{Held, judge};
+use crate::actions::open::arbitration_order;
+use crate::actions::records::{Done, Memory};
+use crate::actions::restore::{self as cas, restore_lu};
 use crate::model::{Fault, Lun, Node};
 
 const RO: PrType = PrType::WriteExclusiveRegistrantsOnly;
@@ -28,7 +32,7 @@ fn lun() -> Arc<Mutex<Lun>> {
 type Slot = Arc<Mutex<Option<Result<Done, Failure>>>>;
 
 fn restore(n: &mut Node, t: PrType) -> Result<Done, Failure> {
-    actions::restore_lu(n, key(&n.name), t, deadline())
+    restore_lu(n, key(&n.name), t, deadline())
 }
 
 /// Node `name` with one path per nexus in `nexuses`.
@@ -305,8 +309,7 @@ fn healthy_check_sends_no_pr_out() {
         (x.generation, x.pr_out)
     };
     for repair in [false, true] {
-        let (msg, rec2) =
-            actions::check_lu(&mut a, key("a"), RO, repair, mem(&rec), deadline()).unwrap();
+        let (msg, rec2) = check_lu(&mut a, key("a"), RO, repair, mem(&rec), deadline()).unwrap();
         assert!(msg.contains("2/2 path(s) registered"), "{msg}");
         assert_eq!(rec2, rec);
     }
@@ -322,8 +325,7 @@ fn new_nexus_is_probed_and_reregistered() {
     let mut a = node(&l, "a", &[1, 4]);
     let (_, rec) = restore(&mut a, RO).unwrap();
     a.paths[1].nexus = 7; // a WWPN flip of the second path
-    let (msg, rec2) =
-        actions::check_lu(&mut a, key("a"), RO, false, mem(&rec), deadline()).unwrap();
+    let (msg, rec2) = check_lu(&mut a, key("a"), RO, false, mem(&rec), deadline()).unwrap();
     assert!(msg.contains("1 re-registered"), "{msg}");
     assert_ne!(rec, rec2);
     assert_eq!(l.lock().unwrap().key_of(7), Some(key("a")));
@@ -380,7 +382,7 @@ fn reregistration_race_is_closed() {
                 Fault::Pass
             }));
         }
-        let f = actions::check_lu(&mut a, key("a"), RO, false, mem(&rec), deadline()).unwrap_err();
+        let f = check_lu(&mut a, key("a"), RO, false, mem(&rec), deadline()).unwrap_err();
         assert_eq!(f.exit, Exit::Fenced, "{at}: {f}");
         assert!(slot.lock().unwrap().take().unwrap().is_ok());
         assert!(!registered(&l, key("a")), "{at}: A is back in: {f}");
@@ -412,7 +414,7 @@ fn move_to_live_nexus_is_rejudged() {
             }
             Fault::Pass
         }));
-        let f = actions::check_lu(&mut a, key("a"), we, true, mem(&rec), deadline()).unwrap_err();
+        let f = check_lu(&mut a, key("a"), we, true, mem(&rec), deadline()).unwrap_err();
         assert!(
             slot.lock().unwrap().take().unwrap().is_ok(),
             "{at}: B took over"
@@ -431,12 +433,12 @@ fn fenced_check_exits_3_and_sends_nothing() {
     restore(&mut node(&l, "b", &[2]), RO).unwrap();
     let outs = l.lock().unwrap().pr_out;
     for repair in [false, true] {
-        let f = actions::check_lu(&mut a, key("a"), RO, repair, mem(&rec), deadline()).unwrap_err();
+        let f = check_lu(&mut a, key("a"), RO, repair, mem(&rec), deadline()).unwrap_err();
         assert_eq!(f.exit, Exit::Fenced);
     }
     assert_eq!(l.lock().unwrap().pr_out, outs);
     assert!(matches!(
-        actions::judge(&mut a, key("a"), RO, deadline()),
+        judge(&mut a, key("a"), RO, deadline()),
         Err(f) if f.exit == Exit::Fenced
     ));
 }
@@ -452,11 +454,8 @@ fn lost_pr_state_is_its_own_verdict() {
         x.regs.clear();
         x.res = None;
     }
-    assert_eq!(
-        actions::judge(&mut a, key("a"), RO, deadline()).unwrap(),
-        Held::Lost
-    );
-    let f = actions::check_lu(&mut a, key("a"), RO, false, mem(&rec), deadline()).unwrap_err();
+    assert_eq!(judge(&mut a, key("a"), RO, deadline()).unwrap(), Held::Lost);
+    let f = check_lu(&mut a, key("a"), RO, false, mem(&rec), deadline()).unwrap_err();
     assert_eq!(f.exit, Exit::Failed, "{f}");
     assert_eq!(
         f.hint,
@@ -470,12 +469,12 @@ fn lost_pr_state_is_its_own_verdict() {
     // without a record of holding it, recover does not take it; for Pacemaker's monitor
     // that is "not running here" (a stopped resource on an empty disk)
     let none = Memory::default();
-    let f = actions::check_lu(&mut a, key("a"), RO, true, none, deadline()).unwrap_err();
+    let f = check_lu(&mut a, key("a"), RO, true, none, deadline()).unwrap_err();
     assert_eq!(f.exit, Exit::Failed, "{f}");
     assert_eq!(f.hint, Hint::NotRunning, "{f}");
     assert!(l.lock().unwrap().keys().is_empty());
     // with it, recover registers every path and reserves
-    actions::check_lu(&mut a, key("a"), RO, true, mem(&rec), deadline()).unwrap();
+    check_lu(&mut a, key("a"), RO, true, mem(&rec), deadline()).unwrap();
     let x = l.lock().unwrap();
     assert_eq!(x.holder_key(), Some(key("a")));
     assert_eq!(x.keys(), vec![key("a"), key("a")]);
@@ -500,8 +499,7 @@ fn lost_state_recovered_by_two_has_one_winner() {
                     seen: None,
                     was_holder: true,
                 };
-                *out.lock().unwrap() =
-                    Some(actions::check_lu(&mut b, key("b"), RO, true, m, deadline()));
+                *out.lock().unwrap() = Some(check_lu(&mut b, key("b"), RO, true, m, deadline()));
             }
             Fault::Pass
         }));
@@ -509,7 +507,7 @@ fn lost_state_recovered_by_two_has_one_winner() {
             seen: None,
             was_holder: true,
         };
-        let ra = actions::check_lu(&mut a, key("a"), RO, true, m, deadline());
+        let ra = check_lu(&mut a, key("a"), RO, true, m, deadline());
         let rb = slot.lock().unwrap().take().unwrap();
         one_winner(&l, RO, &[("a", ra), ("b", rb)]);
     }
@@ -547,7 +545,7 @@ fn threaded_restores_leave_one_holder() {
 
 fn restore_all(nodes: &mut [Node], t: PrType) -> Result<Vec<Done>, Failure> {
     let k = key(&nodes[0].name);
-    actions::restore_all(nodes, k, t, deadline())
+    cas::restore_all(nodes, k, t, deadline())
 }
 
 /// Node `name` on each LU of `luns` (one path per LU, nexus `nexus`).
@@ -661,7 +659,7 @@ fn disks_are_taken_in_wwid_order() {
         ("sda", None),
         ("sdb", Some("naa.6001405a")),
     ];
-    actions::arbitration_order(&mut here, |d| d.1.map(str::to_owned));
+    arbitration_order(&mut here, |d| d.1.map(str::to_owned));
     let names: Vec<&str> = here.iter().map(|d| d.0).collect();
     assert_eq!(names, ["sdb", "sdc", "sdz", "sda"]);
 }

@@ -7,8 +7,8 @@
 //! registered is taken again, as lkscsid re-reserves; a disk that lost all its PR state (no
 //! reservation, no registration) is only logged: it is not a takeover.
 //!
-//! Each LU is judged by the assessment quickCheck starts from (`actions::assess_lu`, PR IN
-//! only), so watch and quickCheck cannot disagree about who holds a disk.
+//! Each LU is judged by the assessment quickCheck starts from (`actions::assess::assess_lu`,
+//! PR IN only), so watch and quickCheck cannot disagree about who holds a disk.
 //!
 //! Each tag is judged under its lock (`<run dir>/scsipr/<TAG>/lock`, the one the hook runner
 //! holds around every hook), so watch never judges a resource while one of its hooks runs,
@@ -20,7 +20,10 @@ use lkh_common::runstate::RunDir;
 use lkh_common::{Action, Deadline, Failure, HookArgs, KitSpec, Outcome, Tag};
 use log::{debug, error, info, warn};
 
-use crate::actions::{self, Held, Verdict};
+use crate::actions::assess::{Verdict, assess_lu};
+use crate::actions::classify::Held;
+use crate::actions::open::open_all;
+use crate::actions::records::Records;
 use crate::settings::{OnFenced, Settings, fmt_key};
 use crate::state;
 
@@ -127,17 +130,17 @@ fn cycle(spec: &'static KitSpec, run: &RunDir) -> (usize, Option<Duration>) {
                 continue;
             }
         };
-        let mut lus = match actions::open_all(&s.devices, false, deadline) {
+        let mut lus = match open_all(&s.devices, false, deadline) {
             Ok(l) => l,
             Err(f) => {
                 warn!("{tag}: {f}");
                 continue;
             }
         };
-        let known = actions::Records::load(tag.as_str());
+        let known = Records::load(tag.as_str());
         for lu in &mut lus {
             let name = lu.input().display().to_string();
-            let h = actions::assess_lu(lu, key, s.pr_type, known.memory(&name), deadline);
+            let h = assess_lu(lu, key, s.pr_type, known.memory(&name), deadline);
             match &h.verdict {
                 Verdict::Held(Held::Ours | Held::WrongType(_)) => {
                     debug!("{tag}: {name}: reservation held by {}", fmt_key(key))

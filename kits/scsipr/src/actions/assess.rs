@@ -1,0 +1,284 @@
+//! The one assessment of a resource: [`assess`] ([`assess_lu`] per LU). READ KEYS and READ
+//! RESERVATION only, classified from this node's point of view
+//! ([`classify_state`]), each path's registration as far as it is known without a PR OUT
+//! ([`PathReg`], from this node's records), returned as a [`Health`] value: per LU what was
+//! checked (device, key, type, paths), what was found (holder, type, registered keys) and the
+//! [`Verdict`]; [`Health::outcome`] is quickCheck's message and exit code.
+//!
+//! quickCheck and recover start from it ([`check_lu`](super::check::check_lu): a healthy LU is
+//! answered from that look alone; a repair is followed by a second look), `status -t TAG`
+//! renders it, and `watch` judges by it, so the three cannot disagree about a disk.
+
+use std::time::Instant;
+
+use lkh_common::{Exit, Failure, Outcome};
+use sg_persist::{PrType, Reservation};
+
+use super::classify::{Fence, Held, classify_state};
+use super::outcome::combine;
+use super::prim::{count, dev, read_state};
+use super::records::{Memory, Records, unchanged};
+use crate::pr::{Disk, Nexus};
+use crate::settings::fmt_key;
+
+/// What one look knows about one path's registration of this node's key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PathReg {
+    /// Registered, known without any PR OUT: the records of the last verified check still
+    /// describe the LU (the same nexuses, our key registered as often).
+    Recorded,
+    /// Not known without a PR OUT (a new nexus, no record, or our key registered fewer times
+    /// than recorded): quickCheck probes it with REGISTER(key, key); `status` does not.
+    Unprobed,
+    /// Our key is registered on no nexus at all, so on no path.
+    Unregistered,
+    /// Probed by quickCheck or recover: registered.
+    Registered,
+    /// Probed: it had lost its registration and was registered again.
+    ReRegistered,
+    /// No answer, when the LU was opened or to the probe (the error).
+    NoAnswer(String),
+}
+
+impl PathReg {
+    /// Whether the path is known to carry our key.
+    pub fn registered(&self) -> bool {
+        matches!(
+            self,
+            PathReg::Recorded | PathReg::Registered | PathReg::ReRegistered
+        )
+    }
+    /// The state in a word or two.
+    pub fn word(&self) -> &'static str {
+        match self {
+            PathReg::Recorded => "recorded",
+            PathReg::Unprobed => "not probed",
+            PathReg::Unregistered => "not registered",
+            PathReg::Registered => "registered",
+            PathReg::ReRegistered => "re-registered",
+            PathReg::NoAnswer(_) => "no answer",
+        }
+    }
+}
+
+/// One path of a LU as the look found it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathHealth {
+    pub name: String,
+    pub hctl: Option<String>,
+    pub reg: PathReg,
+}
+
+/// The verdict on one LU: the classification of what the disk shows ([`Held`]), fenced, or
+/// no answer (the reads failed: no path answers, a command refused).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Held(Held),
+    Fenced(Fence),
+    NoAnswer(Failure),
+}
+
+/// One look at one LU ([`assess_lu`]): quickCheck's answer for it, and all `status -t TAG`
+/// shows of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LuHealth {
+    /// What was checked: the device, this node's key and TYPE, the paths (live ones first,
+    /// then those that did not answer when the LU was opened).
+    pub device: String,
+    pub key: u64,
+    pub pr_type: PrType,
+    pub paths: Vec<PathHealth>,
+    /// Our records say this node held the disk (see [`Memory`]).
+    pub was_holder: bool,
+    /// What was found: the reservation and the registered keys, one per I_T nexus (none when
+    /// they could not be read).
+    pub reservation: Option<Reservation>,
+    pub keys: Vec<u64>,
+    pub verdict: Verdict,
+}
+
+impl LuHealth {
+    /// How often our key is registered.
+    pub fn ours(&self) -> usize {
+        count(&self.keys, self.key)
+    }
+
+    /// quickCheck's answer for this LU: the one-line summary, or the failure with its exit code.
+    pub fn outcome(&self) -> Result<String, Failure> {
+        let (name, key, t) = (&self.device, self.key, self.pr_type);
+        match &self.verdict {
+            Verdict::NoAnswer(f) => Err(f.clone()),
+            Verdict::Fenced(f) => Err(f.failure(name, key)),
+            Verdict::Held(Held::Lost) => Err(lost_state(name, self.was_holder)),
+            Verdict::Held(Held::Free) => Err(nobody_holds(name, key)),
+            Verdict::Held(Held::WrongType(c)) => Err(wrong_type(name, *c, t)),
+            Verdict::Held(Held::Ours) => {
+                let n = |f: fn(&PathReg) -> bool| self.paths.iter().filter(|p| f(&p.reg)).count();
+                let total = self.paths.len();
+                if n(|r| *r == PathReg::Unprobed) > 0 {
+                    // only a look without PR OUT (`status`): quickCheck probes these paths
+                    return Ok(format!(
+                        "{name}: reserved by {} ({t}), the key registered {} time(s) for {total} path(s); which paths carry it is not probed without PR OUT (a new I_T nexus, or no record of a verified check): quickCheck probes each path with REGISTER and re-registers one that lost its key",
+                        fmt_key(key),
+                        self.ours()
+                    ));
+                }
+                let mut s = format!(
+                    "{name}: reserved by {} ({t}), {}/{total} path(s) registered",
+                    fmt_key(key),
+                    n(PathReg::registered)
+                );
+                let fixed = n(|r| *r == PathReg::ReRegistered);
+                if fixed > 0 {
+                    s += &format!(", {fixed} re-registered");
+                }
+                Ok(s)
+            }
+        }
+    }
+
+    /// The exit code quickCheck returns for this look (taken from [`LuHealth::outcome`]).
+    pub fn exit(&self) -> Exit {
+        self.outcome().map_or_else(|f| f.exit, |_| Exit::Ok)
+    }
+
+    /// The verdict in a few words.
+    pub fn verdict_name(&self) -> &'static str {
+        match &self.verdict {
+            Verdict::Held(Held::Ours) => "ours",
+            Verdict::Held(Held::Free) => "nobody holds",
+            Verdict::Held(Held::WrongType(_)) => "wrong type",
+            Verdict::Held(Held::Lost) => "lost PR state",
+            Verdict::Fenced(_) => "fenced",
+            Verdict::NoAnswer(_) => "no answer",
+        }
+    }
+}
+
+/// One look at a resource ([`assess`]): one [`LuHealth`] per configured disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Health {
+    pub lus: Vec<LuHealth>,
+}
+
+impl Health {
+    /// quickCheck's answer: every LU's, the worst exit winning (see [`combine`]).
+    pub fn outcome(&self) -> Outcome {
+        combine(self.lus.iter().map(LuHealth::outcome).collect())
+    }
+    /// The exit code quickCheck returns for this look.
+    pub fn exit(&self) -> Exit {
+        self.outcome().map_or_else(|f| f.exit, |_| Exit::Ok)
+    }
+    /// The verdict of the first LU whose exit code is the resource's.
+    pub fn verdict_name(&self) -> &'static str {
+        let exit = self.exit();
+        self.lus
+            .iter()
+            .find(|l| l.exit() == exit)
+            .map_or("no disk", LuHealth::verdict_name)
+    }
+}
+
+pub(super) fn lost_why(name: &str) -> String {
+    format!(
+        "{name}: the disk shows no reservation and no registration at all: it lost its persistent-reservation state (a target restart without persist-through-power-loss, or PR OUT CLEAR); this is not a takeover by another node"
+    )
+}
+
+fn lost_state(name: &str, was_holder: bool) -> Failure {
+    let why = lost_why(name);
+    if was_holder {
+        Failure::failed(format!("{why}: recover registers and reserves again"))
+    } else {
+        Failure::failed(format!(
+            "{why}; this node has no record of holding it: run restore on the node that should have the disk"
+        ))
+        // not in service here (after remove, or never restored): Pacemaker's "not running"
+        .not_running()
+    }
+}
+
+fn nobody_holds(name: &str, key: u64) -> Failure {
+    Failure::failed(format!(
+        "{name}: nobody holds the reservation (this node's key {} is still registered): recover will take it again",
+        fmt_key(key)
+    ))
+}
+
+fn wrong_type(name: &str, code: u8, t: PrType) -> Failure {
+    Failure::failed(format!(
+        "{name}: this node holds the reservation with type {} but TYPE is {t}: recover will re-take it with {t}",
+        PrType::code_name(code)
+    ))
+}
+
+/// The one assessment of one LU, which quickCheck, recover, `status -t TAG` and `watch`
+/// share. PR IN only: READ KEYS and READ RESERVATION through the first answering path,
+/// classified from this node's point of view ([`classify_state`]); each path's registration
+/// as far as it is known without a PR OUT (from `mem`, see [`PathReg`]).
+pub fn assess_lu<D: Disk>(
+    lu: &mut D,
+    key: u64,
+    t: PrType,
+    mem: Memory<'_>,
+    deadline: Instant,
+) -> LuHealth {
+    let (reservation, keys, verdict, quiet) = match read_state(lu, key, deadline) {
+        Err(f) => (None, Vec::new(), Verdict::NoAnswer(f), false),
+        Ok((res, ours, keys)) => {
+            let v = match classify_state(res, &keys, key, t) {
+                Ok(held) => Verdict::Held(held),
+                Err(fence) => Verdict::Fenced(fence),
+            };
+            (res, keys, v, unchanged(lu, mem.seen, ours))
+        }
+    };
+    let reg = if quiet {
+        PathReg::Recorded
+    } else if count(&keys, key) == 0 && !matches!(verdict, Verdict::NoAnswer(_)) {
+        PathReg::Unregistered
+    } else {
+        PathReg::Unprobed
+    };
+    let mut paths: Vec<PathHealth> = lu
+        .paths()
+        .iter()
+        .map(|p| PathHealth {
+            name: p.label().to_owned(),
+            hctl: p.hctl().map(str::to_owned),
+            reg: reg.clone(),
+        })
+        .collect();
+    paths.extend(lu.dead_paths().into_iter().map(|d| PathHealth {
+        name: d.name,
+        hctl: d.hctl,
+        reg: PathReg::NoAnswer(d.error),
+    }));
+    LuHealth {
+        device: dev(lu),
+        key,
+        pr_type: t,
+        paths,
+        was_holder: mem.was_holder,
+        reservation,
+        keys,
+        verdict,
+    }
+}
+
+/// The one assessment of a resource: [`assess_lu`] on each of its LUs, with this node's
+/// records of `tag`. Changes nothing: `status -t TAG` shows it, and quickCheck
+/// ([`check_lu`](super::check::check_lu)) starts from the same look.
+pub fn assess<D: Disk>(lus: &mut [D], tag: &str, key: u64, t: PrType, deadline: Instant) -> Health {
+    let known = Records::load(tag);
+    Health {
+        lus: lus
+            .iter_mut()
+            .map(|lu| {
+                let name = dev(lu);
+                assess_lu(lu, key, t, known.memory(&name), deadline)
+            })
+            .collect(),
+    }
+}

@@ -1,0 +1,113 @@
+//! quickCheck and recover on one LU ([`check_lu`]).
+//!
+//! - quickCheck reads the reservation and the keys (PR IN only, the assessment
+//!   [`assess_lu`]). Another holder, or our key gone while others are registered → fenced
+//!   (exit 3); no reservation and no registration at all → the LU lost its PR state (a target
+//!   restarted without persist-through-power-loss, or PR OUT CLEAR): exit 1, not fenced;
+//!   nobody holds → exit 1 (recover re-takes it). Path registrations: while this node's
+//!   records still describe the LU (see [`super::records`]) no path can have lost its
+//!   registration, so a healthy check sends no PR OUT. Otherwise each path is probed with
+//!   REGISTER(key, key); a path that lost its registration is re-registered, judged right
+//!   before and right after (see [`super::repair`]): a takeover meanwhile removes what was
+//!   just added → exit 3.
+//! - recover: as quickCheck, and reserve again when nobody holds (or re-take with the
+//!   configured type); after a PR state loss it registers and reserves again (the same
+//!   compare-and-swap as restore) when our records say this node held the disk.
+
+use std::time::Instant;
+
+use lkh_common::Failure;
+use log::{info, warn};
+use sg_persist::PrType;
+
+use super::assess::{PathReg, Verdict, assess_lu, lost_why};
+use super::classify::Held;
+use super::outcome::failure;
+use super::prim::{dev, release_all};
+use super::records::{Done, Memory, record};
+use super::repair::{
+    held_on_live_path, judge_ours, move_to_live_nexus, probe_paths, single_holder_type,
+};
+use super::restore::{Start, take_observed};
+use crate::pr::{Disk, Nexus};
+use crate::settings::fmt_key;
+
+/// quickCheck (repair = false: only re-registers paths) and recover (repair = true: also
+/// re-takes a reservation nobody holds, or fixes its type, or re-takes a LU that lost its PR
+/// state when this node held it). Both start from [`assess_lu`]; a healthy LU whose records
+/// hold is answered from that look alone (no PR OUT). Otherwise the paths are probed (and
+/// re-registered, judged before and after, see [`probe_paths`]), the repair made, and the
+/// answer is a second look, with what the probe found on each path.
+pub fn check_lu<D: Disk>(
+    lu: &mut D,
+    key: u64,
+    t: PrType,
+    repair: bool,
+    mem: Memory<'_>,
+    deadline: Instant,
+) -> Result<Done, Failure> {
+    let name = dev(lu);
+    let first = assess_lu(lu, key, t, mem, deadline);
+    let held = match &first.verdict {
+        Verdict::Held(Held::Lost) if repair && mem.was_holder => {
+            let out = take_observed(lu, key, t, &Start::default(), deadline)?;
+            warn!("{}: registered and reserved again", lost_why(&name));
+            return Ok(out);
+        }
+        // the look's failure (these verdicts are never Ok) is the answer
+        Verdict::Held(Held::Lost) | Verdict::Fenced(_) | Verdict::NoAnswer(_) => {
+            return first.outcome().map(|m| (m, String::new()));
+        }
+        Verdict::Held(held) => *held,
+    };
+    let quiet = first.paths.iter().any(|p| p.reg == PathReg::Recorded);
+    let probed = if quiet {
+        None
+    } else {
+        Some(probe_paths(lu, key, t, deadline)?)
+    };
+    match held {
+        Held::Ours
+            if single_holder_type(t) && !quiet && !held_on_live_path(lu, key, t, deadline) =>
+        {
+            move_to_live_nexus(lu, key, t, deadline)?
+        }
+        // Lost was answered above
+        Held::Ours | Held::Lost => {}
+        Held::Free if repair => {
+            match lu.any_path(|p| p.reserve(key, t, deadline)) {
+                Ok(()) => info!(
+                    "{name}: nobody held the reservation: taken again with {}",
+                    fmt_key(key)
+                ),
+                Err(e) if e.is_conflict() => {}
+                Err(e) => return Err(failure(&e)),
+            }
+            judge_ours(lu, key, t, deadline)?;
+        }
+        Held::WrongType(c) if repair => {
+            release_all(lu, key, c, deadline);
+            lu.any_path(|p| p.reserve(key, t, deadline))
+                .map_err(|e| failure(&e))?;
+            judge_ours(lu, key, t, deadline)?;
+        }
+        // quickCheck: the look's failure
+        Held::Free | Held::WrongType(_) => return first.outcome().map(|m| (m, String::new())),
+    }
+    match (quiet, held, mem.seen) {
+        // nothing was sent but the look's two reads: it is the answer, the records stand
+        (true, Held::Ours, Some(seen)) => first.outcome().map(|m| (m, seen.to_owned())),
+        _ => {
+            let mut again = assess_lu(lu, key, t, mem, deadline);
+            for (p, r) in again.paths.iter_mut().zip(probed.into_iter().flatten()) {
+                p.reg = r;
+            }
+            let msg = again.outcome()?;
+            let rec = match (quiet, mem.seen) {
+                (true, Some(seen)) => seen.to_owned(),
+                _ => record(lu, again.ours()),
+            };
+            Ok((msg, rec))
+        }
+    }
+}
