@@ -34,19 +34,17 @@ pub mod remove;
 pub mod repair;
 pub mod restore;
 
-use std::collections::BTreeMap;
-
 use lkh_common::{Action, Exit, Failure, HookCtx, Outcome};
 
 use crate::settings::{NODE_KEY_FILE, Settings};
 use crate::state;
-use check::check_lu;
+use check::check_lu_seen;
 use open::{arbitration_order, open_resolved, resolve_all, wwid};
 use outcome::combine;
 use prim::dev;
-use records::Records;
+use records::{LuRecord, Records};
 use remove::{remove_lu, unreachable_on_remove};
-use restore::{restore_all, restore_lu};
+use restore::restore_all;
 
 /// quickCheck's answer on a node without a reservation key (`status -t TAG` gives the same).
 pub fn no_key(s: &Settings) -> Failure {
@@ -85,54 +83,48 @@ pub fn hook(ctx: &HookCtx) -> Outcome {
         }
         other => other?,
     };
-    let known = match ctx.action {
-        Action::QuickCheck | Action::Recover => Records::load(tag),
-        _ => Records::default(),
-    };
-    let mut next = BTreeMap::new();
-    let results: Vec<Result<String, Failure>> = if create_order {
-        match restore_all(&mut lus, key, s.pr_type, deadline) {
-            Ok(done) => lus
-                .iter()
-                .zip(done)
-                .map(|(lu, (msg, rec))| {
-                    next.insert(dev(lu), rec);
-                    Ok(msg)
-                })
-                .collect(),
-            Err(f) => vec![Err(f)],
+    let known = Records::load(tag);
+    let mut next = known.clone();
+    let results: Vec<Result<String, Failure>> = match ctx.action {
+        Action::Restore => {
+            // a restore starts afresh: what this node remembered is replaced, or forgotten
+            // when it does not hold the disks at the end
+            next = Records::default();
+            let done = restore_all(&mut lus, key, s.pr_type, deadline);
+            match done {
+                Ok(done) => lus
+                    .iter()
+                    .zip(done)
+                    .map(|(lu, (msg, rec))| {
+                        next.set(&dev(lu), Some(rec));
+                        Ok(msg)
+                    })
+                    .collect(),
+                Err(f) => vec![Err(f)],
+            }
         }
-    } else {
-        lus.iter_mut()
+        Action::Remove => lus
+            .iter_mut()
+            .map(|lu| remove_lu(lu, key, s.pr_type, deadline))
+            .collect(),
+        Action::QuickCheck | Action::Recover => lus
+            .iter_mut()
             .map(|lu| {
                 let name = dev(lu);
                 let mem = known.memory(&name);
-                let done = match ctx.action {
-                    Action::Restore => restore_lu(lu, key, s.pr_type, deadline),
-                    Action::Remove => return remove_lu(lu, key, s.pr_type, deadline),
-                    Action::QuickCheck => check_lu(lu, key, s.pr_type, false, mem, deadline),
-                    Action::Recover => check_lu(lu, key, s.pr_type, true, mem, deadline),
-                };
-                done.map(|(msg, rec)| {
-                    next.insert(name, rec);
-                    msg
-                })
+                let repair = ctx.action == Action::Recover;
+                let (out, seen) = check_lu_seen(lu, key, s.pr_type, repair, mem, deadline);
+                next.set(&name, LuRecord::after(known.get(&name), &out, seen));
+                out.map(|(msg, _)| msg)
             })
-            .collect()
+            .collect(),
     };
     let out = combine(results);
     match (ctx.action, &out) {
-        (Action::Remove, Ok(_)) => records::clear(tag),
-        (_, Ok(_)) => {
-            if ctx.action != Action::QuickCheck {
-                state::mark(tag, true);
-            }
-            if known.0.as_ref() != Some(&next) {
-                records::save(tag, &next);
-            }
-        }
-        (_, Err(f)) if f.exit == Exit::Fenced => records::clear(tag),
+        (Action::Remove, Ok(_)) => next = Records::default(),
+        (Action::Restore | Action::Recover, Ok(_)) => state::mark(tag, true),
         _ => {}
     }
+    next.store(tag, &known);
     out
 }

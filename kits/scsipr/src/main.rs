@@ -9,6 +9,8 @@ mod actions;
 mod doctor;
 mod fence;
 #[cfg(test)]
+mod memory_tests;
+#[cfg(test)]
 mod model;
 mod pr;
 #[cfg(test)]

@@ -11,32 +11,32 @@ use sg_persist::PrType;
 use crate::actions::check::check_lu;
 use crate::actions::classify::{Held, judge};
 use crate::actions::open::arbitration_order;
-use crate::actions::records::{Done, Memory};
+use crate::actions::records::{Done, LuRecord, Memory};
 use crate::actions::restore::{self as cas, restore_lu};
 use crate::model::{Fault, Lun, Node};
 
-const RO: PrType = PrType::WriteExclusiveRegistrantsOnly;
+pub(crate) const RO: PrType = PrType::WriteExclusiveRegistrantsOnly;
 
-fn key(n: &str) -> u64 {
+pub(crate) fn key(n: &str) -> u64 {
     0x4c4b_0000_0000_0000 | u64::from(n.as_bytes()[0])
 }
 
-fn deadline() -> Instant {
+pub(crate) fn deadline() -> Instant {
     Instant::now() + Duration::from_secs(30)
 }
 
-fn lun() -> Arc<Mutex<Lun>> {
+pub(crate) fn lun() -> Arc<Mutex<Lun>> {
     Arc::new(Mutex::new(Lun::default()))
 }
 
 type Slot = Arc<Mutex<Option<Result<Done, Failure>>>>;
 
-fn restore(n: &mut Node, t: PrType) -> Result<Done, Failure> {
+pub(crate) fn restore(n: &mut Node, t: PrType) -> Result<Done, Failure> {
     restore_lu(n, key(&n.name), t, deadline())
 }
 
 /// Node `name` with one path per nexus in `nexuses`.
-fn node(l: &Arc<Mutex<Lun>>, name: &str, nexuses: &[usize]) -> Node {
+pub(crate) fn node(l: &Arc<Mutex<Lun>>, name: &str, nexuses: &[usize]) -> Node {
     Node::new(l, name, nexuses)
 }
 
@@ -73,7 +73,7 @@ fn nest_with<R: Send + 'static>(
     slot
 }
 
-fn registered(l: &Arc<Mutex<Lun>>, k: u64) -> bool {
+pub(crate) fn registered(l: &Arc<Mutex<Lun>>, k: u64) -> bool {
     l.lock().unwrap().keys().contains(&k)
 }
 
@@ -292,7 +292,7 @@ fn failing_restore_rolls_back() {
     assert!(l.lock().unwrap().keys().is_empty());
 }
 
-fn mem(seen: &str) -> Memory<'_> {
+pub(crate) fn mem(seen: &LuRecord) -> Memory<'_> {
     Memory {
         seen: Some(seen),
         was_holder: true,

@@ -488,6 +488,11 @@ fn lu_health_json(h: &LuHealth, disk: Json) -> Json {
         .with("reservation", reservation_json(h.reservation, h.key))
         .with("registrations", Json::Arr(regs.collect()))
         .with("our_registrations", h.ours())
+        .with("generation", h.generation.map_or(Json::Null, Json::from))
+        .with(
+            "remembered_generation",
+            h.last_generation.map_or(Json::Null, Json::from),
+        )
         .with("verdict", h.verdict_name())
         .with("exit", u32::from(h.exit().code()))
         .with("message", conclusion(h.outcome()))
@@ -565,6 +570,12 @@ fn health_text(tag: &Tag, h: &Health, disks: Vec<(String, Json)>) -> String {
                     regs.join(", ")
                 }
             );
+            let g = |g: Option<u32>| g.map_or("unknown".into(), |g| format!("{g:#x}"));
+            t += &format!(
+                "  generation    {} (this node's last look: {})\n",
+                g(l.generation),
+                g(l.last_generation)
+            );
         }
         t += &format!(
             "  verdict       exit {}: {}\n",
@@ -594,7 +605,7 @@ mod tests {
     use super::*;
     use crate::actions::assess::assess_lu;
     use crate::actions::check::check_lu;
-    use crate::actions::records::{Done, Memory};
+    use crate::actions::records::{Done, LuRecord, Memory};
     use crate::actions::restore::restore_lu;
     use crate::model::{Fault, Lun, Node};
     use crate::pr::Nexus;
@@ -645,7 +656,7 @@ mod tests {
     /// Each state's path registrations and the JSON fields the README lists are checked too.
     #[test]
     fn quickcheck_and_status_agree() {
-        fn with(rec: &str) -> Memory<'_> {
+        fn with(rec: &LuRecord) -> Memory<'_> {
             Memory {
                 seen: Some(rec),
                 was_holder: true,

@@ -138,9 +138,13 @@ fn cycle(spec: &'static KitSpec, run: &RunDir) -> (usize, Option<Duration>) {
             }
         };
         let known = Records::load(tag.as_str());
+        let mut next = known.clone();
         for lu in &mut lus {
             let name = lu.input().display().to_string();
             let h = assess_lu(lu, key, s.pr_type, known.memory(&name), deadline);
+            // every look is remembered (its PR generation; a fenced verdict), before acting
+            next.set(&name, h.remembered(known.get(&name)));
+            next.store(tag.as_str(), &known);
             match &h.verdict {
                 Verdict::Held(Held::Ours | Held::WrongType(_)) => {
                     debug!("{tag}: {name}: reservation held by {}", fmt_key(key))

@@ -40,8 +40,8 @@ use sg_persist::{Error, PrType, Reservation};
 use super::classify::{Held, all_reg, holds, judge};
 use super::outcome::failure;
 use super::prim::{
-    count, describe, dev, preempt, read_keys, read_reservation, read_state, register_all,
-    release_all, shared_key_warning, shows,
+    count, describe, dev, look, preempt, read_reservation, read_state, register_all, release_all,
+    shared_key_warning, shows,
 };
 use super::records::{Done, record};
 use super::remove::remove_lu;
@@ -58,6 +58,7 @@ fn lost(name: &str, why: &str) -> Failure {
 
 /// restore on one LU (see the module doc): observe, register, take, verify; any failure rolls
 /// this node's registrations back.
+#[cfg(test)]
 pub fn restore_lu<D: Disk>(
     lu: &mut D,
     key: u64,
@@ -249,7 +250,7 @@ fn take<D: Disk>(
     let mut plain = false;
     let mut live_checked = !single_holder_type(t);
     for round in 0..8 {
-        let (res, ours, keys) = read_state_for(lu, key, t, deadline)?;
+        let (res, ours, keys, generation) = read_state_for(lu, key, t, deadline)?;
         if round == 0
             && let Some(w) = shared_key_warning(lu, key, ours)
         {
@@ -327,7 +328,7 @@ fn take<D: Disk>(
                     }
                     // This read, the last one, is what restore reports.
                     return finish(&name, key, t, ours, registered, &preempted)
-                        .map(|s| (s, record(lu, ours)));
+                        .map(|s| (s, record(lu, ours, Some(generation))));
                 }
                 for v in others {
                     match preempt(lu, key, v, t, &mut plain, deadline) {
@@ -386,13 +387,16 @@ fn read_state_for<D: Disk>(
     key: u64,
     t: PrType,
     deadline: Instant,
-) -> Result<(Option<Reservation>, usize, Vec<u64>), Failure> {
+) -> Result<(Option<Reservation>, usize, Vec<u64>, u32), Failure> {
     if t.all_registrants() {
         let res = read_reservation(lu, deadline)?;
-        let keys = read_keys(lu, deadline)?;
-        Ok((res, count(&keys, key), keys))
+        let keys = lu
+            .any_path(|p| p.read_keys(deadline))
+            .map_err(|e| failure(&e))?;
+        Ok((res, count(&keys.keys, key), keys.keys, keys.generation))
     } else {
-        read_state(lu, key, deadline)
+        let (res, keys, generation) = look(lu, deadline)?;
+        Ok((res, count(&keys, key), keys, generation))
     }
 }
 

@@ -1,0 +1,175 @@
+//! A node that lost the disk never takes it back (issue 28): quickCheck and recover judged with
+//! this node's memory of the disk (its records, with the PR generation of its last look), over
+//! the in-memory SPC-4 LU. Each check is run the way the hook runs it: the memory from the
+//! records, and the records updated from what the check saw, whatever its verdict.
+
+use lkh_common::{Exit, Failure};
+use sg_persist::PrType;
+
+use crate::actions::check::check_lu_seen;
+use crate::actions::records::{Done, LuRecord, Memory};
+use crate::model::Node;
+use crate::pr::Nexus;
+use crate::race_tests::{RO, deadline, key, lun, node, registered, restore};
+
+/// quickCheck (`repair` false) or recover as the hook runs it on one LU: judged with the
+/// record `rec`, which is then updated from what the check saw.
+fn check(n: &mut Node, repair: bool, rec: &mut Option<LuRecord>) -> Result<Done, Failure> {
+    let mem = Memory {
+        seen: rec.as_ref(),
+        was_holder: rec.as_ref().is_some_and(|r| !r.lost),
+    };
+    let (out, seen) = check_lu_seen(n, key(&n.name), RO, repair, mem, deadline());
+    *rec = LuRecord::after(rec.as_ref(), &out, seen);
+    out
+}
+
+fn remove(n: &mut Node) {
+    crate::actions::remove::remove_lu(n, key(&n.name), RO, deadline()).unwrap();
+}
+
+fn fenced(r: &Result<Done, Failure>, what: &str) {
+    let f = r.as_ref().unwrap_err();
+    assert_eq!(f.exit, Exit::Fenced, "{what}: {f}");
+    assert!(f.message.contains("taken over"), "{what}: {f}");
+}
+
+/// A holds; B takes over and then releases (its remove): the disk is empty and its PR
+/// generation went up. A's quickCheck and recover say "taken over" (exit 3), recover
+/// registers nothing, and A keeps saying so: only a restore takes the disk again.
+#[test]
+fn taken_over_and_released_is_never_taken_back() {
+    for t in [
+        RO,
+        PrType::WriteExclusive,
+        PrType::ExclusiveAccessAllRegistrants,
+    ] {
+        let l = lun();
+        let mut a = node(&l, "a", &[1, 4]);
+        let mut b = node(&l, "b", &[2]);
+        let (_, rec) =
+            crate::actions::restore::restore_lu(&mut a, key("a"), t, deadline()).unwrap();
+        let mut rec = Some(rec);
+        crate::actions::restore::restore_lu(&mut b, key("b"), t, deadline()).unwrap();
+        crate::actions::remove::remove_lu(&mut b, key("b"), t, deadline()).unwrap();
+        let outs = l.lock().unwrap().pr_out;
+        let mem = Memory {
+            seen: rec.as_ref(),
+            was_holder: true,
+        };
+        let (q, seen) = check_lu_seen(&mut a, key("a"), t, false, mem, deadline());
+        fenced(&q, &format!("{t}: quickCheck"));
+        rec = LuRecord::after(rec.as_ref(), &q, seen);
+        assert!(rec.as_ref().unwrap().lost, "{t}: remembered as lost");
+        let mem = Memory {
+            seen: rec.as_ref(),
+            was_holder: false,
+        };
+        let (r, _) = check_lu_seen(&mut a, key("a"), t, true, mem, deadline());
+        fenced(&r, &format!("{t}: recover"));
+        let x = l.lock().unwrap();
+        assert_eq!(x.pr_out, outs, "{t}: A sent a PR OUT");
+        assert!(x.keys().is_empty() && x.res.is_none(), "{t}: {x:?}");
+    }
+}
+
+/// Another initiator's PR OUT CLEAR: the generation goes up, so it is not a lost PR state.
+#[test]
+fn a_foreign_clear_is_not_taken_back() {
+    let l = lun();
+    let mut a = node(&l, "a", &[1]);
+    let mut c = node(&l, "c", &[3]);
+    let mut rec = Some(restore(&mut a, RO).unwrap().1);
+    c.paths[0].register_ignore(key("c"), deadline()).unwrap();
+    c.paths[0].clear(key("c")).unwrap();
+    assert!(l.lock().unwrap().keys().is_empty());
+    fenced(&check(&mut a, false, &mut rec), "quickCheck");
+    fenced(&check(&mut a, true, &mut rec), "recover");
+    assert!(!registered(&l, key("a")));
+}
+
+/// A target power cycle (PRgeneration back to zero): the PR state is lost, not taken; recover
+/// takes it again, and the check after that is healthy.
+#[test]
+fn a_power_cycle_is_a_lost_state_and_recover_takes_it_again() {
+    let l = lun();
+    let mut a = node(&l, "a", &[1, 4]);
+    let mut rec = Some(restore(&mut a, RO).unwrap().1);
+    assert!(l.lock().unwrap().generation > 0);
+    l.lock().unwrap().power_cycle(&[1, 4]);
+    let f = check(&mut a, false, &mut rec).unwrap_err();
+    assert_eq!(f.exit, Exit::Failed, "{f}");
+    assert!(
+        f.message.contains("lost its persistent-reservation state"),
+        "{f}"
+    );
+    assert_eq!(
+        rec.as_ref().unwrap().generation,
+        Some(0),
+        "the look is remembered"
+    );
+    check(&mut a, true, &mut rec).unwrap();
+    assert_eq!(l.lock().unwrap().holder_key(), Some(key("a")));
+    check(&mut a, false, &mut rec).unwrap();
+}
+
+/// The PR state was lost, this node saw it (its record holds generation 0), and then another
+/// node took the disk and released it: the generation went up from what this node saw last,
+/// so recover does not take it.
+#[test]
+fn a_lost_state_changed_by_another_node_is_not_taken_back() {
+    let l = lun();
+    let mut a = node(&l, "a", &[1]);
+    let mut b = node(&l, "b", &[2]);
+    let mut rec = Some(restore(&mut a, RO).unwrap().1);
+    l.lock().unwrap().power_cycle(&[1, 2]);
+    assert_eq!(
+        check(&mut a, false, &mut rec).unwrap_err().exit,
+        Exit::Failed
+    );
+    restore(&mut b, RO).unwrap();
+    remove(&mut b);
+    fenced(&check(&mut a, true, &mut rec), "recover");
+    assert!(!registered(&l, key("a")));
+}
+
+/// A fenced verdict is remembered: after B took over, A's quickCheck says fenced; when B then
+/// releases, A still says "taken over" and recover registers nothing.
+#[test]
+fn a_fenced_node_stays_fenced_when_the_winner_leaves() {
+    let l = lun();
+    let mut a = node(&l, "a", &[1]);
+    let mut b = node(&l, "b", &[2]);
+    let mut rec = Some(restore(&mut a, RO).unwrap().1);
+    restore(&mut b, RO).unwrap();
+    let f = check(&mut a, false, &mut rec).unwrap_err();
+    assert_eq!(f.exit, Exit::Fenced, "{f}");
+    assert!(rec.as_ref().unwrap().lost);
+    remove(&mut b);
+    fenced(&check(&mut a, false, &mut rec), "quickCheck");
+    fenced(&check(&mut a, true, &mut rec), "recover");
+    assert!(!registered(&l, key("a")));
+    // a restore (LifeKeeper bringing the resource here) takes it afresh
+    let (_, fresh) = restore(&mut a, RO).unwrap();
+    assert!(!fresh.lost);
+}
+
+/// A healthy check records the generation it saw (every look is remembered), so a challenge
+/// the owner defended does not later make an empty disk look taken over.
+#[test]
+fn every_look_records_the_generation() {
+    let l = lun();
+    let mut a = node(&l, "a", &[1]);
+    let mut c = node(&l, "c", &[3]);
+    let mut rec = Some(restore(&mut a, RO).unwrap().1);
+    // someone registers and goes again: the generation moves while A holds
+    c.paths[0].register_ignore(key("c"), deadline()).unwrap();
+    c.paths[0].register_ignore(0, deadline()).unwrap();
+    check(&mut a, false, &mut rec).unwrap();
+    let g = l.lock().unwrap().generation;
+    assert_eq!(rec.as_ref().unwrap().generation, Some(g));
+    // then the target loses its state: not taken over
+    l.lock().unwrap().power_cycle(&[1, 3]);
+    check(&mut a, true, &mut rec).unwrap();
+    assert_eq!(l.lock().unwrap().holder_key(), Some(key("a")));
+}
