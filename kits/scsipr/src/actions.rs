@@ -34,16 +34,16 @@ pub mod remove;
 pub mod repair;
 pub mod restore;
 
-use lkh_common::{Action, Exit, Failure, HookCtx, Outcome};
+use lkh_common::{Action, Failure, HookCtx, Outcome};
 
 use crate::settings::{NODE_KEY_FILE, Settings};
 use crate::state;
 use check::check_lu_seen;
-use open::{arbitration_order, open_resolved, resolve_all, wwid};
+use open::{arbitration_order, lu_identity, open_resolved, order_key, resolve_all};
 use outcome::combine;
 use prim::dev;
 use records::{LuRecord, Records};
-use remove::{remove_lu, unreachable_on_remove};
+use remove::remove_each;
 use restore::restore_all;
 
 /// quickCheck's answer on a node without a reservation key (`status -t TAG` gives the same).
@@ -63,7 +63,7 @@ pub fn hook(ctx: &HookCtx) -> Outcome {
     }
     let s = Settings::from_ctx(ctx)?;
     let deadline = ctx.deadline.instant();
-    let mut resolved = resolve_all(&s.devices)?;
+    let resolved = resolve_all(&s.devices)?;
     let create = ctx.action == Action::Restore;
     let tag = ctx.tag.as_str();
     let Some(key) = s.key(create)? else {
@@ -72,17 +72,37 @@ pub fn hook(ctx: &HookCtx) -> Outcome {
             _ => Err(no_key(&s)),
         };
     };
-    let create_order = create && resolved.len() > 1;
-    if create_order {
-        arbitration_order(&mut resolved, wwid);
-    }
-    let mut lus = match open_resolved(resolved, false, deadline) {
-        Err(f) if ctx.action == Action::Remove && f.exit == Exit::Failed => {
+    if ctx.action == Action::Remove {
+        // disk by disk: one that does not answer never keeps the others registered
+        let lus = resolved
+            .into_iter()
+            .map(|r| {
+                open_resolved(vec![r], false, deadline).and_then(|l| {
+                    l.into_iter()
+                        .next()
+                        .ok_or_else(|| Failure::failed("no disk"))
+                })
+            })
+            .collect();
+        let out = combine(remove_each(lus, key, s.pr_type, deadline));
+        if out.is_ok() {
             records::clear(tag);
-            return Ok(unreachable_on_remove(&f));
         }
-        other => other?,
-    };
+        return out;
+    }
+    let mut lus = open_resolved(resolved, false, deadline)?;
+    if create && lus.len() > 1 {
+        let keys = lus
+            .iter_mut()
+            .map(|lu| lu_identity(lu, deadline).map(|id| (dev(lu), order_key(&id))))
+            .collect::<Result<Vec<_>, Failure>>()?;
+        let keyed = arbitration_order(
+            lus.into_iter().zip(keys).collect(),
+            |l| l.1.1.clone(),
+            |l| l.1.0.clone(),
+        )?;
+        lus = keyed.into_iter().map(|(lu, _)| lu).collect();
+    }
     let known = Records::load(tag);
     let mut next = known.clone();
     let results: Vec<Result<String, Failure>> = match ctx.action {
@@ -103,11 +123,8 @@ pub fn hook(ctx: &HookCtx) -> Outcome {
                 Err(f) => vec![Err(f)],
             }
         }
-        Action::Remove => lus
-            .iter_mut()
-            .map(|lu| remove_lu(lu, key, s.pr_type, deadline))
-            .collect(),
-        Action::QuickCheck | Action::Recover => lus
+        // quickCheck and recover (remove returned above)
+        _ => lus
             .iter_mut()
             .map(|lu| {
                 let name = dev(lu);
@@ -120,10 +137,8 @@ pub fn hook(ctx: &HookCtx) -> Outcome {
             .collect(),
     };
     let out = combine(results);
-    match (ctx.action, &out) {
-        (Action::Remove, Ok(_)) => next = Records::default(),
-        (Action::Restore | Action::Recover, Ok(_)) => state::mark(tag, true),
-        _ => {}
+    if out.is_ok() && ctx.action != Action::QuickCheck {
+        state::mark(tag, true);
     }
     next.store(tag, &known);
     out

@@ -173,3 +173,51 @@ fn every_look_records_the_generation() {
     check(&mut a, true, &mut rec).unwrap();
     assert_eq!(l.lock().unwrap().holder_key(), Some(key("a")));
 }
+
+/// A resource of two disks whose first disk does not answer: remove still releases the
+/// second (it used to stop at the first), and exits 0 only because no disk that answered
+/// keeps this node's key.
+#[test]
+fn remove_releases_every_disk_it_can_reach() {
+    use crate::actions::remove::remove_each;
+    let l2 = lun();
+    let mut a2 = node(&l2, "a", &[1, 4]);
+    restore(&mut a2, RO).unwrap();
+    let gone = Failure::failed("/dev/mapper/a1: no path answers");
+    let out = remove_each(vec![Err(gone), Ok(a2)], key("a"), RO, deadline());
+    assert_eq!(out.len(), 2);
+    assert!(
+        out[0]
+            .as_ref()
+            .unwrap()
+            .contains("does not answer from this node"),
+        "{out:?}"
+    );
+    assert!(
+        out[0].as_ref().unwrap().contains("/dev/mapper/a1"),
+        "{out:?}"
+    );
+    assert!(
+        out[1]
+            .as_ref()
+            .unwrap()
+            .contains("released and unregistered"),
+        "{out:?}"
+    );
+    let x = l2.lock().unwrap();
+    assert!(x.keys().is_empty() && x.res.is_none(), "{x:?}");
+    drop(x);
+    // a disk that answers but keeps the key (every unregister refused) is a failure
+    let l3 = lun();
+    let mut a3 = node(&l3, "a", &[1]);
+    restore(&mut a3, RO).unwrap();
+    a3.paths[0].hook = Some(Box::new(|_, cmd| {
+        if cmd.starts_with("READ") {
+            crate::model::Fault::Pass
+        } else {
+            crate::model::Fault::Timeout
+        }
+    }));
+    let out = remove_each(vec![Ok(a3)], key("a"), RO, deadline());
+    assert_eq!(out[0].as_ref().unwrap_err().exit, Exit::Failed, "{out:?}");
+}

@@ -16,8 +16,9 @@
 //! - Any failure after it registered — a lost race (exit 3), a timeout, a refusal — rolls its
 //!   registrations back (as remove does, [`roll_back`]) and reports what the disk shows then;
 //!   a disk held by another node makes it exit 3, whatever went wrong first.
-//! - A resource of several disks is taken in one order on every node (by the LU's world-wide
-//!   name, [`arbitration_order`](super::open::arbitration_order)), stopping at the first disk
+//! - A resource of several disks is taken in one order on every node (by the LUs' designators
+//!   and serial numbers, [`arbitration_order`](super::open::arbitration_order); two disks
+//!   that cannot be told apart are refused with exit 2), stopping at the first disk
 //!   lost: two nodes restoring at once meet on the same first disk and the loser never
 //!   touches the others. Every disk is observed before anything is sent, so each
 //!   compare-and-swap is against the holder seen at the start (a racer that won a later disk
