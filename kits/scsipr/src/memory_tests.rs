@@ -221,3 +221,100 @@ fn remove_releases_every_disk_it_can_reach() {
     let out = remove_each(vec![Ok(a3)], key("a"), RO, deadline());
     assert_eq!(out[0].as_ref().unwrap_err().exit, Exit::Failed, "{out:?}");
 }
+
+/// The fence agent (issue 28 item 2): both nodes unfenced, B fences A, then A — not rebooted
+/// — tries to fence B, as both sides of a split do: A's key is gone from the LU, so A's `off`
+/// fails (exit 1) and changes nothing; B keeps the disk.
+mod fence_off {
+    use super::*;
+    use crate::fence::keymap::KeyMap;
+    use crate::fence::ops::off_lu;
+    use crate::model::Fault;
+
+    const WERO: PrType = PrType::WriteExclusiveRegistrantsOnly;
+
+    fn map() -> KeyMap {
+        KeyMap::parse(&format!("node-a:{:#x},node-b:{:#x}", key("a"), key("b"))).unwrap()
+    }
+
+    /// `on` for node `n`: every path registered, reserved when nobody holds.
+    fn unfence(n: &mut Node) {
+        let k = key(&n.name);
+        for p in &mut n.paths {
+            p.register_ignore(k, deadline()).unwrap();
+        }
+        let _ = n.paths[0].reserve(k, WERO, deadline());
+    }
+
+    #[test]
+    fn a_fenced_node_cannot_fence_the_winner() {
+        let l = lun();
+        let (mut a, mut b) = (node(&l, "a", &[1, 4]), node(&l, "b", &[2]));
+        unfence(&mut a);
+        unfence(&mut b);
+        off_lu(&mut b, &map(), "node-a", key("b"), key("a"), deadline()).unwrap();
+        assert!(!registered(&l, key("a")));
+        let (generation, outs) = {
+            let x = l.lock().unwrap();
+            (x.generation, x.pr_out)
+        };
+        let f = off_lu(&mut a, &map(), "node-b", key("a"), key("b"), deadline()).unwrap_err();
+        assert_eq!(f.exit, Exit::Failed, "{f}");
+        assert!(f.message.contains("has been fenced itself"), "{f}");
+        let x = l.lock().unwrap();
+        assert_eq!(
+            (x.generation, x.pr_out),
+            (generation, outs),
+            "A changed the disk"
+        );
+        assert_eq!(x.holder_key(), Some(key("b")));
+    }
+
+    /// A nexus changed by a reconnect (the key is still registered on the node's old nexus):
+    /// the new one is registered, and the victim fenced.
+    #[test]
+    fn a_node_registered_on_another_nexus_fences_through_its_new_one() {
+        let l = lun();
+        let (mut a, mut b) = (node(&l, "a", &[1]), node(&l, "b", &[2]));
+        unfence(&mut a);
+        unfence(&mut b);
+        a.paths[0].nexus = 9; // a new session id after a reconnect: nexus 1 keeps A's key
+        off_lu(&mut a, &map(), "node-b", key("a"), key("b"), deadline()).unwrap();
+        let x = l.lock().unwrap();
+        assert!(!x.keys().contains(&key("b")));
+        assert_eq!(x.key_of(9), Some(key("a")));
+    }
+
+    /// B fences A right after A read the keys and before A registers its new nexus: A's
+    /// REGISTER lands on a LU where its key is gone; the count after it shows that, A removes
+    /// what it added and fails; B keeps the disk and its registration.
+    #[test]
+    fn a_node_fenced_while_it_registers_again_removes_what_it_added() {
+        for at in 1..=3 {
+            let l = lun();
+            let (mut a, mut b) = (node(&l, "a", &[1]), node(&l, "b", &[2]));
+            unfence(&mut a);
+            unfence(&mut b);
+            a.paths[0].nexus = 9;
+            a.paths[0].sent = 0;
+            let mut b = Some(b);
+            a.paths[0].hook = Some(Box::new(move |n, _| {
+                if n == at
+                    && let Some(mut b) = b.take()
+                {
+                    off_lu(&mut b, &map(), "node-a", key("b"), key("a"), deadline()).unwrap();
+                }
+                Fault::Pass
+            }));
+            let r = off_lu(&mut a, &map(), "node-b", key("a"), key("b"), deadline());
+            let x = l.lock().unwrap();
+            assert!(r.is_err(), "at {at}: A fenced B after it was fenced: {x:?}");
+            assert!(x.keys().contains(&key("b")), "at {at}: {x:?}");
+            assert!(
+                !x.keys().contains(&key("a")),
+                "at {at}: A still registered: {x:?}"
+            );
+            assert_eq!(x.holder_key(), Some(key("b")), "at {at}");
+        }
+    }
+}
