@@ -332,9 +332,10 @@ fn exec_line(n: usize, line: &str) -> Result<Exec, NotGenapp> {
             Word::AllArgs,
         ] => (bin, act),
         [.., Word::AllArgs] | [] => {
+            let n = w.len().saturating_sub(2);
             return Err(bad(format!(
-                "has {} words between exec and \"$@\" (a binary and an action)",
-                w.len().saturating_sub(2)
+                "has {n} word{} between exec and \"$@\" where genapp writes two, a binary and an action",
+                if n == 1 { "" } else { "s" }
             )));
         }
         _ => {

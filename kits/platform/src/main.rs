@@ -515,13 +515,11 @@ fn check_text(d: &Detection, rec: &Recorded, c: &Check, w: Option<&wiring::Repor
 
 /// The wiring check's inputs from the LifeKeeper paths and the environment.
 fn wiring_options(rec: &Recorded) -> wiring::Options {
-    let euid = nix::unistd::geteuid().as_raw();
     wiring::Options {
         lkroot: rec.lkroot.clone(),
         defaults: rec.defaults_file.clone(),
         interval: wiring::CheckInterval::from_defaults(&rec.defaults_file, &rec.defaults_text),
         conf_dir: lkh_common::Sources::from_env().conf_dir,
-        trusted_uids: if euid == 0 { vec![0] } else { vec![0, euid] },
     }
 }
 
