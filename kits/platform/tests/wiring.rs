@@ -426,13 +426,41 @@ fn a_copy_of_an_lkhelpers_binary_is_recognised_without_running_its_action() {
 /// its arguments, and carries the string every lkhelpers binary has.
 #[cfg(target_arch = "x86_64")]
 fn tiny_lkh_nas_elf() -> Vec<u8> {
+    tiny_elf(None)
+}
+
+/// [`tiny_lkh_nas_elf`], which with `rename` first renames one path over the other (a file
+/// swapped in after the program was judged).
+#[cfg(target_arch = "x86_64")]
+fn tiny_elf(rename: Option<(&Path, &Path)>) -> Vec<u8> {
+    use std::os::unix::ffi::OsStrExt;
     let msg = b"lkh-nas 0.1.0\n";
-    let mut code: Vec<u8> = vec![0xb8, 1, 0, 0, 0, 0xbf, 1, 0, 0, 0]; // write(1,
+    let mut code: Vec<u8> = Vec::new();
+    // rename(from, to): the two leas' displacements are set once the strings are placed
+    let leas = rename.map(|_| {
+        code.extend([0xb8, 82, 0, 0, 0]); // eax = SYS_rename
+        code.extend([0x48, 0x8d, 0x3d, 0, 0, 0, 0]); // lea rdi, [rip+from]
+        let from = code.len();
+        code.extend([0x48, 0x8d, 0x35, 0, 0, 0, 0]); // lea rsi, [rip+to]
+        let to = code.len();
+        code.extend([0x0f, 0x05]); // syscall
+        (from, to)
+    });
+    code.extend([0xb8, 1, 0, 0, 0, 0xbf, 1, 0, 0, 0]); // write(1,
     code.extend([0x48, 0x8d, 0x35, 16, 0, 0, 0]); // lea rsi, [rip+16] (msg)
     code.extend([0xba, msg.len() as u8, 0, 0, 0, 0x0f, 0x05]); // len); syscall
     code.extend([0xb8, 60, 0, 0, 0, 0x31, 0xff, 0x0f, 0x05]); // exit(0)
     code.extend_from_slice(msg);
     code.extend_from_slice(lkh_platform::wiring::BINARY_MARKER);
+    if let (Some((from_end, to_end)), Some((from, to))) = (leas, rename) {
+        for (end, path) in [(from_end, from), (to_end, to)] {
+            let at = code.len();
+            code.extend_from_slice(path.as_os_str().as_bytes());
+            code.push(0);
+            let disp = i32::try_from(at - end).unwrap().to_le_bytes();
+            code[end - 4..end].copy_from_slice(&disp);
+        }
+    }
     let base: u64 = 0x400000;
     let total = (64 + 56 + code.len()) as u64;
     let mut e: Vec<u8> = b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0".to_vec();
@@ -899,6 +927,40 @@ fn the_binary_that_was_judged_is_the_one_that_runs() {
         stdout(&o).contains("resource nfs1: lkh-nas scripts restore, remove, quickCheck, recover are wired right and its configuration validates"),
         "{}",
         show(&o)
+    );
+    assert!(!evil.exists(), "the swap happened");
+    assert!(
+        !trace.exists(),
+        "the program swapped in after the judgement was run"
+    );
+}
+
+/// The same for a copy of a kit binary: `--version` and `validate` run the copy that was
+/// judged, even when another file takes its path in between.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn the_copy_that_was_judged_is_the_one_that_runs() {
+    let n = Node::new("wiring-copy-swap");
+    n.resource("nfs1");
+    let p = n.copy(Action::Restore, "nfs1");
+    let evil = n.dir.path().join("usr/sbin/evil");
+    let trace = n.dir.path().join("evil-ran");
+    tracer(&evil, &trace);
+    write_exec(&p, &tiny_elf(Some((&evil, &p))));
+    let o = n.check(&[]);
+    let out = stdout(&o);
+    assert_eq!(code(&o), 0, "{}", show(&o));
+    finding(
+        &out,
+        "warning",
+        &p,
+        "is a copy of the lkh-nas binary (lkh-nas 0.1.0)",
+    );
+    finding(
+        &out,
+        "info",
+        &n.conf.join("nfs1.conf"),
+        "`lkh-nas validate -t nfs1` printed no TIMEOUT=",
     );
     assert!(!evil.exists(), "the swap happened");
     assert!(
