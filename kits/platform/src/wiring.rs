@@ -1130,7 +1130,7 @@ fn check_script(
                 Level::Error,
                 path,
                 format!(
-                    "{}; LifeKeeper runs this file as root and it does not run what genapp's wrappers run, whatever its marker comment says",
+                    "{}; LifeKeeper runs this line as root, whatever the marker comment says",
                     why.message()
                 ),
                 format!(
