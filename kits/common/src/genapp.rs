@@ -643,7 +643,7 @@ mod tests {
         bad(
             &format!("#!/bin/sh\n{m}exec /bin/true \"$@\"\n"),
             3,
-            "has 1 words between exec",
+            "has 1 word between exec",
         );
         bad(
             &format!("#!/bin/sh\n{m}set -x; exec /usr/sbin/lkh-nas restore \"$@\"\n"),

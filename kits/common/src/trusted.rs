@@ -718,7 +718,8 @@ pub fn judge(path: &Path, want: Want) -> Result<Judged, Unreached> {
                         target: false,
                     });
                 }
-                let to = match readlinkat(dir, part.as_os_str()) {
+                // the link that was judged, read through its own descriptor
+                let to = match readlinkat(&fd, "") {
                     Ok(to) if !to.is_empty() => to,
                     Ok(_) => return Err(w.stop(&at, false, "is an empty symbolic link".into())),
                     Err(e) => {
