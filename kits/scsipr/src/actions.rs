@@ -60,6 +60,9 @@ pub fn hook(ctx: &HookCtx) -> Outcome {
     if ctx.action == Action::Remove {
         // first, so that `watch` (which judges under the same tag lock) stops judging it
         state::mark(ctx.tag.as_str(), false);
+        if ctx.ocf {
+            state::forget_ocf(ctx.tag.as_str());
+        }
     }
     let s = Settings::from_ctx(ctx)?;
     let deadline = ctx.deadline.instant();
@@ -86,7 +89,17 @@ pub fn hook(ctx: &HookCtx) -> Outcome {
             .collect();
         let out = combine(remove_each(lus, key, s.pr_type, deadline));
         if out.is_ok() {
-            records::clear(tag);
+            // Under Pacemaker a stop is followed by a start on the same node when a monitor
+            // failed (a restart in place): that this node lost the disk outlives the stop, so
+            // the start cannot take it back. LifeKeeper's remove ends it: its restore comes
+            // only where LifeKeeper brings the hierarchy.
+            let known = Records::load(tag);
+            let kept = if ctx.ocf {
+                known.lost_only()
+            } else {
+                Records::default()
+            };
+            kept.store(tag, &known);
         }
         return out;
     }
@@ -104,6 +117,9 @@ pub fn hook(ctx: &HookCtx) -> Outcome {
         lus = keyed.into_iter().map(|(lu, _)| lu).collect();
     }
     let known = Records::load(tag);
+    if ctx.ocf && create {
+        refuse_lost(tag, &known)?;
+    }
     let mut next = known.clone();
     let results: Vec<Result<String, Failure>> = match ctx.action {
         Action::Restore => {
@@ -139,7 +155,34 @@ pub fn hook(ctx: &HookCtx) -> Outcome {
     let out = combine(results);
     if out.is_ok() && ctx.action != Action::QuickCheck {
         state::mark(tag, true);
+        if ctx.ocf {
+            state::remember_ocf(tag, &ocf_params(ctx));
+        }
     }
     next.store(tag, &known);
     out
+}
+
+/// Pacemaker's start on a node that lost the disk (a monitor said fenced or taken over since
+/// this node last started it): refused, whatever the disk shows now. Pacemaker restarts a
+/// failed resource in place, and this node's view of the data is older than the winner's
+/// writes; only a restart of the node (its run directory is in tmpfs) lets it start here again.
+fn refuse_lost(tag: &str, known: &Records) -> Result<(), Failure> {
+    match known.lost_devices().first() {
+        None => Ok(()),
+        Some(dev) => Err(Failure::fenced(format!(
+            "{dev}: this node lost the disk to another node since it last started this resource (a fenced or taken-over verdict): it does not take it back; Pacemaker must run the resource where the disk is held. Restart this node to let it start the resource again (or, once you are sure nothing here still uses data from before, remove {})",
+            state::run_dir().path().join(tag).join("paths").display()
+        ))),
+    }
+}
+
+/// The resource's settings that came from Pacemaker's parameters, for `watch`.
+fn ocf_params(ctx: &HookCtx) -> Vec<(String, String)> {
+    ctx.config
+        .settings()
+        .iter()
+        .filter(|s| s.origin == lkh_common::config::Origin::OcfParameter)
+        .map(|s| (s.key.to_owned(), s.value.clone()))
+        .collect()
 }

@@ -95,9 +95,18 @@ fn cycle(spec: &'static KitSpec, run: &RunDir) -> (usize, Option<Duration>) {
         if !state::is_watched(run, &tag) {
             continue;
         }
-        let args = HookArgs {
-            tag: Some(tag.to_string()),
-            ..HookArgs::default()
+        // a Pacemaker resource is judged by the parameters its start stored
+        let args = match state::ocf_params(run, &tag) {
+            Some(overrides) => HookArgs {
+                tag: Some(tag.to_string()),
+                no_config: true,
+                overrides,
+                ..HookArgs::default()
+            },
+            None => HookArgs {
+                tag: Some(tag.to_string()),
+                ..HookArgs::default()
+            },
         };
         let ctx = match lkh_common::context(spec, Action::QuickCheck, &args) {
             Ok(c) => c,

@@ -185,6 +185,24 @@ impl Records {
             }
         }
     }
+    /// Only the records of disks this node lost.
+    pub fn lost_only(&self) -> Records {
+        Records(self.0.as_ref().map(|m| {
+            m.iter()
+                .filter(|(_, r)| r.lost)
+                .map(|(k, r)| (k.clone(), r.clone()))
+                .collect()
+        }))
+    }
+    /// The disks this node lost.
+    pub fn lost_devices(&self) -> Vec<String> {
+        self.0.as_ref().map_or_else(Vec::new, |m| {
+            m.iter()
+                .filter(|(_, r)| r.lost)
+                .map(|(k, _)| k.clone())
+                .collect()
+        })
+    }
     /// Stores them as the records of `tag` (none left: the file is removed), unless they are
     /// what `before` was.
     pub fn store(&self, tag: &str, before: &Records) {
