@@ -288,6 +288,11 @@ impl Dir {
         Ok(Some(buf))
     }
 
+    /// Opens file `name` for reading, checked as [`Dir::open_file`] says; `Ok(None)` if missing.
+    pub fn open_existing(&self, name: &OsStr) -> Result<Option<File>, Failure> {
+        self.open_file(name, OFlag::O_RDONLY, 0)
+    }
+
     /// Opens (creating with `mode`) file `name` for reading and writing, checked; for locks.
     pub fn open_rw(&self, name: &OsStr, mode: u32) -> Result<File, Failure> {
         let f = self

@@ -24,8 +24,10 @@
 //! [`outcome`] (failures and how several LUs' answers combine).
 
 pub mod assess;
+pub mod challenge;
 pub mod check;
 pub mod classify;
+pub mod defend;
 pub mod open;
 pub mod outcome;
 pub mod prim;
@@ -65,6 +67,9 @@ pub fn hook(ctx: &HookCtx) -> Outcome {
         }
     }
     let s = Settings::from_ctx(ctx)?;
+    if ctx.action == Action::Restore {
+        s.check_timeout(ctx)?;
+    }
     let deadline = ctx.deadline.instant();
     let resolved = resolve_all(&s.devices)?;
     let create = ctx.action == Action::Restore;
@@ -126,7 +131,8 @@ pub fn hook(ctx: &HookCtx) -> Outcome {
             // a restore starts afresh: what this node remembered is replaced, or forgotten
             // when it does not hold the disks at the end
             next = Records::default();
-            let done = restore_all(&mut lus, key, s.pr_type, deadline);
+            let challenge = s.arbitrate.then(|| s.challenge_window());
+            let done = restore_all(&mut lus, key, s.pr_type, challenge, deadline);
             match done {
                 Ok(done) => lus
                     .iter()
@@ -157,6 +163,11 @@ pub fn hook(ctx: &HookCtx) -> Outcome {
         state::mark(tag, true);
         if ctx.ocf {
             state::remember_ocf(tag, &ocf_params(ctx));
+        } else if create {
+            let d = crate::watch::Defender::look(&state::run_dir());
+            if !d.running {
+                log::warn!("{}", d.note);
+            }
         }
     }
     next.store(tag, &known);

@@ -545,7 +545,7 @@ fn threaded_restores_leave_one_holder() {
 
 fn restore_all(nodes: &mut [Node], t: PrType) -> Result<Vec<Done>, Failure> {
     let k = key(&nodes[0].name);
-    cas::restore_all(nodes, k, t, deadline())
+    cas::restore_all(nodes, k, t, None, deadline())
 }
 
 /// Node `name` on each LU of `luns` (one path per LU, nexus `nexus`).

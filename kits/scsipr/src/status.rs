@@ -23,6 +23,7 @@ use crate::actions::open::{DIAG_TIMEOUT, open_resolved, resolve_all};
 use crate::actions::prim::shared_key_warning;
 use crate::pr::{DeadPath, Disk};
 use crate::settings::{self, fmt_key};
+use crate::watch::Defender;
 
 fn node_key() -> Option<u64> {
     settings::read_node_key(&settings::node_key_path())
@@ -441,10 +442,22 @@ pub fn status(spec: &'static KitSpec, args: &[String]) -> Outcome {
         }
         return Ok(String::new());
     };
+    let run = crate::state::run_dir();
+    let mut defender = Defender::look(&run);
+    if crate::state::ocf_params(&run, &tag).is_some() {
+        defender.note = format!(
+            "a Pacemaker resource: fence_lkhscsipr arbitrates, nothing defends it ({})",
+            if defender.running {
+                "lkh-scsipr watch runs and judges it"
+            } else {
+                "no lkh-scsipr watch runs to judge it"
+            }
+        );
+    }
     if a.json {
-        println!("{}", health_json(&tag, &h, disks));
+        println!("{}", health_json(&tag, &h, &defender, disks));
     } else {
-        print!("{}", health_text(&tag, &h, disks));
+        print!("{}", health_text(&tag, &h, &defender, disks));
     }
     h.outcome().map(|_| String::new())
 }
@@ -502,7 +515,7 @@ fn lu_health_json(h: &LuHealth, disk: Json) -> Json {
 /// `status -t TAG --json`: quickCheck's `exit`, `verdict` and `message` for the resource,
 /// and per LU what was checked and found, its own verdict, and its device diagnostic
 /// (`disk`, as `status DEVICE --json` shows it).
-fn health_json(tag: &Tag, h: &Health, disks: Vec<(String, Json)>) -> Json {
+fn health_json(tag: &Tag, h: &Health, defender: &Defender, disks: Vec<(String, Json)>) -> Json {
     let lus = h
         .lus
         .iter()
@@ -514,7 +527,23 @@ fn health_json(tag: &Tag, h: &Health, disks: Vec<(String, Json)>) -> Json {
         .with("verdict", h.verdict_name())
         .with("exit", u32::from(h.exit().code()))
         .with("message", conclusion(h.outcome()))
+        .with("defender", defender_json(defender))
         .with("lus", Json::Arr(lus.collect()))
+}
+
+/// Whether a defender runs on this node (see [`Defender`]).
+fn defender_json(d: &Defender) -> Json {
+    Json::obj()
+        .with("running", d.running)
+        .with(
+            "pid",
+            d.pid.map_or(Json::Null, |p| Json::from(i64::from(p))),
+        )
+        .with(
+            "last_tick_age_s",
+            d.last_tick_age.map_or(Json::Null, Json::from),
+        )
+        .with("note", d.note.as_str())
 }
 
 fn path_text(p: &PathHealth) -> String {
@@ -533,8 +562,13 @@ fn path_text(p: &PathHealth) -> String {
 
 /// `status -t TAG` as text: per LU the look (checked, found, verdict) and the device
 /// diagnostic under `disk:`, then the resource's verdict.
-fn health_text(tag: &Tag, h: &Health, disks: Vec<(String, Json)>) -> String {
+fn health_text(tag: &Tag, h: &Health, defender: &Defender, disks: Vec<(String, Json)>) -> String {
     let mut t = format!("resource {tag}: {}\n", h.verdict_name());
+    t += &format!(
+        "defender: {}{}\n",
+        if defender.running { "" } else { "WARNING: " },
+        defender.note
+    );
     for (l, (disk, _)) in h.lus.iter().zip(disks) {
         t += &format!("{}: {}\n", l.device, l.verdict_name());
         t += &format!(
@@ -635,8 +669,14 @@ mod tests {
             lus: vec![assess_lu(a, key("a"), RO, mem, deadline())],
         };
         let tag = Tag::parse("db").unwrap();
-        let json = health_json(&tag, &h, vec![(String::new(), Json::Null)]).to_string();
-        let text = health_text(&tag, &h, vec![("disk:\n".into(), Json::Null)]);
+        let d = Defender {
+            running: false,
+            pid: None,
+            last_tick_age: None,
+            note: "none".into(),
+        };
+        let json = health_json(&tag, &h, &d, vec![(String::new(), Json::Null)]).to_string();
+        let text = health_text(&tag, &h, &d, vec![("disk:\n".into(), Json::Null)]);
         let x = l.lock().unwrap();
         assert_eq!(
             (x.generation, x.pr_out),
