@@ -116,6 +116,9 @@ watch_start a
 writer_start a 4096
 out=$(scsipr a status -t def --json 2>/dev/null); echo "$out"
 echo "$out" | grep -q '"defender":{"running":true'; check live-status-defender-running $?
+# the defender's CPU (user + system clock ticks of its process) over the rounds
+cpu() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+cpu0=$(cpu "$WATCH_a"); t_live=$(now)
 bad=0; t_sum=0
 i=0
 while [ $i -lt "$ROUNDS" ]; do
@@ -131,6 +134,8 @@ while [ $i -lt "$ROUNDS" ]; do
     t_sum=$(awk -v a="$t_sum" -v b="$t" 'BEGIN { print a + b }')
 done
 writer_stop a
+cpu1=$(cpu "$WATCH_a"); secs=$(elapsed "$t_live")
+note "BENCH defender: $((cpu1 - cpu0)) clock ticks of CPU in ${secs}s (one defense look per second on one disk, $ROUNDS challenges removed): $(awk -v c="$((cpu1 - cpu0))" -v s="$secs" -v hz="$(getconf CLK_TCK 2>/dev/null || echo 100)" 'BEGIN { printf "%.2f ms per second", c * 1000 / hz / s }')"
 refused=$(count /tmp/writer-a.err); written=$(count /tmp/writer-a.ok)
 note "BENCH live owner: $ROUNDS challenges, mean challenger exit after $(awk -v s="$t_sum" -v n="$ROUNDS" 'BEGIN { printf "%.2f", s / n }') s; a wrote $written times"
 [ $bad = 0 ]; check live-owner-keeps-disk $? "$bad of $ROUNDS rounds bad"
