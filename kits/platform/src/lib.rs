@@ -15,7 +15,7 @@
 //! Modules: [`evidence`] (files under a root), [`net`] (bounded HTTP
 //! probes), [`cpuid`] (the hypervisor leaves, decoded from the CPU or a
 //! captured dump), `sys` (the CPUID instruction, the only `unsafe`),
-//! [`classify`] (the rules),
+//! [`classify`] (the rules), [`kvp`] (Hyper-V's guest parameters: the host),
 //! [`lifekeeper`] (the record and the check), [`wiring`] (the gen/app
 //! resources that use lkhelpers), [`procs`] (is LifeKeeper running),
 //! [`fix`] (plan and apply the remediation).
@@ -24,6 +24,7 @@ pub mod classify;
 pub mod cpuid;
 pub mod evidence;
 pub mod fix;
+pub mod kvp;
 pub mod lifekeeper;
 pub mod net;
 pub mod procs;

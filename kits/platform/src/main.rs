@@ -8,6 +8,7 @@
 //! table: 0 done / consistent, 1 inconsistent, refused or failed, 2 usage
 //! or configuration error with nothing changed.
 
+mod host_out;
 mod man;
 
 use std::path::PathBuf;
@@ -291,6 +292,7 @@ fn detection_text(d: &Detection, a: &DetectArgs) -> String {
         let fw = if g == 2 { "UEFI" } else { "BIOS" };
         s += &format!("hyper-v generation: {g} ({fw})\n");
     }
+    s += &host_out::host_text(d);
     s += "why:\n";
     for r in &v.reasons {
         s += &format!("  - {r}\n");
@@ -338,6 +340,7 @@ fn detection_text(d: &Detection, a: &DetectArgs) -> String {
         Some(c) => s += &format!("  container: {} ({})\n", c.kind, c.seen_in),
         None => s += "  container: none seen\n",
     }
+    s += &host_out::kvp_evidence_text(&ev.local.kvp);
     match (&ev.cpuid, a.sysroot.is_some()) {
         (Some(c), from_dump) => {
             s += &format!(
@@ -424,16 +427,18 @@ fn detection_json(d: &Detection) -> Json {
         .with("sys_hypervisor_type", ev.local.sys_hypervisor_type.clone())
         .with("kernel_release", ev.local.kernel_release.clone())
         .with("container", container)
+        .with("kvp", host_out::kvp_json(&ev.local.kvp))
         .with("cpuid", cpuid)
         .with("network", network)
         .with("notes", ev.local.notes.clone());
-    Json::obj()
+    let mut j = Json::obj()
         .with("platform", v.platform.as_str())
         .with("description", v.platform.describe())
         .with("confidence", v.confidence.as_str())
         .with("is_azure", v.platform.is_azure())
-        .with("hyperv_generation", v.hyperv_generation.map(u32::from))
-        .with("container", v.container.clone())
+        .with("hyperv_generation", v.hyperv_generation.map(u32::from));
+    host_out::push_host_json(&mut j, d);
+    j.with("container", v.container.clone())
         .with("reasons", v.reasons.clone())
         .with("evidence", evidence)
 }
