@@ -8,6 +8,7 @@
 //! table: 0 done / consistent, 1 inconsistent, refused or failed, 2 usage
 //! or configuration error with nothing changed.
 
+mod cmd_cluster;
 mod host_out;
 mod man;
 
@@ -64,10 +65,39 @@ programs are skipped. One line per finding; --json gives them as an array of {ch
 tag, file, what, remedy, message}. Exit 1 on any error, a platform mismatch or an undecidable
 platform, else 0.";
 
+const CLUSTER_HELP: &str = "\
+SIOS's Hyper-V configuration guide does not support a LifeKeeper cluster whose VMs run on one
+Hyper-V host (its failure stops the whole cluster), except for a while during host maintenance.
+Each node's host comes from the guest parameters the host pushes through the Data Exchange (KVP)
+service, /var/lib/hyperv/.kvp_pool_3 (PhysicalHostNameFullyQualified, else PhysicalHostName,
+else HostName), compared case-insensitively (a short name matches its fully qualified form).
+
+The other nodes: with LifeKeeper installed ($LKROOT/bin/lcdremexec), every node `sys_list` names
+(except this one, `lcduname`) is asked `lcdremexec -e -d NODE -t SECS -- /usr/sbin/lkh-platform
+detect --json --no-network`, all at once, each call killed after --timeout; and each --peer FILE
+(another node's `lkh-platform detect --json`). The same VM given twice (same VirtualMachineId)
+counts once.
+
+  ok       a node's host; all nodes on different hosts
+  warning  two or more nodes on one host (named, with the guide's rule: temporary only); a
+           node whose KVP daemon is not running (its host may be out of date)
+  error    a node whose host is unknown (why: no pool, no daemon, not Hyper-V, no answer);
+           fewer than two nodes known
+Exit 0 only when every node's host is known, current and different from the others', else 1.
+--json gives the findings as an array of {check, level, tag, file, what, remedy, message, node,
+host, nodes, source} (file: the --peer FILE a node came from).
+
+Pacemaker: `crm_attribute --node \"$(crm_node -n)\" --name hyperv-host --update
+\"$(lkh-platform check-cluster --attribute)\" --lifetime reboot` on every node (after boot and
+after every live migration) gives each node the attribute; `pcs constraint colocation add B with
+A -1000 node-attribute=hyperv-host` then keeps resources A and B on nodes of different hosts.";
+
 const AFTER_HELP: &str = "\
 Exit codes:
-  0  detect: verdict printed; check-lifekeeper: consistent; fix: nothing left to do
-  1  check-lifekeeper: inconsistent or undecidable; fix: refused, failed, or manual steps remain
+  0  detect: verdict printed; check-lifekeeper: consistent; check-cluster: every node on a
+     host of its own; fix: nothing left to do
+  1  check-lifekeeper: inconsistent or undecidable; check-cluster: nodes share a host, or a
+     host is unknown or may be out of date; fix: refused, failed, or manual steps remain
   2  usage or configuration error; nothing was changed
 
 LifeKeeper documents LK_SERV_ENV as set by its setup script, not by hand:
@@ -143,6 +173,36 @@ enum Command {
         #[arg(long, value_name = "VALUE")]
         lk_serv_env: Option<String>,
     },
+    /// Do the cluster's nodes run on different Hyper-V hosts? Each node's host comes from
+    /// its KVP guest parameters: this node's own, the others' through LifeKeeper (lcdremexec)
+    /// or from --peer files.
+    #[command(after_help = CLUSTER_HELP)]
+    CheckCluster {
+        /// Read this node's /sys, /proc and /var/lib/hyperv under DIR instead of /.
+        #[arg(long, value_name = "DIR")]
+        sysroot: Option<PathBuf>,
+        /// Another node's `lkh-platform detect --json` output, saved to FILE (repeat for each
+        /// node).
+        #[arg(long, value_name = "FILE")]
+        peer: Vec<PathBuf>,
+        /// Do not ask the other nodes through LifeKeeper.
+        #[arg(long)]
+        no_lifekeeper: bool,
+        /// LifeKeeper's installation root [default: $LKROOT or /opt/LifeKeeper].
+        #[arg(long, value_name = "DIR")]
+        lkroot: Option<PathBuf>,
+        /// Seconds allowed for each other node's answer through LifeKeeper.
+        #[arg(long, value_name = "SECS", default_value_t = 20,
+              value_parser = clap::value_parser!(u64).range(1..=300))]
+        timeout: u64,
+        /// Print only this node's host, in the form of the Pacemaker node attribute
+        /// hyperv-host (for `crm_attribute --update`), and exit.
+        #[arg(long)]
+        attribute: bool,
+        /// Print the findings as one JSON array instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// The man page, rendered from this command-line definition (for packaging).
     #[command(hide = true)]
     Man,
@@ -163,6 +223,23 @@ fn main() -> ExitCode {
             dry_run,
             lk_serv_env,
         } => cmd_fix(&lk, &detect, dry_run, lk_serv_env.as_deref()),
+        Command::CheckCluster {
+            sysroot,
+            peer,
+            no_lifekeeper,
+            lkroot,
+            timeout,
+            attribute,
+            json,
+        } => cmd_check_cluster(
+            sysroot.as_deref(),
+            &peer,
+            !no_lifekeeper,
+            lkroot,
+            timeout,
+            attribute,
+            json,
+        ),
         Command::Man => {
             print!(
                 "{}",
@@ -190,7 +267,7 @@ fn clap_exit(e: &clap::Error) -> ExitCode {
             return Exit::Ok.into();
         }
         ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand | ErrorKind::MissingSubcommand => {
-            "no command given (detect, check-lifekeeper or fix)".to_string()
+            "no command given (detect, check-lifekeeper, check-cluster, doctor or fix)".to_string()
         }
         // clap's first line is "error: <what went wrong>"; usage and tips follow.
         _ => {
@@ -606,6 +683,40 @@ fn cmd_check(lk: &LkArgs, da: &DetectArgs, json: bool) -> Result<Exit, Failure> 
     } else {
         Ok(Exit::Failed)
     }
+}
+
+fn cmd_check_cluster(
+    sysroot: Option<&std::path::Path>,
+    peers: &[PathBuf],
+    lifekeeper: bool,
+    lkroot: Option<PathBuf>,
+    timeout: u64,
+    attribute: bool,
+    json: bool,
+) -> Result<Exit, Failure> {
+    if let Some(root) = sysroot
+        && !root.is_dir()
+    {
+        return Err(Failure::usage(format!(
+            "{}: --sysroot is not a directory; give the root of a captured tree",
+            root.display()
+        )));
+    }
+    if attribute {
+        return cmd_cluster::attribute(sysroot);
+    }
+    let (_, lkroot) = lk_paths(&LkArgs {
+        lkroot,
+        defaults: None,
+    });
+    cmd_cluster::check(&cmd_cluster::Ask {
+        sysroot,
+        lkroot,
+        peers,
+        lifekeeper,
+        timeout: std::time::Duration::from_secs(timeout),
+        json,
+    })
 }
 
 fn cmd_fix(
