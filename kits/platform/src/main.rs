@@ -9,6 +9,7 @@
 //! or configuration error with nothing changed.
 
 mod cmd_cluster;
+mod cmd_doctor;
 mod host_out;
 mod man;
 
@@ -65,6 +66,30 @@ programs are skipped. One line per finding; --json gives them as an array of {ch
 tag, file, what, remedy, message}. Exit 1 on any error, a platform mismatch or an undecidable
 platform, else 0.";
 
+const DOCTOR_HELP: &str = "\
+Resources: every <conf dir>/<TAG>.conf (LKHELPERS_CONF_DIR, /etc/lkhelpers), every gen/app copy
+of a kit's wrapper under $LKROOT (it names the kit), every tag directory in the kits' run state
+(<run dir>/<kit>/<TAG>, LKHELPERS_RUN_DIR, /run/lkhelpers: a hook ran it here since boot). Each
+resource with a known kit and a configuration file is asked `lkh-<kit> status -t TAG --json` (the
+kit beside this binary; root's, not writable by others), all at once, each killed after
+--timeout. A tag only in run state is a Pacemaker resource (its parameters are in Pacemaker's
+configuration): listed, not asked.
+
+  healthy         status exit 0
+  failed          exit 1: failing here, or not in service on this node
+  misconfigured   exit 2: its configuration is wrong or names something missing here
+  held elsewhere  exit 3: another node holds it (lkh-scsipr: fenced)
+  no answer       killed at --timeout, or no status JSON
+  not checked     kit or configuration file unknown, kit not installed
+With --standby, failed and held elsewhere are expected (\"not here\"). The defender is
+lkh-scsipr's `watch` loop as lkh-scsipr's status reports it (\"unknown\" from a version that does
+not). LifeKeeper (when its defaults file and $LKROOT exist): the platform record and the gen/app
+wiring, as check-lifekeeper judges them. Unhealthy: a resource failed, misconfigured, held
+elsewhere or without answer; the defender not running while a reservation is held here; the
+platform record wrong; a wiring error. --json: one object {node, healthy, exit, standby, platform,
+resources: [{kit, tag, found_in, state, healthy, problem, exit, verdict, message, took_ms}],
+defender, lifekeeper, notes, problems}.";
+
 const CLUSTER_HELP: &str = "\
 SIOS's Hyper-V configuration guide does not support a LifeKeeper cluster whose VMs run on one
 Hyper-V host (its failure stops the whole cluster), except for a while during host maintenance.
@@ -95,9 +120,10 @@ A -1000 node-attribute=hyperv-host` then keeps resources A and B on nodes of dif
 const AFTER_HELP: &str = "\
 Exit codes:
   0  detect: verdict printed; check-lifekeeper: consistent; check-cluster: every node on a
-     host of its own; fix: nothing left to do
+     host of its own; doctor: everything healthy; fix: nothing left to do
   1  check-lifekeeper: inconsistent or undecidable; check-cluster: nodes share a host, or a
-     host is unknown or may be out of date; fix: refused, failed, or manual steps remain
+     host is unknown or may be out of date; doctor: a problem found (listed under result);
+     fix: refused, failed, or manual steps remain
   2  usage or configuration error; nothing was changed
 
 LifeKeeper documents LK_SERV_ENV as set by its setup script, not by hand:
@@ -203,6 +229,28 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// One node-wide health report: every lkhelpers resource configured here and what its
+    /// kit's `status` says, the platform and Hyper-V host, LifeKeeper's wiring findings and
+    /// lkh-scsipr's defender. Exit 0 only when everything is healthy.
+    #[command(after_help = DOCTOR_HELP)]
+    Doctor {
+        #[command(flatten)]
+        lk: LkArgs,
+        /// Do not ask Azure's metadata service or WireServer.
+        #[arg(long)]
+        no_network: bool,
+        /// Seconds allowed for each kit's `status` (all run at once).
+        #[arg(long, value_name = "SECS", default_value_t = 30,
+              value_parser = clap::value_parser!(u64).range(1..=600))]
+        timeout: u64,
+        /// This node is a standby: resources not in service here (status exit 1 or 3) are
+        /// expected, not problems.
+        #[arg(long)]
+        standby: bool,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// The man page, rendered from this command-line definition (for packaging).
     #[command(hide = true)]
     Man,
@@ -240,6 +288,23 @@ fn main() -> ExitCode {
             attribute,
             json,
         ),
+        Command::Doctor {
+            lk,
+            no_network,
+            timeout,
+            standby,
+            json,
+        } => {
+            let (defaults, lkroot) = lk_paths(&lk);
+            cmd_doctor::doctor(&cmd_doctor::Ask {
+                defaults,
+                lkroot,
+                network: !no_network,
+                timeout: std::time::Duration::from_secs(timeout),
+                standby,
+                json,
+            })
+        }
         Command::Man => {
             print!(
                 "{}",
@@ -596,7 +661,7 @@ fn check_text(d: &Detection, rec: &Recorded, c: &Check, w: Option<&wiring::Repor
 }
 
 /// The wiring check's inputs from the LifeKeeper paths and the environment.
-fn wiring_options(rec: &Recorded) -> wiring::Options {
+pub(crate) fn wiring_options(rec: &Recorded) -> wiring::Options {
     let euid = nix::unistd::geteuid().as_raw();
     wiring::Options {
         lkroot: rec.lkroot.clone(),

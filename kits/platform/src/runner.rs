@@ -113,7 +113,19 @@ pub fn run(
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let mut child = cmd.spawn()?;
+    // "text file busy": the program is being written (an upgrade, or a fork elsewhere
+    // holding it open for a moment); asked again briefly, within the budget
+    let mut child = loop {
+        match cmd.spawn() {
+            Err(e)
+                if e.raw_os_error() == Some(libc::ETXTBSY)
+                    && start.elapsed() < (budget / 4).min(Duration::from_secs(1)) =>
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            r => break r?,
+        }
+    };
     let out = reader(child.stdout.take(), MAX_STDOUT);
     let err = reader(child.stderr.take(), MAX_STDERR);
     let status = loop {
