@@ -5,9 +5,11 @@
 
 have_bin lkh-platform && have_bin lkh-scsipr && have_bin lkh-nas && have_bin lkh-ip ||
     fatal "lkh-platform, lkh-scsipr, lkh-nas and lkh-ip must be in the guest"
+# the network first: the share is mounted a few seconds later, as in nas_vm.sh (mounted at once
+# after the network came up, nfs-ganesha refused the first MOUNTs with MNT3ERR_ACCES)
+nfs_net_up; check net-up $?
 shared_disk_setup a b >/dev/null || fatal "shared disk setup failed"
 A=$(node_dev a)
-nfs_net_up; check net-up $?
 VIP=10.0.2.50
 
 node_conf a disk "DEVICE=$A" TIMEOUT=10
