@@ -82,6 +82,18 @@ fn three_nodes_apart_then_two_together() {
     common::has(&out, "result: every node on its own host");
     assert!(!out.contains("warning"), "{out}");
 
+    // this node given again as a peer is the same VM, counted once
+    let aj = detect_json(&a, s.path(), "a-again");
+    let o = check(&a, &[&bj, &aj], &[]);
+    let out = stdout(&o);
+    assert_eq!(code(&o), 1, "{out}");
+    assert!(
+        out.contains("warning: node-a (")
+            && out.contains("is the same VM as node-a (this node): id A-1; counted once"),
+        "{out}"
+    );
+    common::has(&out, "ok: all 2 nodes run on different Hyper-V hosts");
+
     // node-c is live-migrated onto node-a's host (its pool names the host by its short name)
     let c2 = node_tree(s.path(), "node-c2", "HV1", "C-3");
     std::fs::write(c2.join("proc/sys/kernel/hostname"), "node-c\n").unwrap();
