@@ -91,6 +91,14 @@ impl Platform {
     pub fn is_azure(self) -> bool {
         matches!(self, Platform::Azure)
     }
+
+    /// Hyper-V on premises, Azure or Azure Stack Hub: a guest that has a Hyper-V host.
+    pub fn is_hyperv_family(self) -> bool {
+        matches!(
+            self,
+            Platform::HyperV | Platform::Azure | Platform::AzureStack
+        )
+    }
 }
 
 /// How sure the verdict is.
@@ -145,6 +153,7 @@ pub struct Verdict {
 enum Source {
     Vmbus,
     Dmi,
+    Kvp,
     Cpuid,
     SysHypervisor,
     CpuKind,
@@ -156,6 +165,7 @@ impl Source {
         match self {
             Source::Vmbus => "VMBus",
             Source::Dmi => "DMI",
+            Source::Kvp => "the KVP pool",
             Source::Cpuid => "CPUID",
             Source::SysHypervisor => "/sys/hypervisor/type",
             Source::CpuKind => "the CPU kind",
@@ -349,6 +359,16 @@ fn claims(ev: &Evidence) -> Vec<Claim> {
     if let Some((says, reason)) = dmi_claim(&local.dmi) {
         out.push(Claim::new(Source::Dmi, says, reason));
     }
+    if let Some((key, host)) = local.kvp.host() {
+        out.push(Claim::new(
+            Source::Kvp,
+            Says::Is(Platform::HyperV),
+            format!(
+                "{} names the host \"{host}\" ({key}): only Hyper-V sends guest parameters through its KVP data exchange (Azure's hosts too, so this does not tell Azure from on-premises; a pool copied from a Hyper-V VM says it too)",
+                local.kvp.path
+            ),
+        ));
+    }
     if let Some(c) = &ev.cpuid {
         out.push(cpuid_claim(c));
     }
@@ -407,6 +427,12 @@ fn hyperv_family(
     } else if agreeing.contains(&Source::Dmi) {
         reasons.push(
             "no VMBus devices are listed (the hv_vmbus driver is not loaded, or the capture has no /sys/bus/vmbus), so this rests on DMI"
+                .into(),
+        );
+        Confidence::Likely
+    } else if agreeing.contains(&Source::Kvp) {
+        reasons.push(
+            "no VMBus devices are listed and DMI does not say \"Virtual Machine\", so this rests on the KVP pool"
                 .into(),
         );
         Confidence::Likely
