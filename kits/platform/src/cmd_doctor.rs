@@ -55,7 +55,7 @@ fn defender_text(d: &DefenderState) -> String {
             if let Some(p) = d.pid {
                 s += &format!(", pid {p}");
             }
-            if let Some(a) = d.last_cycle_age_s {
+            if let Some(a) = d.last_tick_age_s {
                 s += &format!(", last cycle {a:.1} s ago");
             }
             if !d.note.is_empty() {
@@ -330,7 +330,7 @@ fn json(r: &Report, a: &Ask) -> Json {
             .with("state", if x.running { "running" } else { "not running" })
             .with("running", x.running)
             .with("pid", x.pid)
-            .with("last_cycle_age_s", x.last_cycle_age_s)
+            .with("last_tick_age_s", x.last_tick_age_s)
             .with("note", x.note.as_str()),
     };
     let lk = match &r.lk {

@@ -167,7 +167,7 @@ pub fn discover(p: &Places) -> (Vec<Resource>, Vec<String>) {
 pub struct Defender {
     pub running: bool,
     pub pid: Option<i64>,
-    pub last_cycle_age_s: Option<f64>,
+    pub last_tick_age_s: Option<f64>,
     pub note: String,
 }
 
@@ -200,7 +200,7 @@ pub fn parse_status(text: &str) -> Result<Answer, String> {
         .map(|d| Defender {
             running: d.get("running").and_then(Value::as_bool).unwrap_or(false),
             pid: d.get("pid").and_then(Value::as_i64),
-            last_cycle_age_s: d.get("last_cycle_age_s").and_then(Value::as_f64),
+            last_tick_age_s: d.get("last_tick_age_s").and_then(Value::as_f64),
             note: d
                 .get("note")
                 .and_then(Value::as_str)
@@ -376,7 +376,7 @@ mod tests {
         .unwrap();
         assert_eq!((a.exit, a.verdict.as_str(), a.defender), (0, "ours", None));
         let a = parse_status(
-            r#"{"exit":0,"verdict":"ours","message":"m","defender":{"running":true,"pid":812,"last_cycle_age_s":1.5,"note":"ok"}}"#,
+            r#"{"exit":0,"verdict":"ours","message":"m","defender":{"running":true,"pid":812,"last_tick_age_s":1.5,"note":"ok"}}"#,
         )
         .unwrap();
         assert_eq!(
@@ -384,11 +384,11 @@ mod tests {
             Some(Defender {
                 running: true,
                 pid: Some(812),
-                last_cycle_age_s: Some(1.5),
+                last_tick_age_s: Some(1.5),
                 note: "ok".into()
             })
         );
-        let a = parse_status(r#"{"exit":1,"defender":{"running":false,"pid":null,"last_cycle_age_s":null,"note":"not started"}}"#).unwrap();
+        let a = parse_status(r#"{"exit":1,"defender":{"running":false,"pid":null,"last_tick_age_s":null,"note":"not started"}}"#).unwrap();
         assert!(!a.defender.unwrap().running);
         assert!(parse_status(r#"{"verdict":"x"}"#).is_err());
         assert!(parse_status("").is_err());

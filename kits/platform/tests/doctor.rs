@@ -17,7 +17,7 @@ struct Node {
     dir: PathBuf,
 }
 
-const HEALTHY_DISK: &str = r#"{"tag":"disk","healthy":true,"verdict":"ours","exit":0,"message":"disk: held by this node","lus":[],"defender":{"running":true,"pid":812,"last_cycle_age_s":2,"note":"judged every 5 s"}}"#;
+const HEALTHY_DISK: &str = r#"{"tag":"disk","healthy":true,"verdict":"ours","exit":0,"message":"disk: held by this node","lus":[],"defender":{"running":true,"pid":812,"last_tick_age_s":2,"note":"judged every 5 s"}}"#;
 const HEALTHY_SHARE: &str = r#"{"tag":"share","healthy":true,"verdict":"healthy","exit":0,"message":"10.0.2.2:/export on /mnt/share is healthy"}"#;
 const HEALTHY_VIP: &str = r#"{"tag":"vip","healthy":true,"verdict":"healthy","exit":0,"message":"10.0.2.50/24 on eth0 is healthy"}"#;
 
@@ -234,8 +234,8 @@ fn the_defender_not_running_or_not_reported() {
         "scsipr",
         "disk",
         &HEALTHY_DISK.replace(
-            r#""running":true,"pid":812,"last_cycle_age_s":2,"note":"judged every 5 s""#,
-            r#""running":false,"pid":null,"last_cycle_age_s":null,"note":"lkh-scsipr-watch.service is not active""#,
+            r#""running":true,"pid":812,"last_tick_age_s":2,"note":"judged every 5 s""#,
+            r#""running":false,"pid":null,"last_tick_age_s":null,"note":"lkh-scsipr-watch.service is not active""#,
         ),
         0,
     );
