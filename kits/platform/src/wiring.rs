@@ -426,7 +426,20 @@ pub fn run(
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let mut child = cmd.spawn()?;
+    // "Text file busy": a process that forked while another held the file open for writing
+    // (a copy being finished) still holds that descriptor for a moment: try again briefly
+    let mut child = {
+        let mut tries = 0;
+        loop {
+            match cmd.spawn() {
+                Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && tries < 20 => {
+                    tries += 1;
+                    std::thread::sleep(Duration::from_millis(25));
+                }
+                other => break other?,
+            }
+        }
+    };
     let out = reader(child.stdout.take());
     let err = reader(child.stderr.take());
     let kill = |child: &mut std::process::Child| {
