@@ -16,20 +16,22 @@
 
 use std::fmt;
 use std::fs::OpenOptions;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use log::{debug, info};
 use nix::errno::Errno;
 
 use crate::cdb::{self, PrInAction, PrOutAction, PrType, hex};
+use crate::exec;
 use crate::parse::ReservationStatus;
 use crate::parse::{self, Capabilities, FullStatus, Identity, Inquiry, Keys, LuId, ParseError};
 use crate::path::{self, PathError, PathInfo, Resolved, SysRoot};
 use crate::sense::Reply;
-use crate::sys::{self, Completion, DataDir, SgChannel, SysError};
+use crate::sys::{Completion, SgChannel, SysError, Transfer};
 
 /// Tunables for command execution.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,9 +40,6 @@ pub struct Options {
     pub cmd_timeout: Duration,
     /// How many times a command that got UNIT ATTENTION is re-sent.
     pub ua_retries: u32,
-    /// Run commands on `/dev/sgN` (deadline-bounded; the default). `false` runs them as
-    /// `SG_IO` on `/dev/sdX`, which the deadline cannot end when the transport queues them.
-    pub prefer_sg: bool,
     /// Read VPD page 0x83 of a device with a single path too (several paths are always
     /// compared); `false` saves one command per open when the identity is not shown.
     pub identify_single: bool,
@@ -51,7 +50,6 @@ impl Default for Options {
         Options {
             cmd_timeout: Duration::from_secs(5),
             ua_retries: 3,
-            prefer_sg: true,
             identify_single: true,
         }
     }
@@ -84,6 +82,14 @@ pub enum Error {
         dev: PathBuf,
         /// The command's name.
         cmd: &'static str,
+    },
+    /// The kernel does not run commands on the path's SCSI device (its sysfs state is
+    /// offline, transport-offline or deleted); nothing was sent.
+    NotRunning {
+        /// The path's block device.
+        dev: PathBuf,
+        /// The state sysfs shows.
+        state: String,
     },
     /// The command completed with a non-GOOD reply.
     Failed {
@@ -177,6 +183,11 @@ impl fmt::Display for Error {
             Error::Deadline { dev, cmd } => {
                 write!(f, "{}: {cmd}: no answer before the deadline", dev.display())
             }
+            Error::NotRunning { dev, state } => write!(
+                f,
+                "{}: the SCSI device is {state} (the kernel sends it no command)",
+                dev.display()
+            ),
             Error::Failed { dev, cmd, reply } => {
                 write!(f, "{}: {cmd} failed: {reply}", dev.display())
             }
@@ -219,20 +230,16 @@ impl From<PathError> for Error {
     }
 }
 
-enum Handle {
-    Sg(SgChannel),
-    Block(OwnedFd),
-}
-
 /// One SCSI path (I_T nexus) of a logical unit.
 pub struct ScsiPath {
     /// Where the path is in sysfs and /dev.
     pub info: PathInfo,
-    /// The node commands go through (`/dev/sgN`; `/dev/sdX` only with `prefer_sg: false`).
+    /// The node commands go through (`/dev/sgN`).
     pub node: PathBuf,
     /// Whether `node` was missing from `/dev` and a private copy was made to open it.
     pub private_node: bool,
-    handle: Handle,
+    channel: SgChannel,
+    reg: exec::Registration,
     opts: Options,
 }
 
@@ -304,15 +311,15 @@ fn sys_private_node(sg: &Path, major: u64, minor: u64) -> Result<OwnedFd, Errno>
 /// target may report an event of another nexus here (tgt sends some of the "registrations
 /// preempted" attentions to the preempting nexus), and the command's own answer comes after.
 /// Whatever arrives after the last retry is returned as it is.
-fn retry_unit_attention(
+async fn retry_unit_attention(
     dev: &Path,
     cmd: &'static str,
     retries: u32,
-    mut send: impl FnMut() -> Result<Completion, Error>,
-) -> Result<(Reply, Completion), Error> {
+    mut send: impl AsyncFnMut() -> Result<(Completion, Vec<u8>), Error>,
+) -> Result<(Reply, Completion, Vec<u8>), Error> {
     let mut attempt = 0;
     loop {
-        let c = send()?;
+        let (c, data) = send().await?;
         let reply = Reply::classify(&c);
         debug!("{}: {cmd}: {reply}", dev.display());
         if let Reply::UnitAttention(s) = reply
@@ -325,7 +332,7 @@ fn retry_unit_attention(
             );
             continue;
         }
-        return Ok((reply, c));
+        return Ok((reply, c, data));
     }
 }
 
@@ -341,14 +348,14 @@ const PR_IN_FIRST: u16 = 8192;
 /// again while it keeps growing (other nodes registering meanwhile), three tries in all. An
 /// answer that does not fit in the 16-bit allocation length, or still does not fit on the
 /// third try, is [`ParseError::TooLong`]: a cut list could hide a registration.
-fn read_whole<T>(
-    mut ask: impl FnMut(u16) -> Result<Vec<u8>, Error>,
+async fn read_whole<T>(
+    mut ask: impl AsyncFnMut(u16) -> Result<Vec<u8>, Error>,
     parse: fn(&[u8]) -> Result<T, ParseError>,
     truncated: fn(&T) -> bool,
 ) -> Result<Result<T, ParseError>, Error> {
     let mut len = PR_IN_FIRST;
     for _ in 0..3 {
-        let b = ask(len)?;
+        let b = ask(len).await?;
         let v = match parse(&b) {
             Ok(v) => v,
             Err(e) => return Ok(Err(e)),
@@ -374,21 +381,7 @@ fn read_whole<T>(
 impl ScsiPath {
     /// Opens a path: its `/dev/sgN` read-write (checked to be the sg device sysfs names for
     /// this disk; made privately when `/dev` lacks it), or fails with [`Error::NoSgNode`].
-    /// With `prefer_sg: false`, `/dev/sdX` read-only instead.
     pub fn open(info: PathInfo, opts: Options) -> Result<ScsiPath, Error> {
-        if !opts.prefer_sg {
-            let fd = open_node(&info.dev, false).map_err(|errno| Error::Open {
-                dev: info.dev.clone(),
-                errno,
-            })?;
-            return Ok(ScsiPath {
-                node: info.dev.clone(),
-                private_node: false,
-                info,
-                handle: Handle::Block(fd),
-                opts,
-            });
-        }
         let no_sg = |reason: String| Error::NoSgNode {
             dev: info.dev.clone(),
             reason,
@@ -431,92 +424,123 @@ impl ScsiPath {
             node: sg,
             private_node,
             info,
-            handle: Handle::Sg(SgChannel::new(fd)),
+            channel: SgChannel::new(fd),
+            reg: exec::Registration::default(),
             opts,
         })
     }
 
-    fn run(
+    /// Sends one command and waits for its completion without blocking other futures (see
+    /// [`crate::exec`]); gives up at the path's command deadline: the command's timeout plus
+    /// a second, never past `deadline`.
+    async fn send(
         &mut self,
         cmd: &'static str,
         cdb: &[u8],
-        mut data_in: Option<&mut [u8]>,
-        data_out: Option<&[u8]>,
+        xfer: Transfer<'_>,
         deadline: Instant,
-    ) -> Result<(Reply, Completion), Error> {
-        let dev = self.info.dev.clone();
-        let node = self.node.clone();
-        let opts = self.opts;
-        let handle = &mut self.handle;
-        let send = || -> Result<Completion, Error> {
-            let now = Instant::now();
-            if now >= deadline {
-                return Err(Error::Deadline {
-                    dev: dev.clone(),
-                    cmd,
-                });
-            }
-            let timeout = opts.cmd_timeout.min(deadline - now);
-            let data = match (data_in.as_deref_mut(), data_out) {
-                (Some(b), _) => DataDir::FromDevice(b),
-                (None, Some(b)) => DataDir::ToDevice(b),
-                (None, None) => DataDir::None,
-            };
-            debug!(
-                "{}: {cmd}: cdb [{}]{}",
-                node.display(),
-                hex(cdb),
-                data_out.map_or(String::new(), |b| format!(" data-out [{}]", hex(b)))
-            );
-            // A command the kernel has not finished a second after its own timeout is not
-            // going to be answered in time: give up on this path rather than on the action.
-            let cmd_deadline = deadline.min(now + timeout + Duration::from_secs(1));
-            let r = match handle {
-                Handle::Sg(ch) => ch.execute(cdb, data, timeout, cmd_deadline),
-                Handle::Block(fd) => sys::sg_io(fd.as_fd(), cdb, data, timeout),
-            };
-            let c = r.map_err(|e| match e {
-                SysError::Deadline | SysError::Closed => Error::Deadline {
-                    dev: dev.clone(),
-                    cmd,
-                },
-                SysError::Os(errno) => Error::Io {
-                    dev: dev.clone(),
-                    cmd,
-                    errno,
-                },
-                SysError::BadRequest => Error::Io {
-                    dev: dev.clone(),
-                    cmd,
-                    errno: Errno::EINVAL,
-                },
-            })?;
-            debug!(
-                "{}: {cmd}: status 0x{:02x} host 0x{:02x} driver 0x{:02x} sense [{}] resid {} in {} ms",
-                node.display(),
-                c.status,
-                c.host_status,
-                c.driver_status,
-                hex(&c.sense),
-                c.resid,
-                c.duration_ms
-            );
-            Ok(c)
+    ) -> Result<(Completion, Vec<u8>), Error> {
+        let now = Instant::now();
+        let late = || Error::Deadline {
+            dev: self.info.dev.clone(),
+            cmd,
         };
-        retry_unit_attention(&self.info.dev, cmd, self.opts.ua_retries, send)
+        if now >= deadline {
+            return Err(late());
+        }
+        let timeout = self.opts.cmd_timeout.min(deadline - now);
+        debug!(
+            "{}: {cmd}: cdb [{}]{}",
+            self.node.display(),
+            hex(cdb),
+            match xfer {
+                Transfer::Out(b) => format!(" data-out [{}]", hex(b)),
+                _ => String::new(),
+            }
+        );
+        // A command the kernel has not finished a second after its own timeout is not going
+        // to be answered in time: give up on this path rather than on the action.
+        let cmd_deadline = deadline.min(now + timeout + Duration::from_secs(1));
+        let io = |errno| Error::Io {
+            dev: self.info.dev.clone(),
+            cmd,
+            errno,
+        };
+        let sys_err = |e: SysError| match e {
+            SysError::Os(errno) => io(errno),
+            SysError::Closed => late(),
+            SysError::BadRequest => io(Errno::EINVAL),
+        };
+        self.channel.submit(cdb, xfer, timeout).map_err(sys_err)?;
+        if let Some(fd) = self.channel.fd() {
+            match exec::watch(fd, self.reg) {
+                Ok(r) => self.reg = r,
+                Err(e) => {
+                    self.channel.abandon();
+                    return Err(io(e));
+                }
+            }
+        }
+        let mut first = true;
+        let got = std::future::poll_fn(|_| {
+            let fd = self.channel.raw_fd();
+            // right after the submit nothing can be there yet: no read for it
+            if !std::mem::take(&mut first) && fd.is_some_and(exec::is_ready) {
+                match self.channel.reap() {
+                    Ok(Some(c)) => return Poll::Ready(Ok(c)),
+                    Ok(None) => {}
+                    Err(e) => return Poll::Ready(Err(sys_err(e))),
+                }
+            }
+            if Instant::now() >= cmd_deadline {
+                self.channel.abandon();
+                return Poll::Ready(Err(late()));
+            }
+            exec::want(cmd_deadline);
+            Poll::Pending
+        })
+        .await?;
+        let c = &got.0;
+        debug!(
+            "{}: {cmd}: status 0x{:02x} host 0x{:02x} driver 0x{:02x} sense [{}] resid {} in {} ms",
+            self.node.display(),
+            c.status,
+            c.host_status,
+            c.driver_status,
+            hex(&c.sense),
+            c.resid,
+            c.duration_ms
+        );
+        Ok(got)
     }
 
-    fn run_ok(
+    /// Sends a command, retrying UNIT ATTENTION (see [`retry_unit_attention`]), and
+    /// classifies the answer.
+    async fn run(
         &mut self,
         cmd: &'static str,
         cdb: &[u8],
-        data_in: Option<&mut [u8]>,
-        data_out: Option<&[u8]>,
+        xfer: Transfer<'_>,
         deadline: Instant,
-    ) -> Result<Completion, Error> {
-        let (reply, c) = self.run(cmd, cdb, data_in, data_out, deadline)?;
+    ) -> Result<(Reply, Completion, Vec<u8>), Error> {
+        let dev = self.info.dev.clone();
+        let retries = self.opts.ua_retries;
+        retry_unit_attention(&dev, cmd, retries, async || {
+            self.send(cmd, cdb, xfer, deadline).await
+        })
+        .await
+    }
+
+    async fn run_ok(
+        &mut self,
+        cmd: &'static str,
+        cdb: &[u8],
+        xfer: Transfer<'_>,
+        deadline: Instant,
+    ) -> Result<(Completion, Vec<u8>), Error> {
+        let (reply, c, data) = self.run(cmd, cdb, xfer, deadline).await?;
         if reply.is_good() {
-            Ok(c)
+            Ok((c, data))
         } else {
             Err(Error::Failed {
                 dev: self.info.dev.clone(),
@@ -526,15 +550,14 @@ impl ScsiPath {
         }
     }
 
-    fn data_in(
+    async fn data_in(
         &mut self,
         cmd: &'static str,
         cdb: &[u8],
         len: usize,
         deadline: Instant,
     ) -> Result<Vec<u8>, Error> {
-        let mut buf = vec![0u8; len];
-        let c = self.run_ok(cmd, cdb, Some(&mut buf), None, deadline)?;
+        let (c, mut buf) = self.run_ok(cmd, cdb, Transfer::In(len), deadline).await?;
         let got = len.saturating_sub(usize::try_from(c.resid.max(0)).unwrap_or(0));
         buf.truncate(got);
         debug!(
@@ -554,45 +577,53 @@ impl ScsiPath {
     }
 
     /// `TEST UNIT READY`: returns the raw reply (NOT READY is an answer, not an error).
-    pub fn test_unit_ready(&mut self, deadline: Instant) -> Result<Reply, Error> {
+    pub async fn test_unit_ready(&mut self, deadline: Instant) -> Result<Reply, Error> {
         Ok(self
             .run(
                 "TEST UNIT READY",
                 &cdb::test_unit_ready(),
-                None,
-                None,
+                Transfer::None,
                 deadline,
-            )?
+            )
+            .await?
             .0)
     }
 
     /// `INQUIRY` — standard data.
-    pub fn inquiry(&mut self, deadline: Instant) -> Result<Inquiry, Error> {
-        let b = self.data_in("INQUIRY", &cdb::inquiry(None, 96), 96, deadline)?;
+    pub async fn inquiry(&mut self, deadline: Instant) -> Result<Inquiry, Error> {
+        let b = self
+            .data_in("INQUIRY", &cdb::inquiry(None, 96), 96, deadline)
+            .await?;
         parse::inquiry(&b).map_err(self.parse_err("INQUIRY"))
     }
 
     /// `INQUIRY` VPD page 0x80 — unit serial number.
-    pub fn serial(&mut self, deadline: Instant) -> Result<String, Error> {
+    pub async fn serial(&mut self, deadline: Instant) -> Result<String, Error> {
         let cmd = "INQUIRY VPD 0x80";
-        let b = self.data_in(cmd, &cdb::inquiry(Some(0x80), 252), 252, deadline)?;
+        let b = self
+            .data_in(cmd, &cdb::inquiry(Some(0x80), 252), 252, deadline)
+            .await?;
         parse::vpd_serial(&b).map_err(self.parse_err(cmd))
     }
 
     /// `INQUIRY` VPD page 0x83 — the logical unit's designator.
-    pub fn lu_id(&mut self, deadline: Instant) -> Result<LuId, Error> {
+    pub async fn lu_id(&mut self, deadline: Instant) -> Result<LuId, Error> {
         let cmd = "INQUIRY VPD 0x83";
-        let b = self.data_in(cmd, &cdb::inquiry(Some(0x83), 1024), 1024, deadline)?;
+        let b = self
+            .data_in(cmd, &cdb::inquiry(Some(0x83), 1024), 1024, deadline)
+            .await?;
         parse::vpd_lu_id(&b).map_err(self.parse_err(cmd))
     }
 
     /// Every LU designator of VPD 0x83 and the unit serial number (VPD 0x80; `None` when
     /// the device rejects that page or reports an empty one).
-    pub fn identity(&mut self, deadline: Instant) -> Result<Identity, Error> {
+    pub async fn identity(&mut self, deadline: Instant) -> Result<Identity, Error> {
         let cmd = "INQUIRY VPD 0x83";
-        let b = self.data_in(cmd, &cdb::inquiry(Some(0x83), 1024), 1024, deadline)?;
+        let b = self
+            .data_in(cmd, &cdb::inquiry(Some(0x83), 1024), 1024, deadline)
+            .await?;
         let designators = parse::vpd_designators(&b).map_err(self.parse_err(cmd))?;
-        let serial = match self.serial(deadline) {
+        let serial = match self.serial(deadline).await {
             Ok(s) if !s.trim().is_empty() => Some(s),
             Ok(_) => None,
             Err(e) if e.is_unsupported() => None,
@@ -607,64 +638,81 @@ impl ScsiPath {
 
     /// `REPORT SUPPORTED OPERATION CODES` for one command (see [`parse::supported_opcode`]):
     /// what the device claims, to be compared with what it does.
-    pub fn claims_command(
+    pub async fn claims_command(
         &mut self,
         opcode: u8,
         service_action: u16,
         deadline: Instant,
     ) -> Result<Option<bool>, Error> {
         let cmd = "REPORT SUPPORTED OPERATION CODES";
-        let b = self.data_in(
-            cmd,
-            &cdb::report_supported_opcode(opcode, service_action, 64),
-            64,
-            deadline,
-        )?;
+        let b = self
+            .data_in(
+                cmd,
+                &cdb::report_supported_opcode(opcode, service_action, 64),
+                64,
+                deadline,
+            )
+            .await?;
         parse::supported_opcode(&b).map_err(self.parse_err(cmd))
     }
 
-    fn pr_in(&mut self, action: PrInAction, len: u16, deadline: Instant) -> Result<Vec<u8>, Error> {
+    async fn pr_in(
+        &mut self,
+        action: PrInAction,
+        len: u16,
+        deadline: Instant,
+    ) -> Result<Vec<u8>, Error> {
         self.data_in(
             action.name(),
             &cdb::pr_in(action, len),
             usize::from(len),
             deadline,
         )
+        .await
     }
 
     /// `PERSISTENT RESERVE IN / READ KEYS`.
     /// A truncated answer is read again with the length the device reported, never used.
-    pub fn read_keys(&mut self, deadline: Instant) -> Result<Keys, Error> {
+    pub async fn read_keys(&mut self, deadline: Instant) -> Result<Keys, Error> {
         self.pr_in_whole(PrInAction::ReadKeys, deadline, parse::read_keys, |k| {
             k.truncated
         })
+        .await
     }
 
     /// `PERSISTENT RESERVE IN / READ RESERVATION`.
-    pub fn read_reservation(&mut self, deadline: Instant) -> Result<ReservationStatus, Error> {
-        let b = self.pr_in(PrInAction::ReadReservation, 24, deadline)?;
+    pub async fn read_reservation(
+        &mut self,
+        deadline: Instant,
+    ) -> Result<ReservationStatus, Error> {
+        let b = self
+            .pr_in(PrInAction::ReadReservation, 24, deadline)
+            .await?;
         parse::read_reservation(&b).map_err(self.parse_err("READ RESERVATION"))
     }
 
     /// `PERSISTENT RESERVE IN / REPORT CAPABILITIES`.
-    pub fn report_capabilities(&mut self, deadline: Instant) -> Result<Capabilities, Error> {
-        let b = self.pr_in(PrInAction::ReportCapabilities, 8, deadline)?;
+    pub async fn report_capabilities(&mut self, deadline: Instant) -> Result<Capabilities, Error> {
+        let b = self
+            .pr_in(PrInAction::ReportCapabilities, 8, deadline)
+            .await?;
         parse::report_capabilities(&b).map_err(self.parse_err("REPORT CAPABILITIES"))
     }
 
     /// `PERSISTENT RESERVE IN / READ FULL STATUS`.
     /// A truncated answer is read again with the length the device reported, never used.
-    pub fn read_full_status(&mut self, deadline: Instant) -> Result<FullStatus, Error> {
+    pub async fn read_full_status(&mut self, deadline: Instant) -> Result<FullStatus, Error> {
         self.pr_in_whole(
             PrInAction::ReadFullStatus,
             deadline,
             parse::read_full_status,
             |s| s.truncated,
         )
+        .await
     }
 
     /// A PR IN whose answer can be longer than the first allocation (see [`read_whole`]).
-    fn pr_in_whole<T>(
+    async fn pr_in_whole<T>(
         &mut self,
         action: PrInAction,
         deadline: Instant,
@@ -675,23 +723,24 @@ impl ScsiPath {
         let node = self.node.clone();
         let dev = self.info.dev.clone();
         read_whole(
-            |len| {
+            async |len| {
                 if len > PR_IN_FIRST {
                     debug!(
                         "{}: {cmd}: asking again for all {len} bytes",
                         node.display()
                     );
                 }
-                self.pr_in(action, len, deadline)
+                self.pr_in(action, len, deadline).await
             },
             parse,
             truncated,
-        )?
+        )
+        .await?
         .map_err(|err| Error::Parse { dev, cmd, err })
     }
 
     /// `PERSISTENT RESERVE OUT` with the basic parameter list.
-    pub fn pr_out(
+    pub async fn pr_out(
         &mut self,
         action: PrOutAction,
         pr_type: Option<PrType>,
@@ -703,21 +752,22 @@ impl ScsiPath {
         self.run_ok(
             action.name(),
             &cdb::pr_out(action, pr_type),
-            None,
-            Some(&params),
+            Transfer::Out(&params),
             deadline,
         )
+        .await
         .map(|_| ())
     }
 
     /// `REGISTER`: `old` is the key this nexus has now (0 if none), `new` the one it gets
     /// (0 unregisters). Conflicts when `old` does not match the registration.
-    pub fn register(&mut self, old: u64, new: u64, deadline: Instant) -> Done {
+    pub async fn register(&mut self, old: u64, new: u64, deadline: Instant) -> Done {
         self.pr_out(PrOutAction::Register, None, old, new, deadline)
+            .await
     }
 
     /// `REGISTER AND IGNORE EXISTING KEY`: this nexus gets `new`, whatever it had.
-    pub fn register_ignore(&mut self, new: u64, deadline: Instant) -> Done {
+    pub async fn register_ignore(&mut self, new: u64, deadline: Instant) -> Done {
         self.pr_out(
             PrOutAction::RegisterAndIgnoreExistingKey,
             None,
@@ -725,31 +775,43 @@ impl ScsiPath {
             new,
             deadline,
         )
+        .await
     }
 
     /// `RESERVE` with our registered `key`.
-    pub fn reserve(&mut self, key: u64, t: PrType, deadline: Instant) -> Done {
+    pub async fn reserve(&mut self, key: u64, t: PrType, deadline: Instant) -> Done {
         self.pr_out(PrOutAction::Reserve, Some(t), key, 0, deadline)
+            .await
     }
 
     /// `RELEASE` with our registered `key` and the type of the reservation held.
-    pub fn release(&mut self, key: u64, t: PrType, deadline: Instant) -> Done {
+    pub async fn release(&mut self, key: u64, t: PrType, deadline: Instant) -> Done {
         self.pr_out(PrOutAction::Release, Some(t), key, 0, deadline)
+            .await
     }
 
     /// `CLEAR`: drops every registration and the reservation.
-    pub fn clear(&mut self, key: u64, deadline: Instant) -> Done {
+    pub async fn clear(&mut self, key: u64, deadline: Instant) -> Done {
         self.pr_out(PrOutAction::Clear, None, key, 0, deadline)
+            .await
     }
 
     /// `PREEMPT`: removes `victim`'s registrations (and its reservation, taking it as `t`).
-    pub fn preempt(&mut self, key: u64, victim: u64, t: PrType, deadline: Instant) -> Done {
+    pub async fn preempt(&mut self, key: u64, victim: u64, t: PrType, deadline: Instant) -> Done {
         self.pr_out(PrOutAction::Preempt, Some(t), key, victim, deadline)
+            .await
     }
 
     /// `PREEMPT AND ABORT`: as PREEMPT, and aborts the victim's queued commands.
-    pub fn preempt_abort(&mut self, key: u64, victim: u64, t: PrType, deadline: Instant) -> Done {
+    pub async fn preempt_abort(
+        &mut self,
+        key: u64,
+        victim: u64,
+        t: PrType,
+        deadline: Instant,
+    ) -> Done {
         self.pr_out(PrOutAction::PreemptAndAbort, Some(t), key, victim, deadline)
+            .await
     }
 }
 
@@ -774,103 +836,128 @@ pub struct Lu {
     pub identity: Option<Identity>,
     /// Paths that answered, in sysfs order.
     pub paths: Vec<ScsiPath>,
-    /// Paths that did not answer INQUIRY (a multipath path that is down).
+    /// Paths that could not be opened, whose device the kernel does not run, or that did not
+    /// answer INQUIRY (a multipath path that is down).
     pub dead: Vec<DeadPath>,
+    /// Whether the target answers READ FULL STATUS (`None`: not asked yet); kept by the
+    /// caller, which learns it from the first try.
+    pub full_status: Option<bool>,
 }
 
 impl Lu {
     /// Resolves `input`, opens every path and confirms they are one LU.
-    pub fn open(
+    pub async fn open(
         input: &Path,
         root: &SysRoot,
         opts: Options,
         deadline: Instant,
     ) -> Result<Lu, Error> {
         let resolved = path::resolve(input, root)?;
-        Lu::open_resolved(resolved, opts, deadline)
+        Lu::open_resolved(resolved, root, opts, deadline).await
     }
 
-    /// Opens the paths of an already resolved device. A path without a usable sg node fails
+    /// Opens the paths of an already resolved device and confirms they are one LU: each
+    /// path's identity is the one the kernel cached in sysfs at scan time
+    /// ([`path::sysfs_identity`]), read with INQUIRY (every such path at once) only where
+    /// sysfs lacks it; a single path is identified only with [`Options::identify_single`].
+    /// No command is sent when sysfs knows every path. A path the kernel does not run
+    /// (offline, deleted) is dead without a command; a path without a usable sg node fails
     /// the whole open ([`Error::NoSgNode`]: the node's setup, not the path, is wrong).
-    pub fn open_resolved(
+    pub async fn open_resolved(
         resolved: Resolved,
+        root: &SysRoot,
         opts: Options,
         deadline: Instant,
     ) -> Result<Lu, Error> {
+        let single = resolved.paths.len() == 1;
         let mut paths = Vec::new();
         let mut dead = Vec::new();
-        let mut id: Option<(String, LuId, Option<Identity>)> = None;
         for info in &resolved.paths {
-            let single = resolved.paths.len() == 1;
-            let unnamed = || LuId {
-                kind: 0xff,
-                bytes: info.name.as_bytes().to_vec(),
-            };
-            let p = match ScsiPath::open(info.clone(), opts) {
-                Ok(p) => p,
+            if let Some(state) = info.state.as_deref().filter(|s| path::dead_state(s)) {
+                dead.push(DeadPath {
+                    info: info.clone(),
+                    error: Error::NotRunning {
+                        dev: info.dev.clone(),
+                        state: state.to_owned(),
+                    },
+                });
+                continue;
+            }
+            match ScsiPath::open(info.clone(), opts) {
+                Ok(p) => paths.push(p),
                 Err(e @ Error::NoSgNode { .. }) => return Err(e),
-                Err(error) => {
-                    dead.push(DeadPath {
-                        info: info.clone(),
-                        error,
-                    });
-                    continue;
-                }
-            };
-            let opened = Ok(p).and_then(|mut p: ScsiPath| {
-                if single && !opts.identify_single {
-                    return Ok((p, unnamed(), None));
-                }
-                let ident = match p.identity(deadline) {
-                    Ok(i) => i,
-                    // One path has nothing to be compared with: a disk without a usable
-                    // designator is still usable, known by its name.
-                    Err(Error::Parse { .. }) if single => return Ok((p, unnamed(), None)),
-                    Err(e) if single && e.is_unsupported() => return Ok((p, unnamed(), None)),
-                    Err(e) => return Err(e),
-                };
-                let lid = parse::best_designator(&ident.designators)
-                    .cloned()
-                    .unwrap_or_else(unnamed);
-                Ok((p, lid, Some(ident)))
-            });
-            match opened {
-                Ok((p, lid, ident)) => {
-                    match &id {
-                        None => id = Some((info.name.clone(), lid, ident)),
-                        Some(first) => {
-                            let why = match (&first.2, &ident) {
-                                (Some(a), Some(b)) => a.mismatch(b),
-                                _ if first.1 != lid => {
-                                    Some("their VPD 0x83 designators differ".into())
-                                }
-                                _ => None,
-                            };
-                            if let Some(reason) = why {
-                                return Err(Error::DifferentLu {
-                                    input: resolved.input.clone(),
-                                    first: Box::new((first.0.clone(), first.1.clone())),
-                                    other: Box::new((info.name.clone(), lid)),
-                                    reason,
-                                });
-                            }
-                        }
-                    }
-                    paths.push(p);
-                }
                 Err(error) => dead.push(DeadPath {
                     info: info.clone(),
                     error,
                 }),
             }
         }
+        let identify = !single || opts.identify_single;
+        let idents = exec::join_all(paths.iter_mut().map(|p| async {
+            if !identify {
+                return Ok(None);
+            }
+            if let Some(id) = path::sysfs_identity(&p.info.name, root) {
+                return Ok(Some(id));
+            }
+            match p.identity(deadline).await {
+                Ok(i) => Ok(Some(i)),
+                // One path has nothing to be compared with: a disk without a usable
+                // designator is still usable, known by its name.
+                Err(Error::Parse { .. }) if single => Ok(None),
+                Err(e) if single && e.is_unsupported() => Ok(None),
+                Err(e) => Err(e),
+            }
+        }))
+        .await;
+        let mut id: Option<(String, LuId, Option<Identity>)> = None;
+        let mut live = Vec::new();
+        for (p, ident) in paths.into_iter().zip(idents) {
+            let ident = match ident {
+                Ok(i) => i,
+                Err(error) => {
+                    dead.push(DeadPath {
+                        info: p.info.clone(),
+                        error,
+                    });
+                    continue;
+                }
+            };
+            let lid = ident
+                .as_ref()
+                .and_then(|i| parse::best_designator(&i.designators).cloned())
+                .unwrap_or_else(|| LuId {
+                    kind: 0xff,
+                    bytes: p.info.name.as_bytes().to_vec(),
+                });
+            match &id {
+                None => id = Some((p.info.name.clone(), lid, ident)),
+                Some(first) => {
+                    let why = match (&first.2, &ident) {
+                        (Some(a), Some(b)) => a.mismatch(b),
+                        _ if first.1 != lid => Some("their VPD 0x83 designators differ".into()),
+                        _ => None,
+                    };
+                    if let Some(reason) = why {
+                        return Err(Error::DifferentLu {
+                            input: resolved.input.clone(),
+                            first: Box::new((first.0.clone(), first.1.clone())),
+                            other: Box::new((p.info.name.clone(), lid)),
+                            reason,
+                        });
+                    }
+                }
+            }
+            live.push(p);
+        }
         match id {
             Some((_, id, identity)) => Ok(Lu {
                 resolved,
                 id,
                 identity,
-                paths,
+                paths: live,
                 dead,
+                full_status: None,
             }),
             None => {
                 let last = dead.pop().map(|d| d.error).unwrap_or(Error::Deadline {
@@ -892,13 +979,13 @@ impl Lu {
 
     /// Runs `f` on the first path that gives an answer that is not a transport-level failure
     /// (conflicts and other device answers are returned as they are).
-    pub fn any_path<T>(
+    pub async fn any_path<T>(
         &mut self,
-        mut f: impl FnMut(&mut ScsiPath) -> Result<T, Error>,
+        mut f: impl AsyncFnMut(&mut ScsiPath) -> Result<T, Error>,
     ) -> Result<T, Error> {
         let mut last = None;
         for p in &mut self.paths {
-            match f(p) {
+            match f(p).await {
                 Ok(v) => return Ok(v),
                 Err(e) if path_failure(&e) => last = Some(e),
                 Err(e) => return Err(e),
@@ -917,7 +1004,10 @@ impl Lu {
 /// Whether an error says the path (not the LU) failed, so another path may still answer.
 pub fn path_failure(e: &Error) -> bool {
     match e {
-        Error::Io { .. } | Error::Open { .. } | Error::Deadline { .. } => true,
+        Error::Io { .. }
+        | Error::Open { .. }
+        | Error::Deadline { .. }
+        | Error::NotRunning { .. } => true,
         Error::Failed { reply, .. } => matches!(
             reply,
             Reply::Transport { .. } | Reply::TimedOut | Reply::NotReady(_)
@@ -947,14 +1037,14 @@ mod tests {
     fn whole(answers: impl FnMut(u16) -> Vec<u8>) -> (Result<Keys, ParseError>, Vec<u16>) {
         let asked = RefCell::new(Vec::new());
         let mut answers = answers;
-        let r = read_whole(
-            |len| {
+        let r = exec::block_on(read_whole(
+            async |len| {
                 asked.borrow_mut().push(len);
                 Ok(answers(len))
             },
             parse::read_keys,
             |k| k.truncated,
-        )
+        ))
         .unwrap();
         (r, asked.into_inner())
     }
@@ -1038,17 +1128,25 @@ mod tests {
             .push_back(done(0x02, &UA_PREEMPTED));
         let dev = Path::new("/dev/sdb");
         // a write-type command of A (the fenced nexus): no attention, the conflict itself
-        let (o, _) = retry_unit_attention(dev, "PR OUT", 3, || {
-            Ok(t.send(A, |h| done(if h == A { 0 } else { 0x18 }, &[])))
-        })
+        let (o, _, _) = exec::block_on(retry_unit_attention(dev, "PR OUT", 3, async || {
+            Ok((
+                t.send(A, |h| done(if h == A { 0 } else { 0x18 }, &[])),
+                Vec::new(),
+            ))
+        }))
         .unwrap();
         assert_eq!(o, Reply::ReservationConflict);
         // B's next command meets A's attention first, is sent again and gets its own answer
         let mut sent = 0;
-        let (o, _) = retry_unit_attention(dev, "READ RESERVATION", 3, || {
-            sent += 1;
-            Ok(t.send(B, |_| done(0, &[])))
-        })
+        let (o, _, _) = exec::block_on(retry_unit_attention(
+            dev,
+            "READ RESERVATION",
+            3,
+            async || {
+                sent += 1;
+                Ok((t.send(B, |_| done(0, &[])), Vec::new()))
+            },
+        ))
         .unwrap();
         assert_eq!(o, Reply::Good);
         assert_eq!(sent, 2);
@@ -1058,20 +1156,30 @@ mod tests {
     #[test]
     fn unit_attentions_beyond_the_retries_are_returned_not_taken_for_an_answer() {
         let mut sent = 0;
-        let (o, _) = retry_unit_attention(Path::new("/dev/sdb"), "READ KEYS", 3, || {
-            sent += 1;
-            Ok(done(0x02, &UA_PREEMPTED))
-        })
+        let (o, _, _) = exec::block_on(retry_unit_attention(
+            Path::new("/dev/sdb"),
+            "READ KEYS",
+            3,
+            async || {
+                sent += 1;
+                Ok((done(0x02, &UA_PREEMPTED), Vec::new()))
+            },
+        ))
         .unwrap();
         assert!(matches!(o, Reply::UnitAttention(s) if s.asc == 0x2a && s.ascq == 0x05));
         assert_eq!(sent, 4);
         // a transport error ends the retries at once
-        let r = retry_unit_attention(Path::new("/dev/sdb"), "READ KEYS", 3, || {
-            Err(Error::Deadline {
-                dev: PathBuf::from("/dev/sdb"),
-                cmd: "READ KEYS",
-            })
-        });
+        let r = exec::block_on(retry_unit_attention(
+            Path::new("/dev/sdb"),
+            "READ KEYS",
+            3,
+            async || {
+                Err(Error::Deadline {
+                    dev: PathBuf::from("/dev/sdb"),
+                    cmd: "READ KEYS",
+                })
+            },
+        ));
         assert!(matches!(r, Err(Error::Deadline { .. })));
     }
 
@@ -1083,6 +1191,8 @@ mod tests {
             sg: None,
             sg_devnum: None,
             hctl: Some("9:0:0:1".into()),
+            devnum: None,
+            state: None,
         };
         let e = ScsiPath::open(info, Options::default()).unwrap_err();
         assert!(e.is_no_sg_node());
@@ -1105,6 +1215,8 @@ mod tests {
             sg: Some(fake.clone()),
             sg_devnum: Some("21:7".into()),
             hctl: None,
+            devnum: None,
+            state: None,
         };
         let e = ScsiPath::open(info, Options::default()).unwrap_err();
         let _ = std::fs::remove_dir_all(&dir);

@@ -16,6 +16,7 @@
 
 pub mod cdb;
 pub mod device;
+pub mod exec;
 pub mod parse;
 pub mod path;
 pub mod sense;

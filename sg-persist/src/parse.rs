@@ -518,6 +518,30 @@ pub fn vpd_designators(b: &[u8]) -> Result<Vec<LuId>, ParseError> {
     Ok(out)
 }
 
+/// The relative target port identifier in VPD page 0x83 (a designator of association 1, the
+/// target port the page was read through, type 4): which target port a path's I_T nexus goes
+/// to, as READ FULL STATUS reports it per registration. `None` when the page has none.
+pub fn vpd_relative_port(b: &[u8]) -> Option<u16> {
+    if b.len() < 4 || b[1] != 0x83 {
+        return None;
+    }
+    let end = (4 + usize::from(be16(b, 2).unwrap_or(0))).min(b.len());
+    let mut at = 4;
+    while at + 4 <= end {
+        let assoc = (b[at + 1] >> 4) & 0x3;
+        let kind = b[at + 1] & 0x0f;
+        let len = usize::from(b[at + 3]);
+        if at + 4 + len > end {
+            return None;
+        }
+        if assoc == 1 && kind == 4 && len == 4 {
+            return be16(b, at + 6);
+        }
+        at += 4 + len;
+    }
+    None
+}
+
 /// The LU's best designator among `ids`: preference order NAA (not locally assigned), EUI-64,
 /// SCSI name string, locally assigned NAA, T10 vendor id, vendor specific.
 pub fn best_designator(ids: &[LuId]) -> Option<&LuId> {

@@ -46,6 +46,21 @@ pub struct PathInfo {
     pub sg_devnum: Option<String>,
     /// Host:channel:target:lun, e.g. `2:0:0:0`.
     pub hctl: Option<String>,
+    /// The block device's number (`major:minor` as sysfs gives it, e.g. `8:16`).
+    pub devnum: Option<String>,
+    /// The SCSI device's state when it was resolved (`running`, `offline`, `blocked`, ...;
+    /// see [`dead_state`]).
+    pub state: Option<String>,
+}
+
+/// Whether the kernel sends no command to a SCSI device in `state` (offline, taken offline by
+/// its transport, being deleted): a path in such a state is dead without a command. A
+/// `blocked` device (a transport reconnecting) queues its commands and is tried.
+pub fn dead_state(state: &str) -> bool {
+    matches!(
+        state,
+        "offline" | "transport-offline" | "cancel" | "deleted" | "del"
+    )
 }
 
 /// How the named device maps onto SCSI paths.
@@ -172,22 +187,8 @@ impl std::error::Error for PathError {}
 /// Resolves a device name: follows links, checks it is a whole SCSI disk or a multipath map,
 /// and lists its SCSI paths.
 pub fn resolve(input: &Path, root: &SysRoot) -> Result<Resolved, PathError> {
-    let meta = fs::metadata(input).map_err(|source| PathError::NotFound {
-        path: input.to_path_buf(),
-        source,
-    })?;
-    if !meta.file_type().is_block_device() {
-        return Err(PathError::NotBlockDevice {
-            path: input.to_path_buf(),
-        });
-    }
-    let rdev = meta.rdev();
-    resolve_devnum(
-        input,
-        nix::sys::stat::major(rdev),
-        nix::sys::stat::minor(rdev),
-        root,
-    )
+    let (major, minor) = block_devnum(input)?;
+    resolve_devnum(input, major, minor, root)
 }
 
 /// The identity of the LU behind path `name` as the kernel cached it at scan time (sysfs
@@ -196,16 +197,7 @@ pub fn resolve(input: &Path, root: &SysRoot) -> Result<Resolved, PathError> {
 /// no LU designator. Reads at most 4 KiB of each page.
 pub fn sysfs_identity(name: &str, root: &SysRoot) -> Option<Identity> {
     let dev = root.sys.join("class/block").join(name).join("device");
-    let page = |n: &str| -> Option<Vec<u8>> {
-        use std::io::Read;
-        let mut b = Vec::new();
-        fs::File::open(dev.join(n))
-            .ok()?
-            .take(4096)
-            .read_to_end(&mut b)
-            .ok()?;
-        Some(b)
-    };
+    let page = |n: &str| read_page(&dev.join(n));
     let designators = parse::vpd_designators(&page("vpd_pg83")?).ok()?;
     let serial = page("vpd_pg80")
         .and_then(|b| parse::vpd_serial(&b).ok())
@@ -214,6 +206,18 @@ pub fn sysfs_identity(name: &str, root: &SysRoot) -> Option<Identity> {
         designators,
         serial,
     })
+}
+
+/// A raw sysfs page (at most 4 KiB).
+fn read_page(p: &Path) -> Option<Vec<u8>> {
+    use std::io::Read;
+    let mut b = Vec::with_capacity(512);
+    fs::File::open(p)
+        .ok()?
+        .take(4096)
+        .read_to_end(&mut b)
+        .ok()?;
+    Some(b)
 }
 
 fn read_trim(p: &Path) -> Option<String> {
@@ -230,7 +234,39 @@ fn first_entry(dir: &Path) -> Option<String> {
     names.into_iter().next()
 }
 
-/// Resolves a block device given by its device number.
+/// `link` followed once (one `readlink`): a relative target is taken from the link's
+/// directory, its `..` removed lexically (sysfs links point at real directories).
+fn follow(link: &Path) -> io::Result<PathBuf> {
+    let target = fs::read_link(link)?;
+    let mut out = PathBuf::new();
+    for c in link
+        .parent()
+        .unwrap_or(Path::new("/"))
+        .join(target)
+        .components()
+    {
+        match c {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::CurDir => {}
+            c => out.push(c),
+        }
+    }
+    Ok(out)
+}
+
+/// `H:C:T:L` when `s` is one (four unsigned numbers).
+fn hctl_word(s: &str) -> Option<&str> {
+    let ok = s.split(':').count() == 4
+        && s.split(':')
+            .all(|x| !x.is_empty() && x.bytes().all(|b| b.is_ascii_digit()));
+    ok.then_some(s)
+}
+
+/// Resolves a block device given by its device number: one `readlink` of
+/// `/sys/dev/block/MAJ:MIN` finds its sysfs directory (and, for a SCSI disk, its
+/// `H:C:T:L`), then the few attributes that decide are read.
 pub fn resolve_devnum(
     input: &Path,
     major: u64,
@@ -238,7 +274,7 @@ pub fn resolve_devnum(
     root: &SysRoot,
 ) -> Result<Resolved, PathError> {
     let link = root.sys.join(format!("dev/block/{major}:{minor}"));
-    let dir = fs::canonicalize(&link).map_err(|source| PathError::Sysfs {
+    let dir = follow(&link).map_err(|source| PathError::Sysfs {
         path: link.clone(),
         source,
     })?;
@@ -287,7 +323,8 @@ pub fn resolve_devnum(
         }
         let mut paths = Vec::new();
         for n in names {
-            let d = root.sys.join("block").join(&n);
+            let l = root.sys.join("block").join(&n);
+            let d = follow(&l).unwrap_or(l);
             paths.push(scsi_path(input, &n, &d, root)?);
         }
         return Ok(Resolved {
@@ -296,7 +333,8 @@ pub fn resolve_devnum(
             paths,
         });
     }
-    let p = scsi_path(input, &name, &dir, root)?;
+    let mut p = scsi_path(input, &name, &dir, root)?;
+    p.devnum = Some(format!("{major}:{minor}"));
     Ok(Resolved {
         input: input.to_path_buf(),
         topology: Topology::Disk,
@@ -304,18 +342,31 @@ pub fn resolve_devnum(
     })
 }
 
+/// One SCSI disk path from its sysfs directory `dir` (`.../H:C:T:L/block/NAME` for a SCSI
+/// disk): its `H:C:T:L` from that name (else `device/scsi_device`), its type (a direct-access
+/// or zoned disk), its sg node and the device's state.
 fn scsi_path(input: &Path, name: &str, dir: &Path, root: &SysRoot) -> Result<PathInfo, PathError> {
     let not_scsi = || PathError::NotScsi {
         path: input.to_path_buf(),
         name: name.to_string(),
     };
-    let hctl = first_entry(&dir.join("device/scsi_device")).ok_or_else(not_scsi)?;
+    let from_name = dir
+        .parent()
+        .filter(|b| b.file_name().is_some_and(|n| n == "block"))
+        .and_then(Path::parent)
+        .and_then(Path::file_name)
+        .and_then(|n| n.to_str())
+        .and_then(hctl_word)
+        .map(str::to_owned);
+    let hctl = match from_name {
+        Some(h) => h,
+        None => first_entry(&dir.join("device/scsi_device")).ok_or_else(not_scsi)?,
+    };
     // Only direct-access (type 0) and zoned block (0x14) devices carry data we fence.
-    if let Some(t) = read_trim(&dir.join("device/type"))
-        && t != "0"
-        && t != "20"
-    {
-        return Err(not_scsi());
+    match read_trim(&dir.join("device/type")) {
+        Some(t) if t != "0" && t != "20" => return Err(not_scsi()),
+        None if !dir.join("device/scsi_device").exists() => return Err(not_scsi()),
+        _ => {}
     }
     let sg_name = first_entry(&dir.join("device/scsi_generic"));
     let sg_devnum = sg_name
@@ -328,7 +379,196 @@ fn scsi_path(input: &Path, name: &str, dir: &Path, root: &SysRoot) -> Result<Pat
         sg,
         sg_devnum,
         hctl: Some(hctl),
+        devnum: read_trim(&dir.join("dev")),
+        state: read_trim(&dir.join("device/state")),
     })
+}
+
+impl Resolved {
+    /// What [`Resolved::revalidate`] needs to find this resolution again without resolving
+    /// anew: the input's device number, the topology, and per path its name, block and sg
+    /// device numbers and sg node; with `serial`, the LU's unit serial number, which every
+    /// path must still show. One line without tabs or newlines (`None` when a field has one,
+    /// or a path lacks its numbers).
+    pub fn record(&self, rdev: (u64, u64), serial: &str) -> Option<String> {
+        let mut s = format!(
+            "v1 {}:{} {} {}",
+            rdev.0,
+            rdev.1,
+            match &self.topology {
+                Topology::Disk => "disk".to_owned(),
+                Topology::Multipath { map, alias } => format!("mp/{map}/{alias}"),
+            },
+            hex_str(serial)
+        );
+        for p in &self.paths {
+            let sg = p.sg.as_ref()?.file_name()?.to_str()?;
+            s += &format!(
+                " {}/{}/{}/{}",
+                p.name,
+                p.devnum.as_deref()?,
+                sg,
+                p.sg_devnum.as_deref()?
+            );
+        }
+        let clean = !s.contains(['\t', '\n', '|']) && s.split(' ').all(|w| !w.is_empty());
+        clean.then_some(s)
+    }
+
+    /// The resolution `record` describes, when it still holds for `input` (checked cheaply:
+    /// the input's device number; a multipath map's path names; per path, one `readlink` of
+    /// its block device and one of its sg device, which must be one SCSI device, and that
+    /// device's unit serial number from the kernel's VPD cache, which must be the recorded
+    /// one), with each path's `H:C:T:L` and state read afresh. `None` when anything
+    /// differs: the caller resolves anew.
+    pub fn revalidate(
+        input: &Path,
+        rdev: (u64, u64),
+        record: &str,
+        root: &SysRoot,
+    ) -> Option<Resolved> {
+        let mut w = record.split(' ');
+        if w.next()? != "v1" || w.next()? != format!("{}:{}", rdev.0, rdev.1) {
+            return None;
+        }
+        let topology = match w.next()? {
+            "disk" => Topology::Disk,
+            t => {
+                let mut m = t.strip_prefix("mp/")?.splitn(2, '/');
+                Topology::Multipath {
+                    map: m.next()?.to_owned(),
+                    alias: m.next()?.to_owned(),
+                }
+            }
+        };
+        let serial = unhex_str(w.next()?)?;
+        let mut paths = Vec::new();
+        for p in w {
+            let mut f = p.split('/');
+            let (name, devnum, sg, sg_devnum) = (f.next()?, f.next()?, f.next()?, f.next()?);
+            let bdir = follow(&root.sys.join("dev/block").join(devnum)).ok()?;
+            let gdir = follow(&root.sys.join("dev/char").join(sg_devnum)).ok()?;
+            // .../H:C:T:L/block/NAME and .../H:C:T:L/scsi_generic/SG: one SCSI device
+            let sdev = bdir.parent()?.parent()?;
+            if bdir.file_name()? != name
+                || gdir.file_name()? != sg
+                || gdir.parent()?.parent()? != sdev
+            {
+                return None;
+            }
+            let hctl = hctl_word(sdev.file_name()?.to_str()?)?.to_owned();
+            let pg80 = read_page(&sdev.join("vpd_pg80"))?;
+            if parse::vpd_serial(&pg80).ok()?.trim() != serial.trim() || serial.trim().is_empty() {
+                return None;
+            }
+            paths.push(PathInfo {
+                name: name.to_owned(),
+                dev: root.dev.join(name),
+                sg: Some(root.dev.join(sg)),
+                sg_devnum: Some(sg_devnum.to_owned()),
+                hctl: Some(hctl),
+                devnum: Some(devnum.to_owned()),
+                state: read_trim(&sdev.join("state")),
+            });
+        }
+        if paths.is_empty() {
+            return None;
+        }
+        match &topology {
+            Topology::Disk => {
+                if paths.len() != 1
+                    || paths[0].devnum.as_deref() != Some(&format!("{}:{}", rdev.0, rdev.1))
+                {
+                    return None;
+                }
+            }
+            Topology::Multipath { .. } => {
+                let slaves = root
+                    .sys
+                    .join(format!("dev/block/{}:{}/slaves", rdev.0, rdev.1));
+                let mut names: Vec<String> = fs::read_dir(slaves)
+                    .ok()?
+                    .filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect();
+                names.sort();
+                if names
+                    .iter()
+                    .map(String::as_str)
+                    .ne(paths.iter().map(|p| p.name.as_str()))
+                {
+                    return None;
+                }
+            }
+        }
+        Some(Resolved {
+            input: input.to_path_buf(),
+            topology,
+            paths,
+        })
+    }
+}
+
+fn hex_str(s: &str) -> String {
+    if s.is_empty() {
+        return "-".into();
+    }
+    s.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex_str(s: &str) -> Option<String> {
+    if s == "-" {
+        return Some(String::new());
+    }
+    let b: Option<Vec<u8>> = (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect();
+    String::from_utf8(b?).ok()
+}
+
+/// The device number of the block device `input` (one `stat`).
+pub fn block_devnum(input: &Path) -> Result<(u64, u64), PathError> {
+    let meta = fs::metadata(input).map_err(|source| PathError::NotFound {
+        path: input.to_path_buf(),
+        source,
+    })?;
+    if !meta.file_type().is_block_device() {
+        return Err(PathError::NotBlockDevice {
+            path: input.to_path_buf(),
+        });
+    }
+    let rdev = meta.rdev();
+    Ok((nix::sys::stat::major(rdev), nix::sys::stat::minor(rdev)))
+}
+
+/// The unit serial number of the LU behind path `name` as the kernel cached it (sysfs
+/// `device/vpd_pg80`); `None` when sysfs has no such page or it is empty.
+pub fn sysfs_serial(name: &str, root: &SysRoot) -> Option<String> {
+    let page = read_page(
+        &root
+            .sys
+            .join("class/block")
+            .join(name)
+            .join("device/vpd_pg80"),
+    )?;
+    parse::vpd_serial(&page)
+        .ok()
+        .filter(|s| !s.trim().is_empty())
+}
+
+/// The relative target port of path `name` (see [`parse::vpd_relative_port`]), from the VPD
+/// page 0x83 the kernel cached in sysfs; `None` when sysfs has no such page or it names no
+/// port.
+pub fn sysfs_relative_port(name: &str, root: &SysRoot) -> Option<u16> {
+    let page = read_page(
+        &root
+            .sys
+            .join("class/block")
+            .join(name)
+            .join("device/vpd_pg83"),
+    )?;
+    parse::vpd_relative_port(&page)
 }
 
 #[cfg(test)]

@@ -1,27 +1,26 @@
 //! The only place in this crate that talks to the kernel through `unsafe`: the SCSI generic
-//! `sg_io_hdr` (version 3) and the two ways of running one command with it.
+//! `sg_io_hdr` (version 3) and the sg driver's asynchronous interface.
 //!
-//! * [`sg_io`]: `ioctl(fd, SG_IO, &hdr)` on any SCSI disk node (`/dev/sdX` or `/dev/sgN`).
-//!   The kernel enforces the per-command timeout, but a request the block layer never dispatches
-//!   (a transport that is down and queueing) waits beyond it, uninterruptibly on an `sd` node.
-//! * [`SgChannel`]: the sg driver's asynchronous `write(2)` / `poll(2)` / `read(2)` interface on a
-//!   `/dev/sgN` node. The caller's deadline is enforced here, whatever the transport does: when it
-//!   passes, the channel closes its fd and the kernel drops the orphaned request on its own.
+//! [`SgChannel`] runs commands through `write(2)` / `read(2)` on a `/dev/sgN` node opened
+//! non-blocking: [`SgChannel::submit`] hands one command to the driver and returns at once,
+//! [`SgChannel::reap`] takes its completion when there is one (never waiting), and the caller
+//! waits for many channels at once with `poll(2)` ([`crate::exec`]). The caller's deadline is
+//! enforced above this module, whatever the transport does: when it passes, the channel is
+//! abandoned ([`SgChannel::abandon`] closes its fd) and the kernel drops the orphaned request
+//! on its own. There is no `SG_IO` ioctl: on a `/dev/sdX` node it can wait uninterruptibly
+//! past any deadline (All Paths Down), and a thread blocked in it keeps the process alive.
 //!
-//! Everything above this module works with safe types: a CDB slice, a [`DataDir`] that owns the
-//! data buffer borrow, and a [`Completion`] of plain integers and sense bytes.
+//! Everything above this module works with safe types: a CDB slice, a [`Transfer`] that says
+//! which data phase the command has, and a [`Completion`] of plain integers and sense bytes.
 
 #![allow(unsafe_code)]
 
 use std::ffi::c_void;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
-use std::time::{Duration, Instant};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::time::Duration;
 
 use nix::errno::Errno;
-use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
-/// `SG_IO` from `<scsi/sg.h>`.
-const SG_IO: u32 = 0x2285;
 const SG_DXFER_NONE: i32 = -1;
 const SG_DXFER_TO_DEV: i32 = -2;
 const SG_DXFER_FROM_DEV: i32 = -3;
@@ -62,25 +61,17 @@ struct SgIoHdr {
 #[cfg(target_pointer_width = "64")]
 const _: () = assert!(size_of::<SgIoHdr>() == 88);
 
-mod ioctl {
-    nix::ioctl_readwrite_bad!(
-        /// The raw `SG_IO` ioctl; only [`super::sg_io`] calls it.
-        raw_sg_io,
-        super::SG_IO,
-        super::SgIoHdr
-    );
-}
-use ioctl::raw_sg_io;
-
-/// Direction of the data phase; the variant owns the borrow of the buffer for the transfer.
-#[derive(Debug)]
-pub enum DataDir<'a> {
+/// The data phase of a command.
+#[derive(Debug, Clone, Copy)]
+pub enum Transfer<'a> {
     /// No data phase (TEST UNIT READY, PR OUT without parameter list).
     None,
-    /// Data-in: the device fills the buffer (INQUIRY, PR IN).
-    FromDevice(&'a mut [u8]),
-    /// Data-out: the buffer is sent to the device (PR OUT parameter list).
-    ToDevice(&'a [u8]),
+    /// Data-in of at most this many bytes (INQUIRY, PR IN); the bytes come with the
+    /// completion.
+    In(usize),
+    /// Data-out: these bytes are sent to the device (PR OUT parameter list); the driver copies
+    /// them when the command is submitted.
+    Out(&'a [u8]),
 }
 
 /// What the kernel reported for one command, before any interpretation.
@@ -105,17 +96,11 @@ pub struct Completion {
 pub enum SysError {
     /// The system call failed with this errno.
     Os(Errno),
-    /// The caller's deadline passed before the device answered (asynchronous channel only).
-    Deadline,
-    /// The channel was closed after an earlier deadline and cannot carry commands.
+    /// The channel was closed (after an earlier deadline or error) and carries no commands.
     Closed,
-    /// The CDB or buffer is outside what this module accepts; nothing was sent.
+    /// The CDB or buffer is outside what this module accepts, or a command is already
+    /// outstanding on the channel; nothing was sent.
     BadRequest,
-}
-
-struct Prepared {
-    hdr: SgIoHdr,
-    sense: [u8; SENSE_LEN],
 }
 
 fn timeout_ms(timeout: Duration) -> u32 {
@@ -126,21 +111,112 @@ fn timeout_ms(timeout: Duration) -> u32 {
         .max(1)
 }
 
-/// Checks the request (CDB and buffer sizes; [`SysError::BadRequest`] otherwise) and builds
-/// the header. Pointers in it borrow `cdb`, `data` and the returned sense buffer, so the header
-/// must not outlive those borrows; the callers below keep all of them on their stack frame for
-/// the whole system call.
-fn prepare(cdb: &[u8], data: &mut DataDir<'_>, timeout: Duration) -> Result<Prepared, SysError> {
-    let (dir, ptr, len): (i32, *mut c_void, usize) = match data {
-        DataDir::None => (SG_DXFER_NONE, std::ptr::null_mut(), 0),
-        DataDir::FromDevice(b) => (SG_DXFER_FROM_DEV, b.as_mut_ptr().cast(), b.len()),
-        DataDir::ToDevice(b) => (SG_DXFER_TO_DEV, b.as_ptr().cast_mut().cast(), b.len()),
-    };
-    if cdb.len() < 6 || cdb.len() > MAX_CDB_LEN || len > MAX_DATA_LEN {
-        return Err(SysError::BadRequest);
+/// The buffers of the command in flight: the driver wrote down their addresses at submit
+/// and copies data-in and sense bytes into them during the `read(2)` that reaps it. Heap
+/// allocations, so moving this value does not move them.
+struct InFlight {
+    data: Vec<u8>,
+    sense: Box<[u8; SENSE_LEN]>,
+}
+
+/// An open `/dev/sgN` node used through the sg driver's asynchronous interface: one command
+/// in flight at a time, submitted and reaped without blocking, so that a caller can keep
+/// commands on many paths in flight at once and give up at its deadline even when a device
+/// never answers.
+#[derive(Debug)]
+pub struct SgChannel {
+    fd: Option<OwnedFd>,
+    in_flight: Option<InFlight>,
+}
+
+impl std::fmt::Debug for InFlight {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "InFlight({} bytes)", self.data.len())
     }
-    Ok(Prepared {
-        hdr: SgIoHdr {
+}
+
+impl Drop for SgChannel {
+    fn drop(&mut self) {
+        // The fd first: once it is closed the kernel never copies into the buffers of a
+        // command still in flight, so they may be freed after it.
+        self.fd = None;
+    }
+}
+
+impl SgChannel {
+    /// Wraps an fd of a `/dev/sgN` node opened read-write and non-blocking (the sg driver
+    /// takes commands through `write(2)`; a character device opened for writing triggers no
+    /// udev events on close).
+    pub fn new(fd: OwnedFd) -> SgChannel {
+        SgChannel {
+            fd: Some(fd),
+            in_flight: None,
+        }
+    }
+
+    /// Whether the channel was abandoned (an earlier deadline or error).
+    pub fn is_closed(&self) -> bool {
+        self.fd.is_none()
+    }
+
+    /// The descriptor to wait on for a completion (`None` once abandoned).
+    pub fn raw_fd(&self) -> Option<RawFd> {
+        self.fd.as_ref().map(AsRawFd::as_raw_fd)
+    }
+
+    /// The descriptor, to wait on with `epoll` (`None` once abandoned).
+    pub fn fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        self.fd.as_ref().map(std::os::fd::AsFd::as_fd)
+    }
+
+    /// Whether a submitted command has not been reaped yet.
+    pub fn busy(&self) -> bool {
+        self.in_flight.is_some()
+    }
+
+    /// Closes the channel: a command in flight is orphaned (the kernel completes and frees it
+    /// without touching our memory again), and nothing more can be sent through it.
+    pub fn abandon(&mut self) {
+        self.fd = None;
+        self.in_flight = None;
+    }
+
+    /// `write(sg, sg_io_hdr)`: hands one command to the driver with `timeout` as the kernel's
+    /// command timeout, and returns without waiting. One command at a time per channel.
+    pub fn submit(
+        &mut self,
+        cdb: &[u8],
+        xfer: Transfer<'_>,
+        timeout: Duration,
+    ) -> Result<(), SysError> {
+        let Some(fd) = self.fd.as_ref() else {
+            return Err(SysError::Closed);
+        };
+        let len = match xfer {
+            Transfer::None => 0,
+            Transfer::In(n) => n,
+            Transfer::Out(b) => b.len(),
+        };
+        if self.in_flight.is_some()
+            || cdb.len() < 6
+            || cdb.len() > MAX_CDB_LEN
+            || len > MAX_DATA_LEN
+        {
+            return Err(SysError::BadRequest);
+        }
+        let mut buf = InFlight {
+            data: match xfer {
+                Transfer::In(n) => vec![0; n],
+                _ => Vec::new(),
+            },
+            sense: Box::new([0; SENSE_LEN]),
+        };
+        let (dir, ptr): (i32, *mut c_void) = match xfer {
+            Transfer::None => (SG_DXFER_NONE, std::ptr::null_mut()),
+            Transfer::In(_) => (SG_DXFER_FROM_DEV, buf.data.as_mut_ptr().cast()),
+            Transfer::Out(b) => (SG_DXFER_TO_DEV, b.as_ptr().cast_mut().cast()),
+        };
+        let hdr = SgIoHdr {
             interface_id: i32::from(b'S'),
             dxfer_direction: dir,
             cmd_len: cdb.len() as u8,
@@ -149,7 +225,7 @@ fn prepare(cdb: &[u8], data: &mut DataDir<'_>, timeout: Duration) -> Result<Prep
             dxfer_len: len as u32,
             dxferp: ptr,
             cmdp: cdb.as_ptr(),
-            sbp: std::ptr::null_mut(),
+            sbp: buf.sense.as_mut_ptr(),
             timeout: timeout_ms(timeout),
             flags: 0,
             pack_id: 0,
@@ -163,120 +239,71 @@ fn prepare(cdb: &[u8], data: &mut DataDir<'_>, timeout: Duration) -> Result<Prep
             resid: 0,
             duration: 0,
             info: 0,
-        },
-        sense: [0; SENSE_LEN],
-    })
-}
-
-fn completion(hdr: &SgIoHdr, sense: &[u8; SENSE_LEN]) -> Completion {
-    let n = usize::from(hdr.sb_len_wr).min(SENSE_LEN);
-    Completion {
-        status: hdr.status,
-        host_status: hdr.host_status,
-        driver_status: hdr.driver_status,
-        sense: sense[..n].to_vec(),
-        resid: hdr.resid,
-        duration_ms: hdr.duration,
-    }
-}
-
-/// `ioctl(fd, SG_IO, sg_io_hdr)` — runs one SCSI command synchronously.
-///
-/// `fd` must be an open SCSI disk (`/dev/sdX`, read-only is enough for root) or `/dev/sgN`.
-/// `timeout` is handed to the kernel as the command timeout.
-#[doc(alias = "SG_IO")]
-pub fn sg_io(
-    fd: BorrowedFd<'_>,
-    cdb: &[u8],
-    mut data: DataDir<'_>,
-    timeout: Duration,
-) -> Result<Completion, SysError> {
-    let mut p = prepare(cdb, &mut data, timeout)?;
-    p.hdr.sbp = p.sense.as_mut_ptr();
-    // SAFETY: `hdr` is a correctly laid out sg_io_hdr (size asserted above); every pointer in
-    // it (cdb, data buffer of `dxfer_len` bytes, sense buffer of `mx_sb_len` bytes) points into
-    // borrows that live until this call returns, and SG_IO only touches them during the call.
-    let r = unsafe { raw_sg_io(fd.as_raw_fd(), &mut p.hdr) };
-    r.map_err(SysError::Os)?;
-    Ok(completion(&p.hdr, &p.sense))
-}
-
-/// An open `/dev/sgN` node used through the sg driver's asynchronous interface, so that every
-/// command is bounded by the caller's deadline even when the device never answers.
-#[derive(Debug)]
-pub struct SgChannel {
-    fd: Option<OwnedFd>,
-}
-
-impl SgChannel {
-    /// Wraps an fd of a `/dev/sgN` node opened read-write (the sg driver takes commands through
-    /// `write(2)`; a character device opened for writing triggers no udev events on close).
-    pub fn new(fd: OwnedFd) -> SgChannel {
-        SgChannel { fd: Some(fd) }
-    }
-
-    /// Whether an earlier deadline closed the channel.
-    pub fn is_closed(&self) -> bool {
-        self.fd.is_none()
-    }
-
-    /// `write(sg, sg_io_hdr)` + `poll` + `read(sg, sg_io_hdr)` — runs one command, giving up at
-    /// `deadline`. On [`SysError::Deadline`] the channel is closed: the kernel keeps the
-    /// orphaned request and frees it on completion without touching our memory again.
-    #[doc(alias = "SG_IO")]
-    pub fn execute(
-        &mut self,
-        cdb: &[u8],
-        mut data: DataDir<'_>,
-        timeout: Duration,
-        deadline: Instant,
-    ) -> Result<Completion, SysError> {
-        let Some(fd) = self.fd.as_ref() else {
-            return Err(SysError::Closed);
         };
-        let mut p = prepare(cdb, &mut data, timeout)?;
-        p.hdr.sbp = p.sense.as_mut_ptr();
-        let raw = fd.as_raw_fd();
-        let size = size_of::<SgIoHdr>();
-        // SAFETY: the sg driver reads a whole sg_io_hdr from the buffer and copies the CDB and
-        // any data-out bytes during this call; it remembers `dxferp` and `sbp` and writes to
-        // them only inside a later read(2) on this fd. We either do that read below while
-        // `p` and `data` are still borrowed here, or close the fd first (deadline path), after
-        // which the kernel never copies to user memory for the orphaned request.
-        let n = unsafe { libc::write(raw, (&raw const p.hdr).cast(), size) };
+        // SAFETY: the sg driver reads a whole sg_io_hdr from `hdr` and copies the CDB and any
+        // data-out bytes during this call (indirect I/O: no user page is mapped). It keeps
+        // `dxferp` (data-in) and `sbp` and writes to them only inside a later read(2) on this
+        // fd; both point into the heap buffers of `buf`, which `in_flight` keeps alive until
+        // that read, or until the fd is closed, after which the kernel never copies to user
+        // memory for the orphaned request (see `abandon` and `Drop`).
+        let n = unsafe {
+            libc::write(
+                fd.as_raw_fd(),
+                (&raw const hdr).cast(),
+                size_of::<SgIoHdr>(),
+            )
+        };
         if n < 0 {
             return Err(SysError::Os(Errno::last()));
         }
-        loop {
-            let now = Instant::now();
-            if now >= deadline {
-                self.fd = None;
-                return Err(SysError::Deadline);
-            }
-            let left = PollTimeout::try_from(deadline - now).unwrap_or(PollTimeout::MAX);
-            let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
-            match poll(&mut fds, left) {
-                Ok(0) | Err(Errno::EINTR) => continue,
-                Ok(_) => {}
-                Err(e) => {
-                    self.fd = None;
-                    return Err(SysError::Os(e));
-                }
-            }
-            // SAFETY: reads back one completed sg_io_hdr into `p.hdr`, a valid, writable
-            // buffer of exactly `size` bytes; the driver copies data-in and sense bytes to the
-            // pointers submitted above, which still borrow live buffers of the stated sizes.
-            let n = unsafe { libc::read(raw, (&raw mut p.hdr).cast(), size) };
-            if n < 0 {
-                match Errno::last() {
-                    Errno::EAGAIN | Errno::EINTR => continue,
-                    e => {
-                        self.fd = None;
-                        return Err(SysError::Os(e));
-                    }
-                }
-            }
-            return Ok(completion(&p.hdr, &p.sense));
+        self.in_flight = Some(buf);
+        Ok(())
+    }
+
+    /// `read(sg, sg_io_hdr)` without waiting: the completion of the command in flight, with
+    /// its data-in bytes (cut to what the device transferred is the caller's business: see
+    /// [`Completion::resid`]); `Ok(None)` while it runs. An error closes the channel.
+    pub fn reap(&mut self) -> Result<Option<(Completion, Vec<u8>)>, SysError> {
+        let Some(fd) = self.fd.as_ref() else {
+            return Err(SysError::Closed);
+        };
+        if self.in_flight.is_none() {
+            return Ok(None);
         }
+        let mut hdr = std::mem::MaybeUninit::<SgIoHdr>::zeroed();
+        // SAFETY: reads back one completed sg_io_hdr into `hdr`, a writable buffer of exactly
+        // its size; during this call the driver also copies data-in and sense bytes to the
+        // pointers given at submit, which point into `self.in_flight`'s live heap buffers of
+        // the sizes stated then. With O_NONBLOCK it returns EAGAIN while nothing completed.
+        let n = unsafe {
+            libc::read(
+                fd.as_raw_fd(),
+                hdr.as_mut_ptr().cast(),
+                size_of::<SgIoHdr>(),
+            )
+        };
+        if n < 0 {
+            return match Errno::last() {
+                Errno::EAGAIN | Errno::EINTR => Ok(None),
+                e => {
+                    self.abandon();
+                    Err(SysError::Os(e))
+                }
+            };
+        }
+        // SAFETY: the read filled the header (every field is a plain integer or pointer, so
+        // any bytes are a valid value; it was zeroed before).
+        let hdr = unsafe { hdr.assume_init() };
+        let buf = self.in_flight.take().expect("checked above");
+        let n = usize::from(hdr.sb_len_wr).min(SENSE_LEN);
+        let c = Completion {
+            status: hdr.status,
+            host_status: hdr.host_status,
+            driver_status: hdr.driver_status,
+            sense: buf.sense[..n].to_vec(),
+            resid: hdr.resid,
+            duration_ms: hdr.duration,
+        };
+        Ok(Some((c, buf.data)))
     }
 }

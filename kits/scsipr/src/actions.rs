@@ -41,12 +41,14 @@ use lkh_common::{Action, Failure, HookCtx, Outcome};
 use crate::settings::{NODE_KEY_FILE, Settings};
 use crate::state;
 use check::check_lu_seen;
-use open::{arbitration_order, lu_identity, open_resolved, order_key, resolve_all};
+use open::{arbitration_order, lu_identity, open_resolved, order_key, resolution, resolve_known};
 use outcome::combine;
 use prim::dev;
 use records::{LuRecord, Records};
 use remove::remove_each;
 use restore::restore_all;
+use sg_persist::Resolved;
+use sg_persist::exec::join_all;
 
 /// quickCheck's answer on a node without a reservation key (`status -t TAG` gives the same).
 pub fn no_key(s: &Settings) -> Failure {
@@ -59,6 +61,10 @@ pub fn no_key(s: &Settings) -> Failure {
 
 /// The hook: restore / remove / quickCheck / recover of one resource.
 pub fn hook(ctx: &HookCtx) -> Outcome {
+    sg_persist::exec::block_on(hook_async(ctx))
+}
+
+async fn hook_async(ctx: &HookCtx) -> Outcome {
     if ctx.action == Action::Remove {
         // first, so that `watch` (which judges under the same tag lock) stops judging it
         state::mark(ctx.tag.as_str(), false);
@@ -71,9 +77,10 @@ pub fn hook(ctx: &HookCtx) -> Outcome {
         s.check_timeout(ctx)?;
     }
     let deadline = ctx.deadline.instant();
-    let resolved = resolve_all(&s.devices)?;
-    let create = ctx.action == Action::Restore;
     let tag = ctx.tag.as_str();
+    let known = Records::load(tag);
+    let named = resolve_known(&s.devices, &known)?;
+    let create = ctx.action == Action::Restore;
     let Some(key) = s.key(create)? else {
         return match ctx.action {
             Action::Remove => Ok("this node has no reservation key yet: nothing to remove".into()),
@@ -82,23 +89,22 @@ pub fn hook(ctx: &HookCtx) -> Outcome {
     };
     if ctx.action == Action::Remove {
         // disk by disk: one that does not answer never keeps the others registered
-        let lus = resolved
-            .into_iter()
-            .map(|r| {
-                open_resolved(vec![r], false, deadline).and_then(|l| {
+        let lus = join_all(named.into_iter().map(|n| async move {
+            open_resolved(vec![n.resolved], false, deadline)
+                .await
+                .and_then(|l| {
                     l.into_iter()
                         .next()
                         .ok_or_else(|| Failure::failed("no disk"))
                 })
-            })
-            .collect();
-        let out = combine(remove_each(lus, key, s.pr_type, deadline));
+        }))
+        .await;
+        let out = combine(remove_each(lus, key, s.pr_type, deadline).await);
         if out.is_ok() {
             // Under Pacemaker a stop is followed by a start on the same node when a monitor
             // failed (a restart in place): that this node lost the disk outlives the stop, so
             // the start cannot take it back. LifeKeeper's remove ends it: its restore comes
             // only where LifeKeeper brings the hierarchy.
-            let known = Records::load(tag);
             let kept = if ctx.ocf {
                 known.lost_only()
             } else {
@@ -108,12 +114,22 @@ pub fn hook(ctx: &HookCtx) -> Outcome {
         }
         return out;
     }
-    let mut lus = open_resolved(resolved, false, deadline)?;
+    let resolved: Vec<Resolved> = named.iter().map(|n| n.resolved.clone()).collect();
+    let mut lus = open_resolved(resolved, false, deadline).await?;
+    let mut resolutions: Vec<(String, Option<String>)> = lus
+        .iter()
+        .zip(&named)
+        .map(|(lu, n)| (dev(lu), resolution(lu, n)))
+        .collect();
     if create && lus.len() > 1 {
-        let keys = lus
-            .iter_mut()
-            .map(|lu| lu_identity(lu, deadline).map(|id| (dev(lu), order_key(&id))))
-            .collect::<Result<Vec<_>, Failure>>()?;
+        let keys = join_all(lus.iter_mut().map(|lu| async move {
+            lu_identity(lu, deadline)
+                .await
+                .map(|id| (dev(lu), order_key(&id)))
+        }))
+        .await
+        .into_iter()
+        .collect::<Result<Vec<_>, Failure>>()?;
         let keyed = arbitration_order(
             lus.into_iter().zip(keys).collect(),
             |l| l.1.1.clone(),
@@ -121,7 +137,6 @@ pub fn hook(ctx: &HookCtx) -> Outcome {
         )?;
         lus = keyed.into_iter().map(|(lu, _)| lu).collect();
     }
-    let known = Records::load(tag);
     if ctx.ocf && create {
         refuse_lost(tag, &known)?;
     }
@@ -132,7 +147,7 @@ pub fn hook(ctx: &HookCtx) -> Outcome {
             // when it does not hold the disks at the end
             next = Records::default();
             let challenge = s.arbitrate.then(|| s.challenge_window());
-            let done = restore_all(&mut lus, key, s.pr_type, challenge, deadline);
+            let done = restore_all(&mut lus, key, s.pr_type, challenge, deadline).await;
             match done {
                 Ok(done) => lus
                     .iter()
@@ -145,19 +160,33 @@ pub fn hook(ctx: &HookCtx) -> Outcome {
                 Err(f) => vec![Err(f)],
             }
         }
-        // quickCheck and recover (remove returned above)
-        _ => lus
-            .iter_mut()
-            .map(|lu| {
+        // quickCheck and recover (remove returned above): every LU at once
+        _ => {
+            let repair = ctx.action == Action::Recover;
+            let known = &known;
+            let checked = join_all(lus.iter_mut().map(|lu| async move {
                 let name = dev(lu);
                 let mem = known.memory(&name);
-                let repair = ctx.action == Action::Recover;
-                let (out, seen) = check_lu_seen(lu, key, s.pr_type, repair, mem, deadline);
-                next.set(&name, LuRecord::after(known.get(&name), &out, seen));
-                out.map(|(msg, _)| msg)
-            })
-            .collect(),
+                let (out, seen) = check_lu_seen(lu, key, s.pr_type, repair, mem, deadline).await;
+                (name, out, seen)
+            }))
+            .await;
+            checked
+                .into_iter()
+                .map(|(name, out, seen)| {
+                    next.set(&name, LuRecord::after(known.get(&name), &out, seen));
+                    out.map(|(msg, _)| msg)
+                })
+                .collect()
+        }
     };
+    // what each name resolved to, for the next check to re-validate
+    for (name, res) in resolutions.drain(..) {
+        if let Some(mut r) = next.get(&name).cloned() {
+            r.resolved = res;
+            next.set(&name, Some(r));
+        }
+    }
     let out = combine(results);
     if out.is_ok() && ctx.action != Action::QuickCheck {
         state::mark(tag, true);

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use lkh_common::{Exit, Failure};
 use sg_persist::PrType;
+use sg_persist::exec::block_on;
 
 use crate::actions::check::check_lu;
 use crate::actions::defend::{Defense, defend_lu};
@@ -25,20 +26,33 @@ const WINDOW: Duration = Duration::from_millis(40);
 
 fn challenge(n: &mut Node, t: PrType) -> Result<Vec<Done>, Failure> {
     let k = key(&n.name);
-    restore_all(std::slice::from_mut(n), k, t, Some(WINDOW), deadline())
+    block_on(restore_all(
+        std::slice::from_mut(n),
+        k,
+        t,
+        Some(WINDOW),
+        deadline(),
+    ))
 }
 
 fn defend(a: &Arc<Mutex<Node>>, t: PrType) -> Defense {
     let mut a = a.lock().unwrap();
     let k = key(&a.name);
-    defend_lu(&mut *a, k, t, deadline()).unwrap()
+    block_on(defend_lu(&mut *a, k, t, deadline())).unwrap()
 }
 
 /// The commands of an undisturbed challenge against a holder that never defends, by name.
 fn commands_of_a_won_challenge(t: PrType) -> Vec<&'static str> {
     let l = lun();
     let mut a = node(&l, "a", &[1]);
-    restore_all(std::slice::from_mut(&mut a), key("a"), t, None, deadline()).unwrap();
+    block_on(restore_all(
+        std::slice::from_mut(&mut a),
+        key("a"),
+        t,
+        None,
+        deadline(),
+    ))
+    .unwrap();
     let mut b = node(&l, "b", &[2]);
     let seen = Arc::new(Mutex::new(Vec::new()));
     let s = seen.clone();
@@ -71,13 +85,13 @@ fn a_live_owner_keeps_its_disk_and_a_late_one_has_lost() {
         for from in 1..=cmds.len() + 1 {
             let l = lun();
             let a = Arc::new(Mutex::new(node(&l, "a", &[1, 4])));
-            restore_all(
+            block_on(restore_all(
                 std::slice::from_mut(&mut *a.lock().unwrap()),
                 key("a"),
                 t,
                 None,
                 deadline(),
-            )
+            ))
             .unwrap();
             let mut b = node(&l, "b", &[2]);
             let d = a.clone();
@@ -112,7 +126,14 @@ fn a_live_owner_keeps_its_disk_and_a_late_one_has_lost() {
                 // the owner resumes: its key is gone, it has lost, and nothing brings it back
                 assert_eq!(defend(&a, t), Defense::Lost, "{what}");
                 let mut a = a.lock().unwrap();
-                let q = check_lu(&mut *a, key("a"), t, true, Memory::default(), deadline());
+                let q = block_on(check_lu(
+                    &mut *a,
+                    key("a"),
+                    t,
+                    true,
+                    Memory::default(),
+                    deadline(),
+                ));
                 assert_eq!(q.unwrap_err().exit, Exit::Fenced, "{what}");
                 assert!(!registered(&l, key("a")), "{what}");
             }
@@ -143,16 +164,16 @@ fn a_switchover_does_not_wait() {
     let l = lun();
     let mut a = node(&l, "a", &[1]);
     restore(&mut a, RO).unwrap();
-    remove_lu(&mut a, key("a"), RO, deadline()).unwrap();
+    block_on(remove_lu(&mut a, key("a"), RO, deadline())).unwrap();
     let mut b = node(&l, "b", &[2]);
     let t0 = Instant::now();
-    restore_all(
+    block_on(restore_all(
         std::slice::from_mut(&mut b),
         key("b"),
         RO,
         Some(long),
         deadline(),
-    )
+    ))
     .unwrap();
     assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
     // B holds; A restores (challenges) and B leaves while A waits
@@ -161,18 +182,18 @@ fn a_switchover_does_not_wait() {
     a.paths[0].hook = Some(Box::new(move |_, cmd| {
         if cmd == "READ KEYS" {
             let mut b = gone.lock().unwrap();
-            let _ = remove_lu(&mut *b, key("b"), RO, deadline());
+            let _ = block_on(remove_lu(&mut *b, key("b"), RO, deadline()));
         }
         Fault::Pass
     }));
     let t0 = Instant::now();
-    restore_all(
+    block_on(restore_all(
         std::slice::from_mut(&mut a),
         key("a"),
         RO,
         Some(long),
         deadline(),
-    )
+    ))
     .unwrap();
     assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
     assert_eq!(l.lock().unwrap().holder_key(), Some(key("a")));
@@ -232,7 +253,7 @@ fn a_challenger_killed_in_its_window_is_cleaned_up_by_the_owner() {
     let a = Arc::new(Mutex::new(node(&l, "a", &[1])));
     restore(&mut a.lock().unwrap(), RO).unwrap();
     let mut b = node(&l, "b", &[2]);
-    b.paths[0].register_ignore(key("b"), deadline()).unwrap();
+    block_on(b.paths[0].register_ignore(key("b"), deadline())).unwrap();
     // ... and B dies here
     assert_eq!(defend(&a, RO), Defense::Removed(vec![key("b")]));
     assert_eq!(defend(&a, RO), Defense::Quiet);

@@ -81,7 +81,7 @@ fn tried(r: Result<(), sg_persist::Error>) -> Result<bool, sg_persist::Error> {
 /// preempts: with two paths `keys[1]` preempts `keys[0]` across nexuses (PREEMPT AND ABORT,
 /// then PREEMPT back); with one path the nexus preempts its own key, as restore does to move
 /// a reservation. Every step's failure is returned; cleanup is the caller's.
-fn write_tests(
+async fn write_tests(
     lu: &mut Lu,
     keys: [u64; 2],
     deadline: Instant,
@@ -95,9 +95,11 @@ fn write_tests(
     let [k1, k2] = keys;
     let p0 = &mut lu.paths[0];
     p0.register(0, k1, deadline)
+        .await
         .map_err(e("PERSISTENT RESERVE OUT (REGISTER)"))?;
     let seen = p0
         .read_keys(deadline)
+        .await
         .map_err(e("READ KEYS after REGISTER"))?;
     if !seen.keys.contains(&k1) {
         return Err((
@@ -112,12 +114,13 @@ fn write_tests(
         ));
     }
     for t in PrType::ALL {
-        let works = match tried(p0.reserve(k1, t, deadline)) {
+        let works = match tried(p0.reserve(k1, t, deadline).await) {
             Ok(true) => {
                 let shown = p0
                     .read_reservation(deadline)
+                    .await
                     .map_err(e("READ RESERVATION"))?;
-                p0.release(k1, t, deadline).map_err(e("RELEASE"))?;
+                p0.release(k1, t, deadline).await.map_err(e("RELEASE"))?;
                 shown.reservation.is_some_and(|r| r.type_code == t.code())
             }
             Ok(false) => false,
@@ -126,45 +129,55 @@ fn write_tests(
         f.types.push((t, works));
     }
     let t = PrType::WriteExclusiveRegistrantsOnly;
-    p0.reserve(k1, t, deadline).map_err(e("RESERVE"))?;
+    p0.reserve(k1, t, deadline).await.map_err(e("RESERVE"))?;
     if two {
         f.preempt_how = "two test keys on two paths";
         lu.paths[1]
             .register(0, k2, deadline)
+            .await
             .map_err(e("REGISTER on the second path"))?;
         // after a preempt by `by` of `victim`: `by` holds, `victim` is gone
-        let took =
-            |lu: &mut Lu, by: u64, victim: u64| -> Result<bool, (String, sg_persist::Error)> {
-                let k = lu.paths[0].read_keys(deadline).map_err(e("READ KEYS"))?;
-                let r = lu.paths[0]
-                    .read_reservation(deadline)
-                    .map_err(e("READ RESERVATION"))?;
-                Ok(!k.keys.contains(&victim) && r.reservation.is_some_and(|r| r.key == by))
-            };
-        let pa = tried(lu.paths[1].preempt_abort(k2, k1, t, deadline))
+        let took = async |lu: &mut Lu,
+                          by: u64,
+                          victim: u64|
+               -> Result<bool, (String, sg_persist::Error)> {
+            let k = lu.paths[0]
+                .read_keys(deadline)
+                .await
+                .map_err(e("READ KEYS"))?;
+            let r = lu.paths[0]
+                .read_reservation(deadline)
+                .await
+                .map_err(e("READ RESERVATION"))?;
+            Ok(!k.keys.contains(&victim) && r.reservation.is_some_and(|r| r.key == by))
+        };
+        let pa = tried(lu.paths[1].preempt_abort(k2, k1, t, deadline).await)
             .map_err(e("PREEMPT AND ABORT"))?;
-        let pa = pa && took(lu, k2, k1)?;
+        let pa = pa && took(lu, k2, k1).await?;
         f.preempt_abort = Some(pa);
         // PREEMPT: back from path 0 when the abort variant moved the reservation, else from
         // path 1 as the abort variant should have
         let (by, by_key, victim) = if pa {
             lu.paths[0]
                 .register(0, k1, deadline)
+                .await
                 .map_err(e("REGISTER again"))?;
             (0, k1, k2)
         } else {
             (1, k2, k1)
         };
-        let p = tried(lu.paths[by].preempt(by_key, victim, t, deadline)).map_err(e("PREEMPT"))?;
-        f.preempt = Some(p && took(lu, by_key, victim)?);
+        let p =
+            tried(lu.paths[by].preempt(by_key, victim, t, deadline).await).map_err(e("PREEMPT"))?;
+        f.preempt = Some(p && took(lu, by_key, victim).await?);
     } else {
         f.preempt_how =
             "its own key on the only path; a preempt between two nexuses needs a second path";
         f.preempt_abort = Some(
-            tried(lu.paths[0].preempt_abort(k1, k1, t, deadline))
+            tried(lu.paths[0].preempt_abort(k1, k1, t, deadline).await)
                 .map_err(e("PREEMPT AND ABORT"))?,
         );
-        f.preempt = Some(tried(lu.paths[0].preempt(k1, k1, t, deadline)).map_err(e("PREEMPT"))?);
+        f.preempt =
+            Some(tried(lu.paths[0].preempt(k1, k1, t, deadline).await).map_err(e("PREEMPT"))?);
     }
     Ok(f)
 }
@@ -172,10 +185,10 @@ fn write_tests(
 /// Removes the test keys from every path they may be on (REGISTER with the key and 0: a
 /// nexus without that key answers RESERVATION CONFLICT and keeps what it has) and checks
 /// that none is left. Unregistering the holder also ends its reservation.
-fn cleanup<D: Disk>(lu: &mut D, keys: [u64; 2], deadline: Instant) -> Result<(), String> {
+async fn cleanup<D: Disk>(lu: &mut D, keys: [u64; 2], deadline: Instant) -> Result<(), String> {
     for p in lu.paths() {
         for k in keys {
-            match p.register(k, 0, deadline) {
+            match p.register(k, 0, deadline).await {
                 Ok(()) => {}
                 Err(e) if e.is_conflict() => {}
                 Err(e) => log::debug!("cleanup {}: {e}", fmt_key(k)),
@@ -183,7 +196,8 @@ fn cleanup<D: Disk>(lu: &mut D, keys: [u64; 2], deadline: Instant) -> Result<(),
         }
     }
     let left = lu
-        .any_path(|p| p.read_keys(deadline))
+        .any_path(async |p| p.read_keys(deadline).await)
+        .await
         .map_err(|e| format!("the test keys may be left: READ KEYS failed: {e}"))?;
     match left.keys.iter().find(|k| keys.contains(k)) {
         None => Ok(()),
@@ -194,15 +208,19 @@ fn cleanup<D: Disk>(lu: &mut D, keys: [u64; 2], deadline: Instant) -> Result<(),
 /// `doctor DEVICE`: proves what restore and takeover need on this disk (see the module doc
 /// and the README), and names each missing piece with its consequence.
 pub fn doctor(spec: &'static KitSpec, args: &[String]) -> Outcome {
+    sg_persist::exec::block_on(doctor_async(spec, args))
+}
+
+async fn doctor_async(spec: &'static KitSpec, args: &[String]) -> Outcome {
     let a = lkh_common::parse_args(spec.keys, args, &[], &[])?;
     let [dev] = a.operands("give exactly one device: `doctor DEVICE`")? else {
         return Err(Failure::usage("give exactly one device: `doctor DEVICE`"));
     };
     let deadline = Instant::now() + DIAG_TIMEOUT;
-    let mut lu = open(dev, deadline)?;
+    let mut lu = open(dev, deadline).await?;
     let mut rep = Report::default();
     identify(&lu, dev, &mut rep);
-    let reads = read_checks(&mut lu, dev, &mut rep, deadline)?;
+    let reads = read_checks(&mut lu, dev, &mut rep, deadline).await?;
     if !reads.keys.keys.is_empty() || reads.reservation.is_some() {
         println!(
             "skip  write tests (register, reserve, every type, preempt): {} registration(s) on the disk ({}): doctor writes nothing while any node is registered; run it again when none is (after `lkh-scsipr remove` on every node)",
@@ -220,13 +238,13 @@ pub fn doctor(spec: &'static KitSpec, args: &[String]) -> Outcome {
     if lu.paths.is_empty() {
         return Err(Failure::failed(format!("{dev}: no path answers")));
     }
-    let f = write_checks(&mut lu, dev, &reads.vendor, &mut rep, deadline)?;
+    let f = write_checks(&mut lu, dev, &reads.vendor, &mut rep, deadline).await?;
     judge(dev, &f, &reads, &mut rep);
     verdict(dev, &rep, true)
 }
 
 /// Resolves and opens the LU (identifying a single path too), saying so.
-fn open(dev: &str, deadline: Instant) -> Result<Lu, Failure> {
+async fn open(dev: &str, deadline: Instant) -> Result<Lu, Failure> {
     let root = SysRoot::default();
     let resolved = sg_persist::path::resolve(std::path::Path::new(dev), &root).map_err(|e| {
         println!("FAIL  {e}");
@@ -244,12 +262,14 @@ fn open(dev: &str, deadline: Instant) -> Result<Lu, Failure> {
     );
     Lu::open_resolved(
         resolved,
+        &root,
         sg_persist::Options {
             identify_single: true,
             ..options(DIAG_TIMEOUT)
         },
         deadline,
     )
+    .await
     .map_err(|e| {
         println!("FAIL  {e}");
         failure(&e)
@@ -305,21 +325,25 @@ struct Reads {
 
 /// The read-only checks, each reported as it answers: INQUIRY, REPORT CAPABILITIES, READ
 /// KEYS, READ RESERVATION, what REPORT SUPPORTED OPERATION CODES claims, READ FULL STATUS.
-fn read_checks(
+async fn read_checks(
     lu: &mut Lu,
     dev: &str,
     rep: &mut Report,
     deadline: Instant,
 ) -> Result<Reads, Failure> {
     let inq = lu
-        .any_path(|p| p.inquiry(deadline))
+        .any_path(async |p| p.inquiry(deadline).await)
+        .await
         .map_err(|e| failure(&e))?;
     rep.ok(format!(
         "INQUIRY: {} {} {}",
         inq.vendor, inq.product, inq.revision
     ));
     let vendor = inq.vendor;
-    let caps = match lu.any_path(|p| p.report_capabilities(deadline)) {
+    let caps = match lu
+        .any_path(async |p| p.report_capabilities(deadline).await)
+        .await
+    {
         Ok(c) => {
             rep.ok(format!(
                 "REPORT CAPABILITIES: types {}",
@@ -338,7 +362,8 @@ fn read_checks(
         Err(e) => return Err(fail(dev, &vendor, "REPORT CAPABILITIES", &e)),
     };
     let keys = lu
-        .any_path(|p| p.read_keys(deadline))
+        .any_path(async |p| p.read_keys(deadline).await)
+        .await
         .map_err(|e| fail(dev, &vendor, "PERSISTENT RESERVE IN (READ KEYS)", &e))?;
     rep.ok(format!(
         "READ KEYS: generation {}, {} registration(s)",
@@ -346,7 +371,8 @@ fn read_checks(
         keys.keys.len()
     ));
     let rs = lu
-        .any_path(|p| p.read_reservation(deadline))
+        .any_path(async |p| p.read_reservation(deadline).await)
+        .await
         .map_err(|e| fail(dev, &vendor, "PERSISTENT RESERVE IN (READ RESERVATION)", &e))?;
     match rs.reservation {
         Some(r) => rep.ok(format!(
@@ -357,14 +383,18 @@ fn read_checks(
         None => rep.ok("READ RESERVATION: none"),
     }
     // what REPORT SUPPORTED OPERATION CODES claims, compared below with what works
-    let claim = |lu: &mut Lu, op: u8, sa: u16| {
-        lu.any_path(|p| p.claims_command(op, sa, deadline))
+    let claim = async |lu: &mut Lu, op: u8, sa: u16| {
+        lu.any_path(async |p| p.claims_command(op, sa, deadline).await)
+            .await
             .ok()
             .flatten()
     };
-    let claims_rfs = claim(lu, sg_persist::cdb::PERSISTENT_RESERVE_IN, 3);
-    let claims_pa = claim(lu, sg_persist::cdb::PERSISTENT_RESERVE_OUT, 5);
-    match lu.any_path(|p| p.read_full_status(deadline)) {
+    let claims_rfs = claim(lu, sg_persist::cdb::PERSISTENT_RESERVE_IN, 3).await;
+    let claims_pa = claim(lu, sg_persist::cdb::PERSISTENT_RESERVE_OUT, 5).await;
+    match lu
+        .any_path(async |p| p.read_full_status(deadline).await)
+        .await
+    {
         Ok(fs) => rep.ok(format!(
             "READ FULL STATUS: {} registration(s) with their initiators",
             fs.registrations.len()
@@ -407,7 +437,7 @@ fn fail(dev: &str, vendor: &str, what: &str, e: &sg_persist::Error) -> Failure {
 
 /// The write tests on a disk where nobody is registered, with two test keys of doctor's own
 /// (see [`write_tests`]), always cleaned up; a failed cleanup fails doctor naming the key.
-fn write_checks(
+async fn write_checks(
     lu: &mut Lu,
     dev: &str,
     vendor: &str,
@@ -417,8 +447,8 @@ fn write_checks(
     let base = (settings::KEY_PREFIX << 48) | 0xd0c0_0000_0000;
     let k1 = base | (u64::from(std::process::id()) & 0x7fff_ffff);
     let test_keys = [k1, k1 | 0x8000_0000];
-    let result = write_tests(lu, test_keys, deadline);
-    let cleaned = cleanup(lu, test_keys, deadline);
+    let result = write_tests(lu, test_keys, deadline).await;
+    let cleaned = cleanup(lu, test_keys, deadline).await;
     if let Err(why) = &cleaned {
         let path = lu
             .paths
@@ -523,6 +553,7 @@ mod tests {
 
     use super::*;
     use crate::model::{Fault, Lun, Node};
+    use sg_persist::exec::block_on;
 
     fn key(n: &str) -> u64 {
         0x4c4b_0000_0000_0000 | u64::from(n.as_bytes()[0])
@@ -540,7 +571,7 @@ mod tests {
         let l = Arc::new(Mutex::new(Lun::default()));
         let mut a = Node::new(&l, "a", &[1]);
         let keys = [key("d"), key("e")];
-        a.paths[0].register(0, keys[0], deadline()).unwrap();
+        block_on(a.paths[0].register(0, keys[0], deadline())).unwrap();
         a.paths[0].hook = Some(Box::new(|_, cmd| {
             if cmd == "REGISTER" {
                 Fault::Timeout
@@ -548,11 +579,11 @@ mod tests {
                 Fault::Pass
             }
         }));
-        let why = cleanup(&mut a, keys, deadline()).unwrap_err();
+        let why = block_on(cleanup(&mut a, keys, deadline())).unwrap_err();
         assert!(why.contains("still registered"), "{why}");
         assert!(why.contains(&fmt_key(keys[0])), "{why}");
         a.paths[0].hook = None;
-        cleanup(&mut a, keys, deadline()).unwrap();
+        block_on(cleanup(&mut a, keys, deadline())).unwrap();
         assert!(l.lock().unwrap().keys().is_empty());
     }
 }

@@ -184,12 +184,16 @@ fn run(req: Request) -> Result<Done, String> {
     let devices = req.devices.clone();
     lkh_common::run_bounded(deadline, move || {
         let end = deadline.instant();
-        match (action, keys) {
-            (Action::On, Some((own, _))) => ops::on(&devices, own, end).map(Done::Ok),
-            (Action::Off, Some((own, victim))) => ops::off(&devices, &map, &plug, own, victim, end).map(Done::Ok),
-            (Action::Status, _) => ops::status(&devices, &map, &plug, end),
-            _ => ops::monitor(&devices, &map, end).map(Done::Ok),
-        }
+        sg_persist::exec::block_on(async {
+            match (action, keys) {
+                (Action::On, Some((own, _))) => ops::on(&devices, own, end).await.map(Done::Ok),
+                (Action::Off, Some((own, victim))) => ops::off(&devices, &map, &plug, own, victim, end)
+                    .await
+                    .map(Done::Ok),
+                (Action::Status, _) => ops::status(&devices, &map, &plug, end).await,
+                _ => ops::monitor(&devices, &map, end).await.map(Done::Ok),
+            }
+        })
         .map_err(|f| f.message)
     })
     .unwrap_or_else(|| {

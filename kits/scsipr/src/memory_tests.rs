@@ -5,6 +5,7 @@
 
 use lkh_common::{Exit, Failure};
 use sg_persist::PrType;
+use sg_persist::exec::block_on;
 
 use crate::actions::check::check_lu_seen;
 use crate::actions::records::{Done, LuRecord, Memory};
@@ -19,13 +20,19 @@ fn check(n: &mut Node, repair: bool, rec: &mut Option<LuRecord>) -> Result<Done,
         seen: rec.as_ref(),
         was_holder: rec.as_ref().is_some_and(|r| !r.lost),
     };
-    let (out, seen) = check_lu_seen(n, key(&n.name), RO, repair, mem, deadline());
+    let (out, seen) = block_on(check_lu_seen(n, key(&n.name), RO, repair, mem, deadline()));
     *rec = LuRecord::after(rec.as_ref(), &out, seen);
     out
 }
 
 fn remove(n: &mut Node) {
-    crate::actions::remove::remove_lu(n, key(&n.name), RO, deadline()).unwrap();
+    block_on(crate::actions::remove::remove_lu(
+        n,
+        key(&n.name),
+        RO,
+        deadline(),
+    ))
+    .unwrap();
 }
 
 fn fenced(r: &Result<Done, Failure>, what: &str) {
@@ -47,17 +54,34 @@ fn taken_over_and_released_is_never_taken_back() {
         let l = lun();
         let mut a = node(&l, "a", &[1, 4]);
         let mut b = node(&l, "b", &[2]);
-        let (_, rec) =
-            crate::actions::restore::restore_lu(&mut a, key("a"), t, deadline()).unwrap();
+        let (_, rec) = block_on(crate::actions::restore::restore_lu(
+            &mut a,
+            key("a"),
+            t,
+            deadline(),
+        ))
+        .unwrap();
         let mut rec = Some(rec);
-        crate::actions::restore::restore_lu(&mut b, key("b"), t, deadline()).unwrap();
-        crate::actions::remove::remove_lu(&mut b, key("b"), t, deadline()).unwrap();
+        block_on(crate::actions::restore::restore_lu(
+            &mut b,
+            key("b"),
+            t,
+            deadline(),
+        ))
+        .unwrap();
+        block_on(crate::actions::remove::remove_lu(
+            &mut b,
+            key("b"),
+            t,
+            deadline(),
+        ))
+        .unwrap();
         let outs = l.lock().unwrap().pr_out;
         let mem = Memory {
             seen: rec.as_ref(),
             was_holder: true,
         };
-        let (q, seen) = check_lu_seen(&mut a, key("a"), t, false, mem, deadline());
+        let (q, seen) = block_on(check_lu_seen(&mut a, key("a"), t, false, mem, deadline()));
         fenced(&q, &format!("{t}: quickCheck"));
         rec = LuRecord::after(rec.as_ref(), &q, seen);
         assert!(rec.as_ref().unwrap().lost, "{t}: remembered as lost");
@@ -65,7 +89,7 @@ fn taken_over_and_released_is_never_taken_back() {
             seen: rec.as_ref(),
             was_holder: false,
         };
-        let (r, _) = check_lu_seen(&mut a, key("a"), t, true, mem, deadline());
+        let (r, _) = block_on(check_lu_seen(&mut a, key("a"), t, true, mem, deadline()));
         fenced(&r, &format!("{t}: recover"));
         let x = l.lock().unwrap();
         assert_eq!(x.pr_out, outs, "{t}: A sent a PR OUT");
@@ -80,7 +104,7 @@ fn a_foreign_clear_is_not_taken_back() {
     let mut a = node(&l, "a", &[1]);
     let mut c = node(&l, "c", &[3]);
     let mut rec = Some(restore(&mut a, RO).unwrap().1);
-    c.paths[0].register_ignore(key("c"), deadline()).unwrap();
+    block_on(c.paths[0].register_ignore(key("c"), deadline())).unwrap();
     c.paths[0].clear(key("c")).unwrap();
     assert!(l.lock().unwrap().keys().is_empty());
     fenced(&check(&mut a, false, &mut rec), "quickCheck");
@@ -163,8 +187,8 @@ fn every_look_records_the_generation() {
     let mut c = node(&l, "c", &[3]);
     let mut rec = Some(restore(&mut a, RO).unwrap().1);
     // someone registers and goes again: the generation moves while A holds
-    c.paths[0].register_ignore(key("c"), deadline()).unwrap();
-    c.paths[0].register_ignore(0, deadline()).unwrap();
+    block_on(c.paths[0].register_ignore(key("c"), deadline())).unwrap();
+    block_on(c.paths[0].register_ignore(0, deadline())).unwrap();
     check(&mut a, false, &mut rec).unwrap();
     let g = l.lock().unwrap().generation;
     assert_eq!(rec.as_ref().unwrap().generation, Some(g));
@@ -184,7 +208,12 @@ fn remove_releases_every_disk_it_can_reach() {
     let mut a2 = node(&l2, "a", &[1, 4]);
     restore(&mut a2, RO).unwrap();
     let gone = Failure::failed("/dev/mapper/a1: no path answers");
-    let out = remove_each(vec![Err(gone), Ok(a2)], key("a"), RO, deadline());
+    let out = block_on(remove_each(
+        vec![Err(gone), Ok(a2)],
+        key("a"),
+        RO,
+        deadline(),
+    ));
     assert_eq!(out.len(), 2);
     assert!(
         out[0]
@@ -218,7 +247,7 @@ fn remove_releases_every_disk_it_can_reach() {
             crate::model::Fault::Timeout
         }
     }));
-    let out = remove_each(vec![Ok(a3)], key("a"), RO, deadline());
+    let out = block_on(remove_each(vec![Ok(a3)], key("a"), RO, deadline()));
     assert_eq!(out[0].as_ref().unwrap_err().exit, Exit::Failed, "{out:?}");
 }
 
@@ -241,9 +270,9 @@ mod fence_off {
     fn unfence(n: &mut Node) {
         let k = key(&n.name);
         for p in &mut n.paths {
-            p.register_ignore(k, deadline()).unwrap();
+            block_on(p.register_ignore(k, deadline())).unwrap();
         }
-        let _ = n.paths[0].reserve(k, WERO, deadline());
+        let _ = block_on(n.paths[0].reserve(k, WERO, deadline()));
     }
 
     #[test]
@@ -252,13 +281,29 @@ mod fence_off {
         let (mut a, mut b) = (node(&l, "a", &[1, 4]), node(&l, "b", &[2]));
         unfence(&mut a);
         unfence(&mut b);
-        off_lu(&mut b, &map(), "node-a", key("b"), key("a"), deadline()).unwrap();
+        block_on(off_lu(
+            &mut b,
+            &map(),
+            "node-a",
+            key("b"),
+            key("a"),
+            deadline(),
+        ))
+        .unwrap();
         assert!(!registered(&l, key("a")));
         let (generation, outs) = {
             let x = l.lock().unwrap();
             (x.generation, x.pr_out)
         };
-        let f = off_lu(&mut a, &map(), "node-b", key("a"), key("b"), deadline()).unwrap_err();
+        let f = block_on(off_lu(
+            &mut a,
+            &map(),
+            "node-b",
+            key("a"),
+            key("b"),
+            deadline(),
+        ))
+        .unwrap_err();
         assert_eq!(f.exit, Exit::Failed, "{f}");
         assert!(f.message.contains("has been fenced itself"), "{f}");
         let x = l.lock().unwrap();
@@ -279,7 +324,15 @@ mod fence_off {
         unfence(&mut a);
         unfence(&mut b);
         a.paths[0].nexus = 9; // a new session id after a reconnect: nexus 1 keeps A's key
-        off_lu(&mut a, &map(), "node-b", key("a"), key("b"), deadline()).unwrap();
+        block_on(off_lu(
+            &mut a,
+            &map(),
+            "node-b",
+            key("a"),
+            key("b"),
+            deadline(),
+        ))
+        .unwrap();
         let x = l.lock().unwrap();
         assert!(!x.keys().contains(&key("b")));
         assert_eq!(x.key_of(9), Some(key("a")));
@@ -302,11 +355,26 @@ mod fence_off {
                 if n == at
                     && let Some(mut b) = b.take()
                 {
-                    off_lu(&mut b, &map(), "node-a", key("b"), key("a"), deadline()).unwrap();
+                    block_on(off_lu(
+                        &mut b,
+                        &map(),
+                        "node-a",
+                        key("b"),
+                        key("a"),
+                        deadline(),
+                    ))
+                    .unwrap();
                 }
                 Fault::Pass
             }));
-            let r = off_lu(&mut a, &map(), "node-b", key("a"), key("b"), deadline());
+            let r = block_on(off_lu(
+                &mut a,
+                &map(),
+                "node-b",
+                key("a"),
+                key("b"),
+                deadline(),
+            ));
             let x = l.lock().unwrap();
             assert!(r.is_err(), "at {at}: A fenced B after it was fenced: {x:?}");
             assert!(x.keys().contains(&key("b")), "at {at}: {x:?}");

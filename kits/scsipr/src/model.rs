@@ -11,9 +11,12 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use sg_persist::{Error, Keys, PrType, Reply, Reservation, ReservationStatus, Sense, SenseKey};
+use sg_persist::parse::{Registration, TransportId};
+use sg_persist::{
+    Error, FullStatus, Keys, PrType, Reply, Reservation, ReservationStatus, Sense, SenseKey,
+};
 
-use crate::pr::{DeadPath, Disk, Nexus};
+use crate::pr::{DeadPath, Disk, Initiator, Nexus, Port};
 
 /// The reservation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,6 +37,10 @@ pub struct Lun {
     pub ua: Vec<usize>,
     /// PREEMPT AND ABORT answered ILLEGAL REQUEST, invalid field in CDB (tgt).
     pub no_preempt_abort: bool,
+    /// READ FULL STATUS answered ILLEGAL REQUEST, invalid field in CDB (tgt).
+    pub no_full_status: bool,
+    /// PR IN commands that reached the LU.
+    pub pr_in: usize,
     /// PR OUT commands that reached the LU.
     pub pr_out: usize,
     /// UNIT ATTENTIONs delivered (and retried by the path).
@@ -268,6 +275,38 @@ impl Lun {
         }
     }
 
+    /// READ FULL STATUS: every registration with its nexus (TransportID `n<nexus>`, target
+    /// port 1) and the holder's type.
+    pub fn read_full_status(&self) -> FullStatus {
+        FullStatus {
+            generation: self.generation,
+            registrations: self
+                .regs
+                .iter()
+                .map(|(n, k)| {
+                    let holder = self.is_holder(*n);
+                    Registration {
+                        key: *k,
+                        all_tg_pt: false,
+                        holder,
+                        scope: 0,
+                        type_code: if holder {
+                            self.res.map_or(0, |r| r.t.code())
+                        } else {
+                            0
+                        },
+                        relative_target_port: 1,
+                        transport_id: TransportId::Other {
+                            protocol: 0xf,
+                            bytes: format!("n{n}").into_bytes(),
+                        },
+                    }
+                })
+                .collect(),
+            truncated: false,
+        }
+    }
+
     /// The key of the one holder under a single-holder or registrants-only type.
     pub fn holder_key(&self) -> Option<u64> {
         self.res.filter(|r| !all_reg(r.t)).map(|r| r.key)
@@ -314,8 +353,25 @@ impl Path {
             reply,
         }
     }
-    /// Runs the hook, then `f` on the LU (unless the hook says the command is lost).
-    fn send<T>(&mut self, cmd: &'static str, f: impl FnOnce(&mut Lun) -> T) -> Result<T, Error> {
+    /// Runs the hook, then `f` on the LU (unless the hook says the command is lost). With
+    /// [`yielding`] on, every command first lets the other futures of the round run, as a
+    /// real command in flight does, and counts how many were in flight at once.
+    async fn send<T>(
+        &mut self,
+        cmd: &'static str,
+        f: impl FnOnce(&mut Lun) -> T,
+    ) -> Result<T, Error> {
+        if YIELD.with(std::cell::Cell::get) {
+            FLIGHT.with(|c| {
+                let (now, max) = c.get();
+                c.set((now + 1, max.max(now + 1)));
+            });
+            sg_persist::exec::yield_now().await;
+            FLIGHT.with(|c| {
+                let (now, max) = c.get();
+                c.set((now - 1, max));
+            });
+        }
         self.sent += 1;
         let fault = match &mut self.hook {
             Some(h) => h(self.sent, cmd),
@@ -343,7 +399,7 @@ impl Path {
         }
         Ok(v)
     }
-    fn out(
+    async fn out(
         &mut self,
         cmd: &'static str,
         sa: u8,
@@ -352,7 +408,7 @@ impl Path {
         sark: u64,
     ) -> Result<(), Error> {
         let n = self.nexus;
-        match self.send(cmd, |l| l.pr_out(n, sa, t, rk, sark))? {
+        match self.send(cmd, |l| l.pr_out(n, sa, t, rk, sark)).await? {
             Answer::Good => Ok(()),
             Answer::Conflict => Err(self.fail(cmd, Reply::ReservationConflict)),
             Answer::Illegal(asc, ascq) => Err(self.fail(
@@ -371,7 +427,7 @@ impl Path {
 impl Path {
     /// PERSISTENT RESERVE OUT CLEAR (not in [`Nexus`]: the policy never sends it).
     pub fn clear(&mut self, key: u64) -> Result<(), Error> {
-        self.out("CLEAR", 0x03, None, key, 0)
+        sg_persist::exec::block_on(self.out("CLEAR", 0x03, None, key, 0))
     }
 }
 
@@ -385,30 +441,87 @@ impl Nexus for Path {
     fn nexus_id(&self) -> String {
         format!("{}#{}", self.name, self.nexus)
     }
-    fn register(&mut self, old: u64, new: u64, _: Instant) -> Result<(), Error> {
-        self.out("REGISTER", 0x00, None, old, new)
+    fn port(&self) -> Option<Port> {
+        Some(Port {
+            initiator: Initiator::Other(format!("n{}", self.nexus).into_bytes()),
+            target_port: 1,
+        })
     }
-    fn register_ignore(&mut self, new: u64, _: Instant) -> Result<(), Error> {
+    async fn register(&mut self, old: u64, new: u64, _: Instant) -> Result<(), Error> {
+        self.out("REGISTER", 0x00, None, old, new).await
+    }
+    async fn register_ignore(&mut self, new: u64, _: Instant) -> Result<(), Error> {
         self.out("REGISTER AND IGNORE EXISTING KEY", 0x06, None, 0, new)
+            .await
     }
-    fn reserve(&mut self, key: u64, t: PrType, _: Instant) -> Result<(), Error> {
-        self.out("RESERVE", 0x01, Some(t), key, 0)
+    async fn reserve(&mut self, key: u64, t: PrType, _: Instant) -> Result<(), Error> {
+        self.out("RESERVE", 0x01, Some(t), key, 0).await
     }
-    fn release(&mut self, key: u64, t: PrType, _: Instant) -> Result<(), Error> {
-        self.out("RELEASE", 0x02, Some(t), key, 0)
+    async fn release(&mut self, key: u64, t: PrType, _: Instant) -> Result<(), Error> {
+        self.out("RELEASE", 0x02, Some(t), key, 0).await
     }
-    fn preempt(&mut self, key: u64, victim: u64, t: PrType, _: Instant) -> Result<(), Error> {
-        self.out("PREEMPT", 0x04, Some(t), key, victim)
+    async fn preempt(&mut self, key: u64, victim: u64, t: PrType, _: Instant) -> Result<(), Error> {
+        self.out("PREEMPT", 0x04, Some(t), key, victim).await
     }
-    fn preempt_abort(&mut self, key: u64, victim: u64, t: PrType, _: Instant) -> Result<(), Error> {
+    async fn preempt_abort(
+        &mut self,
+        key: u64,
+        victim: u64,
+        t: PrType,
+        _: Instant,
+    ) -> Result<(), Error> {
         self.out("PREEMPT AND ABORT", 0x05, Some(t), key, victim)
+            .await
     }
-    fn read_keys(&mut self, _: Instant) -> Result<Keys, Error> {
-        self.send("READ KEYS", |l| l.read_keys())
+    async fn read_keys(&mut self, _: Instant) -> Result<Keys, Error> {
+        self.send("READ KEYS", |l| {
+            l.pr_in += 1;
+            l.read_keys()
+        })
+        .await
     }
-    fn read_reservation(&mut self, _: Instant) -> Result<ReservationStatus, Error> {
-        self.send("READ RESERVATION", |l| l.read_reservation())
+    async fn read_reservation(&mut self, _: Instant) -> Result<ReservationStatus, Error> {
+        self.send("READ RESERVATION", |l| {
+            l.pr_in += 1;
+            l.read_reservation()
+        })
+        .await
     }
+    async fn read_full_status(&mut self, _: Instant) -> Result<FullStatus, Error> {
+        let cmd = "READ FULL STATUS";
+        let r = self
+            .send(cmd, |l| {
+                l.pr_in += 1;
+                (!l.no_full_status).then(|| l.read_full_status())
+            })
+            .await?;
+        r.ok_or_else(|| {
+            self.fail(
+                cmd,
+                Reply::IllegalRequest(Sense {
+                    response_code: 0x70,
+                    key: SenseKey::ILLEGAL_REQUEST,
+                    asc: 0x24,
+                    ascq: 0,
+                }),
+            )
+        })
+    }
+}
+
+thread_local! {
+    /// Whether the model's commands yield before they run (see [`yielding`]).
+    static YIELD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// Commands in flight now, and the most at once.
+    static FLIGHT: std::cell::Cell<(usize, usize)> = const { std::cell::Cell::new((0, 0)) };
+}
+
+/// Makes this thread's model commands yield once before they run, as a real command in flight
+/// does (`on`), and starts counting how many are in flight at once; returns the most counted
+/// since the last call.
+pub fn yielding(on: bool) -> usize {
+    YIELD.with(|y| y.set(on));
+    FLIGHT.with(|c| c.replace((0, 0)).1)
 }
 
 /// One node's view of the LU: its paths (one nexus each).
@@ -416,6 +529,7 @@ pub struct Node {
     pub name: String,
     pub paths: Vec<Path>,
     pub dead: usize,
+    pub full_status: Option<bool>,
 }
 
 impl Node {
@@ -435,6 +549,7 @@ impl Node {
                 })
                 .collect(),
             dead: 0,
+            full_status: None,
         }
     }
 }
@@ -452,6 +567,9 @@ impl Disk for Node {
     }
     fn dead(&self) -> usize {
         self.dead
+    }
+    fn full_status(&mut self) -> &mut Option<bool> {
+        &mut self.full_status
     }
     fn dead_paths(&self) -> Vec<DeadPath> {
         (0..self.dead)

@@ -3,12 +3,71 @@
 //! `sg-persist`'s [`ScsiPath`] and [`Lu`] implement them for real disks; the unit tests run
 //! the same policy over an in-memory SPC-4 logical unit (`crate::model`).
 
+use std::cell::RefCell;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use sg_persist::{Error, Keys, Lu, PrType, ReservationStatus, ScsiPath};
+use sg_persist::parse::TransportId;
+use sg_persist::{Error, FullStatus, Keys, Lu, PrType, ReservationStatus, ScsiPath, SysRoot};
 
-/// One I_T nexus: the commands restore, remove, quickCheck and recover send.
+/// An I_T nexus as READ FULL STATUS names it: the initiator port and the target port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Port {
+    pub initiator: Initiator,
+    /// The relative target port identifier (VPD page 0x83 of the path).
+    pub target_port: u16,
+}
+
+/// An initiator port, as this node knows its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Initiator {
+    /// Fibre Channel: the port's WWPN.
+    Fc(u64),
+    /// iSCSI: the initiator name and the session's ISID (hex, as sysfs shows it).
+    Iscsi { name: String, isid: Option<String> },
+    /// Any other transport: the TransportID's bytes (the unit tests' model).
+    Other(Vec<u8>),
+}
+
+impl Port {
+    /// Whether a registration READ FULL STATUS reports through initiator `tid` and relative
+    /// target port `rtp` (any port when `all_tg_pt`) belongs to this I_T nexus. An iSCSI
+    /// TransportID without an ISID (format 00b) names only the initiator: it matches every
+    /// session of that name to the port, which the caller must not take for proof when this
+    /// node has several.
+    pub fn matches(&self, tid: &TransportId, rtp: u16, all_tg_pt: bool) -> bool {
+        if !all_tg_pt && rtp != self.target_port {
+            return false;
+        }
+        match (&self.initiator, tid) {
+            (Initiator::Fc(a), TransportId::FibreChannel(b)) => a == b,
+            (Initiator::Iscsi { name, isid }, TransportId::Iscsi(text)) => {
+                let lower = text.to_ascii_lowercase();
+                let (n, i) = match lower.split_once(",i,0x") {
+                    Some((n, i)) => (n, Some(i)),
+                    None => (lower.as_str(), None),
+                };
+                let same_isid = match (i, isid) {
+                    (None, _) => true,
+                    (Some(a), Some(b)) => hex_value(a).is_some() && hex_value(a) == hex_value(b),
+                    (Some(_), None) => false,
+                };
+                n == name.to_ascii_lowercase() && same_isid
+            }
+            (Initiator::Other(a), TransportId::Other { bytes, .. }) => a == bytes,
+            _ => false,
+        }
+    }
+}
+
+fn hex_value(s: &str) -> Option<u64> {
+    u64::from_str_radix(s.trim().trim_start_matches("0x"), 16).ok()
+}
+
+/// One I_T nexus: the commands restore, remove, quickCheck and recover send. The commands are
+/// futures (`sg_persist::exec`): a caller runs those of many nexuses and LUs at once.
+#[allow(async_fn_in_trait)]
 pub trait Nexus {
     /// The path's short name (`sdb`).
     fn label(&self) -> &str;
@@ -17,19 +76,26 @@ pub trait Nexus {
     /// What identifies the nexus: a new value means a new I_T nexus (another initiator port,
     /// host or target port), whose registration must be checked again.
     fn nexus_id(&self) -> String;
+    /// The nexus as READ FULL STATUS names it, when this node can tell (see [`Port`]).
+    fn port(&self) -> Option<Port>;
     /// `REGISTER` (old key → new key; conflicts when `old` is not this nexus's key).
-    fn register(&mut self, old: u64, new: u64, deadline: Instant) -> Result<(), Error>;
+    async fn register(&mut self, old: u64, new: u64, deadline: Instant) -> Result<(), Error>;
     /// `REGISTER AND IGNORE EXISTING KEY`.
-    fn register_ignore(&mut self, new: u64, deadline: Instant) -> Result<(), Error>;
+    async fn register_ignore(&mut self, new: u64, deadline: Instant) -> Result<(), Error>;
     /// `RESERVE`.
-    fn reserve(&mut self, key: u64, t: PrType, deadline: Instant) -> Result<(), Error>;
+    async fn reserve(&mut self, key: u64, t: PrType, deadline: Instant) -> Result<(), Error>;
     /// `RELEASE`.
-    fn release(&mut self, key: u64, t: PrType, deadline: Instant) -> Result<(), Error>;
+    async fn release(&mut self, key: u64, t: PrType, deadline: Instant) -> Result<(), Error>;
     /// `PREEMPT`.
-    fn preempt(&mut self, key: u64, victim: u64, t: PrType, deadline: Instant)
-    -> Result<(), Error>;
+    async fn preempt(
+        &mut self,
+        key: u64,
+        victim: u64,
+        t: PrType,
+        deadline: Instant,
+    ) -> Result<(), Error>;
     /// `PREEMPT AND ABORT`.
-    fn preempt_abort(
+    async fn preempt_abort(
         &mut self,
         key: u64,
         victim: u64,
@@ -37,9 +103,11 @@ pub trait Nexus {
         deadline: Instant,
     ) -> Result<(), Error>;
     /// `READ KEYS`.
-    fn read_keys(&mut self, deadline: Instant) -> Result<Keys, Error>;
+    async fn read_keys(&mut self, deadline: Instant) -> Result<Keys, Error>;
     /// `READ RESERVATION`.
-    fn read_reservation(&mut self, deadline: Instant) -> Result<ReservationStatus, Error>;
+    async fn read_reservation(&mut self, deadline: Instant) -> Result<ReservationStatus, Error>;
+    /// `READ FULL STATUS`.
+    async fn read_full_status(&mut self, deadline: Instant) -> Result<FullStatus, Error>;
 }
 
 /// A path that did not answer when its LU was opened.
@@ -51,6 +119,7 @@ pub struct DeadPath {
 }
 
 /// One logical unit and the paths to it that answered when it was opened.
+#[allow(async_fn_in_trait)]
 pub trait Disk {
     /// The path type.
     type Path: Nexus;
@@ -64,17 +133,20 @@ pub trait Disk {
     fn dead(&self) -> usize;
     /// The paths that did not answer when the LU was opened, and why.
     fn dead_paths(&self) -> Vec<DeadPath>;
+    /// Whether the target answers READ FULL STATUS (`None`: not known yet), which this
+    /// process learns at the first try and the records keep.
+    fn full_status(&mut self) -> &mut Option<bool>;
 
     /// Runs `f` on the first path that gives an answer that is not a transport-level failure
     /// (conflicts and other device answers are returned as they are).
-    fn any_path<T>(
+    async fn any_path<T>(
         &mut self,
-        mut f: impl FnMut(&mut Self::Path) -> Result<T, Error>,
+        mut f: impl AsyncFnMut(&mut Self::Path) -> Result<T, Error>,
     ) -> Result<T, Error> {
         let input = self.input();
         let mut last = None;
         for p in self.paths() {
-            match f(p) {
+            match f(p).await {
                 Ok(v) => return Ok(v),
                 Err(e) if sg_persist::device::path_failure(&e) => last = Some(e),
                 Err(e) => return Err(e),
@@ -99,48 +171,58 @@ impl Nexus for ScsiPath {
     }
     fn nexus_id(&self) -> String {
         let hctl = self.info.hctl.as_deref().unwrap_or("?");
-        let port = hctl
-            .split(':')
-            .next()
-            .and_then(|h| initiator_port(h, "/sys"))
+        let port = host_of(hctl)
+            .and_then(|h| host_port(h).map(|p| p.text))
             .unwrap_or_default();
         format!("{}@{hctl}/{port}", self.info.name)
     }
-    fn register(&mut self, old: u64, new: u64, deadline: Instant) -> Result<(), Error> {
-        ScsiPath::register(self, old, new, deadline)
+    fn port(&self) -> Option<Port> {
+        let initiator = host_port(host_of(self.info.hctl.as_deref()?)?)?.initiator?;
+        let target_port =
+            sg_persist::path::sysfs_relative_port(&self.info.name, &SysRoot::default())?;
+        Some(Port {
+            initiator,
+            target_port,
+        })
     }
-    fn register_ignore(&mut self, new: u64, deadline: Instant) -> Result<(), Error> {
-        ScsiPath::register_ignore(self, new, deadline)
+    async fn register(&mut self, old: u64, new: u64, deadline: Instant) -> Result<(), Error> {
+        ScsiPath::register(self, old, new, deadline).await
     }
-    fn reserve(&mut self, key: u64, t: PrType, deadline: Instant) -> Result<(), Error> {
-        ScsiPath::reserve(self, key, t, deadline)
+    async fn register_ignore(&mut self, new: u64, deadline: Instant) -> Result<(), Error> {
+        ScsiPath::register_ignore(self, new, deadline).await
     }
-    fn release(&mut self, key: u64, t: PrType, deadline: Instant) -> Result<(), Error> {
-        ScsiPath::release(self, key, t, deadline)
+    async fn reserve(&mut self, key: u64, t: PrType, deadline: Instant) -> Result<(), Error> {
+        ScsiPath::reserve(self, key, t, deadline).await
     }
-    fn preempt(
+    async fn release(&mut self, key: u64, t: PrType, deadline: Instant) -> Result<(), Error> {
+        ScsiPath::release(self, key, t, deadline).await
+    }
+    async fn preempt(
         &mut self,
         key: u64,
         victim: u64,
         t: PrType,
         deadline: Instant,
     ) -> Result<(), Error> {
-        ScsiPath::preempt(self, key, victim, t, deadline)
+        ScsiPath::preempt(self, key, victim, t, deadline).await
     }
-    fn preempt_abort(
+    async fn preempt_abort(
         &mut self,
         key: u64,
         victim: u64,
         t: PrType,
         deadline: Instant,
     ) -> Result<(), Error> {
-        ScsiPath::preempt_abort(self, key, victim, t, deadline)
+        ScsiPath::preempt_abort(self, key, victim, t, deadline).await
     }
-    fn read_keys(&mut self, deadline: Instant) -> Result<Keys, Error> {
-        ScsiPath::read_keys(self, deadline)
+    async fn read_keys(&mut self, deadline: Instant) -> Result<Keys, Error> {
+        ScsiPath::read_keys(self, deadline).await
     }
-    fn read_reservation(&mut self, deadline: Instant) -> Result<ReservationStatus, Error> {
-        ScsiPath::read_reservation(self, deadline)
+    async fn read_reservation(&mut self, deadline: Instant) -> Result<ReservationStatus, Error> {
+        ScsiPath::read_reservation(self, deadline).await
+    }
+    async fn read_full_status(&mut self, deadline: Instant) -> Result<FullStatus, Error> {
+        ScsiPath::read_full_status(self, deadline).await
     }
 }
 
@@ -168,24 +250,61 @@ impl Disk for Lu {
             })
             .collect()
     }
+    fn full_status(&mut self) -> &mut Option<bool> {
+        &mut self.full_status
+    }
+}
+
+/// The SCSI host number of an `H:C:T:L` address.
+fn host_of(hctl: &str) -> Option<&str> {
+    hctl.split(':').next().filter(|h| !h.is_empty())
+}
+
+/// What this node knows of the initiator port of one SCSI host.
+#[derive(Debug, Clone)]
+struct HostPort {
+    /// As the records show it (see [`Nexus::nexus_id`]).
+    text: String,
+    initiator: Option<Initiator>,
+}
+
+thread_local! {
+    /// Per SCSI host, read from sysfs once per process (many LUs share a host).
+    static HOSTS: RefCell<BTreeMap<String, Option<HostPort>>> = const { RefCell::new(BTreeMap::new()) };
+}
+
+fn host_port(host: &str) -> Option<HostPort> {
+    HOSTS.with(|h| {
+        h.borrow_mut()
+            .entry(host.to_owned())
+            .or_insert_with(|| initiator_port(host, "/sys"))
+            .clone()
+    })
 }
 
 /// The initiator port of SCSI host `host` as sysfs shows it: the FC port name (virtual Fibre
 /// Channel: it changes with a WWPN flip), or the iSCSI initiator name of the host's session.
 /// `None` for transports that show neither (the host and target numbers still tell nexuses
 /// apart there).
-fn initiator_port(host: &str, sys: &str) -> Option<String> {
+fn initiator_port(host: &str, sys: &str) -> Option<HostPort> {
     let read = |p: String| std::fs::read_to_string(p).ok().map(|s| s.trim().to_owned());
     if let Some(wwpn) = read(format!("{sys}/class/fc_host/host{host}/port_name")) {
-        return Some(wwpn);
+        let initiator = hex_value(&wwpn).map(Initiator::Fc);
+        return Some(HostPort {
+            text: wwpn,
+            initiator,
+        });
     }
     let dir = std::fs::read_dir(format!("{sys}/class/scsi_host/host{host}/device")).ok()?;
     for e in dir.flatten() {
         let n = e.file_name().to_string_lossy().into_owned();
         if n.starts_with("session") {
-            let name = read(format!("{sys}/class/iscsi_session/{n}/initiatorname"));
-            let isid = read(format!("{sys}/class/iscsi_session/{n}/isid")).unwrap_or_default();
-            return name.map(|s| format!("{s},{isid}"));
+            let name = read(format!("{sys}/class/iscsi_session/{n}/initiatorname"))?;
+            let isid = read(format!("{sys}/class/iscsi_session/{n}/isid"));
+            return Some(HostPort {
+                text: format!("{name},{}", isid.as_deref().unwrap_or_default()),
+                initiator: Some(Initiator::Iscsi { name, isid }),
+            });
         }
     }
     None
@@ -213,12 +332,19 @@ mod tests {
         )
         .unwrap();
         let sys = d.to_str().unwrap();
+        let p = initiator_port("3", sys).unwrap();
+        assert_eq!(p.text, "0xc003ff0000010001");
+        assert_eq!(p.initiator, Some(Initiator::Fc(0xc003ff0000010001)));
+        let p = initiator_port("4", sys).unwrap();
+        assert_eq!(p.text, "iqn.x:a,");
         assert_eq!(
-            initiator_port("3", sys).as_deref(),
-            Some("0xc003ff0000010001")
+            p.initiator,
+            Some(Initiator::Iscsi {
+                name: "iqn.x:a".into(),
+                isid: None
+            })
         );
-        assert_eq!(initiator_port("4", sys).as_deref(), Some("iqn.x:a,"));
-        assert_eq!(initiator_port("5", sys), None);
+        assert!(initiator_port("5", sys).is_none());
         let _ = std::fs::remove_dir_all(&d);
     }
 }

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use lkh_common::{Exit, Failure, Hint};
 use sg_persist::PrType;
+use sg_persist::exec::block_on;
 
 use crate::actions::check::check_lu;
 use crate::actions::classify::{Held, judge};
@@ -32,7 +33,7 @@ pub(crate) fn lun() -> Arc<Mutex<Lun>> {
 type Slot = Arc<Mutex<Option<Result<Done, Failure>>>>;
 
 pub(crate) fn restore(n: &mut Node, t: PrType) -> Result<Done, Failure> {
-    restore_lu(n, key(&n.name), t, deadline())
+    block_on(restore_lu(n, key(&n.name), t, deadline()))
 }
 
 /// Node `name` with one path per nexus in `nexuses`.
@@ -309,7 +310,15 @@ fn healthy_check_sends_no_pr_out() {
         (x.generation, x.pr_out)
     };
     for repair in [false, true] {
-        let (msg, rec2) = check_lu(&mut a, key("a"), RO, repair, mem(&rec), deadline()).unwrap();
+        let (msg, rec2) = block_on(check_lu(
+            &mut a,
+            key("a"),
+            RO,
+            repair,
+            mem(&rec),
+            deadline(),
+        ))
+        .unwrap();
         assert!(msg.contains("2/2 path(s) registered"), "{msg}");
         assert_eq!(rec2, rec);
     }
@@ -325,7 +334,8 @@ fn new_nexus_is_probed_and_reregistered() {
     let mut a = node(&l, "a", &[1, 4]);
     let (_, rec) = restore(&mut a, RO).unwrap();
     a.paths[1].nexus = 7; // a WWPN flip of the second path
-    let (msg, rec2) = check_lu(&mut a, key("a"), RO, false, mem(&rec), deadline()).unwrap();
+    let (msg, rec2) =
+        block_on(check_lu(&mut a, key("a"), RO, false, mem(&rec), deadline())).unwrap();
     assert!(msg.contains("1 re-registered"), "{msg}");
     assert_ne!(rec, rec2);
     assert_eq!(l.lock().unwrap().key_of(7), Some(key("a")));
@@ -382,7 +392,7 @@ fn reregistration_race_is_closed() {
                 Fault::Pass
             }));
         }
-        let f = check_lu(&mut a, key("a"), RO, false, mem(&rec), deadline()).unwrap_err();
+        let f = block_on(check_lu(&mut a, key("a"), RO, false, mem(&rec), deadline())).unwrap_err();
         assert_eq!(f.exit, Exit::Fenced, "{at}: {f}");
         assert!(slot.lock().unwrap().take().unwrap().is_ok());
         assert!(!registered(&l, key("a")), "{at}: A is back in: {f}");
@@ -414,7 +424,7 @@ fn move_to_live_nexus_is_rejudged() {
             }
             Fault::Pass
         }));
-        let f = check_lu(&mut a, key("a"), we, true, mem(&rec), deadline()).unwrap_err();
+        let f = block_on(check_lu(&mut a, key("a"), we, true, mem(&rec), deadline())).unwrap_err();
         assert!(
             slot.lock().unwrap().take().unwrap().is_ok(),
             "{at}: B took over"
@@ -433,12 +443,20 @@ fn fenced_check_exits_3_and_sends_nothing() {
     restore(&mut node(&l, "b", &[2]), RO).unwrap();
     let outs = l.lock().unwrap().pr_out;
     for repair in [false, true] {
-        let f = check_lu(&mut a, key("a"), RO, repair, mem(&rec), deadline()).unwrap_err();
+        let f = block_on(check_lu(
+            &mut a,
+            key("a"),
+            RO,
+            repair,
+            mem(&rec),
+            deadline(),
+        ))
+        .unwrap_err();
         assert_eq!(f.exit, Exit::Fenced);
     }
     assert_eq!(l.lock().unwrap().pr_out, outs);
     assert!(matches!(
-        judge(&mut a, key("a"), RO, deadline()),
+        block_on(judge(&mut a, key("a"), RO, deadline())),
         Err(f) if f.exit == Exit::Fenced
     ));
 }
@@ -454,8 +472,11 @@ fn lost_pr_state_is_its_own_verdict() {
         x.regs.clear();
         x.res = None;
     }
-    assert_eq!(judge(&mut a, key("a"), RO, deadline()).unwrap(), Held::Lost);
-    let f = check_lu(&mut a, key("a"), RO, false, mem(&rec), deadline()).unwrap_err();
+    assert_eq!(
+        block_on(judge(&mut a, key("a"), RO, deadline())).unwrap(),
+        Held::Lost
+    );
+    let f = block_on(check_lu(&mut a, key("a"), RO, false, mem(&rec), deadline())).unwrap_err();
     assert_eq!(f.exit, Exit::Failed, "{f}");
     assert_eq!(
         f.hint,
@@ -469,12 +490,12 @@ fn lost_pr_state_is_its_own_verdict() {
     // without a record of holding it, recover does not take it; for Pacemaker's monitor
     // that is "not running here" (a stopped resource on an empty disk)
     let none = Memory::default();
-    let f = check_lu(&mut a, key("a"), RO, true, none, deadline()).unwrap_err();
+    let f = block_on(check_lu(&mut a, key("a"), RO, true, none, deadline())).unwrap_err();
     assert_eq!(f.exit, Exit::Failed, "{f}");
     assert_eq!(f.hint, Hint::NotRunning, "{f}");
     assert!(l.lock().unwrap().keys().is_empty());
     // with it, recover registers every path and reserves
-    check_lu(&mut a, key("a"), RO, true, mem(&rec), deadline()).unwrap();
+    block_on(check_lu(&mut a, key("a"), RO, true, mem(&rec), deadline())).unwrap();
     let x = l.lock().unwrap();
     assert_eq!(x.holder_key(), Some(key("a")));
     assert_eq!(x.keys(), vec![key("a"), key("a")]);
@@ -484,7 +505,7 @@ fn lost_pr_state_is_its_own_verdict() {
 /// other exits 3 and is not registered.
 #[test]
 fn lost_state_recovered_by_two_has_one_winner() {
-    for at in 1..=8 {
+    for at in 1.. {
         let l = lun();
         let mut a = node(&l, "a", &[1]);
         let b = node(&l, "b", &[2]);
@@ -499,7 +520,14 @@ fn lost_state_recovered_by_two_has_one_winner() {
                     seen: None,
                     was_holder: true,
                 };
-                *out.lock().unwrap() = Some(check_lu(&mut b, key("b"), RO, true, m, deadline()));
+                *out.lock().unwrap() = Some(block_on(check_lu(
+                    &mut b,
+                    key("b"),
+                    RO,
+                    true,
+                    m,
+                    deadline(),
+                )));
             }
             Fault::Pass
         }));
@@ -507,8 +535,12 @@ fn lost_state_recovered_by_two_has_one_winner() {
             seen: None,
             was_holder: true,
         };
-        let ra = check_lu(&mut a, key("a"), RO, true, m, deadline());
-        let rb = slot.lock().unwrap().take().unwrap();
+        let ra = block_on(check_lu(&mut a, key("a"), RO, true, m, deadline()));
+        // past A's last command: every interleaving was tried
+        let Some(rb) = slot.lock().unwrap().take() else {
+            assert!(at > 5, "A sent only {} commands", at - 1);
+            break;
+        };
         one_winner(&l, RO, &[("a", ra), ("b", rb)]);
     }
 }
@@ -545,7 +577,7 @@ fn threaded_restores_leave_one_holder() {
 
 fn restore_all(nodes: &mut [Node], t: PrType) -> Result<Vec<Done>, Failure> {
     let k = key(&nodes[0].name);
-    cas::restore_all(nodes, k, t, None, deadline())
+    block_on(cas::restore_all(nodes, k, t, None, deadline()))
 }
 
 /// Node `name` on each LU of `luns` (one path per LU, nexus `nexus`).
@@ -623,10 +655,11 @@ fn multi_disk_restores_have_one_winner() {
     assert!(rounds > 3 * 2 * 2 * 4, "{rounds} rounds");
 }
 
-/// A failure on the second disk (every path times out) gives the first back: the restore
-/// exits 1, names both disks, and leaves no registration anywhere.
+/// A failure on a later disk (every path times out) gives back every disk taken: the restore
+/// exits 1, names the disks, and leaves no registration anywhere. A failure on the first disk
+/// (in arbitration order) touches no other.
 #[test]
-fn multi_disk_failure_gives_the_first_disks_back() {
+fn multi_disk_failure_gives_the_disks_back() {
     let luns = [lun(), lun(), lun()];
     let mut a = disks(&luns, "a", 1);
     a[1].paths[0].hook = Some(Box::new(
@@ -636,17 +669,26 @@ fn multi_disk_failure_gives_the_first_disks_back() {
     ));
     let f = restore_all(&mut a, RO).unwrap_err();
     assert_eq!(f.exit, Exit::Failed, "{f}");
-    assert!(f.message.contains("given back"), "{f}");
+    assert_eq!(f.message.matches("given back").count(), 2, "{f}");
+    for l in &luns {
+        assert!(l.lock().unwrap().keys().is_empty(), "{f}");
+    }
+    // the first disk fails: the others are not tried
+    let luns = [lun(), lun(), lun()];
+    let mut a = disks(&luns, "a", 1);
+    a[0].paths[0].hook = Some(Box::new(
+        |n, _| {
+            if n >= 2 { Fault::Timeout } else { Fault::Pass }
+        },
+    ));
+    let f = restore_all(&mut a, RO).unwrap_err();
+    assert_eq!(f.exit, Exit::Failed, "{f}");
     assert!(f.message.contains("not tried"), "{f}");
-    assert!(
-        luns[0].lock().unwrap().keys().is_empty(),
-        "first disk given back"
-    );
-    assert!(
-        luns[2].lock().unwrap().keys().is_empty(),
-        "third never touched"
-    );
-    assert_eq!(luns[2].lock().unwrap().generation, 0);
+    for l in &luns[1..] {
+        let l = l.lock().unwrap();
+        assert!(l.keys().is_empty(), "never touched");
+        assert_eq!((l.generation, l.pr_out), (0, 0));
+    }
 }
 
 /// Every node takes the disks in one order whatever DEVICE= says: by their LU designators and

@@ -14,6 +14,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use lkh_common::{Action, Exit, Failure, Json, KitSpec, Outcome, Tag};
+use sg_persist::exec::join_all;
 use sg_persist::parse::Inquiry;
 use sg_persist::{Capabilities, FullStatus, Identity, Keys, Lu, PrType, Reservation};
 
@@ -122,10 +123,12 @@ struct DiskFacts {
 
 /// Reads what `status DEVICE` shows of one LU: INQUIRY, the unit serial number, READ FULL
 /// STATUS (else READ KEYS), READ RESERVATION and REPORT CAPABILITIES, in that order.
-fn look(lu: &mut Lu, ours: Option<u64>, deadline: Instant) -> DiskFacts {
-    let inquiry = lu.any_path(|p| p.inquiry(deadline)).ok();
-    let serial = lu.any_path(|p| p.serial(deadline)).ok();
-    let full = lu.any_path(|p| p.read_full_status(deadline));
+async fn look(lu: &mut Lu, ours: Option<u64>, deadline: Instant) -> DiskFacts {
+    let inquiry = lu.any_path(async |p| p.inquiry(deadline).await).await.ok();
+    let serial = lu.any_path(async |p| p.serial(deadline).await).await.ok();
+    let full = lu
+        .any_path(async |p| p.read_full_status(deadline).await)
+        .await;
     let no_full_status = match &full {
         Ok(_) => None,
         Err(e) => Some(if e.is_unsupported() {
@@ -136,7 +139,7 @@ fn look(lu: &mut Lu, ours: Option<u64>, deadline: Instant) -> DiskFacts {
     };
     let registered = match full {
         Ok(fs) => Registered::Full(fs),
-        Err(_) => match lu.any_path(|p| p.read_keys(deadline)) {
+        Err(_) => match lu.any_path(async |p| p.read_keys(deadline).await).await {
             Ok(k) => Registered::Keys(k),
             Err(e) => Registered::Unavailable(e.to_string()),
         },
@@ -158,10 +161,14 @@ fn look(lu: &mut Lu, ours: Option<u64>, deadline: Instant) -> DiskFacts {
             w
         });
     let reservation = lu
-        .any_path(|p| p.read_reservation(deadline))
+        .any_path(async |p| p.read_reservation(deadline).await)
+        .await
         .map(|rs| rs.reservation)
         .map_err(|e| e.to_string());
-    let capabilities = lu.any_path(|p| p.report_capabilities(deadline)).ok();
+    let capabilities = lu
+        .any_path(async |p| p.report_capabilities(deadline).await)
+        .await
+        .ok();
     DiskFacts {
         device: lu.input().display().to_string(),
         lu: lu.id.to_string(),
@@ -413,6 +420,10 @@ impl DiskFacts {
 /// quickCheck makes of the resource ([`assess`]; PR IN only, nothing changed), with
 /// each LU's device diagnostic beside it, as text or JSON; the exit code is quickCheck's.
 pub fn status(spec: &'static KitSpec, args: &[String]) -> Outcome {
+    sg_persist::exec::block_on(status_async(spec, args))
+}
+
+async fn status_async(spec: &'static KitSpec, args: &[String]) -> Outcome {
     let a = status_args(spec, args)?;
     // in quickCheck's order: device names, this node's key, then the disks
     let resolved = resolve_all(&a.devices)?;
@@ -421,18 +432,20 @@ pub fn status(spec: &'static KitSpec, args: &[String]) -> Outcome {
         None => None,
     };
     let deadline = Instant::now() + DIAG_TIMEOUT;
-    let mut lus = open_resolved(resolved, true, deadline)?;
-    let health = resource.map(|(tag, t, key)| {
-        let h = assess(&mut lus, tag.as_str(), key, t, deadline);
-        (tag, h)
-    });
-    let disks: Vec<(String, Json)> = lus
-        .iter_mut()
-        .map(|lu| {
-            let facts = look(lu, a.key, deadline);
-            (facts.text(), facts.json())
-        })
-        .collect();
+    let mut lus = open_resolved(resolved, true, deadline).await?;
+    let health = match resource {
+        Some((tag, t, key)) => {
+            let h = assess(&mut lus, tag.as_str(), key, t, deadline).await;
+            Some((tag, h))
+        }
+        None => None,
+    };
+    let ours = a.key;
+    let disks: Vec<(String, Json)> = join_all(lus.iter_mut().map(|lu| async move {
+        let facts = look(lu, ours, deadline).await;
+        (facts.text(), facts.json())
+    }))
+    .await;
     let Some((tag, h)) = health else {
         let (text, arr): (Vec<String>, Vec<Json>) = disks.into_iter().unzip();
         if a.json {
@@ -549,6 +562,9 @@ fn defender_json(d: &Defender) -> Json {
 fn path_text(p: &PathHealth) -> String {
     let what = match &p.reg {
         PathReg::Recorded => "registered (the records of the last verified check hold)".into(),
+        PathReg::Listed => {
+            "registered (READ FULL STATUS lists this path's I_T nexus with the key)".into()
+        }
         PathReg::Unprobed => {
             "registration not probed (a new nexus or no record; quickCheck probes it with REGISTER, status sends no PR OUT)".into()
         }
@@ -643,6 +659,7 @@ mod tests {
     use crate::actions::restore::restore_lu;
     use crate::model::{Fault, Lun, Node};
     use crate::pr::Nexus;
+    use sg_persist::exec::block_on;
 
     const RO: PrType = PrType::WriteExclusiveRegistrantsOnly;
 
@@ -666,7 +683,7 @@ mod tests {
             (x.generation, x.pr_out)
         };
         let h = Health {
-            lus: vec![assess_lu(a, key("a"), RO, mem, deadline())],
+            lus: vec![block_on(assess_lu(a, key("a"), RO, mem, deadline()))],
         };
         let tag = Tag::parse("db").unwrap();
         let d = Defender {
@@ -687,7 +704,7 @@ mod tests {
         (
             json,
             text,
-            check_lu(a, key("a"), RO, false, mem, deadline()),
+            block_on(check_lu(a, key("a"), RO, false, mem, deadline())),
         )
     }
 
@@ -703,7 +720,8 @@ mod tests {
             }
         }
         type Setup = fn(&Arc<Mutex<Lun>>, &mut Node);
-        // (state, setup, records kept, exit, verdict, the first path's registration)
+        // (state, setup, records kept, exit, verdict, the first path's registration: on a
+        // target without READ FULL STATUS; with it, "registered" when it lists the nexus)
         let cases: [(&str, Setup, bool, u8, &str, &str); 10] = [
             ("healthy", |_, _| {}, true, 0, "ours", "recorded"),
             (
@@ -724,7 +742,7 @@ mod tests {
             ),
             (
                 "released behind our back",
-                |_, a| a.paths[0].release(key("a"), RO, deadline()).unwrap(),
+                |_, a| block_on(a.paths[0].release(key("a"), RO, deadline())).unwrap(),
                 true,
                 1,
                 "nobody holds",
@@ -733,9 +751,9 @@ mod tests {
             (
                 "wrong type",
                 |_, a| {
-                    a.paths[0].release(key("a"), RO, deadline()).unwrap();
+                    block_on(a.paths[0].release(key("a"), RO, deadline())).unwrap();
                     let t = PrType::WriteExclusive;
-                    a.paths[0].reserve(key("a"), t, deadline()).unwrap();
+                    block_on(a.paths[0].reserve(key("a"), t, deadline())).unwrap();
                 },
                 true,
                 1,
@@ -758,7 +776,7 @@ mod tests {
                 "taken over",
                 |l, _| {
                     let mut b = Node::new(l, "b", &[2]);
-                    restore_lu(&mut b, key("b"), RO, deadline()).unwrap();
+                    block_on(restore_lu(&mut b, key("b"), RO, deadline())).unwrap();
                 },
                 true,
                 3,
@@ -799,10 +817,26 @@ mod tests {
                 "not probed",
             ),
         ];
-        for (what, setup, recorded, code, verdict, reg) in cases {
+        for ((what, setup, recorded, code, verdict, reg), full) in
+            cases.into_iter().flat_map(|c| [(c, false), (c, true)])
+        {
             let l = Arc::new(Mutex::new(Lun::default()));
+            l.lock().unwrap().no_full_status = !full;
+            let listed = full
+                && ["recorded", "not probed"].contains(&reg)
+                && !what.contains("nexus")
+                && !what.contains("no path");
+            let reg = if listed { "registered" } else { reg };
+            let what = &format!(
+                "{what} ({})",
+                if full {
+                    "READ FULL STATUS"
+                } else {
+                    "READ KEYS"
+                }
+            );
             let mut a = Node::new(&l, "a", &[1, 4]);
-            let (_, rec) = restore_lu(&mut a, key("a"), RO, deadline()).unwrap();
+            let (_, rec) = block_on(restore_lu(&mut a, key("a"), RO, deadline())).unwrap();
             setup(&l, &mut a);
             let mem = if recorded {
                 with(&rec)
@@ -847,7 +881,7 @@ mod tests {
             if let Err(f) = &q {
                 let m = Json::from(f.message.as_str()).to_string();
                 assert!(json.contains(&format!("\"message\":{m}")), "{what}: {json}");
-            } else if what == "healthy" {
+            } else if what.starts_with("healthy") && (listed || recorded) {
                 let (m, _) = q.as_ref().unwrap();
                 let m = Json::from(m.as_str()).to_string();
                 assert!(json.contains(&format!("\"message\":{m}")), "{what}: {json}");
@@ -868,8 +902,21 @@ mod tests {
     fn lost_state_without_record_is_not_running_for_both() {
         let l = Arc::new(Mutex::new(Lun::default()));
         let mut a = Node::new(&l, "a", &[1]);
-        let h = assess_lu(&mut a, key("a"), RO, Memory::default(), deadline());
-        let q = check_lu(&mut a, key("a"), RO, false, Memory::default(), deadline());
+        let h = block_on(assess_lu(
+            &mut a,
+            key("a"),
+            RO,
+            Memory::default(),
+            deadline(),
+        ));
+        let q = block_on(check_lu(
+            &mut a,
+            key("a"),
+            RO,
+            false,
+            Memory::default(),
+            deadline(),
+        ));
         let (s, q) = (h.outcome().unwrap_err(), q.unwrap_err());
         assert_eq!((s.exit, s.hint), (Exit::Failed, Hint::NotRunning));
         assert_eq!(s, q);

@@ -33,6 +33,7 @@ use lkh_common::runstate::RunDir;
 use lkh_common::{Action, Deadline, Failure, HookArgs, KitSpec, Outcome, Tag};
 use log::{debug, error, info, warn};
 use sg_persist::Lu;
+use sg_persist::exec::{block_on, join_all};
 
 use crate::actions::assess::{Verdict, assess_lu};
 use crate::actions::classify::Held;
@@ -103,7 +104,7 @@ struct Guard {
 
 /// Reads the settings of `tag` (a Pacemaker resource's stored parameters, else its
 /// configuration file), its key, and opens its disks.
-fn prepare(spec: &'static KitSpec, run: &RunDir, tag: &Tag) -> Result<Guard, Failure> {
+async fn prepare(spec: &'static KitSpec, run: &RunDir, tag: &Tag) -> Result<Guard, Failure> {
     // a Pacemaker resource is judged by the parameters its start stored
     let args = match state::ocf_params(run, tag) {
         Some(overrides) => HookArgs {
@@ -124,7 +125,7 @@ fn prepare(spec: &'static KitSpec, run: &RunDir, tag: &Tag) -> Result<Guard, Fai
         Failure::failed("this node has no reservation key: not watching".to_owned())
     })?;
     let deadline = Instant::now() + judge_budget(&settings);
-    let lus = open_all(&settings.devices, false, deadline)?;
+    let lus = open_all(&settings.devices, false, deadline).await?;
     Ok(Guard {
         settings,
         key,
@@ -139,17 +140,26 @@ fn judge_budget(s: &Settings) -> Duration {
 }
 
 /// Judges every disk of `tag` (see the module doc); returns whether it was found fenced.
-fn judge(run: &RunDir, tag: &Tag, g: &mut Guard) -> bool {
+async fn judge(run: &RunDir, tag: &Tag, g: &mut Guard) -> bool {
     let s = &g.settings;
     let deadline = Instant::now() + judge_budget(s);
     let known = Records::load(tag.as_str());
     let mut next = known.clone();
     let mut fenced = None;
-    for lu in &mut g.lus {
+    let key = g.key;
+    let known = &known;
+    // every disk's look at once, then each verdict in order
+    let looks = join_all(g.lus.iter_mut().map(|lu| async move {
         let name = lu.input().display().to_string();
-        let h = assess_lu(lu, g.key, s.pr_type, known.memory(&name), deadline);
-        // every look is remembered (its PR generation; a fenced verdict), before acting
-        next.set(&name, h.remembered(known.get(&name)));
+        let h = assess_lu(lu, key, s.pr_type, known.memory(&name), deadline).await;
+        (name, h)
+    }))
+    .await;
+    // every look is remembered (its PR generation; a fenced verdict), before acting
+    for (name, h) in &looks {
+        next.set(name, h.remembered(known.get(name)));
+    }
+    for (lu, (name, h)) in g.lus.iter_mut().zip(looks) {
         match &h.verdict {
             Verdict::Held(Held::Ours | Held::WrongType(_)) => {
                 debug!("{tag}: {name}: reservation held by {}", fmt_key(g.key))
@@ -160,7 +170,10 @@ fn judge(run: &RunDir, tag: &Tag, g: &mut Guard) -> bool {
                 "{tag}: {name}: the disk lost its persistent-reservation state (no reservation, no registration): not fenced; LifeKeeper's quickCheck reports it and recover takes it again"
             ),
             Verdict::Held(Held::Free) => {
-                match lu.any_path(|p| p.reserve(g.key, s.pr_type, deadline)) {
+                match lu
+                    .any_path(async |p| p.reserve(g.key, s.pr_type, deadline).await)
+                    .await
+                {
                     Ok(()) => warn!(
                         "{tag}: {name}: nobody held the reservation: taken again with {}",
                         fmt_key(g.key)
@@ -189,11 +202,13 @@ fn judge(run: &RunDir, tag: &Tag, g: &mut Guard) -> bool {
 
 /// One defense look at every disk of `tag`; a disk where this node's key is gone is judged
 /// at once. Returns whether the resource was found fenced.
-fn defend(run: &RunDir, tag: &Tag, g: &mut Guard) -> bool {
+async fn defend(run: &RunDir, tag: &Tag, g: &mut Guard) -> bool {
     let deadline = Instant::now() + g.settings.defense_interval();
     let mut lost = false;
-    for lu in &mut g.lus {
-        match defend_lu(lu, g.key, g.settings.pr_type, deadline) {
+    let (key, t) = (g.key, g.settings.pr_type);
+    let looks = join_all(g.lus.iter_mut().map(|lu| defend_lu(lu, key, t, deadline))).await;
+    for look in looks {
+        match look {
             Ok(Defense::Quiet | Defense::Removed(_)) => {}
             Ok(Defense::Unsettled(keys)) => debug!(
                 "{tag}: {} other key(s) still registered; tried again at the next tick",
@@ -203,13 +218,13 @@ fn defend(run: &RunDir, tag: &Tag, g: &mut Guard) -> bool {
             Err(f) => debug!("{tag}: defense look: {f}"),
         }
     }
-    lost && judge(run, tag, g)
+    lost && judge(run, tag, g).await
 }
 
 /// One tick over every watched resource: a judgement where one is due (and for a resource
 /// not seen before), else a defense look. Returns how many were found fenced and the next
 /// tick's interval.
-fn tick(
+async fn tick(
     spec: &'static KitSpec,
     run: &RunDir,
     guards: &mut BTreeMap<String, Guard>,
@@ -256,7 +271,7 @@ fn tick(
         }
         if due {
             // opened afresh at every judgement: paths that changed are seen
-            let mut g = match prepare(spec, run, &tag) {
+            let mut g = match prepare(spec, run, &tag).await {
                 Ok(g) => {
                     retry.remove(&name);
                     g
@@ -269,7 +284,7 @@ fn tick(
                 }
             };
             g.next_judge = Instant::now() + g.settings.failfast;
-            if judge(run, &tag, &mut g) {
+            if judge(run, &tag, &mut g).await {
                 fenced += 1;
                 guards.remove(&name);
             } else {
@@ -277,7 +292,7 @@ fn tick(
             }
         } else if let Some(g) = guards.get_mut(&name)
             && g.settings.arbitrate
-            && defend(run, &tag, g)
+            && defend(run, &tag, g).await
         {
             fenced += 1;
             guards.remove(&name);
@@ -363,7 +378,7 @@ pub fn watch(spec: &'static KitSpec, args: &[String]) -> Outcome {
     let mut guards = BTreeMap::new();
     let mut retry = BTreeMap::new();
     if once {
-        let (fenced, _) = tick(spec, &run, &mut guards, &mut retry);
+        let (fenced, _) = block_on(tick(spec, &run, &mut guards, &mut retry));
         return if fenced > 0 {
             Err(Failure::fenced(format!("{fenced} resource(s) fenced")))
         } else {
@@ -379,7 +394,7 @@ pub fn watch(spec: &'static KitSpec, args: &[String]) -> Outcome {
     loop {
         let start = Instant::now();
         daemon.beat();
-        let (_, interval) = tick(spec, &run, &mut guards, &mut retry);
+        let (_, interval) = block_on(tick(spec, &run, &mut guards, &mut retry));
         std::thread::sleep((start + interval).saturating_duration_since(Instant::now()));
     }
 }

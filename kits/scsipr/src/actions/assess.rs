@@ -16,10 +16,11 @@ use sg_persist::{PrType, Reservation};
 
 use super::classify::{Fence, Held, classify_state};
 use super::outcome::combine;
-use super::prim::{count, dev, look};
+use super::prim::{count, dev, look_full};
 use super::records::{LuRecord, Memory, Records, unchanged};
-use crate::pr::{Disk, Nexus};
+use crate::pr::{Disk, Nexus, Port};
 use crate::settings::fmt_key;
+use sg_persist::exec::join_all;
 
 /// What one look knows about one path's registration of this node's key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,9 +31,12 @@ pub enum PathReg {
     /// Not known without a PR OUT (a new nexus, no record, or our key registered fewer times
     /// than recorded): quickCheck probes it with REGISTER(key, key); `status` does not.
     Unprobed,
+    /// Registered, known without any PR OUT: READ FULL STATUS lists this path's I_T nexus
+    /// (initiator port and target port) with our key.
+    Listed,
     /// Our key is registered on no nexus at all, so on no path.
     Unregistered,
-    /// Probed by quickCheck or recover: registered.
+    /// Probed by quickCheck or recover with REGISTER: registered.
     Registered,
     /// Probed: it had lost its registration and was registered again.
     ReRegistered,
@@ -45,13 +49,14 @@ impl PathReg {
     pub fn registered(&self) -> bool {
         matches!(
             self,
-            PathReg::Recorded | PathReg::Registered | PathReg::ReRegistered
+            PathReg::Recorded | PathReg::Listed | PathReg::Registered | PathReg::ReRegistered
         )
     }
     /// The state in a word or two.
     pub fn word(&self) -> &'static str {
         match self {
             PathReg::Recorded => "recorded",
+            PathReg::Listed => "registered",
             PathReg::Unprobed => "not probed",
             PathReg::Unregistered => "not registered",
             PathReg::Registered => "registered",
@@ -235,35 +240,41 @@ fn wrong_type(name: &str, code: u8, t: PrType) -> Failure {
 }
 
 /// The one assessment of one LU, which quickCheck, recover, `status -t TAG` and `watch`
-/// share. PR IN only: READ KEYS and READ RESERVATION through the first answering path,
-/// classified from this node's point of view ([`classify_state`]); each path's registration
-/// as far as it is known without a PR OUT (from `mem`, see [`PathReg`]).
-pub fn assess_lu<D: Disk>(
+/// share. PR IN only: one READ FULL STATUS where the target has it, else READ KEYS and READ
+/// RESERVATION, through the first answering path ([`look_full`]), classified from this node's
+/// point of view ([`classify_state`]); each path's registration as far as it is known without
+/// a PR OUT ([`PathReg`]): listed by READ FULL STATUS, else from `mem`.
+pub async fn assess_lu<D: Disk>(
     lu: &mut D,
     key: u64,
     t: PrType,
     mem: Memory<'_>,
     deadline: Instant,
 ) -> LuHealth {
-    let (reservation, keys, generation, verdict, quiet) = match look(lu, deadline) {
-        Err(f) => (None, Vec::new(), None, Verdict::NoAnswer(f), false),
-        Ok((res, keys, generation)) => {
-            let v = match classify_state(res, &keys, Some(generation), key, t, mem) {
+    if lu.full_status().is_none() {
+        *lu.full_status() = mem.seen.and_then(|r| r.full_status);
+    }
+    let (reservation, keys, generation, verdict, reg) = match look_full(lu, deadline).await {
+        Err(f) => (None, Vec::new(), None, Verdict::NoAnswer(f), None),
+        Ok(l) => {
+            let v = match classify_state(l.res, &l.keys, Some(l.generation), key, t, mem) {
                 Ok(held) => Verdict::Held(held),
                 Err(fence) => Verdict::Fenced(fence),
             };
-            let ours = count(&keys, key);
-            let quiet = unchanged(lu, mem.seen, ours);
-            (res, keys, Some(generation), v, quiet)
+            let ours = count(&l.keys, key);
+            let reg = if l.full.as_ref().is_some_and(|fs| listed(lu, fs, key)) {
+                PathReg::Listed
+            } else if unchanged(lu, mem.seen, ours) {
+                PathReg::Recorded
+            } else if ours == 0 {
+                PathReg::Unregistered
+            } else {
+                PathReg::Unprobed
+            };
+            (l.res, l.keys, Some(l.generation), v, Some(reg))
         }
     };
-    let reg = if quiet {
-        PathReg::Recorded
-    } else if count(&keys, key) == 0 && !matches!(verdict, Verdict::NoAnswer(_)) {
-        PathReg::Unregistered
-    } else {
-        PathReg::Unprobed
-    };
+    let reg = reg.unwrap_or(PathReg::Unprobed);
     let mut paths: Vec<PathHealth> = lu
         .paths()
         .iter()
@@ -292,18 +303,59 @@ pub fn assess_lu<D: Disk>(
     }
 }
 
-/// The one assessment of a resource: [`assess_lu`] on each of its LUs, with this node's
-/// records of `tag`. Changes nothing: `status -t TAG` shows it, and quickCheck
-/// ([`check_lu`](super::check::check_lu)) starts from the same look.
-pub fn assess<D: Disk>(lus: &mut [D], tag: &str, key: u64, t: PrType, deadline: Instant) -> Health {
-    let known = Records::load(tag);
-    Health {
-        lus: lus
-            .iter_mut()
-            .map(|lu| {
-                let name = dev(lu);
-                assess_lu(lu, key, t, known.memory(&name), deadline)
+/// Whether READ FULL STATUS `fs` lists our key on the I_T nexus of every live path: each path
+/// (its initiator port and target port, [`Nexus::port`]) matches a registration of `key`
+/// that no other path matches. Anything this node cannot tell (a path whose port it does not
+/// know, a registration two paths could claim) is no proof: the records, or a probe, decide.
+fn listed<D: Disk>(lu: &mut D, fs: &sg_persist::FullStatus, key: u64) -> bool {
+    let ports: Option<Vec<Port>> = lu.paths().iter().map(Nexus::port).collect();
+    let Some(ports) = ports.filter(|p| !p.is_empty()) else {
+        return false;
+    };
+    let mut used = vec![false; fs.registrations.len()];
+    for port in &ports {
+        let mine: Vec<usize> = fs
+            .registrations
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| {
+                r.key == key && port.matches(&r.transport_id, r.relative_target_port, r.all_tg_pt)
             })
-            .collect(),
+            .map(|(i, _)| i)
+            .collect();
+        // exactly one registration, which no other path of ours could claim
+        let [i] = mine[..] else {
+            return false;
+        };
+        let shared = ports.iter().filter(|q| {
+            let r = &fs.registrations[i];
+            q.matches(&r.transport_id, r.relative_target_port, r.all_tg_pt)
+        });
+        if used[i] || shared.count() != 1 {
+            return false;
+        }
+        used[i] = true;
+    }
+    true
+}
+
+/// The one assessment of a resource: [`assess_lu`] on each of its LUs at once, with this
+/// node's records of `tag`. Changes nothing: `status -t TAG` shows it, and quickCheck
+/// ([`check_lu`](super::check::check_lu)) starts from the same look.
+pub async fn assess<D: Disk>(
+    lus: &mut [D],
+    tag: &str,
+    key: u64,
+    t: PrType,
+    deadline: Instant,
+) -> Health {
+    let known = Records::load(tag);
+    let known = &known;
+    Health {
+        lus: join_all(lus.iter_mut().map(|lu| async move {
+            let name = dev(lu);
+            assess_lu(lu, key, t, known.memory(&name), deadline).await
+        }))
+        .await,
     }
 }

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use lkh_common::Failure;
 use log::info;
+use sg_persist::exec::{join_all, sleep_until};
 
 use super::classify::all_reg;
 use super::prim::{dev, register_all};
@@ -49,12 +50,12 @@ fn defended(name: &str, holders: &[u64], waited: Duration) -> Failure {
 }
 
 /// Challenges the holders of the LUs `which` (their observations in `starts`): registers this
-/// node's key on every path of each, then waits up to `window` while reading the keys every
-/// quarter of a second. Returns how many paths of each LU were registered when no holder
-/// defended (every registration still there at the end of the window, or its holder gone:
-/// the restore goes on); a removed registration is an exit-3 failure (the caller rolls back
-/// every disk it registered). Nothing but this node's own registrations is changed.
-pub(super) fn challenge<D: Disk>(
+/// node's key on every path of each (all at once), then waits up to `window` while reading the
+/// keys of each every quarter of a second. Returns how many paths of each LU were registered
+/// when no holder defended (every registration still there at the end of the window, or its
+/// holder gone: the restore goes on); a removed registration is an exit-3 failure (the caller
+/// rolls back every disk it registered). Nothing but this node's own registrations is changed.
+pub(super) async fn challenge<D: Disk>(
     lus: &mut [D],
     starts: &[Start],
     which: &[usize],
@@ -62,9 +63,16 @@ pub(super) fn challenge<D: Disk>(
     window: Duration,
     deadline: Instant,
 ) -> Result<Vec<(usize, usize)>, Failure> {
+    let done = join_all(
+        lus.iter_mut()
+            .enumerate()
+            .filter(|(i, _)| which.contains(i))
+            .map(|(i, lu)| async move { (i, register_all(lu, key, deadline).await) }),
+    )
+    .await;
     let mut registered = Vec::new();
-    for &i in which {
-        registered.push((i, register_all(&mut lus[i], key, deadline)?));
+    for (i, r) in done {
+        registered.push((i, r?));
         let h: Vec<String> = holders(&starts[i], key)
             .iter()
             .map(|k| fmt_key(*k))
@@ -81,22 +89,32 @@ pub(super) fn challenge<D: Disk>(
     let end = (began + window).min(deadline);
     let mut waiting: Vec<usize> = which.to_vec();
     loop {
+        let looks = join_all(
+            lus.iter_mut()
+                .enumerate()
+                .filter(|(i, _)| waiting.contains(i))
+                .map(|(i, lu)| async move {
+                    let keys = lu
+                        .any_path(async |p| p.read_keys(deadline).await)
+                        .await
+                        .map_err(|e| super::outcome::failure(&e));
+                    (i, keys)
+                }),
+        )
+        .await;
         let mut still = Vec::new();
-        for &i in &waiting {
-            let lu = &mut lus[i];
-            let keys = lu
-                .any_path(|p| p.read_keys(deadline))
-                .map_err(|e| super::outcome::failure(&e))?;
+        for (i, keys) in looks {
+            let keys = keys?;
             let hs = holders(&starts[i], key);
             if !keys.keys.contains(&key) {
-                return Err(defended(&dev(lu), &hs, began.elapsed()));
+                return Err(defended(&dev(&lus[i]), &hs, began.elapsed()));
             }
             if hs.iter().any(|k| keys.keys.contains(k)) {
                 still.push(i);
             } else {
                 info!(
                     "{}: the holder left while this node waited (a switchover, or another node took it): the challenge ends",
-                    dev(lu)
+                    dev(&lus[i])
                 );
             }
         }
@@ -105,7 +123,7 @@ pub(super) fn challenge<D: Disk>(
         if waiting.is_empty() || now >= end {
             break;
         }
-        std::thread::sleep(POLL.min(end - now));
+        sleep_until((now + POLL).min(end)).await;
     }
     for &i in &waiting {
         info!(

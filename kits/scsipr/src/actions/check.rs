@@ -39,7 +39,7 @@ use crate::settings::fmt_key;
 /// re-registered, judged before and after, see [`probe_paths`]), the repair made, and the
 /// answer is a second look, with what the probe found on each path.
 #[cfg(test)]
-pub fn check_lu<D: Disk>(
+pub async fn check_lu<D: Disk>(
     lu: &mut D,
     key: u64,
     t: PrType,
@@ -47,12 +47,12 @@ pub fn check_lu<D: Disk>(
     mem: Memory<'_>,
     deadline: Instant,
 ) -> Result<Done, Failure> {
-    check_lu_seen(lu, key, t, repair, mem, deadline).0
+    check_lu_seen(lu, key, t, repair, mem, deadline).await.0
 }
 
 /// [`check_lu`], and the PR generation its first look read (`None`: no answer), which this
 /// node records even when the check fails (see [`LuRecord::after`]).
-pub fn check_lu_seen<D: Disk>(
+pub async fn check_lu_seen<D: Disk>(
     lu: &mut D,
     key: u64,
     t: PrType,
@@ -60,9 +60,12 @@ pub fn check_lu_seen<D: Disk>(
     mem: Memory<'_>,
     deadline: Instant,
 ) -> (Result<Done, Failure>, Option<u32>) {
-    let first = assess_lu(lu, key, t, mem, deadline);
+    let first = assess_lu(lu, key, t, mem, deadline).await;
     let seen = first.generation;
-    (check_from(lu, key, t, repair, mem, first, deadline), seen)
+    (
+        check_from(lu, key, t, repair, mem, first, deadline).await,
+        seen,
+    )
 }
 
 /// The look's answer, when it is the check's: never Ok for the verdicts it is used for.
@@ -71,7 +74,7 @@ fn answer(h: &LuHealth, mem: Memory<'_>) -> Result<Done, Failure> {
         .map(|m| (m, mem.seen.cloned().unwrap_or_default()))
 }
 
-fn check_from<D: Disk>(
+async fn check_from<D: Disk>(
     lu: &mut D,
     key: u64,
     t: PrType,
@@ -83,7 +86,7 @@ fn check_from<D: Disk>(
     let name = dev(lu);
     let held = match &first.verdict {
         Verdict::Held(Held::Lost) if repair && mem.was_holder => {
-            let out = take_observed(lu, key, t, &Start::default(), deadline)?;
+            let out = take_observed(lu, key, t, &Start::default(), deadline).await?;
             warn!("{}: registered and reserved again", lost_why(&name));
             return Ok(out);
         }
@@ -93,22 +96,28 @@ fn check_from<D: Disk>(
         }
         Verdict::Held(held) => *held,
     };
-    let quiet = first.paths.iter().any(|p| p.reg == PathReg::Recorded);
+    let quiet = first
+        .paths
+        .iter()
+        .any(|p| matches!(p.reg, PathReg::Recorded | PathReg::Listed));
     let probed = if quiet {
         None
     } else {
-        Some(probe_paths(lu, key, t, deadline)?)
+        Some(probe_paths(lu, key, t, deadline).await?)
     };
     match held {
-        Held::Ours
-            if single_holder_type(t) && !quiet && !held_on_live_path(lu, key, t, deadline) =>
-        {
-            move_to_live_nexus(lu, key, t, deadline)?
+        Held::Ours if single_holder_type(t) && !quiet => {
+            if !held_on_live_path(lu, key, t, deadline).await {
+                move_to_live_nexus(lu, key, t, deadline).await?
+            }
         }
         // Lost was answered above
         Held::Ours | Held::Lost => {}
         Held::Free if repair => {
-            match lu.any_path(|p| p.reserve(key, t, deadline)) {
+            match lu
+                .any_path(async |p| p.reserve(key, t, deadline).await)
+                .await
+            {
                 Ok(()) => info!(
                     "{name}: nobody held the reservation: taken again with {}",
                     fmt_key(key)
@@ -116,28 +125,36 @@ fn check_from<D: Disk>(
                 Err(e) if e.is_conflict() => {}
                 Err(e) => return Err(failure(&e)),
             }
-            judge_ours(lu, key, t, deadline)?;
+            judge_ours(lu, key, t, deadline).await?;
         }
         Held::WrongType(c) if repair => {
-            release_all(lu, key, c, deadline);
-            lu.any_path(|p| p.reserve(key, t, deadline))
+            release_all(lu, key, c, deadline).await;
+            lu.any_path(async |p| p.reserve(key, t, deadline).await)
+                .await
                 .map_err(|e| failure(&e))?;
-            judge_ours(lu, key, t, deadline)?;
+            judge_ours(lu, key, t, deadline).await?;
         }
         // quickCheck: the look's failure
         Held::Free | Held::WrongType(_) => return answer(&first, mem),
     }
     match (quiet, held, mem.seen) {
-        // nothing was sent but the look's two reads: it is the answer, the records stand
-        (true, Held::Ours, Some(seen)) => first.outcome().map(|m| {
-            let rec = LuRecord {
-                generation: first.generation,
-                ..seen.clone()
+        // nothing was sent but the look's reads: it is the answer, the records stand
+        (true, Held::Ours, seen) => {
+            let msg = first.outcome()?;
+            // listed by READ FULL STATUS: the look itself verified every path
+            let listed = first.paths.iter().any(|p| p.reg == PathReg::Listed);
+            let rec = match seen.filter(|_| !listed) {
+                Some(seen) => LuRecord {
+                    generation: first.generation,
+                    full_status: *lu.full_status(),
+                    ..seen.clone()
+                },
+                None => record(lu, first.ours(), first.generation),
             };
-            (m, rec)
-        }),
+            Ok((msg, rec))
+        }
         _ => {
-            let mut again = assess_lu(lu, key, t, mem, deadline);
+            let mut again = assess_lu(lu, key, t, mem, deadline).await;
             for (p, r) in again.paths.iter_mut().zip(probed.into_iter().flatten()) {
                 p.reg = r;
             }
@@ -145,6 +162,7 @@ fn check_from<D: Disk>(
             let rec = match (quiet, mem.seen) {
                 (true, Some(seen)) => LuRecord {
                     generation: again.generation,
+                    full_status: *lu.full_status(),
                     ..seen.clone()
                 },
                 _ => record(lu, again.ours(), again.generation),

@@ -140,14 +140,19 @@ fn classify(
 
 /// Reads the LU's reservation state and classifies it (see [`Held`]); fenced is an error with
 /// exit 3. PR IN only.
-pub fn judge<D: Disk>(lu: &mut D, key: u64, t: PrType, deadline: Instant) -> Result<Held, Failure> {
-    let res = read_reservation(lu, deadline)?;
+pub async fn judge<D: Disk>(
+    lu: &mut D,
+    key: u64,
+    t: PrType,
+    deadline: Instant,
+) -> Result<Held, Failure> {
+    let res = read_reservation(lu, deadline).await?;
     // Holding a non-all-registrants reservation implies our key is registered: the keys need
     // reading only when the holder is not plainly us.
     if res.is_some_and(|r| r.key == key && !all_reg(&r)) {
         return classify(&dev(lu), res, &[key], key, t);
     }
-    let keys = read_keys(lu, deadline)?;
+    let keys = read_keys(lu, deadline).await?;
     classify(&dev(lu), res, &keys, key, t)
 }
 

@@ -38,7 +38,7 @@ pub enum Defense {
 
 /// One defense look at a LU this node holds with `key` under type `t`: READ KEYS, then a
 /// PREEMPT of every other key, through the first path that carries this node's key.
-pub fn defend_lu<D: Disk>(
+pub async fn defend_lu<D: Disk>(
     lu: &mut D,
     key: u64,
     t: PrType,
@@ -46,7 +46,8 @@ pub fn defend_lu<D: Disk>(
 ) -> Result<Defense, Failure> {
     let name = dev(lu);
     let keys = lu
-        .any_path(|p| p.read_keys(deadline))
+        .any_path(async |p| p.read_keys(deadline).await)
+        .await
         .map_err(|e| failure(&e))?
         .keys;
     if !keys.contains(&key) {
@@ -66,7 +67,7 @@ pub fn defend_lu<D: Disk>(
         // a path that lost our registration (a new nexus) conflicts: try the next one
         let mut done = false;
         for p in lu.paths() {
-            match p.preempt(key, v, t, deadline) {
+            match p.preempt(key, v, t, deadline).await {
                 Ok(()) => {
                     done = true;
                     break;

@@ -12,6 +12,8 @@ use log::warn;
 use sg_persist::{Identity, Lu, Options, Resolved, SysRoot, sysfs_identity};
 
 use super::outcome::failure;
+use super::records::Records;
+use sg_persist::exec::join_all;
 
 /// Upper bound of one SCSI command (kept well under the action's TIMEOUT).
 pub const CMD_TIMEOUT: Duration = Duration::from_secs(5);
@@ -28,13 +30,33 @@ pub fn options(budget: Duration) -> Options {
     }
 }
 
+/// A device name resolved: its paths, its device number, and the record of a resolution that
+/// was re-validated instead of made anew (see [`resolve_known`]).
+pub struct Named {
+    pub resolved: Resolved,
+    pub rdev: (u64, u64),
+    pub known: Option<String>,
+}
+
 /// Resolves every device name through sysfs; a wrong one is a usage error (exit 2).
 pub fn resolve_all(devices: &[PathBuf]) -> Result<Vec<Resolved>, Failure> {
+    Ok(resolve_known(devices, &Records::default())?
+        .into_iter()
+        .map(|n| n.resolved)
+        .collect())
+}
+
+/// Resolves every device name (a wrong one is a usage error, exit 2): where this node's
+/// records (`known`) keep how the name resolved and that still holds
+/// (`Resolved::revalidate`: the device number, the paths' block and sg devices and the
+/// LU's serial number, a few system calls per path), that resolution; else anew through
+/// sysfs.
+pub fn resolve_known(devices: &[PathBuf], known: &Records) -> Result<Vec<Named>, Failure> {
     let root = SysRoot::default();
     devices
         .iter()
         .map(|d| {
-            sg_persist::path::resolve(d, &root).map_err(|e| {
+            let wrong = |e: sg_persist::PathError| {
                 let f = Failure::usage(e.to_string());
                 // a name this node does not have at all, as opposed to a wrong kind of device
                 if std::fs::symlink_metadata(d).is_err() {
@@ -42,36 +64,80 @@ pub fn resolve_all(devices: &[PathBuf]) -> Result<Vec<Resolved>, Failure> {
                 } else {
                     f
                 }
+            };
+            let rdev = sg_persist::path::block_devnum(d).map_err(wrong)?;
+            let name = d.display().to_string();
+            if let Some(rec) = known.get(&name).and_then(|r| r.resolved.as_deref())
+                && let Some(resolved) = Resolved::revalidate(d, rdev, rec, &root)
+            {
+                return Ok(Named {
+                    resolved,
+                    rdev,
+                    known: Some(rec.to_owned()),
+                });
+            }
+            let resolved =
+                sg_persist::path::resolve_devnum(d, rdev.0, rdev.1, &root).map_err(wrong)?;
+            Ok(Named {
+                resolved,
+                rdev,
+                known: None,
             })
         })
         .collect()
 }
 
+/// How `lu` resolved, for the records (see [`resolve_known`]): the re-validated record, or a
+/// new one with the LU's serial number (from its identity, else the kernel's VPD cache).
+pub fn resolution(lu: &Lu, named: &Named) -> Option<String> {
+    if let Some(k) = &named.known {
+        return Some(k.clone());
+    }
+    let serial = lu
+        .identity
+        .as_ref()
+        .and_then(|i| i.serial.clone())
+        .or_else(|| {
+            let p = lu.paths.first()?;
+            sg_persist::path::sysfs_serial(&p.info.name, &SysRoot::default())
+        })?;
+    lu.resolved.record(named.rdev, &serial)
+}
+
 /// Resolves every device name first (nothing is sent to any disk when one is wrong), then
 /// opens each LU and confirms its paths are one LU.
 /// `identify`: read VPD 0x83 of single-path devices too (for display).
-pub fn open_all(
+pub async fn open_all(
     devices: &[PathBuf],
     identify: bool,
     deadline: Instant,
 ) -> Result<Vec<Lu>, Failure> {
-    open_resolved(resolve_all(devices)?, identify, deadline)
+    open_resolved(resolve_all(devices)?, identify, deadline).await
 }
 
-/// Opens each resolved LU and confirms its paths are one LU (see [`open_all`]).
-pub fn open_resolved(
+/// Opens each resolved LU (all at once) and confirms its paths are one LU (see
+/// [`open_all`]).
+pub async fn open_resolved(
     resolved: Vec<Resolved>,
     identify: bool,
     deadline: Instant,
 ) -> Result<Vec<Lu>, Failure> {
     let budget = deadline.saturating_duration_since(Instant::now());
+    let opts = Options {
+        identify_single: identify,
+        ..options(budget)
+    };
+    let root = SysRoot::default();
+    let root = &root;
+    let opened = join_all(
+        resolved
+            .into_iter()
+            .map(|r| async move { Lu::open_resolved(r, root, opts, deadline).await }),
+    )
+    .await;
     let mut lus = Vec::new();
-    for r in resolved {
-        let opts = Options {
-            identify_single: identify,
-            ..options(budget)
-        };
-        let lu = Lu::open_resolved(r, opts, deadline).map_err(|e| failure(&e))?;
+    for lu in opened {
+        let lu = lu.map_err(|e| failure(&e))?;
         for d in &lu.dead {
             warn!(
                 "{}: path {} does not answer ({}); continuing on {} other path(s)",
@@ -98,15 +164,16 @@ pub fn order_key(id: &Identity) -> String {
 
 /// The identity of an open LU: as the kernel cached it in sysfs at scan time (no command),
 /// else read with INQUIRY through the first answering path.
-pub fn lu_identity(lu: &mut Lu, deadline: Instant) -> Result<Identity, Failure> {
-    if let Some(id) = lu
-        .paths
-        .first()
-        .and_then(|p| sysfs_identity(&p.info.name, &SysRoot::default()))
-    {
+pub async fn lu_identity(lu: &mut Lu, deadline: Instant) -> Result<Identity, Failure> {
+    if let Some(id) = lu.identity.clone().or_else(|| {
+        lu.paths
+            .first()
+            .and_then(|p| sysfs_identity(&p.info.name, &SysRoot::default()))
+    }) {
         return Ok(id);
     }
-    lu.any_path(|p| p.identity(deadline))
+    lu.any_path(async |p| p.identity(deadline).await)
+        .await
         .map_err(|e| failure(&e))
 }
 

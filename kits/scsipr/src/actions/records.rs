@@ -44,6 +44,12 @@ pub struct LuRecord {
     pub generation: Option<u32>,
     /// This node lost the disk (a fenced verdict).
     pub lost: bool,
+    /// Whether the target answers READ FULL STATUS (`None`: not known): a check asks for it
+    /// only where it does.
+    pub full_status: Option<bool>,
+    /// How the device name resolved, for the next check to re-validate cheaply instead of
+    /// resolving anew (see `sg_persist::Resolved::record`).
+    pub resolved: Option<String>,
 }
 
 impl fmt::Display for LuRecord {
@@ -54,6 +60,12 @@ impl fmt::Display for LuRecord {
         }
         if self.lost {
             write!(f, "|lost")?;
+        }
+        if let Some(fs) = self.full_status {
+            write!(f, "|fs={}", u8::from(fs))?;
+        }
+        if let Some(r) = &self.resolved {
+            write!(f, "|res={r}")?;
         }
         Ok(())
     }
@@ -72,6 +84,10 @@ impl LuRecord {
                 r.generation = Some(g.parse().ok()?);
             } else if part == "lost" {
                 r.lost = true;
+            } else if let Some(fs) = part.strip_prefix("fs=") {
+                r.full_status = Some(fs == "1");
+            } else if let Some(res) = part.strip_prefix("res=") {
+                r.resolved = Some(res.to_owned());
             } else {
                 nexuses.push(part);
             }
@@ -96,7 +112,7 @@ impl LuRecord {
                 generation: generation.or(o.generation),
                 lost: o.lost || f.exit == Exit::Fenced,
                 keys: if f.exit == Exit::Fenced { 0 } else { o.keys },
-                nexuses: o.nexuses.clone(),
+                ..o.clone()
             }),
         }
     }
@@ -111,6 +127,8 @@ pub(super) fn record<D: Disk>(lu: &mut D, ours: usize, generation: Option<u32>) 
         keys: ours,
         generation,
         lost: false,
+        full_status: *lu.full_status(),
+        resolved: None,
     }
 }
 
@@ -264,6 +282,8 @@ mod tests {
             keys: 2,
             generation: Some(17),
             lost: false,
+            full_status: Some(true),
+            resolved: Some("v1 8:16 disk 6c6b68 sdb/8:16/sg1/21:1".into()),
         };
         assert_eq!(LuRecord::parse(&r.to_string()), Some(r.clone()));
         let lost = LuRecord { lost: true, ..r };
@@ -283,6 +303,7 @@ mod tests {
             keys: 1,
             generation: Some(5),
             lost: false,
+            ..LuRecord::default()
         };
         let fenced = Err(Failure::fenced("taken"));
         let failed = Err(Failure::failed("lost state"));

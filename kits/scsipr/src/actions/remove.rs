@@ -11,6 +11,7 @@ use std::time::Instant;
 use lkh_common::{Exit, Failure};
 use log::{info, warn};
 use sg_persist::PrType;
+use sg_persist::exec::join_all;
 
 use super::classify::all_reg;
 use super::prim::{dev, read_state, release_all};
@@ -18,14 +19,14 @@ use crate::pr::{Disk, Nexus};
 use crate::settings::fmt_key;
 
 /// remove on one LU: release, unregister every path; verify our key is gone.
-pub fn remove_lu<D: Disk>(
+pub async fn remove_lu<D: Disk>(
     lu: &mut D,
     key: u64,
     t: PrType,
     deadline: Instant,
 ) -> Result<String, Failure> {
     let name = dev(lu);
-    let (res, ours, _) = match read_state(lu, key, deadline) {
+    let (res, ours, _) = match read_state(lu, key, deadline).await {
         Ok(st) => st,
         Err(f) if f.exit == Exit::Failed => return Ok(unreachable_on_remove(&f)),
         Err(f) => return Err(f),
@@ -38,24 +39,30 @@ pub fn remove_lu<D: Disk>(
         && r.key == key
         && !all_reg(&r)
     {
-        release_all(lu, key, r.type_code, deadline);
+        release_all(lu, key, r.type_code, deadline).await;
     }
-    for p in lu.paths() {
-        if let Err(e) = p.register_ignore(0, deadline) {
-            warn!("{name}: path {}: unregistering failed: {e}", p.label());
+    let done = join_all(lu.paths().iter_mut().map(|p| async move {
+        let r = p.register_ignore(0, deadline).await;
+        (p.label().to_owned(), r)
+    }))
+    .await;
+    for (label, r) in done {
+        if let Err(e) = r {
+            warn!("{name}: path {label}: unregistering failed: {e}");
         }
     }
-    let (mut res, mut ours, _) = read_state(lu, key, deadline)?;
+    let (mut res, mut ours, _) = read_state(lu, key, deadline).await?;
     if ours > 0 {
         // Our key on nexuses we cannot reach (old WWPNs after a flip, a dead path): register
         // one live path again and PREEMPT our own key, which removes every other registration
         // carrying it (never another node's), then unregister that path too.
         let stale = ours;
         if let Some(p) = lu.paths().first_mut() {
-            let cleaned = p
-                .register_ignore(key, deadline)
-                .and_then(|()| p.preempt(key, key, t, deadline));
-            let last = p.register_ignore(0, deadline);
+            let mut cleaned = p.register_ignore(key, deadline).await;
+            if cleaned.is_ok() {
+                cleaned = p.preempt(key, key, t, deadline).await;
+            }
+            let last = p.register_ignore(0, deadline).await;
             match cleaned.and(last) {
                 Ok(()) => info!(
                     "{name}: removed {stale} registration(s) of {} on unreachable or stale nexuses",
@@ -64,7 +71,7 @@ pub fn remove_lu<D: Disk>(
                 Err(e) => warn!("{name}: removing stale registrations failed: {e}"),
             }
         }
-        (res, ours, _) = read_state(lu, key, deadline)?;
+        (res, ours, _) = read_state(lu, key, deadline).await?;
     }
     if ours > 0 {
         return Err(Failure::failed(format!(
@@ -97,20 +104,21 @@ pub(super) fn unreachable_on_remove(f: &Failure) -> String {
 }
 
 /// remove of a resource: every disk that could be opened (`lus`: each disk opened on its own,
-/// or why it could not be) is released and unregistered, whatever another disk answered; a
-/// disk that does not answer is reported, not waited for. Exit 0 only when no disk that
-/// answered still carries this node's key.
-pub fn remove_each<D: Disk>(
+/// or why it could not be) is released and unregistered, all at once, whatever another disk
+/// answered; a disk that does not answer is reported, not waited for. Exit 0 only when no
+/// disk that answered still carries this node's key.
+pub async fn remove_each<D: Disk>(
     lus: Vec<Result<D, Failure>>,
     key: u64,
     t: PrType,
     deadline: Instant,
 ) -> Vec<Result<String, Failure>> {
-    lus.into_iter()
-        .map(|lu| match lu {
-            Ok(mut lu) => remove_lu(&mut lu, key, t, deadline),
+    join_all(lus.into_iter().map(|lu| async move {
+        match lu {
+            Ok(mut lu) => remove_lu(&mut lu, key, t, deadline).await,
             Err(f) if f.exit == Exit::Failed => Ok(unreachable_on_remove(&f)),
             Err(f) => Err(f),
-        })
-        .collect()
+        }
+    }))
+    .await
 }

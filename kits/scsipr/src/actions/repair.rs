@@ -23,8 +23,13 @@ use crate::settings::fmt_key;
 
 /// Reads the reservation and the keys again: anything but fenced or a lost PR state lets a
 /// re-registration go on.
-fn rejudge<D: Disk>(lu: &mut D, key: u64, t: PrType, deadline: Instant) -> Result<(), Failure> {
-    match judge(lu, key, t, deadline)? {
+async fn rejudge<D: Disk>(
+    lu: &mut D,
+    key: u64,
+    t: PrType,
+    deadline: Instant,
+) -> Result<(), Failure> {
+    match judge(lu, key, t, deadline).await? {
         Held::Lost => Err(Failure::failed(format!(
             "{}: the disk lost every registration and its reservation meanwhile: recover takes it again",
             dev(lu)
@@ -34,12 +39,12 @@ fn rejudge<D: Disk>(lu: &mut D, key: u64, t: PrType, deadline: Instant) -> Resul
 }
 
 /// Unregisters the paths in `added` (re-registered by this check) after `f` stopped it.
-fn undo<D: Disk>(lu: &mut D, added: &[usize], f: Failure, deadline: Instant) -> Failure {
+async fn undo<D: Disk>(lu: &mut D, added: &[usize], f: Failure, deadline: Instant) -> Failure {
     let name = dev(lu);
     let mut left = Vec::new();
     for &i in added {
         let p = &mut lu.paths()[i];
-        if let Err(e) = p.register_ignore(0, deadline) {
+        if let Err(e) = p.register_ignore(0, deadline).await {
             left.push(format!("{} ({e})", p.label()));
         }
     }
@@ -71,7 +76,7 @@ fn undo<D: Disk>(lu: &mut D, added: &[usize], f: Failure, deadline: Instant) -> 
 /// re-registration the state is judged again, and after it once more, so that a node fenced
 /// meanwhile removes what it just added and reports exit 3 instead of staying registered under
 /// the new holder's registrants-only reservation.
-pub(super) fn probe_paths<D: Disk>(
+pub(super) async fn probe_paths<D: Disk>(
     lu: &mut D,
     key: u64,
     t: PrType,
@@ -82,22 +87,22 @@ pub(super) fn probe_paths<D: Disk>(
     let mut last = None;
     let mut added = Vec::new();
     for i in 0..lu.live() {
-        match lu.paths()[i].register(key, key, deadline) {
+        match lu.paths()[i].register(key, key, deadline).await {
             Ok(()) => regs.push(PathReg::Registered),
             Err(e) if e.is_conflict() => {
-                if let Err(f) = rejudge(lu, key, t, deadline) {
-                    return Err(undo(lu, &added, f, deadline));
+                if let Err(f) = rejudge(lu, key, t, deadline).await {
+                    return Err(undo(lu, &added, f, deadline).await);
                 }
                 let p = &mut lu.paths()[i];
                 let label = p.label().to_owned();
                 let hctl = p.hctl().unwrap_or("?").to_owned();
-                let r = p.register_ignore(key, deadline);
+                let r = p.register_ignore(key, deadline).await;
                 if r.as_ref().is_ok() || r.as_ref().is_err_and(sg_persist::device::path_failure) {
                     // a timeout may still have registered it: verify as if it had
                     added.push(i);
                 }
-                if let Err(f) = rejudge(lu, key, t, deadline) {
-                    return Err(undo(lu, &added, f, deadline));
+                if let Err(f) = rejudge(lu, key, t, deadline).await {
+                    return Err(undo(lu, &added, f, deadline).await);
                 }
                 match r {
                     Ok(()) => {
@@ -127,10 +132,10 @@ pub(super) fn probe_paths<D: Disk>(
     let fixed = regs.iter().filter(|r| **r == PathReg::ReRegistered).count();
     // A probe that did not answer (a slow path) gave another node time to take over; a
     // re-registration may have landed after it did: judge once more.
-    if (fixed > 0 || last.is_some())
-        && let Err(f) = rejudge(lu, key, t, deadline)
-    {
-        return Err(undo(lu, &added, f, deadline));
+    if fixed > 0 || last.is_some() {
+        if let Err(f) = rejudge(lu, key, t, deadline).await {
+            return Err(undo(lu, &added, f, deadline).await);
+        }
     }
     if !regs.iter().any(PathReg::registered) {
         return Err(match last {
@@ -152,15 +157,18 @@ pub(super) fn single_holder_type(t: PrType) -> bool {
 /// one of our live paths: RESERVE of the held type is a no-op answered GOOD by the holder and
 /// RESERVATION CONFLICT by every other nexus, our own included. Stops at the first GOOD.
 /// (RESERVE does not change the PR generation.)
-pub(super) fn held_on_live_path<D: Disk>(
+pub(super) async fn held_on_live_path<D: Disk>(
     lu: &mut D,
     key: u64,
     t: PrType,
     deadline: Instant,
 ) -> bool {
-    lu.paths()
-        .iter_mut()
-        .any(|p| p.reserve(key, t, deadline).is_ok())
+    for p in lu.paths() {
+        if p.reserve(key, t, deadline).await.is_ok() {
+            return true;
+        }
+    }
+    false
 }
 
 /// Our key holds the reservation through a nexus that no longer exists (the old WWPN after a
@@ -168,7 +176,7 @@ pub(super) fn held_on_live_path<D: Disk>(
 /// with our own key moves the reservation to a live nexus and drops every registration of our
 /// key elsewhere (stale nexuses included); the other live paths are registered again at once.
 /// Non-holder paths cannot write under these types anyway, so the short gap costs nothing.
-pub(super) fn move_to_live_nexus<D: Disk>(
+pub(super) async fn move_to_live_nexus<D: Disk>(
     lu: &mut D,
     key: u64,
     t: PrType,
@@ -178,24 +186,26 @@ pub(super) fn move_to_live_nexus<D: Disk>(
     let Some(first) = lu.paths().first_mut() else {
         return Ok(());
     };
-    let moved = first.preempt(key, key, t, deadline);
+    let moved = first.preempt(key, key, t, deadline).await;
     let label = first.label().to_owned();
     if let Err(e) = moved {
         // a conflict: this node's key is gone (another node took over): the look says so
-        return Err(match e.is_conflict().then(|| judge(lu, key, t, deadline)) {
-            Some(Err(f)) => f,
-            _ => failure(&e),
-        });
+        if e.is_conflict()
+            && let Err(f) = judge(lu, key, t, deadline).await
+        {
+            return Err(f);
+        }
+        return Err(failure(&e));
     }
     // Each re-registration as in `probe_paths`: judged right before and right after, so a
     // takeover meanwhile never leaves this node registered under the new holder.
     let mut added = Vec::new();
     for i in 1..lu.live() {
-        if let Err(f) = rejudge(lu, key, t, deadline) {
-            return Err(undo(lu, &added, f, deadline));
+        if let Err(f) = rejudge(lu, key, t, deadline).await {
+            return Err(undo(lu, &added, f, deadline).await);
         }
         let p = &mut lu.paths()[i];
-        match p.register_ignore(key, deadline) {
+        match p.register_ignore(key, deadline).await {
             Ok(()) => added.push(i),
             Err(e) => warn!(
                 "{name}: path {}: re-registering after the move failed: {e}",
@@ -203,23 +213,23 @@ pub(super) fn move_to_live_nexus<D: Disk>(
             ),
         }
     }
-    match judge_ours(lu, key, t, deadline) {
+    match judge_ours(lu, key, t, deadline).await {
         Ok(()) => {
             info!("{name}: reservation ({t}) moved to path {label} after its nexus changed");
             Ok(())
         }
-        Err(f) => Err(undo(lu, &added, f, deadline)),
+        Err(f) => Err(undo(lu, &added, f, deadline).await),
     }
 }
 
 /// Judges the LU again after a repair: anything but ours means the repair did not take.
-pub(super) fn judge_ours<D: Disk>(
+pub(super) async fn judge_ours<D: Disk>(
     lu: &mut D,
     key: u64,
     t: PrType,
     deadline: Instant,
 ) -> Result<(), Failure> {
-    match judge(lu, key, t, deadline)? {
+    match judge(lu, key, t, deadline).await? {
         Held::Ours => Ok(()),
         _ => Err(Failure::failed(format!(
             "{}: the reservation could not be taken back: `lkh-scsipr status DEVICE` shows who holds it and with which type",

@@ -36,6 +36,7 @@ use std::time::{Duration, Instant};
 
 use lkh_common::{Exit, Failure};
 use log::{info, warn};
+use sg_persist::exec::join_all;
 use sg_persist::{Error, PrType, Reservation};
 
 use super::challenge::holders;
@@ -61,117 +62,177 @@ fn lost(name: &str, why: &str) -> Failure {
 /// restore on one LU (see the module doc): observe, register, take, verify; any failure rolls
 /// this node's registrations back.
 #[cfg(test)]
-pub fn restore_lu<D: Disk>(
+pub async fn restore_lu<D: Disk>(
     lu: &mut D,
     key: u64,
     t: PrType,
     deadline: Instant,
 ) -> Result<Done, Failure> {
     // Nothing is sent before this read: a disk that does not answer is left untouched.
-    let start = observe(lu, deadline)?;
-    take_observed(lu, key, t, &start, deadline)
+    let start = observe(lu, deadline).await?;
+    take_observed(lu, key, t, &start, deadline).await
 }
 
 /// The rest of restore on one LU, after it observed `start`: register, take, verify; any
 /// failure rolls this node's registrations back.
-pub(super) fn take_observed<D: Disk>(
+pub(super) async fn take_observed<D: Disk>(
     lu: &mut D,
     key: u64,
     t: PrType,
     start: &Start,
     deadline: Instant,
 ) -> Result<Done, Failure> {
-    let out = register_all(lu, key, deadline).and_then(|n| take(lu, key, t, start, n, deadline));
-    out.map_err(|f| roll_back(lu, key, t, f, deadline))
+    let out = match register_all(lu, key, deadline).await {
+        Ok(n) => take(lu, key, t, start, n, deadline).await,
+        Err(f) => Err(f),
+    };
+    match out {
+        Ok(d) => Ok(d),
+        Err(f) => Err(roll_back(lu, key, t, f, deadline).await),
+    }
+}
+
+/// The takeover of one LU whose observation is `start`, with `registered` paths registered by
+/// the challenge already (`None`: register first); a failure rolls back.
+async fn take_one<D: Disk>(
+    lu: &mut D,
+    key: u64,
+    t: PrType,
+    start: &Start,
+    registered: Option<usize>,
+    deadline: Instant,
+) -> Result<Done, Failure> {
+    match registered {
+        Some(n) => match take(lu, key, t, start, n, deadline).await {
+            Ok(d) => Ok(d),
+            Err(f) => Err(roll_back(lu, key, t, f, deadline).await),
+        },
+        None => take_observed(lu, key, t, start, deadline).await,
+    }
 }
 
 /// restore over all of a resource's LUs, in arbitration order (see the module doc). Every LU
-/// is observed first, before anything is sent to any of them: the compare-and-swap of each
-/// LU is against the holder seen when the restore started, not when it reached that LU (a
-/// later look could see a racer's fresh win as an old holder and take it over). With
-/// `challenge` (a LifeKeeper resource: the challenge window), the LUs another node holds are
-/// challenged first ([`super::challenge`]), all at once: a holder that defends makes this
-/// restore lose (exit 3) before it took anything, and the registrations the challenge made
-/// are the ones the takeover uses (never made again after the window: a registration the
-/// defender removed at the last moment must stay removed). The first failure stops it and
-/// the LUs already taken are given back; with every LU taken, the earlier ones are judged
-/// again (the last one's final read was just made), so exit 0 means this node holds every
-/// disk at the end.
-pub fn restore_all<D: Disk>(
+/// is observed first (all at once), before anything is sent to any of them: the
+/// compare-and-swap of each LU is against the holder seen when the restore started, not when
+/// it reached that LU (a later look could see a racer's fresh win as an old holder and take
+/// it over). With `challenge` (a LifeKeeper resource: the challenge window), the LUs another
+/// node holds are challenged first ([`super::challenge`]), all at once: a holder that defends
+/// makes this restore lose (exit 3) before it took anything, and the registrations the
+/// challenge made are the ones the takeover uses (never made again after the window: a
+/// registration the defender removed at the last moment must stay removed). The first LU in
+/// arbitration order is taken alone: two nodes restoring at once meet there, and the loser
+/// touches no other disk. Once it is won, the other LUs are taken all at once. A failure
+/// stops it and the LUs taken are given back; with every LU taken, those whose take ended
+/// before the last one's are judged again (that one's final read was just made), so exit 0
+/// means this node holds every disk at the end.
+pub async fn restore_all<D: Disk>(
     lus: &mut [D],
     key: u64,
     t: PrType,
     challenge: Option<Duration>,
     deadline: Instant,
 ) -> Result<Vec<Done>, Failure> {
-    let starts = lus
-        .iter_mut()
-        .map(|lu| observe(lu, deadline))
+    let starts = join_all(lus.iter_mut().map(|lu| observe(lu, deadline)))
+        .await
+        .into_iter()
         .collect::<Result<Vec<Start>, Failure>>()?;
     let held: Vec<usize> = (0..lus.len())
         .filter(|i| !holders(&starts[*i], key).is_empty())
         .collect();
     let mut registered: Vec<Option<usize>> = vec![None; lus.len()];
     if let Some(window) = challenge.filter(|_| !held.is_empty()) {
-        match super::challenge::challenge(lus, &starts, &held, key, window, deadline) {
+        match super::challenge::challenge(lus, &starts, &held, key, window, deadline).await {
             Ok(regs) => {
                 for (i, n) in regs {
                     registered[i] = Some(n);
                 }
             }
-            Err(f) => return Err(withdraw(lus, &held, key, t, f, deadline)),
-        }
-    }
-    let mut done = Vec::new();
-    for (i, start) in starts.iter().enumerate() {
-        let lu = &mut lus[i];
-        let r = match registered[i] {
-            Some(n) => {
-                take(lu, key, t, start, n, deadline).map_err(|f| roll_back(lu, key, t, f, deadline))
-            }
-            None => take_observed(lu, key, t, start, deadline),
-        };
-        match r {
-            Ok(d) => done.push(d),
-            Err(f) => {
-                let f = withdraw(
-                    lus,
-                    &held[..]
-                        .iter()
-                        .copied()
-                        .filter(|j| *j > i)
-                        .collect::<Vec<_>>(),
-                    key,
-                    t,
-                    f,
-                    deadline,
-                );
-                return Err(give_back(lus, i, key, t, f, deadline));
-            }
+            Err(f) => return Err(withdraw(lus, &held, key, t, f, deadline).await),
         }
     }
     let n = lus.len();
-    for i in 0..n.saturating_sub(1) {
-        let lu = &mut lus[i];
-        let now = match judge(lu, key, t, deadline) {
+    let Some((first, rest)) = lus.split_first_mut() else {
+        return Ok(Vec::new());
+    };
+    let one = take_one(first, key, t, &starts[0], registered[0], deadline).await;
+    let one = match one {
+        Ok(d) => d,
+        Err(f) => {
+            let later: Vec<usize> = held.iter().copied().filter(|j| *j > 0).collect();
+            let f = withdraw(lus, &later, key, t, f, deadline).await;
+            return Err(
+                give_back(lus, &[], &(1..n).collect::<Vec<_>>(), key, t, f, deadline).await,
+            );
+        }
+    };
+    // the order the takes end in: the last one's final read needs no second look
+    let ended = std::cell::Cell::new(1usize);
+    let others = join_all(rest.iter_mut().enumerate().map(|(j, lu)| {
+        let (start, reg, ended) = (&starts[j + 1], registered[j + 1], &ended);
+        async move {
+            let r = take_one(lu, key, t, start, reg, deadline).await;
+            let at = ended.get();
+            ended.set(at + 1);
+            (r, at)
+        }
+    }))
+    .await;
+    let mut done = vec![one];
+    let mut order = vec![0usize];
+    let mut taken = vec![0usize];
+    let mut failed: Option<Failure> = None;
+    for (j, (r, at)) in others.into_iter().enumerate() {
+        match r {
+            Ok(d) => {
+                done.push(d);
+                order.push(at);
+                taken.push(j + 1);
+            }
+            Err(f) => {
+                failed = Some(match failed {
+                    None => f,
+                    Some(w) => Failure::new(
+                        if f.exit == lkh_common::Exit::Fenced {
+                            f.exit
+                        } else {
+                            w.exit
+                        },
+                        format!("{w}; {f}"),
+                    ),
+                });
+            }
+        }
+    }
+    if let Some(f) = failed {
+        return Err(give_back(lus, &taken, &[], key, t, f, deadline).await);
+    }
+    let last = order.iter().copied().max().unwrap_or(0);
+    let again = join_all(
+        lus.iter_mut()
+            .zip(&order)
+            .filter(|(_, at)| n > 1 && **at != last)
+            .map(|(lu, _)| async move { (dev(lu), judge(lu, key, t, deadline).await) }),
+    )
+    .await;
+    for (name, j) in again {
+        let now = match j {
             Ok(Held::Ours) => continue,
             Ok(Held::Free) => "nobody holds it".to_owned(),
             Ok(Held::Lost) => "it lost its PR state".to_owned(),
             Ok(Held::WrongType(c)) => format!("it is reserved with type code {c}"),
-            Err(f) => return Err(give_back(lus, n, key, t, f, deadline)),
+            Err(f) => return Err(give_back(lus, &taken, &[], key, t, f, deadline).await),
         };
         let lost_it = Failure::failed(format!(
-            "{}: this node no longer holds it after taking the other disks ({now}): run restore again",
-            dev(lu)
+            "{name}: this node no longer holds it after taking the other disks ({now}): run restore again"
         ));
-        return Err(give_back(lus, n, key, t, lost_it, deadline));
+        return Err(give_back(lus, &taken, &[], key, t, lost_it, deadline).await);
     }
     Ok(done)
 }
 
 /// Removes the registrations a challenge made on the LUs `which` after `f` ended the restore
 /// (a holder defended one of them, or a later step failed before reaching them).
-fn withdraw<D: Disk>(
+async fn withdraw<D: Disk>(
     lus: &mut [D],
     which: &[usize],
     key: u64,
@@ -179,12 +240,17 @@ fn withdraw<D: Disk>(
     f: Failure,
     deadline: Instant,
 ) -> Failure {
-    let mut left = Vec::new();
-    for &i in which {
-        if let Err(e) = remove_lu(&mut lus[i], key, t, deadline) {
-            left.push(format!("{} ({})", dev(&lus[i]), e.message));
-        }
-    }
+    let done = join_all(
+        lus.iter_mut()
+            .enumerate()
+            .filter(|(i, _)| which.contains(i))
+            .map(|(_, lu)| async move { (dev(lu), remove_lu(lu, key, t, deadline).await) }),
+    )
+    .await;
+    let left: Vec<String> = done
+        .into_iter()
+        .filter_map(|(name, r)| r.err().map(|e| format!("{name} ({})", e.message)))
+        .collect();
     if which.is_empty() {
         f
     } else if left.is_empty() {
@@ -203,27 +269,40 @@ fn withdraw<D: Disk>(
     }
 }
 
-/// Gives back the first `taken` LUs after `f` ended a multi-disk restore, and says so.
-fn give_back<D: Disk>(
+/// Gives back the LUs `taken` (all at once) after `f` ended a multi-disk restore, and says so,
+/// with the LUs `untried` it never reached.
+async fn give_back<D: Disk>(
     lus: &mut [D],
-    taken: usize,
+    taken: &[usize],
+    untried: &[usize],
     key: u64,
     t: PrType,
     f: Failure,
     deadline: Instant,
 ) -> Failure {
-    let mut notes = Vec::new();
-    for lu in lus.iter_mut().take(taken) {
-        let name = dev(lu);
-        match remove_lu(lu, key, t, deadline) {
-            Ok(_) => notes.push(format!("{name} given back")),
-            Err(e) => notes.push(format!(
+    let done = join_all(
+        lus.iter_mut()
+            .enumerate()
+            .filter(|(i, _)| taken.contains(i))
+            .map(|(_, lu)| async move { (dev(lu), remove_lu(lu, key, t, deadline).await) }),
+    )
+    .await;
+    let mut notes: Vec<String> = done
+        .into_iter()
+        .map(|(name, r)| match r {
+            Ok(_) => format!("{name} given back"),
+            Err(e) => format!(
                 "{name} could not be given back ({}): run `lkh-scsipr remove` before anything else",
                 e.message
-            )),
-        }
-    }
-    let untried: Vec<String> = lus.iter().skip(taken + 1).map(dev).collect();
+            ),
+        })
+        .collect();
+    let untried: Vec<String> = lus
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| untried.contains(i))
+        .map(|(_, lu)| dev(lu))
+        .collect();
     if !untried.is_empty() {
         notes.push(format!("{} not tried", untried.join(", ")));
     }
@@ -236,15 +315,21 @@ fn give_back<D: Disk>(
 
 /// Removes what a failed restore registered and says what the disk shows then; another node
 /// holding makes it exit 3.
-fn roll_back<D: Disk>(lu: &mut D, key: u64, t: PrType, f: Failure, deadline: Instant) -> Failure {
-    let undo = match remove_lu(lu, key, t, deadline) {
+async fn roll_back<D: Disk>(
+    lu: &mut D,
+    key: u64,
+    t: PrType,
+    f: Failure,
+    deadline: Instant,
+) -> Failure {
+    let undo = match remove_lu(lu, key, t, deadline).await {
         Ok(_) => "this node's registrations were removed again".to_owned(),
         Err(e) => format!(
             "removing this node's registrations failed ({}): run `lkh-scsipr remove` before anything else",
             e.message
         ),
     };
-    match read_state(lu, key, deadline) {
+    match read_state(lu, key, deadline).await {
         Ok((res, ours, keys)) => {
             let other = res.is_some_and(|r| !holds(&r, key, ours > 0));
             let exit = if other { Exit::Fenced } else { f.exit };
@@ -273,12 +358,16 @@ pub(super) struct Start {
 /// The reservation, and under an all-registrants type the keys, as one snapshot: keys and
 /// reservation are read again until both show the same PR generation (registrations did not
 /// change in between, so every key read is a holder of the reservation read).
-fn observe<D: Disk>(lu: &mut D, deadline: Instant) -> Result<Start, Failure> {
-    let rs = |lu: &mut D| {
-        lu.any_path(|p| p.read_reservation(deadline))
+async fn observe<D: Disk>(lu: &mut D, deadline: Instant) -> Result<Start, Failure> {
+    async fn rs<D: Disk>(
+        lu: &mut D,
+        deadline: Instant,
+    ) -> Result<sg_persist::ReservationStatus, Failure> {
+        lu.any_path(async |p| p.read_reservation(deadline).await)
+            .await
             .map_err(|e| failure(&e))
-    };
-    let first = rs(lu)?;
+    }
+    let first = rs(lu, deadline).await?;
     if !first.reservation.is_some_and(|r| all_reg(&r)) {
         return Ok(Start {
             res: first.reservation,
@@ -287,9 +376,10 @@ fn observe<D: Disk>(lu: &mut D, deadline: Instant) -> Result<Start, Failure> {
     }
     for _ in 0..4 {
         let keys = lu
-            .any_path(|p| p.read_keys(deadline))
+            .any_path(async |p| p.read_keys(deadline).await)
+            .await
             .map_err(|e| failure(&e))?;
-        let now = rs(lu)?;
+        let now = rs(lu, deadline).await?;
         if now.generation == keys.generation {
             return Ok(Start {
                 res: now.reservation,
@@ -307,7 +397,7 @@ fn observe<D: Disk>(lu: &mut D, deadline: Instant) -> Result<Start, Failure> {
     )))
 }
 
-fn take<D: Disk>(
+async fn take<D: Disk>(
     lu: &mut D,
     key: u64,
     t: PrType,
@@ -327,7 +417,7 @@ fn take<D: Disk>(
     let mut plain = false;
     let mut live_checked = !single_holder_type(t);
     for round in 0..8 {
-        let (res, ours, keys, generation) = read_state_for(lu, key, t, deadline)?;
+        let (res, ours, keys, generation) = read_state_for(lu, key, t, deadline).await?;
         if round == 0
             && let Some(w) = shared_key_warning(lu, key, ours)
         {
@@ -343,13 +433,16 @@ fn take<D: Disk>(
             ));
         }
         match res {
-            None => match lu.any_path(|p| p.reserve(key, t, deadline)) {
+            None => match lu
+                .any_path(async |p| p.reserve(key, t, deadline).await)
+                .await
+            {
                 Ok(()) => {
                     reserved = true;
                     info!("{name}: reserved with {} ({t})", fmt_key(key));
                 }
                 Err(e) if e.is_conflict() => {
-                    let now = read_reservation(lu, deadline)?;
+                    let now = read_reservation(lu, deadline).await?;
                     if let Some(r) = now.filter(|r| !holds(r, key, true)) {
                         return Err(lost(
                             &name,
@@ -363,7 +456,7 @@ fn take<D: Disk>(
             },
             Some(r) if holds(&r, key, true) => {
                 if r.type_code != t.code() {
-                    release_all(lu, key, r.type_code, deadline);
+                    release_all(lu, key, r.type_code, deadline).await;
                     continue;
                 }
                 // Under an all-registrants type every registrant holds, whoever reserved: one
@@ -398,8 +491,8 @@ fn take<D: Disk>(
                     // Already ours, through a nexus that may be gone (after a WWPN flip).
                     if !live_checked {
                         live_checked = true;
-                        if !held_on_live_path(lu, key, t, deadline) {
-                            move_to_live_nexus(lu, key, t, deadline)?;
+                        if !held_on_live_path(lu, key, t, deadline).await {
+                            move_to_live_nexus(lu, key, t, deadline).await?;
                             continue;
                         }
                     }
@@ -408,7 +501,7 @@ fn take<D: Disk>(
                         .map(|s| (s, record(lu, ours, Some(generation))));
                 }
                 for v in others {
-                    match preempt(lu, key, v, t, &mut plain, deadline) {
+                    match preempt(lu, key, v, t, &mut plain, deadline).await {
                         Ok(()) => {
                             info!(
                                 "{name}: preempted key {} (previous {})",
@@ -426,7 +519,7 @@ fn take<D: Disk>(
                 }
             }
             Some(r) if observed == Some(r.key) => {
-                match preempt(lu, key, r.key, t, &mut plain, deadline) {
+                match preempt(lu, key, r.key, t, &mut plain, deadline).await {
                     Ok(()) => {
                         info!("{name}: took the reservation from {}", describe(&r));
                         preempted.push(r.key);
@@ -448,7 +541,7 @@ fn take<D: Disk>(
             }
         }
     }
-    Err(match read_state(lu, key, deadline) {
+    Err(match read_state(lu, key, deadline).await {
         Ok((res, _, keys)) => Failure::failed(format!(
             "{name}: the reservation did not settle in 8 rounds (other nodes keep registering or preempting); {}: run restore again",
             shows(res, &keys, key)
@@ -459,20 +552,21 @@ fn take<D: Disk>(
 
 /// Reads keys and reservation, the one that decides last: under an all-registrants type the
 /// keys (every registrant holds), else the reservation (its key is the holder's).
-fn read_state_for<D: Disk>(
+async fn read_state_for<D: Disk>(
     lu: &mut D,
     key: u64,
     t: PrType,
     deadline: Instant,
 ) -> Result<(Option<Reservation>, usize, Vec<u64>, u32), Failure> {
     if t.all_registrants() {
-        let res = read_reservation(lu, deadline)?;
+        let res = read_reservation(lu, deadline).await?;
         let keys = lu
-            .any_path(|p| p.read_keys(deadline))
+            .any_path(async |p| p.read_keys(deadline).await)
+            .await
             .map_err(|e| failure(&e))?;
         Ok((res, count(&keys.keys, key), keys.keys, keys.generation))
     } else {
-        let (res, keys, generation) = look(lu, deadline)?;
+        let (res, keys, generation) = look(lu, deadline).await?;
         Ok((res, count(&keys, key), keys, generation))
     }
 }

@@ -9,6 +9,8 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
+use sg_persist::exec::join_all;
+
 use lkh_common::Failure;
 use log::{info, warn};
 use sg_persist::{Lu, PrType};
@@ -29,22 +31,25 @@ pub enum Done {
 }
 
 /// `on`: register this node's key on every path, reserve if nobody holds, verify.
-pub fn on(devices: &[PathBuf], own: u64, deadline: Instant) -> Result<String, Failure> {
-    let mut lus = open::open_all(devices, false, deadline)?;
-    outcome::combine(lus.iter_mut().map(|lu| on_lu(lu, own, deadline)).collect())
+pub async fn on(devices: &[PathBuf], own: u64, deadline: Instant) -> Result<String, Failure> {
+    let mut lus = open::open_all(devices, false, deadline).await?;
+    outcome::combine(join_all(lus.iter_mut().map(|lu| on_lu(lu, own, deadline))).await)
 }
 
-fn on_lu(lu: &mut Lu, own: u64, deadline: Instant) -> Result<String, Failure> {
+async fn on_lu(lu: &mut Lu, own: u64, deadline: Instant) -> Result<String, Failure> {
     let name = prim::dev(lu);
-    let registered = prim::register_all(lu, own, deadline)?;
-    if prim::read_reservation(lu, deadline)?.is_none() {
-        match lu.any_path(|p| p.reserve(own, TYPE, deadline)) {
+    let registered = prim::register_all(lu, own, deadline).await?;
+    if prim::read_reservation(lu, deadline).await?.is_none() {
+        match lu
+            .any_path(async |p| p.reserve(own, TYPE, deadline).await)
+            .await
+        {
             Ok(()) => info!("{name}: reserved with {} ({TYPE})", fmt_key(own)),
             Err(e) if e.is_conflict() => {} // another node reserved meanwhile
             Err(e) => return Err(outcome::failure(&e)),
         }
     }
-    let ours = prim::count(&prim::read_keys(lu, deadline)?, own);
+    let ours = prim::count(&prim::read_keys(lu, deadline).await?, own);
     if ours < registered {
         return Err(Failure::failed(format!(
             "{name}: only {ours} of {registered} path(s) show this node's key {} after registering (another node preempted it meanwhile?): see `lkh-scsipr status {name}`",
@@ -54,7 +59,7 @@ fn on_lu(lu: &mut Lu, own: u64, deadline: Instant) -> Result<String, Failure> {
     if let Some(w) = prim::shared_key_warning(lu, own, ours) {
         warn!("{w}");
     }
-    let Some(r) = prim::read_reservation(lu, deadline)? else {
+    let Some(r) = prim::read_reservation(lu, deadline).await? else {
         return Err(Failure::failed(format!(
             "{name}: nobody holds a reservation after reserving: run on again; `lkh-scsipr status {name}` shows the state"
         )));
@@ -70,7 +75,7 @@ fn on_lu(lu: &mut Lu, own: u64, deadline: Instant) -> Result<String, Failure> {
 /// must still be registered ([`own_registration`]: a node whose key is gone from the LU has
 /// been fenced itself and may not fence anyone), PREEMPT AND ABORT the victim's key, make sure
 /// a reservation exists, verify.
-pub fn off(
+pub async fn off(
     devices: &[PathBuf],
     map: &KeyMap,
     plug: &str,
@@ -78,16 +83,18 @@ pub fn off(
     victim: u64,
     deadline: Instant,
 ) -> Result<String, Failure> {
-    let mut lus = open::open_all(devices, false, deadline)?;
+    let mut lus = open::open_all(devices, false, deadline).await?;
     for lu in &mut lus {
-        let keys = prim::read_keys(lu, deadline)?;
+        let keys = prim::read_keys(lu, deadline).await?;
         map.audit(&prim::dev(lu), &keys)
             .map_err(|e| Failure::failed(format!("{e}: {plug} was not fenced")))?;
     }
     outcome::combine(
-        lus.iter_mut()
-            .map(|lu| off_lu(lu, map, plug, own, victim, deadline))
-            .collect(),
+        join_all(
+            lus.iter_mut()
+                .map(|lu| off_lu(lu, map, plug, own, victim, deadline)),
+        )
+        .await,
     )
 }
 
@@ -100,14 +107,14 @@ pub fn off(
 /// meanwhile, and what was just added is removed again. Returns the keys registered then.
 /// A node whose key is gone from the whole LU has been fenced: its PREEMPT must get the
 /// RESERVATION CONFLICT that is the fence, so nothing is sent.
-pub(crate) fn own_registration<D: Disk>(
+pub(crate) async fn own_registration<D: Disk>(
     lu: &mut D,
     own: u64,
     plug: &str,
     deadline: Instant,
 ) -> Result<Vec<u64>, Failure> {
     let name = prim::dev(lu);
-    let keys = prim::read_keys(lu, deadline)?;
+    let keys = prim::read_keys(lu, deadline).await?;
     let ours = prim::count(&keys, own);
     let fenced = |why: &str| {
         Failure::failed(format!(
@@ -122,7 +129,7 @@ pub(crate) fn own_registration<D: Disk>(
     let mut unsure = false;
     for i in 0..lu.live() {
         let p = &mut lu.paths()[i];
-        match p.register(0, own, deadline) {
+        match p.register(0, own, deadline).await {
             Ok(()) => added.push(i),
             // registered already (with our key: the count says so)
             Err(e) if e.is_conflict() => {}
@@ -139,7 +146,7 @@ pub(crate) fn own_registration<D: Disk>(
     }
     // every registration seen before, and every one just added (a path that did not answer
     // counted as added): anything less means this node's key was preempted meanwhile
-    let now = prim::read_keys(lu, deadline)?;
+    let now = prim::read_keys(lu, deadline).await?;
     if prim::count(&now, own) >= ours + added.len() {
         info!(
             "{name}: this node's key {} registered again on {} path(s) whose nexus had lost it",
@@ -150,7 +157,7 @@ pub(crate) fn own_registration<D: Disk>(
     }
     for i in added {
         let p = &mut lu.paths()[i];
-        if let Err(e) = p.register(own, 0, deadline)
+        if let Err(e) = p.register(own, 0, deadline).await
             && !e.is_conflict()
         {
             warn!(
@@ -170,7 +177,7 @@ pub(crate) fn own_registration<D: Disk>(
     ))
 }
 
-pub(crate) fn off_lu<D: Disk>(
+pub(crate) async fn off_lu<D: Disk>(
     lu: &mut D,
     map: &KeyMap,
     plug: &str,
@@ -179,13 +186,13 @@ pub(crate) fn off_lu<D: Disk>(
     deadline: Instant,
 ) -> Result<String, Failure> {
     let name = prim::dev(lu);
-    let keys = own_registration(lu, own, plug, deadline)?;
+    let keys = own_registration(lu, own, plug, deadline).await?;
     // a node registered between the audit and now is audited too
     map.audit(&name, &keys)
         .map_err(|e| Failure::failed(format!("{e}: {plug} was not fenced on {name}")))?;
     let present = prim::count(&keys, victim);
     if present > 0 {
-        match prim::preempt(lu, own, victim, TYPE, &mut false, deadline) {
+        match prim::preempt(lu, own, victim, TYPE, &mut false, deadline).await {
             Ok(()) => info!("{name}: preempted and aborted {}", map.show(victim)),
             Err(e) if e.is_conflict() => {
                 return Err(Failure::failed(format!(
@@ -196,8 +203,11 @@ pub(crate) fn off_lu<D: Disk>(
             Err(e) => return Err(outcome::failure(&e)),
         }
     }
-    if prim::read_reservation(lu, deadline)?.is_none() {
-        match lu.any_path(|p| p.reserve(own, TYPE, deadline)) {
+    if prim::read_reservation(lu, deadline).await?.is_none() {
+        match lu
+            .any_path(async |p| p.reserve(own, TYPE, deadline).await)
+            .await
+        {
             Ok(()) => info!(
                 "{name}: nobody held a reservation: reserved with {}",
                 fmt_key(own)
@@ -207,7 +217,7 @@ pub(crate) fn off_lu<D: Disk>(
         }
     }
     // verify
-    let keys = prim::read_keys(lu, deadline)?;
+    let keys = prim::read_keys(lu, deadline).await?;
     if keys.contains(&victim) {
         return Err(Failure::failed(format!(
             "{name}: {} is still registered after PREEMPT AND ABORT: {plug} is NOT fenced; see `lkh-scsipr status {name}`",
@@ -220,7 +230,7 @@ pub(crate) fn off_lu<D: Disk>(
             fmt_key(own)
         )));
     }
-    let Some(r) = prim::read_reservation(lu, deadline)? else {
+    let Some(r) = prim::read_reservation(lu, deadline).await? else {
         return Err(Failure::failed(format!(
             "{name}: nobody holds a reservation, so {plug} could still write: run off again"
         )));
@@ -245,33 +255,34 @@ pub(crate) fn off_lu<D: Disk>(
 
 /// `status`: on when the plug's key is registered on any device; off only with proof on every
 /// device (all registrations known, a reservation held); else an error.
-pub fn status(
+pub async fn status(
     devices: &[PathBuf],
     map: &KeyMap,
     plug: &str,
     deadline: Instant,
 ) -> Result<Done, Failure> {
     let victim = map.victim(plug).map_err(Failure::failed)?;
-    let mut lus = open::open_all(devices, false, deadline)?;
+    let mut lus = open::open_all(devices, false, deadline).await?;
     let mut errors = Vec::new();
     let mut on_at = Vec::new();
     for lu in &mut lus {
         let name = prim::dev(lu);
-        let r = (|| {
-            let keys = prim::read_keys(lu, deadline)?;
+        let r = (async || {
+            let keys = prim::read_keys(lu, deadline).await?;
             if keys.contains(&victim) {
                 return Ok(true);
             }
             map.audit(&name, &keys)
                 .map_err(|e| Failure::failed(format!("{e}: cannot tell whether {plug} is off")))?;
-            if prim::read_reservation(lu, deadline)?.is_none() {
+            if prim::read_reservation(lu, deadline).await?.is_none() {
                 return Err(Failure::failed(format!(
                     "{name}: {plug}'s key {} is not registered, but nobody holds a reservation, so {plug} is not fenced from it: unfence the nodes (on)",
                     fmt_key(victim)
                 )));
             }
             Ok(false)
-        })();
+        })()
+        .await;
         match r {
             Ok(true) => on_at.push(name),
             Ok(false) => {}
@@ -299,31 +310,34 @@ pub fn status(
 
 /// `monitor`: every device answers READ KEYS and READ RESERVATION through some path, and every
 /// registered key is in the map.
-pub fn monitor(devices: &[PathBuf], map: &KeyMap, deadline: Instant) -> Result<String, Failure> {
-    let mut lus = open::open_all(devices, false, deadline)?;
+pub async fn monitor(
+    devices: &[PathBuf],
+    map: &KeyMap,
+    deadline: Instant,
+) -> Result<String, Failure> {
+    let mut lus = open::open_all(devices, false, deadline).await?;
     outcome::combine(
-        lus.iter_mut()
-            .map(|lu| {
-                let name = prim::dev(lu);
-                let keys = prim::read_keys(lu, deadline)?;
-                let res = prim::read_reservation(lu, deadline)?;
-                map.audit(&name, &keys).map_err(Failure::failed)?;
-                let k = uniq(&keys);
-                Ok(format!(
-                    "{name}: {} path(s) answer; registered: {}; reservation: {}",
-                    lu.paths.len(),
-                    if k.is_empty() {
-                        "none".to_owned()
-                    } else {
-                        k.iter()
-                            .map(|k| map.show(*k))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    },
-                    res.map_or_else(|| "none".to_owned(), |r| prim::describe(&r))
-                ))
-            })
-            .collect(),
+        join_all(lus.iter_mut().map(|lu| async move {
+            let name = prim::dev(lu);
+            let keys = prim::read_keys(lu, deadline).await?;
+            let res = prim::read_reservation(lu, deadline).await?;
+            map.audit(&name, &keys).map_err(Failure::failed)?;
+            let k = uniq(&keys);
+            Ok(format!(
+                "{name}: {} path(s) answer; registered: {}; reservation: {}",
+                lu.paths.len(),
+                if k.is_empty() {
+                    "none".to_owned()
+                } else {
+                    k.iter()
+                        .map(|k| map.show(*k))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                },
+                res.map_or_else(|| "none".to_owned(), |r| prim::describe(&r))
+            ))
+        }))
+        .await,
     )
 }
 
