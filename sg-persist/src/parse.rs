@@ -635,6 +635,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn relative_target_port_from_page_83() {
+        // NAA 6 (LU), relative target port 2 (association 1, type 4), target port group 0x10
+        let mut pg83 = vec![0, 0x83, 0, 28, 0x01, 0x03, 0, 8];
+        pg83.extend_from_slice(&[0x60, 0x01, 0x40, 0x5a, 0, 0, 0, 1]);
+        pg83.extend_from_slice(&[0x01, 0x14, 0, 4, 0, 0, 0, 2]);
+        pg83.extend_from_slice(&[0x01, 0x15, 0, 4, 0, 0, 0, 0x10]);
+        assert_eq!(vpd_relative_port(&pg83), Some(2));
+        assert_eq!(vpd_relative_port(&pg83[..20]), None);
+        assert_eq!(vpd_relative_port(&[0, 0x80, 0, 0]), None);
+    }
+
+    #[test]
     fn read_keys_fixture() {
         let b = [
             0, 0, 0, 3, 0, 0, 0, 16, 0x4c, 0x4b, 0, 0, 0, 0, 0xaa, 0xaa, 0, 0, 0, 0, 0, 0, 0xbb,

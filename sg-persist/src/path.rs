@@ -620,6 +620,113 @@ mod tests {
         }
     }
 
+    /// A SCSI disk laid out as the kernel does: `.../H:C:T:L/block/NAME` (with `device`
+    /// pointing back at `H:C:T:L`) and `.../H:C:T:L/scsi_generic/SG`, reachable from
+    /// `dev/block/MAJ:MIN` and `dev/char/MAJ:MIN` by relative links.
+    fn scsi(
+        f: &Fixture,
+        name: &str,
+        devnum: &str,
+        hctl: &str,
+        sg: &str,
+        sgnum: &str,
+        serial: &str,
+    ) {
+        let sdev =
+            f.0.join(format!("sys/devices/platform/host/session/target/{hctl}"));
+        let block = sdev.join("block").join(name);
+        fs::create_dir_all(&block).unwrap();
+        fs::create_dir_all(sdev.join("scsi_device").join(hctl)).unwrap();
+        fs::create_dir_all(sdev.join("scsi_generic").join(sg)).unwrap();
+        fs::write(
+            sdev.join("scsi_generic").join(sg).join("dev"),
+            format!("{sgnum}\n"),
+        )
+        .unwrap();
+        fs::write(sdev.join("type"), "0\n").unwrap();
+        fs::write(sdev.join("state"), "running\n").unwrap();
+        let mut pg80 = vec![0, 0x80, 0, serial.len() as u8];
+        pg80.extend_from_slice(serial.as_bytes());
+        fs::write(sdev.join("vpd_pg80"), pg80).unwrap();
+        fs::write(block.join("dev"), format!("{devnum}\n")).unwrap();
+        symlink("../..", block.join("device")).unwrap();
+        let rel = |from: &str| format!("../../devices/platform/host/session/target/{hctl}/{from}");
+        symlink(
+            rel(&format!("block/{name}")),
+            f.0.join("sys/dev/block").join(devnum),
+        )
+        .unwrap();
+        fs::create_dir_all(f.0.join("sys/dev/char")).unwrap();
+        symlink(
+            rel(&format!("scsi_generic/{sg}")),
+            f.0.join("sys/dev/char").join(sgnum),
+        )
+        .unwrap();
+        symlink(
+            format!("../devices/platform/host/session/target/{hctl}/block/{name}"),
+            f.0.join("sys/block").join(name),
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn one_readlink_finds_the_disk_and_its_address() {
+        let f = Fixture::new("readlink");
+        scsi(&f, "sdb", "8:16", "2:0:0:1", "sg1", "21:1", "lkh-shared0");
+        let r = resolve_devnum(Path::new("/dev/sdb"), 8, 16, &f.root()).unwrap();
+        let p = &r.paths[0];
+        assert_eq!(p.hctl.as_deref(), Some("2:0:0:1"));
+        assert_eq!(p.sg_devnum.as_deref(), Some("21:1"));
+        assert_eq!(p.devnum.as_deref(), Some("8:16"));
+        assert_eq!(p.state.as_deref(), Some("running"));
+        assert!(dead_state("offline") && dead_state("transport-offline") && !dead_state("blocked"));
+    }
+
+    #[test]
+    fn a_recorded_resolution_is_revalidated_cheaply_and_refused_when_anything_moved() {
+        let f = Fixture::new("revalidate");
+        scsi(&f, "sdb", "8:16", "2:0:0:1", "sg1", "21:1", "lkh-shared0");
+        scsi(&f, "sdc", "8:32", "3:0:0:1", "sg2", "21:2", "lkh-shared0");
+        f.dm("dm-0", "253:0", "mpath-36001405abc", &["sdb", "sdc"]);
+        let root = f.root();
+        let input = Path::new("/dev/mapper/mpatha");
+        let r = resolve_devnum(input, 253, 0, &root).unwrap();
+        assert_eq!(r.paths.len(), 2);
+        let rec = r.record((253, 0), "lkh-shared0").unwrap();
+        assert!(!rec.contains(['\t', '\n', '|']), "{rec}");
+        let again = Resolved::revalidate(input, (253, 0), &rec, &root).unwrap();
+        assert_eq!(again, r);
+        // another device number, another serial number: resolved anew
+        assert_eq!(Resolved::revalidate(input, (253, 1), &rec, &root), None);
+        let other = r.record((253, 0), "lkh-shared1").unwrap();
+        assert_eq!(Resolved::revalidate(input, (253, 0), &other, &root), None);
+        // the sg node now belongs to another SCSI device: refused
+        let moved = rec.replace("sg1/21:1", "sg2/21:2");
+        assert_eq!(Resolved::revalidate(input, (253, 0), &moved, &root), None);
+        // a path taken out of the map: refused
+        fs::remove_file(f.0.join("sys/devices/virtual/block/dm-0/slaves/sdc")).unwrap();
+        assert_eq!(Resolved::revalidate(input, (253, 0), &rec, &root), None);
+        // a single disk; its state is read afresh
+        let d = resolve_devnum(Path::new("/dev/sdb"), 8, 16, &root).unwrap();
+        let rec = d.record((8, 16), "lkh-shared0").unwrap();
+        fs::write(
+            f.0.join("sys/devices/platform/host/session/target/2:0:0:1/state"),
+            "offline\n",
+        )
+        .unwrap();
+        let again = Resolved::revalidate(Path::new("/dev/sdb"), (8, 16), &rec, &root).unwrap();
+        assert_eq!(again.paths[0].state.as_deref(), Some("offline"));
+        assert_eq!(
+            Resolved::revalidate(Path::new("/dev/sdb"), (8, 32), &rec, &root),
+            None
+        );
+        assert_eq!(
+            sysfs_serial("sdb", &root),
+            None,
+            "no class/block in this fixture"
+        );
+    }
+
     #[test]
     fn identity_comes_from_the_kernels_vpd_cache() {
         let f = Fixture::new("vpd");

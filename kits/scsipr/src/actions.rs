@@ -40,13 +40,16 @@ use lkh_common::{Action, Failure, HookCtx, Outcome};
 
 use crate::settings::{NODE_KEY_FILE, Settings};
 use crate::state;
-use check::check_lu_seen;
-use open::{arbitration_order, lu_identity, open_resolved, order_key, resolution, resolve_known};
+use check::check_all;
+use open::{
+    arbitration_order, lu_identity, open_each, open_resolved, order_key, resolution, resolve_known,
+};
 use outcome::combine;
 use prim::dev;
 use records::{LuRecord, Records};
 use remove::remove_each;
 use restore::restore_all;
+use sg_persist::Lu;
 use sg_persist::Resolved;
 use sg_persist::exec::join_all;
 
@@ -115,12 +118,40 @@ async fn hook_async(ctx: &HookCtx) -> Outcome {
         return out;
     }
     let resolved: Vec<Resolved> = named.iter().map(|n| n.resolved.clone()).collect();
-    let mut lus = open_resolved(resolved, false, deadline).await?;
-    let mut resolutions: Vec<(String, Option<String>)> = lus
+    let mut opened = open_each(resolved, false, deadline).await;
+    let resolutions: Vec<(String, Option<String>)> = opened
         .iter()
         .zip(&named)
-        .map(|(lu, n)| (dev(lu), resolution(lu, n)))
+        .filter_map(|(lu, n)| lu.as_ref().ok().map(|lu| (dev(lu), resolution(lu, n))))
         .collect();
+    if ctx.action != Action::Restore {
+        // quickCheck and recover: every LU at once, one that cannot be opened among them
+        let repair = ctx.action == Action::Recover;
+        let names: Vec<String> = named
+            .iter()
+            .map(|n| n.resolved.input.display().to_string())
+            .collect();
+        let checked = check_all(
+            &mut opened,
+            &names,
+            key,
+            s.pr_type,
+            repair,
+            &known,
+            deadline,
+        )
+        .await;
+        let mut next = known.clone();
+        let results = checked
+            .into_iter()
+            .map(|(name, out, seen)| {
+                next.set(&name, LuRecord::after(known.get(&name), &out, seen));
+                out.map(|(msg, _)| msg)
+            })
+            .collect();
+        return finish(ctx, tag, &known, next, resolutions, results);
+    }
+    let mut lus = opened.into_iter().collect::<Result<Vec<Lu>, Failure>>()?;
     if create && lus.len() > 1 {
         let keys = join_all(lus.iter_mut().map(|lu| async move {
             lu_identity(lu, deadline)
@@ -140,48 +171,36 @@ async fn hook_async(ctx: &HookCtx) -> Outcome {
     if ctx.ocf && create {
         refuse_lost(tag, &known)?;
     }
-    let mut next = known.clone();
-    let results: Vec<Result<String, Failure>> = match ctx.action {
-        Action::Restore => {
-            // a restore starts afresh: what this node remembered is replaced, or forgotten
-            // when it does not hold the disks at the end
-            next = Records::default();
-            let challenge = s.arbitrate.then(|| s.challenge_window());
-            let done = restore_all(&mut lus, key, s.pr_type, challenge, deadline).await;
-            match done {
-                Ok(done) => lus
-                    .iter()
-                    .zip(done)
-                    .map(|(lu, (msg, rec))| {
-                        next.set(&dev(lu), Some(rec));
-                        Ok(msg)
-                    })
-                    .collect(),
-                Err(f) => vec![Err(f)],
-            }
-        }
-        // quickCheck and recover (remove returned above): every LU at once
-        _ => {
-            let repair = ctx.action == Action::Recover;
-            let known = &known;
-            let checked = join_all(lus.iter_mut().map(|lu| async move {
-                let name = dev(lu);
-                let mem = known.memory(&name);
-                let (out, seen) = check_lu_seen(lu, key, s.pr_type, repair, mem, deadline).await;
-                (name, out, seen)
-            }))
-            .await;
-            checked
-                .into_iter()
-                .map(|(name, out, seen)| {
-                    next.set(&name, LuRecord::after(known.get(&name), &out, seen));
-                    out.map(|(msg, _)| msg)
-                })
-                .collect()
-        }
+    // a restore starts afresh: what this node remembered is replaced, or forgotten when it
+    // does not hold the disks at the end
+    let mut next = Records::default();
+    let challenge = s.arbitrate.then(|| s.challenge_window());
+    let results = match restore_all(&mut lus, key, s.pr_type, challenge, deadline).await {
+        Ok(done) => lus
+            .iter()
+            .zip(done)
+            .map(|(lu, (msg, rec))| {
+                next.set(&dev(lu), Some(rec));
+                Ok(msg)
+            })
+            .collect(),
+        Err(f) => vec![Err(f)],
     };
+    finish(ctx, tag, &known, next, resolutions, results)
+}
+
+/// The end of restore, quickCheck and recover: the records (with how each name resolved)
+/// stored, the watch marker set after a success, the answers combined.
+fn finish(
+    ctx: &HookCtx,
+    tag: &str,
+    known: &Records,
+    mut next: Records,
+    resolutions: Vec<(String, Option<String>)>,
+    results: Vec<Result<String, Failure>>,
+) -> Outcome {
     // what each name resolved to, for the next check to re-validate
-    for (name, res) in resolutions.drain(..) {
+    for (name, res) in resolutions {
         if let Some(mut r) = next.get(&name).cloned() {
             r.resolved = res;
             next.set(&name, Some(r));
@@ -192,14 +211,14 @@ async fn hook_async(ctx: &HookCtx) -> Outcome {
         state::mark(tag, true);
         if ctx.ocf {
             state::remember_ocf(tag, &ocf_params(ctx));
-        } else if create {
+        } else if ctx.action == Action::Restore {
             let d = crate::watch::Defender::look(&state::run_dir());
             if !d.running {
                 log::warn!("{}", d.note);
             }
         }
     }
-    next.store(tag, &known);
+    next.store(tag, known);
     out
 }
 

@@ -17,6 +17,8 @@ mod model;
 mod pr;
 #[cfg(test)]
 mod race_tests;
+#[cfg(test)]
+mod scale_tests;
 mod settings;
 mod state;
 mod status;

@@ -27,6 +27,7 @@ pub enum Initiator {
     /// iSCSI: the initiator name and the session's ISID (hex, as sysfs shows it).
     Iscsi { name: String, isid: Option<String> },
     /// Any other transport: the TransportID's bytes (the unit tests' model).
+    #[cfg_attr(not(test), allow(dead_code))]
     Other(Vec<u8>),
 }
 
@@ -313,6 +314,37 @@ fn initiator_port(host: &str, sys: &str) -> Option<HostPort> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_port_matches_only_its_own_registration() {
+        let fc = Port {
+            initiator: Initiator::Fc(0xc003_ff00_0001_0001),
+            target_port: 2,
+        };
+        assert!(fc.matches(&TransportId::FibreChannel(0xc003_ff00_0001_0001), 2, false));
+        assert!(!fc.matches(&TransportId::FibreChannel(0xc003_ff00_0001_0001), 1, false));
+        assert!(fc.matches(&TransportId::FibreChannel(0xc003_ff00_0001_0001), 1, true));
+        assert!(!fc.matches(&TransportId::FibreChannel(0xc003_ff00_0001_0002), 2, false));
+        let name = "iqn.2026-01.test.lkh:node-a".to_owned();
+        let with_isid = |isid: Option<&str>| Port {
+            initiator: Initiator::Iscsi {
+                name: name.clone(),
+                isid: isid.map(str::to_owned),
+            },
+            target_port: 1,
+        };
+        let tid = TransportId::Iscsi("IQN.2026-01.test.lkh:node-a,i,0x00023d000001".into());
+        assert!(with_isid(Some("00023d000001")).matches(&tid, 1, false));
+        assert!(with_isid(Some("23d000001")).matches(&tid, 1, false));
+        assert!(!with_isid(Some("00023d000003")).matches(&tid, 1, false));
+        // a session whose ISID this node cannot read (no sysfs attribute) proves nothing
+        assert!(!with_isid(None).matches(&tid, 1, false));
+        // a TransportID without ISID names the initiator only
+        let bare = TransportId::Iscsi(name.clone());
+        assert!(with_isid(None).matches(&bare, 1, false));
+        assert!(!with_isid(None).matches(&TransportId::Iscsi("iqn.other".into()), 1, false));
+        assert!(!with_isid(None).matches(&TransportId::FibreChannel(1), 1, false));
+    }
 
     #[test]
     fn initiator_port_from_sysfs() {

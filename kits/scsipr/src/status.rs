@@ -20,7 +20,8 @@ use sg_persist::{Capabilities, FullStatus, Identity, Keys, Lu, PrType, Reservati
 
 use crate::actions::assess::{Health, LuHealth, PathHealth, PathReg, Verdict, assess};
 use crate::actions::no_key;
-use crate::actions::open::{DIAG_TIMEOUT, open_resolved, resolve_all};
+use crate::actions::open::{DIAG_TIMEOUT, open_each, resolve_all};
+use crate::actions::outcome::combine;
 use crate::actions::prim::shared_key_warning;
 use crate::pr::{DeadPath, Disk};
 use crate::settings::{self, fmt_key};
@@ -432,20 +433,41 @@ async fn status_async(spec: &'static KitSpec, args: &[String]) -> Outcome {
         None => None,
     };
     let deadline = Instant::now() + DIAG_TIMEOUT;
-    let mut lus = open_resolved(resolved, true, deadline).await?;
+    // every disk opened on its own: one whose paths are all down is reported among the others
+    let mut opened = open_each(resolved.clone(), true, deadline).await;
     let health = match resource {
         Some((tag, t, key)) => {
-            let h = assess(&mut lus, tag.as_str(), key, t, deadline).await;
+            let h = assess(&mut opened, &resolved, tag.as_str(), key, t, deadline).await;
             Some((tag, h))
         }
         None => None,
     };
     let ours = a.key;
-    let disks: Vec<(String, Json)> = join_all(lus.iter_mut().map(|lu| async move {
-        let facts = look(lu, ours, deadline).await;
-        (facts.text(), facts.json())
-    }))
-    .await;
+    let disks: Vec<(String, Json)> =
+        join_all(opened.iter_mut().zip(&resolved).map(|(lu, r)| async move {
+            match lu {
+                Ok(lu) => {
+                    let facts = look(lu, ours, deadline).await;
+                    (facts.text(), facts.json())
+                }
+                Err(f) => {
+                    let name = r.input.display().to_string();
+                    (
+                        format!("{name}:\n  cannot be opened: {}\n", f.message),
+                        Json::obj()
+                            .with("device", name.as_str())
+                            .with("error", f.message.as_str()),
+                    )
+                }
+            }
+        }))
+        .await;
+    let unopened = combine(
+        opened
+            .into_iter()
+            .map(|lu| lu.map(|_| String::new()))
+            .collect(),
+    );
     let Some((tag, h)) = health else {
         let (text, arr): (Vec<String>, Vec<Json>) = disks.into_iter().unzip();
         if a.json {
@@ -453,7 +475,7 @@ async fn status_async(spec: &'static KitSpec, args: &[String]) -> Outcome {
         } else {
             print!("{}", text.concat());
         }
-        return Ok(String::new());
+        return unopened.map(|_| String::new());
     };
     let run = crate::state::run_dir();
     let mut defender = Defender::look(&run);

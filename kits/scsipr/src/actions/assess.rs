@@ -167,6 +167,36 @@ impl LuHealth {
         }
     }
 
+    /// A LU that could not be opened (`f` says why): every path as not answering.
+    pub fn unopened(
+        r: &sg_persist::Resolved,
+        key: u64,
+        t: PrType,
+        mem: Memory<'_>,
+        f: Failure,
+    ) -> LuHealth {
+        LuHealth {
+            device: r.input.display().to_string(),
+            key,
+            pr_type: t,
+            paths: r
+                .paths
+                .iter()
+                .map(|p| PathHealth {
+                    name: p.name.clone(),
+                    hctl: p.hctl.clone(),
+                    reg: PathReg::NoAnswer(f.message.clone()),
+                })
+                .collect(),
+            was_holder: mem.was_holder,
+            last_generation: mem.generation(),
+            reservation: None,
+            keys: Vec::new(),
+            generation: None,
+            verdict: Verdict::NoAnswer(f),
+        }
+    }
+
     /// The verdict in a few words.
     pub fn verdict_name(&self) -> &'static str {
         match &self.verdict {
@@ -339,11 +369,14 @@ fn listed<D: Disk>(lu: &mut D, fs: &sg_persist::FullStatus, key: u64) -> bool {
     true
 }
 
-/// The one assessment of a resource: [`assess_lu`] on each of its LUs at once, with this
-/// node's records of `tag`. Changes nothing: `status -t TAG` shows it, and quickCheck
-/// ([`check_lu`](super::check::check_lu)) starts from the same look.
+/// The one assessment of a resource: [`assess_lu`] on each of its LUs at once (`lus`, each
+/// opened on its own from `resolved`; one that could not be opened is a LU that does not
+/// answer, [`LuHealth::unopened`]), with this node's records of `tag`. Changes nothing:
+/// `status -t TAG` shows it, and quickCheck ([`check_lu`](super::check::check_lu)) starts
+/// from the same look.
 pub async fn assess<D: Disk>(
-    lus: &mut [D],
+    lus: &mut [Result<D, Failure>],
+    resolved: &[sg_persist::Resolved],
     tag: &str,
     key: u64,
     t: PrType,
@@ -352,9 +385,12 @@ pub async fn assess<D: Disk>(
     let known = Records::load(tag);
     let known = &known;
     Health {
-        lus: join_all(lus.iter_mut().map(|lu| async move {
-            let name = dev(lu);
-            assess_lu(lu, key, t, known.memory(&name), deadline).await
+        lus: join_all(lus.iter_mut().zip(resolved).map(|(lu, r)| async move {
+            let name = r.input.display().to_string();
+            match lu {
+                Ok(lu) => assess_lu(lu, key, t, known.memory(&name), deadline).await,
+                Err(f) => LuHealth::unopened(r, key, t, known.memory(&name), f.clone()),
+            }
         }))
         .await,
     }

@@ -24,13 +24,14 @@ use super::assess::{LuHealth, PathReg, Verdict, assess_lu, lost_why};
 use super::classify::Held;
 use super::outcome::failure;
 use super::prim::{dev, release_all};
-use super::records::{Done, LuRecord, Memory, record};
+use super::records::{Done, LuRecord, Memory, Records, record};
 use super::repair::{
     held_on_live_path, judge_ours, move_to_live_nexus, probe_paths, single_holder_type,
 };
 use super::restore::{Start, take_observed};
 use crate::pr::{Disk, Nexus};
 use crate::settings::fmt_key;
+use sg_persist::exec::join_all;
 
 /// quickCheck (repair = false: only re-registers paths) and recover (repair = true: also
 /// re-takes a reservation nobody holds, or fixes its type, or re-takes a LU that lost its PR
@@ -170,4 +171,30 @@ async fn check_from<D: Disk>(
             Ok((msg, rec))
         }
     }
+}
+
+/// quickCheck or recover of a resource: [`check_lu_seen`] on every LU at once (`lus`, each
+/// opened on its own; `names` their device names, for those that could not be opened, whose
+/// failure is their answer), each judged with this node's records `known`. Returns per LU its
+/// name, its answer and the PR generation its first look read.
+pub async fn check_all<D: Disk>(
+    lus: &mut [Result<D, Failure>],
+    names: &[String],
+    key: u64,
+    t: PrType,
+    repair: bool,
+    known: &Records,
+    deadline: Instant,
+) -> Vec<(String, Result<Done, Failure>, Option<u32>)> {
+    join_all(lus.iter_mut().zip(names).map(|(lu, name)| async move {
+        match lu {
+            Ok(lu) => {
+                let mem = known.memory(name);
+                let (out, seen) = check_lu_seen(lu, key, t, repair, mem, deadline).await;
+                (name.clone(), out, seen)
+            }
+            Err(f) => (name.clone(), Err(f.clone()), None),
+        }
+    }))
+    .await
 }

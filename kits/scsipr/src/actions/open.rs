@@ -116,12 +116,25 @@ pub async fn open_all(
 }
 
 /// Opens each resolved LU (all at once) and confirms its paths are one LU (see
-/// [`open_all`]).
+/// [`open_all`]); the first LU that cannot be opened fails it.
 pub async fn open_resolved(
     resolved: Vec<Resolved>,
     identify: bool,
     deadline: Instant,
 ) -> Result<Vec<Lu>, Failure> {
+    open_each(resolved, identify, deadline)
+        .await
+        .into_iter()
+        .collect()
+}
+
+/// Opens each resolved LU (all at once) and confirms its paths are one LU: each LU's own
+/// result, so that a check reports every disk (one whose paths are all down among them).
+pub async fn open_each(
+    resolved: Vec<Resolved>,
+    identify: bool,
+    deadline: Instant,
+) -> Vec<Result<Lu, Failure>> {
     let budget = deadline.saturating_duration_since(Instant::now());
     let opts = Options {
         identify_single: identify,
@@ -129,15 +142,10 @@ pub async fn open_resolved(
     };
     let root = SysRoot::default();
     let root = &root;
-    let opened = join_all(
-        resolved
-            .into_iter()
-            .map(|r| async move { Lu::open_resolved(r, root, opts, deadline).await }),
-    )
-    .await;
-    let mut lus = Vec::new();
-    for lu in opened {
-        let lu = lu.map_err(|e| failure(&e))?;
+    join_all(resolved.into_iter().map(|r| async move {
+        let lu = Lu::open_resolved(r, root, opts, deadline)
+            .await
+            .map_err(|e| failure(&e))?;
         for d in &lu.dead {
             warn!(
                 "{}: path {} does not answer ({}); continuing on {} other path(s)",
@@ -147,9 +155,9 @@ pub async fn open_resolved(
                 lu.paths.len()
             );
         }
-        lus.push(lu);
-    }
-    Ok(lus)
+        Ok(lu)
+    }))
+    .await
 }
 
 /// What tells a LU apart from the others, the same on every node whatever the device names
