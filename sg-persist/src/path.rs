@@ -208,20 +208,33 @@ pub fn sysfs_identity(name: &str, root: &SysRoot) -> Option<Identity> {
     })
 }
 
-/// A raw sysfs page (at most 4 KiB).
+/// A raw sysfs attribute (at most 4 KiB): open, one read (sysfs hands a small attribute over
+/// whole), close; a read that fills the buffer is continued.
 fn read_page(p: &Path) -> Option<Vec<u8>> {
     use std::io::Read;
-    let mut b = Vec::with_capacity(512);
-    fs::File::open(p)
-        .ok()?
-        .take(4096)
-        .read_to_end(&mut b)
-        .ok()?;
+    let mut f = fs::File::open(p).ok()?;
+    let mut b = vec![0u8; 4096];
+    let mut n = 0;
+    while n < b.len() {
+        match f.read(&mut b[n..]) {
+            Ok(0) => break,
+            Ok(k) => {
+                n += k;
+                // sysfs gives a whole attribute in one read: a short read is the end
+                if n < 4096 && k < 4096 {
+                    break;
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return None,
+        }
+    }
+    b.truncate(n);
     Some(b)
 }
 
 fn read_trim(p: &Path) -> Option<String> {
-    fs::read_to_string(p).ok().map(|s| s.trim().to_string())
+    read_page(p).map(|b| String::from_utf8_lossy(&b).trim().to_string())
 }
 
 fn first_entry(dir: &Path) -> Option<String> {

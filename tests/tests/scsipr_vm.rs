@@ -244,6 +244,31 @@ fn multipath(target: Target) {
     ]);
 }
 
+/// All Paths Down with 64 LUs of two paths each (issue 30): quickCheck exits 1 within TIMEOUT
+/// by itself, `status -t TAG --json` reports every LU as not answering, remove does not
+/// block, and the resource is healthy again once the target is back.
+#[test]
+fn scsipr_all_paths_down_64_lus() {
+    let vm = Vm::new("scsipr_apd")
+        .project_bins()
+        .mem_mb(768)
+        .script_file("guest/scsipr_apd.sh")
+        .timeout(Duration::from_secs(400));
+    let Some(out) = vm::run_or_skip(&vm) else {
+        return;
+    };
+    out.assert_passed(&[
+        "apd-paths-seen",
+        "apd-restore",
+        "apd-quickcheck",
+        "apd-quickcheck-fails-bounded",
+        "apd-status-every-lu",
+        "apd-remove-does-not-block",
+        "apd-back",
+        "apd-remove",
+    ]);
+}
+
 /// Issue 4's benchmarks, side by side in one guest: quickCheck of one disk vs `sg_persist`
 /// read keys + read reservation, and takeover of 16 disks vs the same sequence scripted with
 /// `sg_persist`. Prints the figures; asserts only that every run worked. Opt-in (it adds about

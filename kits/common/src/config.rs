@@ -556,6 +556,34 @@ fn read_checked(path: &Path) -> Result<Option<Vec<u8>>, Failure> {
     crate::trusted::read_file(path)
 }
 
+type Read = Result<Option<Vec<u8>>, Failure>;
+/// What the logger read of LifeKeeper's defaults file, left for the configuration to take.
+static PRIMED: std::sync::Mutex<Option<(PathBuf, Read)>> = std::sync::Mutex::new(None);
+
+/// LifeKeeper's defaults file at `path`, read through [`crate::trusted`] for the logger (its
+/// syslog facility) and left for the configuration's next [`load`] in the same process, which
+/// takes it instead of reading the file a second time; later loads (`watch` runs for days)
+/// read it afresh.
+pub fn read_lk_defaults(path: &Path) -> Read {
+    let r = read_checked(path);
+    *PRIMED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some((path.to_path_buf(), r.clone()));
+    r
+}
+
+/// LifeKeeper's defaults file: what the logger read just before, else read now.
+fn take_lk_defaults(path: &Path) -> Read {
+    let primed = PRIMED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .take();
+    match primed {
+        Some((p, r)) if p == path => r,
+        _ => read_checked(path),
+    }
+}
+
 /// How the resource file is treated when it does not exist.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Missing {
@@ -578,7 +606,7 @@ pub fn load(
 ) -> Result<Config, Failure> {
     let mut config = Config::defaults(keys);
 
-    if let Some(text) = read_checked(&sources.lk_defaults)? {
+    if let Some(text) = take_lk_defaults(&sources.lk_defaults)? {
         let lk = &sources.lk_defaults;
         let lines = parse_assignments(&text, false)
             .map_err(|(n, e)| Failure::usage(format!("{} line {n}: {e}", lk.display())))?;

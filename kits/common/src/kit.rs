@@ -55,6 +55,10 @@ pub struct HookCtx {
     pub sources: Sources,
     /// Called as an OCF agent: the settings are the resource's `OCF_RESKEY_*` parameters.
     pub ocf: bool,
+    /// The tag's run-state directory, opened and checked when the hook's lock was taken
+    /// (`None` outside a hook): the hook reads and writes its run state there without
+    /// walking the path again.
+    pub run: Option<crate::runstate::TagDir>,
 }
 
 impl HookCtx {
@@ -119,6 +123,7 @@ pub(crate) fn context_with(
         deadline,
         sources,
         ocf: false,
+        run: None,
     })
 }
 
@@ -127,6 +132,7 @@ pub type CommandFn = fn(&'static KitSpec, &str, &[String]) -> Option<Outcome>;
 
 /// The whole `main` of a kit binary.
 pub fn run(spec: &'static KitSpec, hook: fn(&HookCtx) -> Outcome, command: CommandFn) -> ExitCode {
+    logging::started();
     let argv: Vec<String> = std::env::args_os()
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
@@ -209,6 +215,7 @@ fn run_hook(
     let bin = spec.binary();
     let shown_tag = args.tag.as_deref().filter(|t| Tag::parse(t).is_ok());
     logging::init(&bin, shown_tag, args.verbosity);
+    logging::phase("arguments and logging");
     if !args.ignored.is_empty() {
         log::debug!("{action}: ignoring arguments {:?}", args.ignored);
     }
@@ -216,14 +223,17 @@ fn run_hook(
         Ok(c) => c,
         Err(f) => return finish(Err(f), action.name()),
     };
-    finish(guarded(ctx, hook), action.name())
+    logging::phase("configuration");
+    let code = finish(guarded(ctx, hook), action.name());
+    logging::phase("done");
+    code
 }
 
 /// Runs the hook under its deadline: the watchdog timer, or a worker thread abandoned at the
 /// deadline where no timer can be had; and under the tag's lock
 /// (`<run dir>/<kit>/<TAG>/lock`, [`crate::runstate`]), so hooks of one resource run one at a
 /// time: a second one waits for the first, at most until its own deadline.
-pub(crate) fn guarded(ctx: HookCtx, hook: fn(&HookCtx) -> Outcome) -> Outcome {
+pub(crate) fn guarded(mut ctx: HookCtx, hook: fn(&HookCtx) -> Outcome) -> Outcome {
     let action = ctx.action;
     log::debug!(
         "{action}: id={:?} timeout={}s",
@@ -232,9 +242,10 @@ pub(crate) fn guarded(ctx: HookCtx, hook: fn(&HookCtx) -> Outcome) -> Outcome {
     );
     let deadline = ctx.deadline;
     // held until this function returns (or the process exits at the deadline)
-    let _lock = crate::runstate::RunDir::new(ctx.spec.kit)
-        .tag(&ctx.tag)?
-        .lock(action.name(), deadline)?;
+    let dir = crate::runstate::RunDir::new(ctx.spec.kit).tag(&ctx.tag)?;
+    let _lock = dir.lock(action.name(), deadline)?;
+    ctx.run = Some(dir);
+    logging::phase("lock");
     let late = Failure::failed(format!(
         "did not finish within TIMEOUT={}s and was abandoned: see the messages above for what it was waiting on; if it is only slow, raise TIMEOUT in {}",
         deadline.budget().as_secs(),

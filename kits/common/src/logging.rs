@@ -47,7 +47,7 @@ pub fn facility_code(name: &str) -> Option<u8> {
 /// `LKSYSLOGSELECTOR` from LifeKeeper's defaults file, if it names a facility.
 fn lk_facility() -> Option<u8> {
     let path = crate::config::Sources::from_env().lk_defaults;
-    let text = crate::trusted::read_file(&path).ok()??;
+    let text = crate::config::read_lk_defaults(&path).ok()??;
     crate::config::parse_assignments(&text, false)
         .ok()?
         .into_iter()
@@ -184,6 +184,25 @@ impl Log for Logger {
     }
 }
 
+/// When `main` started (set by the kit runner), for [`phase`].
+static STARTED: OnceLock<std::time::Instant> = OnceLock::new();
+
+/// Marks the start of `main`; [`phase`] measures from it.
+pub fn started() {
+    let _ = STARTED.set(std::time::Instant::now());
+}
+
+/// One debug line (target `lkh::phase`, so `RUST_LOG=lkh::phase=debug` shows these alone)
+/// saying how far into the process `what` was done, in ms since `main` started: where a hook
+/// spends its time (start-up, configuration, lock, sysfs, commands, records).
+pub fn phase(what: &str) {
+    if log::log_enabled!(target: "lkh::phase", Level::Debug)
+        && let Some(t) = STARTED.get()
+    {
+        log::debug!(target: "lkh::phase", "{what}: {:.2} ms", t.elapsed().as_secs_f64() * 1e3);
+    }
+}
+
 /// The installed logger's prefix and syslog socket, for [`last_words`].
 static PREFIX: OnceLock<String> = OnceLock::new();
 static SYSLOG_FD: AtomicI32 = AtomicI32::new(-1);
@@ -219,10 +238,7 @@ pub fn init(binary: &str, tag: Option<&str>, verbosity: u8) {
     let syslog = if std::env::var_os("LKHELPERS_NO_SYSLOG").is_some() {
         None
     } else {
-        if let Some(f) = lk_facility() {
-            FACILITY.store(f, Ordering::Relaxed);
-        }
-        UnixDatagram::unbound()
+        let sock = UnixDatagram::unbound()
             .and_then(|s| {
                 s.connect(
                     std::env::var_os("LKHELPERS_SYSLOG_SOCKET")
@@ -232,8 +248,14 @@ pub fn init(binary: &str, tag: Option<&str>, verbosity: u8) {
                 s.set_nonblocking(true)?;
                 Ok(s)
             })
-            .ok()
-            .map(Mutex::new)
+            .ok();
+        // LifeKeeper's facility matters only where there is a syslog to send to
+        if sock.is_some()
+            && let Some(f) = lk_facility()
+        {
+            FACILITY.store(f, Ordering::Relaxed);
+        }
+        sock.map(Mutex::new)
     };
     let syslog_fd = syslog
         .as_ref()

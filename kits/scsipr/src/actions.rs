@@ -36,6 +36,7 @@ pub mod remove;
 pub mod repair;
 pub mod restore;
 
+use lkh_common::logging::phase;
 use lkh_common::{Action, Failure, HookCtx, Outcome};
 
 use crate::settings::{NODE_KEY_FILE, Settings};
@@ -81,8 +82,14 @@ async fn hook_async(ctx: &HookCtx) -> Outcome {
     }
     let deadline = ctx.deadline.instant();
     let tag = ctx.tag.as_str();
-    let known = Records::load(tag);
+    phase("settings");
+    let known = match &ctx.run {
+        Some(dir) => Records::load_in(dir),
+        None => Records::load(tag),
+    };
+    phase("records loaded");
     let named = resolve_known(&s.devices, &known)?;
+    phase("devices resolved");
     let create = ctx.action == Action::Restore;
     let Some(key) = s.key(create)? else {
         return match ctx.action {
@@ -113,12 +120,16 @@ async fn hook_async(ctx: &HookCtx) -> Outcome {
             } else {
                 Records::default()
             };
-            kept.store(tag, &known);
+            match &ctx.run {
+                Some(dir) => kept.store_in(dir, &known),
+                None => kept.store(tag, &known),
+            }
         }
         return out;
     }
     let resolved: Vec<Resolved> = named.iter().map(|n| n.resolved.clone()).collect();
     let mut opened = open_each(resolved, false, deadline).await;
+    phase("disks opened");
     let resolutions: Vec<(String, Option<String>)> = opened
         .iter()
         .zip(&named)
@@ -141,6 +152,7 @@ async fn hook_async(ctx: &HookCtx) -> Outcome {
             deadline,
         )
         .await;
+        phase("checked");
         let mut next = known.clone();
         let results = checked
             .into_iter()
@@ -218,7 +230,11 @@ fn finish(
             }
         }
     }
-    next.store(tag, known);
+    match &ctx.run {
+        Some(dir) => next.store_in(dir, known),
+        None => next.store(tag, known),
+    }
+    phase("records stored");
     out
 }
 

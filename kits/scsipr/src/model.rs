@@ -441,6 +441,9 @@ impl Nexus for Path {
     fn nexus_id(&self) -> String {
         format!("{}#{}", self.name, self.nexus)
     }
+    fn initiator(&self) -> Option<Initiator> {
+        Some(Initiator::Other(format!("n{}", self.nexus).into_bytes()))
+    }
     fn port(&self) -> Option<Port> {
         Some(Port {
             initiator: Initiator::Other(format!("n{}", self.nexus).into_bytes()),

@@ -31,6 +31,18 @@ pub enum Initiator {
     Other(Vec<u8>),
 }
 
+impl Initiator {
+    /// Whether a registration READ FULL STATUS reports through initiator `tid` can be this
+    /// initiator port's (the target port aside; see [`Port::matches`]).
+    pub fn may_be(&self, tid: &TransportId) -> bool {
+        Port {
+            initiator: self.clone(),
+            target_port: 0,
+        }
+        .matches(tid, 0, true)
+    }
+}
+
 impl Port {
     /// Whether a registration READ FULL STATUS reports through initiator `tid` and relative
     /// target port `rtp` (any port when `all_tg_pt`) belongs to this I_T nexus. An iSCSI
@@ -77,6 +89,8 @@ pub trait Nexus {
     /// What identifies the nexus: a new value means a new I_T nexus (another initiator port,
     /// host or target port), whose registration must be checked again.
     fn nexus_id(&self) -> String;
+    /// The initiator port of the nexus, when this node can tell (see [`Port`]).
+    fn initiator(&self) -> Option<Initiator>;
     /// The nexus as READ FULL STATUS names it, when this node can tell (see [`Port`]).
     fn port(&self) -> Option<Port>;
     /// `REGISTER` (old key → new key; conflicts when `old` is not this nexus's key).
@@ -177,8 +191,11 @@ impl Nexus for ScsiPath {
             .unwrap_or_default();
         format!("{}@{hctl}/{port}", self.info.name)
     }
+    fn initiator(&self) -> Option<Initiator> {
+        host_port(host_of(self.info.hctl.as_deref()?)?)?.initiator
+    }
     fn port(&self) -> Option<Port> {
-        let initiator = host_port(host_of(self.info.hctl.as_deref()?)?)?.initiator?;
+        let initiator = self.initiator()?;
         let target_port =
             sg_persist::path::sysfs_relative_port(&self.info.name, &SysRoot::default())?;
         Some(Port {

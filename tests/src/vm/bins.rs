@@ -84,6 +84,33 @@ fn build(target: &str, crt_static: bool, pkgs: &[&str]) -> Result<(), VmError> {
     run_ok(&mut c, BUILD_TIMEOUT).map(|_| ())
 }
 
+/// Builds example `name` of package `pkg` the way the project binaries are built (static,
+/// release, `target/vm-bins`) and returns where it is, for a guest file (a benchmark's probe).
+pub fn example_bin(pkg: &str, name: &str) -> Result<PathBuf, VmError> {
+    let _lock = lock_cache(".bins.lock", Duration::from_secs(1800))?;
+    let (target, crt_static) = pick_target();
+    let mut c = cargo();
+    c.args([
+        "build",
+        "--release",
+        "--target",
+        target,
+        "-p",
+        pkg,
+        "--example",
+        name,
+    ]);
+    if crt_static {
+        c.env("RUSTFLAGS", "-C target-feature=+crt-static");
+    }
+    run_ok(&mut c, BUILD_TIMEOUT)?;
+    Ok(workspace_target()
+        .join("vm-bins")
+        .join(target)
+        .join("release/examples")
+        .join(name))
+}
+
 fn build_all() -> Result<Vec<Bin>, VmError> {
     // one build (and one `rustup target add`) at a time across test processes
     let _lock = lock_cache(".bins.lock", Duration::from_secs(1800))?;

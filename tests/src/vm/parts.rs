@@ -117,6 +117,12 @@ const KNFSD_ETC: &[&str] = &["netconfig", "rpc"];
 /// `tgtd` and `tgtadm` go into the base image (see [`add_tgt`]).
 const TGT_PACKAGES: &[&str] = &["tgt", "libaio1", "libibverbs1", "librdmacm1"];
 
+/// Debian's multipath-tools (`mpathpersist`, the peer lkh-scsipr's benchmark compares with)
+/// and the libraries it links that a host may lack, unpacked (never installed: installing it
+/// would start multipathd on the host) into `mpath-root/`; not in the base image: the
+/// benchmark adds it to its own guest ([`multipath_tools`]).
+const MPATH_PACKAGES: &[&str] = &["multipath-tools", "liburcu8", "libaio1"];
+
 /// Bump when the layout of the base image changes in a way the hash below does not see.
 const BASE_FORMAT: &str = "lkh-base-1";
 
@@ -719,6 +725,55 @@ fn install_tool(stage: &Path, tool: &Path, unpacked: &Path) -> Result<(), VmErro
         }
     }
     Ok(())
+}
+
+/// `mpathpersist` for a guest: (guest path, bytes) of the program, its plugins and every
+/// shared library `ldd` lists for it and them (those of the unpacked packages first, then the
+/// host's), under `/opt/mpath` (run it with `LD_LIBRARY_PATH=/opt/mpath/lib`) but for the
+/// plugins, which go where libmultipath looks for them (`/lib/multipath`).
+pub fn multipath_tools() -> Result<Vec<(String, Vec<u8>)>, VmError> {
+    let _lock = lock_cache(".lock", Duration::from_secs(1800))?;
+    let root = ensure_unpacked(&cache_dir(), "mpath-root", MPATH_PACKAGES, |_, _| Ok(()))?;
+    let read = |p: &Path| fs::read(p).map_err(|e| setup(format!("read {}: {e}", p.display())));
+    let mut out = vec![(
+        "/opt/mpath/sbin/mpathpersist".to_owned(),
+        read(&root.join("sbin/mpathpersist"))?,
+    )];
+    let plugins = root.join("lib/multipath");
+    let mut objects = vec![root.join("sbin/mpathpersist")];
+    for e in fs::read_dir(&plugins).map_err(|e| setup(format!("{}: {e}", plugins.display())))? {
+        let p = e.map_err(|e| setup(e.to_string()))?.path();
+        let name = p.file_name().expect("entry").to_string_lossy().into_owned();
+        // where libmultipath looks for its checkers and prioritizers (compiled in)
+        out.push((format!("/lib/multipath/{name}"), read(&p)?));
+        objects.push(p);
+    }
+    let libpath = format!(
+        "{0}/lib:{0}/usr/lib/x86_64-linux-gnu:{0}/lib/x86_64-linux-gnu",
+        root.display()
+    );
+    let mut libs = BTreeSet::new();
+    for o in &objects {
+        let l = run_ok(
+            Command::new("ldd").arg(o).env("LD_LIBRARY_PATH", &libpath),
+            STEP_TIMEOUT,
+        )?
+        .stdout_str();
+        for line in l.lines() {
+            // "libfoo.so.1 => /path/libfoo.so.1 (0x...)"
+            let mut w = line.split_whitespace();
+            if let (Some(name), Some("=>"), Some(path)) = (w.next(), w.next(), w.next())
+                && path.starts_with('/')
+                && !name.starts_with("libc.so")
+            {
+                libs.insert((name.to_owned(), PathBuf::from(path)));
+            }
+        }
+    }
+    for (name, path) in libs {
+        out.push((format!("/opt/mpath/lib/{name}"), read(&path)?));
+    }
+    Ok(out)
 }
 
 /// `tgtd` and `tgtadm` from `tgt-root/` with the shared libraries `ldd` lists (those of the

@@ -338,6 +338,18 @@ pub async fn assess_lu<D: Disk>(
 /// that no other path matches. Anything this node cannot tell (a path whose port it does not
 /// know, a registration two paths could claim) is no proof: the records, or a probe, decide.
 fn listed<D: Disk>(lu: &mut D, fs: &sg_persist::FullStatus, key: u64) -> bool {
+    // first the initiator ports alone (known to this process): a path whose initiator no
+    // registration of our key can be is no proof, without reading its target port
+    let could = lu.paths().iter().all(|p| {
+        p.initiator().is_some_and(|i| {
+            fs.registrations
+                .iter()
+                .any(|r| r.key == key && i.may_be(&r.transport_id))
+        })
+    });
+    if !could {
+        return false;
+    }
     let ports: Option<Vec<Port>> = lu.paths().iter().map(Nexus::port).collect();
     let Some(ports) = ports.filter(|p| !p.is_empty()) else {
         return false;

@@ -27,6 +27,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use lkh_common::runstate::TagDir;
 use lkh_common::{Exit, Failure, Tag};
 
 use crate::pr::{Disk, Nexus};
@@ -176,6 +177,16 @@ impl Records {
     pub fn load(tag: &str) -> Records {
         Records(load(tag))
     }
+    /// The records in the tag's run-state directory `dir`, opened already (a hook's).
+    pub fn load_in(dir: &TagDir) -> Records {
+        Records(match dir.load(NAME) {
+            Ok(b) => b.and_then(parse),
+            Err(e) => {
+                log::warn!("{e}");
+                None
+            }
+        })
+    }
     /// What they say about the LU named `device`.
     pub fn memory(&self, device: &str) -> Memory<'_> {
         let seen = self.0.as_ref().and_then(|k| k.get(device));
@@ -232,6 +243,19 @@ impl Records {
             _ => clear(tag),
         }
     }
+    /// [`Records::store`] in the tag's run-state directory `dir`, opened already.
+    pub fn store_in(&self, dir: &TagDir, before: &Records) {
+        if self == before {
+            return;
+        }
+        let r = match &self.0 {
+            Some(m) if !m.is_empty() => dir.store(NAME, text(m).as_bytes()),
+            _ => dir.remove(NAME).map(|_| ()),
+        };
+        if let Err(e) = r {
+            log::warn!("{e}; the next quickCheck probes every path");
+        }
+    }
 }
 
 /// The records of `tag`, or `None` when there are none.
@@ -244,6 +268,10 @@ fn load(tag: &str) -> Option<BTreeMap<String, LuRecord>> {
             return None;
         }
     };
+    parse(bytes)
+}
+
+fn parse(bytes: Vec<u8>) -> Option<BTreeMap<String, LuRecord>> {
     let s = String::from_utf8(bytes).ok()?;
     Some(
         s.lines()
@@ -253,11 +281,14 @@ fn load(tag: &str) -> Option<BTreeMap<String, LuRecord>> {
     )
 }
 
+fn text(recs: &BTreeMap<String, LuRecord>) -> String {
+    recs.iter().map(|(k, v)| format!("{k}\t{v}\n")).collect()
+}
+
 /// Replaces the records of `tag`; a failure is logged (the next check probes the paths).
 fn save(tag: &str, recs: &BTreeMap<String, LuRecord>) {
     let Ok(tag) = Tag::parse(tag) else { return };
-    let text: String = recs.iter().map(|(k, v)| format!("{k}\t{v}\n")).collect();
-    if let Err(e) = crate::state::run_dir().store(&tag, NAME, text.as_bytes()) {
+    if let Err(e) = crate::state::run_dir().store(&tag, NAME, text(recs).as_bytes()) {
         log::warn!("{e}; the next quickCheck probes every path");
     }
 }
