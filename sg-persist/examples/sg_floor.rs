@@ -6,6 +6,9 @@
 //!   1), per command wall time;
 //! - `sg_floor batch R DEV...`: R rounds of one READ KEYS on every DEV at once (n = the number
 //!   of DEVs in flight): wall time and guest CPU (non-idle time of `/proc/stat`) per round;
+//! - `sg_floor threads R DEV...`: the same as `batch` with one thread per DEV, each waiting
+//!   for its own command (the other way to have every command in flight, measured against the
+//!   one thread of `batch`);
 //! - `sg_floor run R CMD ARG...`: runs CMD R times (fork, exec, wait), wall time and guest CPU
 //!   of each run.
 //!
@@ -116,6 +119,30 @@ fn main() {
                 }
             }
             report("batch", rest.len(), &mut wall, &mut cpu);
+        }
+        "threads" => {
+            let mut ps = open(rest);
+            for _ in 0..rounds {
+                let deadline = Instant::now() + Duration::from_secs(30);
+                let (t, c) = (Instant::now(), cpu_ms());
+                let failed = std::thread::scope(|s| {
+                    let hs: Vec<_> = ps
+                        .iter_mut()
+                        .map(|p| s.spawn(move || block_on(p.read_keys(deadline)).is_err()))
+                        .collect();
+                    hs.into_iter()
+                        .map(|h| h.join().unwrap_or(true))
+                        .filter(|failed| *failed)
+                        .count()
+                });
+                wall.push(t.elapsed().as_secs_f64() * 1e3);
+                cpu.push(cpu_ms() - c);
+                if failed > 0 {
+                    eprintln!("{failed} command(s) failed");
+                    std::process::exit(1);
+                }
+            }
+            report("threads", rest.len(), &mut wall, &mut cpu);
         }
         "run" => {
             let mut failed = 0;

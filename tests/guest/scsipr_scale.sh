@@ -116,6 +116,8 @@ for P in $PS; do
     floor "p${P}_lat" "$F" lat $((R * 5)) "$(first 1 $SD_B)" || fatal "floor lat"
     for n in $NS; do
         floor "p${P}_batch$n" "$F" batch "$R" $(first "$n" $SD_B) || fatal "floor batch $n"
+        # the same n commands, one thread each (the alternative to one thread and epoll)
+        floor "p${P}_threads$n" "$F" threads "$R" $(first "$n" $SD_B)
         [ "$P" -gt 1 ] && floor "p${P}_batch$((n * P))" "$F" batch "$R" $(first $((n * P)) $PATHS_B)
     done
 
@@ -198,6 +200,8 @@ EOF
         # ---- mpathpersist: the same reads and the same takeover on node b's maps ----
         if [ -n "$MP" ]; then
             MBN=$(first "$N" $MB)
+            # mpathpersist acts only with the key multipath.conf gives (as fence_mpath sets it)
+            printf 'defaults {\n    user_friendly_names no\n    find_multipaths no\n    reservation_key %s\n}\n' "$KB" > /etc/multipath.conf
             on_node a lkh-scsipr restore -t "$q" >/dev/null 2>&1
             cat > /tmp/mp_qc.sh <<EOF
 for d in $MBN; do

@@ -770,6 +770,11 @@ pub fn multipath_tools() -> Result<Vec<(String, Vec<u8>)>, VmError> {
             }
         }
     }
+    // glibc loads libgcc_s when a thread exits (mpathpersist runs one thread per path)
+    libs.insert((
+        "libgcc_s.so.1".to_owned(),
+        PathBuf::from("/lib/x86_64-linux-gnu/libgcc_s.so.1"),
+    ));
     for (name, path) in libs {
         out.push((format!("/opt/mpath/lib/{name}"), read(&path)?));
     }
