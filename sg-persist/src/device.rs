@@ -43,6 +43,9 @@ pub struct Options {
     /// Read VPD page 0x83 of a device with a single path too (several paths are always
     /// compared); `false` saves one command per open when the identity is not shown.
     pub identify_single: bool,
+    /// The caller confirmed already that the paths are one LU (a resolution it re-validated
+    /// by every path's serial number, see [`Resolved::revalidate`]): no identity is read.
+    pub paths_confirmed: bool,
 }
 
 impl Default for Options {
@@ -51,6 +54,7 @@ impl Default for Options {
             cmd_timeout: Duration::from_secs(5),
             ua_retries: 3,
             identify_single: true,
+            paths_confirmed: false,
         }
     }
 }
@@ -892,7 +896,7 @@ impl Lu {
                 }),
             }
         }
-        let identify = !single || opts.identify_single;
+        let identify = (!single || opts.identify_single) && !opts.paths_confirmed;
         let idents = exec::join_all(paths.iter_mut().map(|p| async {
             if !identify {
                 return Ok(None);
@@ -928,7 +932,12 @@ impl Lu {
                 .and_then(|i| parse::best_designator(&i.designators).cloned())
                 .unwrap_or_else(|| LuId {
                     kind: 0xff,
-                    bytes: p.info.name.as_bytes().to_vec(),
+                    // confirmed paths are one LU: known by the name the admin gave
+                    bytes: if opts.paths_confirmed {
+                        resolved.input.as_os_str().as_encoded_bytes().to_vec()
+                    } else {
+                        p.info.name.as_bytes().to_vec()
+                    },
                 });
             match &id {
                 None => id = Some((p.info.name.clone(), lid, ident)),

@@ -208,12 +208,12 @@ pub fn sysfs_identity(name: &str, root: &SysRoot) -> Option<Identity> {
     })
 }
 
-/// A raw sysfs attribute (at most 4 KiB): open, one read (sysfs hands a small attribute over
-/// whole), close; a read that fills the buffer is continued.
-fn read_page(p: &Path) -> Option<Vec<u8>> {
+/// A raw sysfs attribute of at most `max` bytes: open, one read (sysfs hands a small
+/// attribute over whole), close; a read that fills the buffer is continued.
+fn read_attr(p: &Path, max: usize) -> Option<Vec<u8>> {
     use std::io::Read;
     let mut f = fs::File::open(p).ok()?;
-    let mut b = vec![0u8; 4096];
+    let mut b = vec![0u8; max];
     let mut n = 0;
     while n < b.len() {
         match f.read(&mut b[n..]) {
@@ -221,7 +221,7 @@ fn read_page(p: &Path) -> Option<Vec<u8>> {
             Ok(k) => {
                 n += k;
                 // sysfs gives a whole attribute in one read: a short read is the end
-                if n < 4096 && k < 4096 {
+                if n < max {
                     break;
                 }
             }
@@ -233,8 +233,14 @@ fn read_page(p: &Path) -> Option<Vec<u8>> {
     Some(b)
 }
 
+/// A VPD page as the kernel cached it (at most 4 KiB).
+fn read_page(p: &Path) -> Option<Vec<u8>> {
+    read_attr(p, 4096)
+}
+
+/// A short text attribute (a state, a device number, a name), trimmed.
 fn read_trim(p: &Path) -> Option<String> {
-    read_page(p).map(|b| String::from_utf8_lossy(&b).trim().to_string())
+    read_attr(p, 256).map(|b| String::from_utf8_lossy(&b).trim().to_string())
 }
 
 fn first_entry(dir: &Path) -> Option<String> {
@@ -470,7 +476,8 @@ impl Resolved {
                 return None;
             }
             let hctl = hctl_word(sdev.file_name()?.to_str()?)?.to_owned();
-            let pg80 = read_page(&sdev.join("vpd_pg80"))?;
+            // a unit serial number page: 4 bytes of header and at most 255 of serial
+            let pg80 = read_attr(&sdev.join("vpd_pg80"), 260)?;
             if parse::vpd_serial(&pg80).ok()?.trim() != serial.trim() || serial.trim().is_empty() {
                 return None;
             }

@@ -112,14 +112,25 @@ pub fn escape(s: &str) -> String {
 /// A message as it is written: escaped ([`escape`]), then cut to [`MAX_MESSAGE`] bytes on a
 /// character boundary with `…(N bytes cut)` appended, N counting the escaped bytes left out.
 pub fn clean(message: &str) -> String {
-    let mut s = escape(message);
-    if s.len() > MAX_MESSAGE {
-        let mut end = MAX_MESSAGE;
-        while !s.is_char_boundary(end) {
-            end -= 1;
+    // escaped up to the cut only; the rest is counted, not built (a message of a resource of
+    // a hundred disks is long)
+    let mut s = String::with_capacity(message.len().min(MAX_MESSAGE + 64));
+    let mut cut = 0;
+    for c in message.chars() {
+        let n = if c < ' ' || c == '\x7f' {
+            4
+        } else {
+            c.len_utf8()
+        };
+        if cut > 0 || s.len() + n > MAX_MESSAGE {
+            cut += n;
+        } else if n == 4 && c.is_ascii_control() {
+            s.push_str(&format!("\\x{:02x}", c as u32));
+        } else {
+            s.push(c);
         }
-        let cut = s.len() - end;
-        s.truncate(end);
+    }
+    if cut > 0 {
         s.push_str(&format!("…({cut} bytes cut)"));
     }
     s

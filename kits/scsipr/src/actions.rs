@@ -43,7 +43,7 @@ use crate::settings::{NODE_KEY_FILE, Settings};
 use crate::state;
 use check::check_all;
 use open::{
-    arbitration_order, lu_identity, open_each, open_resolved, order_key, resolution, resolve_known,
+    arbitration_order, lu_identity, open_named, open_resolved, order_key, resolution, resolve_known,
 };
 use outcome::combine;
 use prim::dev;
@@ -127,8 +127,11 @@ async fn hook_async(ctx: &HookCtx) -> Outcome {
         }
         return out;
     }
-    let resolved: Vec<Resolved> = named.iter().map(|n| n.resolved.clone()).collect();
-    let mut opened = open_each(resolved, false, deadline).await;
+    let resolved: Vec<(Resolved, bool)> = named
+        .iter()
+        .map(|n| (n.resolved.clone(), n.known.is_some()))
+        .collect();
+    let mut opened = open_named(resolved, false, deadline).await;
     phase("disks opened");
     let resolutions: Vec<(String, Option<String>)> = opened
         .iter()

@@ -291,6 +291,12 @@ thread_local! {
     static HOSTS: RefCell<BTreeMap<String, Option<HostPort>>> = const { RefCell::new(BTreeMap::new()) };
 }
 
+/// Forgets what this process read of the SCSI hosts' initiator ports (`watch`, which runs for
+/// days, reads them afresh at every tick: a WWPN changes at a live migration).
+pub fn forget_hosts() {
+    HOSTS.with(|h| h.borrow_mut().clear());
+}
+
 fn host_port(host: &str) -> Option<HostPort> {
     HOSTS.with(|h| {
         h.borrow_mut()

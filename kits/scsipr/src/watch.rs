@@ -231,6 +231,7 @@ async fn tick(
     retry: &mut BTreeMap<String, Instant>,
 ) -> (usize, Duration) {
     let mut fenced = 0;
+    crate::pr::forget_hosts();
     let tags = state::watched(run);
     guards.retain(|t, _| tags.iter().any(|x| x.as_str() == t));
     retry.retain(|t, _| tags.iter().any(|x| x.as_str() == t));

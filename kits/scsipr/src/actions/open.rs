@@ -135,6 +135,21 @@ pub async fn open_each(
     identify: bool,
     deadline: Instant,
 ) -> Vec<Result<Lu, Failure>> {
+    open_named(
+        resolved.into_iter().map(|r| (r, false)).collect(),
+        identify,
+        deadline,
+    )
+    .await
+}
+
+/// [`open_each`] of resolved LUs each with whether its resolution was re-validated (its paths
+/// confirmed one LU by their serial numbers already: no identity is read again).
+pub async fn open_named(
+    resolved: Vec<(Resolved, bool)>,
+    identify: bool,
+    deadline: Instant,
+) -> Vec<Result<Lu, Failure>> {
     let budget = deadline.saturating_duration_since(Instant::now());
     let opts = Options {
         identify_single: identify,
@@ -142,7 +157,11 @@ pub async fn open_each(
     };
     let root = SysRoot::default();
     let root = &root;
-    join_all(resolved.into_iter().map(|r| async move {
+    join_all(resolved.into_iter().map(|(r, confirmed)| async move {
+        let opts = Options {
+            paths_confirmed: confirmed,
+            ..opts
+        };
         let lu = Lu::open_resolved(r, root, opts, deadline)
             .await
             .map_err(|e| failure(&e))?;
