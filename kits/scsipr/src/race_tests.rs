@@ -129,10 +129,16 @@ fn sequential_takeovers_keep_working() {
 }
 
 /// Three restores, nested at every pair of command positions: B runs inside A's window, C
-/// inside B's. Starting from a free disk and from one held by an old holder D, for every type
-/// and with PREEMPT AND ABORT supported or not.
+/// inside B's. Starting from a free disk and from one held by an old holder D, for every type,
+/// with PREEMPT AND ABORT supported or not, and READ FULL STATUS supported (LIO) or not (tgt).
 #[test]
 fn concurrent_restores_have_one_winner() {
+    for full in [true, false] {
+        concurrent_restores(full);
+    }
+}
+
+fn concurrent_restores(full: bool) {
     let types = [
         PrType::WriteExclusive,
         PrType::ExclusiveAccess,
@@ -151,6 +157,7 @@ fn concurrent_restores_have_one_winner() {
                     for j in 2..=10 {
                         let l = lun();
                         l.lock().unwrap().no_preempt_abort = no_pa;
+                        l.lock().unwrap().no_full_status = !full;
                         if old_holder {
                             restore(&mut node(&l, "d", &[9]), t).unwrap();
                         }
@@ -603,15 +610,20 @@ fn nest_all(
 #[test]
 fn multi_disk_restores_have_one_winner() {
     let mut rounds = 0;
-    for t in [
-        RO,
-        PrType::WriteExclusive,
-        PrType::WriteExclusiveAllRegistrants,
+    for (t, full) in [
+        (RO, true),
+        (RO, false),
+        (PrType::WriteExclusive, true),
+        (PrType::WriteExclusiveAllRegistrants, true),
+        (PrType::WriteExclusiveAllRegistrants, false),
     ] {
         for old_holder in [false, true] {
             for disk in 0..2 {
                 for at in 2..=12 {
                     let luns = [lun(), lun()];
+                    for l in &luns {
+                        l.lock().unwrap().no_full_status = !full;
+                    }
                     if old_holder {
                         restore_all(&mut disks(&luns, "d", 9), t).unwrap();
                     }
