@@ -190,7 +190,7 @@ async fn judge(run: &RunDir, tag: &Tag, g: &mut Guard) -> bool {
             Verdict::NoAnswer(f) => warn!("{tag}: {f}"),
         }
     }
-    next.store(tag.as_str(), &known);
+    next.store(tag.as_str(), known);
     match fenced {
         Some(f) => {
             react(run, tag, &format!("{tag}: {f}"), s.on_fenced);

@@ -132,10 +132,10 @@ pub(super) async fn probe_paths<D: Disk>(
     let fixed = regs.iter().filter(|r| **r == PathReg::ReRegistered).count();
     // A probe that did not answer (a slow path) gave another node time to take over; a
     // re-registration may have landed after it did: judge once more.
-    if fixed > 0 || last.is_some() {
-        if let Err(f) = rejudge(lu, key, t, deadline).await {
-            return Err(undo(lu, &added, f, deadline).await);
-        }
+    if (fixed > 0 || last.is_some())
+        && let Err(f) = rejudge(lu, key, t, deadline).await
+    {
+        return Err(undo(lu, &added, f, deadline).await);
     }
     if !regs.iter().any(PathReg::registered) {
         return Err(match last {

@@ -267,7 +267,7 @@ pub async fn status(
     let mut on_at = Vec::new();
     for lu in &mut lus {
         let name = prim::dev(lu);
-        let r = (async || {
+        let mut look = async || {
             let keys = prim::read_keys(lu, deadline).await?;
             if keys.contains(&victim) {
                 return Ok(true);
@@ -281,8 +281,8 @@ pub async fn status(
                 )));
             }
             Ok(false)
-        })()
-        .await;
+        };
+        let r = look().await;
         match r {
             Ok(true) => on_at.push(name),
             Ok(false) => {}
