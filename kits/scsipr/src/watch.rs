@@ -14,7 +14,9 @@
 //! - In between, every defense interval (FAILFASTTIMER, at most 2 s), it defends the disks of
 //!   every LifeKeeper resource it holds (`actions::defend`): one READ KEYS per disk, and a
 //!   PREEMPT of any key that is not this node's — a challenger's registration (see
-//!   `actions::challenge`). A disk where this node's own key is gone is judged at once. A
+//!   `actions::challenge`); a judgement that finds another key registered on a disk this node
+//!   holds defends it in the same tick, so a judgement never costs a defense interval. A disk
+//!   where this node's own key is gone is judged at once. A
 //!   resource whose restore just finished is defended from the next tick on (at most one
 //!   interval later; the restore itself removed every other registration until its last read).
 //!   Pacemaker resources (their start stored their parameters, see [`crate::state`]) are
@@ -159,6 +161,16 @@ async fn judge(run: &RunDir, tag: &Tag, g: &mut Guard) -> bool {
     for (name, h) in &looks {
         next.set(name, h.remembered(known.get(name)));
     }
+    // the disks this node holds with another key registered (a challenger): defended in this
+    // tick too, so that a judgement never leaves a defense interval without a defense look
+    let contested: Vec<bool> = looks
+        .iter()
+        .map(|(_, h)| {
+            s.arbitrate
+                && matches!(h.verdict, Verdict::Held(Held::Ours))
+                && h.keys.iter().any(|k| *k != key && *k != 0)
+        })
+        .collect();
     for (lu, (name, h)) in g.lus.iter_mut().zip(looks) {
         match &h.verdict {
             Verdict::Held(Held::Ours | Held::WrongType(_)) => {
@@ -191,6 +203,21 @@ async fn judge(run: &RunDir, tag: &Tag, g: &mut Guard) -> bool {
         }
     }
     next.store(tag.as_str(), known);
+    if fenced.is_none() && contested.contains(&true) {
+        let t = s.pr_type;
+        let defended = join_all(
+            g.lus
+                .iter_mut()
+                .zip(&contested)
+                .filter(|(_, c)| **c)
+                .map(|(lu, _)| defend_lu(lu, key, t, deadline)),
+        )
+        .await;
+        if defended.iter().any(|d| matches!(d, Ok(Defense::Lost))) {
+            // gone meanwhile: the next judgement says how
+            debug!("{tag}: this node's key went while it judged");
+        }
+    }
     match fenced {
         Some(f) => {
             react(run, tag, &format!("{tag}: {f}"), s.on_fenced);
