@@ -86,8 +86,14 @@ def figures(v):
             if m
         ]
         cpu_per = [c / n for n, c in cpu if n >= 16]
+        threads = sorted(
+            (int(m.group(1)), v[k])
+            for k in v
+            for m in [re.match(rf"p{p}_threads(\d+)_median$", k)]
+            if m
+        )
         out["floor"][p] = {"L": lat, "s": s, "a": f[0] if f else None, "batches": batches,
-                           "s_cpu": median(cpu_per)}
+                           "s_cpu": median(cpu_per), "threads": threads}
         for n in ns:
             row = {}
             row["quickcheck"] = v.get(f"lkh_quickcheck_n{n}_p{p}_median")
@@ -136,11 +142,12 @@ def slope(f, p, key, lo, hi):
 
 def tables(f):
     print(f"T0 (static binary that does nothing): {fmt(f['t0'], 2)} ms (busybox true: {fmt(f['t0_busybox'], 2)} ms)\n")
-    print("| P | L (PR IN, depth 1) | s (fit of n in flight) | batch wall times (n: ms) |")
-    print("|---|---|---|---|")
+    print("| P | L (PR IN, depth 1) | s (fit of n in flight) | n in flight, one thread (n: ms) | the same, one thread per command |")
+    print("|---|---|---|---|---|")
     for p, fl in f["floor"].items():
         b = ", ".join(f"{n}: {fmt(t)}" for n, t in fl["batches"])
-        print(f"| {p} | {fmt(fl['L'], 2)} ms | {fmt(fl['s'], 3)} ms | {b} |")
+        th = ", ".join(f"{n}: {fmt(t)}" for n, t in fl["threads"]) or "—"
+        print(f"| {p} | {fmt(fl['L'], 2)} ms | {fmt(fl['s'], 3)} ms | {b} | {th} |")
     print()
     print("quickCheck (median of the rounds; min–max):\n")
     print("| N × P | floor | lkh-scsipr | ratio to floor | sg_persist script | ratio | mpathpersist | ratio |")
