@@ -256,10 +256,10 @@ fn tick(
         }
         if due {
             // opened afresh at every judgement: paths that changed are seen
-            let mut g = match prepare(spec, run, &tag) {
+            match prepare(spec, run, &tag) {
                 Ok(g) => {
                     retry.remove(&name);
-                    g
+                    guards.insert(name.clone(), g);
                 }
                 Err(f) => {
                     warn!("{tag}: {f}");
@@ -267,18 +267,27 @@ fn tick(
                     retry.insert(name, Instant::now() + RETRY);
                     continue;
                 }
-            };
-            g.next_judge = Instant::now() + g.settings.failfast;
-            if judge(run, &tag, &mut g) {
-                fenced += 1;
-                guards.remove(&name);
-            } else {
-                guards.insert(name, g);
             }
-        } else if let Some(g) = guards.get_mut(&name)
-            && g.settings.arbitrate
-            && defend(run, &tag, g)
-        {
+        }
+        let Some(g) = guards.get_mut(&name) else {
+            continue;
+        };
+        // the defense look comes at every tick, a judgement too or not: a challenger's
+        // window is counted in defense intervals
+        let lost = if g.settings.arbitrate {
+            defend(run, &tag, g)
+        } else {
+            false
+        };
+        let lost = lost || {
+            if due {
+                g.next_judge = Instant::now() + g.settings.failfast;
+                judge(run, &tag, g)
+            } else {
+                false
+            }
+        };
+        if lost {
             fenced += 1;
             guards.remove(&name);
         }
