@@ -265,6 +265,8 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // its output is read by people and pipes (`detect | head`): a closed pipe ends it quietly
+    lkh_common::default_sigpipe();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => return clap_exit(&e),
