@@ -102,7 +102,7 @@ expect_rc b-restore-defended 3 scsipr b restore -t fence
 [ "$(holder "$B")" = "$(node_iqn a)" ] && ! has_key "$B" "$(KEYB)"; check a-kept-its-disk $? "holder $(holder "$B")"
 kill -STOP "$WPID"
 expect_rc b-restore-takeover 0 scsipr b restore -t fence
-kill -CONT "$WPID
+kill -CONT "$WPID"
 [ "$(holder "$B")" = "$(node_iqn b)" ]; check b-holds $? "holder $(holder "$B")"
 ! has_key "$B" "$(KEYA)"; check a-key-gone $? "keys: $(pr_keys "$B" | tr '\n' ' ')"
 dd if=/dev/zero of="$A" bs=4096 count=1 oflag=direct 2>/dev/null
