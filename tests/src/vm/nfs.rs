@@ -207,6 +207,10 @@ impl NfsServer {
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&export).map_err(|e| err(format!("mkdir {}: {e}", export.display())))?;
         fs::create_dir_all(dir.join("recovery")).map_err(|e| err(format!("mkdir: {e}")))?;
+        // ganesha refuses an export path through a symbolic link (ELOOP: every MNT is
+        // MNT3ERR_ACCES), and target/vm-cache may be a link to a shared cache
+        let dir = fs::canonicalize(&dir).map_err(|e| err(format!("{}: {e}", dir.display())))?;
+        let export = dir.join("export");
         run_ok(
             Command::new("ip").args(["netns", "add", &ns]),
             Duration::from_secs(30),
