@@ -224,6 +224,14 @@ fn probe_failure(s: &Settings, p: &Probe) -> Option<Problem> {
             };
             Problem::new(Check::Server, "server answers in another version", message)
         }
+        FailKind::Malformed => Problem::new(
+            Check::Server,
+            "server sent a malformed reply",
+            format!(
+                "server sent a malformed reply: {} {e}: check what answers on that address (a broken or hostile server)",
+                server_label(s)
+            ),
+        ),
         FailKind::Denied | FailKind::Other => Problem::new(
             Check::Server,
             "server answers but refuses",
