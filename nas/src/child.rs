@@ -11,7 +11,7 @@ use std::ffi::CStr;
 use std::ffi::CString;
 use std::fmt;
 use std::io;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::thread::sleep;
@@ -155,6 +155,19 @@ pub fn umount(target: &str, flags: libc::c_int, deadline: Instant) -> io::Result
 /// mount, `ENOTDIR`/`ELOOP`/`ENOENT` when it no longer leads anywhere: a path
 /// a local user renamed or replaced by a link never steers the unmount.
 pub fn umount_mount(m: &MountEntry, flags: libc::c_int, deadline: Instant) -> io::Result<ChildEnd> {
+    umount_mount_in(None, m, flags, deadline)
+}
+
+/// [`umount_mount`] in mount namespace `ns` (a pinned `/proc/PID/ns/mnt`) when given: `m` as
+/// that namespace's mountinfo shows it, its path walked from that namespace's root. A mount
+/// the kernel refuses to unmount there (locked: a copy in a namespace of another user
+/// namespace) ends with `EPERM`.
+pub fn umount_mount_in(
+    ns: Option<BorrowedFd<'_>>,
+    m: &MountEntry,
+    flags: libc::c_int,
+    deadline: Instant,
+) -> io::Result<ChildEnd> {
     let comps = components(&m.path)?;
     let Some((last, parents)) = comps.split_last() else {
         return Err(io::Error::new(
@@ -165,6 +178,7 @@ pub fn umount_mount(m: &MountEntry, flags: libc::c_int, deadline: Instant) -> io
     let parents: Vec<&CStr> = parents.iter().map(CString::as_c_str).collect();
     run(
         &ChildOp::UmountMount {
+            ns: ns.map(|fd| fd.as_raw_fd()),
             parents: &parents,
             last,
             mnt_id: u64::from(m.mount_id),

@@ -298,13 +298,15 @@ pub enum Method {
 /// What `unmount` did.
 #[derive(Debug, Clone, Default)]
 pub struct UnmountReport {
-    /// Processes that held the mount and were signalled (none when a plain
-    /// unmount succeeded).
+    /// Processes that held the share (in any mount namespace) and were signalled, then those
+    /// of namespaces whose copy could not be unmounted (none when nothing held it).
     pub signalled: Vec<User>,
     /// Pids still alive after TERM and KILL (stuck in the kernel).
     pub survivors: Vec<i32>,
     /// Mounts removed (mount point, method), deepest first.
     pub removed: Vec<(String, Method)>,
+    /// Copies removed in other mount namespaces: (mount point there, namespace, method).
+    pub copies: Vec<(String, String, Method)>,
 }
 
 /// How one `umount2` of one mount ended.
@@ -314,35 +316,49 @@ enum Step {
     /// The mount's path no longer leads to it (renamed, replaced by a link,
     /// unmounted by someone else): nothing was unmounted.
     Elsewhere,
+    /// The kernel will not unmount it in its namespace (locked there).
+    Locked,
     /// Busy, refused, or no answer in time.
     Failed,
 }
 
-fn umount_step(target: &MountEntry, flags: libc::c_int, until: Instant) -> Result<Step, Error> {
+fn umount_step(
+    ns: Option<&users::Namespace>,
+    target: &MountEntry,
+    flags: libc::c_int,
+    until: Instant,
+) -> Result<Step, Error> {
     let mp = &target.mount_point;
-    match child::umount_mount(target, flags, until) {
+    let place = ns
+        .map(|n| format!(" in mount namespace {}", n.name()))
+        .unwrap_or_default();
+    match child::umount_mount_in(ns.map(users::Namespace::fd), target, flags, until) {
         Ok(ChildEnd::Done(Ok(()))) => Ok(Step::Done),
+        Ok(ChildEnd::Done(Err(Errno::EPERM))) if ns.is_some() => {
+            log::debug!("umount2({mp}, {flags:#x}){place}: the mount is locked there");
+            Ok(Step::Locked)
+        }
         Ok(ChildEnd::Done(Err(
             e @ (Errno::EXDEV | Errno::ENOENT | Errno::ENOTDIR | Errno::ELOOP | Errno::EINVAL),
         ))) => {
             log::debug!(
-                "umount2 of mount {} ({mp}, {flags:#x}): {}: its path leads elsewhere now",
+                "umount2 of mount {} ({mp}, {flags:#x}){place}: {}: its path leads elsewhere now",
                 target.mount_id,
                 e.desc()
             );
             Ok(Step::Elsewhere)
         }
         Ok(ChildEnd::Done(Err(e))) => {
-            log::debug!("umount2({mp}, {flags:#x}): {}", e.desc());
+            log::debug!("umount2({mp}, {flags:#x}){place}: {}", e.desc());
             Ok(Step::Failed)
         }
         Ok(ChildEnd::TimedOutKilled) | Ok(ChildEnd::Stuck(_)) => {
-            log::debug!("umount2({mp}, {flags:#x}) did not return in time");
+            log::debug!("umount2({mp}, {flags:#x}){place} did not return in time");
             Ok(Step::Failed)
         }
         Err(e) => Err(Error::new(
             ErrorKind::Failed,
-            format!("cannot start umount of {mp}: {e}"),
+            format!("cannot start umount of {mp}{place}: {e}"),
         )),
     }
 }
@@ -358,52 +374,94 @@ enum Escalation {
     Removed(Method),
     /// Its path leads elsewhere now: look it up again.
     Moved,
+    /// Locked in its namespace: only ending that namespace's processes frees it.
+    Locked,
     /// Every step failed.
     Stuck,
 }
 
-/// One mount: a plain umount; unless `plain_only`, then forced umount (after
-/// which users stuck on the mount may be gone: they are ended again), umount,
-/// lazy detach.
+/// How far unmounting may go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Plan {
+    /// One plain umount of each mount: nobody is signalled.
+    Plain,
+    /// Plain, forced (aborting the mount's requests), the holders found again and ended,
+    /// plain; then a lazy detach when `lazy`: only when no holder is left that could keep
+    /// writing through the detached mount.
+    Full { lazy: bool },
+}
+
+/// One mount (of namespace `ns`, ours when `None`) through the steps of `plan`.
 fn escalate(
+    ns: Option<&users::Namespace>,
     target: &MountEntry,
-    holders: &users::Target,
-    plain_only: bool,
+    share_of: &users::Target,
+    plan: Plan,
     deadline: Instant,
     report: &mut UnmountReport,
 ) -> Result<Escalation, Error> {
-    let steps: &[(libc::c_int, Method, u32)] = if plain_only {
-        &[(0, Method::Normal, 1)]
-    } else {
-        &[
+    let steps: &[(libc::c_int, Method, u32)] = match plan {
+        Plan::Plain => &[(0, Method::Normal, 1)],
+        Plan::Full { lazy: false } => &[
+            (0, Method::Normal, 3),
+            (libc::MNT_FORCE, Method::Forced, 2),
+            (0, Method::Forced, 1),
+        ],
+        Plan::Full { lazy: true } => &[
             (0, Method::Normal, 4),
             (libc::MNT_FORCE, Method::Forced, 3),
             (0, Method::Forced, 3),
             (libc::MNT_DETACH, Method::Lazy, 1),
-        ]
+        ],
     };
     for (i, &(flags, method, parts)) in steps.iter().enumerate() {
         if i == 2 {
             // MNT_FORCE aborted the mount's RPCs: stuck users may be gone now
-            if let Some(again) = users::find_within(holders, share(deadline, 4))
-                && !again.is_empty()
-            {
-                log::warn!(
-                    "{} is still busy after a forced unmount; ending {}",
-                    target.mount_point,
-                    users::describe(&again)
-                );
-                report.survivors =
-                    users::terminate(&again, Duration::from_millis(200), share(deadline, 3));
-            }
+            end_holders(
+                share_of,
+                share(deadline, 4),
+                report,
+                "after a forced unmount",
+            );
         }
-        match umount_step(target, flags, share(deadline, parts))? {
+        match umount_step(ns, target, flags, share(deadline, parts))? {
             Step::Done => return Ok(Escalation::Removed(method)),
             Step::Elsewhere => return Ok(Escalation::Moved),
+            Step::Locked => return Ok(Escalation::Locked),
             Step::Failed => {}
         }
     }
     Ok(Escalation::Stuck)
+}
+
+/// Find the processes holding the share in every namespace and end those that may be ended
+/// (TERM, then KILL); returns the scan, `None` when it did not finish by `until`.
+fn end_holders(
+    t: &users::Target,
+    until: Instant,
+    report: &mut UnmountReport,
+    when: &str,
+) -> Option<users::Scan> {
+    let scan = users::scan_within(t, until)?;
+    if !scan.users.is_empty() {
+        log::warn!(
+            "{} is busy{}; ending the processes holding it: {}",
+            t.path.display(),
+            if when.is_empty() {
+                String::new()
+            } else {
+                format!(" {when}")
+            },
+            users::describe(&scan.users)
+        );
+        let left = until.saturating_duration_since(Instant::now());
+        let grace = Duration::from_secs(5).min(left / 2);
+        report
+            .survivors
+            .extend(users::terminate(&scan.users, grace, until));
+        report.signalled.extend(scan.users.iter().cloned());
+    }
+    Some(scan)
 }
 
 /// The mount still to remove: `root` while mountinfo shows it, else a copy of
@@ -429,7 +487,8 @@ fn remaining_root(
 fn clear(
     root: &mut MountEntry,
     mount_point: &str,
-    plain_only: bool,
+    share_of: &users::Target,
+    plan: Plan,
     deadline: Instant,
     report: &mut UnmountReport,
 ) -> Result<bool, Error> {
@@ -450,8 +509,7 @@ fn clear(
         if Instant::now() >= deadline {
             return Ok(false);
         }
-        let holders = users::Target::of(&entries, root);
-        let how = escalate(&target, &holders, plain_only, deadline, report)?;
+        let how = escalate(None, &target, share_of, plan, deadline, report)?;
         let gone = !mountinfo::tree(&read_mounts()?, root)
             .iter()
             .any(|e| e.mount_id == target.mount_id);
@@ -475,68 +533,178 @@ fn clear(
     Ok(false)
 }
 
-/// Unmount the mount at `mount_point` and everything stacked on it or mounted
-/// inside it, within `deadline`. First a plain unmount, deepest mount first,
-/// signalling nobody; only if that leaves something mounted, the processes
-/// holding the mounts are named in the log and ended (TERM, then KILL), and
-/// each mount goes through umount, forced umount, umount, lazy detach; when a
-/// mount inside still cannot be reached by its path, the root is detached
-/// lazily with everything on it in one step. Then the same for copies of it
-/// it covered. Every mount is unmounted by identity (see
-/// [`child::umount_mount`]): no path a local user can change steers an
-/// unmount outside the tree. Other mounts that only lie below the path
-/// (mounted there before this one covered them) are left alone. Nothing
-/// mounted there is success (idempotent).
+/// Unmount the copies of the share in mount namespace `ns`, deepest first, each by identity
+/// in that namespace. True when the kernel will not unmount one there (locked): only ending
+/// the namespace's processes frees it then.
+fn clear_copies(
+    ns: &users::Namespace,
+    share_of: &users::Target,
+    plan: Plan,
+    deadline: Instant,
+    report: &mut UnmountReport,
+) -> Result<bool, Error> {
+    for copy in &ns.copies {
+        match escalate(Some(ns), copy, share_of, plan, deadline, report)? {
+            Escalation::Removed(m) => {
+                log::debug!("unmounted {} in {} ({m:?})", copy.mount_point, ns.name());
+                report.copies.push((copy.mount_point.clone(), ns.name(), m));
+            }
+            Escalation::Locked => return Ok(true),
+            // gone with its parent, or moved: the last look says what is left
+            Escalation::Moved | Escalation::Stuck => {}
+        }
+    }
+    Ok(false)
+}
+
+/// End every process of namespace `ns` (its copy of the share cannot be unmounted, so each of
+/// them reaches the share by path), unless PID 1, this process or an ancestor lives there.
+fn end_namespace(ns: &users::Namespace, until: Instant, report: &mut UnmountReport) {
+    let copy = ns
+        .copies
+        .last()
+        .map(|c| c.mount_point.clone())
+        .unwrap_or_default();
+    if let Some((pid, comm)) = &ns.guarded {
+        log::warn!(
+            "the copy of the share at {copy} in mount namespace {} cannot be unmounted there, and {pid} ({comm}) lives in it (never signalled)",
+            ns.name()
+        );
+        return;
+    }
+    log::warn!(
+        "the copy of the share at {copy} in mount namespace {} cannot be unmounted there (locked); ending the processes of that namespace: {}",
+        ns.name(),
+        users::describe(&ns.members)
+    );
+    let left = until.saturating_duration_since(Instant::now());
+    report.survivors.extend(users::terminate(
+        &ns.members,
+        Duration::from_secs(5).min(left / 2),
+        until,
+    ));
+    report.signalled.extend(ns.members.iter().cloned());
+}
+
+/// What still reaches the share after `unmount`'s work, in words; empty when nothing does.
+fn still_reached(
+    mount_point: &str,
+    root: &MountEntry,
+    scan: &users::Scan,
+) -> Result<Vec<String>, Error> {
+    let mut left = Vec::new();
+    if remaining_root(&read_mounts()?, mount_point, root).is_some() {
+        left.push(format!("{mount_point} is still mounted"));
+    }
+    if !scan.users.is_empty() {
+        left.push(format!("still held by {}", users::describe(&scan.users)));
+    }
+    if !scan.kept.is_empty() {
+        left.push(format!(
+            "still held by {}, which is never signalled (PID 1, this hook or its caller)",
+            users::describe(&scan.kept)
+        ));
+    }
+    for ns in &scan.namespaces {
+        let at: Vec<&str> = ns
+            .copies
+            .iter()
+            .filter(|c| !ns.copies.iter().any(|o| o.mount_id == c.parent_id))
+            .map(|c| c.mount_point.as_str())
+            .collect();
+        left.push(format!(
+            "still mounted at {} in mount namespace {} (whose processes are {})",
+            at.join(", "),
+            ns.name(),
+            users::describe(&ns.members)
+        ));
+    }
+    Ok(left)
+}
+
+/// Unmount the mount at `mount_point`, everything stacked on it or mounted inside it, and
+/// every copy of it in other mount namespaces, within `deadline`; succeed only when no process
+/// of the node can reach the share any more.
+///
+/// First a plain unmount, deepest mount first, signalling nobody. Then one look at every
+/// process (in every mount namespace, by mount and device identity, see [`users`]): holders
+/// are named in the log and ended (TERM, then KILL) — never PID 1, this process or its
+/// ancestors. Copies in other namespaces are unmounted there by identity (a child enters the
+/// pinned namespace); a copy the kernel will not unmount there (locked in a namespace of
+/// another user namespace) is freed by ending that namespace's processes. Each mount still
+/// here goes through umount, forced umount, umount, and a lazy detach only when no holder is
+/// left that could write through the detached mount. A last look decides: any process still
+/// holding the share, any copy still mounted anywhere, is named in the error. Every mount is
+/// unmounted by identity (see [`child::umount_mount`]): no path a local user can change steers
+/// an unmount outside the tree. Other mounts that only lie below the path (mounted there
+/// before this one covered them) are left alone. Nothing mounted there is success
+/// (idempotent).
 pub fn unmount(mount_point: &str, deadline: Instant) -> Result<UnmountReport, Error> {
     let mut report = UnmountReport::default();
     let entries = read_mounts()?;
     let Some(mut root) = mountinfo::find_at(&entries, mount_point).cloned() else {
         return Ok(report);
     };
-    if clear(
+    let share_of = users::Target::of(&entries, &root);
+    // time kept for the last look
+    let reserve =
+        (deadline.saturating_duration_since(Instant::now()) / 6).min(Duration::from_secs(2));
+    let soft = deadline.checked_sub(reserve).unwrap_or(deadline);
+    let mut gone = clear(
         &mut root,
         mount_point,
-        true,
-        share(deadline, 4),
+        &share_of,
+        Plan::Plain,
+        share(soft, 4),
         &mut report,
-    )? {
+    )?;
+    let scan = end_holders(&share_of, share(soft, 3), &mut report, "");
+    if let Some(s) = &scan
+        && gone
+        && s.users.is_empty()
+        && s.kept.is_empty()
+        && s.namespaces.is_empty()
+    {
+        // unmounted, and nothing anywhere holds or mounts it: that look was the last one
         return Ok(report);
     }
-    let holders = users::Target::of(&read_mounts()?, &root);
-    let found = users::find_within(&holders, share(deadline, 4)).unwrap_or_default();
-    if !found.is_empty() {
-        log::warn!(
-            "{mount_point} is busy; ending the processes holding it: {}",
-            users::describe(&found)
-        );
-        let grace =
-            Duration::from_secs(5).min(deadline.saturating_duration_since(Instant::now()) / 4);
-        report.survivors = users::terminate(&found, grace, share(deadline, 3));
-        report.signalled = found;
-    }
-    // time kept for the last resort below
-    let reserve =
-        (deadline.saturating_duration_since(Instant::now()) / 8).min(Duration::from_millis(500));
-    let soft = deadline.checked_sub(reserve).unwrap_or(deadline);
-    if clear(&mut root, mount_point, false, soft, &mut report)? {
-        return Ok(report);
-    }
-    if let Some(left) = remaining_root(&read_mounts()?, mount_point, &root) {
-        log::debug!("detaching {mount_point} with everything mounted on it");
-        if umount_step(&left, libc::MNT_DETACH, deadline)? == Step::Done
-            && remaining_root(&read_mounts()?, mount_point, &left).is_none()
-        {
-            report.removed.push((left.mount_point, Method::Lazy));
-            return Ok(report);
+    let lazy = scan.as_ref().is_some_and(|s| s.kept.is_empty()) && report.survivors.is_empty();
+    for ns in scan.iter().flat_map(|s| &s.namespaces) {
+        let until = share(soft, 2);
+        if clear_copies(ns, &share_of, Plan::Full { lazy }, until, &mut report)? {
+            end_namespace(ns, until, &mut report);
         }
-    } else {
+    }
+    drop(scan);
+    if !gone {
+        let lazy = lazy && report.survivors.is_empty();
+        gone = clear(
+            &mut root,
+            mount_point,
+            &share_of,
+            Plan::Full { lazy },
+            soft,
+            &mut report,
+        )?;
+    }
+    let Some(last) = users::scan_within(&share_of, deadline) else {
+        return Err(Error::new(
+            ErrorKind::Timeout,
+            format!(
+                "{mount_point}: could not make sure that no process still reaches the share (listing the processes did not finish in time)"
+            ),
+        ));
+    };
+    let left = still_reached(mount_point, &root, &last)?;
+    if left.is_empty() {
         return Ok(report);
     }
+    log::debug!("unmounted everything of {mount_point}: {gone}");
     Err(Error::new(
-        ErrorKind::Timeout,
+        ErrorKind::Failed,
         format!(
-            "could not unmount {mount_point} in time (still mounted after normal, forced and lazy attempts); {} process(es) still hold it",
-            report.survivors.len()
+            "{mount_point} can still be reached on this node: {}: end those processes (or unmount the copies) by hand, then run remove again",
+            left.join("; ")
         ),
     ))
 }

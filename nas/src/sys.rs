@@ -45,8 +45,12 @@ pub(crate) enum ChildOp<'a> {
     /// reached without following it, check that it is the root of mount `mnt_id`
     /// (kernels before 5.8 report no mount id: device `dev` then), and unmount
     /// `last` relative to that pinned directory with `UMOUNT_NOFOLLOW`. A path
-    /// that leads elsewhere ends with `EXDEV` and nothing is unmounted.
+    /// that leads elsewhere ends with `EXDEV` and nothing is unmounted. With `ns`, all of
+    /// it happens in that mount namespace (`setns(2)` first, which also makes its root the
+    /// child's root); a mount the kernel will not unmount there (locked, as copies in a
+    /// namespace of another user namespace are) ends with `EPERM`.
     UmountMount {
+        ns: Option<RawFd>,
         parents: &'a [&'a CStr],
         last: &'a CStr,
         mnt_id: u64,
@@ -82,6 +86,16 @@ pub(crate) fn spawn(op: &ChildOp<'_>) -> io::Result<Pid> {
         return Err(io::Error::last_os_error());
     }
     if pid == 0 {
+        // before the descriptors go: the namespace to act in is one of them
+        if let ChildOp::UmountMount { ns: Some(fd), .. } = op {
+            // SAFETY: setns takes a descriptor and a flag; on failure the child exits with the
+            // errno through the async-signal-safe `_exit`.
+            unsafe {
+                if libc::setns(*fd, libc::CLONE_NEWNS) != 0 {
+                    libc::_exit(errno_code());
+                }
+            }
+        }
         detach_descriptors();
         let code = run_child(op);
         // SAFETY: `_exit` is async-signal-safe and never returns.
@@ -239,12 +253,17 @@ fn run_child(op: &ChildOp<'_>) -> libc::c_int {
             if rc == 0 { 0 } else { errno_code() }
         }
         ChildOp::UmountMount {
+            ns,
             parents,
             last,
             mnt_id,
             dev,
             flags,
-        } => umount_mount(parents, last, *mnt_id, *dev, *flags),
+        } => match umount_mount(parents, last, *mnt_id, *dev, *flags) {
+            // the path led to the mount (checked by id): refused means locked in its namespace
+            libc::EINVAL if ns.is_some() => libc::EPERM,
+            code => code,
+        },
     }
 }
 

@@ -652,15 +652,16 @@ fn describe_unmount(r: &ops::UnmountReport) -> String {
             .collect();
         parts.push(format!("ended {}", who.join(", ")));
     }
+    let verb = |m: &Method| match m {
+        Method::Normal => "unmounted",
+        Method::Forced => "force-unmounted",
+        Method::Lazy => "lazily detached",
+    };
     for (mp, m) in &r.removed {
-        parts.push(format!(
-            "{} {mp}",
-            match m {
-                Method::Normal => "unmounted",
-                Method::Forced => "force-unmounted",
-                Method::Lazy => "lazily detached",
-            }
-        ));
+        parts.push(format!("{} {mp}", verb(m)));
+    }
+    for (mp, ns, m) in &r.copies {
+        parts.push(format!("{} its copy {mp} in mount namespace {ns}", verb(m)));
     }
     if !r.survivors.is_empty() {
         parts.push(format!(
@@ -671,7 +672,16 @@ fn describe_unmount(r: &ops::UnmountReport) -> String {
     parts.join("; ")
 }
 
+/// Leave a working directory inherited from the caller: on the share it would make this hook
+/// one of the holders it must never end.
+fn leave_cwd() {
+    if let Err(e) = std::env::set_current_dir("/") {
+        log::debug!("cannot change to /: {e}");
+    }
+}
+
 fn remove(s: &Settings) -> Outcome {
+    leave_cwd();
     let mp = &s.cfg.mount_point;
     match ops::state(&s.cfg, &mounts()?) {
         State::NotMounted => {
@@ -718,6 +728,7 @@ fn halt_or(s: &Settings, f: Failure) -> Outcome {
 /// Repair what [`assess`] found: nothing when healthy; a silent or refusing server cannot
 /// be repaired here (fail over); otherwise take our mount off (if any) and mount again.
 fn recover(s: &Settings) -> Outcome {
+    leave_cwd();
     let h = assess(s)?;
     if let Some(p) = h.problem(Check::Server) {
         return halt_or(
