@@ -114,37 +114,46 @@ fn run(op: &ChildOp<'_>, deadline: Instant) -> io::Result<ChildEnd> {
     reap(sys::spawn(op)?, deadline)
 }
 
-/// `mount(2)` in a child, bounded by `deadline`.
+/// `mount(2)` in a child, bounded by `deadline`, on the directory at `target` that has device
+/// and inode `dir` and nothing mounted on it: the path is walked from `/` without following
+/// any symbolic link and the mount is made on the directory pinned at its end (see
+/// `sys::ChildOp::Mount`), so a path a local user changes meanwhile never moves it elsewhere.
+/// Ends with `EXDEV` when the path leads to another directory now, `EBUSY` when something is
+/// mounted there, `ENOTDIR` when a link or a file is in the way.
 pub fn mount(
     source: &str,
     target: &str,
+    dir: ((u32, u32), u64),
     fstype: &str,
     flags: libc::c_ulong,
     data: &str,
     deadline: Instant,
 ) -> io::Result<ChildEnd> {
-    let (s, t, f, d) = (
+    let comps = components(Path::new(target))?;
+    let Some((last, parents)) = comps.split_last() else {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "nothing is ever mounted on the root directory here",
+        ));
+    };
+    let parents: Vec<&CStr> = parents.iter().map(CString::as_c_str).collect();
+    let (s, f, d) = (
         cstr("source", source)?,
-        cstr("target", target)?,
         cstr("fstype", fstype)?,
         cstr("options", data)?,
     );
     run(
         &ChildOp::Mount {
+            parents: &parents,
+            last,
+            dir,
             source: &s,
-            target: &t,
             fstype: &f,
             flags,
             data: &d,
         },
         deadline,
     )
-}
-
-/// `umount2(2)` of a path as given, in a child, bounded by `deadline`.
-pub fn umount(target: &str, flags: libc::c_int, deadline: Instant) -> io::Result<ChildEnd> {
-    let t = cstr("target", target)?;
-    run(&ChildOp::Umount { target: &t, flags }, deadline)
 }
 
 /// `umount2(2)` of the mount `m` and no other, in a child bounded by
@@ -190,7 +199,7 @@ pub fn umount_mount_in(
 }
 
 /// The components of an absolute path, each one a name (never `.` or `..`).
-fn components(path: &Path) -> io::Result<Vec<CString>> {
+pub(crate) fn components(path: &Path) -> io::Result<Vec<CString>> {
     let bytes = path.as_os_str().as_bytes();
     let bad = |why: &str| {
         io::Error::new(
@@ -494,9 +503,11 @@ mod tests {
     }
 
     #[test]
-    fn umount_of_a_non_mount_reports_the_errno() {
+    fn umount_of_a_missing_path_reports_the_errno() {
         let d = Instant::now() + Duration::from_secs(5);
-        let r = umount("/nonexistent-nas-test", 0, d).unwrap();
+        let m =
+            crate::mountinfo::parse("90 1 0:99 / /nonexistent-nas-test rw - tmpfs t rw\n").unwrap();
+        let r = umount_mount(&m[0], 0, d).unwrap();
         assert_eq!(r, ChildEnd::Done(Err(Errno::ENOENT)));
     }
 }

@@ -8,6 +8,8 @@
 //! processes stuck on it); lazy detach as the last resort — each step in a
 //! child with its share of the deadline, each aimed at one mount by identity.
 
+use std::ffi::{CStr, CString};
+use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -16,7 +18,7 @@ use crate::child::{self, ChildEnd};
 use crate::mountinfo::{self, MountEntry};
 use crate::options::{MountRequest, NfsConfig};
 use crate::users::{self, User};
-use crate::{Error, ErrorKind, net};
+use crate::{Error, ErrorKind, net, sys};
 
 /// What is mounted at the configured mount point.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,8 +78,122 @@ fn errno_hint(e: Errno) -> &'static str {
     }
 }
 
-/// One `mount(2)` call in a child, bounded by `deadline`.
-fn mount_once(req: &MountRequest, deadline: Instant) -> Result<Result<(), Errno>, Error> {
+/// What is at the mount point, walked from `/` without following a link ([`mount_point`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MountPoint {
+    /// It (or a directory above it) does not exist: restore makes it.
+    Missing,
+    /// A directory: its device and inode, and the mount it lies on or is the root of (`None`
+    /// before Linux 5.8).
+    Dir {
+        dev: (u32, u32),
+        ino: u64,
+        mnt_id: Option<u64>,
+    },
+    /// Something other than a directory (a file, a device, a socket).
+    Other,
+}
+
+fn walk_error(mount_point: &str, comps: &[CString], at: usize, e: libc::c_int) -> Error {
+    let shown = comps[..=at].iter().fold(String::new(), |mut p, c| {
+        p.push('/');
+        p.push_str(&c.to_string_lossy());
+        p
+    });
+    let parents: Vec<&CStr> = comps[..at].iter().map(CString::as_c_str).collect();
+    // which it is: the directory above it was walked a moment ago
+    let what = sys::walk_owned(&parents, None)
+        .ok()
+        .map(|d| (sys::stat_at(d.as_raw_fd(), &comps[at]), d));
+    match (Errno::from_raw(e), what) {
+        (Errno::ENOTDIR | Errno::ELOOP, Some((Ok(st), dir))) if st.kind == libc::S_IFLNK => {
+            let to = nix::fcntl::readlinkat(&dir, comps[at].as_c_str())
+                .map(|t| format!(" (to {})", t.to_string_lossy()))
+                .unwrap_or_default();
+            Error::new(
+                ErrorKind::Config,
+                format!(
+                    "MOUNTPOINT={mount_point}: {shown} is a symbolic link{to}, which lkh-nas never follows in MOUNTPOINT (whoever can change the link would choose where root mounts the export): set MOUNTPOINT to the real path"
+                ),
+            )
+        }
+        (Errno::ENOTDIR | Errno::ELOOP, _) => Error::new(
+            ErrorKind::Config,
+            format!(
+                "MOUNTPOINT={mount_point}: {shown} is not a directory: remove it or choose another MOUNTPOINT"
+            ),
+        ),
+        (e, _) => Error::new(
+            ErrorKind::Failed,
+            format!(
+                "MOUNTPOINT={mount_point}: cannot open {shown}: {}: check that root can reach it",
+                e.desc()
+            ),
+        ),
+    }
+}
+
+/// Walks `mount_point` from `/` the way mount and unmount do (every component opened without
+/// following a symbolic link, `sys::walk`) and says what is at its end. A symbolic link
+/// anywhere in the path, or a component above the last that is not a directory, is a
+/// configuration error that names it. With `create`, missing directories are made (mode 0755)
+/// on the way. Never asks an NFS server: directories above the mount point are looked up,
+/// the mount point itself only looked at with `AT_STATX_DONT_SYNC` (it may be a dead mount).
+pub fn mount_point(mount_point: &str, create: bool) -> Result<MountPoint, Error> {
+    let comps = child::components(std::path::Path::new(mount_point))
+        .map_err(|e| Error::new(ErrorKind::Config, e.to_string()))?;
+    let Some((last, parents)) = comps.split_last() else {
+        return Err(Error::new(
+            ErrorKind::Config,
+            "MOUNTPOINT=/ is not allowed: mount the export on a directory of its own",
+        ));
+    };
+    let above: Vec<&CStr> = parents.iter().map(CString::as_c_str).collect();
+    let dir = match sys::walk_owned(&above, create.then_some(0o755)) {
+        Ok(d) => d,
+        Err((_, libc::ENOENT)) => return Ok(MountPoint::Missing),
+        Err((at, e)) => return Err(walk_error(mount_point, &comps, at, e)),
+    };
+    let mut st = sys::stat_at(dir.as_raw_fd(), last);
+    if st == Err(libc::ENOENT) && create {
+        match nix::sys::stat::mkdirat(
+            &dir,
+            last.as_c_str(),
+            nix::sys::stat::Mode::from_bits_truncate(0o755),
+        ) {
+            Ok(()) | Err(Errno::EEXIST) => {}
+            Err(e) => {
+                return Err(Error::new(
+                    ErrorKind::Failed,
+                    format!("cannot create mount point {mount_point}: {}", e.desc()),
+                ));
+            }
+        }
+        log::info!("created mount point {mount_point}");
+        st = sys::stat_at(dir.as_raw_fd(), last);
+    }
+    match st {
+        Ok(st) if st.kind == libc::S_IFLNK => {
+            Err(walk_error(mount_point, &comps, parents.len(), libc::ELOOP))
+        }
+        Ok(st) if st.kind == libc::S_IFDIR => Ok(MountPoint::Dir {
+            dev: st.dev,
+            ino: st.ino,
+            mnt_id: st.mnt_id,
+        }),
+        Ok(_) => Ok(MountPoint::Other),
+        Err(libc::ENOENT) => Ok(MountPoint::Missing),
+        Err(e) => Err(walk_error(mount_point, &comps, parents.len(), e)),
+    }
+}
+
+/// One `mount(2)` call in a child, bounded by `deadline`, on the directory with device and
+/// inode `dir` at the mount point.
+fn mount_once(
+    req: &MountRequest,
+    dir: ((u32, u32), u64),
+    deadline: Instant,
+) -> Result<Result<(), Errno>, Error> {
     log::debug!(
         "mount -t {} -o {} (flags {:#x}) {} {}",
         req.fstype,
@@ -89,6 +205,7 @@ fn mount_once(req: &MountRequest, deadline: Instant) -> Result<Result<(), Errno>
     let end = child::mount(
         &req.source,
         &req.target,
+        dir,
         req.fstype,
         req.flags,
         &req.data,
@@ -171,19 +288,24 @@ fn describe_foreign(
     )
 }
 
-/// Take off the mount this call made at `target` (mount id `id`): umount, else detach.
-fn undo(target: &str, id: u32, deadline: Instant) -> bool {
+/// Take off the mount this call made, `made`, by its identity wherever it is now (never by
+/// the configured path): umount, else detach. True when mountinfo no longer shows it.
+fn undo(made: &MountEntry, deadline: Instant) -> bool {
     for flags in [0, libc::MNT_DETACH] {
         let until = share(deadline, 2);
-        match child::umount(target, flags, until) {
+        match child::umount_mount(made, flags, until) {
             Ok(ChildEnd::Done(Ok(()))) => {}
             other => {
-                log::debug!("undo: umount2({target}, {flags:#x}): {other:?}");
+                log::debug!(
+                    "undo: umount2 of mount {} ({}, {flags:#x}): {other:?}",
+                    made.mount_id,
+                    made.mount_point
+                );
                 continue;
             }
         }
         let gone = read_mounts()
-            .map(|m| !m.iter().any(|e| e.mount_id == id))
+            .map(|m| !m.iter().any(|e| e.mount_id == made.mount_id))
             .unwrap_or(false);
         if gone {
             return true;
@@ -192,18 +314,37 @@ fn undo(target: &str, id: u32, deadline: Instant) -> bool {
     false
 }
 
-/// Mount `cfg` (the mount point must exist and hold nothing), then confirm it in
-/// mountinfo. VERSION=4 tries 4.2, 4.1, 4.0 in turn (none above `max_minor`, the
-/// server's highest minor version when a probe learnt it) and keeps the first that
-/// the kernel and the server accept. A mount that mountinfo does not show as ours is
-/// taken off again before the error is returned: nothing is left behind that the
-/// caller does not own. Returns the request that was used (its `version` is the one
-/// mounted).
+/// Mount `cfg` (the mount point must be a directory with nothing mounted on it), then confirm
+/// it in mountinfo. The mount point is walked without following a link and the mount made on
+/// the directory found ([`child::mount`]), never stacked on another mount. VERSION=4 tries
+/// 4.2, 4.1, 4.0 in turn (none above `max_minor`, the server's highest minor version when a
+/// probe learnt it) and keeps the first that the kernel and the server accept. A mount that
+/// mountinfo does not show as ours at the mount point is taken off again by its identity,
+/// wherever it is now, before the error is returned: nothing is left behind. Returns the
+/// request that was used (its `version` is the one mounted).
 pub fn mount(
     cfg: &NfsConfig,
     max_minor: Option<u32>,
     deadline: Instant,
 ) -> Result<MountRequest, Error> {
+    let mp = &cfg.mount_point;
+    let (dir, on) = match mount_point(mp, false)? {
+        MountPoint::Dir { dev, ino, mnt_id } => (((dev), ino), (mnt_id, dev)),
+        MountPoint::Missing => {
+            return Err(Error::new(
+                ErrorKind::Failed,
+                format!("mount point {mp} does not exist"),
+            ));
+        }
+        MountPoint::Other => {
+            return Err(Error::new(
+                ErrorKind::Config,
+                format!(
+                    "MOUNTPOINT {mp} exists but is not a directory: remove it or choose another MOUNTPOINT"
+                ),
+            ));
+        }
+    };
     let client = if cfg.version.is_v4() {
         net::local_addr_towards(cfg.server).ok()
     } else {
@@ -219,7 +360,7 @@ pub fn mount(
             ..cfg.clone()
         };
         let r = exact.mount_request(client);
-        match mount_once(&r, deadline)? {
+        match mount_once(&r, dir, deadline)? {
             Ok(()) => {
                 req = Some(r);
                 break;
@@ -258,30 +399,51 @@ pub fn mount(
         ));
     };
     let after = read_mounts()?;
+    // what this call mounted: new, NFS, on the mount the mount point directory lies on
+    let made: Vec<&MountEntry> = after
+        .iter()
+        .filter(|e| !before.contains(&e.mount_id) && e.is_nfs())
+        .filter(|e| match on {
+            (Some(parent), _) => u64::from(e.parent_id) == parent,
+            (None, dev) => after
+                .iter()
+                .any(|p| p.mount_id == e.parent_id && (p.major, p.minor) == dev),
+        })
+        .collect();
     match state(cfg, &after) {
-        State::Ours { mismatches, .. } if mismatches.is_empty() => return Ok(req),
-        State::Ours { mismatches, .. } => {
-            log::warn!(
-                "mounted {} on {} but it differs from the configuration: {}",
-                req.source,
-                req.target,
-                mismatches.join("; ")
-            );
+        State::Ours { entry, mismatches } if made.iter().any(|m| m.mount_id == entry.mount_id) => {
+            if !mismatches.is_empty() {
+                log::warn!(
+                    "mounted {} on {} but it differs from the configuration: {}",
+                    req.source,
+                    req.target,
+                    mismatches.join("; ")
+                );
+            }
             return Ok(req);
         }
         _ => {}
     }
     let found = mountinfo::find_at(&after, &req.target);
-    let (kind, msg) = describe_foreign(cfg, &req, found, &after);
-    let made = found.filter(|e| !before.contains(&e.mount_id));
-    let tail = match made {
-        None => String::new(),
-        Some(e) if undo(&req.target, e.mount_id, deadline) => {
-            "; the mount was taken off again, nothing is left mounted".to_string()
+    let (kind, mut msg) = describe_foreign(cfg, &req, found, &after);
+    if let Some(away) = made.iter().find(|m| m.path.as_os_str() != mp.as_str()) {
+        msg.push_str(&format!(
+            "; the mount appeared at {} instead (a directory on the way was renamed while mounting)",
+            away.mount_point
+        ));
+    }
+    let mut left = Vec::new();
+    for m in &made {
+        if !undo(m, deadline) {
+            left.push(m.mount_point.as_str());
         }
-        Some(_) => format!(
+    }
+    let tail = match (made.is_empty(), left.is_empty()) {
+        (true, _) => String::new(),
+        (false, true) => "; the mount was taken off again, nothing is left mounted".to_string(),
+        (false, false) => format!(
             "; the mount could not be taken off again: unmount {} by hand",
-            req.target
+            left.join(", ")
         ),
     };
     Err(Error::new(kind, format!("{msg}{tail}")))
@@ -791,6 +953,46 @@ mod tests {
             report.removed
         );
         sh(&format!("umount {d}/victim/efi {d}/victim && rm -r {d}"));
+    }
+
+    /// MOUNTPOINT is walked without following links: a link anywhere is refused and named,
+    /// whatever is missing is made on the walk (never through a link).
+    #[test]
+    fn mount_point_walk_refuses_links() {
+        let d = std::env::temp_dir().join(format!("nas-mp-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(d.join("real/data")).unwrap();
+        std::os::unix::fs::symlink(d.join("real"), d.join("lnk")).unwrap();
+        std::os::unix::fs::symlink(d.join("real/data"), d.join("last")).unwrap();
+        std::fs::write(d.join("file"), "").unwrap();
+        let at = |p: &str| format!("{}/{p}", d.display());
+        let e = mount_point(&at("lnk/data"), false).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Config);
+        let want = format!("{} is a symbolic link (to {})", at("lnk"), at("real"));
+        assert!(e.msg.contains(&want), "{e}");
+        // nothing is created through the link
+        let e = mount_point(&at("lnk/new/x"), true).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Config, "{e}");
+        assert!(!d.join("real/new").exists());
+        let e = mount_point(&at("last"), false).unwrap_err();
+        assert!(e.msg.contains("is a symbolic link"), "{e}");
+        let e = mount_point(&at("file/x"), false).unwrap_err();
+        assert!(e.msg.contains("is not a directory"), "{e}");
+        assert_eq!(mount_point(&at("file"), false).unwrap(), MountPoint::Other);
+        assert_eq!(
+            mount_point(&at("a/b/c"), false).unwrap(),
+            MountPoint::Missing
+        );
+        assert!(matches!(
+            mount_point(&at("a/b/c"), true).unwrap(),
+            MountPoint::Dir { .. }
+        ));
+        assert!(d.join("a/b/c").is_dir());
+        assert!(matches!(
+            mount_point(&at("real/data"), false).unwrap(),
+            MountPoint::Dir { .. }
+        ));
+        std::fs::remove_dir_all(&d).unwrap();
     }
 
     use std::net::IpAddr;

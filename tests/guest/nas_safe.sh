@@ -85,6 +85,18 @@ gone $SWAPPER; check swap-holder-ended $?
 said remove-swap "unmounted /mnt/s/u.old/efi"
 umount /mnt/victim/efi /mnt/victim
 
+# --- issue 24: a symbolic link anywhere in MOUNTPOINT is refused by validate and every action --
+# --- (whoever controls the link would choose where root mounts the export); nothing mounted ---
+mkdir -p /mnt/real && ln -sfn /mnt/real /mnt/lnk
+conf lnk SERVER=10.0.2.2 EXPORT=/export MOUNTPOINT=/mnt/lnk/data VERSION=3 TIMEOUT=$T
+for _a in validate restore quickCheck recover remove status; do
+    nas lnk-$_a 2 $_a -t lnk
+    said lnk-$_a "MOUNTPOINT=/mnt/lnk/data: /mnt/lnk is a symbolic link (to /mnt/real)"
+done
+[ "$(grep -c ' /mnt/real' /proc/self/mountinfo)" = 0 ] && [ ! -e /mnt/real/data ]
+check lnk-mounted-nothing $? "$(grep ' /mnt/real' /proc/self/mountinfo; ls /mnt/real)"
+rm -f /mnt/lnk
+
 # --- a submount with a non-UTF-8 name does not block remove ----------------------------------
 nas restore-latin1 0 restore -t s
 # the holder did put its link in place (on the export, seen again once mounted)

@@ -119,6 +119,13 @@ fn nas_remove_is_safe_against_local_users() {
         "swap-resource-tree-unmounted",
         "swap-holder-ended",
         "swap-link-was-in-place",
+        "lnk-validate",
+        "lnk-restore",
+        "lnk-quickCheck",
+        "lnk-recover",
+        "lnk-remove",
+        "lnk-status",
+        "lnk-mounted-nothing",
         "latin1-submount",
         "remove-latin1",
         "remove-latin1-unmounted-all",
@@ -159,6 +166,17 @@ fn nas_remove_is_safe_against_local_users() {
             .iter()
             .all(|p| out.checks.iter().any(|c| c.name.starts_with(p) && c.passed)),
         "remove did not name its holder or the renamed submount: {}",
+        out.summary()
+    );
+    // issue 24: every action named the symbolic link in MOUNTPOINT
+    let lnk: Vec<_> = out
+        .checks
+        .iter()
+        .filter(|c| c.name.starts_with("lnk-") && c.name.contains("-says-"))
+        .collect();
+    assert!(
+        lnk.len() == 6 && lnk.iter().all(|c| c.passed),
+        "an action did not name the symbolic link in MOUNTPOINT: {}",
         out.summary()
     );
     // issue 24: what remove said about the holders in other namespaces (names carry pids)

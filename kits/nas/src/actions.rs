@@ -248,6 +248,16 @@ fn io_failure(s: &Settings, o: &IoOutcome) -> Option<Problem> {
     let (mp, budget) = (&s.cfg.mount_point, s.check_budget);
     let message = match o {
         IoOutcome::Ok(_) => return None,
+        IoOutcome::Failed(nix::errno::Errno::ESTALE) => {
+            return Some(Problem::new(
+                Check::Io,
+                "file handle stale",
+                format!(
+                    "the export's file handle is stale (the server changed the export): {} of {mp} failed with ESTALE: the export was re-created or moved to another file system (new fsid), or another server answers at {}; recover unmounts and mounts it afresh",
+                    s.io_check, s.cfg.server
+                ),
+            ));
+        }
         IoOutcome::Failed(e) => format!(
             "mount wedged: {} of {mp} failed with {} ({})",
             s.io_check,
@@ -496,22 +506,26 @@ pub fn assess(s: &Settings) -> Result<Health, Failure> {
     Ok(h)
 }
 
+/// The mount point as restore needs it: a directory, made (without following a link, like
+/// every walk of MOUNTPOINT) when missing.
 fn ensure_mount_point(s: &Settings) -> Result<(), Failure> {
     let mp = &s.cfg.mount_point;
-    match std::fs::symlink_metadata(mp) {
-        Ok(m) if m.is_dir() => Ok(()),
-        Ok(_) => Err(Failure::usage(format!(
+    match ops::mount_point(mp, true).map_err(lib_failure)? {
+        ops::MountPoint::Dir { .. } => Ok(()),
+        ops::MountPoint::Other => Err(Failure::usage(format!(
             "MOUNTPOINT {mp} exists but is not a directory: remove it or choose another MOUNTPOINT"
         ))),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            std::fs::create_dir_all(mp)
-                .map_err(|e| Failure::failed(format!("cannot create mount point {mp}: {e}")))?;
-            log::info!("created mount point {mp}");
-            Ok(())
-        }
-        Err(e) => Err(Failure::failed(format!(
-            "cannot inspect mount point {mp}: {e}"
+        ops::MountPoint::Missing => Err(Failure::failed(format!(
+            "cannot create mount point {mp}: it is still missing after creating it"
         ))),
+    }
+}
+
+/// A library error as the hook's failure: configuration errors exit 2.
+fn lib_failure(e: nas::Error) -> Failure {
+    match e.kind {
+        nas::ErrorKind::Config => Failure::usage(e.msg),
+        _ => Failure::failed(e.msg),
     }
 }
 
@@ -591,10 +605,7 @@ fn mount_now(s: &Settings, seen: Option<&Probe>) -> Outcome {
             &fresh
         }
     };
-    let req = ops::mount(&s.cfg, p.v4_minor(), s.deadline).map_err(|e| match e.kind {
-        nas::ErrorKind::Config => Failure::usage(e.msg),
-        _ => Failure::failed(e.msg),
-    })?;
+    let req = ops::mount(&s.cfg, p.v4_minor(), s.deadline).map_err(lib_failure)?;
     let known =
         probe::Known::from_probe(p).or_else(|| settings::load_learnt(s).and_then(|l| l.known));
     settings::save_learnt(
