@@ -1,12 +1,14 @@
-//! Mount and unmount, bounded in time.
+//! Mount and unmount, bounded in time, by identity.
 //!
-//! `mount(2)` runs in a child (the kernel's v3 MOUNT call or v4 session setup
-//! can block on a hung server). Unmount tries a plain `umount` first and
-//! signals nobody when that works; only a busy mount gets the usual
-//! escalation — holders named in the log, TERM, then KILL; `umount`;
-//! `umount -f` (which also aborts the mount's pending RPCs, releasing
-//! processes stuck on it); lazy detach as the last resort — each step in a
-//! child with its share of the deadline, each aimed at one mount by identity.
+//! The mount point is walked from `/` without following a link ([`mount_point`]), and
+//! `mount(2)` runs in a child (the kernel's v3 MOUNT call or v4 session setup can block on a
+//! hung server) on the directory that walk pinned. Unmount tries a plain `umount` first and
+//! signals nobody when nothing holds the share; then it looks at every process of the node,
+//! in every mount namespace — holders named in the log, TERM, then KILL; copies in other
+//! namespaces unmounted there; `umount`; `umount -f` (which also aborts the mount's pending
+//! RPCs, releasing processes stuck on it); a lazy detach only when no holder is left — each
+//! step in a child with its share of the deadline, each aimed at one mount by identity; a last
+//! look decides whether anything on the node still reaches the share.
 
 use std::ffi::{CStr, CString};
 use std::os::fd::AsRawFd;
@@ -547,10 +549,19 @@ enum Escalation {
 enum Plan {
     /// One plain umount of each mount: nobody is signalled.
     Plain,
-    /// Plain, forced (aborting the mount's requests), the holders found again and ended,
-    /// plain; then a lazy detach when `lazy`: only when no holder is left that could keep
-    /// writing through the detached mount.
-    Full { lazy: bool },
+    /// Plain; the holders found again and ended (a child of an ended holder may have kept
+    /// it busy), plain; forced (aborting the mount's requests, which releases calls stuck on
+    /// it), the holders ended again, plain; then a lazy detach, only when that last look found
+    /// no holder left that could keep writing through the detached mount.
+    Full,
+}
+
+/// One step of [`escalate`]: a `umount2` with these flags (and its share of the time left),
+/// or another look for holders.
+#[derive(Debug, Clone, Copy)]
+enum Stage {
+    Umount(libc::c_int, Method, u32),
+    EndHolders,
 }
 
 /// One mount (of namespace `ns`, ours when `None`) through the steps of `plan`.
@@ -562,35 +573,44 @@ fn escalate(
     deadline: Instant,
     report: &mut UnmountReport,
 ) -> Result<Escalation, Error> {
-    let steps: &[(libc::c_int, Method, u32)] = match plan {
-        Plan::Plain => &[(0, Method::Normal, 1)],
-        Plan::Full { lazy: false } => &[
-            (0, Method::Normal, 3),
-            (libc::MNT_FORCE, Method::Forced, 2),
-            (0, Method::Forced, 1),
-        ],
-        Plan::Full { lazy: true } => &[
-            (0, Method::Normal, 4),
-            (libc::MNT_FORCE, Method::Forced, 3),
-            (0, Method::Forced, 3),
-            (libc::MNT_DETACH, Method::Lazy, 1),
-        ],
+    use Stage::{EndHolders, Umount};
+    let full = [
+        Umount(0, Method::Normal, 6),
+        EndHolders,
+        Umount(0, Method::Normal, 5),
+        Umount(libc::MNT_FORCE, Method::Forced, 4),
+        EndHolders,
+        Umount(0, Method::Forced, 3),
+        Umount(libc::MNT_DETACH, Method::Lazy, 1),
+    ];
+    let stages: &[Stage] = match plan {
+        Plan::Plain => &full[..1],
+        Plan::Full => &full,
     };
-    for (i, &(flags, method, parts)) in steps.iter().enumerate() {
-        if i == 2 {
-            // MNT_FORCE aborted the mount's RPCs: stuck users may be gone now
-            end_holders(
-                share_of,
-                share(deadline, 4),
-                report,
-                "after a forced unmount",
-            );
-        }
-        match umount_step(ns, target, flags, share(deadline, parts))? {
-            Step::Done => return Ok(Escalation::Removed(method)),
-            Step::Elsewhere => return Ok(Escalation::Moved),
-            Step::Locked => return Ok(Escalation::Locked),
-            Step::Failed => {}
+    // whether the last look left nobody who could write through a detached mount
+    let mut nobody = false;
+    for stage in stages {
+        match *stage {
+            EndHolders => {
+                let before = report.survivors.len();
+                let scan = end_holders(share_of, share(deadline, 4), report, true);
+                nobody =
+                    scan.is_some_and(|s| s.kept.is_empty()) && report.survivors.len() == before;
+            }
+            Umount(libc::MNT_DETACH, ..) if !nobody => {
+                log::debug!(
+                    "{} is not detached lazily: a holder may be left",
+                    target.mount_point
+                );
+            }
+            Umount(flags, method, parts) => {
+                match umount_step(ns, target, flags, share(deadline, parts))? {
+                    Step::Done => return Ok(Escalation::Removed(method)),
+                    Step::Elsewhere => return Ok(Escalation::Moved),
+                    Step::Locked => return Ok(Escalation::Locked),
+                    Step::Failed => {}
+                }
+            }
         }
     }
     Ok(Escalation::Stuck)
@@ -602,18 +622,14 @@ fn end_holders(
     t: &users::Target,
     until: Instant,
     report: &mut UnmountReport,
-    when: &str,
+    again: bool,
 ) -> Option<users::Scan> {
     let scan = users::scan_within(t, until)?;
     if !scan.users.is_empty() {
         log::warn!(
-            "{} is busy{}; ending the processes holding it: {}",
+            "{} is {}busy; ending the processes holding it: {}",
             t.path.display(),
-            if when.is_empty() {
-                String::new()
-            } else {
-                format!(" {when}")
-            },
+            if again { "still " } else { "" },
             users::describe(&scan.users)
         );
         let left = until.saturating_duration_since(Instant::now());
@@ -808,6 +824,16 @@ pub fn unmount(mount_point: &str, deadline: Instant) -> Result<UnmountReport, Er
         return Ok(report);
     };
     let share_of = users::Target::of(&entries, &root);
+    if !share_of.devs.contains(&(root.major, root.minor)) {
+        let other = entries
+            .iter()
+            .filter(|e| (e.major, e.minor) == (root.major, root.minor))
+            .find(|e| !share_of.ids.contains(&e.mount_id))
+            .map_or_else(String::new, |e| format!(" at {}", e.mount_point));
+        log::info!(
+            "the file system of {mount_point} is also mounted{other} (another mount of the same server file system, or a bind mount of part of it): its holders are known by mount, and its copies in other mount namespaces by their place or propagation group"
+        );
+    }
     // time kept for the last look
     let reserve =
         (deadline.saturating_duration_since(Instant::now()) / 6).min(Duration::from_secs(2));
@@ -820,7 +846,7 @@ pub fn unmount(mount_point: &str, deadline: Instant) -> Result<UnmountReport, Er
         share(soft, 4),
         &mut report,
     )?;
-    let scan = end_holders(&share_of, share(soft, 3), &mut report, "");
+    let scan = end_holders(&share_of, share(soft, 3), &mut report, false);
     if let Some(s) = &scan
         && gone
         && s.users.is_empty()
@@ -830,21 +856,19 @@ pub fn unmount(mount_point: &str, deadline: Instant) -> Result<UnmountReport, Er
         // unmounted, and nothing anywhere holds or mounts it: that look was the last one
         return Ok(report);
     }
-    let lazy = scan.as_ref().is_some_and(|s| s.kept.is_empty()) && report.survivors.is_empty();
     for ns in scan.iter().flat_map(|s| &s.namespaces) {
         let until = share(soft, 2);
-        if clear_copies(ns, &share_of, Plan::Full { lazy }, until, &mut report)? {
+        if clear_copies(ns, &share_of, Plan::Full, until, &mut report)? {
             end_namespace(ns, until, &mut report);
         }
     }
     drop(scan);
     if !gone {
-        let lazy = lazy && report.survivors.is_empty();
         gone = clear(
             &mut root,
             mount_point,
             &share_of,
-            Plan::Full { lazy },
+            Plan::Full,
             soft,
             &mut report,
         )?;

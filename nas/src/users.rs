@@ -48,30 +48,70 @@ use crate::sys;
 pub struct Target {
     /// Mount ids of the root and every mount on or in it.
     pub ids: Vec<u32>,
-    /// Their device numbers that no other mount of the table shares: the share's superblocks
-    /// (and those of what is mounted in it), matched in every mount namespace.
+    /// Their device numbers that no mount of the table outside the tree shares: the share's
+    /// superblocks (and those of what is mounted in it), matched in every mount namespace.
     pub devs: Vec<(u32, u32)>,
     /// The root's mount point (exact bytes), for blocked system calls.
     pub path: PathBuf,
     /// Every mount id of the table (not the share's too): a descriptor on a mount none of the
     /// tables lists (a detached copy) is looked at by device.
     pub known: Vec<u32>,
+    /// The tree's mounts, to recognise their copies in other namespaces.
+    pub tree: Vec<MountEntry>,
+}
+
+/// The peer groups a mount belongs to or receives from (`shared:N`, `master:N`).
+fn groups(e: &MountEntry) -> impl Iterator<Item = &str> {
+    e.optional.iter().filter_map(|o| {
+        o.strip_prefix("shared:")
+            .or_else(|| o.strip_prefix("master:"))
+    })
+}
+
+impl Target {
+    /// Is `e`, a mount of another namespace, a copy of one of the tree's mounts? Yes when it is
+    /// on one of the share's own devices; when its device is shared with mounts outside the
+    /// tree (another mount of the same server file system), only when it is the tree mount's
+    /// copy: in the tree mount's peer group or receiving from it, or at the same place with the
+    /// same root (a copy taken when the namespace was made).
+    fn copied(&self, e: &MountEntry) -> bool {
+        let dev = (e.major, e.minor);
+        if self.devs.contains(&dev) {
+            return true;
+        }
+        self.tree.iter().any(|t| {
+            (t.major, t.minor) == dev
+                && ((t.path == e.path && t.root == e.root)
+                    || t.optional
+                        .iter()
+                        .filter_map(|o| o.strip_prefix("shared:"))
+                        .any(|g| groups(e).any(|h| h == g)))
+        })
+    }
 }
 
 impl Target {
     /// `root` and its tree as mountinfo `entries` show them.
     pub fn of(entries: &[MountEntry], root: &MountEntry) -> Target {
         let tree = mountinfo::tree(entries, root);
-        let devs = tree
+        let inside = |e: &MountEntry| tree.iter().any(|t| t.mount_id == e.mount_id);
+        let mut devs: Vec<(u32, u32)> = tree
             .iter()
             .map(|e| (e.major, e.minor))
-            .filter(|d| entries.iter().filter(|e| (e.major, e.minor) == *d).count() == 1)
+            .filter(|d| {
+                entries
+                    .iter()
+                    .all(|e| (e.major, e.minor) != *d || inside(e))
+            })
             .collect();
+        devs.sort_unstable();
+        devs.dedup();
         Target {
             ids: tree.iter().map(|e| e.mount_id).collect(),
             devs,
             path: root.path.clone(),
             known: entries.iter().map(|e| e.mount_id).collect(),
+            tree: tree.into_iter().cloned().collect(),
         }
     }
 }
@@ -335,8 +375,8 @@ fn pin_all() -> Vec<Pinned> {
 
 /// The copies of the share in one table: every mount on one of `devs` whose parent is not,
 /// with everything mounted on or in it, each copy deepest first.
-fn copies_in(entries: &[MountEntry], devs: &[(u32, u32)]) -> Vec<MountEntry> {
-    let on = |e: &MountEntry| devs.contains(&(e.major, e.minor));
+fn copies_in(entries: &[MountEntry], t: &Target) -> Vec<MountEntry> {
+    let on = |e: &MountEntry| t.copied(e);
     let ids: HashSet<u32> = entries
         .iter()
         .filter(|e| on(e))
@@ -420,7 +460,7 @@ pub fn scan(t: &Target) -> Scan {
             continue;
         };
         marks.known.extend(entries.iter().map(|e| e.mount_id));
-        let copies = copies_in(&entries, &t.devs);
+        let copies = copies_in(&entries, t);
         if copies.is_empty() {
             continue;
         }
@@ -733,6 +773,7 @@ mod tests {
             devs: if id.is_none() { vec![dev] } else { vec![] },
             path: dir.to_path_buf(),
             known: Vec::new(),
+            tree: Vec::new(),
         }
     }
 
@@ -747,6 +788,61 @@ mod tests {
 
     fn only(users: Vec<User>, pid: i32) -> Vec<User> {
         users.into_iter().filter(|u| u.pid == pid).collect()
+    }
+
+    /// The share's devices are those no mount outside its tree shows: a copy stacked on it
+    /// is part of it, the same file system mounted elsewhere (a bind mount, another resource
+    /// of the server file system) is not, and its device is left out.
+    #[test]
+    fn the_share_devices_are_those_of_its_tree_alone() {
+        let table = "\
+1 0 8:1 / / rw - ext4 /dev/sda1 rw
+27 1 0:24 / /mnt/s rw - nfs 10.0.2.2:/export rw,vers=3
+28 27 0:24 / /mnt/s rw - nfs 10.0.2.2:/export rw,vers=3
+29 28 0:40 / /mnt/s/t rw - tmpfs t rw
+";
+        let e = mountinfo::parse(table).unwrap();
+        let t = Target::of(&e, &e[1]);
+        assert_eq!(t.ids, [29, 28, 27]);
+        assert_eq!(t.devs, [(0, 24), (0, 40)]);
+        assert_eq!(t.known, [1, 27, 28, 29]);
+        let bound = format!("{table}30 1 0:24 /sub /srv/sub rw - nfs 10.0.2.2:/export rw\n");
+        let e = mountinfo::parse(&bound).unwrap();
+        assert_eq!(Target::of(&e, &e[1]).devs, [(0, 40)]);
+        // copies in another namespace's table: the mount of a share device and its tree
+        let other = "\
+50 49 0:24 / /mnt/s rw - nfs 10.0.2.2:/export rw
+49 49 8:1 / / rw - ext4 /dev/sda1 rw
+51 50 0:41 / /mnt/s/nest rw - tmpfs nest rw
+52 49 0:42 / /tmp rw - tmpfs tmp rw
+";
+        let e = mountinfo::parse(table).unwrap();
+        let t = Target::of(&e, &e[1]);
+        let c = copies_in(&mountinfo::parse(other).unwrap(), &t);
+        let ids: Vec<u32> = c.iter().map(|e| e.mount_id).collect();
+        assert_eq!(ids, [51, 50]);
+        // the device also serves /srv/sub here: a copy is known by its place or its peer group
+        let e = mountinfo::parse(&bound).unwrap();
+        let t = Target::of(&e, &e[1]);
+        let elsewhere = "\
+60 49 0:24 / /mnt/s rw - nfs 10.0.2.2:/export rw
+61 49 0:24 /sub /srv/sub rw - nfs 10.0.2.2:/export rw
+62 49 0:24 / /other rw master:7 - nfs 10.0.2.2:/export rw
+49 49 8:1 / / rw - ext4 /dev/sda1 rw
+";
+        let ids: Vec<u32> = copies_in(&mountinfo::parse(elsewhere).unwrap(), &t)
+            .iter()
+            .map(|e| e.mount_id)
+            .collect();
+        assert_eq!(ids, [60]);
+        let mut shared = e.clone();
+        shared[1].optional = vec!["shared:7".into()];
+        let t = Target::of(&shared, &shared[1]);
+        let ids: Vec<u32> = copies_in(&mountinfo::parse(elsewhere).unwrap(), &t)
+            .iter()
+            .map(|e| e.mount_id)
+            .collect();
+        assert_eq!(ids, [60, 62]);
     }
 
     #[test]

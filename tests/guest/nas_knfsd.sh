@@ -87,6 +87,33 @@ kill -0 $CWD_PID 2>/dev/null; [ $? != 0 ]; check remove-ended-cwd-user $?
 [ "$(mounted /mnt/k3)" = 0 ]; check remove-unmounted-k3 $?
 nas restore-k3-back 0 restore -t k3
 
+# --- issue 24: holders in slave mount namespaces (root shared): after remove's exit 0 the
+# --- export (this guest's own /export: the server side) sees no write from them
+mount --make-rshared /; check knfsd-root-shared $?
+for v in 3 4.2; do
+    t=ks$(echo $v | tr -d .)
+    conf $t SERVER=$S EXPORT=/export MOUNTPOINT=/mnt/$t VERSION=$v TIMEOUT=$T
+    nas restore-$t 0 restore -t $t
+    rm -f /export/$t-*.log
+    unshare -m --propagation slave sh -c "cd /mnt/$t && while :; do echo c >> $t-cwd.log; sleep 0.1; done" &
+    W_CWD=$!
+    unshare -m --propagation slave sh -c "exec 3>> /mnt/$t/$t-fd.log; cd /; while :; do echo f >&3; sleep 0.1; done" &
+    W_FD=$!
+    unshare -m --propagation private sh -c 'cd / && exec sleep 1020' &
+    W_PRIV=$!
+    sleep 1
+    nas remove-$t-slave 0 remove -t $t
+    C1=$(wc -c < /export/$t-cwd.log) F1=$(wc -c < /export/$t-fd.log)
+    sleep 1.5
+    C2=$(wc -c < /export/$t-cwd.log) F2=$(wc -c < /export/$t-fd.log)
+    [ "$C1" = "$C2" ] && [ "$F1" = "$F2" ] && [ "$F1" -gt 0 ]
+    check $t-no-write-after-remove $? "on the server after remove: cwd log $C1 -> $C2 bytes, fd log $F1 -> $F2 bytes"
+    ! kill -0 $W_CWD 2>/dev/null && ! kill -0 $W_FD 2>/dev/null; check $t-slave-holders-ended $?
+    kill -0 $W_PRIV && ! grep -q " /mnt/$t " /proc/$W_PRIV/mountinfo; check $t-private-copy-unmounted $?
+    kill $W_PRIV
+done
+mount --make-rprivate /
+
 # --- one server, two addresses (defect 1) ----------------------------------------------
 # The same minor version: the kernel merges B onto A's connection (SUNRPC "reached max
 # allowed number (1)"): B is refused with exit 2 and nothing of B is left.
