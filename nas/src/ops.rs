@@ -584,7 +584,7 @@ fn escalate(
         Umount(libc::MNT_DETACH, Method::Lazy, 1),
     ];
     let stages: &[Stage] = match plan {
-        Plan::Plain => &full[..1],
+        Plan::Plain => &[Umount(0, Method::Normal, 1)],
         Plan::Full => &full,
     };
     // whether the last look left nobody who could write through a detached mount
@@ -696,6 +696,9 @@ fn clear(
                 log::debug!("unmounted {} ({m:?})", target.mount_point);
                 report.removed.push((target.mount_point, m));
             }
+            // an umount that did not return in time had taken it off already (it hung in the
+            // file system's teardown, e.g. talking to the server)
+            Escalation::Stuck if gone => report.removed.push((target.mount_point, Method::Normal)),
             _ if gone => {}
             Escalation::Moved if moved < 3 => moved += 1,
             _ => {

@@ -62,6 +62,17 @@ fn nas_kit_in_a_guest() {
         "remove-v4-dead-bounded",
         "remove-on-dead-server-unmounted",
         "qc-v3-thawed",
+        "server-reexport",
+        "qc-v3-stale",
+        "qc-v3-stale-says-file-handle-is-stale",
+        "qc-v4-stale",
+        "qc-v4-stale-says-file-handle-is-stale",
+        "recover-v3-stale",
+        "recover-v4-stale",
+        "recover-v4-stale-says-recover:-unmounted-/mnt/v4",
+        "read-v3-after-stale-recover",
+        "read-v4-after-stale-recover",
+        "qc-v3-after-stale",
         "all-unmounted",
     ]);
 }

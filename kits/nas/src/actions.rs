@@ -775,7 +775,10 @@ fn recover(s: &Settings) -> Outcome {
                 .map_err(|e| Failure::failed(e.msg))
                 .or_else(|f| halt_or(s, f).map(|_| ops::UnmountReport::default()))?;
             clear_marker(s);
-            done.push(describe_unmount(&r));
+            let what = describe_unmount(&r);
+            if !what.is_empty() {
+                done.push(what);
+            }
         }
         State::NotMounted => {}
     }
