@@ -888,7 +888,7 @@ pub fn unmount(mount_point: &str, deadline: Instant) -> Result<UnmountReport, Er
     if left.is_empty() {
         return Ok(report);
     }
-    log::debug!("unmounted everything of {mount_point}: {gone}");
+    log::debug!("{mount_point}: every mount of this namespace's tree taken off: {gone}");
     Err(Error::new(
         ErrorKind::Failed,
         format!(

@@ -11,9 +11,11 @@
 //!    this one works") unless one full chain within 2 s finds MOUNT moved; a
 //!    stale handle or a changed port runs the full chain once (portmapper, MOUNT
 //!    MNT, NFS NULL + GETATTR) and records what it learnt, as does a check with
-//!    nothing recorded. v4: NULL + COMPOUND;
+//!    nothing recorded. v4: NULL + COMPOUND. A reply no RPC server sends is "server sent
+//!    a malformed reply";
 //! 3. "mount wedged": the IO check child did not finish (or an earlier one is
-//!    still stuck), or failed with an error.
+//!    still stuck), or failed with an error; ESTALE is "the export's file handle is
+//!    stale (the server changed the export)", which recover repairs by mounting afresh.
 //!
 //! The IO check child runs while this thread probes the server, so the whole
 //! check takes about as long as the slower of the two, never past TIMEOUT;
