@@ -233,7 +233,7 @@ node_conf b fence DEVICE="$B" ON_FENCED=event FAILFASTTIMER=1 TIMEOUT=15
 # ---- ON_FENCED=halt: the watcher reboots this (QEMU -no-reboot: the guest stops) ----
 node_conf a fence DEVICE="$A" ON_FENCED=halt FAILFASTTIMER=1 TIMEOUT=15
 expect_rc a-restore-for-halt 0 scsipr a restore -t fence
-scsipr a watch &
+LKHELPERS_CONF_DIR=/etc/lkhelpers/node-a LKHELPERS_RUN_DIR=/run/lkhelpers/node-a lkh-scsipr watch &
 WPID=$!
 sleep 1.5
 # A freezes (a paused VM): B takes over; when A resumes, its watch finds its key gone and halts
