@@ -1,7 +1,9 @@
 //! The resource's settings, checked in two stages: [`Settings::from_config`] checks shapes
 //! (no system calls); [`Live::resolve`] checks them against the system (the interface
 //! exists, the targets are reachable by the chosen method, the address is not the
-//! interface's own). Every problem is a usage failure (exit 2) and nothing is changed.
+//! interface's own). Every problem is a usage failure (exit 2) and nothing is changed; one
+//! that depends on this node (an interface, a gateway, addresses it has) is marked
+//! [`Failure::missing_here`], so Pacemaker bans the resource from this node only.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
@@ -242,7 +244,8 @@ impl Live {
             return Err(Failure::usage(format!(
                 "ADDRESS {} is already assigned to interface {name}, not INTERFACE {}: remove it there or fix INTERFACE; nothing changed",
                 s.address.addr, s.interface
-            )));
+            ))
+            .missing_here());
         }
         if let Some(p) = self.primary(s)
             && p.cidr.addr == s.address.addr
@@ -251,7 +254,8 @@ impl Live {
             return Err(Failure::usage(format!(
                 "ADDRESS {} is the primary address of {} (this node's own address), not a virtual one: choose an unused address; nothing changed",
                 s.address.addr, s.interface
-            )));
+            ))
+            .missing_here());
         }
         Ok(())
     }
@@ -315,7 +319,8 @@ impl Live {
             if let Some(on) = self.owner(s, t) {
                 return Err(Failure::usage(format!(
                     "TARGETS {t} is this node's own address (on {on}): it answers locally and proves nothing about the network; give off-host addresses such as the gateway; nothing changed"
-                )));
+                ))
+                .missing_here());
             }
             let arp_from = self.arp_sender(s, t);
             if mode == ProbeMode::Arp && t.is_ipv6() {
@@ -327,7 +332,8 @@ impl Live {
                 return Err(Failure::usage(format!(
                     "TARGETS {t} is not on any subnet of {} and PROBE=arp can only reach on-link hosts: set PROBE=icmp or both, or choose an on-link target; nothing changed",
                     s.interface
-                )));
+                ))
+                .missing_here());
             }
             out.push(Target {
                 addr: t,
@@ -365,6 +371,7 @@ impl Live {
                 "TARGETS is not set and there is no default gateway via {}: set TARGETS to off-host addresses (gateway, routers, peers on other hosts); nothing changed",
                 s.interface
             ))
+            .missing_here()
         })
     }
 }
