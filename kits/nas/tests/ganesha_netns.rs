@@ -10,7 +10,8 @@
 //! nothing without it).
 //!
 //! Needs root and the Debian packages nfs-ganesha, nfs-ganesha-vfs, rpcbind,
-//! util-linux, iproute2; skips with a loud message if they are missing.
+//! util-linux, iproute2, installed when missing (`tests::host::NFS_SERVER`);
+//! skips loudly when not root, fails instead under `LKH_VM_REQUIRED`/`CI`.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -42,6 +43,7 @@ impl Server {
         if !nix::unistd::geteuid().is_root() {
             return Err("not running as root".into());
         }
+        tests::host::install("lkh-nas against nfs-ganesha", tests::host::NFS_SERVER)?;
         for c in ["ganesha.nfsd", "rpcbind", "unshare", "nsenter", "ip", "ss"] {
             if !have(c) {
                 return Err(format!(
@@ -285,10 +287,7 @@ fn shape(m: &str) -> String {
 fn probes_against_real_ganesha() {
     let server = match Server::start() {
         Ok(s) => s,
-        Err(why) => {
-            eprintln!("SKIP probes_against_real_ganesha: {why}");
-            return;
-        }
+        Err(why) => return tests::host::skip("probes_against_real_ganesha", &why),
     };
     server.phase("healthy");
 
