@@ -471,25 +471,22 @@ fn io_child_ms(n: u32) -> f64 {
     t0.elapsed().as_secs_f64() * 1e3 / f64::from(n)
 }
 
-/// The static lkh-nas users install, built once into `target/bench-bins` (a target directory
-/// of its own, so this nested cargo does not wait for the lock of the running `cargo test`);
-/// the test build's binary if that fails.
+/// The static lkh-nas users install: the test bed's static build (`tests::vm::project_bins`,
+/// for the one static target `packaging/static-target` chooses); the test build's binary if
+/// that fails.
 fn static_binary() -> PathBuf {
     let fallback = PathBuf::from(env!("CARGO_BIN_EXE_lkh-nas"));
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let target = "x86_64-unknown-linux-musl";
-    let dir = root.join("target/bench-bins");
-    let built = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .current_dir(&root)
-        .env("CARGO_TARGET_DIR", &dir)
-        .env_remove("RUSTFLAGS")
-        .args(["build", "--release", "-p", "lkh-nas", "--target", target])
-        .status();
-    match built {
-        Ok(s) if s.success() => dir.join(target).join("release/lkh-nas"),
-        other => {
+    match tests::vm::project_bins() {
+        Ok(bins) => match bins.iter().find(|b| b.name == "lkh-nas") {
+            Some(b) => b.path.clone(),
+            None => {
+                eprintln!("lkh-nas did not build static: timing the test build's binary");
+                fallback
+            }
+        },
+        Err(e) => {
             eprintln!(
-                "static build failed ({other:?}): timing the test build's dynamically linked binary"
+                "static build failed ({e}): timing the test build's dynamically linked binary"
             );
             fallback
         }
