@@ -49,10 +49,6 @@ pub struct Settings {
     pub no_ip_unique: bool,
 }
 
-fn uint(cfg: &Config, key: &str, default: u64) -> u64 {
-    cfg.uint(key).unwrap_or(default)
-}
-
 impl Settings {
     /// The resource's settings from its configuration (every kit's `Settings::from_ctx`).
     pub fn from_ctx(ctx: &lkh_common::HookCtx) -> Result<Settings, Failure> {
@@ -110,19 +106,27 @@ impl Settings {
             }
             targets.push(ip);
         }
-        let probe = ProbeMode::parse(cfg.get("PROBE").unwrap_or("both")).unwrap_or(ProbeMode::Both);
+        // every key below has its default in the key table (`crate::SPEC`), which the
+        // configuration starts from: no default is restated here
+        let probe = cfg
+            .get("PROBE")
+            .and_then(ProbeMode::parse)
+            .ok_or_else(|| cfg.invalid("PROBE", "is not one of arp, icmp, both"))?;
+        let secs = |key| Duration::from_secs(cfg.uint(key).unwrap_or_default());
+        // validated against the table's bounds (at most 100)
+        let count = |key| cfg.uint(key).unwrap_or_default() as u32;
         Ok(Settings {
             address,
             interface,
             targets,
             probe,
-            garp_count: uint(cfg, "GARP_COUNT", 5) as u32,
-            grace: Duration::from_secs(uint(cfg, "GRACE", 3)),
-            ping_tries: uint(cfg, "IP_PINGTRIES", 3) as u32,
-            ping_time: Duration::from_secs(uint(cfg, "IP_PINGTIME", 1)),
-            quickcheck_timeout: Duration::from_secs(uint(cfg, "IP_QUICKCHECK_TIMEOUT", 12)),
-            no_link_check: cfg.flag("IP_NOLINKCHECK").unwrap_or(false),
-            no_ip_unique: cfg.flag("NOIPUNIQUE").unwrap_or(false),
+            garp_count: count("GARP_COUNT"),
+            grace: secs("GRACE"),
+            ping_tries: count("IP_PINGTRIES"),
+            ping_time: secs("IP_PINGTIME"),
+            quickcheck_timeout: secs("IP_QUICKCHECK_TIMEOUT"),
+            no_link_check: cfg.flag("IP_NOLINKCHECK").unwrap_or_default(),
+            no_ip_unique: cfg.flag("NOIPUNIQUE").unwrap_or_default(),
         })
     }
 
