@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use ip_monitor::grace::{self, Round, SystemClock};
 use ip_monitor::netlink::{Addition, Address, Deletion, Link};
-use ip_monitor::probe::{self, Plan, Report, Target};
+use ip_monitor::probe::{self, Plan, Probed, Target};
 use ip_monitor::{Cidr, arp, fmt_mac, ndp};
 use lkh_common::{Action, Exit, Failure, HookCtx, Outcome};
 
@@ -109,7 +109,7 @@ pub struct Health {
     /// what each target did in the last probe round (empty when no round probed).
     pub present: Option<Address>,
     pub link: Link,
-    pub probes: Vec<Report>,
+    pub probes: Vec<Probed>,
     pub verdict: Verdict,
 }
 
@@ -268,7 +268,7 @@ pub fn describe_targets(targets: &[Target]) -> String {
         .join(", ")
 }
 
-fn no_answer_detail(s: &Settings, targets: &[Target], results: &[Report]) -> String {
+fn no_answer_detail(s: &Settings, targets: &[Target], results: &[Probed]) -> String {
     let errors: Vec<String> = results
         .iter()
         .filter_map(|r| r.error.as_ref().map(|e| format!("{}: {e}", r.addr)))
@@ -295,7 +295,7 @@ fn round(
     deadline: Instant,
     refresh: bool,
     look: Look,
-) -> (Round<Problem>, Vec<Report>) {
+) -> (Round<Problem>, Vec<Probed>) {
     if refresh && let Err(e) = live.refresh(s, deadline) {
         let why = format!("cannot read its state: {e}");
         return (Round::Fail(Problem::LinkDown(why)), Vec::new());
@@ -332,7 +332,7 @@ fn reachability(
     targets: &[Target],
     deadline: Instant,
     look: Look,
-) -> (Verdict, Vec<Report>) {
+) -> (Verdict, Vec<Probed>) {
     let mut first = true;
     let mut last = Vec::new();
     let verdict = grace::evaluate(&SystemClock, s.grace, deadline, s.ping_time, |d| {
@@ -341,8 +341,8 @@ fn reachability(
         r
     });
     let verdict = match verdict {
-        grace::Verdict::Healthy { failed_rounds } => Verdict::Healthy { failed_rounds },
-        grace::Verdict::Failed {
+        grace::Evaluation::Healthy { failed_rounds } => Verdict::Healthy { failed_rounds },
+        grace::Evaluation::Failed {
             last,
             persisted,
             cut_short,

@@ -3,7 +3,7 @@
 use std::net::IpAddr;
 
 use ip_monitor::fmt_mac;
-use ip_monitor::probe::{self, Report, Target};
+use ip_monitor::probe::{self, Probed, Target};
 use lkh_common::{Action, Config, Exit, Failure, Json, KitSpec, Outcome, Tag};
 
 use crate::actions::{self, Health, Look, Verdict, describe_targets, link_problem, plan};
@@ -17,7 +17,7 @@ pub fn command(spec: &'static KitSpec, name: &str, args: &[String]) -> Option<Ou
     }
 }
 
-fn results_json(results: &[Report]) -> Json {
+fn results_json(results: &[Probed]) -> Json {
     Json::Arr(
         results
             .iter()
@@ -37,7 +37,7 @@ fn results_json(results: &[Report]) -> Json {
     )
 }
 
-fn results_text(results: &[Report]) -> String {
+fn results_text(results: &[Probed]) -> String {
     let mut s = String::new();
     for r in results {
         match r.answer {
@@ -227,7 +227,7 @@ mod tests {
     use std::time::Duration;
 
     use ip_monitor::netlink::{Address, Link};
-    use ip_monitor::probe::{Answer, Method, Report, Target};
+    use ip_monitor::probe::{Answer, Method, Probed, Target};
     use lkh_common::Hint;
 
     use super::*;
@@ -263,7 +263,7 @@ mod tests {
                 mtu: Some(1500),
             },
             probes: probed(&verdict)
-                .then_some(Report {
+                .then_some(Probed {
                     addr: gw,
                     answer: matches!(verdict, Verdict::Healthy { .. }).then_some(Answer {
                         method: Method::Icmp,

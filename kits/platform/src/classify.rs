@@ -126,9 +126,10 @@ pub struct Evidence {
     pub net: Option<NetEvidence>,
 }
 
-/// The verdict with its reasons.
+/// What the evidence says the node runs on: the platform, how sure, and why (the detection's
+/// conclusion; a kit's health has the `Verdict`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Verdict {
+pub struct Classification {
     pub platform: Platform,
     pub confidence: Confidence,
     /// Why, one sentence each, strongest first.
@@ -206,7 +207,7 @@ impl Claim {
 }
 
 /// Decides the platform from the evidence.
-pub fn classify(ev: &Evidence) -> Verdict {
+pub fn classify(ev: &Evidence) -> Classification {
     let local = &ev.local;
     let dmi = &local.dmi;
     let asset_tag_azure = dmi.chassis_asset_tag.as_deref() == Some(AZURE_ASSET_TAG);
@@ -317,7 +318,7 @@ pub fn classify(ev: &Evidence) -> Verdict {
             c.kind, c.seen_in
         ));
     }
-    Verdict {
+    Classification {
         platform,
         confidence,
         reasons,
