@@ -9,9 +9,10 @@
 //! answered from that look alone; a repair is followed by a second look), `status -t TAG`
 //! renders it, and `watch` judges by it, so the three cannot disagree about a disk.
 
+use std::borrow::Cow;
 use std::time::Instant;
 
-use lkh_common::{Exit, Failure, Outcome};
+use lkh_common::{Assessment, Failure, Outcome};
 use sg_persist::{PrType, Reservation};
 
 use super::classify::{Fence, Held, classify_state};
@@ -102,9 +103,11 @@ impl LuHealth {
     pub fn ours(&self) -> usize {
         count(&self.keys, self.key)
     }
+}
 
+impl Assessment for LuHealth {
     /// quickCheck's answer for this LU: the one-line summary, or the failure with its exit code.
-    pub fn outcome(&self) -> Result<String, Failure> {
+    fn outcome(&self) -> Outcome {
         let (name, key, t) = (&self.device, self.key, self.pr_type);
         match &self.verdict {
             Verdict::NoAnswer(f) => Err(f.clone()),
@@ -137,21 +140,16 @@ impl LuHealth {
         }
     }
 
-    /// The exit code quickCheck returns for this look (taken from [`LuHealth::outcome`]).
-    pub fn exit(&self) -> Exit {
-        self.outcome().map_or_else(|f| f.exit, |_| Exit::Ok)
-    }
-
     /// The verdict in a few words.
-    pub fn verdict_name(&self) -> &'static str {
-        match &self.verdict {
+    fn verdict(&self) -> Cow<'_, str> {
+        Cow::Borrowed(match &self.verdict {
             Verdict::Held(Held::Ours) => "ours",
             Verdict::Held(Held::Free) => "nobody holds",
             Verdict::Held(Held::WrongType(_)) => "wrong type",
             Verdict::Held(Held::Lost) => "lost PR state",
             Verdict::Fenced(_) => "fenced",
             Verdict::NoAnswer(_) => "no answer",
-        }
+        })
     }
 }
 
@@ -161,22 +159,18 @@ pub struct Health {
     pub lus: Vec<LuHealth>,
 }
 
-impl Health {
+impl Assessment for Health {
     /// quickCheck's answer: every LU's, the worst exit winning (see [`combine`]).
-    pub fn outcome(&self) -> Outcome {
+    fn outcome(&self) -> Outcome {
         combine(self.lus.iter().map(LuHealth::outcome).collect())
     }
-    /// The exit code quickCheck returns for this look.
-    pub fn exit(&self) -> Exit {
-        self.outcome().map_or_else(|f| f.exit, |_| Exit::Ok)
-    }
     /// The verdict of the first LU whose exit code is the resource's.
-    pub fn verdict_name(&self) -> &'static str {
+    fn verdict(&self) -> Cow<'_, str> {
         let exit = self.exit();
         self.lus
             .iter()
             .find(|l| l.exit() == exit)
-            .map_or("no disk", LuHealth::verdict_name)
+            .map_or(Cow::Borrowed("no disk"), LuHealth::verdict)
     }
 }
 
