@@ -296,6 +296,20 @@ fn probes_against_real_ganesha() {
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success(), "probe failed: {}", stderr(&o));
     assert!(out.contains("\"exports\":[\"/export\"]"), "{out}");
+    // The assessment changes nothing (issue 27): `status` does not record the root handle and
+    // ports its full v3 chain learnt; quickCheck, after the same assessment, does.
+    let record = server.dir.join("run/nas/nas-probe-test/server");
+    let mut status = quick_check_args();
+    status[0] = "status";
+    let o = server.kit(&status);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(!record.exists(), "status wrote {}", record.display());
+    let o = server.kit(&quick_check_args());
+    assert!(
+        record.exists(),
+        "quickCheck records what it learnt: {}",
+        stderr(&o)
+    );
     let o = server.kit(&quick_check_args());
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert!(stderr(&o).contains("not mounted"), "{}", stderr(&o));
