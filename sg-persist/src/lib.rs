@@ -24,7 +24,7 @@ pub mod sys;
 pub use cdb::{PrInAction, PrOutAction, PrType};
 pub use device::{Error, Lu, Options, ScsiPath};
 pub use parse::{Capabilities, FullStatus, Identity, Keys, LuId, Reservation, ReservationStatus};
-pub use path::{PathError, PathInfo, Resolved, SysRoot, Topology};
+pub use path::{PathError, PathInfo, Resolved, SysRoot, Topology, sysfs_identity};
 pub use sense::{Reply, Sense, SenseKey};
 
 #[cfg(test)]

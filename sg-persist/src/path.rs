@@ -13,6 +13,8 @@ use std::io;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
+use crate::parse::{self, Identity};
+
 /// Where sysfs and device nodes are; injectable so tests can use fixture trees.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SysRoot {
@@ -188,6 +190,32 @@ pub fn resolve(input: &Path, root: &SysRoot) -> Result<Resolved, PathError> {
     )
 }
 
+/// The identity of the LU behind path `name` as the kernel cached it at scan time (sysfs
+/// `device/vpd_pg83` and `device/vpd_pg80`, raw VPD pages): no command is sent. `None` when
+/// sysfs has no page 0x83 for it (an older kernel, a device that has none) or the page holds
+/// no LU designator. Reads at most 4 KiB of each page.
+pub fn sysfs_identity(name: &str, root: &SysRoot) -> Option<Identity> {
+    let dev = root.sys.join("class/block").join(name).join("device");
+    let page = |n: &str| -> Option<Vec<u8>> {
+        use std::io::Read;
+        let mut b = Vec::new();
+        fs::File::open(dev.join(n))
+            .ok()?
+            .take(4096)
+            .read_to_end(&mut b)
+            .ok()?;
+        Some(b)
+    };
+    let designators = parse::vpd_designators(&page("vpd_pg83")?).ok()?;
+    let serial = page("vpd_pg80")
+        .and_then(|b| parse::vpd_serial(&b).ok())
+        .filter(|s| !s.trim().is_empty());
+    Some(Identity {
+        designators,
+        serial,
+    })
+}
+
 fn read_trim(p: &Path) -> Option<String> {
     fs::read_to_string(p).ok().map(|s| s.trim().to_string())
 }
@@ -350,6 +378,35 @@ mod tests {
             }
             symlink(&d, self.0.join("sys/dev/block").join(devnum)).unwrap();
         }
+    }
+
+    #[test]
+    fn identity_comes_from_the_kernels_vpd_cache() {
+        let f = Fixture::new("vpd");
+        f.disk("sdb", "8:16", Some("2:0:0:1"), None);
+        let root = f.root();
+        fs::create_dir_all(root.sys.join("class/block")).unwrap();
+        symlink(
+            f.0.join("sys/devices/host/sdb/block/sdb"),
+            root.sys.join("class/block/sdb"),
+        )
+        .unwrap();
+        assert_eq!(sysfs_identity("sdb", &root), None, "no page 0x83 cached");
+        let dev = f.0.join("sys/devices/host/sdb/block/sdb/device");
+        // NAA 6 (LU), then a relative target port designator (association 1, not the LU's)
+        let mut pg83 = vec![0, 0x83, 0, 20, 0x01, 0x03, 0, 8];
+        pg83.extend_from_slice(&[0x60, 0x01, 0x40, 0x5a, 0, 0, 0, 1]);
+        pg83.extend_from_slice(&[0x01, 0x14, 0, 4, 0, 0, 0, 2]);
+        fs::write(dev.join("vpd_pg83"), &pg83).unwrap();
+        let id = sysfs_identity("sdb", &root).unwrap();
+        assert_eq!(id.designators.len(), 1);
+        assert_eq!(id.designators[0].to_string(), "naa.6001405a00000001");
+        assert_eq!(id.serial, None);
+        fs::write(dev.join("vpd_pg80"), b"\0\x80\0\x0blkh-shared0").unwrap();
+        assert_eq!(
+            sysfs_identity("sdb", &root).unwrap().serial.as_deref(),
+            Some("lkh-shared0")
+        );
     }
 
     impl Drop for Fixture {

@@ -162,7 +162,7 @@ pub fn builtin_commands(spec: &KitSpec) -> Vec<(String, String)> {
         (
             "genapp [-t TAG] [--dir DIR]   (also: install)".to_owned(),
             format!(
-                "write the restore, remove, quickCheck and recover wrappers for LifeKeeper's Generic Application wizard into DIR (default {}) and print the wizard's answers",
+                "write the restore, remove, quickCheck and recover wrappers for LifeKeeper's Generic Application wizard into DIR (default {}) and print the wizard's answers; DIR, every directory above it and this binary's own path must be root's, not writable by group or others and free of links (LifeKeeper runs the wrappers' copies as root)",
                 genapp::default_dir(spec.kit).display()
             ),
         ),

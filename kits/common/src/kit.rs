@@ -280,11 +280,16 @@ fn run_genapp(spec: &'static KitSpec, tag: Option<String>, dir: Option<String>) 
         Tag::parse(t)?;
     }
     let exe = match std::env::var_os(genapp::BINARY_ENV).filter(|v| !v.is_empty()) {
-        // Packaging writes the wrappers before the binary is in its installed place.
+        // Packaging writes the wrappers before the binary is in its installed place (on
+        // another machine): only the path is checked.
         Some(installed) => PathBuf::from(installed),
-        None => std::env::current_exe()
-            .and_then(std::fs::canonicalize)
-            .map_err(|e| Failure::failed(format!("cannot find this binary's own path: {e}")))?,
+        None => {
+            let exe = std::env::current_exe()
+                .and_then(std::fs::canonicalize)
+                .map_err(|e| Failure::failed(format!("cannot find this binary's own path: {e}")))?;
+            genapp::check_binary(&exe)?;
+            exe
+        }
     };
     let dir = dir.map_or_else(|| genapp::default_dir(spec.kit), PathBuf::from);
     let changes = genapp::write(&dir, spec.kit, &exe)?;

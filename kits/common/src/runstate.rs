@@ -304,6 +304,106 @@ pub struct TagLock {
     _registered: Registered,
 }
 
+/// A kit's long-running daemon (lkh-scsipr's `watch`), as other processes see it:
+/// `<run dir>/<kit>/<name>.pid`, on which the daemon holds a POSIX write lock for its whole
+/// life (released by the kernel when it dies, however it dies) and whose modification time it
+/// renews at every cycle ([`Daemon::beat`]). [`RunDir::daemon`] asks the kernel who holds the
+/// lock (`F_GETLK`), so a file left behind by a dead daemon never reads as a running one, and
+/// the age of the last beat tells a daemon that is stopped or stuck from one that works.
+#[derive(Debug)]
+pub struct Daemon {
+    file: File,
+}
+
+/// What [`RunDir::daemon`] found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DaemonState {
+    /// The process that holds the lock.
+    pub pid: i32,
+    /// How long ago it last beat (`None`: the clock went backwards).
+    pub since_beat: Option<Duration>,
+}
+
+impl Daemon {
+    /// Renews the beat (the file's modification time, set to now on the open descriptor).
+    pub fn beat(&self) {
+        let now = nix::sys::time::TimeSpec::UTIME_NOW;
+        if let Err(e) = nix::sys::stat::futimens(&self.file, &now, &now) {
+            log::debug!("cannot renew the daemon's beat: {e}");
+        }
+    }
+}
+
+impl RunDir {
+    /// Takes `<name>.pid` for this process as the kit's daemon `name`: refused while another
+    /// process holds it (a second daemon of the same kind).
+    pub fn hold_daemon(&self, name: &str) -> Result<Daemon, Failure> {
+        check_name(name)?;
+        let file_name = format!("{name}.pid");
+        let kit = self
+            .kit_dir(true)?
+            .ok_or_else(|| Failure::failed(format!("{}: vanished", self.path().display())))?;
+        let mut file = kit.open_rw(OsStr::new(&file_name), FILE_MODE)?;
+        match fcntl(&file, FcntlArg::F_SETLK(&write_lock(libc::F_WRLCK))) {
+            Ok(_) => {}
+            Err(Errno::EAGAIN | Errno::EACCES) => {
+                return Err(Failure::failed(format!(
+                    "{}: {name} is already running ({}): one is enough",
+                    kit.path().join(&file_name).display(),
+                    holder(&mut file)
+                )));
+            }
+            Err(e) => {
+                return Err(Failure::failed(format!(
+                    "{}: cannot lock: {}: check the run directory",
+                    kit.path().join(&file_name).display(),
+                    e.desc()
+                )));
+            }
+        }
+        let note = format!("pid {}\n", std::process::id());
+        let _ = file
+            .set_len(0)
+            .and_then(|()| file.rewind())
+            .and_then(|()| file.write_all(note.as_bytes()));
+        let d = Daemon { file };
+        d.beat();
+        Ok(d)
+    }
+
+    /// The kit's daemon `name`, when a process holds it (`None`: none runs).
+    pub fn daemon(&self, name: &str) -> Result<Option<DaemonState>, Failure> {
+        check_name(name)?;
+        let Some(kit) = self.kit_dir(false)? else {
+            return Ok(None);
+        };
+        let file_name = format!("{name}.pid");
+        let Some(file) = kit.open_existing(OsStr::new(&file_name))? else {
+            return Ok(None);
+        };
+        let mut probe = write_lock(libc::F_WRLCK);
+        fcntl(&file, FcntlArg::F_GETLK(&mut probe)).map_err(|e| {
+            Failure::failed(format!(
+                "{}: cannot ask who holds it: {}",
+                kit.path().join(&file_name).display(),
+                e.desc()
+            ))
+        })?;
+        if probe.l_type == libc::F_UNLCK as libc::c_short {
+            return Ok(None);
+        }
+        let since_beat = file
+            .metadata()
+            .ok()
+            .and_then(|m| m.modified().ok())
+            .and_then(|t| t.elapsed().ok());
+        Ok(Some(DaemonState {
+            pid: probe.l_pid,
+            since_beat,
+        }))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

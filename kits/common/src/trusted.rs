@@ -28,8 +28,8 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
 
 use nix::errno::Errno;
-use nix::fcntl::{AT_FDCWD, AtFlags, OFlag, openat, renameat};
-use nix::sys::stat::{Mode, fchmod, mkdirat};
+use nix::fcntl::{AT_FDCWD, AtFlags, OFlag, openat, readlinkat, renameat};
+use nix::sys::stat::{FileStat, Mode, fchmod, fstat, fstatat, mkdirat};
 use nix::unistd::{UnlinkatFlags, linkat, unlinkat};
 
 use crate::exit::Failure;
@@ -288,6 +288,11 @@ impl Dir {
         Ok(Some(buf))
     }
 
+    /// Opens file `name` for reading, checked as [`Dir::open_file`] says; `Ok(None)` if missing.
+    pub fn open_existing(&self, name: &OsStr) -> Result<Option<File>, Failure> {
+        self.open_file(name, OFlag::O_RDONLY, 0)
+    }
+
     /// Opens (creating with `mode`) file `name` for reading and writing, checked; for locks.
     pub fn open_rw(&self, name: &OsStr, mode: u32) -> Result<File, Failure> {
         let f = self
@@ -386,6 +391,51 @@ impl Dir {
         Ok(names)
     }
 
+    /// What is at `name` in this directory, looked at without following a link and without
+    /// opening anything but a regular file (a device or FIFO put there is never opened), and
+    /// without judging its owner or mode: for a writer that replaces the file unless it is
+    /// exactly right. At most `max` bytes are read ([`Entry::File`]'s `whole` says if that was all).
+    pub fn peek(&self, name: &OsStr, max: u64) -> Result<Entry, Failure> {
+        check_name(name)?;
+        let path = self.path.join(name);
+        let st = match fstatat(&self.fd, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
+            Ok(st) => st,
+            Err(Errno::ENOENT) => return Ok(Entry::Missing),
+            Err(e) => return Err(errno_failure(&path, "inspect", e)),
+        };
+        if st.st_mode & libc::S_IFMT != libc::S_IFREG {
+            return Ok(Entry::Other);
+        }
+        let flags = OFlag::O_RDONLY
+            | OFlag::O_NOFOLLOW
+            | OFlag::O_CLOEXEC
+            | OFlag::O_NOCTTY
+            | OFlag::O_NONBLOCK;
+        let fd = match openat(&self.fd, name, flags, Mode::empty()) {
+            Ok(fd) => fd,
+            Err(Errno::ENOENT) => return Ok(Entry::Missing),
+            Err(Errno::ELOOP) => return Ok(Entry::Other),
+            Err(e) => return Err(errno_failure(&path, "open", e)),
+        };
+        let now = fstat(&fd).map_err(|e| errno_failure(&path, "inspect", e))?;
+        if now.st_mode & libc::S_IFMT != libc::S_IFREG {
+            return Ok(Entry::Other);
+        }
+        let mut data = Vec::new();
+        File::from(fd)
+            .take(max + 1)
+            .read_to_end(&mut data)
+            .map_err(|e| Failure::failed(format!("{}: cannot read: {e}", path.display())))?;
+        let whole = data.len() as u64 <= max;
+        data.truncate(max as usize);
+        Ok(Entry::File {
+            data,
+            whole,
+            uid: now.st_uid,
+            mode: now.st_mode & 0o7777,
+        })
+    }
+
     /// Makes renames and links in this directory durable; a failure only costs durability.
     fn sync(&self) {
         let _ = nix::unistd::fsync(self.fd.as_fd());
@@ -417,6 +467,342 @@ pub fn split(path: &Path) -> Result<(&Path, &OsStr), Failure> {
             "{}: not a file path: name a file",
             path.display()
         ))),
+    }
+}
+
+/// What [`Dir::peek`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Entry {
+    Missing,
+    /// A link, directory, device, FIFO or socket: not opened.
+    Other,
+    /// A regular file: its first bytes, whether that was all of it, its owner and mode bits.
+    File {
+        data: Vec<u8>,
+        whole: bool,
+        uid: u32,
+        mode: u32,
+    },
+}
+
+/// What [`judge`] expects at the end of a path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Want {
+    File,
+    Dir,
+}
+
+/// One component of a judged path that someone other than root could change: the directory,
+/// link or file to fix, what is wrong with it and the command that fixes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Flaw {
+    pub path: PathBuf,
+    pub what: String,
+    pub fix: String,
+    /// On the file or directory the path leads to itself, not on the way to it.
+    pub target: bool,
+}
+
+/// A path judged by [`judge`]: its target opened, and every flaw on the way.
+#[derive(Debug)]
+pub struct Judged {
+    /// The target, opened read-only (never through a link that was not judged). A program run
+    /// from this descriptor is the file that was judged, whatever happens to its path.
+    pub file: File,
+    pub meta: std::fs::Metadata,
+    /// The path with every symbolic link replaced by what it points to.
+    pub real: PathBuf,
+    /// The links followed, each with what it points to.
+    pub links: Vec<(PathBuf, OsString)>,
+    /// Empty when nobody but root (or the user running this, when not root) can change what
+    /// the path leads to.
+    pub flaws: Vec<Flaw>,
+}
+
+/// Why [`judge`] did not reach the end of a path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unreached {
+    /// The component where the walk stopped.
+    pub path: PathBuf,
+    /// That component does not exist.
+    pub missing: bool,
+    pub what: String,
+    /// The flaws found before it.
+    pub flaws: Vec<Flaw>,
+}
+
+/// Links followed before a path is declared a loop (the kernel's own limit).
+const MAX_LINKS: usize = 40;
+
+/// Who may own what root runs: "root", or "root or uid N (…)" when not running as root.
+fn trusted_owners() -> String {
+    match other_trusted_uid() {
+        None => "root".to_owned(),
+        Some(me) => format!("root or uid {me} (the user running this)"),
+    }
+}
+
+/// Adds the flaws of the directory `st` at `at`. True when it is writable by others but
+/// root's and sticky: fine on the way, a flaw if it holds the target.
+fn dir_flaws(st: &FileStat, at: &Path, flaws: &mut Vec<Flaw>) -> bool {
+    if !owner_ok(st.st_uid) {
+        flaws.push(Flaw {
+            path: at.to_path_buf(),
+            what: format!("owned by uid {}, not {}", st.st_uid, trusted_owners()),
+            fix: format!("chown root: {}", at.display()),
+            target: false,
+        });
+    }
+    let mode = st.st_mode & 0o7777;
+    if mode & 0o022 == 0 {
+        return false;
+    }
+    if mode & libc::S_ISVTX != 0 && st.st_uid == 0 {
+        return true;
+    }
+    flaws.push(Flaw {
+        path: at.to_path_buf(),
+        what: format!("writable by group or others (mode {mode:04o})"),
+        fix: format!("chmod {:04o} {}", safe_dir_mode(mode), at.display()),
+        target: false,
+    });
+    false
+}
+
+/// The components of `path` after its root: names and `..` (`.` dropped).
+fn components(path: &Path) -> std::collections::VecDeque<OsString> {
+    path.components()
+        .filter_map(|c| match c {
+            Component::Normal(n) => Some(n.to_os_string()),
+            Component::ParentDir => Some(OsString::from("..")),
+            _ => None,
+        })
+        .collect()
+}
+
+/// [`judge`]'s state: the directories from `/` to where the walk is (each with "writable,
+/// but root's and sticky"), the links followed and the flaws found.
+struct Walk {
+    stack: Vec<(OwnedFd, PathBuf, bool)>,
+    links: Vec<(PathBuf, OsString)>,
+    flaws: Vec<Flaw>,
+}
+
+impl Walk {
+    fn stop(&mut self, at: &Path, missing: bool, what: String) -> Unreached {
+        Unreached {
+            path: at.to_path_buf(),
+            missing,
+            what,
+            flaws: std::mem::take(&mut self.flaws),
+        }
+    }
+
+    fn enter(&mut self, fd: OwnedFd, st: &FileStat, at: PathBuf) {
+        let sticky = dir_flaws(st, &at, &mut self.flaws);
+        self.stack.push((fd, at, sticky));
+    }
+
+    /// The flaws of the target `real` marked as such; a sticky directory holding it (or being
+    /// it) is one.
+    fn done(mut self, file: File, real: PathBuf, holder_sticky: bool) -> Result<Judged, Unreached> {
+        if holder_sticky {
+            let (at, mode) = match self.stack.last() {
+                Some((fd, at, _)) => (at.clone(), fstat(fd).map_or(0, |s| s.st_mode & 0o7777)),
+                None => (real.clone(), 0),
+            };
+            self.flaws.push(Flaw {
+                fix: format!("chmod {:04o} {}", safe_dir_mode(mode), at.display()),
+                what: format!(
+                    "writable by others (mode {mode:04o}): the sticky bit does not stop them adding files to it"
+                ),
+                path: at,
+                target: false,
+            });
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        self.flaws
+            .retain(|f| seen.insert((f.path.clone(), f.what.clone())));
+        for f in &mut self.flaws {
+            f.target = f.path == real;
+        }
+        let meta = file
+            .metadata()
+            .map_err(|e| self.stop(&real, false, format!("cannot inspect: {e}")))?;
+        Ok(Judged {
+            file,
+            meta,
+            real,
+            links: self.links,
+            flaws: self.flaws,
+        })
+    }
+}
+
+/// Judges `path` the way the kernel resolves it, one component at a time from `/` (`openat`
+/// with `O_PATH|O_NOFOLLOW` on the directory above, `fstat` on the descriptor): every
+/// directory must be owned by root (or the user running this, when not root) and not writable
+/// by group or others — a root-owned sticky directory passes on the way, never as the one that
+/// holds the target or is it —, and so must the target. A **symbolic link** is followed (its
+/// `..` physically, as the kernel does) and must be owned by root: a link cannot be changed,
+/// only replaced by whoever may write its directory, which is judged too. So `/bin -> usr/bin`
+/// and `/usr/bin/sh -> dash` of a usrmerge system pass, while a link a user owns, or one in a
+/// directory a user can write, is a flaw. The walk goes on past a flaw, so every component to
+/// fix is named at once; it stops only where the path cannot be followed (a missing component,
+/// a file on the way, a loop, a target of the wrong kind).
+pub fn judge(path: &Path, want: Want) -> Result<Judged, Unreached> {
+    let mut w = Walk {
+        stack: Vec::new(),
+        links: Vec::new(),
+        flaws: Vec::new(),
+    };
+    let start = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        match std::env::current_dir() {
+            Ok(d) => d.join(path),
+            Err(e) => {
+                return Err(w.stop(
+                    path,
+                    false,
+                    format!("cannot find the current directory: {e}"),
+                ));
+            }
+        }
+    };
+    let root = Path::new("/");
+    let path_flags = OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let opened = openat(
+        AT_FDCWD,
+        root,
+        path_flags | OFlag::O_DIRECTORY,
+        Mode::empty(),
+    )
+    .and_then(|fd| fstat(&fd).map(|st| (fd, st)));
+    match opened {
+        Ok((fd, st)) => w.enter(fd, &st, root.to_path_buf()),
+        Err(e) => return Err(w.stop(root, false, format!("cannot open: {}", e.desc()))),
+    }
+    let mut todo = components(&start);
+    while let Some(part) = todo.pop_front() {
+        if part == ".." {
+            if w.stack.len() > 1 {
+                w.stack.pop();
+            }
+            continue;
+        }
+        let Some((dir, dir_path, dir_sticky)) = w.stack.last() else {
+            break;
+        };
+        let (dir_sticky, at) = (*dir_sticky, dir_path.join(&part));
+        let (fd, st) = match openat(dir, part.as_os_str(), path_flags, Mode::empty())
+            .and_then(|fd| fstat(&fd).map(|st| (fd, st)))
+        {
+            Ok(x) => x,
+            Err(Errno::ENOENT) => return Err(w.stop(&at, true, "does not exist".into())),
+            Err(e) => return Err(w.stop(&at, false, format!("cannot open: {}", e.desc()))),
+        };
+        match st.st_mode & libc::S_IFMT {
+            libc::S_IFLNK => {
+                if w.links.len() == MAX_LINKS {
+                    return Err(w.stop(
+                        &at,
+                        false,
+                        format!("more than {MAX_LINKS} symbolic links on the way (a loop?)"),
+                    ));
+                }
+                if !owner_ok(st.st_uid) {
+                    w.flaws.push(Flaw {
+                        path: at.clone(),
+                        what: format!(
+                            "a symbolic link owned by uid {}, not {}",
+                            st.st_uid,
+                            trusted_owners()
+                        ),
+                        fix: format!("chown -h root: {}", at.display()),
+                        target: false,
+                    });
+                }
+                // the link that was judged, read through its own descriptor
+                let to = match readlinkat(&fd, "") {
+                    Ok(to) if !to.is_empty() => to,
+                    Ok(_) => return Err(w.stop(&at, false, "is an empty symbolic link".into())),
+                    Err(e) => {
+                        let what = format!("cannot read the symbolic link: {}", e.desc());
+                        return Err(w.stop(&at, false, what));
+                    }
+                };
+                if Path::new(&to).is_absolute() {
+                    w.stack.truncate(1);
+                }
+                let mut next = components(Path::new(&to));
+                next.extend(todo);
+                todo = next;
+                w.links.push((at, to));
+            }
+            libc::S_IFDIR => w.enter(fd, &st, at),
+            _ if !todo.is_empty() => return Err(w.stop(&at, false, "is not a directory".into())),
+            kind => {
+                if want == Want::Dir {
+                    return Err(w.stop(&at, false, "is not a directory".into()));
+                }
+                if kind != libc::S_IFREG {
+                    return Err(w.stop(&at, false, "is not a regular file".into()));
+                }
+                if !owner_ok(st.st_uid) {
+                    w.flaws.push(Flaw {
+                        path: at.clone(),
+                        what: format!("owned by uid {}, not {}", st.st_uid, trusted_owners()),
+                        fix: format!("chown root: {}", at.display()),
+                        target: true,
+                    });
+                }
+                let mode = st.st_mode & 0o7777;
+                if mode & 0o022 != 0 {
+                    w.flaws.push(Flaw {
+                        path: at.clone(),
+                        what: format!("writable by group or others (mode {mode:04o})"),
+                        fix: format!("chmod go-w {}", at.display()),
+                        target: true,
+                    });
+                }
+                let Some((dir, _, _)) = w.stack.last() else {
+                    break;
+                };
+                let flags = OFlag::O_RDONLY
+                    | OFlag::O_NOFOLLOW
+                    | OFlag::O_CLOEXEC
+                    | OFlag::O_NOCTTY
+                    | OFlag::O_NONBLOCK;
+                let file = match openat(dir, part.as_os_str(), flags, Mode::empty())
+                    .and_then(|fd| fstat(&fd).map(|now| (fd, now)))
+                {
+                    Ok((fd, now)) if (now.st_dev, now.st_ino) == (st.st_dev, st.st_ino) => {
+                        File::from(fd)
+                    }
+                    Ok(_) => return Err(w.stop(&at, false, "changed while being judged".into())),
+                    Err(e) => return Err(w.stop(&at, false, format!("cannot open: {}", e.desc()))),
+                };
+                return w.done(file, at, dir_sticky);
+            }
+        }
+    }
+    let Some((dir, at, sticky)) = w.stack.last() else {
+        return Err(w.stop(Path::new("/"), false, "cannot open".into()));
+    };
+    let at = at.clone();
+    if want == Want::File {
+        return Err(w.stop(&at, false, "is a directory, not a file".into()));
+    }
+    let sticky = *sticky;
+    match openat(
+        dir,
+        ".",
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    ) {
+        Ok(fd) => w.done(File::from(fd), at, sticky),
+        Err(e) => Err(w.stop(&at, false, format!("cannot open: {}", e.desc()))),
     }
 }
 
@@ -550,5 +936,134 @@ mod tests {
         assert!(e.message.contains("writable by group or others"), "{e}");
         assert!(!t.0.join("a/open/x").exists());
         assert!(Dir::open(&t.0.join("a/../a"), None).is_err());
+    }
+
+    #[test]
+    fn judge_walks_the_real_chain_and_names_every_component_to_fix() {
+        let t = Tmp::new("judge");
+        let bin = t.0.join("sbin/tool");
+        std::fs::create_dir_all(bin.parent().unwrap()).unwrap();
+        chmod(&t.0.join("sbin"), 0o755);
+        std::fs::write(&bin, b"#!/bin/sh\n").unwrap();
+        chmod(&bin, 0o755);
+        let j = judge(&bin, Want::File).unwrap();
+        assert_eq!(
+            (j.flaws.as_slice(), j.real.as_path()),
+            (&[][..], bin.as_path())
+        );
+        assert!(j.meta.is_file());
+
+        // root's links are followed as the kernel follows them: absolute, relative, with `..`
+        std::os::unix::fs::symlink(t.0.join("sbin"), t.0.join("bin")).unwrap();
+        std::fs::create_dir(t.0.join("lib")).unwrap();
+        chmod(&t.0.join("lib"), 0o755);
+        std::os::unix::fs::symlink("../sbin/tool", t.0.join("lib/tool")).unwrap();
+        for p in [
+            t.0.join("bin/tool"),
+            t.0.join("lib/tool"),
+            t.0.join("lib/../bin/./tool"),
+        ] {
+            let j = judge(&p, Want::File).unwrap();
+            assert_eq!(j.real, bin, "{}", p.display());
+            assert!(j.flaws.is_empty(), "{}: {:?}", p.display(), j.flaws);
+            assert!(!j.links.is_empty());
+        }
+        let d = judge(&t.0.join("bin"), Want::Dir).unwrap();
+        assert_eq!(d.real, t.0.join("sbin"));
+        assert!(judge(&t.0.join("bin"), Want::File).is_err());
+        assert!(judge(&bin, Want::Dir).is_err());
+
+        // every flaw on the way is named, the walk goes on past it
+        chmod(&t.0.join("sbin"), 0o777);
+        chmod(&bin, 0o775);
+        let j = judge(&t.0.join("lib/tool"), Want::File).unwrap();
+        let got: Vec<(PathBuf, &str, bool)> = j
+            .flaws
+            .iter()
+            .map(|f| (f.path.clone(), f.fix.as_str(), f.target))
+            .collect();
+        let sbin_fix = format!("chmod 0755 {}", t.0.join("sbin").display());
+        let bin_fix = format!("chmod go-w {}", bin.display());
+        assert_eq!(
+            got,
+            [
+                (t.0.join("sbin"), sbin_fix.as_str(), false),
+                (bin.clone(), bin_fix.as_str(), true)
+            ]
+        );
+        assert!(
+            j.flaws[0]
+                .what
+                .contains("writable by group or others (mode 0777)")
+        );
+        chmod(&bin, 0o755);
+
+        // a root-owned sticky directory passes on the way, never as the one holding the target
+        chmod(&t.0.join("sbin"), 0o1777);
+        let j = judge(&bin, Want::File).unwrap();
+        assert_eq!(j.flaws.len(), 1, "{:?}", j.flaws);
+        assert!(
+            j.flaws[0].what.contains("sticky bit does not stop"),
+            "{:?}",
+            j.flaws
+        );
+        assert_eq!(judge(&t.0.join("sbin"), Want::Dir).unwrap().flaws.len(), 1);
+        std::fs::create_dir(t.0.join("sbin/deeper")).unwrap();
+        chmod(&t.0.join("sbin/deeper"), 0o755);
+        std::fs::write(t.0.join("sbin/deeper/x"), b"").unwrap();
+        assert!(
+            judge(&t.0.join("sbin/deeper/x"), Want::File)
+                .unwrap()
+                .flaws
+                .is_empty()
+        );
+        chmod(&t.0.join("sbin"), 0o755);
+
+        // where the walk cannot go on
+        let u = judge(&t.0.join("sbin/missing/x"), Want::File).unwrap_err();
+        assert_eq!((u.path, u.missing), (t.0.join("sbin/missing"), true));
+        let u = judge(&bin.join("x"), Want::File).unwrap_err();
+        assert!(u.what.contains("not a directory"), "{u:?}");
+        std::os::unix::fs::symlink("loop", t.0.join("loop")).unwrap();
+        let u = judge(&t.0.join("loop"), Want::File).unwrap_err();
+        assert!(u.what.contains("symbolic links"), "{u:?}");
+        nix::unistd::mkfifo(&t.0.join("fifo"), Mode::from_bits_truncate(0o600)).unwrap();
+        let u = judge(&t.0.join("fifo"), Want::File).unwrap_err();
+        assert!(u.what.contains("not a regular file"), "{u:?}");
+
+        if nix::unistd::geteuid().is_root() {
+            let nobody = Some(nix::unistd::Uid::from_raw(65534));
+            // a link another user owns
+            let link = t.0.join("theirs");
+            std::os::unix::fs::symlink(&bin, &link).unwrap();
+            nix::unistd::fchownat(
+                AT_FDCWD,
+                &link,
+                nobody,
+                None,
+                nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+            )
+            .unwrap();
+            let j = judge(&link, Want::File).unwrap();
+            assert_eq!(j.flaws.len(), 1, "{:?}", j.flaws);
+            assert!(j.flaws[0].what.contains("symbolic link owned by uid 65534"));
+            assert_eq!(j.flaws[0].fix, format!("chown -h root: {}", link.display()));
+            // a directory another user owns, and a file
+            nix::unistd::chown(&t.0.join("sbin"), nobody, None).unwrap();
+            nix::unistd::chown(&bin, nobody, None).unwrap();
+            let j = judge(&bin, Want::File).unwrap();
+            let paths: Vec<&Path> = j.flaws.iter().map(|f| f.path.as_path()).collect();
+            assert_eq!(paths, [t.0.join("sbin").as_path(), bin.as_path()]);
+            assert!(j.flaws[0].what.contains("owned by uid 65534, not root"));
+        }
+    }
+
+    /// A usrmerge system's interpreter (`/bin -> usr/bin`, `/usr/bin/sh -> dash` or `bash`)
+    /// is judged clean: root's links in root's directories are no finding.
+    #[test]
+    fn the_systems_own_shell_has_no_flaw() {
+        let j = judge(Path::new("/bin/sh"), Want::File).unwrap();
+        assert!(j.flaws.is_empty(), "{:?}", j.flaws);
+        assert!(j.meta.is_file());
     }
 }

@@ -467,6 +467,115 @@ fn version_names_the_workspace_version_and_commit() {
     );
 }
 
+/// The tests that make files another user owns need root (CI runs as root).
+fn need_root() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "this test must run as root: it makes directories owned by uid 65534"
+    );
+}
+
+fn chown_nobody(p: &Path) {
+    std::os::unix::fs::chown(p, Some(65534), None).unwrap();
+}
+
+/// LifeKeeper runs copies of the wrappers as root: genapp walks `--dir` from `/` like every
+/// trusted path, refuses a directory another user controls (or one others may write to, or a
+/// link) however deep, and creates nothing on the way; a wrong mode is never repaired in place.
+#[test]
+fn genapp_writes_only_below_directories_root_controls() {
+    need_root();
+    let e = Env::new("genapp-chain");
+    let genapp = |dir: &Path| e.run(&["genapp", "--dir", dir.to_str().unwrap()]);
+    let bob = e.dir.join("x/bob");
+    std::fs::create_dir_all(&bob).unwrap();
+    chown_nobody(&bob);
+    for _ in 0..2 {
+        let o = genapp(&bob.join("w"));
+        assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+        assert!(
+            stderr(&o).contains(&format!("{}: owned by uid 65534, not root", bob.display()))
+                && stderr(&o).contains("nothing was written"),
+            "{}",
+            stderr(&o)
+        );
+        assert!(
+            !bob.join("w").exists(),
+            "nothing was created below bob's directory"
+        );
+    }
+
+    let real = e.dir.join("real");
+    std::fs::create_dir(&real).unwrap();
+    std::os::unix::fs::symlink(&real, e.dir.join("link")).unwrap();
+    let o = genapp(&e.dir.join("link/w"));
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("is a symbolic link"), "{}", stderr(&o));
+    assert!(
+        !real.join("w").exists(),
+        "nothing was created through the link"
+    );
+
+    let open = e.dir.join("open");
+    std::fs::create_dir(&open).unwrap();
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let o = genapp(&open.join("a/b"));
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("writable by group or others (mode 0777)"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!open.join("a").exists());
+
+    // a wrapper with the right text but a wrong mode is replaced, not chmod'ed through its path
+    let ok = e.dir.join("ok");
+    assert_eq!(genapp(&ok).status.code(), Some(0));
+    use std::os::unix::fs::MetadataExt;
+    let restore = ok.join("restore");
+    std::fs::set_permissions(&restore, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let ino = std::fs::metadata(&restore).unwrap().ino();
+    let o = genapp(&ok);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(&format!("updated {} ", restore.display())),
+        "{}",
+        stderr(&o)
+    );
+    let m = std::fs::metadata(&restore).unwrap();
+    assert_eq!((m.mode() & 0o7777, m.ino() != ino), (0o755, true));
+}
+
+/// The wrappers exec the binary genapp runs as: one in a directory another user owns would
+/// hand that user what LifeKeeper runs as root.
+#[test]
+fn genapp_refuses_to_wrap_a_binary_another_user_can_replace() {
+    need_root();
+    let e = Env::new("genapp-bin");
+    let home = e.dir.join("home/bob");
+    std::fs::create_dir_all(&home).unwrap();
+    let bin = home.join("lkh-toy");
+    std::fs::copy(toy(), &bin).unwrap();
+    chown_nobody(&home);
+    let dir = e.dir.join("w");
+    let o = e.run_as(&bin, &["genapp", "--dir", dir.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(&format!("{}: owned by uid 65534, not root", home.display()))
+            && stderr(&o).contains(&format!("chown root: {}", home.display())),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!dir.exists(), "nothing was written");
+    // the packaging names the installed path, which is not judged on the build machine
+    let o = e
+        .command(&bin, &["genapp", "--dir", dir.to_str().unwrap()])
+        .env("LKHELPERS_GENAPP_BINARY", "/usr/sbin/lkh-toy")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+}
+
 #[test]
 fn genapp_writes_wrappers_for_the_installed_path_the_packaging_names() {
     let e = Env::new("genapp-packaging");

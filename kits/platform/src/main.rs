@@ -43,25 +43,33 @@ Platform: LK_SERV_ENV in the defaults file and the SCSI3 kit must match the dete
 
 gen/app wiring: every resource whose scripts under $LKROOT/subsys/gen/resources/app
 (actions/!restore, !remove, !quickCheck and recovery/!recover, one file per tag) are wrappers
-written by `lkh-<kit> genapp`, or copies of a kit binary, is checked:
-  error    a wrapper execs a binary that is missing, not executable, not lkh-<kit>
-           (`--version`), or owned by someone other than root / writable by group or others
+written by `lkh-<kit> genapp`, /bin/sh scripts that exec a kit binary, or copies of a kit
+binary, is checked. What runs is judged, not what a file says: a wrapper's binary and action
+come from its one executable line, read as /bin/sh reads it; its marker comment runs nothing.
+  error    a wrapper's executable line is not exactly exec BINARY ACTION \"$@\" (a second
+           command, a variable, a redirection, a relative binary, another interpreter than
+           #!/bin/sh): the line is named
+  error    a wrapper execs a binary that is missing, not executable or not an lkhelpers kit
+  error    a directory or link on the way to a copy, to /bin/sh or to the binary a wrapper
+           execs, $LKROOT itself, or such a file, is owned by someone other than root or
+           writable by group or others (root-owned links, as /bin -> usr/bin, are followed)
   error    a wrapper sits in another action's directory (the wizard field to fix is named)
   error    `lkh-<kit> validate -t TAG` fails: the configuration is missing or invalid
   error    the kit's TIMEOUT is not below LKCHECKINTERVAL (defaults file; 120 when unset)
-  error    restore or remove script missing; a copy or wrapper LifeKeeper runs as root is
-           writable by others; the tag's scripts belong to different kits
+  error    restore or remove script missing; the tag's scripts belong to different kits
   warning  no quickCheck script (failures are never detected); a copy of a kit binary (works,
-           goes stale on upgrade); a wrapper edited by hand; a symbolic link instead of a copy;
-           a leftover $LKROOT/subsys/lkhelpers tree from earlier versions
+           goes stale on upgrade); a wrapper that runs the right thing but differs from what
+           genapp writes; a symbolic link instead of a copy; a leftover $LKROOT/subsys/lkhelpers
+           tree from earlier versions
   info     no recover script (a quickCheck failure fails over at once); no resource uses
            lkhelpers
 Binaries are only run with --version and validate, with argv[0] \"lkhelpers-check\", for at most
-5 s each, and only when root-owned (or ours when not run as root) and not writable by group or
-others; an ELF file only when it carries lkhelpers' code. Other applications' scripts and
-programs are skipped. One line per finding; --json gives them as an array of {check, level,
-tag, file, what, remedy, message}. Exit 1 on any error, a platform mismatch or an undecidable
-platform, else 0.";
+5 s each, from the descriptor that was judged (nothing can swap them in between), and only
+when their whole path is root's and not writable by group or others, they are executable and
+carry lkhelpers' code. Other applications' scripts and programs are skipped. One line per
+finding; each names the file or directory to fix; --json gives them as an array of {check,
+level, tag, file, what, remedy, message}. Exit 1 on any error, a platform mismatch or an
+undecidable platform, else 0.";
 
 const AFTER_HELP: &str = "\
 Exit codes:
@@ -515,13 +523,11 @@ fn check_text(d: &Detection, rec: &Recorded, c: &Check, w: Option<&wiring::Repor
 
 /// The wiring check's inputs from the LifeKeeper paths and the environment.
 fn wiring_options(rec: &Recorded) -> wiring::Options {
-    let euid = nix::unistd::geteuid().as_raw();
     wiring::Options {
         lkroot: rec.lkroot.clone(),
         defaults: rec.defaults_file.clone(),
         interval: wiring::CheckInterval::from_defaults(&rec.defaults_file, &rec.defaults_text),
         conf_dir: lkh_common::Sources::from_env().conf_dir,
-        trusted_uids: if euid == 0 { vec![0] } else { vec![0, euid] },
     }
 }
 

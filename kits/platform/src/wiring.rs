@@ -1,4 +1,5 @@
-//! Is each gen/app resource that uses lkhelpers wired right on this node?
+//! Is each gen/app resource that uses lkhelpers wired right on this node, and is what
+//! LifeKeeper will run really what the admin meant?
 //!
 //! LifeKeeper's Generic Application kit copies the scripts given to its wizard into
 //! `$LKROOT/subsys/gen/resources/app/actions/!<action>/<tag>` (recover: `…/recovery/!recover/`)
@@ -8,29 +9,41 @@
 //! `/etc/lkhelpers/<tag>.conf` or a `TIMEOUT` longer than LifeKeeper's check interval all only
 //! show at failover time; this module finds them beforehand, one [`Finding`] each.
 //!
-//! What it runs, and why that is safe: a wrapper is only read (its marker line names the
-//! binary); the named binary, or a copy of a kit binary, is run with `--version` and
-//! `validate -t <tag>` only, always with argv\[0\] set to [`ARGV0`] (a binary called through
-//! `…/!restore/<tag>` would otherwise perform restore), bounded by [`RUN_BUDGET`], and only
-//! when it is a regular, executable file owned by root (or by us when not root) and not
-//! writable by group or others. An ELF file is run only when it also contains a string every
-//! lkhelpers binary has ([`BINARY_MARKER`]), so other applications' programs are never started.
-//! Shell scripts that are not our wrappers belong to other gen/app resources and are skipped.
+//! What runs is judged, not what a file says about itself. A wrapper's binary, action and
+//! arguments come from its one executable line, read as `/bin/sh` reads it
+//! ([`genapp::parse_script`]; anything but `exec BINARY ACTION "$@"` is an error naming the
+//! line); its marker comment only says that genapp wrote it, and a script without the marker
+//! whose line execs an lkhelpers binary is ours too. Every file LifeKeeper runs — the copies,
+//! the interpreter of the wrappers ([`genapp::INTERPRETER`]) and the binary a wrapper execs —
+//! is judged with its whole directory chain from `/` ([`trusted::judge`]: owned by root, not
+//! writable by group or others, links only when root's), and so is `$LKROOT` itself: each
+//! component another user could change is one error that names it and the fix.
+//!
+//! What it runs, and why that is safe: a wrapper is only read. A binary (the one a wrapper
+//! execs, or a copy of one) is run with `--version` and `validate -t <tag>` only, always with
+//! argv\[0\] set to [`ARGV0`] (a binary called through `…/!restore/<tag>` would otherwise
+//! perform restore), bounded by [`RUN_BUDGET`], and only when its whole chain is clean, it is
+//! executable and it contains a string every lkhelpers binary has ([`BINARY_MARKER`]): other
+//! programs are never started. It is run from the descriptor that was judged
+//! (`/proc/self/fd/N`), so nothing can swap the file between the judgement and the run.
+//! Scripts that are neither ours nor run ours belong to other gen/app resources and are skipped.
 //!
 //! Mechanism only: findings are returned, never printed.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
-use std::fs;
+use std::fs::{self, File};
 use std::io::{self, Read};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
-use lkh_common::genapp::{self, MAX_WRAPPER_LEN, Wrapper};
+use lkh_common::genapp::{self, Exec, MAX_WRAPPER_LEN, NotGenapp, Wrapper};
+use lkh_common::trusted::{self, Flaw, Want};
 use lkh_common::{Action, Tag};
 
 /// argv\[0\] of every binary we run: no action name, no `!action` parent directory.
@@ -152,8 +165,6 @@ pub struct Options {
     pub interval: CheckInterval,
     /// Where the kits read `<tag>.conf` (for the messages only; the kits find it themselves).
     pub conf_dir: PathBuf,
-    /// Owners trusted to provide programs we run: root, and our own uid when not root.
-    pub trusted_uids: Vec<u32>,
 }
 
 /// The findings, plus debug notes on files that were skipped.
@@ -172,34 +183,44 @@ impl Report {
 }
 
 /// What a file in a gen/app directory is.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum Script {
-    /// One of our wrappers; `text` is the file's content.
-    Wrapper { wrapper: Wrapper, text: String },
-    /// A copy of an lkhelpers binary; `name` is `lkh-<kit>` and `version` its `--version` line.
-    Copy { name: String, version: String },
+    /// One of our wrappers: a `/bin/sh` script whose one executable line is genapp's form and
+    /// that carries genapp's marker (or execs an lkhelpers binary). `exec` is what it runs,
+    /// `text` its content, `marker` what its comment claims.
+    Wrapper {
+        exec: Exec,
+        text: String,
+        marker: Option<Wrapper>,
+    },
+    /// Carries genapp's marker but does not run what genapp's wrappers run: the line that is
+    /// not genapp's form and why.
+    Broken { why: NotGenapp, marker: Wrapper },
+    /// genapp's form without genapp's marker: one of ours when its binary is an lkhelpers
+    /// binary ([`check`] decides).
+    Candidate { exec: Exec, text: String },
+    /// A copy of an lkhelpers binary; `name` is `lkh-<kit>` and `version` its `--version`
+    /// line; `file` is the judged descriptor, the one that is run.
+    Copy {
+        name: String,
+        version: String,
+        file: Arc<File>,
+    },
     /// Not ours (another application's script or program).
     Foreign(String),
     /// Could not be judged (unreadable, a dangling link, not a regular file).
     Unknown(String),
-    /// An executable LifeKeeper runs as root that others could have changed: not run.
+    /// An lkhelpers binary whose path someone other than root could change: not run.
     Insecure(String),
 }
 
-/// A file's ownership and mode problems for something run as root, if any.
-fn trust_problem(m: &fs::Metadata, trusted: &[u32]) -> Option<String> {
-    if !trusted.contains(&m.uid()) {
-        Some(format!(
-            "owned by uid {}, not root, so its owner can change what runs as root",
-            m.uid()
-        ))
-    } else if m.mode() & 0o022 != 0 {
-        Some(format!(
-            "writable by group or others (mode {:04o})",
-            m.mode() & 0o7777
-        ))
-    } else {
-        None
+impl Script {
+    /// Ours: a wrapper (a working or a broken one) or a copy of a kit binary.
+    fn ours(&self) -> bool {
+        matches!(
+            self,
+            Script::Wrapper { .. } | Script::Broken { .. } | Script::Copy { .. }
+        )
     }
 }
 
@@ -207,25 +228,8 @@ fn executable(m: &fs::Metadata) -> bool {
     m.mode() & 0o111 != 0
 }
 
-/// Opens `path` for reading without blocking on FIFOs; `follow` allows a final symlink.
-fn open_regular(path: &Path, follow: bool) -> io::Result<(fs::File, fs::Metadata)> {
-    let mut flags = libc::O_NONBLOCK;
-    if !follow {
-        flags |= libc::O_NOFOLLOW;
-    }
-    let f = fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(flags)
-        .open(path)?;
-    let m = f.metadata()?;
-    if !m.is_file() {
-        return Err(io::Error::other("not a regular file"));
-    }
-    Ok((f, m))
-}
-
 /// Whether `f` contains `needle`, reading at most [`MAX_SCAN`] bytes.
-fn contains(f: &mut fs::File, needle: &[u8]) -> bool {
+fn contains(mut f: impl Read, needle: &[u8]) -> bool {
     let mut buf = vec![0u8; 64 << 10];
     let mut carry: Vec<u8> = Vec::new();
     let mut left = MAX_SCAN;
@@ -245,51 +249,85 @@ fn contains(f: &mut fs::File, needle: &[u8]) -> bool {
     false
 }
 
-/// Reads and classifies the file at `path` (a gen/app copy). Never runs a wrapper; runs an
-/// ELF file with `--version` only under the rules in the module docs.
-pub fn classify(path: &Path, trusted: &[u32]) -> Script {
-    let link = match fs::symlink_metadata(path) {
-        Ok(m) => m.file_type().is_symlink(),
-        Err(e) => return Script::Unknown(format!("cannot inspect: {e}")),
-    };
-    let (mut f, m) = match open_regular(path, link) {
-        Ok(x) => x,
-        Err(e) if link => {
-            return Script::Unknown(format!(
-                "a symbolic link (to {}) that cannot be read as a file: {e}",
-                fs::read_link(path).unwrap_or_default().display()
-            ));
+/// A gen/app copy, judged ([`classify`]).
+#[derive(Debug, Clone)]
+pub struct Judged {
+    pub script: Script,
+    /// Every component of its path (the copy itself included) someone other than root could
+    /// change.
+    pub flaws: Vec<Flaw>,
+    /// The copy's own metadata (through its links), when it could be opened.
+    pub meta: Option<fs::Metadata>,
+    /// What the copy points to, when it is a symbolic link itself.
+    pub link: Option<OsString>,
+}
+
+/// Judges the file at `path` (a gen/app copy) with its whole chain and classifies it. Never
+/// runs a wrapper; runs an ELF file with `--version` only under the rules in the module docs.
+pub fn classify(path: &Path) -> Judged {
+    let j = match trusted::judge(path, Want::File) {
+        Ok(j) => j,
+        Err(u) => {
+            let what = if u.path == path {
+                u.what
+            } else {
+                format!("{}: {}", u.path.display(), u.what)
+            };
+            return Judged {
+                script: Script::Unknown(format!("cannot be followed to a file ({what})")),
+                flaws: u.flaws,
+                meta: None,
+                link: None,
+            };
         }
-        Err(e) => return Script::Unknown(format!("cannot read: {e}")),
     };
+    let link = j
+        .links
+        .iter()
+        .find(|(at, _)| at == path)
+        .map(|(_, to)| to.clone());
+    let flaws = j.flaws.clone();
+    let meta = Some(j.meta.clone());
+    Judged {
+        script: classify_open(j),
+        flaws,
+        meta,
+        link,
+    }
+}
+
+fn classify_open(j: trusted::Judged) -> Script {
     let mut head = Vec::new();
-    if let Err(e) = (&mut f)
+    if let Err(e) = (&j.file)
         .take(MAX_WRAPPER_LEN as u64 + 1)
         .read_to_end(&mut head)
     {
         return Script::Unknown(format!("cannot read: {e}"));
     }
     if head.starts_with(b"\x7fELF") {
-        if let Some(why) = trust_problem(&m, trusted) {
-            return Script::Insecure(why);
-        }
-        if !executable(&m) {
+        if !executable(&j.meta) {
             return Script::Foreign("an ELF file without execute permission".into());
         }
         let ours = head
             .windows(BINARY_MARKER.len())
             .any(|w| w == BINARY_MARKER)
-            || contains(&mut f, BINARY_MARKER);
+            || contains(&j.file, BINARY_MARKER);
         if !ours {
             return Script::Foreign("an ELF program that is not an lkhelpers binary".into());
         }
-        return match run(path, &["--version"], &[], RUN_BUDGET) {
+        if !j.flaws.is_empty() {
+            return Script::Insecure(
+                "an lkhelpers binary whose path someone other than root can change".into(),
+            );
+        }
+        return match run(&j.file, &["--version"], &[], RUN_BUDGET) {
             Ok(r) if r.status.is_some_and(|s| s.success()) => {
                 let line = r.stdout.lines().next().unwrap_or_default().to_owned();
                 match line.split_once(' ') {
                     Some((name, _)) if name.starts_with("lkh-") => Script::Copy {
                         name: name.to_owned(),
                         version: line,
+                        file: Arc::new(j.file),
                     },
                     _ => Script::Foreign(format!("an ELF program whose --version says {line:?}")),
                 }
@@ -301,15 +339,21 @@ pub fn classify(path: &Path, trusted: &[u32]) -> Script {
             Err(e) => Script::Unknown(format!("cannot run it with --version: {e}")),
         };
     }
-    let text = (head.len() <= MAX_WRAPPER_LEN)
-        .then(|| String::from_utf8(head).ok())
-        .flatten();
-    match text.as_deref().and_then(Wrapper::parse) {
-        Some(wrapper) => Script::Wrapper {
-            wrapper,
-            text: text.unwrap_or_default(),
+    if head.len() > MAX_WRAPPER_LEN {
+        return Script::Foreign("larger than any wrapper genapp writes".into());
+    }
+    let Ok(text) = String::from_utf8(head) else {
+        return Script::Foreign("not an lkhelpers wrapper (not UTF-8 text)".into());
+    };
+    match (genapp::parse_script(&text), Wrapper::from_marker(&text)) {
+        (Ok(exec), Some(marker)) => Script::Wrapper {
+            exec,
+            text,
+            marker: Some(marker),
         },
-        None => Script::Foreign("not an lkhelpers wrapper".into()),
+        (Ok(exec), None) => Script::Candidate { exec, text },
+        (Err(why), Some(marker)) => Script::Broken { why, marker },
+        (Err(_), None) => Script::Foreign("not an lkhelpers wrapper".into()),
     }
 }
 
@@ -359,17 +403,20 @@ fn reader(pipe: Option<impl Read + Send + 'static>) -> mpsc::Receiver<String> {
     rx
 }
 
-/// Runs `program args` with argv\[0\] [`ARGV0`], stdin from /dev/null, the environment
-/// passed through plus `env`, in its own process group. At `budget` the group is killed
-/// and [`Ran::status`] is `None`. Returns within `budget` plus about a second.
+/// Runs the open file `program` (`/proc/self/fd/N`: the file that was judged, whatever
+/// happened to its path since) with `args`, argv\[0\] [`ARGV0`], stdin from /dev/null, the
+/// environment passed through plus `env`, in its own process group. At `budget` the group
+/// is killed and [`Ran::status`] is `None`. Returns within `budget` plus about a second.
 pub fn run(
-    program: &Path,
+    program: &File,
     args: &[&str],
     env: &[(&str, &Path)],
     budget: Duration,
 ) -> io::Result<Ran> {
     let deadline = Instant::now() + budget;
-    let mut cmd = Command::new(program);
+    let fd = program.as_raw_fd();
+    let mut cmd = Command::new(format!("/proc/self/fd/{fd}"));
+    crate::sys::keep_across_exec(&mut cmd, fd);
     cmd.arg0(ARGV0)
         .args(args)
         .stdin(Stdio::null())
@@ -419,107 +466,297 @@ pub fn run(
     })
 }
 
-/// What `<binary> --version` told about a binary a wrapper names.
-type Probe = Result<(), (Level, String, String)>;
+/// What was learnt about a binary a wrapper execs ([`probe_binary`]).
+#[derive(Debug, Clone, Default)]
+struct Binary {
+    /// Why it is not used, `(what, remedy)`; `what` follows "execs BINARY, ".
+    problem: Option<(String, String)>,
+    /// Its kit, from `--version` (`lkh-<kit> …`).
+    kit: Option<String>,
+    /// The judged descriptor, the one that runs `validate`.
+    file: Option<Arc<File>>,
+    /// Flaws on the way to it (directories, links): one finding per component.
+    way: Vec<Flaw>,
+    /// It carries [`BINARY_MARKER`].
+    ours: bool,
+}
 
-/// Checks the binary a wrapper execs: there, a regular executable file, trusted, of `kit`.
-fn probe_binary(bin: &Path, kit: &str, trusted: &[u32]) -> Probe {
-    let name = format!("lkh-{kit}");
+/// Judges the binary a wrapper execs with its whole chain and, when it is clean, executable
+/// and an lkhelpers binary, asks it `--version` (from the judged descriptor). `hint` names the
+/// kit in remedies.
+fn probe_binary(bin: &Path, hint: &str) -> Binary {
+    let name = format!("lkh-{hint}");
     let reinstall = format!(
         "install {name} at {} again, or run `{name} genapp` from where it is now and copy its wrappers over LifeKeeper's copies on every node",
         bin.display()
     );
-    let err = |what: String, fix: String| Err((Level::Error, what, fix));
-    if !bin.is_absolute() {
-        return err(
-            format!(
-                "names the binary {}, which is not an absolute path",
-                bin.display()
-            ),
-            reinstall,
-        );
-    }
-    let m = match fs::metadata(bin) {
-        Ok(m) => m,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            return err(
+    let mut b = Binary::default();
+    let j = match trusted::judge(bin, Want::File) {
+        Ok(j) => j,
+        Err(u) => {
+            let what = if u.missing && u.path == bin {
                 format!(
-                    "execs {}, which does not exist (was {name} removed or moved?), so every action of this resource fails",
-                    bin.display()
-                ),
-                reinstall,
-            );
-        }
-        Err(e) => {
-            return err(
-                format!("execs {}, which cannot be inspected: {e}", bin.display()),
-                reinstall,
-            );
+                    "which does not exist (was {name} removed or moved?), so every action of this resource fails"
+                )
+            } else if u.missing {
+                format!(
+                    "which does not exist ({} is missing), so every action of this resource fails",
+                    u.path.display()
+                )
+            } else {
+                format!("which cannot be followed: {}: {}", u.path.display(), u.what)
+            };
+            b.way = u.flaws;
+            b.problem = Some((what, reinstall));
+            return b;
         }
     };
-    if !m.is_file() {
-        return err(
-            format!("execs {}, which is not a regular file", bin.display()),
-            reinstall,
-        );
+    let (target, way): (Vec<Flaw>, Vec<Flaw>) = j.flaws.into_iter().partition(|f| f.target);
+    b.way = way;
+    b.ours = contains(&j.file, BINARY_MARKER);
+    let shown = if j.real == bin {
+        String::new()
+    } else {
+        format!(" (really {})", j.real.display())
+    };
+    if !target.is_empty() {
+        let what: Vec<&str> = target.iter().map(|f| f.what.as_str()).collect();
+        let fix: Vec<&str> = target.iter().map(|f| f.fix.as_str()).collect();
+        b.problem = Some((
+            format!("which{shown} is {}; not run", what.join(" and ")),
+            fix.join("; "),
+        ));
+        return b;
     }
-    if !executable(&m) {
-        return err(
-            format!("execs {}, which is not executable", bin.display()),
-            format!("chmod 755 {}", bin.display()),
-        );
+    if !executable(&j.meta) {
+        b.problem = Some((
+            format!("which{shown} is not executable"),
+            format!("chmod 755 {}", j.real.display()),
+        ));
+        return b;
     }
-    if let Some(why) = trust_problem(&m, trusted) {
-        return err(
-            format!("execs {}, which is {why}; not run", bin.display()),
-            format!("chown root:root {0}; chmod go-w {0}", bin.display()),
-        );
+    if !b.way.is_empty() {
+        // not run: each flaw is a finding of its own
+        return b;
     }
-    match run(bin, &["--version"], &[], RUN_BUDGET) {
-        Err(e) => err(
-            format!("execs {}, which cannot be run: {e}", bin.display()),
-            reinstall,
-        ),
-        Ok(r) if !r.status.is_some_and(|s| s.success()) => err(
-            format!("execs {}, whose `--version` {}", bin.display(), r.failure()),
-            reinstall,
-        ),
-        Ok(r) if !r.stdout.starts_with(&format!("{name} ")) => err(
+    if !b.ours {
+        b.problem = Some((
             format!(
-                "execs {}, which is not {name}: `--version` says {:?}",
-                bin.display(),
-                r.stdout.lines().next().unwrap_or_default()
+                "which{shown} is not an lkhelpers binary (it lacks the string every lkhelpers binary carries); not run"
             ),
             format!(
-                "run `{name} genapp` and copy its wrappers over LifeKeeper's copies on every node"
+                "make the wrapper exec {name}: run `{name} genapp` and copy its wrappers over LifeKeeper's copies on every node"
             ),
-        ),
-        Ok(_) => Ok(()),
+        ));
+        return b;
     }
+    match run(&j.file, &["--version"], &[], RUN_BUDGET) {
+        Err(e) => b.problem = Some((format!("which{shown} cannot be run: {e}"), reinstall)),
+        Ok(r) if !r.status.is_some_and(|s| s.success()) => {
+            b.problem = Some((format!("whose `--version` {}", r.failure()), reinstall));
+        }
+        Ok(r) => {
+            let line = r.stdout.lines().next().unwrap_or_default();
+            match line
+                .split_once(' ')
+                .and_then(|(n, _)| n.strip_prefix("lkh-"))
+            {
+                Some(kit) if !kit.is_empty() => {
+                    b.kit = Some(kit.to_owned());
+                    b.file = Some(Arc::new(j.file));
+                }
+                _ => {
+                    b.problem = Some((
+                        format!("which{shown} is not an lkhelpers kit: `--version` says {line:?}"),
+                        reinstall,
+                    ));
+                }
+            }
+        }
+    }
+    b
 }
 
-/// One tag's four slots (restore, remove, quickCheck, recover), each with its path.
+/// One gen/app copy: where it is and what it was judged to be.
+#[derive(Debug, Clone)]
+struct Slot {
+    path: PathBuf,
+    judged: Judged,
+}
+
+/// One tag's four slots (restore, remove, quickCheck, recover).
+#[derive(Debug, Default)]
 struct TagFiles {
-    slots: [Option<(PathBuf, Script)>; 4],
+    slots: [Option<Slot>; 4],
 }
 
 fn slot(action: Action) -> usize {
     Action::ALL.iter().position(|a| *a == action).unwrap_or(0)
 }
 
+/// Reports each flawed component once, whichever path led to it.
+#[derive(Debug, Default)]
+struct Chains {
+    seen: BTreeSet<PathBuf>,
+}
+
+impl Chains {
+    /// One error per component not reported yet, `why` saying what it means; true when
+    /// `flaws` is not empty (reported now or before).
+    fn add(
+        &mut self,
+        out: &mut Vec<Finding>,
+        tag: Option<&str>,
+        flaws: &[Flaw],
+        why: impl Fn(&Flaw) -> String,
+    ) -> bool {
+        for f in flaws {
+            if self.seen.insert(f.path.clone()) {
+                out.push(Finding::new(
+                    Level::Error,
+                    tag,
+                    &f.path,
+                    why(f),
+                    f.fix.clone(),
+                ));
+            }
+        }
+        !flaws.is_empty()
+    }
+}
+
+/// A flawed directory of LifeKeeper's (or a link on the way to one), for chain findings.
+fn below(f: &Flaw) -> String {
+    format!(
+        "{}, so someone other than root can change what LifeKeeper runs as root below it",
+        f.what
+    )
+}
+
+/// A flaw on the way to a gen/app copy, or on the copy itself.
+fn copy_flaw(f: &Flaw) -> String {
+    if f.target {
+        format!("LifeKeeper runs this file as root, and it is {}", f.what)
+    } else {
+        below(f)
+    }
+}
+
+/// The state of one check: the binaries probed and the components reported so far.
+struct Ctx<'a> {
+    opts: &'a Options,
+    probes: BTreeMap<PathBuf, Binary>,
+    chains: Chains,
+    /// The interpreter's flaws, once judged.
+    shell: Option<Vec<Flaw>>,
+}
+
+impl Ctx<'_> {
+    fn probe(&mut self, bin: &Path, hint: &str) -> &Binary {
+        self.probes
+            .entry(bin.to_path_buf())
+            .or_insert_with(|| probe_binary(bin, hint))
+    }
+
+    /// Judges the wrappers' interpreter (once); true when it is flawed.
+    fn shell(&mut self, out: &mut Vec<Finding>, tag: &str) -> bool {
+        let flaws = self.shell.get_or_insert_with(|| {
+            let sh = Path::new(genapp::INTERPRETER);
+            match trusted::judge(sh, Want::File) {
+                Ok(j) => j.flaws,
+                Err(u) => {
+                    let mut flaws = u.flaws;
+                    flaws.push(Flaw {
+                        what: format!("{} (on the way to {})", u.what, sh.display()),
+                        fix: format!(
+                            "reinstall the shell so that {} is a root-owned program",
+                            sh.display()
+                        ),
+                        path: u.path,
+                        target: true,
+                    });
+                    flaws
+                }
+            }
+        });
+        let sh = genapp::INTERPRETER;
+        self.chains.add(out, Some(tag), flaws, |f| {
+            if f.target {
+                format!("{sh} runs the lkhelpers wrappers as root, and this file is {}", f.what)
+            } else {
+                format!(
+                    "{}, so someone other than root can change {sh}, which runs the lkhelpers wrappers as root",
+                    f.what
+                )
+            }
+        })
+    }
+}
+
 /// Checks every gen/app resource under `opts.lkroot` that uses lkhelpers.
 pub fn check(opts: &Options) -> Report {
     let mut report = Report::default();
-    let trusted = &opts.trusted_uids;
+    let mut ctx = Ctx {
+        opts,
+        probes: BTreeMap::new(),
+        chains: Chains::default(),
+        shell: None,
+    };
+    // LifeKeeper's root itself, then each directory gen/app keeps its copies in
+    match trusted::judge(&opts.lkroot, Want::Dir) {
+        Ok(j) => {
+            ctx.chains.add(&mut report.findings, None, &j.flaws, below);
+        }
+        Err(u) => {
+            ctx.chains.add(&mut report.findings, None, &u.flaws, below);
+            if u.missing {
+                report
+                    .notes
+                    .push(format!("{}: not there", opts.lkroot.display()));
+            } else {
+                report.findings.push(Finding::new(
+                    Level::Error,
+                    None,
+                    &u.path,
+                    format!(
+                        "{} (on the way to LifeKeeper's root {}), so its gen/app resources were not checked",
+                        u.what,
+                        opts.lkroot.display()
+                    ),
+                    "give the real path with --lkroot, or fix the path".into(),
+                ));
+            }
+        }
+    }
     let mut tags: BTreeMap<OsString, TagFiles> = BTreeMap::new();
     for action in Action::ALL {
         let dir = genapp::copy_dir(&opts.lkroot, action);
-        let entries = match fs::read_dir(&dir) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                report.notes.push(format!("{}: not there", dir.display()));
+        let judged = match trusted::judge(&dir, Want::Dir) {
+            Ok(j) => j,
+            Err(u) => {
+                ctx.chains.add(&mut report.findings, None, &u.flaws, below);
+                if u.missing {
+                    report.notes.push(format!("{}: not there", dir.display()));
+                } else {
+                    report.findings.push(Finding::new(
+                        Level::Error,
+                        None,
+                        &u.path,
+                        format!(
+                            "{} (on the way to {}), so its gen/app resources were not checked",
+                            u.what,
+                            dir.display()
+                        ),
+                        "make it the real directory gen/app keeps its copies in".into(),
+                    ));
+                }
                 continue;
             }
+        };
+        ctx.chains
+            .add(&mut report.findings, None, &judged.flaws, below);
+        let entries = match fs::read_dir(&judged.real) {
+            Ok(entries) => entries,
             Err(e) => {
                 report.findings.push(Finding::new(
                     Level::Error,
@@ -532,55 +769,61 @@ pub fn check(opts: &Options) -> Report {
             }
         };
         for e in entries.flatten() {
-            let path = e.path();
-            let script = classify(&path, trusted);
-            tags.entry(e.file_name())
-                .or_insert_with(|| TagFiles {
-                    slots: [None, None, None, None],
-                })
-                .slots[slot(action)] = Some((path, script));
+            let path = dir.join(e.file_name());
+            let judged = classify(&path);
+            tags.entry(e.file_name()).or_default().slots[slot(action)] =
+                Some(Slot { path, judged });
         }
     }
 
-    let mut probes: BTreeMap<(PathBuf, String), Probe> = BTreeMap::new();
-    for (name, files) in &tags {
-        let ours = files
-            .slots
-            .iter()
-            .flatten()
-            .any(|(_, s)| matches!(s, Script::Wrapper { .. } | Script::Copy { .. }));
-        let tag = name.to_string_lossy();
-        if !ours {
-            for (path, s) in files.slots.iter().flatten() {
-                match s {
-                    Script::Insecure(why) => report.findings.push(Finding::new(
-                        Level::Error,
-                        Some(&tag),
-                        path,
-                        format!("LifeKeeper runs this program as root, and it is {why}"),
-                        secure(path),
-                    )),
-                    Script::Foreign(why) | Script::Unknown(why) => report
+    for (name, files) in &mut tags {
+        let tag = name.to_string_lossy().into_owned();
+        // a script in genapp's form without the marker is ours when it execs ours
+        for s in files.slots.iter_mut().flatten() {
+            if let Script::Candidate { exec, text } = &s.judged.script {
+                let hint = kit_hint(&exec.binary, None);
+                let b = ctx.probe(&exec.binary, &hint);
+                s.judged.script = if b.ours {
+                    Script::Wrapper {
+                        exec: exec.clone(),
+                        text: text.clone(),
+                        marker: None,
+                    }
+                } else {
+                    Script::Foreign(format!(
+                        "a script that execs {}, which is not an lkhelpers binary",
+                        exec.binary.display()
+                    ))
+                };
+            }
+        }
+        let before = report.findings.len();
+        let mut flawed = false;
+        for s in files.slots.iter().flatten() {
+            flawed |= ctx
+                .chains
+                .add(&mut report.findings, Some(&tag), &s.judged.flaws, copy_flaw);
+        }
+        if !files.slots.iter().flatten().any(|s| s.judged.script.ours()) {
+            for s in files.slots.iter().flatten() {
+                if let Script::Foreign(why) | Script::Unknown(why) | Script::Insecure(why) =
+                    &s.judged.script
+                {
+                    report
                         .notes
-                        .push(format!("{}: skipped: {why}", path.display())),
-                    _ => {}
+                        .push(format!("{}: skipped: {why}", s.path.display()));
                 }
             }
             continue;
         }
         report.tags += 1;
-        let before = report.findings.len();
-        check_tag(opts, &tag, files, &mut probes, &mut report);
-        if report.findings[before..]
-            .iter()
-            .all(|f| f.level <= Level::Info)
-        {
-            let kits: Vec<String> = files
-                .slots
+        let (tainted, kit) = check_tag(&mut ctx, &tag, files, &mut report);
+        flawed |= tainted;
+        if !flawed
+            && report.findings[before..]
                 .iter()
-                .flatten()
-                .filter_map(|(_, s)| kit_of(s))
-                .collect();
+                .all(|f| f.level <= Level::Info)
+        {
             let there: Vec<&str> = Action::ALL
                 .iter()
                 .zip(&files.slots)
@@ -596,7 +839,7 @@ pub fn check(opts: &Options) -> Report {
                     &dir,
                     format!(
                         "resource {tag}: lkh-{} scripts {} are wired right and its configuration validates",
-                        kits.first().map_or("?", String::as_str),
+                        kit.as_deref().unwrap_or("?"),
                         there.join(", ")
                     ),
                     String::new(),
@@ -638,19 +881,27 @@ pub fn check(opts: &Options) -> Report {
     report
 }
 
-/// The kit (`nas`) a wrapper or copy belongs to.
-fn kit_of(s: &Script) -> Option<String> {
-    match s {
-        Script::Wrapper { wrapper, .. } => Some(wrapper.kit.clone()),
-        Script::Copy { name, .. } => name.strip_prefix("lkh-").map(str::to_owned),
-        _ => None,
+/// The kit to name in remedies for a wrapper: its marker's, else the binary's file name
+/// without `lkh-`, else `<kit>`.
+fn kit_hint(binary: &Path, marker: Option<&Wrapper>) -> String {
+    if let Some(m) = marker {
+        return m.kit.clone();
     }
+    binary
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.strip_prefix("lkh-"))
+        .filter(|k| !k.is_empty())
+        .unwrap_or("<kit>")
+        .to_owned()
 }
 
-/// Findings about one tag.
+/// Findings about one tag; `flawed` when a chain finding (maybe reported under another tag)
+/// concerns one of its files.
 struct TagReport<'a> {
     tag: &'a str,
     findings: &'a mut Vec<Finding>,
+    flawed: bool,
 }
 
 impl TagReport<'_> {
@@ -658,10 +909,6 @@ impl TagReport<'_> {
         self.findings
             .push(Finding::new(level, Some(self.tag), file, what, remedy));
     }
-}
-
-fn secure(path: &Path) -> String {
-    format!("chown root:root {0}; chmod go-w {0}", path.display())
 }
 
 /// The wrapper of `action` that `lkh-<kit> genapp` writes, for remedies.
@@ -673,26 +920,30 @@ fn genapp_wrapper(kit: &str, action: Action) -> String {
     )
 }
 
+/// What can run `validate`: the judged descriptor, the path to name, the kit.
+type Runner = (Arc<File>, PathBuf, String);
+
+/// Checks one tag; returns whether a chain finding concerns it, and its kit.
 fn check_tag(
-    opts: &Options,
+    ctx: &mut Ctx,
     tag: &str,
     files: &TagFiles,
-    probes: &mut BTreeMap<(PathBuf, String), Probe>,
     report: &mut Report,
-) {
+) -> (bool, Option<String>) {
     let mut r = TagReport {
         tag,
         findings: &mut report.findings,
+        flawed: false,
     };
     // the kit of each script, and a program that can run `validate` (a checked binary or copy)
     let mut kits: Vec<(String, Action)> = Vec::new();
-    let mut runner: Option<(PathBuf, String)> = None;
-    for (action, (path, script)) in Action::ALL
+    let mut runner: Option<Runner> = None;
+    for (action, s) in Action::ALL
         .into_iter()
         .zip(&files.slots)
         .filter_map(|(a, s)| s.as_ref().map(|s| (a, s)))
     {
-        if let Some(kit) = check_script(opts, &mut r, action, path, script, probes, &mut runner) {
+        if let Some(kit) = check_script(ctx, &mut r, action, s, &mut runner) {
             kits.push((kit, action));
         }
     }
@@ -701,7 +952,7 @@ fn check_tag(
         .iter()
         .flatten()
         .next()
-        .map(|(p, _)| p.clone())
+        .map(|s| s.path.clone())
         .unwrap_or_default();
     let mut distinct: Vec<&str> = kits.iter().map(|(k, _)| k.as_str()).collect();
     distinct.sort_unstable();
@@ -721,12 +972,20 @@ fn check_tag(
             "re-create the resource with the wrappers of one kit".into(),
         );
     }
-    check_presence(
-        opts,
-        &mut r,
-        files,
-        distinct.first().copied().unwrap_or("<kit>"),
-    );
+    let hint = distinct.first().map(|k| k.to_string()).or_else(|| {
+        files
+            .slots
+            .iter()
+            .flatten()
+            .find_map(|s| match &s.judged.script {
+                Script::Wrapper { exec, marker, .. } => {
+                    Some(kit_hint(&exec.binary, marker.as_ref()))
+                }
+                Script::Broken { marker, .. } => Some(marker.kit.clone()),
+                _ => None,
+            })
+    });
+    check_presence(ctx.opts, &mut r, files, hint.as_deref().unwrap_or("<kit>"));
     if let Err(f) = Tag::parse(tag) {
         r.push(
             Level::Error,
@@ -734,99 +993,159 @@ fn check_tag(
             format!("{f}, so lkhelpers cannot name its configuration file"),
             "re-create the resource with a tag of letters, digits, '.', '_' and '-'".into(),
         );
-    } else if let Some((program, kit)) = runner {
-        check_config(opts, &mut r, &program, &kit);
+    } else if let Some(runner) = &runner {
+        check_config(ctx.opts, &mut r, runner);
     }
+    let kit = (distinct.len() == 1).then(|| distinct[0].to_owned());
+    (r.flawed, kit)
 }
 
-/// Checks one script; returns its kit when it is ours.
+/// Checks one script; returns its kit when it is ours and its kit is known.
 fn check_script(
-    opts: &Options,
+    ctx: &mut Ctx,
     r: &mut TagReport,
     action: Action,
-    path: &Path,
-    script: &Script,
-    probes: &mut BTreeMap<(PathBuf, String), Probe>,
-    runner: &mut Option<(PathBuf, String)>,
+    s: &Slot,
+    runner: &mut Option<Runner>,
 ) -> Option<String> {
-    let trusted = &opts.trusted_uids;
-    if let Ok(m) = fs::symlink_metadata(path)
-        && m.file_type().is_symlink()
-        && matches!(script, Script::Wrapper { .. } | Script::Copy { .. })
+    let path = &s.path;
+    if let Some(to) = &s.judged.link
+        && s.judged.script.ours()
     {
         r.push(
             Level::Warning,
             path,
             format!(
                 "is a symbolic link (to {}), but gen/app keeps copies: something other than the wizard put it there",
-                fs::read_link(path).unwrap_or_default().display()
+                Path::new(to).display()
             ),
             "replace it with a copy of the file it points to (cp --remove-destination TARGET LINK)"
                 .into(),
         );
     }
-    match script {
-        Script::Wrapper { wrapper, text } => {
-            let name = format!("lkh-{}", wrapper.kit);
-            if let Ok(m) = fs::metadata(path) {
-                if let Some(why) = trust_problem(&m, trusted) {
-                    r.push(
-                        Level::Error,
-                        path,
-                        format!("LifeKeeper runs this wrapper as root, and it is {why}"),
-                        secure(path),
-                    );
-                }
-                if !executable(&m) {
-                    r.push(
-                        Level::Error,
-                        path,
-                        "is not executable, so LifeKeeper cannot run it".into(),
-                        format!("chmod 755 {}", path.display()),
-                    );
-                }
+    match &s.judged.script {
+        Script::Wrapper { exec, text, marker } => {
+            let hint = kit_hint(&exec.binary, marker.as_ref());
+            if let Some(m) = &s.judged.meta
+                && !executable(m)
+            {
+                r.push(
+                    Level::Error,
+                    path,
+                    "is not executable, so LifeKeeper cannot run it".into(),
+                    format!("chmod 755 {}", path.display()),
+                );
             }
-            if wrapper.action != action {
+            r.flawed |= ctx.shell(r.findings, r.tag);
+            if exec.action != action {
                 r.push(
                     Level::Error,
                     path,
                     format!(
-                        "is the {} wrapper, but LifeKeeper runs it to {}: the wizard's {} field got the wrong file",
-                        wrapper.action.name(),
+                        "is the {} wrapper, but LifeKeeper runs it to {}: the wizard's {} field got the wrong file (line {} passes {})",
+                        exec.action.name(),
                         action.name(),
-                        genapp::wizard_field(action)
+                        genapp::wizard_field(action),
+                        exec.line,
+                        exec.action.name(),
                     ),
                     format!(
                         "re-create the resource with {} in the {} field, or copy that file over this one on every node",
-                        genapp_wrapper(&wrapper.kit, action),
+                        genapp_wrapper(&hint, action),
                         genapp::wizard_field(action)
                     ),
                 );
             }
-            if *text != wrapper.render() {
+            let bin = exec.binary.clone();
+            let b = ctx.probe(&bin, &hint).clone();
+            r.flawed |= ctx.chains.add(r.findings, Some(r.tag), &b.way, |f| {
+                format!(
+                    "{}, so someone other than root can replace {}, which {} execs as root",
+                    f.what,
+                    bin.display(),
+                    path.display()
+                )
+            });
+            if let Some((what, fix)) = &b.problem {
+                r.push(
+                    Level::Error,
+                    path,
+                    format!("line {} execs {}, {what}", exec.line, bin.display()),
+                    fix.clone(),
+                );
+            }
+            let (kit, file) = (b.kit?, b.file?);
+            if kit == NOT_A_KIT {
+                r.push(
+                    Level::Error,
+                    path,
+                    format!(
+                        "line {} execs {}, which is lkh-{kit}: it has no LifeKeeper actions",
+                        exec.line,
+                        bin.display()
+                    ),
+                    format!(
+                        "re-create the resource with the wrappers `lkh-<kit> genapp` writes (its {} wrapper in the {} field)",
+                        action.name(),
+                        genapp::wizard_field(action)
+                    ),
+                );
+                return None;
+            }
+            runner.get_or_insert_with(|| (file, bin.clone(), kit.clone()));
+            let genapps = Wrapper {
+                kit: kit.clone(),
+                action: exec.action,
+                binary: bin.clone(),
+            };
+            if *text != genapps.render() {
+                let claim = match marker {
+                    Some(m) if *m != genapps => format!(
+                        "; its marker comment says kit={} action={} binary={}, but line {} runs lkh-{kit} {} from {}",
+                        m.kit,
+                        m.action.name(),
+                        m.binary.display(),
+                        exec.line,
+                        exec.action.name(),
+                        bin.display()
+                    ),
+                    _ => String::new(),
+                };
                 r.push(
                     Level::Warning,
                     path,
-                    "differs from the wrapper genapp writes for its own marker line (edited by hand?)"
-                        .into(),
                     format!(
-                        "run `{name} genapp` and copy its {} wrapper over this file on every node",
-                        wrapper.action.name()
+                        "differs from the wrapper genapp writes for what it runs (edited by hand?){claim}"
+                    ),
+                    format!(
+                        "run `lkh-{kit} genapp` and copy its {} wrapper over this file on every node",
+                        exec.action.name()
                     ),
                 );
             }
-            let probe = probes
-                .entry((wrapper.binary.clone(), wrapper.kit.clone()))
-                .or_insert_with(|| probe_binary(&wrapper.binary, &wrapper.kit, trusted));
-            match probe {
-                Ok(()) => {
-                    runner.get_or_insert_with(|| (wrapper.binary.clone(), wrapper.kit.clone()));
-                }
-                Err((level, what, fix)) => r.push(*level, path, what.clone(), fix.clone()),
-            }
-            Some(wrapper.kit.clone())
+            Some(kit)
         }
-        Script::Copy { name, version } => {
+        Script::Broken { why, marker } => {
+            r.push(
+                Level::Error,
+                path,
+                format!(
+                    "{}; LifeKeeper runs this line as root, whatever the marker comment says",
+                    why.message()
+                ),
+                format!(
+                    "run `lkh-{} genapp` and copy its {} wrapper over this file on every node",
+                    marker.kit,
+                    action.name()
+                ),
+            );
+            None
+        }
+        Script::Copy {
+            name,
+            version,
+            file,
+        } => {
             let kit = name.strip_prefix("lkh-").unwrap_or(name).to_owned();
             if kit == NOT_A_KIT {
                 r.push(
@@ -853,8 +1172,17 @@ fn check_script(
                     action.name()
                 ),
             );
-            runner.get_or_insert_with(|| (path.to_path_buf(), kit.clone()));
+            runner.get_or_insert_with(|| (file.clone(), path.to_path_buf(), kit.clone()));
             Some(kit)
+        }
+        Script::Insecure(why) => {
+            r.push(
+                Level::Error,
+                path,
+                format!("{why}; not run"),
+                "fix the errors that name its path".into(),
+            );
+            None
         }
         Script::Foreign(why) | Script::Unknown(why) => {
             r.push(
@@ -865,15 +1193,7 @@ fn check_script(
             );
             None
         }
-        Script::Insecure(why) => {
-            r.push(
-                Level::Error,
-                path,
-                format!("LifeKeeper runs this program as root, and it is {why}; not run"),
-                secure(path),
-            );
-            None
-        }
+        Script::Candidate { .. } => None,
     }
 }
 
@@ -916,12 +1236,14 @@ fn check_presence(opts: &Options, r: &mut TagReport, files: &TagFiles, kit: &str
 }
 
 /// `validate -t TAG` passes and the kit's TIMEOUT stays below LKCHECKINTERVAL.
-fn check_config(opts: &Options, r: &mut TagReport, program: &Path, kit: &str) {
+fn check_config(opts: &Options, r: &mut TagReport, runner: &Runner) {
+    let (file, program, kit) = runner;
+    let program = program.as_path();
     let tag = r.tag;
     let name = format!("lkh-{kit}");
     let conf = opts.conf_dir.join(format!("{tag}.conf"));
     let env = [("LKHELPERS_LK_DEFAULTS", opts.defaults.as_path())];
-    let ran = match run(program, &["validate", "-t", tag], &env, RUN_BUDGET) {
+    let ran = match run(file, &["validate", "-t", tag], &env, RUN_BUDGET) {
         Ok(ran) => ran,
         Err(e) => {
             return r.push(
@@ -1020,9 +1342,9 @@ mod tests {
         let mut data = vec![b'x'; (64 << 10) - 5];
         data.extend_from_slice(BINARY_MARKER);
         fs::write(&dir, &data).unwrap();
-        assert!(contains(&mut fs::File::open(&dir).unwrap(), BINARY_MARKER));
+        assert!(contains(fs::File::open(&dir).unwrap(), BINARY_MARKER));
         fs::write(&dir, vec![b'x'; 200 << 10]).unwrap();
-        assert!(!contains(&mut fs::File::open(&dir).unwrap(), BINARY_MARKER));
+        assert!(!contains(fs::File::open(&dir).unwrap(), BINARY_MARKER));
         let _ = fs::remove_file(&dir);
     }
 
@@ -1030,14 +1352,17 @@ mod tests {
     fn text_files_that_are_not_wrappers_are_foreign() {
         let f = std::env::temp_dir().join(format!("lkh-wiring-sh-{}", std::process::id()));
         fs::write(&f, "#!/bin/sh\necho hi\n").unwrap();
-        let me = [nix::unistd::geteuid().as_raw()];
-        assert_eq!(
-            classify(&f, &me),
-            Script::Foreign("not an lkhelpers wrapper".into())
-        );
+        let foreign = |f: &Path| match classify(f).script {
+            Script::Foreign(why) => why,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(foreign(&f), "not an lkhelpers wrapper");
         fs::write(&f, "x".repeat(MAX_WRAPPER_LEN + 10)).unwrap();
-        assert!(matches!(classify(&f, &me), Script::Foreign(_)));
+        foreign(&f);
+        // genapp's form without its marker: a candidate, decided by what it execs
+        fs::write(&f, "#!/bin/sh\nexec /opt/db/bin/start restore \"$@\"\n").unwrap();
+        assert!(matches!(classify(&f).script, Script::Candidate { .. }));
         let _ = fs::remove_file(&f);
-        assert!(matches!(classify(&f, &me), Script::Unknown(_)));
+        assert!(matches!(classify(&f).script, Script::Unknown(_)));
     }
 }

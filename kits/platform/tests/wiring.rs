@@ -14,10 +14,13 @@ use lkh_common::Action;
 use lkh_common::genapp::{Wrapper, copy_path};
 
 /// A fake kit binary: `--version` prints `lkh-<kit> 0.1.0`, `validate -t TAG` prints
-/// `$LKHELPERS_CONF_DIR/TAG.conf` (exit 0) or a one-line reason on stderr (exit 2).
+/// `$LKHELPERS_CONF_DIR/TAG.conf` (exit 0) or a one-line reason on stderr (exit 2). It carries
+/// the string of every lkhelpers binary, like the real ones.
 fn fake_kit(kit: &str) -> String {
+    let marker = String::from_utf8_lossy(lkh_platform::wiring::BINARY_MARKER);
     format!(
         r#"#!/bin/sh
+# {marker}: check-lifekeeper runs only programs that carry it
 case "$1" in
 --version) echo "lkh-{kit} 0.1.0" ;;
 validate)
@@ -322,9 +325,11 @@ fn hand_edited_wrapper_and_old_layout_are_warnings() {
     let n = Node::new("wiring-edited");
     n.resource("nfs1");
     let p = n.copy(Action::Recover, "nfs1");
+    // what runs is the same (an extra comment, the binary unquoted): a warning only
     let text = fs::read_to_string(&p)
         .unwrap()
-        .replace("exec ", "logger hi; exec ");
+        .replace("exec '", "# edited\nexec ")
+        .replace("' recover", " recover");
     write_exec(&p, text.as_bytes());
     let old = n.lkroot.join("subsys/lkhelpers/Resources/nas/actions");
     fs::create_dir_all(&old).unwrap();
@@ -379,11 +384,22 @@ fn a_wrapper_naming_another_kits_binary_is_an_error() {
     n.wrap(Action::Remove, "nfs1", Action::Remove, &ip);
     let o = n.check(&[]);
     assert_eq!(code(&o), 1, "{}", show(&o));
+    // the kit is what the line runs (lkh-ip), whatever the marker says (nas)
+    let out = stdout(&o);
     finding(
-        &stdout(&o),
+        &out,
         "error",
+        &n.copy(Action::Restore, "nfs1"),
+        "the scripts of resource nfs1 belong to different kits (lkh-nas in !restore, lkh-ip in !remove, lkh-nas in !quickCheck, lkh-nas in !recover)",
+    );
+    finding(
+        &out,
+        "warning",
         &n.copy(Action::Remove, "nfs1"),
-        "which is not lkh-nas: `--version` says \"lkh-ip 0.1.0\"",
+        &format!(
+            "its marker comment says kit=nas action=remove binary={}, but line 3 runs lkh-ip remove from",
+            ip.display()
+        ),
     );
 }
 
@@ -410,13 +426,41 @@ fn a_copy_of_an_lkhelpers_binary_is_recognised_without_running_its_action() {
 /// its arguments, and carries the string every lkhelpers binary has.
 #[cfg(target_arch = "x86_64")]
 fn tiny_lkh_nas_elf() -> Vec<u8> {
+    tiny_elf(None)
+}
+
+/// [`tiny_lkh_nas_elf`], which with `rename` first renames one path over the other (a file
+/// swapped in after the program was judged).
+#[cfg(target_arch = "x86_64")]
+fn tiny_elf(rename: Option<(&Path, &Path)>) -> Vec<u8> {
+    use std::os::unix::ffi::OsStrExt;
     let msg = b"lkh-nas 0.1.0\n";
-    let mut code: Vec<u8> = vec![0xb8, 1, 0, 0, 0, 0xbf, 1, 0, 0, 0]; // write(1,
+    let mut code: Vec<u8> = Vec::new();
+    // rename(from, to): the two leas' displacements are set once the strings are placed
+    let leas = rename.map(|_| {
+        code.extend([0xb8, 82, 0, 0, 0]); // eax = SYS_rename
+        code.extend([0x48, 0x8d, 0x3d, 0, 0, 0, 0]); // lea rdi, [rip+from]
+        let from = code.len();
+        code.extend([0x48, 0x8d, 0x35, 0, 0, 0, 0]); // lea rsi, [rip+to]
+        let to = code.len();
+        code.extend([0x0f, 0x05]); // syscall
+        (from, to)
+    });
+    code.extend([0xb8, 1, 0, 0, 0, 0xbf, 1, 0, 0, 0]); // write(1,
     code.extend([0x48, 0x8d, 0x35, 16, 0, 0, 0]); // lea rsi, [rip+16] (msg)
     code.extend([0xba, msg.len() as u8, 0, 0, 0, 0x0f, 0x05]); // len); syscall
     code.extend([0xb8, 60, 0, 0, 0, 0x31, 0xff, 0x0f, 0x05]); // exit(0)
     code.extend_from_slice(msg);
     code.extend_from_slice(lkh_platform::wiring::BINARY_MARKER);
+    if let (Some((from_end, to_end)), Some((from, to))) = (leas, rename) {
+        for (end, path) in [(from_end, from), (to_end, to)] {
+            let at = code.len();
+            code.extend_from_slice(path.as_os_str().as_bytes());
+            code.push(0);
+            let disp = i32::try_from(at - end).unwrap().to_le_bytes();
+            code[end - 4..end].copy_from_slice(&disp);
+        }
+    }
     let base: u64 = 0x400000;
     let total = (64 + 56 + code.len()) as u64;
     let mut e: Vec<u8> = b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0".to_vec();
@@ -570,5 +614,357 @@ fn a_validate_that_hangs_is_killed_and_reported() {
     assert!(
         !Path::new(&format!("/proc/{}", pid.trim())).exists(),
         "the hung validate (pid {pid}) is still there"
+    );
+}
+
+/// The tests that make files another user owns need root (CI runs as root).
+fn need_root() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "this test must run as root: it makes files owned by uid 65534"
+    );
+}
+
+fn chown_nobody(p: &Path) {
+    std::os::unix::fs::lchown(p, Some(65534), None).unwrap();
+}
+
+/// A script that leaves `trace` behind whenever it runs (and carries no lkhelpers marker).
+fn tracer(path: &Path, trace: &Path) {
+    write_exec(
+        path,
+        format!("#!/bin/sh\ntouch {}\necho TIMEOUT=1\n", trace.display()).as_bytes(),
+    );
+}
+
+/// A wrapper's kit, action and binary are what its executable line runs, read as /bin/sh
+/// reads it: the marker comment runs nothing.
+#[test]
+fn what_the_exec_line_runs_is_judged_not_the_marker_comment() {
+    let n = Node::new("wiring-exec-line");
+    n.resource("nfs1");
+    let p = n.copy(Action::Restore, "nfs1");
+    let good = fs::read_to_string(&p).unwrap();
+    let marker = good.lines().nth(1).unwrap().to_owned();
+    let put = |body: &str| write_exec(&p, format!("#!/bin/sh\n{marker}\n{body}\n").as_bytes());
+    let nas = n.nas.display().to_string();
+    let cases = [
+        (
+            "exec /bin/true \"$@\"".to_owned(),
+            "line 3: `exec /bin/true \"$@\"`: has 1 word between exec and \"$@\" where genapp writes two",
+        ),
+        (
+            format!("set -x; exec {nas} restore \"$@\""),
+            "runs a second command",
+        ),
+        (
+            format!("PATH=/tmp exec {nas} restore \"$@\""),
+            "sets a variable before the command",
+        ),
+        (
+            format!("exec {nas} restore \"$@\" >/dev/null"),
+            "redirects input or output",
+        ),
+        (format!("exec {nas} restore"), "does not end with \"$@\""),
+        (
+            format!("exec {nas} restore \"$@\"\nexec /bin/true"),
+            "line 4: `exec /bin/true`: a second command (line 3 already execs",
+        ),
+    ];
+    for (body, want) in cases {
+        put(&body);
+        let o = n.check(&[]);
+        assert_eq!(code(&o), 1, "{body}: {}", show(&o));
+        finding(&stdout(&o), "error", &p, want);
+        assert!(!stdout(&o).contains("wired right"), "{}", show(&o));
+    }
+
+    // the line runs remove in !restore, whatever the marker says
+    put(&format!("exec {nas} remove \"$@\""));
+    let o = n.check(&[]);
+    assert_eq!(code(&o), 1, "{}", show(&o));
+    finding(
+        &stdout(&o),
+        "error",
+        &p,
+        "is the remove wrapper, but LifeKeeper runs it to restore: the wizard's Restore Script field got the wrong file (line 3 passes remove)",
+    );
+
+    // a program that is not lkhelpers' is named and never run
+    let other = n.dir.path().join("usr/sbin/other");
+    let trace = n.dir.path().join("ran");
+    tracer(&other, &trace);
+    put(&format!("exec {} restore \"$@\"", other.display()));
+    let o = n.check(&[]);
+    assert_eq!(code(&o), 1, "{}", show(&o));
+    finding(
+        &stdout(&o),
+        "error",
+        &p,
+        &format!(
+            "line 3 execs {}, which is not an lkhelpers binary (it lacks the string every lkhelpers binary carries); not run",
+            other.display()
+        ),
+    );
+    assert!(!trace.exists(), "a program that is not lkhelpers' was run");
+
+    // without the marker, a script that execs an lkhelpers kit is still ours, and judged
+    write_exec(
+        &p,
+        format!("#!/bin/sh\nexec \"{nas}\" restore \"$@\"\n").as_bytes(),
+    );
+    let o = n.check(&[]);
+    let out = stdout(&o);
+    assert_eq!(code(&o), 0, "{}", show(&o));
+    finding(
+        &out,
+        "warning",
+        &p,
+        "differs from the wrapper genapp writes",
+    );
+    write_exec(
+        &p,
+        format!("#!/bin/sh\nexec \"{nas}\" remove \"$@\"\n").as_bytes(),
+    );
+    let o = n.check(&[]);
+    assert_eq!(code(&o), 1, "{}", show(&o));
+    finding(
+        &stdout(&o),
+        "error",
+        &p,
+        "is the remove wrapper, but LifeKeeper runs it to restore",
+    );
+}
+
+/// `$LKROOT` and every directory on the way to what LifeKeeper runs: a component another user
+/// could change is one error naming it (once, however many files are below it).
+#[test]
+fn a_directory_others_can_change_above_the_copies_is_an_error_naming_it() {
+    need_root();
+    let n = Node::new("wiring-open-root");
+    n.resource("nfs1");
+    n.resource("nfs2");
+    let lkroot = &n.lkroot;
+    fs::set_permissions(lkroot, fs::Permissions::from_mode(0o777)).unwrap();
+    let o = n.check(&[]);
+    let out = stdout(&o);
+    assert_eq!(code(&o), 1, "{}", show(&o));
+    finding(
+        &out,
+        "error",
+        lkroot,
+        &format!(
+            "writable by group or others (mode 0777), so someone other than root can change what LifeKeeper runs as root below it; chmod 0755 {}",
+            lkroot.display()
+        ),
+    );
+    assert_eq!(lines(&out, "error").len(), 1, "{out}");
+    assert!(!out.contains("wired right"), "{out}");
+    assert!(out.ends_with("result: inconsistent\n"), "{out}");
+    // with no resource at all, an open $LKROOT is still an error
+    let empty = Node::new("wiring-open-empty");
+    fs::set_permissions(&empty.lkroot, fs::Permissions::from_mode(0o1777)).unwrap();
+    let o = empty.check(&[]);
+    assert_eq!(code(&o), 1, "{}", show(&o));
+    finding(
+        &stdout(&o),
+        "error",
+        &empty.lkroot,
+        "writable by others (mode 1777): the sticky bit does not stop them",
+    );
+    fs::set_permissions(lkroot, fs::Permissions::from_mode(0o755)).unwrap();
+
+    let restore_dir = n.copy(Action::Restore, "nfs1");
+    let restore_dir = restore_dir.parent().unwrap();
+    fs::set_permissions(restore_dir, fs::Permissions::from_mode(0o777)).unwrap();
+    let o = n.check(&[]);
+    assert_eq!(code(&o), 1, "{}", show(&o));
+    finding(
+        &stdout(&o),
+        "error",
+        restore_dir,
+        "writable by group or others (mode 0777)",
+    );
+    fs::set_permissions(restore_dir, fs::Permissions::from_mode(0o755)).unwrap();
+
+    let app = n.lkroot.join("subsys/gen/resources/app");
+    chown_nobody(&app);
+    let o = n.check(&[]);
+    let out = stdout(&o);
+    assert_eq!(code(&o), 1, "{}", show(&o));
+    finding(
+        &out,
+        "error",
+        &app,
+        &format!(
+            "owned by uid 65534, not root, so someone other than root can change what LifeKeeper runs as root below it; chown root: {}",
+            app.display()
+        ),
+    );
+    assert_eq!(lines(&out, "error").len(), 1, "{out}");
+    std::os::unix::fs::lchown(&app, Some(0), None).unwrap();
+
+    // the copy itself
+    let qc = n.copy(Action::QuickCheck, "nfs2");
+    chown_nobody(&qc);
+    let o = n.check(&[]);
+    assert_eq!(code(&o), 1, "{}", show(&o));
+    finding(
+        &stdout(&o),
+        "error",
+        &qc,
+        "LifeKeeper runs this file as root, and it is owned by uid 65534, not root",
+    );
+    std::os::unix::fs::lchown(&qc, Some(0), None).unwrap();
+    assert_eq!(code(&n.check(&[])), 0);
+}
+
+/// The binary a wrapper execs is judged with its whole chain: root's links (a usrmerge
+/// `/sbin -> usr/sbin`) are fine, a directory or link another user owns is an error naming
+/// it, and such a binary is never run.
+#[test]
+fn the_binary_a_wrapper_execs_is_judged_with_every_directory_on_its_way() {
+    need_root();
+    let n = Node::new("wiring-bin-chain");
+    // reached through a root-owned link, as /sbin/lkh-nas is on a usrmerge system
+    let sbin = n.dir.path().join("sbin");
+    std::os::unix::fs::symlink("usr/sbin", &sbin).unwrap();
+    for a in Action::ALL {
+        n.wrap(a, "nfs1", a, &sbin.join("lkh-nas"));
+    }
+    n.conf("nfs1", "TIMEOUT=20\n");
+    let o = n.check(&[]);
+    assert_eq!(code(&o), 0, "{}", show(&o));
+    assert!(
+        stdout(&o).contains("resource nfs1: lkh-nas scripts"),
+        "{}",
+        show(&o)
+    );
+
+    // the same link owned by another user
+    chown_nobody(&sbin);
+    let o = n.check(&[]);
+    let out = stdout(&o);
+    assert_eq!(code(&o), 1, "{}", show(&o));
+    finding(
+        &out,
+        "error",
+        &sbin,
+        &format!(
+            "a symbolic link owned by uid 65534, not root, so someone other than root can replace {}",
+            sbin.join("lkh-nas").display()
+        ),
+    );
+    assert!(
+        out.contains(&format!("chown -h root: {}", sbin.display())),
+        "{out}"
+    );
+    std::os::unix::fs::lchown(&sbin, Some(0), None).unwrap();
+
+    // a root-owned binary in a directory another user owns: that user can swap it
+    let bob = n.dir.path().join("home/bob");
+    let bin = bob.join("bin/lkh-nas");
+    let trace = n.dir.path().join("ran");
+    write_exec(
+        &bin,
+        fake_kit("nas")
+            .replace(
+                "case \"$1\"",
+                &format!("touch {}\ncase \"$1\"", trace.display()),
+            )
+            .as_bytes(),
+    );
+    chown_nobody(&bob);
+    n.resource("nfs1");
+    for a in Action::ALL {
+        n.wrap(a, "nfs1", a, &bin);
+    }
+    let o = n.check(&[]);
+    let out = stdout(&o);
+    assert_eq!(code(&o), 1, "{}", show(&o));
+    finding(
+        &out,
+        "error",
+        &bob,
+        &format!(
+            "owned by uid 65534, not root, so someone other than root can replace {}, which {} execs as root; chown root: {}",
+            bin.display(),
+            n.copy(Action::Restore, "nfs1").display(),
+            bob.display()
+        ),
+    );
+    assert_eq!(
+        lines(&out, "error").len(),
+        1,
+        "one error for the directory: {out}"
+    );
+    assert!(!out.contains("wired right"), "{out}");
+    assert!(!trace.exists(), "a binary another user can replace was run");
+}
+
+/// What runs `--version` and `validate` is the file that was judged: swapping the path
+/// afterwards changes nothing (the descriptor is run, not the path).
+#[test]
+fn the_binary_that_was_judged_is_the_one_that_runs() {
+    let n = Node::new("wiring-swap");
+    n.resource("nfs1");
+    let evil = n.dir.path().join("usr/sbin/evil");
+    let trace = n.dir.path().join("evil-ran");
+    tracer(&evil, &trace);
+    // once judged and asked --version, the "kit" swaps another program into its own path
+    let kit = fake_kit("nas").replace(
+        "--version) echo",
+        &format!(
+            "--version) mv -f {} {}; echo",
+            evil.display(),
+            n.nas.display()
+        ),
+    );
+    write_exec(&n.nas, kit.as_bytes());
+    let o = n.check(&[]);
+    assert_eq!(code(&o), 0, "{}", show(&o));
+    assert!(
+        stdout(&o).contains("resource nfs1: lkh-nas scripts restore, remove, quickCheck, recover are wired right and its configuration validates"),
+        "{}",
+        show(&o)
+    );
+    assert!(!evil.exists(), "the swap happened");
+    assert!(
+        !trace.exists(),
+        "the program swapped in after the judgement was run"
+    );
+}
+
+/// The same for a copy of a kit binary: `--version` and `validate` run the copy that was
+/// judged, even when another file takes its path in between.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn the_copy_that_was_judged_is_the_one_that_runs() {
+    let n = Node::new("wiring-copy-swap");
+    n.resource("nfs1");
+    let p = n.copy(Action::Restore, "nfs1");
+    let evil = n.dir.path().join("usr/sbin/evil");
+    let trace = n.dir.path().join("evil-ran");
+    tracer(&evil, &trace);
+    write_exec(&p, &tiny_elf(Some((&evil, &p))));
+    let o = n.check(&[]);
+    let out = stdout(&o);
+    assert_eq!(code(&o), 0, "{}", show(&o));
+    finding(
+        &out,
+        "warning",
+        &p,
+        "is a copy of the lkh-nas binary (lkh-nas 0.1.0)",
+    );
+    finding(
+        &out,
+        "info",
+        &n.conf.join("nfs1.conf"),
+        "`lkh-nas validate -t nfs1` printed no TIMEOUT=",
+    );
+    assert!(!evil.exists(), "the swap happened");
+    assert!(
+        !trace.exists(),
+        "the program swapped in after the judgement was run"
     );
 }

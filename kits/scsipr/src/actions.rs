@@ -24,8 +24,10 @@
 //! [`outcome`] (failures and how several LUs' answers combine).
 
 pub mod assess;
+pub mod challenge;
 pub mod check;
 pub mod classify;
+pub mod defend;
 pub mod open;
 pub mod outcome;
 pub mod prim;
@@ -34,19 +36,17 @@ pub mod remove;
 pub mod repair;
 pub mod restore;
 
-use std::collections::BTreeMap;
-
-use lkh_common::{Action, Exit, Failure, HookCtx, Outcome};
+use lkh_common::{Action, Failure, HookCtx, Outcome};
 
 use crate::settings::{NODE_KEY_FILE, Settings};
 use crate::state;
-use check::check_lu;
-use open::{arbitration_order, open_resolved, resolve_all, wwid};
+use check::check_lu_seen;
+use open::{arbitration_order, lu_identity, open_resolved, order_key, resolve_all};
 use outcome::combine;
 use prim::dev;
-use records::Records;
-use remove::{remove_lu, unreachable_on_remove};
-use restore::{restore_all, restore_lu};
+use records::{LuRecord, Records};
+use remove::remove_each;
+use restore::restore_all;
 
 /// quickCheck's answer on a node without a reservation key (`status -t TAG` gives the same).
 pub fn no_key(s: &Settings) -> Failure {
@@ -62,10 +62,16 @@ pub fn hook(ctx: &HookCtx) -> Outcome {
     if ctx.action == Action::Remove {
         // first, so that `watch` (which judges under the same tag lock) stops judging it
         state::mark(ctx.tag.as_str(), false);
+        if ctx.ocf {
+            state::forget_ocf(ctx.tag.as_str());
+        }
     }
     let s = Settings::from_ctx(ctx)?;
+    if ctx.action == Action::Restore {
+        s.check_timeout(ctx)?;
+    }
     let deadline = ctx.deadline.instant();
-    let mut resolved = resolve_all(&s.devices)?;
+    let resolved = resolve_all(&s.devices)?;
     let create = ctx.action == Action::Restore;
     let tag = ctx.tag.as_str();
     let Some(key) = s.key(create)? else {
@@ -74,65 +80,120 @@ pub fn hook(ctx: &HookCtx) -> Outcome {
             _ => Err(no_key(&s)),
         };
     };
-    let create_order = create && resolved.len() > 1;
-    if create_order {
-        arbitration_order(&mut resolved, wwid);
-    }
-    let mut lus = match open_resolved(resolved, false, deadline) {
-        Err(f) if ctx.action == Action::Remove && f.exit == Exit::Failed => {
-            records::clear(tag);
-            return Ok(unreachable_on_remove(&f));
-        }
-        other => other?,
-    };
-    let known = match ctx.action {
-        Action::QuickCheck | Action::Recover => Records::load(tag),
-        _ => Records::default(),
-    };
-    let mut next = BTreeMap::new();
-    let results: Vec<Result<String, Failure>> = if create_order {
-        match restore_all(&mut lus, key, s.pr_type, deadline) {
-            Ok(done) => lus
-                .iter()
-                .zip(done)
-                .map(|(lu, (msg, rec))| {
-                    next.insert(dev(lu), rec);
-                    Ok(msg)
+    if ctx.action == Action::Remove {
+        // disk by disk: one that does not answer never keeps the others registered
+        let lus = resolved
+            .into_iter()
+            .map(|r| {
+                open_resolved(vec![r], false, deadline).and_then(|l| {
+                    l.into_iter()
+                        .next()
+                        .ok_or_else(|| Failure::failed("no disk"))
                 })
-                .collect(),
-            Err(f) => vec![Err(f)],
+            })
+            .collect();
+        let out = combine(remove_each(lus, key, s.pr_type, deadline));
+        if out.is_ok() {
+            // Under Pacemaker a stop is followed by a start on the same node when a monitor
+            // failed (a restart in place): that this node lost the disk outlives the stop, so
+            // the start cannot take it back. LifeKeeper's remove ends it: its restore comes
+            // only where LifeKeeper brings the hierarchy.
+            let known = Records::load(tag);
+            let kept = if ctx.ocf {
+                known.lost_only()
+            } else {
+                Records::default()
+            };
+            kept.store(tag, &known);
         }
-    } else {
-        lus.iter_mut()
+        return out;
+    }
+    let mut lus = open_resolved(resolved, false, deadline)?;
+    if create && lus.len() > 1 {
+        let keys = lus
+            .iter_mut()
+            .map(|lu| lu_identity(lu, deadline).map(|id| (dev(lu), order_key(&id))))
+            .collect::<Result<Vec<_>, Failure>>()?;
+        let keyed = arbitration_order(
+            lus.into_iter().zip(keys).collect(),
+            |l| l.1.1.clone(),
+            |l| l.1.0.clone(),
+        )?;
+        lus = keyed.into_iter().map(|(lu, _)| lu).collect();
+    }
+    let known = Records::load(tag);
+    if ctx.ocf && create {
+        refuse_lost(tag, &known)?;
+    }
+    let mut next = known.clone();
+    let results: Vec<Result<String, Failure>> = match ctx.action {
+        Action::Restore => {
+            // a restore starts afresh: what this node remembered is replaced, or forgotten
+            // when it does not hold the disks at the end
+            next = Records::default();
+            let challenge = s.arbitrate.then(|| s.challenge_window());
+            let done = restore_all(&mut lus, key, s.pr_type, challenge, deadline);
+            match done {
+                Ok(done) => lus
+                    .iter()
+                    .zip(done)
+                    .map(|(lu, (msg, rec))| {
+                        next.set(&dev(lu), Some(rec));
+                        Ok(msg)
+                    })
+                    .collect(),
+                Err(f) => vec![Err(f)],
+            }
+        }
+        // quickCheck and recover (remove returned above)
+        _ => lus
+            .iter_mut()
             .map(|lu| {
                 let name = dev(lu);
                 let mem = known.memory(&name);
-                let done = match ctx.action {
-                    Action::Restore => restore_lu(lu, key, s.pr_type, deadline),
-                    Action::Remove => return remove_lu(lu, key, s.pr_type, deadline),
-                    Action::QuickCheck => check_lu(lu, key, s.pr_type, false, mem, deadline),
-                    Action::Recover => check_lu(lu, key, s.pr_type, true, mem, deadline),
-                };
-                done.map(|(msg, rec)| {
-                    next.insert(name, rec);
-                    msg
-                })
+                let repair = ctx.action == Action::Recover;
+                let (out, seen) = check_lu_seen(lu, key, s.pr_type, repair, mem, deadline);
+                next.set(&name, LuRecord::after(known.get(&name), &out, seen));
+                out.map(|(msg, _)| msg)
             })
-            .collect()
+            .collect(),
     };
     let out = combine(results);
-    match (ctx.action, &out) {
-        (Action::Remove, Ok(_)) => records::clear(tag),
-        (_, Ok(_)) => {
-            if ctx.action != Action::QuickCheck {
-                state::mark(tag, true);
-            }
-            if known.0.as_ref() != Some(&next) {
-                records::save(tag, &next);
+    if out.is_ok() && ctx.action != Action::QuickCheck {
+        state::mark(tag, true);
+        if ctx.ocf {
+            state::remember_ocf(tag, &ocf_params(ctx));
+        } else if create {
+            let d = crate::watch::Defender::look(&state::run_dir());
+            if !d.running {
+                log::warn!("{}", d.note);
             }
         }
-        (_, Err(f)) if f.exit == Exit::Fenced => records::clear(tag),
-        _ => {}
     }
+    next.store(tag, &known);
     out
+}
+
+/// Pacemaker's start on a node that lost the disk (a monitor said fenced or taken over since
+/// this node last started it): refused, whatever the disk shows now. Pacemaker restarts a
+/// failed resource in place, and this node's view of the data is older than the winner's
+/// writes; only a restart of the node (its run directory is in tmpfs) lets it start here again.
+fn refuse_lost(tag: &str, known: &Records) -> Result<(), Failure> {
+    match known.lost_devices().first() {
+        None => Ok(()),
+        Some(dev) => Err(Failure::fenced(format!(
+            "{dev}: this node lost the disk to another node since it last started this resource (a fenced or taken-over verdict): it does not take it back; Pacemaker must run the resource where the disk is held. Restart this node to let it start the resource again (or, once you are sure nothing here still uses data from before, remove {})",
+            state::run_dir().path().join(tag).join("paths").display()
+        ))),
+    }
+}
+
+/// The resource's settings that came from Pacemaker's parameters, for `watch`.
+fn ocf_params(ctx: &HookCtx) -> Vec<(String, String)> {
+    ctx.config
+        .settings()
+        .iter()
+        .filter(|s| s.origin == lkh_common::config::Origin::OcfParameter)
+        .map(|s| (s.key.to_owned(), s.value.clone()))
+        .collect()
 }

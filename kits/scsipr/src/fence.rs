@@ -18,8 +18,8 @@
 //! Errors exit 1, never 2, so that no error can read as "off" to a caller of `status`.
 
 mod doc;
-mod keymap;
-mod ops;
+pub(crate) mod keymap;
+pub(crate) mod ops;
 mod params;
 
 use std::io::{IsTerminal, Read};

@@ -6,8 +6,12 @@
 //! logging, deadline, exit codes) is lkh-common's.
 
 mod actions;
+#[cfg(test)]
+mod defense_tests;
 mod doctor;
 mod fence;
+#[cfg(test)]
+mod memory_tests;
 #[cfg(test)]
 mod model;
 mod pr;
@@ -113,7 +117,8 @@ fn node_key(spec: &'static KitSpec, args: &[String]) -> Outcome {
 
 /// `validate` and OCF `validate-all`: the settings the actions would use, checked, nothing changed.
 fn check(ctx: &lkh_common::HookCtx) -> lkh_common::Outcome {
-    crate::settings::Settings::from_ctx(ctx).map(|_| String::new())
+    let s = crate::settings::Settings::from_ctx(ctx)?;
+    s.check_timeout(ctx).map(|()| String::new())
 }
 
 fn main() -> ExitCode {

@@ -237,6 +237,18 @@ impl Lun {
         }
     }
 
+    /// A power cycle of a target without persist-through-power-loss: every registration and
+    /// the reservation are gone, PRgeneration is zero (SPC-4), every nexus gets a UNIT
+    /// ATTENTION.
+    pub fn power_cycle(&mut self, nexuses: &[usize]) {
+        self.regs.clear();
+        self.res = None;
+        self.generation = 0;
+        for n in nexuses {
+            self.attention(*n);
+        }
+    }
+
     pub fn read_keys(&self) -> Keys {
         Keys {
             generation: self.generation,
@@ -353,6 +365,13 @@ impl Path {
                 }),
             )),
         }
+    }
+}
+
+impl Path {
+    /// PERSISTENT RESERVE OUT CLEAR (not in [`Nexus`]: the policy never sends it).
+    pub fn clear(&mut self, key: u64) -> Result<(), Error> {
+        self.out("CLEAR", 0x03, None, key, 0)
     }
 }
 

@@ -10,33 +10,33 @@ use sg_persist::PrType;
 
 use crate::actions::check::check_lu;
 use crate::actions::classify::{Held, judge};
-use crate::actions::open::arbitration_order;
-use crate::actions::records::{Done, Memory};
+use crate::actions::open::{arbitration_order, order_key};
+use crate::actions::records::{Done, LuRecord, Memory};
 use crate::actions::restore::{self as cas, restore_lu};
 use crate::model::{Fault, Lun, Node};
 
-const RO: PrType = PrType::WriteExclusiveRegistrantsOnly;
+pub(crate) const RO: PrType = PrType::WriteExclusiveRegistrantsOnly;
 
-fn key(n: &str) -> u64 {
+pub(crate) fn key(n: &str) -> u64 {
     0x4c4b_0000_0000_0000 | u64::from(n.as_bytes()[0])
 }
 
-fn deadline() -> Instant {
+pub(crate) fn deadline() -> Instant {
     Instant::now() + Duration::from_secs(30)
 }
 
-fn lun() -> Arc<Mutex<Lun>> {
+pub(crate) fn lun() -> Arc<Mutex<Lun>> {
     Arc::new(Mutex::new(Lun::default()))
 }
 
 type Slot = Arc<Mutex<Option<Result<Done, Failure>>>>;
 
-fn restore(n: &mut Node, t: PrType) -> Result<Done, Failure> {
+pub(crate) fn restore(n: &mut Node, t: PrType) -> Result<Done, Failure> {
     restore_lu(n, key(&n.name), t, deadline())
 }
 
 /// Node `name` with one path per nexus in `nexuses`.
-fn node(l: &Arc<Mutex<Lun>>, name: &str, nexuses: &[usize]) -> Node {
+pub(crate) fn node(l: &Arc<Mutex<Lun>>, name: &str, nexuses: &[usize]) -> Node {
     Node::new(l, name, nexuses)
 }
 
@@ -73,7 +73,7 @@ fn nest_with<R: Send + 'static>(
     slot
 }
 
-fn registered(l: &Arc<Mutex<Lun>>, k: u64) -> bool {
+pub(crate) fn registered(l: &Arc<Mutex<Lun>>, k: u64) -> bool {
     l.lock().unwrap().keys().contains(&k)
 }
 
@@ -292,7 +292,7 @@ fn failing_restore_rolls_back() {
     assert!(l.lock().unwrap().keys().is_empty());
 }
 
-fn mem(seen: &str) -> Memory<'_> {
+pub(crate) fn mem(seen: &LuRecord) -> Memory<'_> {
     Memory {
         seen: Some(seen),
         was_holder: true,
@@ -545,7 +545,7 @@ fn threaded_restores_leave_one_holder() {
 
 fn restore_all(nodes: &mut [Node], t: PrType) -> Result<Vec<Done>, Failure> {
     let k = key(&nodes[0].name);
-    cas::restore_all(nodes, k, t, deadline())
+    cas::restore_all(nodes, k, t, None, deadline())
 }
 
 /// Node `name` on each LU of `luns` (one path per LU, nexus `nexus`).
@@ -649,17 +649,53 @@ fn multi_disk_failure_gives_the_first_disks_back() {
     assert_eq!(luns[2].lock().unwrap().generation, 0);
 }
 
-/// Every node takes the disks in one order whatever DEVICE= says: by world-wide name, disks
-/// without one last and in the configured order.
+/// Every node takes the disks in one order whatever DEVICE= says: by their LU designators and
+/// serial numbers; two disks nothing tells apart are refused (exit 2).
 #[test]
-fn disks_are_taken_in_wwid_order() {
-    let mut here = vec![
-        ("sdz", None),
-        ("sdc", Some("naa.6001405b")),
-        ("sda", None),
-        ("sdb", Some("naa.6001405a")),
+fn disks_are_taken_in_identity_order() {
+    use sg_persist::{Identity, LuId};
+    let id = |naa: Option<&str>, sn: Option<&str>| Identity {
+        designators: naa
+            .map(|n| LuId {
+                kind: 1,
+                bytes: n.as_bytes().to_vec(),
+            })
+            .into_iter()
+            .collect(),
+        serial: sn.map(str::to_owned),
+    };
+    // the same order whatever the configured order (node b lists them the other way round)
+    let here = vec![
+        ("sdz", id(None, Some("s9"))),
+        ("sdc", id(Some("IET 0002"), Some("s1"))),
+        ("sda", id(None, Some("s2"))),
+        ("sdb", id(Some("IET 0001"), Some("s1"))),
     ];
-    arbitration_order(&mut here, |d| d.1.map(str::to_owned));
-    let names: Vec<&str> = here.iter().map(|d| d.0).collect();
-    assert_eq!(names, ["sdb", "sdc", "sdz", "sda"]);
+    let mut there = here.clone();
+    there.reverse();
+    let order = |v: Vec<(&'static str, Identity)>| {
+        arbitration_order(v, |d| order_key(&d.1), |d| d.0.to_owned())
+            .unwrap()
+            .iter()
+            .map(|d| d.0)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(order(here), order(there));
+    // tgt's two daemons: the same designators, only the serial differs: told apart
+    let two = vec![
+        ("sdb", id(Some("IET 0001"), Some("a"))),
+        ("sdc", id(Some("IET 0001"), Some("b"))),
+    ];
+    assert!(arbitration_order(two, |d| order_key(&d.1), |d| d.0.to_owned()).is_ok());
+    // nothing tells them apart: refused with exit 2, both named
+    let same = vec![
+        ("sdb", id(Some("IET 0001"), Some("x"))),
+        ("sdc", id(Some("IET 0001"), Some("x"))),
+    ];
+    let f = arbitration_order(same, |d| order_key(&d.1), |d| d.0.to_owned()).unwrap_err();
+    assert_eq!(f.exit, Exit::Usage);
+    assert!(
+        f.message.contains("sdb and sdc cannot be told apart"),
+        "{f}"
+    );
 }

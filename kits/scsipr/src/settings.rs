@@ -55,7 +55,19 @@ pub struct Settings {
     pub configured_key: Option<u64>,
     /// The node key as read (and checked) with the settings, when no `KEY=` is configured.
     pub node_key: Option<u64>,
+    /// A LifeKeeper resource: its holder defends the disk and a restore that finds another
+    /// holder challenges it. Not under Pacemaker, where fencing (`fence_lkhscsipr`)
+    /// arbitrates.
+    pub arbitrate: bool,
 }
+
+/// The longest defense interval, whatever FAILFASTTIMER says.
+pub const DEFENSE_MAX: Duration = Duration::from_secs(2);
+/// What a challenger waits beyond two defense intervals: a defender's commands and its
+/// scheduling.
+pub const DEFENSE_MARGIN: Duration = Duration::from_secs(1);
+/// What restore needs beyond the challenge window: the takeover itself.
+pub const TAKEOVER_BUDGET: Duration = Duration::from_secs(2);
 
 /// Parses a reservation key: hex, optional `0x`, 1 to 16 digits, not zero.
 pub fn parse_key(raw: &str) -> Result<u64, String> {
@@ -129,6 +141,7 @@ impl Settings {
             }
         };
         let failfast = Duration::from_secs(ctx.config.uint("FAILFASTTIMER").unwrap_or(5).max(1));
+        let arbitrate = !ctx.ocf;
         // checked now, with the rest, before anything reaches a disk
         let node_key = match configured_key {
             Some(_) => None,
@@ -142,7 +155,36 @@ impl Settings {
             failfast,
             conf_dir: ctx.sources.conf_dir.clone(),
             configured_key,
+            arbitrate,
         })
+    }
+
+    /// restore and `validate`: a LifeKeeper resource's TIMEOUT must hold the challenge window
+    /// and a takeover after it, or a restore that finds another holder could never finish.
+    pub fn check_timeout(&self, ctx: &HookCtx) -> Result<(), Failure> {
+        let window = self.challenge_window();
+        let timeout = ctx.config.timeout();
+        if !self.arbitrate || timeout >= window + TAKEOVER_BUDGET {
+            return Ok(());
+        }
+        Err(Failure::usage(format!(
+            "TIMEOUT={} in {} cannot hold a takeover: a restore that finds another node holding the disk waits the challenge window ({} s: twice the defense interval min(FAILFASTTIMER, 2 s), plus 1 s) before it takes over; set TIMEOUT to at least {} s",
+            timeout.as_secs(),
+            ctx.conf_file().display(),
+            window.as_secs(),
+            (window + TAKEOVER_BUDGET).as_secs()
+        )))
+    }
+
+    /// How often the holder's defender (`watch`) reads the keys of each disk it holds.
+    pub fn defense_interval(&self) -> Duration {
+        defense_interval(self.failfast)
+    }
+
+    /// How long a restore that finds another node holding the disk waits for that holder to
+    /// defend it before it takes over (see [`challenge_window`]).
+    pub fn challenge_window(&self) -> Duration {
+        challenge_window(self.failfast)
     }
 
     /// The key to use; `create` makes the node key file when it does not exist yet.
@@ -158,6 +200,20 @@ impl Settings {
             read_node_key(&path)
         }
     }
+}
+
+/// The defense interval: FAILFASTTIMER, at most 2 s (cheap: one READ KEYS per held disk).
+pub fn defense_interval(failfast: Duration) -> Duration {
+    failfast.min(DEFENSE_MAX)
+}
+
+/// The challenge window: two defense intervals plus a margin. A live holder's defender looks
+/// at least once in any interval, so within the window it has seen and removed the
+/// challenger's registration; a holder that did not (dead, frozen, cut off the disk) loses.
+/// The nodes of a cluster must agree on FAILFASTTIMER (LifeKeeper's tunable, usually set the
+/// same everywhere): the window is the challenger's, the interval the holder's.
+pub fn challenge_window(failfast: Duration) -> Duration {
+    2 * defense_interval(failfast) + DEFENSE_MARGIN
 }
 
 /// Reads the node key; `Ok(None)` when the file does not exist. A link, a file others can

@@ -1,7 +1,10 @@
 //! Which resources this node has in service, for `watch`: restore and recover store
 //! `<run dir>/scsipr/<TAG>/watch` (lkh-common's run-state layer, [`lkh_common::runstate`]) as
 //! `in-service`, `watch` turns it into `fenced` when another node took the reservation, and
-//! remove deletes it before it starts its work. One directory per tag: any valid tag is
+//! remove deletes it before it starts its work. A Pacemaker resource (an OCF agent call) has
+//! no `/etc/lkhelpers/<TAG>.conf`: its start also stores its parameters as `ocf`
+//! ([`remember_ocf`]), which `watch` judges it by, and which marks it as Pacemaker's (fencing
+//! there is `fence_lkhscsipr`'s: no owner defense, no challenge). One directory per tag: any valid tag is
 //! watched (`x.fenced` and `.x` too) and no tag can touch another's marker. The run directory
 //! is `$LKHELPERS_RUN_DIR` or `/run/lkhelpers` (a tmpfs: nothing is watched after a reboot
 //! until LifeKeeper restores).
@@ -37,6 +40,42 @@ pub fn mark_in(run: &RunDir, tag: &str, on: bool) {
             "cannot update the watch marker of {tag}: {e}; `lkh-scsipr watch` may not see this resource"
         );
     }
+}
+
+/// The name of a Pacemaker resource's stored parameters in its tag directory.
+pub const OCF: &str = "ocf";
+
+/// Stores the OCF parameters of `tag` (`KEY\tVALUE` lines) for `watch`; a failure is logged.
+pub fn remember_ocf(tag: &str, params: &[(String, String)]) {
+    let text: String = params
+        .iter()
+        .filter(|(k, v)| !k.contains(['\t', '\n']) && !v.contains(['\t', '\n']))
+        .map(|(k, v)| format!("{k}\t{v}\n"))
+        .collect();
+    if let Err(e) = Tag::parse(tag).and_then(|t| run_dir().store(&t, OCF, text.as_bytes())) {
+        log::warn!(
+            "cannot store the parameters of {tag} for `lkh-scsipr watch`: {e}; watch does not judge this resource"
+        );
+    }
+}
+
+/// Forgets the OCF parameters of `tag` (stop); a failure is logged.
+pub fn forget_ocf(tag: &str) {
+    if let Err(e) = Tag::parse(tag).and_then(|t| run_dir().remove(&t, OCF)) {
+        log::warn!("{e}");
+    }
+}
+
+/// The stored OCF parameters of `tag`: `None` for a LifeKeeper resource (none stored).
+pub fn ocf_params(run: &RunDir, tag: &Tag) -> Option<Vec<(String, String)>> {
+    let b = run.load(tag, OCF).ok()??;
+    let s = String::from_utf8(b).ok()?;
+    Some(
+        s.lines()
+            .filter_map(|l| l.split_once('\t'))
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect(),
+    )
 }
 
 /// Marks `tag` as fenced: `watch` stops checking it until the next restore.

@@ -23,6 +23,7 @@ use crate::actions::open::{DIAG_TIMEOUT, open_resolved, resolve_all};
 use crate::actions::prim::shared_key_warning;
 use crate::pr::{DeadPath, Disk};
 use crate::settings::{self, fmt_key};
+use crate::watch::Defender;
 
 fn node_key() -> Option<u64> {
     settings::read_node_key(&settings::node_key_path())
@@ -441,10 +442,22 @@ pub fn status(spec: &'static KitSpec, args: &[String]) -> Outcome {
         }
         return Ok(String::new());
     };
+    let run = crate::state::run_dir();
+    let mut defender = Defender::look(&run);
+    if crate::state::ocf_params(&run, &tag).is_some() {
+        defender.note = format!(
+            "a Pacemaker resource: fence_lkhscsipr arbitrates, nothing defends it ({})",
+            if defender.running {
+                "lkh-scsipr watch runs and judges it"
+            } else {
+                "no lkh-scsipr watch runs to judge it"
+            }
+        );
+    }
     if a.json {
-        println!("{}", health_json(&tag, &h, disks));
+        println!("{}", health_json(&tag, &h, &defender, disks));
     } else {
-        print!("{}", health_text(&tag, &h, disks));
+        print!("{}", health_text(&tag, &h, &defender, disks));
     }
     h.status()
 }
@@ -482,21 +495,42 @@ fn lu_health_json(h: &LuHealth, disk: Json) -> Json {
         .with("paths", Json::Arr(paths.collect()))
         .with("reservation", reservation_json(h.reservation, h.key))
         .with("registrations", Json::Arr(regs.collect()))
-        .with("our_registrations", h.ours());
+        .with("our_registrations", h.ours())
+        .with("generation", h.generation.map_or(Json::Null, Json::from))
+        .with(
+            "remembered_generation",
+            h.last_generation.map_or(Json::Null, Json::from),
+        );
     h.json(facts).with("disk", disk)
 }
 
 /// `status -t TAG --json`: quickCheck's `exit`, `verdict` and `message` for the resource,
 /// and per LU what was checked and found, its own verdict, and its device diagnostic
 /// (`disk`, as `status DEVICE --json` shows it).
-fn health_json(tag: &Tag, h: &Health, disks: Vec<(String, Json)>) -> Json {
+fn health_json(tag: &Tag, h: &Health, defender: &Defender, disks: Vec<(String, Json)>) -> Json {
     let lus = h
         .lus
         .iter()
         .zip(disks)
         .map(|(l, (_, d))| lu_health_json(l, d));
     h.json(Json::obj().with("tag", tag.to_string()))
+        .with("defender", defender_json(defender))
         .with("lus", Json::Arr(lus.collect()))
+}
+
+/// Whether a defender runs on this node (see [`Defender`]).
+fn defender_json(d: &Defender) -> Json {
+    Json::obj()
+        .with("running", d.running)
+        .with(
+            "pid",
+            d.pid.map_or(Json::Null, |p| Json::from(i64::from(p))),
+        )
+        .with(
+            "last_tick_age_s",
+            d.last_tick_age.map_or(Json::Null, Json::from),
+        )
+        .with("note", d.note.as_str())
 }
 
 fn path_text(p: &PathHealth) -> String {
@@ -515,8 +549,13 @@ fn path_text(p: &PathHealth) -> String {
 
 /// `status -t TAG` as text: per LU the look (checked, found, verdict) and the device
 /// diagnostic under `disk:`, then the resource's verdict.
-fn health_text(tag: &Tag, h: &Health, disks: Vec<(String, Json)>) -> String {
+fn health_text(tag: &Tag, h: &Health, defender: &Defender, disks: Vec<(String, Json)>) -> String {
     let mut t = format!("resource {tag}: {}\n", h.verdict());
+    t += &format!(
+        "defender: {}{}\n",
+        if defender.running { "" } else { "WARNING: " },
+        defender.note
+    );
     for (l, (disk, _)) in h.lus.iter().zip(disks) {
         t += &format!("{}: {}\n", l.device, l.verdict());
         t += &format!(
@@ -552,6 +591,12 @@ fn health_text(tag: &Tag, h: &Health, disks: Vec<(String, Json)>) -> String {
                     regs.join(", ")
                 }
             );
+            let g = |g: Option<u32>| g.map_or("unknown".into(), |g| format!("{g:#x}"));
+            t += &format!(
+                "  generation    {} (this node's last look: {})\n",
+                g(l.generation),
+                g(l.last_generation)
+            );
         }
         t += &format!("  verdict       {}\n", l.conclusion());
         t += "  disk:\n";
@@ -573,7 +618,7 @@ mod tests {
     use super::*;
     use crate::actions::assess::assess_lu;
     use crate::actions::check::check_lu;
-    use crate::actions::records::{Done, Memory};
+    use crate::actions::records::{Done, LuRecord, Memory};
     use crate::actions::restore::restore_lu;
     use crate::model::{Fault, Lun, Node};
     use crate::pr::Nexus;
@@ -603,8 +648,14 @@ mod tests {
             lus: vec![assess_lu(a, key("a"), RO, mem, deadline())],
         };
         let tag = Tag::parse("db").unwrap();
-        let json = health_json(&tag, &h, vec![(String::new(), Json::Null)]).to_string();
-        let text = health_text(&tag, &h, vec![("disk:\n".into(), Json::Null)]);
+        let d = Defender {
+            running: false,
+            pid: None,
+            last_tick_age: None,
+            note: "none".into(),
+        };
+        let json = health_json(&tag, &h, &d, vec![(String::new(), Json::Null)]).to_string();
+        let text = health_text(&tag, &h, &d, vec![("disk:\n".into(), Json::Null)]);
         let x = l.lock().unwrap();
         assert_eq!(
             (x.generation, x.pr_out),
@@ -624,7 +675,7 @@ mod tests {
     /// Each state's path registrations and the JSON fields the README lists are checked too.
     #[test]
     fn quickcheck_and_status_agree() {
-        fn with(rec: &str) -> Memory<'_> {
+        fn with(rec: &LuRecord) -> Memory<'_> {
             Memory {
                 seen: Some(rec),
                 was_holder: true,

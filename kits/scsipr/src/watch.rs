@@ -1,35 +1,57 @@
-//! `watch`: the lkscsid-like loop. Every FAILFASTTIMER seconds it reads the reservation of
-//! every resource this node has in service (see [`crate::state`]) and acts when another node
-//! took it: ON_FENCED=halt reboots this node at once through the kernel (logged first, no
-//! sync: a sync could block on the very disk we lost), event logs an error (LifeKeeper's next
-//! quickCheck exits 3) and stops watching that resource while it keeps watching the others,
-//! none only warns and stops watching it. A reservation nobody holds while our key is still
-//! registered is taken again, as lkscsid re-reserves; a disk that lost all its PR state (no
-//! reservation, no registration) is only logged: it is not a takeover.
+//! `watch`: the lkscsid-like loop, and the holder's defense.
 //!
-//! Each LU is judged by the assessment quickCheck starts from (`actions::assess::assess_lu`,
-//! PR IN only), so watch and quickCheck cannot disagree about who holds a disk.
+//! - Every FAILFASTTIMER seconds it judges every resource this node has in service (see
+//!   [`crate::state`]) with the assessment quickCheck starts from
+//!   (`actions::assess::assess_lu`, PR IN only, so the two cannot disagree) and acts when
+//!   another node took it: ON_FENCED=halt reboots this node at once through the kernel (logged
+//!   first, no sync: a sync could block on the very disk we lost), event logs an error
+//!   (LifeKeeper's next quickCheck exits 3) and stops watching that resource while it keeps
+//!   watching the others, none only warns and stops watching it. A reservation nobody holds
+//!   while our key is still registered is taken again, as lkscsid re-reserves; a disk that lost
+//!   all its PR state (no reservation, no registration, its PR generation not gone up) is only
+//!   logged: it is not a takeover. Every look is remembered (the PR generation, a lost disk:
+//!   `actions::records`).
+//! - In between, every defense interval (FAILFASTTIMER, at most 2 s), it defends the disks of
+//!   every LifeKeeper resource it holds (`actions::defend`): one READ KEYS per disk, and a
+//!   PREEMPT of any key that is not this node's — a challenger's registration (see
+//!   `actions::challenge`). A disk where this node's own key is gone is judged at once. A
+//!   resource whose restore just finished is defended from the next tick on (at most one
+//!   interval later; the restore itself removed every other registration until its last read).
+//!   Pacemaker resources (their start stored their parameters, see [`crate::state`]) are
+//!   judged, never defended: there `fence_lkhscsipr` arbitrates.
 //!
-//! Each tag is judged under its lock (`<run dir>/scsipr/<TAG>/lock`, the one the hook runner
-//! holds around every hook), so watch never judges a resource while one of its hooks runs,
-//! and a resource whose remove has started (its marker is cleared first) is not judged at all.
+//! Each tag is judged and defended under its lock (`<run dir>/scsipr/<TAG>/lock`, the one the
+//! hook runner holds around every hook), so watch never acts on a resource while one of its
+//! hooks runs, and a resource whose remove has started (its marker is cleared first) is left
+//! alone. The running daemon holds `<run dir>/scsipr/watch.pid` (lkh-common's daemon lock) and
+//! renews it at every tick: `status` and restore tell from it whether a defender runs.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use lkh_common::runstate::RunDir;
 use lkh_common::{Action, Deadline, Failure, HookArgs, KitSpec, Outcome, Tag};
 use log::{debug, error, info, warn};
+use sg_persist::Lu;
 
 use crate::actions::assess::{Verdict, assess_lu};
 use crate::actions::classify::Held;
+use crate::actions::defend::{Defense, defend_lu};
 use crate::actions::open::open_all;
 use crate::actions::records::Records;
 use crate::settings::{OnFenced, Settings, fmt_key};
 use crate::state;
 
-/// How long watch waits for a hook of a tag to finish before it leaves that tag to its next
-/// cycle.
+/// How long a judgement waits for a hook of a tag to finish before it leaves that tag to the
+/// next tick.
 const LOCK_WAIT: Duration = Duration::from_secs(1);
+/// How long a defense look waits for a hook of the tag (the hook decides meanwhile).
+const DEFENSE_LOCK_WAIT: Duration = Duration::from_millis(100);
+/// The longest tick, also while nothing is watched: a resource restored meanwhile is
+/// defended this soon, within any defense interval.
+const IDLE_TICK: Duration = Duration::from_secs(1);
+/// The daemon's name in the run directory (`watch.pid`).
+pub const DAEMON: &str = "watch";
 
 /// What watch does once it found `tag` fenced (`reason` says how): per ON_FENCED, and the tag
 /// is marked fenced so it is not judged again until the next restore. Returns only if the
@@ -69,13 +91,132 @@ pub fn halt(reason: &str) -> Failure {
     }
 }
 
-/// One pass over every watched resource; returns how many were found fenced, and the
-/// shortest FAILFASTTIMER among them.
-fn cycle(spec: &'static KitSpec, run: &RunDir) -> (usize, Option<Duration>) {
+/// One watched resource between two judgements: its settings, key and open disks.
+struct Guard {
+    settings: Settings,
+    key: u64,
+    lus: Vec<Lu>,
+    next_judge: Instant,
+}
+
+/// Reads the settings of `tag` (a Pacemaker resource's stored parameters, else its
+/// configuration file), its key, and opens its disks.
+fn prepare(spec: &'static KitSpec, run: &RunDir, tag: &Tag) -> Result<Guard, Failure> {
+    // a Pacemaker resource is judged by the parameters its start stored
+    let args = match state::ocf_params(run, tag) {
+        Some(overrides) => HookArgs {
+            tag: Some(tag.to_string()),
+            no_config: true,
+            overrides,
+            ..HookArgs::default()
+        },
+        None => HookArgs {
+            tag: Some(tag.to_string()),
+            ..HookArgs::default()
+        },
+    };
+    let ctx = lkh_common::context(spec, Action::QuickCheck, &args)?;
+    let mut settings = Settings::from_ctx(&ctx)?;
+    settings.arbitrate = state::ocf_params(run, tag).is_none();
+    let key = settings.key(false)?.ok_or_else(|| {
+        Failure::failed("this node has no reservation key: not watching".to_owned())
+    })?;
+    let deadline = Instant::now() + judge_budget(&settings);
+    let lus = open_all(&settings.devices, false, deadline)?;
+    Ok(Guard {
+        settings,
+        key,
+        lus,
+        next_judge: Instant::now(),
+    })
+}
+
+/// One judgement must end well before the next one starts.
+fn judge_budget(s: &Settings) -> Duration {
+    (s.failfast * 2).max(Duration::from_secs(2))
+}
+
+/// Judges every disk of `tag` (see the module doc); returns whether it was found fenced.
+fn judge(run: &RunDir, tag: &Tag, g: &mut Guard) -> bool {
+    let s = &g.settings;
+    let deadline = Instant::now() + judge_budget(s);
+    let known = Records::load(tag.as_str());
+    let mut next = known.clone();
+    let mut fenced = None;
+    for lu in &mut g.lus {
+        let name = lu.input().display().to_string();
+        let h = assess_lu(lu, g.key, s.pr_type, known.memory(&name), deadline);
+        // every look is remembered (its PR generation; a fenced verdict), before acting
+        next.set(&name, h.remembered(known.get(&name)));
+        match &h.verdict {
+            Verdict::Held(Held::Ours | Held::WrongType(_)) => {
+                debug!("{tag}: {name}: reservation held by {}", fmt_key(g.key))
+            }
+            // Not a takeover: nobody holds and nobody is registered. quickCheck reports it
+            // and recover registers and reserves again; never halt for it.
+            Verdict::Held(Held::Lost) => warn!(
+                "{tag}: {name}: the disk lost its persistent-reservation state (no reservation, no registration): not fenced; LifeKeeper's quickCheck reports it and recover takes it again"
+            ),
+            Verdict::Held(Held::Free) => {
+                match lu.any_path(|p| p.reserve(g.key, s.pr_type, deadline)) {
+                    Ok(()) => warn!(
+                        "{tag}: {name}: nobody held the reservation: taken again with {}",
+                        fmt_key(g.key)
+                    ),
+                    Err(e) => warn!(
+                        "{tag}: {name}: nobody holds the reservation and taking it failed: {e}"
+                    ),
+                }
+            }
+            Verdict::Fenced(f) => {
+                fenced = Some(f.failure(&name, g.key));
+                break;
+            }
+            Verdict::NoAnswer(f) => warn!("{tag}: {f}"),
+        }
+    }
+    next.store(tag.as_str(), &known);
+    match fenced {
+        Some(f) => {
+            react(run, tag, &format!("{tag}: {f}"), s.on_fenced);
+            true
+        }
+        None => false,
+    }
+}
+
+/// One defense look at every disk of `tag`; a disk where this node's key is gone is judged
+/// at once. Returns whether the resource was found fenced.
+fn defend(run: &RunDir, tag: &Tag, g: &mut Guard) -> bool {
+    let deadline = Instant::now() + g.settings.defense_interval();
+    let mut lost = false;
+    for lu in &mut g.lus {
+        match defend_lu(lu, g.key, g.settings.pr_type, deadline) {
+            Ok(Defense::Quiet | Defense::Removed(_)) => {}
+            Ok(Defense::Unsettled(keys)) => debug!(
+                "{tag}: {} other key(s) still registered; tried again at the next tick",
+                keys.len()
+            ),
+            Ok(Defense::Lost) => lost = true,
+            Err(f) => debug!("{tag}: defense look: {f}"),
+        }
+    }
+    lost && judge(run, tag, g)
+}
+
+/// One tick over every watched resource: a judgement where one is due (and for a resource
+/// not seen before), else a defense look. Returns how many were found fenced and the next
+/// tick's interval.
+fn tick(
+    spec: &'static KitSpec,
+    run: &RunDir,
+    guards: &mut BTreeMap<String, Guard>,
+) -> (usize, Duration) {
     let mut fenced = 0;
-    let mut interval: Option<Duration> = None;
-    for tag in state::watched(run) {
-        // a run directory that is not safe is the admin's to fix: say so every cycle
+    let tags = state::watched(run);
+    guards.retain(|t, _| tags.iter().any(|x| x.as_str() == t));
+    for tag in tags {
+        // a run directory that is not safe is the admin's to fix: say so at every tick
         let dir = match run.tag(&tag) {
             Ok(d) => d,
             Err(f) => {
@@ -83,95 +224,113 @@ fn cycle(spec: &'static KitSpec, run: &RunDir) -> (usize, Option<Duration>) {
                 continue;
             }
         };
-        // a hook of this resource is running: it decides, and the next cycle judges again
-        let _lock = match dir.lock("watch", Deadline::after(LOCK_WAIT)) {
+        let name = tag.to_string();
+        let due = guards
+            .get(&name)
+            .is_none_or(|g| Instant::now() >= g.next_judge);
+        let wait = if due { LOCK_WAIT } else { DEFENSE_LOCK_WAIT };
+        // a hook of this resource is running: it decides, and the next tick acts again
+        let _lock = match dir.lock("watch", Deadline::after(wait)) {
             Ok(l) => l,
             Err(f) => {
-                debug!("{tag}: {f}; judged in the next cycle");
+                debug!("{tag}: {f}; next tick");
                 continue;
             }
         };
         // a remove may have started (and cleared the marker) while we waited
         if !state::is_watched(run, &tag) {
+            guards.remove(&name);
             continue;
         }
-        let args = HookArgs {
-            tag: Some(tag.to_string()),
-            ..HookArgs::default()
-        };
-        let ctx = match lkh_common::context(spec, Action::QuickCheck, &args) {
-            Ok(c) => c,
-            Err(f) => {
-                warn!("{tag}: {f}");
-                continue;
-            }
-        };
-        let s = match Settings::from_ctx(&ctx) {
-            Ok(s) => s,
-            Err(f) => {
-                warn!("{tag}: {f}");
-                continue;
-            }
-        };
-        interval = Some(interval.map_or(s.failfast, |i| i.min(s.failfast)));
-        // One cycle must end well before the next one starts.
-        let budget = (s.failfast * 2)
-            .max(Duration::from_secs(2))
-            .min(ctx.deadline.remaining());
-        let deadline = Instant::now() + budget;
-        let key = match s.key(false) {
-            Ok(Some(k)) => k,
-            Ok(None) => {
-                warn!("{tag}: this node has no reservation key: not watching");
-                continue;
-            }
-            Err(f) => {
-                warn!("{tag}: {f}");
-                continue;
-            }
-        };
-        let mut lus = match open_all(&s.devices, false, deadline) {
-            Ok(l) => l,
-            Err(f) => {
-                warn!("{tag}: {f}");
-                continue;
-            }
-        };
-        let known = Records::load(tag.as_str());
-        for lu in &mut lus {
-            let name = lu.input().display().to_string();
-            let h = assess_lu(lu, key, s.pr_type, known.memory(&name), deadline);
-            match &h.verdict {
-                Verdict::Held(Held::Ours | Held::WrongType(_)) => {
-                    debug!("{tag}: {name}: reservation held by {}", fmt_key(key))
+        if due {
+            // opened afresh at every judgement: paths that changed are seen
+            let mut g = match prepare(spec, run, &tag) {
+                Ok(g) => g,
+                Err(f) => {
+                    warn!("{tag}: {f}");
+                    guards.remove(&name);
+                    continue;
                 }
-                // Not a takeover: nobody holds and nobody is registered. quickCheck reports it
-                // and recover registers and reserves again; never halt for it.
-                Verdict::Held(Held::Lost) => warn!(
-                    "{tag}: {name}: the disk lost its persistent-reservation state (no reservation, no registration): not fenced; LifeKeeper's quickCheck reports it and recover takes it again"
-                ),
-                Verdict::Held(Held::Free) => {
-                    match lu.any_path(|p| p.reserve(key, s.pr_type, deadline)) {
-                        Ok(()) => warn!(
-                            "{tag}: {name}: nobody held the reservation: taken again with {}",
-                            fmt_key(key)
-                        ),
-                        Err(e) => warn!(
-                            "{tag}: {name}: nobody holds the reservation and taking it failed: {e}"
-                        ),
-                    }
-                }
-                Verdict::Fenced(f) => {
-                    fenced += 1;
-                    let f = f.failure(&name, key);
-                    react(run, &tag, &format!("{tag}: {f}"), s.on_fenced);
-                    break;
-                }
-                Verdict::NoAnswer(f) => warn!("{tag}: {f}"),
+            };
+            g.next_judge = Instant::now() + g.settings.failfast;
+            if judge(run, &tag, &mut g) {
+                fenced += 1;
+                guards.remove(&name);
+            } else {
+                guards.insert(name, g);
             }
+        } else if let Some(g) = guards.get_mut(&name)
+            && g.settings.arbitrate
+            && defend(run, &tag, g)
+        {
+            fenced += 1;
+            guards.remove(&name);
         }
     }
-    (fenced, interval)
+    let next = guards
+        .values()
+        .map(|g| {
+            if g.settings.arbitrate {
+                g.settings.defense_interval()
+            } else {
+                g.settings.failfast
+            }
+        })
+        .min()
+        .unwrap_or(IDLE_TICK)
+        .min(IDLE_TICK);
+    (fenced, next)
+}
+
+/// Whether a defender (`watch`) runs on this node, as `status` and restore tell it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Defender {
+    pub running: bool,
+    pub pid: Option<i32>,
+    /// Seconds since its last tick.
+    pub last_tick_age: Option<f64>,
+    /// One line for the reader.
+    pub note: String,
+}
+
+impl Defender {
+    /// Looks at `<run dir>/scsipr/watch.pid`. A daemon whose last tick is older than three
+    /// idle ticks is reported as not running (stopped or stuck: it defends nothing).
+    pub fn look(run: &RunDir) -> Defender {
+        let stale = 3 * IDLE_TICK + crate::settings::DEFENSE_MAX;
+        match run.daemon(DAEMON) {
+            Ok(Some(d)) => {
+                let age = d.since_beat.map(|a| a.as_secs_f64());
+                let fresh = d.since_beat.is_some_and(|a| a <= stale);
+                Defender {
+                    running: fresh,
+                    pid: Some(d.pid),
+                    last_tick_age: age,
+                    note: if fresh {
+                        format!("lkh-scsipr watch (pid {}) defends the disks this node holds", d.pid)
+                    } else {
+                        format!(
+                            "lkh-scsipr watch (pid {}) has not ticked for {} s: it is stopped or stuck and defends nothing; restart it (systemctl restart lkh-scsipr-watch)",
+                            d.pid,
+                            age.map_or("?".into(), |a| format!("{a:.0}"))
+                        )
+                    },
+                }
+            }
+            Ok(None) => Defender {
+                running: false,
+                pid: None,
+                last_tick_age: None,
+                note: "no lkh-scsipr watch runs on this node: nothing defends the disks it holds, so a node that stops hearing this one takes them after the challenge window; start it: systemctl enable --now lkh-scsipr-watch".into(),
+            },
+            Err(f) => Defender {
+                running: false,
+                pid: None,
+                last_tick_age: None,
+                note: format!("cannot tell whether lkh-scsipr watch runs: {f}"),
+            },
+        }
+    }
 }
 
 /// `watch [--once]`.
@@ -185,23 +344,26 @@ pub fn watch(spec: &'static KitSpec, args: &[String]) -> Outcome {
     }
     let once = a.has("--once");
     let run = state::run_dir();
+    let mut guards = BTreeMap::new();
+    if once {
+        let (fenced, _) = tick(spec, &run, &mut guards);
+        return if fenced > 0 {
+            Err(Failure::fenced(format!("{fenced} resource(s) fenced")))
+        } else {
+            Ok(String::new())
+        };
+    }
+    let daemon = run.hold_daemon(DAEMON)?;
     info!(
-        "watching the reservations marked in {}/<TAG>/{}",
+        "watching the reservations marked in {}/<TAG>/{} and defending the disks this node holds",
         run.path().display(),
         state::MARKER
     );
     loop {
         let start = Instant::now();
-        let (fenced, interval) = cycle(spec, &run);
-        if once {
-            return if fenced > 0 {
-                Err(Failure::fenced(format!("{fenced} resource(s) fenced")))
-            } else {
-                Ok(String::new())
-            };
-        }
-        let next = start + interval.unwrap_or(Duration::from_secs(5));
-        std::thread::sleep(next.saturating_duration_since(Instant::now()));
+        daemon.beat();
+        let (_, interval) = tick(spec, &run, &mut guards);
+        std::thread::sleep((start + interval).saturating_duration_since(Instant::now()));
     }
 }
 

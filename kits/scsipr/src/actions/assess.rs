@@ -17,8 +17,8 @@ use sg_persist::{PrType, Reservation};
 
 use super::classify::{Fence, Held, classify_state};
 use super::outcome::combine;
-use super::prim::{count, dev, read_state};
-use super::records::{Memory, Records, unchanged};
+use super::prim::{count, dev, look};
+use super::records::{LuRecord, Memory, Records, unchanged};
 use crate::pr::{Disk, Nexus};
 use crate::settings::fmt_key;
 
@@ -91,10 +91,15 @@ pub struct LuHealth {
     pub paths: Vec<PathHealth>,
     /// Our records say this node held the disk (see [`Memory`]).
     pub was_holder: bool,
+    /// The PR generation this node's records hold from its last look (see
+    /// [`super::records`]).
+    pub last_generation: Option<u32>,
     /// What was found: the reservation and the registered keys, one per I_T nexus (none when
     /// they could not be read).
     pub reservation: Option<Reservation>,
     pub keys: Vec<u64>,
+    /// The PR generation the keys and reservation were read at.
+    pub generation: Option<u32>,
     pub verdict: Verdict,
 }
 
@@ -102,6 +107,21 @@ impl LuHealth {
     /// How often our key is registered.
     pub fn ours(&self) -> usize {
         count(&self.keys, self.key)
+    }
+
+    /// What this node remembers of the LU after this look (see [`LuRecord::after`]): the
+    /// generation seen, and a fenced verdict; the rest of `old` stays.
+    pub fn remembered(&self, old: Option<&LuRecord>) -> Option<LuRecord> {
+        let out = self
+            .outcome()
+            .map(|m| (m, old.cloned().unwrap_or_default()));
+        match out {
+            Ok(_) => old.map(|o| LuRecord {
+                generation: self.generation.or(o.generation),
+                ..o.clone()
+            }),
+            Err(_) => LuRecord::after(old, &out, self.generation),
+        }
     }
 }
 
@@ -147,6 +167,7 @@ impl Assessment for LuHealth {
             Verdict::Held(Held::Free) => "nobody holds",
             Verdict::Held(Held::WrongType(_)) => "wrong type",
             Verdict::Held(Held::Lost) => "lost PR state",
+            Verdict::Fenced(Fence::TakenOver { .. }) => "taken over",
             Verdict::Fenced(_) => "fenced",
             Verdict::NoAnswer(_) => "no answer",
         })
@@ -218,14 +239,16 @@ pub fn assess_lu<D: Disk>(
     mem: Memory<'_>,
     deadline: Instant,
 ) -> LuHealth {
-    let (reservation, keys, verdict, quiet) = match read_state(lu, key, deadline) {
-        Err(f) => (None, Vec::new(), Verdict::NoAnswer(f), false),
-        Ok((res, ours, keys)) => {
-            let v = match classify_state(res, &keys, key, t) {
+    let (reservation, keys, generation, verdict, quiet) = match look(lu, deadline) {
+        Err(f) => (None, Vec::new(), None, Verdict::NoAnswer(f), false),
+        Ok((res, keys, generation)) => {
+            let v = match classify_state(res, &keys, Some(generation), key, t, mem) {
                 Ok(held) => Verdict::Held(held),
                 Err(fence) => Verdict::Fenced(fence),
             };
-            (res, keys, v, unchanged(lu, mem.seen, ours))
+            let ours = count(&keys, key);
+            let quiet = unchanged(lu, mem.seen, ours);
+            (res, keys, Some(generation), v, quiet)
         }
     };
     let reg = if quiet {
@@ -255,8 +278,10 @@ pub fn assess_lu<D: Disk>(
         pr_type: t,
         paths,
         was_holder: mem.was_holder,
+        last_generation: mem.generation(),
         reservation,
         keys,
+        generation,
         verdict,
     }
 }

@@ -20,11 +20,11 @@ use lkh_common::{Assessment, Failure};
 use log::{info, warn};
 use sg_persist::PrType;
 
-use super::assess::{PathReg, Verdict, assess_lu, lost_why};
+use super::assess::{LuHealth, PathReg, Verdict, assess_lu, lost_why};
 use super::classify::Held;
 use super::outcome::failure;
 use super::prim::{dev, release_all};
-use super::records::{Done, Memory, record};
+use super::records::{Done, LuRecord, Memory, record};
 use super::repair::{
     held_on_live_path, judge_ours, move_to_live_nexus, probe_paths, single_holder_type,
 };
@@ -38,6 +38,7 @@ use crate::settings::fmt_key;
 /// hold is answered from that look alone (no PR OUT). Otherwise the paths are probed (and
 /// re-registered, judged before and after, see [`probe_paths`]), the repair made, and the
 /// answer is a second look, with what the probe found on each path.
+#[cfg(test)]
 pub fn check_lu<D: Disk>(
     lu: &mut D,
     key: u64,
@@ -46,8 +47,40 @@ pub fn check_lu<D: Disk>(
     mem: Memory<'_>,
     deadline: Instant,
 ) -> Result<Done, Failure> {
-    let name = dev(lu);
+    check_lu_seen(lu, key, t, repair, mem, deadline).0
+}
+
+/// [`check_lu`], and the PR generation its first look read (`None`: no answer), which this
+/// node records even when the check fails (see [`LuRecord::after`]).
+pub fn check_lu_seen<D: Disk>(
+    lu: &mut D,
+    key: u64,
+    t: PrType,
+    repair: bool,
+    mem: Memory<'_>,
+    deadline: Instant,
+) -> (Result<Done, Failure>, Option<u32>) {
     let first = assess_lu(lu, key, t, mem, deadline);
+    let seen = first.generation;
+    (check_from(lu, key, t, repair, mem, first, deadline), seen)
+}
+
+/// The look's answer, when it is the check's: never Ok for the verdicts it is used for.
+fn answer(h: &LuHealth, mem: Memory<'_>) -> Result<Done, Failure> {
+    h.outcome()
+        .map(|m| (m, mem.seen.cloned().unwrap_or_default()))
+}
+
+fn check_from<D: Disk>(
+    lu: &mut D,
+    key: u64,
+    t: PrType,
+    repair: bool,
+    mem: Memory<'_>,
+    first: LuHealth,
+    deadline: Instant,
+) -> Result<Done, Failure> {
+    let name = dev(lu);
     let held = match &first.verdict {
         Verdict::Held(Held::Lost) if repair && mem.was_holder => {
             let out = take_observed(lu, key, t, &Start::default(), deadline)?;
@@ -56,7 +89,7 @@ pub fn check_lu<D: Disk>(
         }
         // the look's failure (these verdicts are never Ok) is the answer
         Verdict::Held(Held::Lost) | Verdict::Fenced(_) | Verdict::NoAnswer(_) => {
-            return first.outcome().map(|m| (m, String::new()));
+            return answer(&first, mem);
         }
         Verdict::Held(held) => *held,
     };
@@ -92,11 +125,17 @@ pub fn check_lu<D: Disk>(
             judge_ours(lu, key, t, deadline)?;
         }
         // quickCheck: the look's failure
-        Held::Free | Held::WrongType(_) => return first.outcome().map(|m| (m, String::new())),
+        Held::Free | Held::WrongType(_) => return answer(&first, mem),
     }
     match (quiet, held, mem.seen) {
         // nothing was sent but the look's two reads: it is the answer, the records stand
-        (true, Held::Ours, Some(seen)) => first.outcome().map(|m| (m, seen.to_owned())),
+        (true, Held::Ours, Some(seen)) => first.outcome().map(|m| {
+            let rec = LuRecord {
+                generation: first.generation,
+                ..seen.clone()
+            };
+            (m, rec)
+        }),
         _ => {
             let mut again = assess_lu(lu, key, t, mem, deadline);
             for (p, r) in again.paths.iter_mut().zip(probed.into_iter().flatten()) {
@@ -104,8 +143,11 @@ pub fn check_lu<D: Disk>(
             }
             let msg = again.outcome()?;
             let rec = match (quiet, mem.seen) {
-                (true, Some(seen)) => seen.to_owned(),
-                _ => record(lu, again.ours()),
+                (true, Some(seen)) => LuRecord {
+                    generation: again.generation,
+                    ..seen.clone()
+                },
+                _ => record(lu, again.ours(), again.generation),
             };
             Ok((msg, rec))
         }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use lkh_common::Failure;
 use log::warn;
-use sg_persist::{Lu, Options, Resolved, SysRoot};
+use sg_persist::{Identity, Lu, Options, Resolved, SysRoot, sysfs_identity};
 
 use super::outcome::failure;
 
@@ -86,30 +86,50 @@ pub fn open_resolved(
     Ok(lus)
 }
 
-/// The order in which every node takes a resource's LUs: by the LU's world-wide name (`id`,
-/// the kernel's `wwid` from VPD 0x83: the same on every node, whatever the device names and
-/// their order in DEVICE=), LUs without one last, in the configured order.
-pub fn arbitration_order<T>(lus: &mut [T], id: impl Fn(&T) -> Option<String>) {
-    lus.sort_by_cached_key(|lu| match id(lu) {
-        Some(w) => (false, w),
-        None => (true, String::new()),
-    });
+/// What tells a LU apart from the others, the same on every node whatever the device names
+/// and their order in DEVICE=: its LU designators (VPD page 0x83, those of the LU itself, not
+/// of a target port) and its unit serial number (VPD page 0x80), sorted and joined.
+pub fn order_key(id: &Identity) -> String {
+    let mut d: Vec<String> = id.designators.iter().map(ToString::to_string).collect();
+    d.sort();
+    d.dedup();
+    format!("{}|sn={}", d.join(","), id.serial.as_deref().unwrap_or(""))
 }
 
-/// The kernel's world-wide name of a resolved LU (its first path's `device/wwid` in sysfs,
-/// read at scan time from VPD 0x83: no command is sent).
-pub(super) fn wwid(r: &Resolved) -> Option<String> {
-    let p = r.paths.first()?;
-    let w = std::fs::read_to_string(
-        SysRoot::default()
-            .sys
-            .join("class/block")
-            .join(&p.name)
-            .join("device/wwid"),
-    )
-    .ok()?;
-    let w = w.trim();
-    (!w.is_empty()).then(|| w.to_owned())
+/// The identity of an open LU: as the kernel cached it in sysfs at scan time (no command),
+/// else read with INQUIRY through the first answering path.
+pub fn lu_identity(lu: &mut Lu, deadline: Instant) -> Result<Identity, Failure> {
+    if let Some(id) = lu
+        .paths
+        .first()
+        .and_then(|p| sysfs_identity(&p.info.name, &SysRoot::default()))
+    {
+        return Ok(id);
+    }
+    lu.any_path(|p| p.identity(deadline))
+        .map_err(|e| failure(&e))
+}
+
+/// Puts a resource's LUs (`lus`, with `key` their [`order_key`]) in the order every node takes
+/// them in. Two LUs that cannot be told apart (the same disk named twice, or a target that
+/// gives two LUs the same designators and serial) would let two nodes take them in different
+/// orders and each win one: refused with exit 2.
+pub fn arbitration_order<T>(
+    lus: Vec<T>,
+    key: impl Fn(&T) -> String,
+    name: impl Fn(&T) -> String,
+) -> Result<Vec<T>, Failure> {
+    let mut keyed: Vec<(String, T)> = lus.into_iter().map(|l| (key(&l), l)).collect();
+    keyed.sort_by(|a, b| a.0.cmp(&b.0));
+    if let Some(w) = keyed.windows(2).find(|w| w[0].0 == w[1].0) {
+        return Err(Failure::usage(format!(
+            "{} and {} cannot be told apart (the same LU designators and serial number: {}): either they are one disk named twice in DEVICE=, or the target gives two disks the same identity; name each disk once, and give every disk its own serial number on the target",
+            name(&w[0].1),
+            name(&w[1].1),
+            w[0].0
+        )));
+    }
+    Ok(keyed.into_iter().map(|(_, l)| l).collect())
 }
 
 #[cfg(test)]

@@ -139,9 +139,34 @@ pub(super) fn read_state<D: Disk>(
     key: u64,
     deadline: Instant,
 ) -> Result<(Option<Reservation>, usize, Vec<u64>), Failure> {
-    let keys = read_keys(lu, deadline)?;
-    let res = read_reservation(lu, deadline)?;
+    let (res, keys, _) = look(lu, deadline)?;
     Ok((res, count(&keys, key), keys))
+}
+
+/// The LU's state as one snapshot: keys, reservation and the PR generation both were read at.
+/// When the two answers carry different generations (a PR OUT landed between them) both are
+/// read again, twice at most; the last pair is returned with the later generation.
+pub(super) fn look<D: Disk>(
+    lu: &mut D,
+    deadline: Instant,
+) -> Result<(Option<Reservation>, Vec<u64>, u32), Failure> {
+    let mut tries = 0;
+    loop {
+        let keys = lu
+            .any_path(|p| p.read_keys(deadline))
+            .map_err(|e| failure(&e))?;
+        let res = lu
+            .any_path(|p| p.read_reservation(deadline))
+            .map_err(|e| failure(&e))?;
+        tries += 1;
+        if res.generation == keys.generation || tries == 3 {
+            return Ok((
+                res.reservation,
+                keys.keys,
+                res.generation.max(keys.generation),
+            ));
+        }
+    }
 }
 
 /// What the disk shows, for a failure message: holder and registrations.

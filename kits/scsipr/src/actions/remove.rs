@@ -3,7 +3,8 @@
 //! registrations are touched. Registrations of our key left on nexuses no path reaches (old
 //! WWPNs after a flip) are removed by a PREEMPT of our own key from a live path. A disk that
 //! does not answer at all does not block a switchover ([`unreachable_on_remove`]): the next
-//! holder's restore preempts this node's key.
+//! holder's restore preempts this node's key. A resource of several disks is removed disk by
+//! disk ([`remove_each`]): one that does not answer never keeps the others registered.
 
 use std::time::Instant;
 
@@ -89,5 +90,27 @@ pub fn remove_lu<D: Disk>(
 /// holder's restore preempts this node's key anyway, so the switchover must not be blocked.
 pub(super) fn unreachable_on_remove(f: &Failure) -> String {
     warn!("{f}");
-    "the disk does not answer from this node: nothing released here; the next node's restore preempts this node's key".into()
+    format!(
+        "the disk does not answer from this node ({}): nothing released there; the next node's restore preempts this node's key",
+        f.message
+    )
+}
+
+/// remove of a resource: every disk that could be opened (`lus`: each disk opened on its own,
+/// or why it could not be) is released and unregistered, whatever another disk answered; a
+/// disk that does not answer is reported, not waited for. Exit 0 only when no disk that
+/// answered still carries this node's key.
+pub fn remove_each<D: Disk>(
+    lus: Vec<Result<D, Failure>>,
+    key: u64,
+    t: PrType,
+    deadline: Instant,
+) -> Vec<Result<String, Failure>> {
+    lus.into_iter()
+        .map(|lu| match lu {
+            Ok(mut lu) => remove_lu(&mut lu, key, t, deadline),
+            Err(f) if f.exit == Exit::Failed => Ok(unreachable_on_remove(&f)),
+            Err(f) => Err(f),
+        })
+        .collect()
 }

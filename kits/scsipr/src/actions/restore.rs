@@ -16,8 +16,9 @@
 //! - Any failure after it registered — a lost race (exit 3), a timeout, a refusal — rolls its
 //!   registrations back (as remove does, [`roll_back`]) and reports what the disk shows then;
 //!   a disk held by another node makes it exit 3, whatever went wrong first.
-//! - A resource of several disks is taken in one order on every node (by the LU's world-wide
-//!   name, [`arbitration_order`](super::open::arbitration_order)), stopping at the first disk
+//! - A resource of several disks is taken in one order on every node (by the LUs' designators
+//!   and serial numbers, [`arbitration_order`](super::open::arbitration_order); two disks
+//!   that cannot be told apart are refused with exit 2), stopping at the first disk
 //!   lost: two nodes restoring at once meet on the same first disk and the loser never
 //!   touches the others. Every disk is observed before anything is sent, so each
 //!   compare-and-swap is against the holder seen at the start (a racer that won a later disk
@@ -31,17 +32,18 @@
 //! recover's re-take of a LU that lost its PR state is the same compare-and-swap from an empty
 //! observation ([`take_observed`] with [`Start::default`]).
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use lkh_common::{Exit, Failure};
 use log::{info, warn};
 use sg_persist::{Error, PrType, Reservation};
 
+use super::challenge::holders;
 use super::classify::{Held, all_reg, holds, judge};
 use super::outcome::failure;
 use super::prim::{
-    count, describe, dev, preempt, read_keys, read_reservation, read_state, register_all,
-    release_all, shared_key_warning, shows,
+    count, describe, dev, look, preempt, read_reservation, read_state, register_all, release_all,
+    shared_key_warning, shows,
 };
 use super::records::{Done, record};
 use super::remove::remove_lu;
@@ -58,6 +60,7 @@ fn lost(name: &str, why: &str) -> Failure {
 
 /// restore on one LU (see the module doc): observe, register, take, verify; any failure rolls
 /// this node's registrations back.
+#[cfg(test)]
 pub fn restore_lu<D: Disk>(
     lu: &mut D,
     key: u64,
@@ -85,25 +88,66 @@ pub(super) fn take_observed<D: Disk>(
 /// restore over all of a resource's LUs, in arbitration order (see the module doc). Every LU
 /// is observed first, before anything is sent to any of them: the compare-and-swap of each
 /// LU is against the holder seen when the restore started, not when it reached that LU (a
-/// later look could see a racer's fresh win as an old holder and take it over). The first
-/// failure stops it and the LUs already taken are given back; with every LU taken, the
-/// earlier ones are judged again (the last one's final read was just made), so exit 0 means
-/// this node holds every disk at the end.
+/// later look could see a racer's fresh win as an old holder and take it over). With
+/// `challenge` (a LifeKeeper resource: the challenge window), the LUs another node holds are
+/// challenged first ([`super::challenge`]), all at once: a holder that defends makes this
+/// restore lose (exit 3) before it took anything, and the registrations the challenge made
+/// are the ones the takeover uses (never made again after the window: a registration the
+/// defender removed at the last moment must stay removed). The first failure stops it and
+/// the LUs already taken are given back; with every LU taken, the earlier ones are judged
+/// again (the last one's final read was just made), so exit 0 means this node holds every
+/// disk at the end.
 pub fn restore_all<D: Disk>(
     lus: &mut [D],
     key: u64,
     t: PrType,
+    challenge: Option<Duration>,
     deadline: Instant,
 ) -> Result<Vec<Done>, Failure> {
     let starts = lus
         .iter_mut()
         .map(|lu| observe(lu, deadline))
         .collect::<Result<Vec<Start>, Failure>>()?;
+    let held: Vec<usize> = (0..lus.len())
+        .filter(|i| !holders(&starts[*i], key).is_empty())
+        .collect();
+    let mut registered: Vec<Option<usize>> = vec![None; lus.len()];
+    if let Some(window) = challenge.filter(|_| !held.is_empty()) {
+        match super::challenge::challenge(lus, &starts, &held, key, window, deadline) {
+            Ok(regs) => {
+                for (i, n) in regs {
+                    registered[i] = Some(n);
+                }
+            }
+            Err(f) => return Err(withdraw(lus, &held, key, t, f, deadline)),
+        }
+    }
     let mut done = Vec::new();
     for (i, start) in starts.iter().enumerate() {
-        match take_observed(&mut lus[i], key, t, start, deadline) {
+        let lu = &mut lus[i];
+        let r = match registered[i] {
+            Some(n) => {
+                take(lu, key, t, start, n, deadline).map_err(|f| roll_back(lu, key, t, f, deadline))
+            }
+            None => take_observed(lu, key, t, start, deadline),
+        };
+        match r {
             Ok(d) => done.push(d),
-            Err(f) => return Err(give_back(lus, i, key, t, f, deadline)),
+            Err(f) => {
+                let f = withdraw(
+                    lus,
+                    &held[..]
+                        .iter()
+                        .copied()
+                        .filter(|j| *j > i)
+                        .collect::<Vec<_>>(),
+                    key,
+                    t,
+                    f,
+                    deadline,
+                );
+                return Err(give_back(lus, i, key, t, f, deadline));
+            }
         }
     }
     let n = lus.len();
@@ -123,6 +167,40 @@ pub fn restore_all<D: Disk>(
         return Err(give_back(lus, n, key, t, lost_it, deadline));
     }
     Ok(done)
+}
+
+/// Removes the registrations a challenge made on the LUs `which` after `f` ended the restore
+/// (a holder defended one of them, or a later step failed before reaching them).
+fn withdraw<D: Disk>(
+    lus: &mut [D],
+    which: &[usize],
+    key: u64,
+    t: PrType,
+    f: Failure,
+    deadline: Instant,
+) -> Failure {
+    let mut left = Vec::new();
+    for &i in which {
+        if let Err(e) = remove_lu(&mut lus[i], key, t, deadline) {
+            left.push(format!("{} ({})", dev(&lus[i]), e.message));
+        }
+    }
+    if which.is_empty() {
+        f
+    } else if left.is_empty() {
+        Failure::new(
+            f.exit,
+            format!("{f}; this node's registrations were removed again"),
+        )
+    } else {
+        Failure::new(
+            f.exit,
+            format!(
+                "{f}; removing this node's registrations failed on {}: run `lkh-scsipr remove` before anything else",
+                left.join(", ")
+            ),
+        )
+    }
 }
 
 /// Gives back the first `taken` LUs after `f` ended a multi-disk restore, and says so.
@@ -188,8 +266,8 @@ fn no_answer(e: &Error) -> bool {
 /// type the registered keys (every one of them a holder).
 #[derive(Debug, Default)]
 pub(super) struct Start {
-    res: Option<Reservation>,
-    keys: Vec<u64>,
+    pub(super) res: Option<Reservation>,
+    pub(super) keys: Vec<u64>,
 }
 
 /// The reservation, and under an all-registrants type the keys, as one snapshot: keys and
@@ -249,7 +327,7 @@ fn take<D: Disk>(
     let mut plain = false;
     let mut live_checked = !single_holder_type(t);
     for round in 0..8 {
-        let (res, ours, keys) = read_state_for(lu, key, t, deadline)?;
+        let (res, ours, keys, generation) = read_state_for(lu, key, t, deadline)?;
         if round == 0
             && let Some(w) = shared_key_warning(lu, key, ours)
         {
@@ -327,7 +405,7 @@ fn take<D: Disk>(
                     }
                     // This read, the last one, is what restore reports.
                     return finish(&name, key, t, ours, registered, &preempted)
-                        .map(|s| (s, record(lu, ours)));
+                        .map(|s| (s, record(lu, ours, Some(generation))));
                 }
                 for v in others {
                     match preempt(lu, key, v, t, &mut plain, deadline) {
@@ -386,13 +464,16 @@ fn read_state_for<D: Disk>(
     key: u64,
     t: PrType,
     deadline: Instant,
-) -> Result<(Option<Reservation>, usize, Vec<u64>), Failure> {
+) -> Result<(Option<Reservation>, usize, Vec<u64>, u32), Failure> {
     if t.all_registrants() {
         let res = read_reservation(lu, deadline)?;
-        let keys = read_keys(lu, deadline)?;
-        Ok((res, count(&keys, key), keys))
+        let keys = lu
+            .any_path(|p| p.read_keys(deadline))
+            .map_err(|e| failure(&e))?;
+        Ok((res, count(&keys.keys, key), keys.keys, keys.generation))
     } else {
-        read_state(lu, key, deadline)
+        let (res, keys, generation) = look(lu, deadline)?;
+        Ok((res, count(&keys, key), keys, generation))
     }
 }
 

@@ -13,6 +13,8 @@ use lkh_common::Failure;
 use log::{info, warn};
 use sg_persist::{Lu, PrType};
 
+use crate::pr::{Disk, Nexus};
+
 use super::keymap::KeyMap;
 use crate::actions::{open, outcome, prim};
 use crate::settings::fmt_key;
@@ -64,8 +66,10 @@ fn on_lu(lu: &mut Lu, own: u64, deadline: Instant) -> Result<String, Failure> {
     ))
 }
 
-/// `off`: first every device is audited (all registered keys known), then on each: register
-/// this node's key, PREEMPT AND ABORT the victim's, make sure a reservation exists, verify.
+/// `off`: first every device is audited (all registered keys known), then on each: this node
+/// must still be registered ([`own_registration`]: a node whose key is gone from the LU has
+/// been fenced itself and may not fence anyone), PREEMPT AND ABORT the victim's key, make sure
+/// a reservation exists, verify.
 pub fn off(
     devices: &[PathBuf],
     map: &KeyMap,
@@ -87,8 +91,87 @@ pub fn off(
     )
 }
 
-fn off_lu(
-    lu: &mut Lu,
+/// The fence agent's rule: only a registered node can fence. This node's key must still be
+/// registered on the LU through at least one nexus; a path whose nexus lost it (an iSCSI
+/// reconnect with a new session id, a virtual FC WWPN flip) is registered again with
+/// REGISTER from key 0, which the target refuses on a nexus that is registered, and then the
+/// key is counted again: a PREEMPT of this node's key removes every registration of it at
+/// once, so a count short of the earlier ones plus the new ones means this node was fenced
+/// meanwhile, and what was just added is removed again. Returns the keys registered then.
+/// A node whose key is gone from the whole LU has been fenced: its PREEMPT must get the
+/// RESERVATION CONFLICT that is the fence, so nothing is sent.
+pub(crate) fn own_registration<D: Disk>(
+    lu: &mut D,
+    own: u64,
+    plug: &str,
+    deadline: Instant,
+) -> Result<Vec<u64>, Failure> {
+    let name = prim::dev(lu);
+    let keys = prim::read_keys(lu, deadline)?;
+    let ours = prim::count(&keys, own);
+    let fenced = |why: &str| {
+        Failure::failed(format!(
+            "{name}: this node's key {} {why}: this node has been fenced itself (another node preempted it) and must not fence {plug}; nothing was changed on {name}; only unfencing (`on`, which Pacemaker runs when this node rejoins) registers it again",
+            fmt_key(own)
+        ))
+    };
+    if ours == 0 {
+        return Err(fenced("is not registered on the disk"));
+    }
+    let mut added = Vec::new();
+    let mut unsure = false;
+    for i in 0..lu.live() {
+        let p = &mut lu.paths()[i];
+        match p.register(0, own, deadline) {
+            Ok(()) => added.push(i),
+            // registered already (with our key: the count says so)
+            Err(e) if e.is_conflict() => {}
+            Err(e) => {
+                warn!("{name}: path {}: {e}", p.label());
+                // it may have run: undone below if this node turns out to be fenced
+                added.push(i);
+                unsure = true;
+            }
+        }
+    }
+    if added.is_empty() {
+        return Ok(keys);
+    }
+    // every registration seen before, and every one just added (a path that did not answer
+    // counted as added): anything less means this node's key was preempted meanwhile
+    let now = prim::read_keys(lu, deadline)?;
+    if prim::count(&now, own) >= ours + added.len() {
+        info!(
+            "{name}: this node's key {} registered again on {} path(s) whose nexus had lost it",
+            fmt_key(own),
+            added.len()
+        );
+        return Ok(now);
+    }
+    for i in added {
+        let p = &mut lu.paths()[i];
+        if let Err(e) = p.register(own, 0, deadline)
+            && !e.is_conflict()
+        {
+            warn!(
+                "{name}: path {}: removing the registration just added failed: {e}",
+                p.label()
+            );
+        }
+    }
+    if unsure {
+        return Err(Failure::failed(format!(
+            "{name}: a path did not answer while this node registered its key {} again, so it cannot tell whether it was fenced meanwhile: {plug} was not fenced; run off again",
+            fmt_key(own)
+        )));
+    }
+    Err(fenced(
+        "was removed while this node registered a path again",
+    ))
+}
+
+pub(crate) fn off_lu<D: Disk>(
+    lu: &mut D,
     map: &KeyMap,
     plug: &str,
     own: u64,
@@ -96,8 +179,7 @@ fn off_lu(
     deadline: Instant,
 ) -> Result<String, Failure> {
     let name = prim::dev(lu);
-    prim::register_all(lu, own, deadline)?;
-    let keys = prim::read_keys(lu, deadline)?;
+    let keys = own_registration(lu, own, plug, deadline)?;
     // a node registered between the audit and now is audited too
     map.audit(&name, &keys)
         .map_err(|e| Failure::failed(format!("{e}: {plug} was not fenced on {name}")))?;
@@ -107,7 +189,7 @@ fn off_lu(
             Ok(()) => info!("{name}: preempted and aborted {}", map.show(victim)),
             Err(e) if e.is_conflict() => {
                 return Err(Failure::failed(format!(
-                    "{name}: PREEMPT AND ABORT of {} was refused with RESERVATION CONFLICT: this node's own registration was removed meanwhile (this node may be the one being fenced); {plug} was not fenced",
+                    "{name}: PREEMPT AND ABORT of {} was refused with RESERVATION CONFLICT: this node's own registration was removed meanwhile (this node is the one being fenced); {plug} was not fenced",
                     map.show(victim)
                 )));
             }
