@@ -838,14 +838,45 @@ mod tests {
     #[test]
     fn bad_paths_and_addresses() {
         let s = ip("10.0.2.2");
-        assert!(NfsConfig::new(s, "export", "/mnt/x", Version::V3, None).is_err());
-        assert!(NfsConfig::new(s, "/ex port", "/mnt/x", Version::V3, None).is_err());
-        assert!(NfsConfig::new(s, "/e", "mnt/x", Version::V3, None).is_err());
-        assert!(NfsConfig::new(s, "/e", "", Version::V3, None).is_err());
-        assert!(NfsConfig::new(s, "/e", "/", Version::V3, None).is_err());
-        assert!(NfsConfig::new(s, "/e", "/mnt/../etc", Version::V3, None).is_err());
-        assert!(NfsConfig::new(ip("0.0.0.0"), "/e", "/mnt/x", Version::V3, None).is_err());
-        assert!(NfsConfig::new(ip("224.0.0.1"), "/e", "/mnt/x", Version::V3, None).is_err());
+        // each refusal names the setting and what is wrong with it
+        for (server, export, mp, want) in [
+            (
+                s,
+                "export",
+                "/mnt/x",
+                "EXPORT=\"export\" must be an absolute path",
+            ),
+            (
+                s,
+                "/ex port",
+                "/mnt/x",
+                "EXPORT=\"/ex port\" contains a NUL, comma or whitespace",
+            ),
+            (s, "/e", "mnt/x", "MOUNTPOINT=\"mnt/x\" is relative"),
+            (s, "/e", "", "MOUNTPOINT is missing"),
+            (s, "/e", "/", "MOUNTPOINT=/ is not allowed"),
+            (
+                s,
+                "/e",
+                "/mnt/../etc",
+                "MOUNTPOINT=\"/mnt/../etc\" contains '.' or '..'",
+            ),
+            (
+                ip("0.0.0.0"),
+                "/e",
+                "/mnt/x",
+                "SERVER=0.0.0.0 is not a usable unicast address",
+            ),
+            (
+                ip("224.0.0.1"),
+                "/e",
+                "/mnt/x",
+                "SERVER=224.0.0.1 is not a usable unicast address",
+            ),
+        ] {
+            let e = NfsConfig::new(server, export, mp, Version::V3, None).unwrap_err();
+            assert!(e.0.starts_with(want), "{server} {export:?} {mp:?}: {e}");
+        }
         let c = NfsConfig::new(s, "/", "/mnt//x/", Version::V3, None).unwrap();
         assert_eq!(c.export, "/");
         assert_eq!(c.mount_point, "/mnt/x");

@@ -499,37 +499,81 @@ mod tests {
         assert!(s.targets.is_empty());
     }
 
+    /// Each refusal is a usage error that names the key and what is wrong with its value.
     #[test]
     fn bad_values_are_usage_errors() {
         let base = [("ADDRESS", "192.0.2.10/24"), ("INTERFACE", "eth0")];
-        let bad: &[&[(&str, &str)]] = &[
-            &[("INTERFACE", "eth0")],
-            &[("ADDRESS", "192.0.2.10/24")],
-            &[("ADDRESS", "192.0.2.10"), ("INTERFACE", "eth0")],
-            &[("ADDRESS", "192.0.2.300/24"), ("INTERFACE", "eth0")],
-            &[("ADDRESS", "2001:db8::1/129"), ("INTERFACE", "eth0")],
-            &[
-                ("ADDRESS", "192.0.2.10/24"),
-                ("INTERFACE", "averyveryverylongname"),
-            ],
-            &[base[0], base[1], ("TARGETS", "gw.example")],
-            &[base[0], base[1], ("TARGETS", "192.0.2.10")],
-            &[base[0], base[1], ("TARGETS", "224.0.0.1")],
+        let bad: &[(&[(&str, &str)], &str)] = &[
+            (&[("INTERFACE", "eth0")], "ADDRESS is not set: add ADDRESS="),
+            (
+                &[("ADDRESS", "192.0.2.10/24")],
+                "INTERFACE is not set: add INTERFACE=",
+            ),
+            (
+                &[("ADDRESS", "192.0.2.10"), ("INTERFACE", "eth0")],
+                "ADDRESS (command line): missing /prefix (write e.g. 192.0.2.10/24)",
+            ),
+            (
+                &[("ADDRESS", "192.0.2.300/24"), ("INTERFACE", "eth0")],
+                "ADDRESS (command line): \"192.0.2.300\" is not an IPv4 or IPv6 address",
+            ),
+            (
+                &[("ADDRESS", "2001:db8::1/129"), ("INTERFACE", "eth0")],
+                "ADDRESS (command line): prefix \"129\" is not valid",
+            ),
+            (
+                &[
+                    ("ADDRESS", "192.0.2.10/24"),
+                    ("INTERFACE", "averyveryverylongname"),
+                ],
+                "INTERFACE (command line): is not a valid interface name",
+            ),
+            (
+                &[base[0], base[1], ("TARGETS", "gw.example")],
+                "TARGETS (command line): 'gw.example' is not an IPv4 or IPv6 address (host names are not resolved)",
+            ),
+            (
+                &[base[0], base[1], ("TARGETS", "192.0.2.10")],
+                "TARGETS (command line): 192.0.2.10 is ADDRESS itself",
+            ),
+            (
+                &[base[0], base[1], ("TARGETS", "224.0.0.1")],
+                "TARGETS (command line): 224.0.0.1 cannot answer for the network",
+            ),
         ];
-        for case in bad {
+        for (case, want) in bad {
             let e = settings(case)
                 .err()
                 .unwrap_or_else(|| panic!("{case:?} accepted"));
             assert_eq!(e.exit, Exit::Usage, "{case:?}: {e}");
+            assert!(e.message.starts_with(want), "{case:?}: {e}");
         }
-        for (k, v) in [
-            ("PROBE", "ping"),
-            ("GRACE", "x"),
-            ("IP_PINGTRIES", "0"),
-            ("NOIPUNIQUE", "maybe"),
+        for (k, v, want) in [
+            (
+                "PROBE",
+                "ping",
+                "PROBE='ping' is not one of: arp, icmp, both",
+            ),
+            (
+                "GRACE",
+                "x",
+                "GRACE='x' is not a whole number from 0 to 600",
+            ),
+            (
+                "IP_PINGTRIES",
+                "0",
+                "IP_PINGTRIES='0' is not a whole number from 1 to 100",
+            ),
+            (
+                "NOIPUNIQUE",
+                "maybe",
+                "NOIPUNIQUE='maybe' is not a yes/no value",
+            ),
         ] {
             let mut c = Config::defaults(crate::SPEC.keys);
-            assert!(c.set(crate::SPEC.keys, k, v).is_err(), "{k}={v} accepted");
+            let e = c.set(crate::SPEC.keys, k, v).unwrap_err();
+            assert_eq!(e.exit, Exit::Usage, "{k}={v}: {e}");
+            assert!(e.message.contains(want), "{k}={v}: {e}");
         }
     }
 }
