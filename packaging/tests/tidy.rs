@@ -323,3 +323,111 @@ fn the_static_target_is_chosen_in_one_place() {
         );
     }
 }
+
+/// The workspace crates a member's `[section]` names (`name.workspace = true` or a path).
+fn internal_deps(member: &str, section: &str) -> BTreeSet<String> {
+    let internal: BTreeSet<String> = read("Cargo.toml")
+        .lines()
+        .filter(|l| l.contains("{ path = "))
+        .filter_map(|l| l.split_whitespace().next())
+        .map(str::to_owned)
+        .collect();
+    let toml = read(&format!("{member}/Cargo.toml"));
+    let Some(body) = toml.split(&format!("\n{section}\n")).nth(1) else {
+        return BTreeSet::new();
+    };
+    body.lines()
+        .take_while(|l| !l.starts_with('['))
+        .filter_map(|l| l.split(['.', ' ', '=']).next())
+        .filter(|name| internal.contains(*name))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The crates stay layered: libraries (the mechanism) depend on no workspace crate, the
+/// contract (lkh-common) on none either, a kit on the contract and its libraries (lkh-ip also
+/// on lkh-platform's detection) — never a library back up on a kit. The test bed depends on
+/// no workspace crate, so the kits' own tests may use it.
+#[test]
+fn the_crates_stay_layered() {
+    let allowed: &[(&str, &[&str])] = &[
+        ("sg-persist", &[]),
+        ("nas", &[]),
+        ("ip-monitor", &[]),
+        ("kits/common", &[]),
+        ("tests", &[]),
+        ("packaging", &[]),
+        ("kits/platform", &["lkh-common"]),
+        ("kits/scsipr", &["lkh-common", "sg-persist"]),
+        ("kits/nas", &["lkh-common", "nas"]),
+        ("kits/ip", &["lkh-common", "lkh-platform", "ip-monitor"]),
+    ];
+    let members: BTreeSet<&str> = allowed.iter().map(|(m, _)| *m).collect();
+    let manifest = read("Cargo.toml");
+    for m in between(&manifest, "members = [", "]", "Cargo.toml")
+        .split(',')
+        .map(|m| m.trim().trim_matches('"'))
+        .filter(|m| !m.is_empty())
+    {
+        assert!(
+            members.contains(m),
+            "{m}: a member this test does not place in a layer"
+        );
+    }
+    for (member, ok) in allowed {
+        let got = internal_deps(member, "[dependencies]");
+        let ok: BTreeSet<String> = ok.iter().map(|s| (*s).to_owned()).collect();
+        assert!(
+            got.is_subset(&ok),
+            "{member} depends on {:?}, outside its layer",
+            got.difference(&ok).collect::<Vec<_>>()
+        );
+    }
+    // dev-dependencies: only the test bed, which depends on nothing of ours
+    for (member, _) in allowed {
+        let dev = internal_deps(member, "[dev-dependencies]");
+        assert!(
+            dev.iter().all(|d| d == "tests"),
+            "{member}'s tests depend on {dev:?}"
+        );
+    }
+}
+
+/// The status contract (exit code, verdict, message, the JSON members) is written once, in
+/// lkh-common's `assessment`: no kit spells it out again.
+#[test]
+fn the_status_contract_is_written_once() {
+    let mut all = Vec::new();
+    files(&root().join("kits"), &mut all);
+    let copies = [
+        "\"exit\", u32::from",
+        "push(\"exit\"",
+        "with(\"exit\"",
+        "with(\"verdict\"",
+        "push(\"verdict\"",
+        "fn verdict_name(",
+        "|f| f.exit, |_| Exit::Ok",
+        "fn conclusion(",
+    ];
+    let mut found = Vec::new();
+    for p in all.iter().filter(|p| {
+        p.extension().is_some_and(|e| e == "rs") && !p.starts_with(root().join("kits/common"))
+    }) {
+        let text = std::fs::read_to_string(p).unwrap();
+        // test code may spell the contract out to check it
+        let product = text.split("#[cfg(test)]").next().unwrap_or("");
+        for c in copies {
+            if product.contains(c) {
+                found.push(format!(
+                    "{}: {c}",
+                    p.strip_prefix(root()).unwrap().display()
+                ));
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "copies of the status contract (use lkh_common::Assessment):\n  {}",
+        found.join("\n  ")
+    );
+}
