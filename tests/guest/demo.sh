@@ -32,7 +32,7 @@ say "  node A sees it as $A (initiator $IQN_A)"
 say "  node B sees it as $B (initiator $IQN_B)"
 nfs_net_up || fatal "guest network for NFS failed"
 say "NFS server: nfs-ganesha on the host, exporting /export to the nodes as 10.0.2.2:/export (NFSv3)."
-node_conf a disk "DEVICE=$A" TIMEOUT=10
+node_conf a disk "DEVICE=$A" TIMEOUT=10 ON_FENCED=event
 node_conf b disk "DEVICE=$B" TIMEOUT=10
 node_conf a share "SERVER=10.0.2.2" "EXPORT=/export" "MOUNTPOINT=/mnt/a-share" "VERSION=3"
 node_conf b share "SERVER=10.0.2.2" "EXPORT=/export" "MOUNTPOINT=/mnt/b-share" "VERSION=3"
@@ -75,7 +75,22 @@ echo "invoice 42 written by node A" > /mnt/a-share/invoice-42.txt && sync
 told a-writes-nfs $? "" "Node A wrote invoice-42.txt to the NFS share."
 
 say ""
-say "== 3. A fault on node A: its path to the shared disk dies =="
+say "== 3. The cluster network is cut: node B stops hearing node A, which is alive and serving =="
+say "Node A's lkh-scsipr watch (the packaged daemon, lkh-scsipr-watch.service) defends the disk A holds."
+LKHELPERS_CONF_DIR=/etc/lkhelpers/node-a LKHELPERS_RUN_DIR=/run/lkhelpers/node-a \
+    lkh-scsipr watch > /tmp/watch-a.log 2>&1 &
+WATCH_A=$!
+sleep 1
+say "LifeKeeper on node B, no longer hearing A, brings the disk in service on B."
+lk b restore disk; rc=$?
+[ $rc = 3 ]; told partition-b-restore-refused $? "rc=$rc" "Node B's restore challenged the holder, node A defended its disk (it removed B's registration), and B's restore exits 3: B does not take the disk from a live owner."
+holder=$(pr_holder "$B")
+[ "$holder" = "$IQN_A" ]; told partition-a-keeps-disk $? "holder $holder" "The disk still reports node A as the reservation holder."
+printf 'ORDERS-2026 committed by node A' | dd of="$A" bs=512 seek=2048 conv=notrunc oflag=direct 2>/dev/null
+told partition-a-still-writes $? "" "Node A's writes still work: its service never stopped."
+
+say ""
+say "== 4. A fault on node A: its path to the shared disk dies =="
 say "Node A's SCSI path goes offline (a failed HBA or virtual FC port); node B's path is fine."
 path_down a 0
 lk a quickCheck disk; rc=$?
@@ -84,7 +99,7 @@ lk a recover disk; rc=$?
 [ $rc != 0 ]; told a-recover-fails $? "rc=$rc" "Local recovery cannot bring the path back (exit $rc): LifeKeeper fails the hierarchy over to node B."
 
 say ""
-say "== 4. LifeKeeper takes the hierarchy out of service on node A (top-down) =="
+say "== 5. LifeKeeper takes the hierarchy out of service on node A (top-down) =="
 lk a remove vip; rc=$?
 vip_up; up=$?
 [ $rc = 0 ] && [ $up != 0 ]; told a-remove-ip $? "rc=$rc" "Node A released the virtual IP."
@@ -92,10 +107,10 @@ lk a remove share; rc=$?
 nfs_mounted /mnt/a-share; mounted=$?
 [ $rc = 0 ] && [ $mounted != 0 ]; told a-remove-nfs $? "rc=$rc" "Node A unmounted the NFS export."
 lk a remove disk; rc=$?
-told a-remove-disk $rc "rc=$rc" "The disk's remove succeeds without releasing anything: node A cannot reach the disk (nor write to it), and node B's restore will preempt A's registration."
+told a-remove-disk $rc "rc=$rc" "The disk's remove succeeds without releasing anything: node A cannot reach the disk (nor write to it), and node B's restore will preempt A's registration once nobody defends it."
 
 say ""
-say "== 5. Node B brings the hierarchy in service (bottom-up) =="
+say "== 6. Node B brings the hierarchy in service (bottom-up) =="
 lk b restore disk; rc=$?
 told b-restore-disk $rc "rc=$rc" "Node B restored the disk resource."
 holder=$(pr_holder "$B")
@@ -112,7 +127,7 @@ check b-restore-ip $rc "rc=$rc"
 vip_up; told b-ip-up $? "" "Node B holds the virtual IP $VIP."
 
 say ""
-say "== 6. Node A's path comes back: node A is fenced =="
+say "== 7. Node A's path comes back: node A is fenced =="
 path_up a 0
 lk a quickCheck disk; rc=$?
 [ $rc = 3 ]; told a-quickcheck-fenced $? "rc=$rc" "Checked on node A now, the disk's quickCheck exits $rc (3 = fenced: another node holds the reservation)."
@@ -124,7 +139,7 @@ dd if=/dev/zero of="$A" bs=512 count=1 seek=2048 oflag=direct 2>/dev/null; [ $? 
 told a-dd-write-fails $? "" "A plain write from node A fails as well."
 
 say ""
-say "== 7. Node B sees node A's data intact =="
+say "== 8. Node B sees node A's data intact =="
 got=$(dd if="$B" bs=512 skip=2048 count=1 iflag=direct 2>/dev/null | head -c 31)
 [ "$got" = "ORDERS-2026 committed by node A" ]; told b-reads-a-data $? "read '$got'" "Node B reads the record: '$got'"
 got=$(cat /mnt/b-share/invoice-42.txt 2>/dev/null)

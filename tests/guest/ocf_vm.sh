@@ -67,3 +67,25 @@ ocf scsipr-stop 0 scsipr stop OCF_RESKEY_device="$A" \
 pr_holder "$A" > /dev/null
 [ "$(pr_holder "$A")" = none ]; check scsipr-free-after-stop $? "holder $(pr_holder "$A")"
 [ -z "$(pr_keys "$A")" ]; check scsipr-no-keys-after-stop $? "keys $(pr_keys "$A")"
+
+# ---- a Pacemaker resource fenced on node a is not restarted in place to take the disk back
+# (issue 28): node b's start takes it (the cluster moved it there), a's watch judges a's
+# resource by the parameters its start stored and finds it fenced, a's monitor says so, and
+# after a's stop, a's start (Pacemaker's restart in place) is refused; b keeps the disk ----
+A_ENV="LKHELPERS_CONF_DIR=/etc/lkhelpers/node-a LKHELPERS_RUN_DIR=/run/lkhelpers/node-a"
+ocf scsipr-a-start-again 0 scsipr start OCF_RESKEY_device="$A" OCF_RESKEY_on_fenced=event $A_ENV
+ocf scsipr-b-start-takes-over 0 scsipr start OCF_RESKEY_device="$B" $B_ENV
+pr_holder "$A" > /dev/null
+[ "$(pr_holder "$A")" = "$(node_iqn b)" ]; check scsipr-b-holds $? "holder $(pr_holder "$A")"
+env $A_ENV lkh-scsipr watch --once > /tmp/watch-ocf.log 2>&1; rc=$?
+cat /tmp/watch-ocf.log
+[ $rc = 3 ] && grep -q "scsipr: .*fenced" /tmp/watch-ocf.log; check scsipr-watch-judges-ocf-resource $? "rc=$rc"
+ocf scsipr-a-monitor-fenced 7 scsipr monitor OCF_RESKEY_device="$A" OCF_RESKEY_on_fenced=event $A_ENV
+ocf scsipr-a-stop-fenced 0 scsipr stop OCF_RESKEY_device="$A" OCF_RESKEY_on_fenced=event $A_ENV
+ocf scsipr-a-restart-refused 1 scsipr start OCF_RESKEY_device="$A" OCF_RESKEY_on_fenced=event $A_ENV
+grep -q "lost the disk to another node" /tmp/scsipr-a-restart-refused.err; check scsipr-a-restart-says-why $?
+pr_holder "$A" > /dev/null
+[ "$(pr_holder "$A")" = "$(node_iqn b)" ] && ! pr_keys "$A" | grep -qix "$(sed 's/^0x0*/0x/' /etc/lkhelpers/node-a/node.key)"
+check scsipr-b-keeps-the-disk $? "holder $(pr_holder "$A") keys $(pr_keys "$A" | xargs)"
+ocf scsipr-b-stop 0 scsipr stop OCF_RESKEY_device="$B" $B_ENV
+pass ocf-done

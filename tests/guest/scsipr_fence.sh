@@ -1,8 +1,9 @@
 # fence_lkhscsipr (the Pacemaker fence agent of lkh-scsipr) on one LU seen by two nodes (one
 # iSCSI I_T nexus each): unfencing (on) through stdin as the fencer passes it, status, monitor,
 # list, validate-all; typos in the key map and unknown plugs refused with registrations
-# unchanged; off of A from B (delay honoured, A's writes refused, A's quickCheck fenced,
-# status 2); on brings A back; monitor fails, bounded, when the disk is gone.
+# unchanged; a node that is not registered cannot fence; off of A from B (delay honoured, A's
+# writes refused, A's quickCheck fenced, status 2); A, fenced and not rebooted, cannot fence B
+# back; on brings A back; monitor fails, bounded, when the disk is gone.
 # No Pacemaker in the guest: the agent is called as the fencer calls it.
 
 shared_disk_setup a b || fatal "shared disk setup failed"
@@ -85,9 +86,17 @@ after="$(snapshot) gen=$(gen)"; note "after typos: $after"
 [ "$after" = "$before" ]; check typos-changed-nothing $? "before: $before; after: $after"
 has_key "$KA"; check a-still-registered $?
 
-# ---- off: B fences A (with --delay); B is not registered, off registers it first ----
+# ---- only a registered node can fence: B unregistered (as if fenced) is refused ----
 sg_persist -n --out --register --param-rk="$KB" --param-sark=0 "$B" >/dev/null 2>&1
 ! has_key "$KB"; check b-unregistered-before-off $? "$(pr_keys "$B" | xargs)"
+before="$(snapshot) gen=$(gen)"
+out=$(fence b -o off -n node-a --devices "$B" --keys "$KEYS" 2>&1); rc=$?
+echo "$out"
+[ $rc = 1 ] && echo "$out" | grep -q "has been fenced itself"; check unregistered-off-refused $? "rc=$rc"
+[ "$(snapshot) gen=$(gen)" = "$before" ]; check unregistered-off-changed-nothing $? "$before -> $(snapshot) gen=$(gen)"
+expect_rc b-on-again 0 fence b -o on -n node-b --devices "$B" --keys "$KEYS"
+
+# ---- off: B fences A (with --delay) ----
 t0=$(now)
 expect_rc b-off-a 0 fence b -o off -n node-a --devices "$B" --keys "$KEYS" --delay 2
 t1=$(now)
@@ -108,6 +117,15 @@ expect_rc b-status-still-on 0 fence a -o status -n node-b --devices "$A" --keys 
 before=$(snapshot)
 expect_rc b-off-a-again 0 fence b -o off -n node-a --devices "$B" --keys "$KEYS"
 [ "$(snapshot)" = "$before" ]; check off-again-changed-nothing $? "$before -> $(snapshot)"
+
+# ---- A, fenced but not rebooted (fabric fencing), fences B back, as both sides of a split
+# do: its key is gone from the LU, so its off fails and changes nothing; B keeps the disk ----
+before="$(snapshot) gen=$(gen)"
+out=$(fence a -o off -n node-b --devices "$A" --keys "$KEYS" 2>&1); rc=$?
+echo "$out"
+[ $rc = 1 ] && echo "$out" | grep -q "has been fenced itself"; check fenced-a-off-b-refused $? "rc=$rc"
+[ "$(snapshot) gen=$(gen)" = "$before" ]; check fenced-a-off-changed-nothing $? "$before -> $(snapshot) gen=$(gen)"
+sg_dd if=/dev/zero of="$B" bs=512 count=1 seek=3001 oflag=direct blk_sgio=1 >/dev/null 2>&1; check b-write-works-after-a-off $?
 
 # ---- on: A comes back ----
 expect_rc a-on-back 0 fence a -o on -n node-a --devices "$A" --keys "$KEYS"

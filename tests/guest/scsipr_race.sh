@@ -10,8 +10,9 @@
 # 3. the re-registration race: quickCheck frozen right after re-registering a new nexus
 #    while another node takes over: it removes what it added and exits 3;
 # 4. healthy quickCheck and recover leave the PR generation unchanged;
-# 5. the LU loses its PR state (PR OUT CLEAR): watch with ON_FENCED=halt does not halt,
-#    quickCheck says so (exit 1), recover registers and reserves again;
+# 5. the LU loses its PR state (the target restarted: tgtd restarted, the LIO backstore
+#    re-created): watch with ON_FENCED=halt does not halt, quickCheck says so (exit 1),
+#    recover registers and reserves again;
 # 6. a resource of two disks (a second LU added to the same target), TWO_ROUNDS rounds of
 #    three restores at the same instant, node b listing the disks in the other order: one
 #    exits 0 and holds both disks, the others exit 3 and are registered on neither.
@@ -39,7 +40,7 @@ now() { cut -d' ' -f1 /proc/uptime; }
 
 # TIMEOUT=60: a racer waits, stopped, for the other two; its deadline keeps running meanwhile
 for n in a b c d; do
-    node_conf "$n" race DEVICE="$(node_dev "$n")" ON_FENCED=none TIMEOUT=60
+    node_conf "$n" race DEVICE="$(node_dev "$n")" ON_FENCED=none FAILFASTTIMER=1 TIMEOUT=60
 done
 # every node gets its key once (restore creates it), then leaves the disk clean
 for n in a b c d; do scsipr "$n" restore -t race >/dev/null 2>&1; done
@@ -208,8 +209,8 @@ for n in a b c; do scsipr "$n" remove -t race >/dev/null 2>&1; done
 
 # ---- 3. the re-registration race: a quickCheck re-registering new nexuses after a WWPN flip
 MA=$(mpath_setup a) || fatal "multipath of node a failed"
-node_conf a mp DEVICE="$MA" ON_FENCED=none TIMEOUT=15
-node_conf b mp DEVICE="$(node_dev b)" ON_FENCED=none TIMEOUT=15
+node_conf a mp DEVICE="$MA" ON_FENCED=none FAILFASTTIMER=1 TIMEOUT=15
+node_conf b mp DEVICE="$(node_dev b)" ON_FENCED=none FAILFASTTIMER=1 TIMEOUT=15
 expect_rc rereg-a-restore 0 scsipr a restore -t mp
 node_flip a iqn.2026-01.test.lkh:node-a-flipped >/dev/null || fatal "flip of a failed"
 : > /tmp/freeze.log
@@ -227,7 +228,7 @@ dd if=/dev/zero of="$MA" bs=4096 count=1 oflag=direct 2>/dev/null
 scsipr b remove -t mp >/dev/null 2>&1
 scsipr a remove -t mp >/dev/null 2>&1
 # node a's path 0 has a new name after the flip
-node_conf a race DEVICE="$(node_dev a)" ON_FENCED=none TIMEOUT=15
+node_conf a race DEVICE="$(node_dev a)" ON_FENCED=none FAILFASTTIMER=1 TIMEOUT=15
 
 # ---- 4. a healthy check sends no PR OUT ----
 expect_rc gen-a-restore 0 scsipr a restore -t race
@@ -241,13 +242,13 @@ g1=$(gen)
 out=$(sg_persist -n --in --report-capabilities "$OBS" 2>&1); echo "$out"
 echo "$out" | grep -q "PTPL_A): 0"; check aptpl-not-set $?
 
-# ---- 5. the LU loses its PR state ----
+# ---- 5. the LU loses its PR state (a real target restart: PR generation back to 0) ----
 node_conf a race DEVICE="$(node_dev a)" ON_FENCED=halt FAILFASTTIMER=1 TIMEOUT=15
 LKHELPERS_CONF_DIR=/etc/lkhelpers/node-a LKHELPERS_RUN_DIR=/run/lkhelpers/node-a \
     lkh-scsipr watch > /tmp/watch-a.log 2>&1 &
 WPID=$!
 sleep 1.5
-sg_persist -n --out --clear --param-rk="$(key_of a)" "$(node_dev a)" >/dev/null 2>&1
+lu_power_cycle; wait_answers "$OBS" 60; wait_answers "$(node_dev a)" 60
 [ -z "$(keys)" ] && [ "$(holder)" = none ]; check lost-cleared $? "keys: $(keys | tr '\n' ' ')"
 sleep 3
 kill -0 $WPID 2>/dev/null; check lost-watch-still-running $?
@@ -262,41 +263,17 @@ expect_rc lost-recover-restores 0 scsipr a recover -t race
 expect_rc lost-quickcheck-after 0 scsipr a quickCheck -t race
 kill $WPID; wait $WPID 2>/dev/null
 cat /tmp/watch-a.log
-node_conf a race DEVICE="$(node_dev a)" ON_FENCED=none TIMEOUT=15
+node_conf a race DEVICE="$(node_dev a)" ON_FENCED=none FAILFASTTIMER=1 TIMEOUT=15
 expect_rc lost-a-remove 0 scsipr a remove -t race
 
 # ---- 6. a resource of two disks ----
-# second_lu: a second LU (serial lkh-shared1) on the target every node is logged in to, seen
-# by every session after a rescan
-second_lu() {
-    if [ "$(lkh_target)" = tgt ]; then
-        truncate -s $((16 * 1024 * 1024)) /tmp/shared1.img
-        tgtadm -C 0 --lld iscsi --op new --mode logicalunit --tid 1 --lun 2 -b /tmp/shared1.img || return 1
-        tgtadm -C 0 --lld iscsi --op update --mode logicalunit --tid 1 --lun 2 --params scsi_sn=lkh-shared1 || return 1
-    else
-        _bs=$(lio_fileio shared1 16) || return 1
-        _tpg=$LKH_TGT/iscsi/$(target_iqn shared0)/tpgt_1
-        mkdir -p "$_tpg/lun/lun_1" && ln -s "$_bs" "$_tpg/lun/lun_1/shared1" || return 1
-    fi
-    iscsiadm -m session --rescan >/dev/null
-}
-# lu1_dev NODE -> the node's /dev/sdX of the second LU (through its primary iface)
-lu1_dev() {
-    for _s in $(_iface_sessions "$1"); do
-        for _b in "$_s"/device/target*/*/block/*; do
-            [ -e "$_b" ] && grep -q lkh-shared1 "${_b%/block/*}/vpd_pg80" 2>/dev/null &&
-                { echo "/dev/${_b##*/}"; return 0; }
-        done
-    done
-    return 1
-}
 second_lu; check two-second-lu $?
 for n in a b c d; do
     d0=$(node_dev "$n"); d1=$(retry 100 lu1_dev "$n") || fatal "node $n does not see the second LU"
     echo "node $n: $d0 $d1"
     # node b lists the disks the other way round: every node still takes them in one order
     if [ "$n" = b ]; then devs="$d1 $d0"; else devs="$d0 $d1"; fi
-    node_conf "$n" two "DEVICE=\"$devs\"" ON_FENCED=none TIMEOUT=60
+    node_conf "$n" two "DEVICE=\"$devs\"" ON_FENCED=none FAILFASTTIMER=1 TIMEOUT=60
     [ "$n" = d ] && RACE_OBS="$d0 $d1"
 done
 RACE_TAG=two RACE_READS=2

@@ -11,6 +11,7 @@ note "target: $T"
 shared_disk_setup a b || fatal "shared disk setup failed"
 A=$(node_dev a); B=$(node_dev b)
 KEYA() { cat /etc/lkhelpers/node-a/node.key; }
+KEYB() { cat /etc/lkhelpers/node-b/node.key; }
 # gen: the PR generation ("PR generation=0x5, ..."); empty when it cannot be read, which the
 # comparison below treats as a failure
 gen() { _prin "$B" --read-keys | sed -n 's/.*generation=\(0x[0-9a-fA-F]*\).*/\1/p'; }
@@ -72,7 +73,7 @@ expect_rc a-restore-idempotent 0 scsipr a restore -t fence
 expect_rc a-quickcheck 0 scsipr a quickCheck -t fence
 run scsipr a status -t fence
 agree a-status-agrees-healthy a fence ours
-scsipr a status -t fence 2>&1 | grep -q WARNING; [ $? != 0 ]; check a-status-no-shared-key-warning $?
+scsipr a status -t fence 2>&1 | grep -q 'WARNING: .*registered [0-9]* times'; [ $? != 0 ]; check a-status-no-shared-key-warning $?
 scsipr a status "$A" --json > /tmp/status.json 2>&1
 if [ "$T" = tgt ]; then
     grep -q '"owner":"this node"' /tmp/status.json && grep -q '"initiators_known":false' /tmp/status.json
@@ -92,12 +93,16 @@ expect_rc a-quickcheck-free 1 scsipr a quickCheck -t fence
 expect_rc a-recover-retakes 0 scsipr a recover -t fence
 [ "$(holder "$B")" = "$(node_iqn a)" ]; check a-holds-after-recover $?
 
-# ---- A's watcher, then B takes over ----
+# ---- A's watcher defends A's disk; frozen (a paused VM), A loses it to B's takeover ----
 LKHELPERS_CONF_DIR=/etc/lkhelpers/node-a LKHELPERS_RUN_DIR=/run/lkhelpers/node-a \
     lkh-scsipr watch > /tmp/watch-a.log 2>&1 &
 WPID=$!
 sleep 1.5
+expect_rc b-restore-defended 3 scsipr b restore -t fence
+[ "$(holder "$B")" = "$(node_iqn a)" ] && ! has_key "$B" "$(KEYB)"; check a-kept-its-disk $? "holder $(holder "$B")"
+kill -STOP "$WPID"
 expect_rc b-restore-takeover 0 scsipr b restore -t fence
+kill -CONT "$WPID
 [ "$(holder "$B")" = "$(node_iqn b)" ]; check b-holds $? "holder $(holder "$B")"
 ! has_key "$B" "$(KEYA)"; check a-key-gone $? "keys: $(pr_keys "$B" | tr '\n' ' ')"
 dd if=/dev/zero of="$A" bs=4096 count=1 oflag=direct 2>/dev/null
@@ -229,8 +234,12 @@ node_conf b fence DEVICE="$B" ON_FENCED=event FAILFASTTIMER=1 TIMEOUT=15
 node_conf a fence DEVICE="$A" ON_FENCED=halt FAILFASTTIMER=1 TIMEOUT=15
 expect_rc a-restore-for-halt 0 scsipr a restore -t fence
 scsipr a watch &
+WPID=$!
 sleep 1.5
+# A freezes (a paused VM): B takes over; when A resumes, its watch finds its key gone and halts
+kill -STOP "$WPID"
 expect_rc b-takeover-for-halt 0 scsipr b restore -t fence
+kill -CONT "$WPID"
 pass halt-armed
 sleep 20
 fail halt-happened "still running 20 s after the takeover"

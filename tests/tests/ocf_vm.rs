@@ -90,5 +90,16 @@ fn ocf_tester_passes_nas_and_scsipr_in_a_guest() {
         "scsipr-stop",
         "scsipr-free-after-stop",
         "scsipr-no-keys-after-stop",
+        "scsipr-a-start-again",
+        "scsipr-b-start-takes-over",
+        "scsipr-b-holds",
+        "scsipr-watch-judges-ocf-resource",
+        "scsipr-a-monitor-fenced",
+        "scsipr-a-stop-fenced",
+        "scsipr-a-restart-refused",
+        "scsipr-a-restart-says-why",
+        "scsipr-b-keeps-the-disk",
+        "scsipr-b-stop",
+        "ocf-done",
     ]);
 }

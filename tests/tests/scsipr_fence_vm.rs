@@ -9,9 +9,10 @@ use tests::vm::{self, Vm};
 
 /// Unfencing from stdin, status 0/2, monitor, list, validate-all; typos in the key map, an
 /// unknown plug, duplicate keys, self-fencing and reboot refused with registrations unchanged;
-/// off of A from an unregistered B registers B first, honours --delay, cuts A's writes
-/// (RESERVATION CONFLICT), and A's quickCheck says fenced; on brings A back; monitor fails when
-/// A's path is down and, bounded by power_timeout, in All Paths Down.
+/// a node that is not registered cannot fence (issue 28); off of A from B honours --delay, cuts
+/// A's writes (RESERVATION CONFLICT), and A's quickCheck says fenced; A, fenced and not
+/// rebooted, cannot fence B back (exit 1, nothing changed, B keeps writing); on brings A back;
+/// monitor fails when A's path is down and, bounded by power_timeout, in All Paths Down.
 #[test]
 fn fence_agent_two_nodes_one_lu() {
     let vm = Vm::new("scsipr_fence")
@@ -54,6 +55,9 @@ fn fence_agent_two_nodes_one_lu() {
         "typos-changed-nothing",
         "a-still-registered",
         "b-unregistered-before-off",
+        "unregistered-off-refused",
+        "unregistered-off-changed-nothing",
+        "b-on-again",
         "b-off-a",
         "delay-honoured",
         "a-key-gone",
@@ -66,6 +70,9 @@ fn fence_agent_two_nodes_one_lu() {
         "b-status-still-on",
         "b-off-a-again",
         "off-again-changed-nothing",
+        "fenced-a-off-b-refused",
+        "fenced-a-off-changed-nothing",
+        "b-write-works-after-a-off",
         "a-on-back",
         "a-registered-again",
         "a-status-on-again",

@@ -92,6 +92,8 @@ fn two_nodes(target: Target) {
         "a-quickcheck-free",
         "a-recover-retakes",
         "a-holds-after-recover",
+        "b-restore-defended",
+        "a-kept-its-disk",
         "b-restore-takeover",
         "b-holds",
         "a-key-gone",

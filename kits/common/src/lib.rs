@@ -48,6 +48,7 @@ pub mod man;
 pub mod ocf;
 pub mod runstate;
 mod sys;
+pub use sys::default_sigpipe;
 pub mod tag;
 pub mod trusted;
 pub mod version;

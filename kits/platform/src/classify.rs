@@ -94,6 +94,14 @@ impl Platform {
     pub fn is_azure(self) -> bool {
         matches!(self, Platform::Azure)
     }
+
+    /// Hyper-V on premises, Azure or Azure Stack Hub: a guest that has a Hyper-V host.
+    pub fn is_hyperv_family(self) -> bool {
+        matches!(
+            self,
+            Platform::HyperV | Platform::Azure | Platform::AzureStack
+        )
+    }
 }
 
 /// How sure the verdict is.
@@ -285,6 +293,12 @@ fn hyperv_family(
     } else if agreeing.contains(&Source::Dmi) {
         reasons.push(
             "no VMBus devices are listed (the hv_vmbus driver is not loaded, or the capture has no /sys/bus/vmbus), so this rests on DMI"
+                .into(),
+        );
+        Confidence::Likely
+    } else if agreeing.contains(&Source::Kvp) {
+        reasons.push(
+            "no VMBus devices are listed and DMI does not say \"Virtual Machine\", so this rests on the KVP pool"
                 .into(),
         );
         Confidence::Likely

@@ -8,8 +8,9 @@
 //! (firmware strings are not always clean) are kept, shown as `\xNN`.
 //!
 //! Besides the machine itself this reads what says "inside a container"
-//! (the container runs on the machine, so the machine is still classified)
-//! and the kernel release (WSL2's kernel names itself).
+//! (the container runs on the machine, so the machine is still classified),
+//! the kernel release (WSL2's kernel names itself) and Hyper-V's guest
+//! parameters ([`crate::kvp`], read with lkh-common's `trusted` rules).
 
 use std::fs;
 use std::io::{ErrorKind, Read};
@@ -113,8 +114,12 @@ pub struct LocalEvidence {
     pub sys_hypervisor_type: Option<String>,
     /// `/proc/sys/kernel/osrelease`, if present.
     pub kernel_release: Option<String>,
+    /// The node's name, `/proc/sys/kernel/hostname`, if present.
+    pub node_name: Option<String>,
     /// Set when this process runs in a container.
     pub container: Option<Container>,
+    /// Hyper-V's guest parameters (pool 3 of the KVP daemon): the host this VM runs on.
+    pub kvp: crate::kvp::Kvp,
     /// Read problems other than "file absent", one line each.
     pub notes: Vec<String>,
 }
@@ -228,6 +233,12 @@ pub fn gather(root: &Path) -> LocalEvidence {
         .map(|s| s.trim().to_string())
         .filter(|s| !s.is_empty());
 
+    let node_name = read_text(root, "proc/sys/kernel/hostname")
+        .ok()
+        .flatten()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty());
+
     LocalEvidence {
         dmi,
         vmbus_devices,
@@ -236,7 +247,9 @@ pub fn gather(root: &Path) -> LocalEvidence {
         uefi,
         sys_hypervisor_type,
         kernel_release,
+        node_name,
         container: container(root),
+        kvp: crate::kvp::read(root),
         notes,
     }
 }

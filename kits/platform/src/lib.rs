@@ -15,18 +15,26 @@
 //! Modules: [`evidence`] (files under a root), [`net`] (bounded HTTP
 //! probes), [`cpuid`] (the hypervisor leaves, decoded from the CPU or a
 //! captured dump), `sys` (the CPUID instruction, the only `unsafe`),
-//! [`classify`] (the rules),
+//! [`classify`] (the rules), [`kvp`] (Hyper-V's guest parameters: the host),
+//! [`cluster`] (do the nodes run on different hosts), [`json_in`] (reads other commands'
+//! JSON), [`runner`] (other programs, bounded), [`doctor`] (the resources on this node and
+//! their kits' status),
 //! [`lifekeeper`] (the record and the check), [`wiring`] (the gen/app
 //! resources that use lkhelpers), [`procs`] (is LifeKeeper running),
 //! [`fix`] (plan and apply the remediation).
 
 pub mod classify;
+pub mod cluster;
 pub mod cpuid;
+pub mod doctor;
 pub mod evidence;
 pub mod fix;
+pub mod json_in;
+pub mod kvp;
 pub mod lifekeeper;
 pub mod net;
 pub mod procs;
+pub mod runner;
 mod sys;
 pub mod wiring;
 

@@ -8,6 +8,9 @@
 //! table: 0 done / consistent, 1 inconsistent, refused or failed, 2 usage
 //! or configuration error with nothing changed.
 
+mod cmd_cluster;
+mod cmd_doctor;
+mod host_out;
 mod man;
 
 use std::path::PathBuf;
@@ -71,10 +74,64 @@ finding; each names the file or directory to fix; --json gives them as an array 
 level, tag, file, what, remedy, message}. Exit 1 on any error, a platform mismatch or an
 undecidable platform, else 0.";
 
+const DOCTOR_HELP: &str = "\
+Resources: every <conf dir>/<TAG>.conf (LKHELPERS_CONF_DIR, /etc/lkhelpers), every gen/app copy
+of a kit's wrapper under $LKROOT (it names the kit), every tag directory in the kits' run state
+(<run dir>/<kit>/<TAG>, LKHELPERS_RUN_DIR, /run/lkhelpers: a hook ran it here since boot). Each
+resource with a known kit and a configuration file is asked `lkh-<kit> status -t TAG --json` (the
+kit beside this binary; root's, not writable by others), all at once, each killed after
+--timeout. A tag only in run state is a Pacemaker resource (its parameters are in Pacemaker's
+configuration): listed, not asked.
+
+  healthy         status exit 0
+  failed          exit 1: failing here, or not in service on this node
+  misconfigured   exit 2: its configuration is wrong or names something missing here
+  held elsewhere  exit 3: another node holds it (lkh-scsipr: fenced)
+  no answer       killed at --timeout, or no status JSON
+  not checked     kit or configuration file unknown, kit not installed
+With --standby, failed and held elsewhere are expected (\"not here\"). The defender is
+lkh-scsipr's `watch` loop as lkh-scsipr's status reports it (\"unknown\" from a version that does
+not). LifeKeeper (when its defaults file and $LKROOT exist): the platform record and the gen/app
+wiring, as check-lifekeeper judges them. Unhealthy: a resource failed, misconfigured, held
+elsewhere or without answer; the defender not running while a reservation is held here; the
+platform record wrong; a wiring error. --json: one object {node, healthy, exit, standby, platform,
+resources: [{kit, tag, found_in, state, healthy, problem, exit, verdict, message, took_ms}],
+defender, lifekeeper, notes, problems}.";
+
+const CLUSTER_HELP: &str = "\
+SIOS's Hyper-V configuration guide does not support a LifeKeeper cluster whose VMs run on one
+Hyper-V host (its failure stops the whole cluster), except for a while during host maintenance.
+Each node's host comes from the guest parameters the host pushes through the Data Exchange (KVP)
+service, /var/lib/hyperv/.kvp_pool_3 (PhysicalHostNameFullyQualified, else PhysicalHostName,
+else HostName), compared case-insensitively (a short name matches its fully qualified form).
+
+The other nodes: with LifeKeeper installed ($LKROOT/bin/lcdremexec), every node `sys_list` names
+(except this one, `lcduname`) is asked `lcdremexec -e -d NODE -t SECS -- /usr/sbin/lkh-platform
+detect --json --no-network`, all at once, each call killed after --timeout; and each --peer FILE
+(another node's `lkh-platform detect --json`). The same VM given twice (same VirtualMachineId)
+counts once.
+
+  ok       a node's host; all nodes on different hosts
+  warning  two or more nodes on one host (named, with the guide's rule: temporary only); a
+           node whose KVP daemon is not running (its host may be out of date)
+  error    a node whose host is unknown (why: no pool, no daemon, not Hyper-V, no answer);
+           fewer than two nodes known
+Exit 0 only when every node's host is known, current and different from the others', else 1.
+--json gives the findings as an array of {check, level, tag, file, what, remedy, message, node,
+host, nodes, source} (file: the --peer FILE a node came from).
+
+Pacemaker: `crm_attribute --node \"$(crm_node -n)\" --name hyperv-host --update
+\"$(lkh-platform check-cluster --attribute)\" --lifetime reboot` on every node (after boot and
+after every live migration) gives each node the attribute; `pcs constraint colocation add B with
+A -1000 node-attribute=hyperv-host` then keeps resources A and B on nodes of different hosts.";
+
 const AFTER_HELP: &str = "\
 Exit codes:
-  0  detect: verdict printed; check-lifekeeper: consistent; fix: nothing left to do
-  1  check-lifekeeper: inconsistent or undecidable; fix: refused, failed, or manual steps remain
+  0  detect: verdict printed; check-lifekeeper: consistent; check-cluster: every node on a
+     host of its own; doctor: everything healthy; fix: nothing left to do
+  1  check-lifekeeper: inconsistent or undecidable; check-cluster: nodes share a host, or a
+     host is unknown or may be out of date; doctor: a problem found (listed under result);
+     fix: refused, failed, or manual steps remain
   2  usage or configuration error; nothing was changed
 
 LifeKeeper documents LK_SERV_ENV as set by its setup script, not by hand:
@@ -150,12 +207,66 @@ enum Command {
         #[arg(long, value_name = "VALUE")]
         lk_serv_env: Option<String>,
     },
+    /// Do the cluster's nodes run on different Hyper-V hosts? Each node's host comes from
+    /// its KVP guest parameters: this node's own, the others' through LifeKeeper (lcdremexec)
+    /// or from --peer files.
+    #[command(after_help = CLUSTER_HELP)]
+    CheckCluster {
+        /// Read this node's /sys, /proc and /var/lib/hyperv under DIR instead of /.
+        #[arg(long, value_name = "DIR")]
+        sysroot: Option<PathBuf>,
+        /// Another node's `lkh-platform detect --json` output, saved to FILE (repeat for each
+        /// node).
+        #[arg(long, value_name = "FILE")]
+        peer: Vec<PathBuf>,
+        /// Do not ask the other nodes through LifeKeeper.
+        #[arg(long)]
+        no_lifekeeper: bool,
+        /// LifeKeeper's installation root [default: $LKROOT or /opt/LifeKeeper].
+        #[arg(long, value_name = "DIR")]
+        lkroot: Option<PathBuf>,
+        /// Seconds allowed for each other node's answer through LifeKeeper.
+        #[arg(long, value_name = "SECS", default_value_t = 20,
+              value_parser = clap::value_parser!(u64).range(1..=300))]
+        timeout: u64,
+        /// Print only this node's host, in the form of the Pacemaker node attribute
+        /// hyperv-host (for `crm_attribute --update`), and exit.
+        #[arg(long)]
+        attribute: bool,
+        /// Print the findings as one JSON array instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One node-wide health report: every lkhelpers resource configured here and what its
+    /// kit's `status` says, the platform and Hyper-V host, LifeKeeper's wiring findings and
+    /// lkh-scsipr's defender. Exit 0 only when everything is healthy.
+    #[command(after_help = DOCTOR_HELP)]
+    Doctor {
+        #[command(flatten)]
+        lk: LkArgs,
+        /// Do not ask Azure's metadata service or WireServer.
+        #[arg(long)]
+        no_network: bool,
+        /// Seconds allowed for each kit's `status` (all run at once).
+        #[arg(long, value_name = "SECS", default_value_t = 30,
+              value_parser = clap::value_parser!(u64).range(1..=600))]
+        timeout: u64,
+        /// This node is a standby: resources not in service here (status exit 1 or 3) are
+        /// expected, not problems.
+        #[arg(long)]
+        standby: bool,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// The man page, rendered from this command-line definition (for packaging).
     #[command(hide = true)]
     Man,
 }
 
 fn main() -> ExitCode {
+    // its output is read by people and pipes (`detect | head`): a closed pipe ends it quietly
+    lkh_common::default_sigpipe();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => return clap_exit(&e),
@@ -170,6 +281,40 @@ fn main() -> ExitCode {
             dry_run,
             lk_serv_env,
         } => cmd_fix(&lk, &detect, dry_run, lk_serv_env.as_deref()),
+        Command::CheckCluster {
+            sysroot,
+            peer,
+            no_lifekeeper,
+            lkroot,
+            timeout,
+            attribute,
+            json,
+        } => cmd_check_cluster(
+            sysroot.as_deref(),
+            &peer,
+            !no_lifekeeper,
+            lkroot,
+            timeout,
+            attribute,
+            json,
+        ),
+        Command::Doctor {
+            lk,
+            no_network,
+            timeout,
+            standby,
+            json,
+        } => {
+            let (defaults, lkroot) = lk_paths(&lk);
+            cmd_doctor::doctor(&cmd_doctor::Ask {
+                defaults,
+                lkroot,
+                network: !no_network,
+                timeout: std::time::Duration::from_secs(timeout),
+                standby,
+                json,
+            })
+        }
         Command::Man => {
             print!(
                 "{}",
@@ -197,7 +342,7 @@ fn clap_exit(e: &clap::Error) -> ExitCode {
             return Exit::Ok.into();
         }
         ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand | ErrorKind::MissingSubcommand => {
-            "no command given (detect, check-lifekeeper or fix)".to_string()
+            "no command given (detect, check-lifekeeper, check-cluster, doctor or fix)".to_string()
         }
         // clap's first line is "error: <what went wrong>"; usage and tips follow.
         _ => {
@@ -299,6 +444,7 @@ fn detection_text(d: &Detection, a: &DetectArgs) -> String {
         let fw = if g == 2 { "UEFI" } else { "BIOS" };
         s += &format!("hyper-v generation: {g} ({fw})\n");
     }
+    s += &host_out::host_text(d);
     s += "why:\n";
     for r in &v.reasons {
         s += &format!("  - {r}\n");
@@ -346,6 +492,7 @@ fn detection_text(d: &Detection, a: &DetectArgs) -> String {
         Some(c) => s += &format!("  container: {} ({})\n", c.kind, c.seen_in),
         None => s += "  container: none seen\n",
     }
+    s += &host_out::kvp_evidence_text(&ev.local.kvp);
     match (&ev.cpuid, a.sysroot.is_some()) {
         (Some(c), from_dump) => {
             s += &format!(
@@ -432,16 +579,18 @@ fn detection_json(d: &Detection) -> Json {
         .with("sys_hypervisor_type", ev.local.sys_hypervisor_type.clone())
         .with("kernel_release", ev.local.kernel_release.clone())
         .with("container", container)
+        .with("kvp", host_out::kvp_json(&ev.local.kvp))
         .with("cpuid", cpuid)
         .with("network", network)
         .with("notes", ev.local.notes.clone());
-    Json::obj()
+    let mut j = Json::obj()
         .with("platform", v.platform.as_str())
         .with("description", v.platform.describe())
         .with("confidence", v.confidence.as_str())
         .with("is_azure", v.platform.is_azure())
-        .with("hyperv_generation", v.hyperv_generation.map(u32::from))
-        .with("container", v.container.clone())
+        .with("hyperv_generation", v.hyperv_generation.map(u32::from));
+    host_out::push_host_json(&mut j, d);
+    j.with("container", v.container.clone())
         .with("reasons", v.reasons.clone())
         .with("evidence", evidence)
 }
@@ -522,7 +671,7 @@ fn check_text(d: &Detection, rec: &Recorded, c: &Check, w: Option<&wiring::Repor
 }
 
 /// The wiring check's inputs from the LifeKeeper paths and the environment.
-fn wiring_options(rec: &Recorded) -> wiring::Options {
+pub(crate) fn wiring_options(rec: &Recorded) -> wiring::Options {
     wiring::Options {
         lkroot: rec.lkroot.clone(),
         defaults: rec.defaults_file.clone(),
@@ -607,6 +756,40 @@ fn cmd_check(lk: &LkArgs, da: &DetectArgs, json: bool) -> Result<Exit, Failure> 
     } else {
         Ok(Exit::Failed)
     }
+}
+
+fn cmd_check_cluster(
+    sysroot: Option<&std::path::Path>,
+    peers: &[PathBuf],
+    lifekeeper: bool,
+    lkroot: Option<PathBuf>,
+    timeout: u64,
+    attribute: bool,
+    json: bool,
+) -> Result<Exit, Failure> {
+    if let Some(root) = sysroot
+        && !root.is_dir()
+    {
+        return Err(Failure::usage(format!(
+            "{}: --sysroot is not a directory; give the root of a captured tree",
+            root.display()
+        )));
+    }
+    if attribute {
+        return cmd_cluster::attribute(sysroot);
+    }
+    let (_, lkroot) = lk_paths(&LkArgs {
+        lkroot,
+        defaults: None,
+    });
+    cmd_cluster::check(&cmd_cluster::Ask {
+        sysroot,
+        lkroot,
+        peers,
+        lifekeeper,
+        timeout: std::time::Duration::from_secs(timeout),
+        json,
+    })
 }
 
 fn cmd_fix(

@@ -1,5 +1,6 @@
 //! `lkh-platform(8)`, rendered from the clap definition that also produces `--help`: the
-//! commands, their options and help texts, and the exit-code text shown after the help.
+//! commands, their options and help texts, each command's own text after its help (kept as
+//! written, unfilled), and the exit-code text shown after the help.
 
 use clap::{Arg, Command};
 use lkh_common::man;
@@ -57,6 +58,20 @@ fn commands(cmd: &Command) -> impl Iterator<Item = &Command> {
         .filter(|c| !c.is_hide_set() && !generated(c.get_name()))
 }
 
+/// `text` as written, line by line (roff no-fill), in the command's indented block.
+fn preformatted(text: &str) -> String {
+    let mut s = String::from(".PP\n.nf\n");
+    for line in text.lines() {
+        let line = man::escape(line);
+        if line.starts_with(['.', '\'']) {
+            s += "\\&";
+        }
+        s += &line;
+        s += "\n";
+    }
+    s + ".fi\n"
+}
+
 /// The whole page; `cmd` is the binary's clap command, `after_help` its exit-code text.
 pub fn page(mut cmd: Command, after_help: &str) -> String {
     cmd.build();
@@ -81,10 +96,17 @@ pub fn page(mut cmd: Command, after_help: &str) -> String {
     for c in commands(&cmd) {
         s += &man::tagged(c.get_name(), "", &about(c));
         let mut opts = options(c).peekable();
-        if opts.peek().is_some() {
+        let after = c
+            .get_after_long_help()
+            .or_else(|| c.get_after_help())
+            .map(|h| h.to_string());
+        if opts.peek().is_some() || after.is_some() {
             s += ".RS\n";
             for a in opts {
                 s += &man::tagged(&flag(a), "", &help_of(a));
+            }
+            if let Some(text) = after {
+                s += &preformatted(&text);
             }
             s += ".RE\n";
         }
@@ -95,7 +117,18 @@ pub fn page(mut cmd: Command, after_help: &str) -> String {
         s += &man::tagged(&flag(a), "", &help_of(a));
     }
     s += &man::heading("EXIT STATUS");
-    for line in after_help.lines().map(str::trim).filter(|l| !l.is_empty()) {
+    // a line indented past the code column continues the one above
+    let mut joined: Vec<String> = Vec::new();
+    for line in after_help.lines() {
+        match joined.last_mut() {
+            Some(prev) if line.starts_with("     ") => {
+                prev.push(' ');
+                prev.push_str(line.trim());
+            }
+            _ => joined.push(line.to_string()),
+        }
+    }
+    for line in joined.iter().map(|l| l.trim()).filter(|l| !l.is_empty()) {
         match line.split_once("  ") {
             Some((code, text)) if code.parse::<u8>().is_ok() => {
                 s += &man::tagged(code, "", text.trim());
@@ -106,4 +139,30 @@ pub fn page(mut cmd: Command, after_help: &str) -> String {
     }
     s += &man::see_also(&bin, &[]);
     man::finish(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn each_commands_own_text_is_on_the_page() {
+        let page = super::page(crate::Cli::command(), crate::AFTER_HELP).replace("\\-", "-");
+        for text in [
+            crate::DETECT_HELP,
+            crate::CHECK_HELP,
+            crate::CLUSTER_HELP,
+            crate::DOCTOR_HELP,
+        ] {
+            for line in text.lines().filter(|l| !l.trim().is_empty()) {
+                assert!(page.contains(line), "{line}");
+            }
+        }
+        // an exit-code entry that goes on over two lines is one entry
+        let words = page.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(
+            words.contains(".TP .B 0 detect: verdict printed; check-lifekeeper: consistent; check-cluster: every node on a host of its own;"),
+            "{page}"
+        );
+    }
 }

@@ -1,4 +1,4 @@
-//! Is LifeKeeper running? Found by walking `<root>/proc`.
+//! Is LifeKeeper (or another daemon, by name) running? Found by walking `<root>/proc`.
 //!
 //! A process counts as LifeKeeper when its command name (`comm`) or the
 //! base name of its `argv[0]` is one of LifeKeeper's daemons: `lcm` (the
@@ -35,10 +35,26 @@ pub struct LkProcess {
 /// while we look are skipped. An unreadable `/proc` is an error, because
 /// "cannot tell" must not pass for "not running".
 pub fn lifekeeper_processes(root: &Path) -> Result<Vec<LkProcess>, String> {
+    named(root, LK_DAEMONS).map(|f| f.matches)
+}
+
+/// What a walk of `<root>/proc` found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Found {
+    /// The processes whose `comm` or `argv[0]` base name is one of the names, by pid.
+    pub matches: Vec<LkProcess>,
+    /// How many processes were seen at all (none: a captured tree without processes).
+    pub processes: usize,
+}
+
+/// The processes under `<root>/proc` named one of `names` (`comm`, or the base name of
+/// `argv[0]`). Processes that vanish while we look are skipped; an unreadable `/proc` is an
+/// error.
+pub fn named(root: &Path, names: &[&str]) -> Result<Found, String> {
     let proc_dir = root.join("proc");
     let entries = fs::read_dir(&proc_dir)
         .map_err(|e| format!("{}: cannot list processes: {e}", proc_dir.display()))?;
-    let mut found = Vec::new();
+    let mut found = Found::default();
     for entry in entries.filter_map(Result::ok) {
         let Some(pid) = entry
             .file_name()
@@ -47,6 +63,7 @@ pub fn lifekeeper_processes(root: &Path) -> Result<Vec<LkProcess>, String> {
         else {
             continue;
         };
+        found.processes += 1;
         let dir = entry.path();
         let comm = fs::read_to_string(dir.join("comm")).unwrap_or_default();
         let comm = comm.trim();
@@ -59,13 +76,13 @@ pub fn lifekeeper_processes(root: &Path) -> Result<Vec<LkProcess>, String> {
             })
             .unwrap_or_default();
         let base = argv0.rsplit('/').next().unwrap_or("");
-        if let Some(name) = [comm, base].into_iter().find(|n| LK_DAEMONS.contains(n)) {
-            found.push(LkProcess {
+        if let Some(name) = [comm, base].into_iter().find(|n| names.contains(n)) {
+            found.matches.push(LkProcess {
                 pid,
                 name: name.to_string(),
             });
         }
     }
-    found.sort_by_key(|p| p.pid);
+    found.matches.sort_by_key(|p| p.pid);
     Ok(found)
 }

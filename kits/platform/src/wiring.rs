@@ -426,7 +426,20 @@ pub fn run(
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let mut child = cmd.spawn()?;
+    // "Text file busy": a process that forked while another held the file open for writing
+    // (a copy being finished) still holds that descriptor for a moment: try again briefly
+    let mut child = {
+        let mut tries = 0;
+        loop {
+            match cmd.spawn() {
+                Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && tries < 20 => {
+                    tries += 1;
+                    std::thread::sleep(Duration::from_millis(25));
+                }
+                other => break other?,
+            }
+        }
+    };
     let out = reader(child.stdout.take());
     let err = reader(child.stderr.take());
     let kill = |child: &mut std::process::Child| {
@@ -729,6 +742,7 @@ pub fn check(opts: &Options) -> Report {
         }
     }
     let mut tags: BTreeMap<OsString, TagFiles> = BTreeMap::new();
+    let mut scsipr_tags: Vec<String> = Vec::new();
     for action in Action::ALL {
         let dir = genapp::copy_dir(&opts.lkroot, action);
         let judged = match trusted::judge(&dir, Want::Dir) {
@@ -818,6 +832,9 @@ pub fn check(opts: &Options) -> Report {
         }
         report.tags += 1;
         let (tainted, kit) = check_tag(&mut ctx, &tag, files, &mut report);
+        if kit.as_deref() == Some("scsipr") {
+            scsipr_tags.push(tag.clone());
+        }
         flawed |= tainted;
         if !flawed
             && report.findings[before..]
@@ -859,6 +876,9 @@ pub fn check(opts: &Options) -> Report {
             "set LKCHECKINTERVAL to the seconds between LifeKeeper's quickChecks, or remove the line".into(),
         ));
     }
+    if !scsipr_tags.is_empty() {
+        check_defender(&scsipr_tags, &mut report);
+    }
     let old = opts.lkroot.join(OLD_LAYOUT);
     if fs::symlink_metadata(&old).is_ok() {
         report.findings.push(Finding::new(
@@ -879,6 +899,53 @@ pub fn check(opts: &Options) -> Report {
         ));
     }
     report
+}
+
+/// lkh-scsipr resources are wired on this node: its defender (`lkh-scsipr watch`, which holds
+/// `<run dir>/scsipr/watch.pid` while it runs and renews it every second) must run here, or a
+/// node that stops hearing this one takes the disks this node holds after the challenge
+/// window. A standby node needs it as much: it is the holder after a failover.
+fn check_defender(tags: &[String], report: &mut Report) {
+    let run = lkh_common::runstate::RunDir::new("scsipr");
+    let file = run.path().join("watch.pid");
+    let (level, what) = match run.daemon("watch") {
+        Ok(Some(d)) if d.since_beat.is_some_and(|a| a.as_secs() < 10) => (
+            Level::Ok,
+            format!(
+                "lkh-scsipr watch (pid {}) runs and defends the disks of {}",
+                d.pid,
+                tags.join(", ")
+            ),
+        ),
+        Ok(Some(d)) => (
+            Level::Warning,
+            format!(
+                "lkh-scsipr watch (pid {}) has not ticked for {} s: it is stopped or stuck, so nothing defends the disks of {} this node holds",
+                d.pid,
+                d.since_beat.map_or("?".into(), |a| a.as_secs().to_string()),
+                tags.join(", ")
+            ),
+        ),
+        Ok(None) => (
+            Level::Warning,
+            format!(
+                "no lkh-scsipr watch runs on this node: nothing defends the disks of {} while this node holds them (a node that stops hearing this one takes them after the challenge window) and nothing acts on ON_FENCED",
+                tags.join(", ")
+            ),
+        ),
+        Err(f) => (
+            Level::Warning,
+            format!("cannot tell whether lkh-scsipr watch runs: {f}"),
+        ),
+    };
+    let remedy = if level == Level::Ok {
+        String::new()
+    } else {
+        "systemctl enable --now lkh-scsipr-watch (or restart it)".into()
+    };
+    report
+        .findings
+        .push(Finding::new(level, None, &file, what, remedy));
 }
 
 /// The kit to name in remedies for a wrapper: its marker's, else the binary's file name

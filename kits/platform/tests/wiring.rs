@@ -968,3 +968,89 @@ fn the_copy_that_was_judged_is_the_one_that_runs() {
         "the program swapped in after the judgement was run"
     );
 }
+
+/// Not a test on its own: with `LKH_TEST_HOLD_DAEMON` set to a run directory it holds
+/// lkh-scsipr's defender lock there (as `lkh-scsipr watch` does) until stdin closes. The test
+/// below runs it as a child process: a lock must be held by another process to be seen.
+#[test]
+fn hold_scsipr_defender_lock_when_asked() {
+    let Ok(dir) = std::env::var("LKH_TEST_HOLD_DAEMON") else {
+        return;
+    };
+    let run = lkh_common::runstate::RunDir::at(&dir, "scsipr");
+    let d = run.hold_daemon("watch").unwrap();
+    d.beat();
+    println!("holding");
+    let mut s = String::new();
+    let _ = std::io::stdin().read_line(&mut s);
+}
+
+/// lkh-scsipr resources wired on a node: check-lifekeeper warns when no defender
+/// (`lkh-scsipr watch`) runs there, and says it runs when it does.
+#[test]
+fn an_scsipr_resource_without_a_running_defender_is_a_warning() {
+    let n = Node::new("wiring-defender");
+    let scsipr = n.dir.path().join("usr/sbin/lkh-scsipr");
+    write_exec(&scsipr, fake_kit("scsipr").as_bytes());
+    for a in Action::ALL {
+        let w = Wrapper {
+            kit: "scsipr".into(),
+            action: a,
+            binary: scsipr.clone(),
+        };
+        write_exec(&n.copy(a, "disk1"), w.render().as_bytes());
+    }
+    n.conf("disk1", "DEVICE=/dev/sdb\n");
+    let run = n.dir.path().join("run");
+    fs::create_dir_all(&run).unwrap();
+    fs::set_permissions(&run, fs::Permissions::from_mode(0o755)).unwrap();
+    let check = || {
+        let mut c = bin();
+        c.env("LKHELPERS_CONF_DIR", &n.conf)
+            .env("LKHELPERS_RUN_DIR", &run)
+            .args(["check-lifekeeper", "--no-network", "--sysroot"])
+            .arg(fixture("hyperv-gen2"))
+            .arg("--defaults")
+            .arg(&n.defaults)
+            .arg("--lkroot")
+            .arg(&n.lkroot);
+        c.output().unwrap()
+    };
+    let o = check();
+    let out = stdout(&o);
+    let pid_file = run.join("scsipr/watch.pid");
+    finding(
+        &out,
+        "warning",
+        &pid_file,
+        "no lkh-scsipr watch runs on this node",
+    );
+    assert!(
+        out.contains("systemctl enable --now lkh-scsipr-watch"),
+        "{out}"
+    );
+    // a defender holds the lock: no warning, an ok line naming it
+    let mut holder = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "hold_scsipr_defender_lock_when_asked",
+            "--nocapture",
+        ])
+        .env("LKH_TEST_HOLD_DAEMON", &run)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    let mut r = std::io::BufReader::new(holder.stdout.take().unwrap());
+    while !line.contains("holding") {
+        line.clear();
+        assert!(std::io::BufRead::read_line(&mut r, &mut line).unwrap() > 0);
+    }
+    let o = check();
+    drop(holder.stdin.take());
+    let _ = holder.wait();
+    let out = stdout(&o);
+    finding(&out, "ok", &pid_file, "runs and defends the disks of disk1");
+    assert!(!out.contains("no lkh-scsipr watch runs"), "{out}");
+}

@@ -60,7 +60,7 @@ pub(crate) static SPEC: KitSpec = KitSpec {
             "FAILFASTTIMER",
             Kind::Uint { min: 1, max: 600 },
             Some("5"),
-            "seconds between two reservation checks of `watch` (as lkscsid)",
+            "seconds between two judgements of `watch` (as lkscsid); the defense interval is min(FAILFASTTIMER, 2 s) and a restore that finds another holder waits twice that plus 1 s for it to defend the disk: keep it the same on every node",
         ),
         KeySpec::lifekeeper(
             "SCSIHALT",
@@ -84,10 +84,10 @@ pub(crate) static SPEC: KitSpec = KitSpec {
         ),
         (
             "watch [--once]",
-            "every FAILFASTTIMER seconds check the reservations this node holds; act per ON_FENCED when one is lost (systemd unit: lkh-scsipr-watch.service)",
+            "every FAILFASTTIMER seconds judge the reservations this node holds and act per ON_FENCED when one is lost; every second defend them (remove any other node's registration: a challenge) (systemd unit: lkh-scsipr-watch.service)",
         ),
     ],
-    actions_help: "  For lkh-scsipr: restore registers this node's key on every path and reserves (preempting and\n  aborting another holder), then reads it back; remove releases and unregisters this node only;\n  quickCheck exits 3 (fenced) when another node holds the reservation and re-registers paths that\n  lost their registration (WWPN flip); recover re-takes the reservation only when nobody holds it.\n  Called as fence_lkhscsipr (a link to this binary), it is a Pacemaker fence agent: see fence_lkhscsipr --help.\n",
+    actions_help: "  For lkh-scsipr: restore takes a free disk at once (registers this node's key on every path,\n  reserves); a disk another node holds is challenged: restore registers and waits the challenge\n  window, a live holder's watch removes that registration (restore exits 3), and only a\n  registration that survived takes over (PREEMPT AND ABORT of the holder it saw); then it reads\n  the state back. remove releases and unregisters this node only, disk by disk. quickCheck exits\n  3 (fenced) when another node holds the reservation or took the disk over and released it (its\n  PR generation went up since this node's last look), and re-registers paths that lost their\n  registration (WWPN flip); recover re-takes the reservation only when nobody holds it, or when\n  the target lost its PR state (generation not gone up) and this node held the disk; a node that\n  lost the disk never takes it back. watch defends the disks this node holds every second.\n  Called as fence_lkhscsipr (a link to this binary), it is a Pacemaker fence agent: see fence_lkhscsipr --help.\n",
     check: Some(check),
     depth: None,
 };

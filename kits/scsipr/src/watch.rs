@@ -50,6 +50,8 @@ const DEFENSE_LOCK_WAIT: Duration = Duration::from_millis(100);
 /// The longest tick, also while nothing is watched: a resource restored meanwhile is
 /// defended this soon, within any defense interval.
 const IDLE_TICK: Duration = Duration::from_secs(1);
+/// How long a resource whose settings or disks could not be read waits for its next try.
+const RETRY: Duration = Duration::from_secs(5);
 /// The daemon's name in the run directory (`watch.pid`).
 pub const DAEMON: &str = "watch";
 
@@ -211,11 +213,21 @@ fn tick(
     spec: &'static KitSpec,
     run: &RunDir,
     guards: &mut BTreeMap<String, Guard>,
+    retry: &mut BTreeMap<String, Instant>,
 ) -> (usize, Duration) {
     let mut fenced = 0;
     let tags = state::watched(run);
     guards.retain(|t, _| tags.iter().any(|x| x.as_str() == t));
+    retry.retain(|t, _| tags.iter().any(|x| x.as_str() == t));
     for tag in tags {
+        // a resource whose settings or disks failed is tried again after a while, not at
+        // every tick (its warning once per try)
+        if retry
+            .get(tag.as_str())
+            .is_some_and(|at| Instant::now() < *at)
+        {
+            continue;
+        }
         // a run directory that is not safe is the admin's to fix: say so at every tick
         let dir = match run.tag(&tag) {
             Ok(d) => d,
@@ -244,25 +256,38 @@ fn tick(
         }
         if due {
             // opened afresh at every judgement: paths that changed are seen
-            let mut g = match prepare(spec, run, &tag) {
-                Ok(g) => g,
+            match prepare(spec, run, &tag) {
+                Ok(g) => {
+                    retry.remove(&name);
+                    guards.insert(name.clone(), g);
+                }
                 Err(f) => {
                     warn!("{tag}: {f}");
                     guards.remove(&name);
+                    retry.insert(name, Instant::now() + RETRY);
                     continue;
                 }
-            };
-            g.next_judge = Instant::now() + g.settings.failfast;
-            if judge(run, &tag, &mut g) {
-                fenced += 1;
-                guards.remove(&name);
-            } else {
-                guards.insert(name, g);
             }
-        } else if let Some(g) = guards.get_mut(&name)
-            && g.settings.arbitrate
-            && defend(run, &tag, g)
-        {
+        }
+        let Some(g) = guards.get_mut(&name) else {
+            continue;
+        };
+        // the defense look comes at every tick, a judgement too or not: a challenger's
+        // window is counted in defense intervals
+        let lost = if g.settings.arbitrate {
+            defend(run, &tag, g)
+        } else {
+            false
+        };
+        let lost = lost || {
+            if due {
+                g.next_judge = Instant::now() + g.settings.failfast;
+                judge(run, &tag, g)
+            } else {
+                false
+            }
+        };
+        if lost {
             fenced += 1;
             guards.remove(&name);
         }
@@ -345,8 +370,9 @@ pub fn watch(spec: &'static KitSpec, args: &[String]) -> Outcome {
     let once = a.has("--once");
     let run = state::run_dir();
     let mut guards = BTreeMap::new();
+    let mut retry = BTreeMap::new();
     if once {
-        let (fenced, _) = tick(spec, &run, &mut guards);
+        let (fenced, _) = tick(spec, &run, &mut guards, &mut retry);
         return if fenced > 0 {
             Err(Failure::fenced(format!("{fenced} resource(s) fenced")))
         } else {
@@ -362,7 +388,7 @@ pub fn watch(spec: &'static KitSpec, args: &[String]) -> Outcome {
     loop {
         let start = Instant::now();
         daemon.beat();
-        let (_, interval) = tick(spec, &run, &mut guards);
+        let (_, interval) = tick(spec, &run, &mut guards, &mut retry);
         std::thread::sleep((start + interval).saturating_duration_since(Instant::now()));
     }
 }

@@ -193,3 +193,42 @@ fn watch_leaves_a_resource_alone_while_its_hook_runs() {
     let err = stderr(&e.run(&["watch", "--once"]));
     assert!(judged(&err, "x"), "x not judged after its hook:\n{err}");
 }
+
+/// A LifeKeeper resource's TIMEOUT must hold the challenge window (twice the defense interval
+/// min(FAILFASTTIMER, 2 s), plus 1 s) and a takeover after it (2 s): `validate` and restore
+/// refuse a shorter one with exit 2, before any device is looked at; quickCheck and remove of
+/// an existing resource still run (an upgrade must never block a switchover).
+#[test]
+fn a_timeout_that_cannot_hold_the_challenge_window_is_refused() {
+    let e = Env::new("window");
+    let lk = e.dir.join("LifeKeeper");
+    std::fs::write(&lk, "FAILFASTTIMER=5\n").unwrap();
+    chmod(&lk, 0o644);
+    // FAILFASTTIMER=5: interval 2 s, window 5 s, TIMEOUT at least 7
+    e.conf("short", &format!("{NO_DISK}TIMEOUT=6\n"));
+    e.conf("enough", &format!("{NO_DISK}TIMEOUT=7\n"));
+    for args in [
+        &["validate", "-t", "short"][..],
+        &["restore", "-t", "short"],
+    ] {
+        let o = e.run(args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains("TIMEOUT=6")
+                && stderr(&o).contains("challenge window (5 s")
+                && stderr(&o).contains("at least 7 s"),
+            "{args:?}: {}",
+            stderr(&o)
+        );
+    }
+    let o = e.run(&["validate", "-t", "enough"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    // FAILFASTTIMER=1: window 3 s, so TIMEOUT=6 is enough
+    std::fs::write(&lk, "FAILFASTTIMER=1\n").unwrap();
+    let o = e.run(&["validate", "-t", "short"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    // quickCheck of the short one is not refused for it (it fails on the missing disk instead)
+    std::fs::write(&lk, "FAILFASTTIMER=5\n").unwrap();
+    let o = e.run(&["quickCheck", "-t", "short"]);
+    assert!(!stderr(&o).contains("challenge window"), "{}", stderr(&o));
+}

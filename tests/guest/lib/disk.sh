@@ -104,6 +104,52 @@ apd_end() {
     if [ "$(lkh_target)" = tgt ]; then tgt_thaw 0; else echo 1 > "$(lio_tpg "${1:-shared0}")/enable"; fi
 }
 
+# ---- a second LU; a target that loses its PR state ----
+
+# second_lu: a second LU (serial lkh-shared1) on the target every node is logged in to, seen
+# by every session after a rescan
+second_lu() {
+    if [ "$(lkh_target)" = tgt ]; then
+        truncate -s $((16 * 1024 * 1024)) /tmp/shared1.img
+        tgtadm -C 0 --lld iscsi --op new --mode logicalunit --tid 1 --lun 2 -b /tmp/shared1.img || return 1
+        tgtadm -C 0 --lld iscsi --op update --mode logicalunit --tid 1 --lun 2 --params scsi_sn=lkh-shared1 || return 1
+    else
+        _bs=$(lio_fileio shared1 16) || return 1
+        _tpg=$LKH_TGT/iscsi/$(target_iqn shared0)/tpgt_1
+        mkdir -p "$_tpg/lun/lun_1" && ln -s "$_bs" "$_tpg/lun/lun_1/shared1" || return 1
+    fi
+    iscsiadm -m session --rescan >/dev/null
+}
+# lu1_dev NODE -> the node's /dev/sdX of the second LU (through its primary iface)
+lu1_dev() {
+    for _s in $(_iface_sessions "$1"); do
+        for _b in "$_s"/device/target*/*/block/*; do
+            [ -e "$_b" ] && grep -q lkh-shared1 "${_b%/block/*}/vpd_pg80" 2>/dev/null &&
+                { echo "/dev/${_b##*/}"; return 0; }
+        done
+    done
+    return 1
+}
+
+# lu_power_cycle: the LU loses its persistent-reservation state the way a target restart
+# does (PRgeneration back to 0): tgt's daemon is killed and started again (it holds PR state
+# in memory only); LIO's backstore is re-created (its PR state goes with it) with the same
+# file, serial and LUN. The initiators log back in by themselves (wait_answers).
+lu_power_cycle() {
+    if [ "$(lkh_target)" = tgt ]; then
+        kill -9 "$(cat /run/lkh/tgtd-0.pid)" 2>/dev/null; rm -f /run/lkh/tgtd-0.pid
+        sleep 0.5
+        tgt_start 0 "$LKH_PORTAL" "$LKH_PORTAL2" && tgt_export 0 shared0 64
+    else
+        _tpg=$(lio_tpg shared0); _bs=$LKH_TGT/core/fileio_0/shared0
+        echo 0 > "$_tpg/enable"
+        rm "$_tpg/lun/lun_0/shared0" && rmdir "$_tpg/lun/lun_0" && rmdir "$_bs" || return 1
+        lio_fileio shared0 64 >/dev/null || return 1
+        mkdir "$_tpg/lun/lun_0" && ln -s "$_bs" "$_tpg/lun/lun_0/shared0" || return 1
+        echo 1 > "$_tpg/enable"
+    fi
+}
+
 # ---- a disk without persistent reservations ----
 
 # nopr_disk virtio|scsi -> the extra disk attached with Disk::VirtioBlk (/dev/vdX, no SCSI at

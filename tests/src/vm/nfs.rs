@@ -202,7 +202,10 @@ impl NfsServer {
             std::process::id(),
             SEQ.fetch_add(1, Ordering::Relaxed)
         );
-        let dir = cache_dir().join("nfs").join(&ns);
+        // the real path: nfs-ganesha looks the export up without following links, and a
+        // work tree's target/vm-cache may be a link to a shared cache
+        let cache = fs::canonicalize(cache_dir()).unwrap_or_else(|_| cache_dir());
+        let dir = cache.join("nfs").join(&ns);
         let export = dir.join("export");
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&export).map_err(|e| err(format!("mkdir {}: {e}", export.display())))?;

@@ -1,5 +1,6 @@
 //! Each source of evidence makes its own claim ([`claims`]): VMBus devices, DMI strings (the
-//! vendor table in [`dmi_claim`]), the CPUID signature ([`cpuid_claim`]),
+//! vendor table in [`dmi_claim`]), Hyper-V's KVP guest parameters, the CPUID signature
+//! ([`cpuid_claim`]),
 //! `/sys/hypervisor/type`, the CPU kind and the `hypervisor` CPU flag. The parent module
 //! weighs them.
 
@@ -12,6 +13,7 @@ use crate::evidence::{CpuKind, Dmi};
 pub(super) enum Source {
     Vmbus,
     Dmi,
+    Kvp,
     Cpuid,
     SysHypervisor,
     CpuKind,
@@ -23,6 +25,7 @@ impl Source {
         match self {
             Source::Vmbus => "VMBus",
             Source::Dmi => "DMI",
+            Source::Kvp => "the KVP pool",
             Source::Cpuid => "CPUID",
             Source::SysHypervisor => "/sys/hypervisor/type",
             Source::CpuKind => "the CPU kind",
@@ -87,6 +90,16 @@ pub(super) fn claims(ev: &Evidence) -> Vec<Claim> {
     }
     if let Some((says, reason)) = dmi_claim(&local.dmi) {
         out.push(Claim::new(Source::Dmi, says, reason));
+    }
+    if let Some((key, host)) = local.kvp.host() {
+        out.push(Claim::new(
+            Source::Kvp,
+            Says::Is(Platform::HyperV),
+            format!(
+                "{} names the host \"{host}\" ({key}): only Hyper-V sends guest parameters through its KVP data exchange (Azure's hosts too, so this does not tell Azure from on-premises; a pool copied from a Hyper-V VM says it too)",
+                local.kvp.path
+            ),
+        ));
     }
     if let Some(c) = &ev.cpuid {
         out.push(cpuid_claim(c));
