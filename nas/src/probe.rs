@@ -26,12 +26,12 @@ use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use nfs3_client::nfs3_types::mount::dirpath;
+use nfs3_client::nfs3_types::mount::{FHSIZE3, MNTNAMLEN, MNTPATHLEN, dirpath, mountstat3};
 use nfs3_client::nfs3_types::nfs3::{GETATTR3args, Nfs3Result, nfs_fh3};
 use nfs3_client::nfs3_types::rpc::{auth_unix, opaque_auth};
 use nfs3_client::nfs3_types::xdr_codec::{self, Opaque, Pack, Unpack, Void};
 use nfs3_client::rpc::RpcClient;
-use nfs3_client::{MountClient, MountError, Nfs3Client, PortmapError, PortmapperClient, RpcError};
+use nfs3_client::{Nfs3Client, PortmapError, PortmapperClient, RpcError};
 
 use crate::net::{Conn, block_on, connect_privileged, connect_tcp, join, join_ok};
 use crate::options::Version;
@@ -55,6 +55,10 @@ pub enum FailKind {
     Denied,
     /// The server answers NFSv4 but not in the minor version asked for.
     Mismatch,
+    /// The server sent a reply no ONC RPC server sends (a record larger than a probe can
+    /// need, a length beyond the protocol's, a CALL where a REPLY belongs, bytes that do not
+    /// decode): refused before anything is allocated from it.
+    Malformed,
     /// Anything else (malformed reply, local error).
     Other,
 }
@@ -67,6 +71,7 @@ impl fmt::Display for FailKind {
             FailKind::Unavailable => "not offered",
             FailKind::Denied => "denied",
             FailKind::Mismatch => "minor version not offered",
+            FailKind::Malformed => "malformed reply",
             FailKind::Other => "failed",
         })
     }
@@ -209,6 +214,7 @@ fn io_kind(e: &io::Error) -> FailKind {
         | io::ErrorKind::ConnectionAborted
         | io::ErrorKind::UnexpectedEof
         | io::ErrorKind::BrokenPipe => FailKind::Refused,
+        io::ErrorKind::InvalidData => FailKind::Malformed,
         _ if e.raw_os_error() == Some(libc::EHOSTUNREACH)
             || e.raw_os_error() == Some(libc::ENETUNREACH) =>
         {
@@ -231,6 +237,11 @@ fn rpc_fail(e: RpcError) -> (FailKind, String) {
             format!("version not offered (server speaks {low} to {high})"),
         ),
         RpcError::Auth(_) => (FailKind::Denied, e.to_string()),
+        RpcError::Xdr(_)
+        | RpcError::UnexpectedCall
+        | RpcError::UnexpectedXid
+        | RpcError::NotFullyParsed { .. }
+        | RpcError::FragmentedReply => (FailKind::Malformed, e.to_string()),
         other => (FailKind::Other, other.to_string()),
     }
 }
@@ -246,10 +257,90 @@ fn pmap_fail(e: PortmapError) -> (FailKind, String) {
     }
 }
 
-fn mount_fail(e: MountError) -> (FailKind, String) {
-    match e {
-        MountError::Rpc(r) => rpc_fail(r),
-        MountError::Denied(s) => (FailKind::Denied, format!("{s:?}")),
+/// Reads one XDR word.
+fn xdr_u32(input: &mut impl Read) -> xdr_codec::Result<u32> {
+    u32::unpack(input).map(|(v, _)| v)
+}
+
+/// Reads a variable-length opaque of at most `max` bytes (its padding included). A longer
+/// length is refused before anything is allocated: `nfs3_client`'s own decoder allocates
+/// whatever length a reply claims.
+fn xdr_opaque(input: &mut impl Read, max: usize) -> xdr_codec::Result<(Vec<u8>, usize)> {
+    let len = xdr_u32(input)? as usize;
+    if len > max {
+        return Err(xdr_codec::Error::InvalidLength(len));
+    }
+    let padded = len.div_ceil(4) * 4;
+    let mut buf = vec![0u8; padded];
+    input.read_exact(&mut buf)?;
+    buf.truncate(len);
+    Ok((buf, 4 + padded))
+}
+
+/// The MOUNT v3 procedures a probe calls.
+const MOUNTPROC3_MNT: u32 = 1;
+const MOUNTPROC3_UMNT: u32 = 3;
+const MOUNTPROC3_EXPORT: u32 = 5;
+
+/// A `mountres3` read within the protocol's limits: the root file handle (at most `FHSIZE3`
+/// bytes; the auth flavors that follow it are read and dropped), or the refusal.
+enum MntReply {
+    Ok(Vec<u8>),
+    Refused(String),
+}
+
+impl Unpack for MntReply {
+    fn unpack(input: &mut impl Read) -> xdr_codec::Result<(Self, usize)> {
+        let status = xdr_u32(input)?;
+        if status != 0 {
+            let name = mountstat3::unpack(&mut io::Cursor::new(status.to_be_bytes()))
+                .map_or_else(|_| format!("mountstat3 {status}"), |(m, _)| m.to_string());
+            return Ok((MntReply::Refused(name), 4));
+        }
+        let (fh, n) = xdr_opaque(input, FHSIZE3)?;
+        let flavors = xdr_u32(input)? as usize;
+        // RFC 1813 names a handful of flavors; a longer list is no reply of a MOUNT server
+        if flavors > 64 {
+            return Err(xdr_codec::Error::InvalidLength(flavors));
+        }
+        for _ in 0..flavors {
+            xdr_u32(input)?;
+        }
+        Ok((MntReply::Ok(fh), 4 + n + 4 + 4 * flavors))
+    }
+}
+
+/// MOUNT's export list (`exports`), each path and group name read within the protocol's
+/// limits (MNTPATHLEN, MNTNAMLEN); only the paths are kept.
+struct ExportList(Vec<String>);
+
+impl Unpack for ExportList {
+    fn unpack(input: &mut impl Read) -> xdr_codec::Result<(Self, usize)> {
+        // every turn reads a word of a record of at most MAX_RECORD bytes: this ends
+        let (mut paths, mut read) = (Vec::new(), 4);
+        while xdr_u32(input)? != 0 {
+            let (dir, n) = xdr_opaque(input, MNTPATHLEN)?;
+            read += n + 4;
+            paths.push(String::from_utf8_lossy(&dir).into_owned());
+            while xdr_u32(input)? != 0 {
+                read += xdr_opaque(input, MNTNAMLEN)?.1 + 4;
+            }
+            read += 4;
+        }
+        Ok((ExportList(paths), read))
+    }
+}
+
+/// MOUNT MNT of `export`: its root file handle, or why not.
+async fn mount_mnt(rpc: &mut RpcClient<Conn>, export: &str) -> Result<Vec<u8>, (FailKind, String)> {
+    let path = dirpath(Opaque::borrowed(export.as_bytes()));
+    match rpc
+        .call::<dirpath, MntReply>(MOUNT_PROGRAM, 3, MOUNTPROC3_MNT, &path)
+        .await
+        .map_err(rpc_fail)?
+    {
+        MntReply::Ok(fh) => Ok(fh),
+        MntReply::Refused(why) => Err((FailKind::Denied, why)),
     }
 }
 
@@ -385,14 +476,10 @@ async fn probe_v3_async(
                 connect_step(SocketAddr::new(server, port), true, deadline),
             )
             .await?;
-        let mut mnt = MountClient::new_with_auth(c, auth_sys(), opaque_auth::default());
+        let mut mnt = RpcClient::new_with_auth(c, auth_sys(), opaque_auth::default());
         let fh = m
             .step("mount MNT", async {
-                let ok = mnt
-                    .mnt(dirpath(Opaque::borrowed(export.as_bytes())))
-                    .await
-                    .map_err(mount_fail)?;
-                let fh = ok.fhandle.0.to_vec();
+                let fh = mount_mnt(&mut mnt, export).await?;
                 let len = fh.len();
                 Ok((fh, format!("{export}: file handle of {len} bytes")))
             })
@@ -422,7 +509,11 @@ async fn probe_v3_async(
     let getattr = getattr_step(&mut n, &mut nfs, fh.clone());
     // Best effort, beside GETATTR: keep the server's mount list clean.
     let umnt = async {
-        if let Err(e) = mnt.umnt(dirpath(Opaque::borrowed(export.as_bytes()))).await {
+        let path = dirpath(Opaque::borrowed(export.as_bytes()));
+        if let Err(e) = mnt
+            .call::<dirpath, Void>(MOUNT_PROGRAM, 3, MOUNTPROC3_UMNT, &path)
+            .await
+        {
             log::debug!("probe: UMNT {export} failed: {e}");
         }
     };
@@ -778,19 +869,18 @@ pub fn survey(server: IpAddr, deadline: Instant) -> Survey {
             let ex = block_on(
                 async {
                     let c = conn(SocketAddr::new(server, port), true, until).await?;
-                    let mut mc = MountClient::new_with_auth(c, auth_sys(), opaque_auth::default());
-                    Ok::<_, io::Error>(mc.export().await)
+                    let mut mc = RpcClient::new_with_auth(c, auth_sys(), opaque_auth::default());
+                    Ok::<_, io::Error>(
+                        mc.call::<Void, ExportList>(MOUNT_PROGRAM, 3, MOUNTPROC3_EXPORT, &Void)
+                            .await,
+                    )
                 },
                 until,
             )
             .and_then(|r| r)
             .map_err(|e| e.to_string())?
             .map_err(|e| rpc_fail(e).1)?;
-            Ok(ex
-                .into_inner()
-                .into_iter()
-                .map(|n| String::from_utf8_lossy(n.ex_dir.0.as_ref()).into_owned())
-                .collect())
+            Ok(ex.0)
         })(),
     };
     for (vers, parts) in [(3u32, 2), (4, 1)] {
@@ -834,6 +924,100 @@ mod tests {
         assert_eq!(v4_minors(Version::V4), [2, 1, 0]);
         assert_eq!(v4_minors(Version::V4_0), [0]);
         assert_eq!(minors_text(&[2, 1]), "4.1, 4.2");
+    }
+
+    /// A server that answers every connection with `reply` and then keeps the connection open.
+    fn answering(reply: Vec<u8>) -> SocketAddr {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        std::thread::spawn(move || {
+            for s in l.incoming().flatten() {
+                let reply = reply.clone();
+                std::thread::spawn(move || {
+                    let mut s = s;
+                    let mut buf = [0u8; 512];
+                    let _ = s.read(&mut buf);
+                    let _ = s.write_all(&reply);
+                    std::thread::sleep(Duration::from_secs(5));
+                });
+            }
+        });
+        addr
+    }
+
+    fn call_null(addr: SocketAddr) -> (FailKind, String, Duration) {
+        let t0 = Instant::now();
+        let deadline = t0 + Duration::from_secs(3);
+        let r = block_on(
+            async {
+                let c = conn(addr, false, deadline).await.map_err(io_fail)?;
+                RpcClient::new(c)
+                    .call::<Void, Void>(NFS_PROGRAM, 3, 0, &Void)
+                    .await
+                    .map_err(rpc_fail)
+            },
+            deadline,
+        )
+        .unwrap();
+        let (kind, detail) = r.unwrap_err();
+        (kind, detail, t0.elapsed())
+    }
+
+    /// A server claiming a record of 2 GiB - 1 bytes (which `nfs3_client` would allocate as
+    /// claimed): a malformed reply at once, not a wait for the deadline nor an allocation.
+    #[test]
+    fn an_absurd_record_length_is_a_verdict() {
+        let addr = answering(vec![0xff, 0xff, 0xff, 0xff, 0, 0, 0, 1]);
+        let (kind, detail, took) = call_null(addr);
+        assert_eq!(kind, FailKind::Malformed, "{detail}");
+        assert!(detail.contains("a record of 2147483647 bytes"), "{detail}");
+        assert!(took < Duration::from_secs(2), "{took:?}");
+        // a reply whose xid is not ours: malformed too
+        let mut other = 0x8000_0018u32.to_be_bytes().to_vec();
+        other.extend([0u32, 1, 0, 0, 0, 0].iter().flat_map(|w| w.to_be_bytes()));
+        let (kind, detail, _) = call_null(answering(other));
+        assert_eq!(kind, FailKind::Malformed, "{detail}");
+    }
+
+    fn words(w: &[u32]) -> Vec<u8> {
+        w.iter().flat_map(|x| x.to_be_bytes()).collect()
+    }
+
+    #[test]
+    fn mount_replies_are_read_within_the_protocol_limits() {
+        let ok = words(&[0, 4, 0xdead_beef, 1, 1]);
+        match MntReply::unpack(&mut io::Cursor::new(ok)).unwrap() {
+            (MntReply::Ok(fh), 20) => assert_eq!(fh, [0xde, 0xad, 0xbe, 0xef]),
+            _ => panic!("not the handle"),
+        }
+        match MntReply::unpack(&mut io::Cursor::new(words(&[13])))
+            .unwrap()
+            .0
+        {
+            MntReply::Refused(why) => assert_eq!(why, "MNT3ERR_ACCES"),
+            MntReply::Ok(_) => panic!("not refused"),
+        }
+        // a handle longer than FHSIZE3, an endless flavor list: refused before allocating
+        for bad in [
+            words(&[0, u32::MAX]),
+            words(&[0, 65]),
+            words(&[0, 0, u32::MAX]),
+        ] {
+            assert!(MntReply::unpack(&mut io::Cursor::new(bad)).is_err());
+        }
+        // two exports, the first with one group
+        let mut list = words(&[1, 2]);
+        list.extend(b"/a\0\0");
+        list.extend(words(&[1, 1]));
+        list.extend(b"g\0\0\0");
+        list.extend(words(&[0, 1, 2]));
+        list.extend(b"/b\0\0");
+        list.extend(words(&[0, 0]));
+        let n = list.len();
+        let (ex, read) = ExportList::unpack(&mut io::Cursor::new(list)).unwrap();
+        assert_eq!((ex.0, read), (vec!["/a".to_string(), "/b".to_string()], n));
+        assert!(ExportList::unpack(&mut io::Cursor::new(words(&[1, u32::MAX]))).is_err());
+        assert!(ExportList::unpack(&mut io::Cursor::new(words(&[1, 0, 1, 300]))).is_err());
     }
 
     #[test]

@@ -102,7 +102,7 @@ expect_rc b-restore-defended 3 scsipr b restore -t fence
 [ "$(holder "$B")" = "$(node_iqn a)" ] && ! has_key "$B" "$(KEYB)"; check a-kept-its-disk $? "holder $(holder "$B")"
 kill -STOP "$WPID"
 expect_rc b-restore-takeover 0 scsipr b restore -t fence
-kill -CONT "$WPID
+kill -CONT "$WPID"
 [ "$(holder "$B")" = "$(node_iqn b)" ]; check b-holds $? "holder $(holder "$B")"
 ! has_key "$B" "$(KEYA)"; check a-key-gone $? "keys: $(pr_keys "$B" | tr '\n' ' ')"
 dd if=/dev/zero of="$A" bs=4096 count=1 oflag=direct 2>/dev/null
@@ -233,7 +233,7 @@ node_conf b fence DEVICE="$B" ON_FENCED=event FAILFASTTIMER=1 TIMEOUT=15
 # ---- ON_FENCED=halt: the watcher reboots this (QEMU -no-reboot: the guest stops) ----
 node_conf a fence DEVICE="$A" ON_FENCED=halt FAILFASTTIMER=1 TIMEOUT=15
 expect_rc a-restore-for-halt 0 scsipr a restore -t fence
-scsipr a watch &
+LKHELPERS_CONF_DIR=/etc/lkhelpers/node-a LKHELPERS_RUN_DIR=/run/lkhelpers/node-a lkh-scsipr watch &
 WPID=$!
 sleep 1.5
 # A freezes (a paused VM): B takes over; when A resumes, its watch finds its key gone and halts

@@ -10,10 +10,13 @@
 //!    MOUNT NULL on the MOUNT port, which only warns ("new mounts would fail;
 //!    this one works") unless one full chain within 2 s finds MOUNT moved; a
 //!    stale handle or a changed port runs the full chain once (portmapper, MOUNT
-//!    MNT, NFS NULL + GETATTR) and records what it learnt, as does a check with
-//!    nothing recorded. v4: NULL + COMPOUND;
+//!    MNT, NFS NULL + GETATTR), whose findings are recorded (by quickCheck and recover,
+//!    never by `status`: the assessment changes nothing), as after a check with nothing
+//!    recorded. v4: NULL + COMPOUND. A reply no RPC server sends is "server sent
+//!    a malformed reply";
 //! 3. "mount wedged": the IO check child did not finish (or an earlier one is
-//!    still stuck), or failed with an error.
+//!    still stuck), or failed with an error; ESTALE is "the export's file handle is
+//!    stale (the server changed the export)", which recover repairs by mounting afresh.
 //!
 //! The IO check child runs while this thread probes the server, so the whole
 //! check takes about as long as the slower of the two, never past TIMEOUT;
@@ -225,6 +228,14 @@ fn probe_failure(s: &Settings, p: &Probe) -> Option<Problem> {
             };
             Problem::new(Check::Server, "server answers in another version", message)
         }
+        FailKind::Malformed => Problem::new(
+            Check::Server,
+            "server sent a malformed reply",
+            format!(
+                "server sent a malformed reply: {} {e}: check what answers on that address (a broken or hostile server)",
+                server_label(s)
+            ),
+        ),
         FailKind::Denied | FailKind::Other => Problem::new(
             Check::Server,
             "server answers but refuses",
@@ -241,6 +252,16 @@ fn io_failure(s: &Settings, o: &IoOutcome) -> Option<Problem> {
     let (mp, budget) = (&s.cfg.mount_point, s.check_budget);
     let message = match o {
         IoOutcome::Ok(_) => return None,
+        IoOutcome::Failed(nix::errno::Errno::ESTALE) => {
+            return Some(Problem::new(
+                Check::Io,
+                "file handle stale",
+                format!(
+                    "the export's file handle is stale (the server changed the export): {} of {mp} failed with ESTALE: the export was re-created or moved to another file system (new fsid), or another server answers at {}; recover unmounts and mounts it afresh",
+                    s.io_check, s.cfg.server
+                ),
+            ));
+        }
         IoOutcome::Failed(e) => format!(
             "mount wedged: {} of {mp} failed with {} ({})",
             s.io_check,
@@ -515,22 +536,26 @@ pub fn assess(s: &Settings) -> Result<Health, Failure> {
     Ok(h)
 }
 
+/// The mount point as restore needs it: a directory, made (without following a link, like
+/// every walk of MOUNTPOINT) when missing.
 fn ensure_mount_point(s: &Settings) -> Result<(), Failure> {
     let mp = &s.cfg.mount_point;
-    match std::fs::symlink_metadata(mp) {
-        Ok(m) if m.is_dir() => Ok(()),
-        Ok(_) => Err(Failure::usage(format!(
+    match ops::mount_point(mp, true).map_err(lib_failure)? {
+        ops::MountPoint::Dir { .. } => Ok(()),
+        ops::MountPoint::Other => Err(Failure::usage(format!(
             "MOUNTPOINT {mp} exists but is not a directory: remove it or choose another MOUNTPOINT"
         ))),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            std::fs::create_dir_all(mp)
-                .map_err(|e| Failure::failed(format!("cannot create mount point {mp}: {e}")))?;
-            log::info!("created mount point {mp}");
-            Ok(())
-        }
-        Err(e) => Err(Failure::failed(format!(
-            "cannot inspect mount point {mp}: {e}"
+        ops::MountPoint::Missing => Err(Failure::failed(format!(
+            "cannot create mount point {mp}: it is still missing after creating it"
         ))),
+    }
+}
+
+/// A library error as the hook's failure: configuration errors exit 2.
+fn lib_failure(e: nas::Error) -> Failure {
+    match e.kind {
+        nas::ErrorKind::Config => Failure::usage(e.msg),
+        _ => Failure::failed(e.msg),
     }
 }
 
@@ -615,10 +640,7 @@ fn mount_now(s: &Settings, seen: Option<&Probe>) -> Outcome {
             &fresh
         }
     };
-    let req = ops::mount(&s.cfg, p.v4_minor(), s.deadline).map_err(|e| match e.kind {
-        nas::ErrorKind::Config => Failure::usage(e.msg),
-        _ => Failure::failed(e.msg),
-    })?;
+    let req = ops::mount(&s.cfg, p.v4_minor(), s.deadline).map_err(lib_failure)?;
     let known =
         probe::Known::from_probe(p).or_else(|| settings::load_learnt(s).and_then(|l| l.known));
     settings::save_learnt(
@@ -676,15 +698,16 @@ fn describe_unmount(r: &ops::UnmountReport) -> String {
             .collect();
         parts.push(format!("ended {}", who.join(", ")));
     }
+    let verb = |m: &Method| match m {
+        Method::Normal => "unmounted",
+        Method::Forced => "force-unmounted",
+        Method::Lazy => "lazily detached",
+    };
     for (mp, m) in &r.removed {
-        parts.push(format!(
-            "{} {mp}",
-            match m {
-                Method::Normal => "unmounted",
-                Method::Forced => "force-unmounted",
-                Method::Lazy => "lazily detached",
-            }
-        ));
+        parts.push(format!("{} {mp}", verb(m)));
+    }
+    for (mp, ns, m) in &r.copies {
+        parts.push(format!("{} its copy {mp} in mount namespace {ns}", verb(m)));
     }
     if !r.survivors.is_empty() {
         parts.push(format!(
@@ -695,7 +718,16 @@ fn describe_unmount(r: &ops::UnmountReport) -> String {
     parts.join("; ")
 }
 
+/// Leave a working directory inherited from the caller: on the share it would make this hook
+/// one of the holders it must never end.
+fn leave_cwd() {
+    if let Err(e) = std::env::set_current_dir("/") {
+        log::debug!("cannot change to /: {e}");
+    }
+}
+
 fn remove(s: &Settings) -> Outcome {
+    leave_cwd();
     let mp = &s.cfg.mount_point;
     match ops::state(&s.cfg, &mounts()?) {
         State::NotMounted => {
@@ -786,6 +818,7 @@ pub fn repair(h: &Health) -> Repair {
 /// refusing server cannot be repaired here (fail over); otherwise take our mount off (if any)
 /// and mount again.
 fn recover(s: &Settings) -> Outcome {
+    leave_cwd();
     let h = assess(s)?;
     record(s, &h);
     let unmount = match repair(&h) {
@@ -821,7 +854,10 @@ fn recover(s: &Settings) -> Outcome {
             .map_err(|e| Failure::failed(e.msg))
             .or_else(|f| halt_or(s, f).map(|_| ops::UnmountReport::default()))?;
         clear_marker(s);
-        done.push(describe_unmount(&r));
+        let what = describe_unmount(&r);
+        if !what.is_empty() {
+            done.push(what);
+        }
     }
     // the server answered the probe above: no second probe before mounting
     match mount_now(s, Some(&h.probe)) {

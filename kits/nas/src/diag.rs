@@ -377,7 +377,10 @@ fn probe_cmd(spec: &'static KitSpec, args: &[String]) -> Outcome {
     } else if let Some((name, e)) = failed_probe.filter(|(_, e)| {
         matches!(
             e.kind,
-            probe::FailKind::Mismatch | probe::FailKind::Denied | probe::FailKind::Other
+            probe::FailKind::Mismatch
+                | probe::FailKind::Denied
+                | probe::FailKind::Malformed
+                | probe::FailKind::Other
         )
     }) {
         Err(Failure::failed(format!(

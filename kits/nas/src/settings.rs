@@ -225,6 +225,16 @@ impl Settings {
         let cfg = NfsConfig::new(ip, &export, &mount_point, version, options).map_err(|e| {
             Failure::usage(format!("{e} (resource file {})", ctx.conf_file().display()))
         })?;
+        // every action walks MOUNTPOINT as mount and unmount do: a symbolic link on the way
+        // is refused before anything is looked at or changed
+        if let Err(e) = nas::ops::mount_point(&cfg.mount_point, false) {
+            return Err(match e.kind {
+                nas::ErrorKind::Config => {
+                    Failure::usage(format!("{e} (resource file {})", ctx.conf_file().display()))
+                }
+                _ => Failure::failed(e.msg),
+            });
+        }
         let end = ctx.deadline.instant();
         let deadline = end
             .checked_sub(margin(ctx.deadline.budget()))

@@ -182,6 +182,25 @@ fn every_check_judged_from_what_was_seen() {
             ..Case::new("v3 refused, v4 answers", State::NotMounted)
         },
         Case {
+            probe: failed(FailKind::Malformed),
+            io: ok(),
+            want: vec![(
+                Check::Server,
+                "server sent a malformed reply",
+                "server sent a malformed reply: 192.0.2.1 (NFS v3) nfs NULL: malformed reply after 1500 ms (waited in vain): check what answers on that address (a broken or hostile server)",
+            )],
+            ..Case::new("server sends garbage", ours("3"))
+        },
+        Case {
+            io: Some(IoOutcome::Failed(nix::errno::Errno::ESTALE)),
+            want: vec![(
+                Check::Io,
+                "file handle stale",
+                "the export's file handle is stale (the server changed the export): stat of /mnt/data failed with ESTALE: the export was re-created or moved to another file system (new fsid), or another server answers at 192.0.2.1; recover unmounts and mounts it afresh",
+            )],
+            ..Case::new("stale handle", ours("3"))
+        },
+        Case {
             io: Some(IoOutcome::TimedOut),
             want: vec![(
                 Check::Io,
@@ -274,6 +293,19 @@ fn recover_decides_on_every_check() {
             "wedged",
             health(ours("3"), &[io]),
             Repair::Remount { unmount: true },
+        ),
+        (
+            "stale handle",
+            health(ours("3"), &[(Check::Io, "file handle stale")]),
+            Repair::Remount { unmount: true },
+        ),
+        (
+            "server sends garbage",
+            health(
+                ours("3"),
+                &[(Check::Server, "server sent a malformed reply")],
+            ),
+            Repair::FailOver("server sent a malformed reply: details".into()),
         ),
         (
             "options differ and wedged",
