@@ -197,16 +197,18 @@ impl Settings {
         let server = ctx.require("SERVER")?.to_string();
         let export = ctx.require("EXPORT")?.to_string();
         let mount_point = ctx.require("MOUNTPOINT")?.to_string();
+        // VERSION and IO_CHECK have their defaults in the key table, which the configuration
+        // starts from
         let version: Version = ctx
             .config
             .get("VERSION")
-            .unwrap_or("3")
+            .unwrap_or_default()
             .parse()
             .map_err(|e: String| ctx.config.invalid("VERSION", &e))?;
         let io_check: IoCheck = ctx
             .config
             .get("IO_CHECK")
-            .unwrap_or("stat")
+            .unwrap_or_default()
             .parse()
             .map_err(|e: String| ctx.config.invalid("IO_CHECK", &e))?;
         let options = ctx.config.get("OPTIONS");

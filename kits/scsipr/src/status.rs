@@ -13,7 +13,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use lkh_common::{Action, Exit, Failure, Json, KitSpec, Outcome, Tag};
+use lkh_common::{Action, Assessment, Failure, Json, KitSpec, Outcome, Tag};
 use sg_persist::parse::Inquiry;
 use sg_persist::{Capabilities, FullStatus, Identity, Keys, Lu, PrType, Reservation};
 
@@ -459,12 +459,7 @@ pub fn status(spec: &'static KitSpec, args: &[String]) -> Outcome {
     } else {
         print!("{}", health_text(&tag, &h, &defender, disks));
     }
-    h.outcome().map(|_| String::new())
-}
-
-/// What quickCheck concluded, in one line: the summary or the failure message.
-fn conclusion(o: Result<String, Failure>) -> String {
-    o.unwrap_or_else(|f| f.message)
+    h.status()
 }
 
 fn reservation_json(r: Option<Reservation>, ours: u64) -> Json {
@@ -493,7 +488,7 @@ fn lu_health_json(h: &LuHealth, disk: Json) -> Json {
             .with("key", fmt_key(*k))
             .with("owner", whose(*k, Some(h.key)))
     });
-    Json::obj()
+    let facts = Json::obj()
         .with("device", h.device.as_str())
         .with("key", fmt_key(h.key))
         .with("type", h.pr_type.short_name())
@@ -505,11 +500,8 @@ fn lu_health_json(h: &LuHealth, disk: Json) -> Json {
         .with(
             "remembered_generation",
             h.last_generation.map_or(Json::Null, Json::from),
-        )
-        .with("verdict", h.verdict_name())
-        .with("exit", u32::from(h.exit().code()))
-        .with("message", conclusion(h.outcome()))
-        .with("disk", disk)
+        );
+    h.json(facts).with("disk", disk)
 }
 
 /// `status -t TAG --json`: quickCheck's `exit`, `verdict` and `message` for the resource,
@@ -521,12 +513,7 @@ fn health_json(tag: &Tag, h: &Health, defender: &Defender, disks: Vec<(String, J
         .iter()
         .zip(disks)
         .map(|(l, (_, d))| lu_health_json(l, d));
-    Json::obj()
-        .with("tag", tag.to_string())
-        .with("healthy", h.exit() == Exit::Ok)
-        .with("verdict", h.verdict_name())
-        .with("exit", u32::from(h.exit().code()))
-        .with("message", conclusion(h.outcome()))
+    h.json(Json::obj().with("tag", tag.to_string()))
         .with("defender", defender_json(defender))
         .with("lus", Json::Arr(lus.collect()))
 }
@@ -563,14 +550,14 @@ fn path_text(p: &PathHealth) -> String {
 /// `status -t TAG` as text: per LU the look (checked, found, verdict) and the device
 /// diagnostic under `disk:`, then the resource's verdict.
 fn health_text(tag: &Tag, h: &Health, defender: &Defender, disks: Vec<(String, Json)>) -> String {
-    let mut t = format!("resource {tag}: {}\n", h.verdict_name());
+    let mut t = format!("resource {tag}: {}\n", h.verdict());
     t += &format!(
         "defender: {}{}\n",
         if defender.running { "" } else { "WARNING: " },
         defender.note
     );
     for (l, (disk, _)) in h.lus.iter().zip(disks) {
-        t += &format!("{}: {}\n", l.device, l.verdict_name());
+        t += &format!("{}: {}\n", l.device, l.verdict());
         t += &format!(
             "  checked       key {}, type {}\n",
             fmt_key(l.key),
@@ -611,21 +598,13 @@ fn health_text(tag: &Tag, h: &Health, defender: &Defender, disks: Vec<(String, J
                 g(l.last_generation)
             );
         }
-        t += &format!(
-            "  verdict       exit {}: {}\n",
-            l.exit().code(),
-            conclusion(l.outcome())
-        );
+        t += &format!("  verdict       {}\n", l.conclusion());
         t += "  disk:\n";
         for line in disk.lines().skip(1) {
             t += &format!("  {line}\n");
         }
     }
-    t += &format!(
-        "verdict: exit {}: {}\n",
-        h.exit().code(),
-        conclusion(h.outcome())
-    );
+    t += &format!("verdict: {}\n", h.conclusion());
     t
 }
 
@@ -634,7 +613,7 @@ mod tests {
     use std::sync::{Arc, Mutex};
     use std::time::{Duration, Instant};
 
-    use lkh_common::Hint;
+    use lkh_common::{Exit, Hint};
 
     use super::*;
     use crate::actions::assess::assess_lu;

@@ -9,9 +9,10 @@
 //! answered from that look alone; a repair is followed by a second look), `status -t TAG`
 //! renders it, and `watch` judges by it, so the three cannot disagree about a disk.
 
+use std::borrow::Cow;
 use std::time::Instant;
 
-use lkh_common::{Exit, Failure, Outcome};
+use lkh_common::{Assessment, Failure, Outcome};
 use sg_persist::{PrType, Reservation};
 
 use super::classify::{Fence, Held, classify_state};
@@ -108,8 +109,25 @@ impl LuHealth {
         count(&self.keys, self.key)
     }
 
+    /// What this node remembers of the LU after this look (see [`LuRecord::after`]): the
+    /// generation seen, and a fenced verdict; the rest of `old` stays.
+    pub fn remembered(&self, old: Option<&LuRecord>) -> Option<LuRecord> {
+        let out = self
+            .outcome()
+            .map(|m| (m, old.cloned().unwrap_or_default()));
+        match out {
+            Ok(_) => old.map(|o| LuRecord {
+                generation: self.generation.or(o.generation),
+                ..o.clone()
+            }),
+            Err(_) => LuRecord::after(old, &out, self.generation),
+        }
+    }
+}
+
+impl Assessment for LuHealth {
     /// quickCheck's answer for this LU: the one-line summary, or the failure with its exit code.
-    pub fn outcome(&self) -> Result<String, Failure> {
+    fn outcome(&self) -> Outcome {
         let (name, key, t) = (&self.device, self.key, self.pr_type);
         match &self.verdict {
             Verdict::NoAnswer(f) => Err(f.clone()),
@@ -142,29 +160,9 @@ impl LuHealth {
         }
     }
 
-    /// The exit code quickCheck returns for this look (taken from [`LuHealth::outcome`]).
-    pub fn exit(&self) -> Exit {
-        self.outcome().map_or_else(|f| f.exit, |_| Exit::Ok)
-    }
-
-    /// What this node remembers of the LU after this look (see [`LuRecord::after`]): the
-    /// generation seen, and a fenced verdict; the rest of `old` stays.
-    pub fn remembered(&self, old: Option<&LuRecord>) -> Option<LuRecord> {
-        let out = self
-            .outcome()
-            .map(|m| (m, old.cloned().unwrap_or_default()));
-        match out {
-            Ok(_) => old.map(|o| LuRecord {
-                generation: self.generation.or(o.generation),
-                ..o.clone()
-            }),
-            Err(_) => LuRecord::after(old, &out, self.generation),
-        }
-    }
-
     /// The verdict in a few words.
-    pub fn verdict_name(&self) -> &'static str {
-        match &self.verdict {
+    fn verdict(&self) -> Cow<'_, str> {
+        Cow::Borrowed(match &self.verdict {
             Verdict::Held(Held::Ours) => "ours",
             Verdict::Held(Held::Free) => "nobody holds",
             Verdict::Held(Held::WrongType(_)) => "wrong type",
@@ -172,7 +170,7 @@ impl LuHealth {
             Verdict::Fenced(Fence::TakenOver { .. }) => "taken over",
             Verdict::Fenced(_) => "fenced",
             Verdict::NoAnswer(_) => "no answer",
-        }
+        })
     }
 }
 
@@ -182,22 +180,18 @@ pub struct Health {
     pub lus: Vec<LuHealth>,
 }
 
-impl Health {
+impl Assessment for Health {
     /// quickCheck's answer: every LU's, the worst exit winning (see [`combine`]).
-    pub fn outcome(&self) -> Outcome {
+    fn outcome(&self) -> Outcome {
         combine(self.lus.iter().map(LuHealth::outcome).collect())
     }
-    /// The exit code quickCheck returns for this look.
-    pub fn exit(&self) -> Exit {
-        self.outcome().map_or_else(|f| f.exit, |_| Exit::Ok)
-    }
     /// The verdict of the first LU whose exit code is the resource's.
-    pub fn verdict_name(&self) -> &'static str {
+    fn verdict(&self) -> Cow<'_, str> {
         let exit = self.exit();
         self.lus
             .iter()
             .find(|l| l.exit() == exit)
-            .map_or("no disk", LuHealth::verdict_name)
+            .map_or(Cow::Borrowed("no disk"), LuHealth::verdict)
     }
 }
 
