@@ -250,6 +250,25 @@ fn recover(s: &Settings, marker: &Marker, deadline: Instant) -> Outcome {
 }
 
 fn remove(s: &Settings, marker: &Marker, deadline: Instant) -> Outcome {
+    // an interface that went away (a NIC removed from the VM) cannot carry the address: a
+    // remove that failed for it would only get this node fenced, unless the address lives on
+    // elsewhere on this node
+    match Live::interface_gone(s, deadline)? {
+        None => {}
+        Some(None) => {
+            marker.clear();
+            return Ok(format!(
+                "INTERFACE {} does not exist on this node and {} is on no interface: nothing to remove",
+                s.interface, s.address
+            ));
+        }
+        Some(Some(other)) => {
+            return Err(Failure::failed(format!(
+                "INTERFACE {} does not exist on this node, but {} is on {other}: not removed (it may be another resource's); take it off by hand if it is this one's",
+                s.interface, s.address.addr
+            )));
+        }
+    }
     let mut live = resolve(s, marker, deadline)?;
     // Check configured TARGETS like the other actions, but never look for a default
     // gateway here: routes may be gone while the address is taken away.

@@ -196,6 +196,37 @@ impl Live {
         })
     }
 
+    /// When INTERFACE does not exist on this node: `Some` with the interface ADDRESS is on
+    /// instead (`None`: on no interface). `None` when INTERFACE exists. For remove, which must
+    /// not fail for an interface that went away (the address cannot be on it), and must not
+    /// succeed while the address lives on elsewhere on this node.
+    pub fn interface_gone(
+        s: &Settings,
+        deadline: Instant,
+    ) -> Result<Option<Option<String>>, Failure> {
+        let mut nl = Netlink::open().map_err(|e| nl_err("netlink", e))?;
+        let links = nl
+            .links(deadline)
+            .map_err(|e| nl_err("list interfaces", e))?;
+        if links.iter().any(|l| l.name == s.interface) {
+            return Ok(None);
+        }
+        let addrs = nl
+            .addresses(deadline)
+            .map_err(|e| nl_err("list addresses", e))?;
+        Ok(Some(
+            addrs
+                .iter()
+                .find(|a| a.cidr.addr == s.address.addr)
+                .map(|a| {
+                    links
+                        .iter()
+                        .find(|l| l.index == a.ifindex)
+                        .map_or_else(|| format!("interface {}", a.ifindex), |l| l.name.clone())
+                }),
+        ))
+    }
+
     /// Refresh the interface's state and addresses. An interface that is gone (a NIC removed
     /// from the VM) is an error (`ENODEV`), not its last known state.
     pub fn refresh(&mut self, s: &Settings, deadline: Instant) -> Result<(), ip_monitor::Error> {

@@ -83,3 +83,18 @@ fn a_malformed_value_is_wrong_on_every_node() {
     assert_code(&a.probe(&p), 6, "probe with a malformed address");
     assert_code(&a.call("start", &p), 6, "start with a malformed address");
 }
+
+/// A stop on a node that lacks the interface succeeds when the address is on no interface of
+/// this node (it cannot be carried by an interface that is gone), and a failed stop would get
+/// the node fenced.
+#[test]
+fn a_stop_on_a_node_without_the_interface_succeeds() {
+    let a = agent();
+    let o = a.call("stop", &params("lkh-none0"));
+    assert_code(&o, 0, "stop without the interface");
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("is on no interface: nothing to remove"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}

@@ -71,6 +71,9 @@ pub fn hook(ctx: &HookCtx) -> Outcome {
         s.check_timeout(ctx)?;
     }
     let deadline = ctx.deadline.instant();
+    if ctx.action == Action::Remove {
+        return remove(ctx, &s, deadline);
+    }
     let resolved = resolve_all(&s.devices)?;
     let create = ctx.action == Action::Restore;
     let tag = ctx.tag.as_str();
@@ -80,34 +83,6 @@ pub fn hook(ctx: &HookCtx) -> Outcome {
             _ => Err(no_key(&s)),
         };
     };
-    if ctx.action == Action::Remove {
-        // disk by disk: one that does not answer never keeps the others registered
-        let lus = resolved
-            .into_iter()
-            .map(|r| {
-                open_resolved(vec![r], false, deadline).and_then(|l| {
-                    l.into_iter()
-                        .next()
-                        .ok_or_else(|| Failure::failed("no disk"))
-                })
-            })
-            .collect();
-        let out = combine(remove_each(lus, key, s.pr_type, deadline));
-        if out.is_ok() {
-            // Under Pacemaker a stop is followed by a start on the same node when a monitor
-            // failed (a restart in place): that this node lost the disk outlives the stop, so
-            // the start cannot take it back. LifeKeeper's remove ends it: its restore comes
-            // only where LifeKeeper brings the hierarchy.
-            let known = Records::load(tag);
-            let kept = if ctx.ocf {
-                known.lost_only()
-            } else {
-                Records::default()
-            };
-            kept.store(tag, &known);
-        }
-        return out;
-    }
     let mut lus = open_resolved(resolved, false, deadline)?;
     if create && lus.len() > 1 {
         let keys = lus
@@ -171,6 +146,61 @@ pub fn hook(ctx: &HookCtx) -> Outcome {
         }
     }
     next.store(tag, &known);
+    out
+}
+
+/// remove of a resource, disk by disk: a disk that does not answer — or whose name does not
+/// exist on this node any more (a LU unmapped from this VM: this node cannot write to it) —
+/// never keeps the others registered, and never fails the switchover. A name that exists but
+/// is no SCSI disk stays a configuration error (exit 2).
+fn remove(ctx: &HookCtx, s: &Settings, deadline: std::time::Instant) -> Outcome {
+    let tag = ctx.tag.as_str();
+    let Some(key) = s.key(false)? else {
+        return Ok("this node has no reservation key yet: nothing to remove".into());
+    };
+    // every name judged before anything is sent: one that is wrong on every node (not a
+    // block device, a partition…) changes nothing
+    let resolved: Vec<Result<_, Failure>> = s
+        .devices
+        .iter()
+        .map(|d| resolve_all(std::slice::from_ref(d)))
+        .collect();
+    if let Some(Err(f)) = resolved.iter().find(|r| {
+        r.as_ref()
+            .is_err_and(|f| f.hint != lkh_common::Hint::MissingHere)
+    }) {
+        return Err(f.clone());
+    }
+    let lus = resolved
+        .into_iter()
+        .map(|r| {
+            let r = r.map_err(|f| {
+                Failure::failed(format!(
+                    "{}; this node cannot write to a disk it does not see",
+                    f.message
+                ))
+            })?;
+            open_resolved(r, false, deadline).and_then(|l| {
+                l.into_iter()
+                    .next()
+                    .ok_or_else(|| Failure::failed("no disk"))
+            })
+        })
+        .collect();
+    let out = combine(remove_each(lus, key, s.pr_type, deadline));
+    if out.is_ok() {
+        // Under Pacemaker a stop is followed by a start on the same node when a monitor
+        // failed (a restart in place): that this node lost the disk outlives the stop, so the
+        // start cannot take it back. LifeKeeper's remove ends it: its restore comes only where
+        // LifeKeeper brings the hierarchy.
+        let known = Records::load(tag);
+        let kept = if ctx.ocf {
+            known.lost_only()
+        } else {
+            Records::default()
+        };
+        kept.store(tag, &known);
+    }
     out
 }
 

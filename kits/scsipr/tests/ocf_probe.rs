@@ -49,3 +49,31 @@ fn a_malformed_value_is_wrong_on_every_node() {
     assert_code(&a.probe(&p), 6, "probe with a malformed key");
     assert_code(&a.call("start", &p), 6, "start with a malformed key");
 }
+
+/// A stop on a node that lacks the device succeeds: this node cannot write to a disk it does
+/// not see, and a failed stop would get it fenced. Through the binary, with a node key (so
+/// remove really looks for the disk); a name that is no disk at all stays a configuration
+/// error.
+#[test]
+fn a_stop_on_a_node_without_the_device_succeeds() {
+    use std::os::unix::fs::PermissionsExt;
+    let a = agent();
+    let conf = a.dir().join("conf");
+    std::fs::create_dir_all(&conf).unwrap();
+    std::fs::set_permissions(&conf, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let key = conf.join("node.key");
+    std::fs::write(&key, "0x4c4b00000000a1a1\n").unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let o = a.call("stop", &[("OCF_RESKEY_device", MISSING)]);
+    assert_code(&o, 0, "stop without the device");
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("cannot write to a disk it does not see"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_code(
+        &a.call("stop", &[("OCF_RESKEY_device", "/etc/passwd")]),
+        6,
+        "stop naming a file that is no block device",
+    );
+}
