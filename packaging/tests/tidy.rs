@@ -1,5 +1,7 @@
 //! The workspace is the one source of truth for the kits; every hand-kept list of them must
-//! agree with it, and the static target is chosen in one place.
+//! agree with it, and the static target is chosen in one place. The other tests hold the
+//! house to its shape: the crates layered, the status contract written once, no product file
+//! over 900 lines.
 //!
 //! The kits are the workspace members under `kits/` (but `kits/common`, the contract); each
 //! ships one binary, its package's name. A *hook kit* is one whose `main` runs the LifeKeeper
@@ -440,5 +442,59 @@ fn the_status_contract_is_written_once() {
         found.is_empty(),
         "copies of the status contract (use lkh_common::Assessment):\n  {}",
         found.join("\n  ")
+    );
+}
+
+/// The most lines a product file may have: a file that grows past it holds several rooms and
+/// is split along its seams (a module directory, `<module>/<part>.rs`).
+const MAX_PRODUCT_LINES: usize = 900;
+
+/// No product file is over [`MAX_PRODUCT_LINES`]. Product: the Rust files under every
+/// workspace member's `src/` but test code — a `tests` directory (the test bed `tests/`
+/// included), a `tests.rs` module or a `*_tests.rs` one (unit tests moved out of their module).
+#[test]
+fn no_product_file_is_over_900_lines() {
+    let root = root();
+    let manifest = read("Cargo.toml");
+    let mut all = Vec::new();
+    for m in between(&manifest, "members = [", "]", "Cargo.toml")
+        .split(',')
+        .map(|m| m.trim().trim_matches('"'))
+        .filter(|m| !m.is_empty())
+    {
+        let src = root.join(m).join("src");
+        if src.is_dir() {
+            files(&src, &mut all);
+        }
+    }
+    let product: Vec<&PathBuf> = all
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "rs"))
+        .filter(|p| {
+            let rel = p.strip_prefix(&root).unwrap();
+            let name = rel.file_name().unwrap().to_string_lossy();
+            !rel.components().any(|c| c.as_os_str() == "tests")
+                && name != "tests.rs"
+                && !name.ends_with("_tests.rs")
+        })
+        .collect();
+    assert!(
+        product.len() > 50,
+        "found only {} product files: {product:?}",
+        product.len()
+    );
+    let mut over: Vec<String> = product
+        .iter()
+        .filter_map(|p| {
+            let n = std::fs::read_to_string(p).unwrap().lines().count();
+            (n > MAX_PRODUCT_LINES)
+                .then(|| format!("{} ({n} lines)", p.strip_prefix(&root).unwrap().display()))
+        })
+        .collect();
+    over.sort();
+    assert!(
+        over.is_empty(),
+        "product files over {MAX_PRODUCT_LINES} lines (split each along its seams into a module directory; unit tests may go to <module>/tests.rs):\n  {}",
+        over.join("\n  ")
     );
 }

@@ -231,4 +231,13 @@ fn a_timeout_that_cannot_hold_the_challenge_window_is_refused() {
     std::fs::write(&lk, "FAILFASTTIMER=5\n").unwrap();
     let o = e.run(&["quickCheck", "-t", "short"]);
     assert!(!stderr(&o).contains("challenge window"), "{}", stderr(&o));
+    // FAILFASTTIMER set nowhere: the key table's 5 holds, so TIMEOUT=6 is refused again
+    std::fs::write(&lk, "").unwrap();
+    let o = e.run(&["validate", "-t", "short"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("challenge window (5 s"),
+        "{}",
+        stderr(&o)
+    );
 }
