@@ -130,11 +130,23 @@ fn a_100_kb_device_value_is_refused_in_one_short_line() {
 #[test]
 fn remove_clears_the_watch_marker_before_its_work() {
     let e = Env::new("remove");
-    e.conf("db", NO_DISK);
+    // a name that is no block device: remove fails (exit 2), but watch no longer judges it
+    e.conf("db", "DEVICE=/etc/passwd\nKEY=0x4c4b0000000000a1\n");
     let m = e.marker("db");
     let o = e.run(&["remove", "-t", "db"]);
-    // the disk is missing: remove fails, but watch no longer judges the resource
-    assert_ne!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(!m.exists(), "{}", stderr(&o));
+    // a disk this node does not see: remove succeeds (this node cannot write to it), and
+    // the marker is gone as well
+    e.conf("gone", &format!("{NO_DISK}KEY=0x4c4b0000000000a1\n"));
+    let m = e.marker("gone");
+    let o = e.run(&["remove", "-t", "gone"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("cannot write to a disk it does not see"),
+        "{}",
+        stderr(&o)
+    );
     assert!(!m.exists(), "{}", stderr(&o));
 }
 
