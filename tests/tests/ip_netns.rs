@@ -513,7 +513,14 @@ fn bad_input_exits_2_and_changes_nothing() {
         kit.configure(conf);
         for action in ["restore", "remove", "quickCheck", "recover"] {
             let r = kit.hook(action);
-            assert_eq!(r.code, 2, "{action} with\n{conf}\n{r:?}");
+            // remove of an interface this node does not have succeeds: the address cannot be
+            // on it (and is on no other interface here); a failed stop gets a node fenced
+            let want = if action == "remove" && conf.contains("INTERFACE=eth9") {
+                0
+            } else {
+                2
+            };
+            assert_eq!(r.code, want, "{action} with\n{conf}\n{r:?}");
             assert!(
                 !r.stderr.trim().is_empty() && r.stderr.lines().count() <= 2,
                 "one clear line: {r:?}"
