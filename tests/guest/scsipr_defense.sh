@@ -42,11 +42,13 @@ done
 for n in a b c; do scsipr "$n" restore -t def >/dev/null 2>&1; scsipr "$n" remove -t def >/dev/null 2>&1; done
 [ -z "$(keys)" ] || fatal "disk not clean: $(keys | tr '\n' ' ')"
 
-# watch_start NODE / watch_stop NODE: the node's daemon (log /tmp/watch-NODE.log)
+# watch_start NODE / watch_stop NODE: the node's daemon (log /tmp/watch-NODE.log), reniced to -10
+# as the packaged unit runs it (lkh-scsipr-watch.service: Nice=-10)
 watch_start() {
     LKHELPERS_CONF_DIR="/etc/lkhelpers/node-$1" LKHELPERS_RUN_DIR="/run/lkhelpers/node-$1" \
         lkh-scsipr watch >> "/tmp/watch-$1.log" 2>&1 &
     eval "WATCH_$1=\$!"
+    renice -n -10 -p $! >/dev/null
     sleep 0.3
 }
 watch_stop() { eval "kill \$WATCH_$1 2>/dev/null; wait \$WATCH_$1 2>/dev/null"; }
