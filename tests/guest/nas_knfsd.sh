@@ -102,7 +102,15 @@ for v in 3 4.2; do
     W_FD=$!
     unshare -m --propagation private sh -c 'cd / && exec sleep 1020' &
     W_PRIV=$!
-    sleep 1
+    # NFSv4 opens wait out the server's grace period after a (re)start: the writers must be
+    # seen writing on the server before remove is asked to stop them
+    for _i in $(seq 300); do
+        [ -s /export/$t-cwd.log ] && [ -s /export/$t-fd.log ] && break
+        sleep 0.1
+    done
+    [ -s /export/$t-cwd.log ] && [ -s /export/$t-fd.log ]
+    check $t-server-sees-slave-writes $? "$(ls -l /export/$t-*.log 2>&1 | tr '\n' ' ')"
+    sleep 0.5
     nas remove-$t-slave 0 remove -t $t
     C1=$(wc -c < /export/$t-cwd.log) F1=$(wc -c < /export/$t-fd.log)
     sleep 1.5
@@ -172,6 +180,9 @@ nas restore-k3b-mountd-dead 1 restore -t k3b
 # rpc.mountd back on another port (Linux's takes a new one at each start): the recorded
 # port does not answer, the full chain runs once and finds the new one; no warning
 knfsd_mountd_start 20049; check mountd-restart-new-port $?
+# rpc.mountd listens before it registers with rpcbind: wait until the portmapper knows the port
+mountd_registered() { lkh-nas probe $S /export 2>&1 | grep -q "GETPORT mount .* port $1"; }
+retry 50 mountd_registered 20049; check mountd-registered-new-port $?
 nas qc-k3-mountd-moved 0 quickCheck -t k3
 ! grep -q "new mounts would fail" /tmp/qc-k3-mountd-moved.err; check qc-k3-mountd-moved-no-warning $? "$(cat /tmp/qc-k3-mountd-moved.err)"
 [ "$(learnt mount_port)" = 20049 ]; check record-mount-port-moved $? "$(cat $R)"
