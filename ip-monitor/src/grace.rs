@@ -38,9 +38,9 @@ pub enum Round<F> {
     Fail(F),
 }
 
-/// The verdict after the grace period.
+/// What the evaluation concluded after the grace period (the kit turns it into its verdict).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verdict<F> {
+pub enum Evaluation<F> {
     /// A round passed; `failed_rounds` earlier rounds had failed (a transient blip).
     Healthy {
         /// Failed rounds seen before the passing one.
@@ -69,7 +69,7 @@ pub fn evaluate<F, C: Clock>(
     deadline: Instant,
     min_round: Duration,
     mut round: impl FnMut(Instant) -> Round<F>,
-) -> Verdict<F> {
+) -> Evaluation<F> {
     let mut failed_since: Option<Instant> = None;
     let mut rounds = 0u32;
     loop {
@@ -77,7 +77,7 @@ pub fn evaluate<F, C: Clock>(
         rounds += 1;
         match round(deadline) {
             Round::Pass => {
-                return Verdict::Healthy {
+                return Evaluation::Healthy {
                     failed_rounds: rounds - 1,
                 };
             }
@@ -88,7 +88,7 @@ pub fn evaluate<F, C: Clock>(
                 let next = (started + min_round).max(now);
                 let no_room = next + min_round > deadline;
                 if persisted >= grace || no_room {
-                    return Verdict::Failed {
+                    return Evaluation::Failed {
                         last: f,
                         rounds,
                         persisted,
@@ -160,7 +160,7 @@ mod tests {
         let v = evaluate(&c, 3 * S, c.now() + 12 * S, S, |_| {
             blackout(&c, 100 * S, 100 * S, S)
         });
-        assert_eq!(v, Verdict::Healthy { failed_rounds: 0 });
+        assert_eq!(v, Evaluation::Healthy { failed_rounds: 0 });
     }
 
     #[test]
@@ -170,7 +170,7 @@ mod tests {
         let v = evaluate(&c, 3 * S, c.now() + 12 * S, S, |_| {
             blackout(&c, Duration::ZERO, S + 500 * MS, S)
         });
-        assert_eq!(v, Verdict::Healthy { failed_rounds: 1 });
+        assert_eq!(v, Evaluation::Healthy { failed_rounds: 1 });
     }
 
     #[test]
@@ -180,7 +180,7 @@ mod tests {
             blackout(&c, Duration::ZERO, 100 * S, S)
         });
         match v {
-            Verdict::Failed {
+            Evaluation::Failed {
                 rounds,
                 persisted,
                 cut_short,
@@ -203,7 +203,7 @@ mod tests {
         });
         assert!(matches!(
             v,
-            Verdict::Failed {
+            Evaluation::Failed {
                 cut_short: true,
                 ..
             }
@@ -219,7 +219,7 @@ mod tests {
             n += 1;
             Round::Fail("unreachable")
         });
-        assert!(matches!(v, Verdict::Failed { .. }));
+        assert!(matches!(v, Evaluation::Failed { .. }));
         assert_eq!(n, 4); // at 0, 1, 2 and 3 s
     }
 }

@@ -52,9 +52,9 @@ pub struct Answer {
     pub mac: Option<[u8; 6]>,
 }
 
-/// What one target did.
+/// What one target did in a probe: its first answer, or the last error sending to it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Report {
+pub struct Probed {
     /// The target.
     pub addr: IpAddr,
     /// Its first answer, if any.
@@ -89,10 +89,10 @@ struct Sent {
 }
 
 /// Probe `targets` according to `plan`, never past `deadline`.
-pub fn probe(plan: &Plan<'_>, targets: &[Target], deadline: Instant) -> Result<Vec<Report>, Error> {
-    let mut out: Vec<Report> = targets
+pub fn probe(plan: &Plan<'_>, targets: &[Target], deadline: Instant) -> Result<Vec<Probed>, Error> {
+    let mut out: Vec<Probed> = targets
         .iter()
-        .map(|t| Report {
+        .map(|t| Probed {
             addr: t.addr,
             answer: None,
             error: None,

@@ -11,7 +11,7 @@ use std::ffi::CStr;
 use std::ffi::CString;
 use std::fmt;
 use std::io;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::thread::sleep;
@@ -114,37 +114,46 @@ fn run(op: &ChildOp<'_>, deadline: Instant) -> io::Result<ChildEnd> {
     reap(sys::spawn(op)?, deadline)
 }
 
-/// `mount(2)` in a child, bounded by `deadline`.
+/// `mount(2)` in a child, bounded by `deadline`, on the directory at `target` that has device
+/// and inode `dir` and nothing mounted on it: the path is walked from `/` without following
+/// any symbolic link and the mount is made on the directory pinned at its end (see
+/// `sys::ChildOp::Mount`), so a path a local user changes meanwhile never moves it elsewhere.
+/// Ends with `EXDEV` when the path leads to another directory now, `EBUSY` when something is
+/// mounted there, `ENOTDIR` when a link or a file is in the way.
 pub fn mount(
     source: &str,
     target: &str,
+    dir: ((u32, u32), u64),
     fstype: &str,
     flags: libc::c_ulong,
     data: &str,
     deadline: Instant,
 ) -> io::Result<ChildEnd> {
-    let (s, t, f, d) = (
+    let comps = components(Path::new(target))?;
+    let Some((last, parents)) = comps.split_last() else {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "nothing is ever mounted on the root directory here",
+        ));
+    };
+    let parents: Vec<&CStr> = parents.iter().map(CString::as_c_str).collect();
+    let (s, f, d) = (
         cstr("source", source)?,
-        cstr("target", target)?,
         cstr("fstype", fstype)?,
         cstr("options", data)?,
     );
     run(
         &ChildOp::Mount {
+            parents: &parents,
+            last,
+            dir,
             source: &s,
-            target: &t,
             fstype: &f,
             flags,
             data: &d,
         },
         deadline,
     )
-}
-
-/// `umount2(2)` of a path as given, in a child, bounded by `deadline`.
-pub fn umount(target: &str, flags: libc::c_int, deadline: Instant) -> io::Result<ChildEnd> {
-    let t = cstr("target", target)?;
-    run(&ChildOp::Umount { target: &t, flags }, deadline)
 }
 
 /// `umount2(2)` of the mount `m` and no other, in a child bounded by
@@ -155,6 +164,19 @@ pub fn umount(target: &str, flags: libc::c_int, deadline: Instant) -> io::Result
 /// mount, `ENOTDIR`/`ELOOP`/`ENOENT` when it no longer leads anywhere: a path
 /// a local user renamed or replaced by a link never steers the unmount.
 pub fn umount_mount(m: &MountEntry, flags: libc::c_int, deadline: Instant) -> io::Result<ChildEnd> {
+    umount_mount_in(None, m, flags, deadline)
+}
+
+/// [`umount_mount`] in mount namespace `ns` (a pinned `/proc/PID/ns/mnt`) when given: `m` as
+/// that namespace's mountinfo shows it, its path walked from that namespace's root. A mount
+/// the kernel refuses to unmount there (locked: a copy in a namespace of another user
+/// namespace) ends with `EPERM`.
+pub fn umount_mount_in(
+    ns: Option<BorrowedFd<'_>>,
+    m: &MountEntry,
+    flags: libc::c_int,
+    deadline: Instant,
+) -> io::Result<ChildEnd> {
     let comps = components(&m.path)?;
     let Some((last, parents)) = comps.split_last() else {
         return Err(io::Error::new(
@@ -165,6 +187,7 @@ pub fn umount_mount(m: &MountEntry, flags: libc::c_int, deadline: Instant) -> io
     let parents: Vec<&CStr> = parents.iter().map(CString::as_c_str).collect();
     run(
         &ChildOp::UmountMount {
+            ns: ns.map(|fd| fd.as_raw_fd()),
             parents: &parents,
             last,
             mnt_id: u64::from(m.mount_id),
@@ -176,7 +199,7 @@ pub fn umount_mount(m: &MountEntry, flags: libc::c_int, deadline: Instant) -> io
 }
 
 /// The components of an absolute path, each one a name (never `.` or `..`).
-fn components(path: &Path) -> io::Result<Vec<CString>> {
+pub(crate) fn components(path: &Path) -> io::Result<Vec<CString>> {
     let bytes = path.as_os_str().as_bytes();
     let bad = |why: &str| {
         io::Error::new(
@@ -480,9 +503,11 @@ mod tests {
     }
 
     #[test]
-    fn umount_of_a_non_mount_reports_the_errno() {
+    fn umount_of_a_missing_path_reports_the_errno() {
         let d = Instant::now() + Duration::from_secs(5);
-        let r = umount("/nonexistent-nas-test", 0, d).unwrap();
+        let m =
+            crate::mountinfo::parse("90 1 0:99 / /nonexistent-nas-test rw - tmpfs t rw\n").unwrap();
+        let r = umount_mount(&m[0], 0, d).unwrap();
         assert_eq!(r, ChildEnd::Done(Err(Errno::ENOENT)));
     }
 }

@@ -265,17 +265,120 @@ pub async fn connect_privileged(addr: SocketAddr, deadline: Instant) -> io::Resu
     ))
 }
 
+/// The largest RPC reply record a probe reads (1 MiB): the biggest replies it asks for are the
+/// portmapper's table and MOUNT's export list, a few kilobytes on a large NAS. `nfs3_client`
+/// allocates a buffer of whatever length the record header claims (up to 2 GiB), so a longer
+/// record is refused here, at its header, before that allocation.
+pub const MAX_RECORD: u32 = 1 << 20;
+
+/// RFC 5531: the body of an `opaque_auth` (a reply's verifier) is at most 400 bytes.
+const MAX_AUTH_BODY: u32 = 400;
+
+/// The error for a reply no server following ONC RPC sends (`InvalidData`, which the probe
+/// calls a malformed reply).
+fn malformed(why: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, why)
+}
+
+/// Follows the RPC record marking (RFC 5531, 11) of the bytes a connection delivers, and
+/// checks what `nfs3_client` would otherwise allocate from unchecked: each record's length,
+/// and in each reply the message type and the verifier's length (an RPC CALL in a reply would
+/// make it decode two `opaque_auth` bodies of any claimed length).
+#[derive(Debug, Default)]
+struct Records {
+    /// The record header being read, and how many of its bytes were seen.
+    header: [u8; 4],
+    header_seen: usize,
+    /// Bytes of the current record not yet delivered.
+    left: u32,
+    /// The first bytes of the current record: xid, message type, reply status, verifier
+    /// flavor and length.
+    head: [u8; 20],
+    head_seen: usize,
+}
+
+fn word(b: &[u8], i: usize) -> u32 {
+    u32::from_be_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]])
+}
+
+impl Records {
+    /// Account for `bytes` delivered to the reader; an error once they break the rules.
+    fn feed(&mut self, mut bytes: &[u8]) -> io::Result<()> {
+        while !bytes.is_empty() {
+            if self.left == 0 && self.header_seen < 4 {
+                let n = (4 - self.header_seen).min(bytes.len());
+                self.header[self.header_seen..self.header_seen + n].copy_from_slice(&bytes[..n]);
+                self.header_seen += n;
+                bytes = &bytes[n..];
+                if self.header_seen == 4 {
+                    let len = u32::from_be_bytes(self.header) & 0x7fff_ffff;
+                    if len > MAX_RECORD {
+                        return Err(malformed(format!(
+                            "a record of {len} bytes, more than the {MAX_RECORD} a probe reads"
+                        )));
+                    }
+                    (self.left, self.head_seen) = (len, 0);
+                    if len == 0 {
+                        self.header_seen = 0;
+                    }
+                }
+                continue;
+            }
+            let n = bytes.len().min(self.left as usize);
+            let before = self.head_seen;
+            let take = n.min(self.head.len() - self.head_seen);
+            self.head[before..before + take].copy_from_slice(&bytes[..take]);
+            self.head_seen += take;
+            self.check_head(before)?;
+            self.left -= n as u32;
+            bytes = &bytes[n..];
+            if self.left == 0 {
+                self.header_seen = 0;
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks the fields of the record's first bytes completed since `before` bytes were seen.
+    fn check_head(&self, before: usize) -> io::Result<()> {
+        let (h, seen) = (&self.head, self.head_seen);
+        let done = |end: usize| before < end && seen >= end;
+        if done(8) && word(h, 4) != 1 {
+            return Err(malformed(format!(
+                "message type {} where a REPLY (1) belongs",
+                word(h, 4)
+            )));
+        }
+        if done(12) && word(h, 8) > 1 {
+            return Err(malformed(format!("reply status {}", word(h, 8))));
+        }
+        if done(20) && word(h, 8) == 0 && word(h, 16) > MAX_AUTH_BODY {
+            return Err(malformed(format!(
+                "a verifier of {} bytes, more than RPC's {MAX_AUTH_BODY}",
+                word(h, 16)
+            )));
+        }
+        Ok(())
+    }
+}
+
 /// A non-blocking TCP connection whose every read and write ends by the
-/// deadline; it waits by yielding to the executor ([`block_on`]).
+/// deadline; it waits by yielding to the executor ([`block_on`]). What it reads
+/// is checked as RPC records ([`MAX_RECORD`]) before the client sees it.
 #[derive(Debug)]
 pub struct Conn {
     stream: TcpStream,
     deadline: Instant,
+    records: Records,
 }
 
 impl Conn {
     pub fn new(stream: TcpStream, deadline: Instant) -> Self {
-        Conn { stream, deadline }
+        Conn {
+            stream,
+            deadline,
+            records: Records::default(),
+        }
     }
 
     /// Retry `op` on the socket, waiting for `events` whenever it would block.
@@ -298,7 +401,9 @@ impl Conn {
     }
 
     async fn read_some(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.retry(libc::POLLIN, |s| s.read(buf)).await
+        let n = self.retry(libc::POLLIN, |s| s.read(&mut *buf)).await?;
+        self.records.feed(&buf[..n])?;
+        Ok(n)
     }
 
     async fn write_some(&mut self, buf: &[u8]) -> io::Result<usize> {
@@ -364,6 +469,58 @@ pub fn local_addr_towards(server: std::net::IpAddr) -> io::Result<std::net::IpAd
 mod tests {
     use super::*;
     use nix::sys::socket::{Backlog, SockaddrIn, getsockname, listen};
+
+    /// A reply record: header (last fragment) and body of words.
+    fn record(words: &[u32]) -> Vec<u8> {
+        let body: Vec<u8> = words.iter().flat_map(|w| w.to_be_bytes()).collect();
+        let mut r = (0x8000_0000 | body.len() as u32).to_be_bytes().to_vec();
+        r.extend(body);
+        r
+    }
+
+    fn fed(bytes: &[u8], chunk: usize) -> io::Result<()> {
+        let mut r = Records::default();
+        bytes.chunks(chunk).try_for_each(|c| r.feed(c))
+    }
+
+    #[test]
+    fn records_are_checked_before_the_client_allocates() {
+        // xid, REPLY, MSG_ACCEPTED, verifier AUTH_NONE of 0 bytes, SUCCESS, one result word
+        let good = record(&[7, 1, 0, 0, 0, 0, 42]);
+        let two: Vec<u8> = [good.clone(), good.clone()].concat();
+        for chunk in [1, 3, 4, 5, 64] {
+            fed(&two, chunk).unwrap();
+        }
+        let bad = |bytes: &[u8], what: &str| {
+            for chunk in [1, 2, 7, 64] {
+                let e = fed(bytes, chunk).unwrap_err();
+                assert_eq!(e.kind(), io::ErrorKind::InvalidData, "{e}");
+                assert!(e.to_string().contains(what), "{e}");
+            }
+        };
+        // a record length of 2 GiB - 1, whatever follows
+        bad(
+            &[0xff, 0xff, 0xff, 0xff, 0, 0, 0, 7],
+            "a record of 2147483647 bytes",
+        );
+        let mut just_over = ((MAX_RECORD + 1) | 0x8000_0000).to_be_bytes().to_vec();
+        just_over.extend([0; 8]);
+        bad(&just_over, "a record of 1048577 bytes");
+        // a CALL where a reply belongs: its credential would be decoded from any length
+        bad(&record(&[7, 0, 2, 100_000, 2, 0]), "message type 0");
+        bad(&record(&[7, 1, 5, 0, 0]), "reply status 5");
+        bad(
+            &record(&[7, 1, 0, 1, u32::MAX, 0]),
+            "a verifier of 4294967295 bytes",
+        );
+        // a second record is checked like the first
+        bad(
+            &[good, record(&[8, 1, 0, 0, 401])].concat(),
+            "a verifier of 401 bytes",
+        );
+        // a denied reply has no verifier: its words are not read as one
+        fed(&record(&[7, 1, 1, 1, 0xffff_ffff]), 1).unwrap();
+    }
 
     #[test]
     fn connect_to_a_full_listener_ends_by_the_deadline() {

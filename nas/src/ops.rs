@@ -1,13 +1,17 @@
-//! Mount and unmount, bounded in time.
+//! Mount and unmount, bounded in time, by identity.
 //!
-//! `mount(2)` runs in a child (the kernel's v3 MOUNT call or v4 session setup
-//! can block on a hung server). Unmount tries a plain `umount` first and
-//! signals nobody when that works; only a busy mount gets the usual
-//! escalation — holders named in the log, TERM, then KILL; `umount`;
-//! `umount -f` (which also aborts the mount's pending RPCs, releasing
-//! processes stuck on it); lazy detach as the last resort — each step in a
-//! child with its share of the deadline, each aimed at one mount by identity.
+//! The mount point is walked from `/` without following a link ([`mount_point`]), and
+//! `mount(2)` runs in a child (the kernel's v3 MOUNT call or v4 session setup can block on a
+//! hung server) on the directory that walk pinned. Unmount tries a plain `umount` first and
+//! signals nobody when nothing holds the share; then it looks at every process of the node,
+//! in every mount namespace — holders named in the log, TERM, then KILL; copies in other
+//! namespaces unmounted there; `umount`; `umount -f` (which also aborts the mount's pending
+//! RPCs, releasing processes stuck on it); a lazy detach only when no holder is left — each
+//! step in a child with its share of the deadline, each aimed at one mount by identity; a last
+//! look decides whether anything on the node still reaches the share.
 
+use std::ffi::{CStr, CString};
+use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -16,7 +20,11 @@ use crate::child::{self, ChildEnd};
 use crate::mountinfo::{self, MountEntry};
 use crate::options::{MountRequest, NfsConfig};
 use crate::users::{self, User};
-use crate::{Error, ErrorKind, net};
+use crate::{Error, ErrorKind, net, sys};
+
+mod walk;
+
+pub use walk::{MountPoint, mount_point};
 
 /// What is mounted at the configured mount point.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,8 +84,13 @@ fn errno_hint(e: Errno) -> &'static str {
     }
 }
 
-/// One `mount(2)` call in a child, bounded by `deadline`.
-fn mount_once(req: &MountRequest, deadline: Instant) -> Result<Result<(), Errno>, Error> {
+/// One `mount(2)` call in a child, bounded by `deadline`, on the directory with device and
+/// inode `dir` at the mount point.
+fn mount_once(
+    req: &MountRequest,
+    dir: ((u32, u32), u64),
+    deadline: Instant,
+) -> Result<Result<(), Errno>, Error> {
     log::debug!(
         "mount -t {} -o {} (flags {:#x}) {} {}",
         req.fstype,
@@ -89,6 +102,7 @@ fn mount_once(req: &MountRequest, deadline: Instant) -> Result<Result<(), Errno>
     let end = child::mount(
         &req.source,
         &req.target,
+        dir,
         req.fstype,
         req.flags,
         &req.data,
@@ -171,19 +185,24 @@ fn describe_foreign(
     )
 }
 
-/// Take off the mount this call made at `target` (mount id `id`): umount, else detach.
-fn undo(target: &str, id: u32, deadline: Instant) -> bool {
+/// Take off the mount this call made, `made`, by its identity wherever it is now (never by
+/// the configured path): umount, else detach. True when mountinfo no longer shows it.
+fn undo(made: &MountEntry, deadline: Instant) -> bool {
     for flags in [0, libc::MNT_DETACH] {
         let until = share(deadline, 2);
-        match child::umount(target, flags, until) {
+        match child::umount_mount(made, flags, until) {
             Ok(ChildEnd::Done(Ok(()))) => {}
             other => {
-                log::debug!("undo: umount2({target}, {flags:#x}): {other:?}");
+                log::debug!(
+                    "undo: umount2 of mount {} ({}, {flags:#x}): {other:?}",
+                    made.mount_id,
+                    made.mount_point
+                );
                 continue;
             }
         }
         let gone = read_mounts()
-            .map(|m| !m.iter().any(|e| e.mount_id == id))
+            .map(|m| !m.iter().any(|e| e.mount_id == made.mount_id))
             .unwrap_or(false);
         if gone {
             return true;
@@ -192,18 +211,37 @@ fn undo(target: &str, id: u32, deadline: Instant) -> bool {
     false
 }
 
-/// Mount `cfg` (the mount point must exist and hold nothing), then confirm it in
-/// mountinfo. VERSION=4 tries 4.2, 4.1, 4.0 in turn (none above `max_minor`, the
-/// server's highest minor version when a probe learnt it) and keeps the first that
-/// the kernel and the server accept. A mount that mountinfo does not show as ours is
-/// taken off again before the error is returned: nothing is left behind that the
-/// caller does not own. Returns the request that was used (its `version` is the one
-/// mounted).
+/// Mount `cfg` (the mount point must be a directory with nothing mounted on it), then confirm
+/// it in mountinfo. The mount point is walked without following a link and the mount made on
+/// the directory found ([`child::mount`]), never stacked on another mount. VERSION=4 tries
+/// 4.2, 4.1, 4.0 in turn (none above `max_minor`, the server's highest minor version when a
+/// probe learnt it) and keeps the first that the kernel and the server accept. A mount that
+/// mountinfo does not show as ours at the mount point is taken off again by its identity,
+/// wherever it is now, before the error is returned: nothing is left behind. Returns the
+/// request that was used (its `version` is the one mounted).
 pub fn mount(
     cfg: &NfsConfig,
     max_minor: Option<u32>,
     deadline: Instant,
 ) -> Result<MountRequest, Error> {
+    let mp = &cfg.mount_point;
+    let (dir, on) = match mount_point(mp, false)? {
+        MountPoint::Dir { dev, ino, mnt_id } => (((dev), ino), (mnt_id, dev)),
+        MountPoint::Missing => {
+            return Err(Error::new(
+                ErrorKind::Failed,
+                format!("mount point {mp} does not exist"),
+            ));
+        }
+        MountPoint::Other => {
+            return Err(Error::new(
+                ErrorKind::Config,
+                format!(
+                    "MOUNTPOINT {mp} exists but is not a directory: remove it or choose another MOUNTPOINT"
+                ),
+            ));
+        }
+    };
     let client = if cfg.version.is_v4() {
         net::local_addr_towards(cfg.server).ok()
     } else {
@@ -219,7 +257,7 @@ pub fn mount(
             ..cfg.clone()
         };
         let r = exact.mount_request(client);
-        match mount_once(&r, deadline)? {
+        match mount_once(&r, dir, deadline)? {
             Ok(()) => {
                 req = Some(r);
                 break;
@@ -258,30 +296,51 @@ pub fn mount(
         ));
     };
     let after = read_mounts()?;
+    // what this call mounted: new, NFS, on the mount the mount point directory lies on
+    let made: Vec<&MountEntry> = after
+        .iter()
+        .filter(|e| !before.contains(&e.mount_id) && e.is_nfs())
+        .filter(|e| match on {
+            (Some(parent), _) => u64::from(e.parent_id) == parent,
+            (None, dev) => after
+                .iter()
+                .any(|p| p.mount_id == e.parent_id && (p.major, p.minor) == dev),
+        })
+        .collect();
     match state(cfg, &after) {
-        State::Ours { mismatches, .. } if mismatches.is_empty() => return Ok(req),
-        State::Ours { mismatches, .. } => {
-            log::warn!(
-                "mounted {} on {} but it differs from the configuration: {}",
-                req.source,
-                req.target,
-                mismatches.join("; ")
-            );
+        State::Ours { entry, mismatches } if made.iter().any(|m| m.mount_id == entry.mount_id) => {
+            if !mismatches.is_empty() {
+                log::warn!(
+                    "mounted {} on {} but it differs from the configuration: {}",
+                    req.source,
+                    req.target,
+                    mismatches.join("; ")
+                );
+            }
             return Ok(req);
         }
         _ => {}
     }
     let found = mountinfo::find_at(&after, &req.target);
-    let (kind, msg) = describe_foreign(cfg, &req, found, &after);
-    let made = found.filter(|e| !before.contains(&e.mount_id));
-    let tail = match made {
-        None => String::new(),
-        Some(e) if undo(&req.target, e.mount_id, deadline) => {
-            "; the mount was taken off again, nothing is left mounted".to_string()
+    let (kind, mut msg) = describe_foreign(cfg, &req, found, &after);
+    if let Some(away) = made.iter().find(|m| m.path.as_os_str() != mp.as_str()) {
+        msg.push_str(&format!(
+            "; the mount appeared at {} instead (a directory on the way was renamed while mounting)",
+            away.mount_point
+        ));
+    }
+    let mut left = Vec::new();
+    for m in &made {
+        if !undo(m, deadline) {
+            left.push(m.mount_point.as_str());
         }
-        Some(_) => format!(
+    }
+    let tail = match (made.is_empty(), left.is_empty()) {
+        (true, _) => String::new(),
+        (false, true) => "; the mount was taken off again, nothing is left mounted".to_string(),
+        (false, false) => format!(
             "; the mount could not be taken off again: unmount {} by hand",
-            req.target
+            left.join(", ")
         ),
     };
     Err(Error::new(kind, format!("{msg}{tail}")))
@@ -298,13 +357,15 @@ pub enum Method {
 /// What `unmount` did.
 #[derive(Debug, Clone, Default)]
 pub struct UnmountReport {
-    /// Processes that held the mount and were signalled (none when a plain
-    /// unmount succeeded).
+    /// Processes that held the share (in any mount namespace) and were signalled, then those
+    /// of namespaces whose copy could not be unmounted (none when nothing held it).
     pub signalled: Vec<User>,
     /// Pids still alive after TERM and KILL (stuck in the kernel).
     pub survivors: Vec<i32>,
     /// Mounts removed (mount point, method), deepest first.
     pub removed: Vec<(String, Method)>,
+    /// Copies removed in other mount namespaces: (mount point there, namespace, method).
+    pub copies: Vec<(String, String, Method)>,
 }
 
 /// How one `umount2` of one mount ended.
@@ -314,35 +375,49 @@ enum Step {
     /// The mount's path no longer leads to it (renamed, replaced by a link,
     /// unmounted by someone else): nothing was unmounted.
     Elsewhere,
+    /// The kernel will not unmount it in its namespace (locked there).
+    Locked,
     /// Busy, refused, or no answer in time.
     Failed,
 }
 
-fn umount_step(target: &MountEntry, flags: libc::c_int, until: Instant) -> Result<Step, Error> {
+fn umount_step(
+    ns: Option<&users::Namespace>,
+    target: &MountEntry,
+    flags: libc::c_int,
+    until: Instant,
+) -> Result<Step, Error> {
     let mp = &target.mount_point;
-    match child::umount_mount(target, flags, until) {
+    let place = ns
+        .map(|n| format!(" in mount namespace {}", n.name()))
+        .unwrap_or_default();
+    match child::umount_mount_in(ns.map(users::Namespace::fd), target, flags, until) {
         Ok(ChildEnd::Done(Ok(()))) => Ok(Step::Done),
+        Ok(ChildEnd::Done(Err(Errno::EPERM))) if ns.is_some() => {
+            log::debug!("umount2({mp}, {flags:#x}){place}: the mount is locked there");
+            Ok(Step::Locked)
+        }
         Ok(ChildEnd::Done(Err(
             e @ (Errno::EXDEV | Errno::ENOENT | Errno::ENOTDIR | Errno::ELOOP | Errno::EINVAL),
         ))) => {
             log::debug!(
-                "umount2 of mount {} ({mp}, {flags:#x}): {}: its path leads elsewhere now",
+                "umount2 of mount {} ({mp}, {flags:#x}){place}: {}: its path leads elsewhere now",
                 target.mount_id,
                 e.desc()
             );
             Ok(Step::Elsewhere)
         }
         Ok(ChildEnd::Done(Err(e))) => {
-            log::debug!("umount2({mp}, {flags:#x}): {}", e.desc());
+            log::debug!("umount2({mp}, {flags:#x}){place}: {}", e.desc());
             Ok(Step::Failed)
         }
         Ok(ChildEnd::TimedOutKilled) | Ok(ChildEnd::Stuck(_)) => {
-            log::debug!("umount2({mp}, {flags:#x}) did not return in time");
+            log::debug!("umount2({mp}, {flags:#x}){place} did not return in time");
             Ok(Step::Failed)
         }
         Err(e) => Err(Error::new(
             ErrorKind::Failed,
-            format!("cannot start umount of {mp}: {e}"),
+            format!("cannot start umount of {mp}{place}: {e}"),
         )),
     }
 }
@@ -358,52 +433,108 @@ enum Escalation {
     Removed(Method),
     /// Its path leads elsewhere now: look it up again.
     Moved,
+    /// Locked in its namespace: only ending that namespace's processes frees it.
+    Locked,
     /// Every step failed.
     Stuck,
 }
 
-/// One mount: a plain umount; unless `plain_only`, then forced umount (after
-/// which users stuck on the mount may be gone: they are ended again), umount,
-/// lazy detach.
+/// How far unmounting may go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Plan {
+    /// One plain umount of each mount: nobody is signalled.
+    Plain,
+    /// Plain; the holders found again and ended (a child of an ended holder may have kept
+    /// it busy), plain; forced (aborting the mount's requests, which releases calls stuck on
+    /// it), the holders ended again, plain; then a lazy detach, only when that last look found
+    /// no holder left that could keep writing through the detached mount.
+    Full,
+}
+
+/// One step of [`escalate`]: a `umount2` with these flags (and its share of the time left),
+/// or another look for holders.
+#[derive(Debug, Clone, Copy)]
+enum Stage {
+    Umount(libc::c_int, Method, u32),
+    EndHolders,
+}
+
+/// One mount (of namespace `ns`, ours when `None`) through the steps of `plan`.
 fn escalate(
+    ns: Option<&users::Namespace>,
     target: &MountEntry,
-    holders: &users::Target,
-    plain_only: bool,
+    share_of: &users::Target,
+    plan: Plan,
     deadline: Instant,
     report: &mut UnmountReport,
 ) -> Result<Escalation, Error> {
-    let steps: &[(libc::c_int, Method, u32)] = if plain_only {
-        &[(0, Method::Normal, 1)]
-    } else {
-        &[
-            (0, Method::Normal, 4),
-            (libc::MNT_FORCE, Method::Forced, 3),
-            (0, Method::Forced, 3),
-            (libc::MNT_DETACH, Method::Lazy, 1),
-        ]
+    use Stage::{EndHolders, Umount};
+    let full = [
+        Umount(0, Method::Normal, 6),
+        EndHolders,
+        Umount(0, Method::Normal, 5),
+        Umount(libc::MNT_FORCE, Method::Forced, 4),
+        EndHolders,
+        Umount(0, Method::Forced, 3),
+        Umount(libc::MNT_DETACH, Method::Lazy, 1),
+    ];
+    let stages: &[Stage] = match plan {
+        Plan::Plain => &[Umount(0, Method::Normal, 1)],
+        Plan::Full => &full,
     };
-    for (i, &(flags, method, parts)) in steps.iter().enumerate() {
-        if i == 2 {
-            // MNT_FORCE aborted the mount's RPCs: stuck users may be gone now
-            if let Some(again) = users::find_within(holders, share(deadline, 4))
-                && !again.is_empty()
-            {
-                log::warn!(
-                    "{} is still busy after a forced unmount; ending {}",
-                    target.mount_point,
-                    users::describe(&again)
-                );
-                report.survivors =
-                    users::terminate(&again, Duration::from_millis(200), share(deadline, 3));
+    // whether the last look left nobody who could write through a detached mount
+    let mut nobody = false;
+    for stage in stages {
+        match *stage {
+            EndHolders => {
+                let before = report.survivors.len();
+                let scan = end_holders(share_of, share(deadline, 4), report, true);
+                nobody =
+                    scan.is_some_and(|s| s.kept.is_empty()) && report.survivors.len() == before;
             }
-        }
-        match umount_step(target, flags, share(deadline, parts))? {
-            Step::Done => return Ok(Escalation::Removed(method)),
-            Step::Elsewhere => return Ok(Escalation::Moved),
-            Step::Failed => {}
+            Umount(libc::MNT_DETACH, ..) if !nobody => {
+                log::debug!(
+                    "{} is not detached lazily: a holder may be left",
+                    target.mount_point
+                );
+            }
+            Umount(flags, method, parts) => {
+                match umount_step(ns, target, flags, share(deadline, parts))? {
+                    Step::Done => return Ok(Escalation::Removed(method)),
+                    Step::Elsewhere => return Ok(Escalation::Moved),
+                    Step::Locked => return Ok(Escalation::Locked),
+                    Step::Failed => {}
+                }
+            }
         }
     }
     Ok(Escalation::Stuck)
+}
+
+/// Find the processes holding the share in every namespace and end those that may be ended
+/// (TERM, then KILL); returns the scan, `None` when it did not finish by `until`.
+fn end_holders(
+    t: &users::Target,
+    until: Instant,
+    report: &mut UnmountReport,
+    again: bool,
+) -> Option<users::Scan> {
+    let scan = users::scan_within(t, until)?;
+    if !scan.users.is_empty() {
+        log::warn!(
+            "{} is {}busy; ending the processes holding it: {}",
+            t.path.display(),
+            if again { "still " } else { "" },
+            users::describe(&scan.users)
+        );
+        let left = until.saturating_duration_since(Instant::now());
+        let grace = Duration::from_secs(5).min(left / 2);
+        report
+            .survivors
+            .extend(users::terminate(&scan.users, grace, until));
+        report.signalled.extend(scan.users.iter().cloned());
+    }
+    Some(scan)
 }
 
 /// The mount still to remove: `root` while mountinfo shows it, else a copy of
@@ -429,7 +560,8 @@ fn remaining_root(
 fn clear(
     root: &mut MountEntry,
     mount_point: &str,
-    plain_only: bool,
+    share_of: &users::Target,
+    plan: Plan,
     deadline: Instant,
     report: &mut UnmountReport,
 ) -> Result<bool, Error> {
@@ -450,8 +582,7 @@ fn clear(
         if Instant::now() >= deadline {
             return Ok(false);
         }
-        let holders = users::Target::of(&entries, root);
-        let how = escalate(&target, &holders, plain_only, deadline, report)?;
+        let how = escalate(None, &target, share_of, plan, deadline, report)?;
         let gone = !mountinfo::tree(&read_mounts()?, root)
             .iter()
             .any(|e| e.mount_id == target.mount_id);
@@ -460,6 +591,9 @@ fn clear(
                 log::debug!("unmounted {} ({m:?})", target.mount_point);
                 report.removed.push((target.mount_point, m));
             }
+            // an umount that did not return in time had taken it off already (it hung in the
+            // file system's teardown, e.g. talking to the server)
+            Escalation::Stuck if gone => report.removed.push((target.mount_point, Method::Normal)),
             _ if gone => {}
             Escalation::Moved if moved < 3 => moved += 1,
             _ => {
@@ -475,208 +609,189 @@ fn clear(
     Ok(false)
 }
 
-/// Unmount the mount at `mount_point` and everything stacked on it or mounted
-/// inside it, within `deadline`. First a plain unmount, deepest mount first,
-/// signalling nobody; only if that leaves something mounted, the processes
-/// holding the mounts are named in the log and ended (TERM, then KILL), and
-/// each mount goes through umount, forced umount, umount, lazy detach; when a
-/// mount inside still cannot be reached by its path, the root is detached
-/// lazily with everything on it in one step. Then the same for copies of it
-/// it covered. Every mount is unmounted by identity (see
-/// [`child::umount_mount`]): no path a local user can change steers an
-/// unmount outside the tree. Other mounts that only lie below the path
-/// (mounted there before this one covered them) are left alone. Nothing
-/// mounted there is success (idempotent).
+/// Unmount the copies of the share in mount namespace `ns`, deepest first, each by identity
+/// in that namespace. True when the kernel will not unmount one there (locked): only ending
+/// the namespace's processes frees it then.
+fn clear_copies(
+    ns: &users::Namespace,
+    share_of: &users::Target,
+    plan: Plan,
+    deadline: Instant,
+    report: &mut UnmountReport,
+) -> Result<bool, Error> {
+    for copy in &ns.copies {
+        match escalate(Some(ns), copy, share_of, plan, deadline, report)? {
+            Escalation::Removed(m) => {
+                log::debug!("unmounted {} in {} ({m:?})", copy.mount_point, ns.name());
+                report.copies.push((copy.mount_point.clone(), ns.name(), m));
+            }
+            Escalation::Locked => return Ok(true),
+            // gone with its parent, or moved: the last look says what is left
+            Escalation::Moved | Escalation::Stuck => {}
+        }
+    }
+    Ok(false)
+}
+
+/// End every process of namespace `ns` (its copy of the share cannot be unmounted, so each of
+/// them reaches the share by path), unless PID 1, this process or an ancestor lives there.
+fn end_namespace(ns: &users::Namespace, until: Instant, report: &mut UnmountReport) {
+    let copy = ns
+        .copies
+        .last()
+        .map(|c| c.mount_point.clone())
+        .unwrap_or_default();
+    if let Some((pid, comm)) = &ns.guarded {
+        log::warn!(
+            "the copy of the share at {copy} in mount namespace {} cannot be unmounted there, and {pid} ({comm}) lives in it (never signalled)",
+            ns.name()
+        );
+        return;
+    }
+    log::warn!(
+        "the copy of the share at {copy} in mount namespace {} cannot be unmounted there (locked); ending the processes of that namespace: {}",
+        ns.name(),
+        users::describe(&ns.members)
+    );
+    let left = until.saturating_duration_since(Instant::now());
+    report.survivors.extend(users::terminate(
+        &ns.members,
+        Duration::from_secs(5).min(left / 2),
+        until,
+    ));
+    report.signalled.extend(ns.members.iter().cloned());
+}
+
+/// What still reaches the share after `unmount`'s work, in words; empty when nothing does.
+fn still_reached(
+    mount_point: &str,
+    root: &MountEntry,
+    scan: &users::Scan,
+) -> Result<Vec<String>, Error> {
+    let mut left = Vec::new();
+    if remaining_root(&read_mounts()?, mount_point, root).is_some() {
+        left.push(format!("{mount_point} is still mounted"));
+    }
+    if !scan.users.is_empty() {
+        left.push(format!("still held by {}", users::describe(&scan.users)));
+    }
+    if !scan.kept.is_empty() {
+        left.push(format!(
+            "still held by {}, which is never signalled (PID 1, this hook or its caller)",
+            users::describe(&scan.kept)
+        ));
+    }
+    for ns in &scan.namespaces {
+        let at: Vec<&str> = ns
+            .copies
+            .iter()
+            .filter(|c| !ns.copies.iter().any(|o| o.mount_id == c.parent_id))
+            .map(|c| c.mount_point.as_str())
+            .collect();
+        left.push(format!(
+            "still mounted at {} in mount namespace {} (whose processes are {})",
+            at.join(", "),
+            ns.name(),
+            users::describe(&ns.members)
+        ));
+    }
+    Ok(left)
+}
+
+/// Unmount the mount at `mount_point`, everything stacked on it or mounted inside it, and
+/// every copy of it in other mount namespaces, within `deadline`; succeed only when no process
+/// of the node can reach the share any more.
+///
+/// First a plain unmount, deepest mount first, signalling nobody. Then one look at every
+/// process (in every mount namespace, by mount and device identity, see [`users`]): holders
+/// are named in the log and ended (TERM, then KILL) — never PID 1, this process or its
+/// ancestors. Copies in other namespaces are unmounted there by identity (a child enters the
+/// pinned namespace); a copy the kernel will not unmount there (locked in a namespace of
+/// another user namespace) is freed by ending that namespace's processes. Each mount still
+/// here goes through umount, forced umount, umount, and a lazy detach only when no holder is
+/// left that could write through the detached mount. A last look decides: any process still
+/// holding the share, any copy still mounted anywhere, is named in the error. Every mount is
+/// unmounted by identity (see [`child::umount_mount`]): no path a local user can change steers
+/// an unmount outside the tree. Other mounts that only lie below the path (mounted there
+/// before this one covered them) are left alone. Nothing mounted there is success
+/// (idempotent).
 pub fn unmount(mount_point: &str, deadline: Instant) -> Result<UnmountReport, Error> {
     let mut report = UnmountReport::default();
     let entries = read_mounts()?;
     let Some(mut root) = mountinfo::find_at(&entries, mount_point).cloned() else {
         return Ok(report);
     };
-    if clear(
+    let share_of = users::Target::of(&entries, &root);
+    if !share_of.devs.contains(&(root.major, root.minor)) {
+        let other = entries
+            .iter()
+            .filter(|e| (e.major, e.minor) == (root.major, root.minor))
+            .find(|e| !share_of.ids.contains(&e.mount_id))
+            .map_or_else(String::new, |e| format!(" at {}", e.mount_point));
+        log::info!(
+            "the file system of {mount_point} is also mounted{other} (another mount of the same server file system, or a bind mount of part of it): its holders are known by mount, and its copies in other mount namespaces by their place or propagation group"
+        );
+    }
+    // time kept for the last look
+    let reserve =
+        (deadline.saturating_duration_since(Instant::now()) / 6).min(Duration::from_secs(2));
+    let soft = deadline.checked_sub(reserve).unwrap_or(deadline);
+    let mut gone = clear(
         &mut root,
         mount_point,
-        true,
-        share(deadline, 4),
+        &share_of,
+        Plan::Plain,
+        share(soft, 4),
         &mut report,
-    )? {
+    )?;
+    let scan = end_holders(&share_of, share(soft, 3), &mut report, false);
+    if let Some(s) = &scan
+        && gone
+        && s.users.is_empty()
+        && s.kept.is_empty()
+        && s.namespaces.is_empty()
+    {
+        // unmounted, and nothing anywhere holds or mounts it: that look was the last one
         return Ok(report);
     }
-    let holders = users::Target::of(&read_mounts()?, &root);
-    let found = users::find_within(&holders, share(deadline, 4)).unwrap_or_default();
-    if !found.is_empty() {
-        log::warn!(
-            "{mount_point} is busy; ending the processes holding it: {}",
-            users::describe(&found)
-        );
-        let grace =
-            Duration::from_secs(5).min(deadline.saturating_duration_since(Instant::now()) / 4);
-        report.survivors = users::terminate(&found, grace, share(deadline, 3));
-        report.signalled = found;
-    }
-    // time kept for the last resort below
-    let reserve =
-        (deadline.saturating_duration_since(Instant::now()) / 8).min(Duration::from_millis(500));
-    let soft = deadline.checked_sub(reserve).unwrap_or(deadline);
-    if clear(&mut root, mount_point, false, soft, &mut report)? {
-        return Ok(report);
-    }
-    if let Some(left) = remaining_root(&read_mounts()?, mount_point, &root) {
-        log::debug!("detaching {mount_point} with everything mounted on it");
-        if umount_step(&left, libc::MNT_DETACH, deadline)? == Step::Done
-            && remaining_root(&read_mounts()?, mount_point, &left).is_none()
-        {
-            report.removed.push((left.mount_point, Method::Lazy));
-            return Ok(report);
+    for ns in scan.iter().flat_map(|s| &s.namespaces) {
+        let until = share(soft, 2);
+        if clear_copies(ns, &share_of, Plan::Full, until, &mut report)? {
+            end_namespace(ns, until, &mut report);
         }
-    } else {
+    }
+    drop(scan);
+    if !gone {
+        gone = clear(
+            &mut root,
+            mount_point,
+            &share_of,
+            Plan::Full,
+            soft,
+            &mut report,
+        )?;
+    }
+    let Some(last) = users::scan_within(&share_of, deadline) else {
+        return Err(Error::new(
+            ErrorKind::Timeout,
+            format!(
+                "{mount_point}: could not make sure that no process still reaches the share (listing the processes did not finish in time)"
+            ),
+        ));
+    };
+    let left = still_reached(mount_point, &root, &last)?;
+    if left.is_empty() {
         return Ok(report);
     }
+    log::debug!("{mount_point}: every mount of this namespace's tree taken off: {gone}");
     Err(Error::new(
-        ErrorKind::Timeout,
+        ErrorKind::Failed,
         format!(
-            "could not unmount {mount_point} in time (still mounted after normal, forced and lazy attempts); {} process(es) still hold it",
-            report.survivors.len()
+            "{mount_point} can still be reached on this node: {}: end those processes (or unmount the copies) by hand, then run remove again",
+            left.join("; ")
         ),
     ))
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::os::unix::ffi::OsStrExt;
-    use std::process::Command;
-
-    fn sh(cmd: &str) {
-        let st = Command::new("sh").args(["-c", cmd]).status().unwrap();
-        assert!(st.success(), "{cmd}");
-    }
-
-    fn mounted_at(path: &[u8]) -> bool {
-        mountinfo::read_self()
-            .unwrap()
-            .iter()
-            .any(|e| e.path.as_os_str().as_bytes() == path)
-    }
-
-    /// Runs itself again as root in a private mount namespace (`unshare -m`): a tmpfs tree
-    /// stands in for the NFS mount, with a submount at `u/efi` and one with a non-UTF-8 name.
-    /// After mountinfo was read, `u` is renamed and replaced by a link to a victim directory
-    /// that has its own `efi` mount: the stale path leads to the victim, which is refused;
-    /// unmount then takes the whole tree (the renamed submount included) and the victim stays.
-    #[test]
-    fn unmount_by_identity_is_not_steered_by_a_swapped_path() {
-        const INNER: &str = "NAS_TEST_UNMOUNT_SWAP";
-        let name = "ops::tests::unmount_by_identity_is_not_steered_by_a_swapped_path";
-        if std::env::var_os(INNER).is_none() {
-            if !nix::unistd::geteuid().is_root() {
-                eprintln!(
-                    "skipped: needs root for a private mount namespace (the VM test covers it)"
-                );
-                return;
-            }
-            crate::rerun_test_under(&["unshare", "-m", "--propagation", "private"], name, INNER);
-            return;
-        }
-        let d = std::env::temp_dir().join(format!("nas-swap-{}", std::process::id()));
-        let d = d.to_str().unwrap();
-        sh(&format!(
-            "mkdir -p {d}/tree {d}/victim && mount -t tmpfs victim {d}/victim && mkdir {d}/victim/efi && mount -t tmpfs victim-efi {d}/victim/efi && mount -t tmpfs tree {d}/tree && mkdir -p {d}/tree/u/efi {d}/tree/$(printf '\\377') && mount -t tmpfs user-efi {d}/tree/u/efi && mount -t tmpfs latin1 {d}/tree/$(printf '\\377')"
-        ));
-        let entries = mountinfo::read_self().unwrap();
-        let efi = mountinfo::find_at(&entries, &format!("{d}/tree/u/efi"))
-            .unwrap()
-            .clone();
-        sh(&format!(
-            "mv {d}/tree/u {d}/tree/u2 && ln -s {d}/victim {d}/tree/u"
-        ));
-        let until = Instant::now() + Duration::from_secs(5);
-        let r = child::umount_mount(&efi, 0, until).unwrap();
-        assert!(
-            matches!(r, ChildEnd::Done(Err(Errno::ENOTDIR | Errno::ELOOP))),
-            "{r:?}"
-        );
-        // the same path with the link followed by hand: another mount, refused by its id
-        let mut elsewhere = efi.clone();
-        elsewhere.path = format!("{d}/victim/efi").into();
-        let r = child::umount_mount(&elsewhere, libc::MNT_DETACH, until).unwrap();
-        assert_eq!(r, ChildEnd::Done(Err(Errno::EXDEV)));
-        assert!(mounted_at(format!("{d}/victim/efi").as_bytes()));
-        let report = unmount(&format!("{d}/tree"), until).unwrap();
-        assert!(
-            report.signalled.is_empty(),
-            "nothing held it: nobody signalled"
-        );
-        assert!(!mounted_at(format!("{d}/tree").as_bytes()));
-        assert!(!mounted_at(format!("{d}/tree/u2/efi").as_bytes()));
-        let mut latin1 = format!("{d}/tree/").into_bytes();
-        latin1.push(0xff);
-        assert!(!mounted_at(&latin1));
-        assert!(
-            mounted_at(format!("{d}/victim/efi").as_bytes()),
-            "the victim was unmounted"
-        );
-        assert!(mounted_at(format!("{d}/victim").as_bytes()));
-        assert!(
-            report.removed.iter().all(|(_, m)| *m == Method::Normal),
-            "{:?}",
-            report.removed
-        );
-        sh(&format!("umount {d}/victim/efi {d}/victim && rm -r {d}"));
-    }
-
-    use std::net::IpAddr;
-
-    /// B mounted 192.0.2.1:/export (4.1); the kernel merged it onto A's connection to
-    /// 127.0.0.1 (as captured from kernel 6.1 against knfsd).
-    const MERGED: &str = "\
-40 1 0:50 / /mnt/ka rw,relatime - nfs4 127.0.0.1:/export rw,vers=4.2,hard,proto=tcp,timeo=600,retrans=2,sec=sys,clientaddr=127.0.0.1,local_lock=none,addr=127.0.0.1
-41 1 0:50 / /mnt/kb rw,relatime - nfs4 127.0.0.1:/export rw,vers=4.2,hard,proto=tcp,timeo=600,retrans=2,sec=sys,clientaddr=127.0.0.1,local_lock=none,addr=127.0.0.1
-";
-
-    fn cfg(server: &str, mp: &str, v: crate::Version) -> NfsConfig {
-        let ip: IpAddr = server.parse().unwrap();
-        NfsConfig::new(ip, "/export", mp, v, None).unwrap()
-    }
-
-    #[test]
-    fn merged_mount_is_named_as_such() {
-        let e = mountinfo::parse(MERGED).unwrap();
-        let b = cfg("192.0.2.1", "/mnt/kb", crate::Version::V4_1);
-        assert!(matches!(state(&b, &e), State::Other(_)));
-        let req = b.mount_request(None);
-        let (kind, msg) = describe_foreign(&b, &req, mountinfo::find_at(&e, "/mnt/kb"), &e);
-        assert_eq!(kind, ErrorKind::Config);
-        assert!(
-            msg.contains("merged this mount onto the existing connection to the same server at 127.0.0.1, which /mnt/ka is mounted by"),
-            "{msg}"
-        );
-        assert!(msg.contains("set SERVER=127.0.0.1"), "{msg}");
-        // something else entirely, or nothing: a failure, not a configuration matter
-        let other = cfg("192.0.2.1", "/mnt/ka", crate::Version::V4_1);
-        let o = NfsConfig {
-            export: "/other".into(),
-            ..other
-        };
-        let req = o.mount_request(None);
-        let (kind, msg) = describe_foreign(&o, &req, mountinfo::find_at(&e, "/mnt/ka"), &e);
-        assert_eq!(kind, ErrorKind::Failed);
-        assert!(
-            msg.contains("shows 127.0.0.1:/export (nfs4, addr=127.0.0.1)"),
-            "{msg}"
-        );
-        let (kind, msg) = describe_foreign(&o, &req, None, &e);
-        assert_eq!(kind, ErrorKind::Failed);
-        assert!(msg.contains("nothing mounted"), "{msg}");
-    }
-
-    #[test]
-    fn sources_split_into_server_and_export() {
-        assert_eq!(
-            split_source("10.0.2.2:/export/"),
-            Some(("10.0.2.2", "/export"))
-        );
-        assert_eq!(split_source("[fd00::2]:/e"), Some(("fd00::2", "/e")));
-        assert_eq!(split_source("nocolon"), None);
-    }
-}
+mod tests;

@@ -26,15 +26,19 @@ use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use nfs3_client::nfs3_types::mount::dirpath;
+use nfs3_client::nfs3_types::mount::{FHSIZE3, MNTNAMLEN, MNTPATHLEN, dirpath, mountstat3};
 use nfs3_client::nfs3_types::nfs3::{GETATTR3args, Nfs3Result, nfs_fh3};
 use nfs3_client::nfs3_types::rpc::{auth_unix, opaque_auth};
 use nfs3_client::nfs3_types::xdr_codec::{self, Opaque, Pack, Unpack, Void};
 use nfs3_client::rpc::RpcClient;
-use nfs3_client::{MountClient, MountError, Nfs3Client, PortmapError, PortmapperClient, RpcError};
+use nfs3_client::{Nfs3Client, PortmapError, PortmapperClient, RpcError};
 
 use crate::net::{Conn, block_on, connect_privileged, connect_tcp, join, join_ok};
 use crate::options::Version;
+
+mod survey;
+
+pub use survey::{Survey, survey};
 
 pub const PMAP_PORT: u16 = 111;
 pub const NFS_PORT: u16 = 2049;
@@ -55,6 +59,10 @@ pub enum FailKind {
     Denied,
     /// The server answers NFSv4 but not in the minor version asked for.
     Mismatch,
+    /// The server sent a reply no ONC RPC server sends (a record larger than a probe can
+    /// need, a length beyond the protocol's, a CALL where a REPLY belongs, bytes that do not
+    /// decode): refused before anything is allocated from it.
+    Malformed,
     /// Anything else (malformed reply, local error).
     Other,
 }
@@ -67,6 +75,7 @@ impl fmt::Display for FailKind {
             FailKind::Unavailable => "not offered",
             FailKind::Denied => "denied",
             FailKind::Mismatch => "minor version not offered",
+            FailKind::Malformed => "malformed reply",
             FailKind::Other => "failed",
         })
     }
@@ -209,6 +218,7 @@ fn io_kind(e: &io::Error) -> FailKind {
         | io::ErrorKind::ConnectionAborted
         | io::ErrorKind::UnexpectedEof
         | io::ErrorKind::BrokenPipe => FailKind::Refused,
+        io::ErrorKind::InvalidData => FailKind::Malformed,
         _ if e.raw_os_error() == Some(libc::EHOSTUNREACH)
             || e.raw_os_error() == Some(libc::ENETUNREACH) =>
         {
@@ -231,6 +241,11 @@ fn rpc_fail(e: RpcError) -> (FailKind, String) {
             format!("version not offered (server speaks {low} to {high})"),
         ),
         RpcError::Auth(_) => (FailKind::Denied, e.to_string()),
+        RpcError::Xdr(_)
+        | RpcError::UnexpectedCall
+        | RpcError::UnexpectedXid
+        | RpcError::NotFullyParsed { .. }
+        | RpcError::FragmentedReply => (FailKind::Malformed, e.to_string()),
         other => (FailKind::Other, other.to_string()),
     }
 }
@@ -246,10 +261,90 @@ fn pmap_fail(e: PortmapError) -> (FailKind, String) {
     }
 }
 
-fn mount_fail(e: MountError) -> (FailKind, String) {
-    match e {
-        MountError::Rpc(r) => rpc_fail(r),
-        MountError::Denied(s) => (FailKind::Denied, format!("{s:?}")),
+/// Reads one XDR word.
+fn xdr_u32(input: &mut impl Read) -> xdr_codec::Result<u32> {
+    u32::unpack(input).map(|(v, _)| v)
+}
+
+/// Reads a variable-length opaque of at most `max` bytes (its padding included). A longer
+/// length is refused before anything is allocated: `nfs3_client`'s own decoder allocates
+/// whatever length a reply claims.
+fn xdr_opaque(input: &mut impl Read, max: usize) -> xdr_codec::Result<(Vec<u8>, usize)> {
+    let len = xdr_u32(input)? as usize;
+    if len > max {
+        return Err(xdr_codec::Error::InvalidLength(len));
+    }
+    let padded = len.div_ceil(4) * 4;
+    let mut buf = vec![0u8; padded];
+    input.read_exact(&mut buf)?;
+    buf.truncate(len);
+    Ok((buf, 4 + padded))
+}
+
+/// The MOUNT v3 procedures a probe calls.
+const MOUNTPROC3_MNT: u32 = 1;
+const MOUNTPROC3_UMNT: u32 = 3;
+const MOUNTPROC3_EXPORT: u32 = 5;
+
+/// A `mountres3` read within the protocol's limits: the root file handle (at most `FHSIZE3`
+/// bytes; the auth flavors that follow it are read and dropped), or the refusal.
+enum MntReply {
+    Ok(Vec<u8>),
+    Refused(String),
+}
+
+impl Unpack for MntReply {
+    fn unpack(input: &mut impl Read) -> xdr_codec::Result<(Self, usize)> {
+        let status = xdr_u32(input)?;
+        if status != 0 {
+            let name = mountstat3::unpack(&mut io::Cursor::new(status.to_be_bytes()))
+                .map_or_else(|_| format!("mountstat3 {status}"), |(m, _)| m.to_string());
+            return Ok((MntReply::Refused(name), 4));
+        }
+        let (fh, n) = xdr_opaque(input, FHSIZE3)?;
+        let flavors = xdr_u32(input)? as usize;
+        // RFC 1813 names a handful of flavors; a longer list is no reply of a MOUNT server
+        if flavors > 64 {
+            return Err(xdr_codec::Error::InvalidLength(flavors));
+        }
+        for _ in 0..flavors {
+            xdr_u32(input)?;
+        }
+        Ok((MntReply::Ok(fh), 4 + n + 4 + 4 * flavors))
+    }
+}
+
+/// MOUNT's export list (`exports`), each path and group name read within the protocol's
+/// limits (MNTPATHLEN, MNTNAMLEN); only the paths are kept.
+struct ExportList(Vec<String>);
+
+impl Unpack for ExportList {
+    fn unpack(input: &mut impl Read) -> xdr_codec::Result<(Self, usize)> {
+        // every turn reads a word of a record of at most MAX_RECORD bytes: this ends
+        let (mut paths, mut read) = (Vec::new(), 4);
+        while xdr_u32(input)? != 0 {
+            let (dir, n) = xdr_opaque(input, MNTPATHLEN)?;
+            read += n + 4;
+            paths.push(String::from_utf8_lossy(&dir).into_owned());
+            while xdr_u32(input)? != 0 {
+                read += xdr_opaque(input, MNTNAMLEN)?.1 + 4;
+            }
+            read += 4;
+        }
+        Ok((ExportList(paths), read))
+    }
+}
+
+/// MOUNT MNT of `export`: its root file handle, or why not.
+async fn mount_mnt(rpc: &mut RpcClient<Conn>, export: &str) -> Result<Vec<u8>, (FailKind, String)> {
+    let path = dirpath(Opaque::borrowed(export.as_bytes()));
+    match rpc
+        .call::<dirpath, MntReply>(MOUNT_PROGRAM, 3, MOUNTPROC3_MNT, &path)
+        .await
+        .map_err(rpc_fail)?
+    {
+        MntReply::Ok(fh) => Ok(fh),
+        MntReply::Refused(why) => Err((FailKind::Denied, why)),
     }
 }
 
@@ -385,14 +480,10 @@ async fn probe_v3_async(
                 connect_step(SocketAddr::new(server, port), true, deadline),
             )
             .await?;
-        let mut mnt = MountClient::new_with_auth(c, auth_sys(), opaque_auth::default());
+        let mut mnt = RpcClient::new_with_auth(c, auth_sys(), opaque_auth::default());
         let fh = m
             .step("mount MNT", async {
-                let ok = mnt
-                    .mnt(dirpath(Opaque::borrowed(export.as_bytes())))
-                    .await
-                    .map_err(mount_fail)?;
-                let fh = ok.fhandle.0.to_vec();
+                let fh = mount_mnt(&mut mnt, export).await?;
                 let len = fh.len();
                 Ok((fh, format!("{export}: file handle of {len} bytes")))
             })
@@ -422,7 +513,11 @@ async fn probe_v3_async(
     let getattr = getattr_step(&mut n, &mut nfs, fh.clone());
     // Best effort, beside GETATTR: keep the server's mount list clean.
     let umnt = async {
-        if let Err(e) = mnt.umnt(dirpath(Opaque::borrowed(export.as_bytes()))).await {
+        let path = dirpath(Opaque::borrowed(export.as_bytes()));
+        if let Err(e) = mnt
+            .call::<dirpath, Void>(MOUNT_PROGRAM, 3, MOUNTPROC3_UMNT, &path)
+            .await
+        {
             log::debug!("probe: UMNT {export} failed: {e}");
         }
     };
@@ -722,130 +817,5 @@ pub fn probe(server: IpAddr, export: &str, version: Version, deadline: Instant) 
     }
 }
 
-/// What a server offers, for `probe SERVER [EXPORT]`.
-#[derive(Debug, Clone)]
-pub struct Survey {
-    /// (program, version, protocol, port) from the portmapper, if it answered.
-    pub portmap: Result<Vec<(u32, u32, u32, u32)>, String>,
-    /// Exported paths from MOUNT EXPORT (v3), if mountd answered.
-    pub exports: Result<Vec<String>, String>,
-    /// NFS NULL on 2049 per version: Ok(rtt) or the failure.
-    pub nfs_versions: Vec<(u32, Result<Duration, String>)>,
-}
-
-/// The earlier of `deadline` and `1/parts` of the time left before it, so
-/// one silent service cannot use up the time of those asked after it.
-fn slice(deadline: Instant, parts: u32) -> Instant {
-    let left = deadline.saturating_duration_since(Instant::now());
-    Instant::now() + left / parts.max(1)
-}
-
-/// Ask the server what it offers; all of it ends by `deadline`.
-pub fn survey(server: IpAddr, deadline: Instant) -> Survey {
-    let pmap_addr = SocketAddr::new(server, PMAP_PORT);
-    let mut s = Survey {
-        portmap: Err("not asked".into()),
-        exports: Err("not asked".into()),
-        nfs_versions: Vec::new(),
-    };
-    let until = slice(deadline, 4);
-    s.portmap = (|| {
-        let list = block_on(
-            async {
-                let c = conn(pmap_addr, false, until).await?;
-                Ok::<_, io::Error>(PortmapperClient::new(c).dump().await)
-            },
-            until,
-        )
-        .and_then(|r| r)
-        .map_err(|e| e.to_string())?
-        .map_err(|e| rpc_fail(e).1)?;
-        Ok(list
-            .into_iter()
-            .map(|m| (m.prog, m.vers, m.prot, m.port))
-            .collect::<Vec<_>>())
-    })();
-    let mount_port = s.portmap.as_ref().ok().and_then(|list| {
-        list.iter()
-            .find(|m| m.0 == MOUNT_PROGRAM && m.1 == 3 && m.2 == IPPROTO_TCP)
-            .and_then(|m| u16::try_from(m.3).ok())
-    });
-    let until = slice(deadline, 3);
-    s.exports = match mount_port {
-        None if s.portmap.is_err() => Err("not asked: the portmapper did not answer".into()),
-        None => Err("no MOUNT v3 over TCP registered (NFSv4-only server?)".into()),
-        Some(port) => (|| {
-            let ex = block_on(
-                async {
-                    let c = conn(SocketAddr::new(server, port), true, until).await?;
-                    let mut mc = MountClient::new_with_auth(c, auth_sys(), opaque_auth::default());
-                    Ok::<_, io::Error>(mc.export().await)
-                },
-                until,
-            )
-            .and_then(|r| r)
-            .map_err(|e| e.to_string())?
-            .map_err(|e| rpc_fail(e).1)?;
-            Ok(ex
-                .into_inner()
-                .into_iter()
-                .map(|n| String::from_utf8_lossy(n.ex_dir.0.as_ref()).into_owned())
-                .collect())
-        })(),
-    };
-    for (vers, parts) in [(3u32, 2), (4, 1)] {
-        let until = slice(deadline, parts);
-        let t0 = Instant::now();
-        let r = (|| {
-            block_on(
-                async {
-                    let c = conn(SocketAddr::new(server, NFS_PORT), vers == 3, until).await?;
-                    let mut rpc = RpcClient::new(c);
-                    Ok::<_, io::Error>(rpc.call::<Void, Void>(NFS_PROGRAM, vers, 0, &Void).await)
-                },
-                until,
-            )
-            .and_then(|r| r)
-            .map_err(|e| e.to_string())?
-            .map_err(|e| rpc_fail(e).1)?;
-            Ok(t0.elapsed())
-        })();
-        s.nfs_versions.push((vers, r));
-    }
-    s
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn compound_args_layout() {
-        let a = compound_args(1);
-        assert_eq!(a.len(), 28);
-        assert_eq!(be32(&a, 4), Some(1));
-        assert_eq!(be32(&a, 8), Some(2));
-        assert_eq!(be32(&a, 12), Some(24));
-        assert_eq!(be32(&a, 16), Some(9));
-    }
-
-    #[test]
-    fn minor_versions_asked() {
-        assert_eq!(v4_minors(Version::V4), [2, 1, 0]);
-        assert_eq!(v4_minors(Version::V4_0), [0]);
-        assert_eq!(minors_text(&[2, 1]), "4.1, 4.2");
-    }
-
-    #[test]
-    fn refused_port_is_classified_as_refused() {
-        // Port 1 on loopback: nothing listens there.
-        let deadline = Instant::now() + Duration::from_secs(2);
-        let e = block_on(
-            conn(SocketAddr::from(([127, 0, 0, 1], 1)), false, deadline),
-            deadline,
-        )
-        .unwrap()
-        .unwrap_err();
-        assert_eq!(io_kind(&e), FailKind::Refused);
-    }
-}
+mod tests;

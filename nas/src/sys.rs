@@ -27,26 +27,31 @@ pub(crate) enum ChildOp<'a> {
     Stat(&'a CStr),
     /// As `Stat`, then open the directory and read one batch of entries.
     Read(&'a CStr),
-    /// `mount(2)`.
+    /// `mount(2)` on one directory named by identity: walk from `/` through `parents`
+    /// refusing every symbolic link ([`walk`]), open `last` in the directory reached without
+    /// following it, check that it is the directory the caller saw (`dir`: device and inode;
+    /// else `EXDEV`) and that nothing is mounted on it (else `EBUSY`: never a second mount
+    /// stacked on one), and mount on that pinned directory (`/proc/self/fd/N`).
     Mount {
+        parents: &'a [&'a CStr],
+        last: &'a CStr,
+        dir: ((u32, u32), u64),
         source: &'a CStr,
-        target: &'a CStr,
         fstype: &'a CStr,
         flags: libc::c_ulong,
         data: &'a CStr,
-    },
-    /// `umount2(2)` of a path as given (tests and callers without a mountinfo entry).
-    Umount {
-        target: &'a CStr,
-        flags: libc::c_int,
     },
     /// `umount2(2)` of one mount named by identity: walk from `/` through
     /// `parents` refusing every symbolic link, open `last` in the directory
     /// reached without following it, check that it is the root of mount `mnt_id`
     /// (kernels before 5.8 report no mount id: device `dev` then), and unmount
     /// `last` relative to that pinned directory with `UMOUNT_NOFOLLOW`. A path
-    /// that leads elsewhere ends with `EXDEV` and nothing is unmounted.
+    /// that leads elsewhere ends with `EXDEV` and nothing is unmounted. With `ns`, all of
+    /// it happens in that mount namespace (`setns(2)` first, which also makes its root the
+    /// child's root); a mount the kernel will not unmount there (locked, as copies in a
+    /// namespace of another user namespace are) ends with `EPERM`.
     UmountMount {
+        ns: Option<RawFd>,
         parents: &'a [&'a CStr],
         last: &'a CStr,
         mnt_id: u64,
@@ -82,6 +87,16 @@ pub(crate) fn spawn(op: &ChildOp<'_>) -> io::Result<Pid> {
         return Err(io::Error::last_os_error());
     }
     if pid == 0 {
+        // before the descriptors go: the namespace to act in is one of them
+        if let ChildOp::UmountMount { ns: Some(fd), .. } = op {
+            // SAFETY: setns takes a descriptor and a flag; on failure the child exits with the
+            // errno through the async-signal-safe `_exit`.
+            unsafe {
+                if libc::setns(*fd, libc::CLONE_NEWNS) != 0 {
+                    libc::_exit(errno_code());
+                }
+            }
+        }
         detach_descriptors();
         let code = run_child(op);
         // SAFETY: `_exit` is async-signal-safe and never returns.
@@ -214,37 +229,192 @@ fn run_child(op: &ChildOp<'_>) -> libc::c_int {
             read_dir(path)
         }
         ChildOp::Mount {
+            parents,
+            last,
+            dir,
             source,
-            target,
             fstype,
             flags,
             data,
-        } => {
-            // SAFETY: all pointers are NUL-terminated strings owned by the
-            // parent's stack frame, which the child's copy of memory keeps.
-            let rc = unsafe {
-                libc::mount(
-                    source.as_ptr(),
-                    target.as_ptr(),
-                    fstype.as_ptr(),
-                    *flags,
-                    data.as_ptr().cast(),
-                )
-            };
-            if rc == 0 { 0 } else { errno_code() }
-        }
-        ChildOp::Umount { target, flags } => {
-            // SAFETY: `target` is a valid NUL-terminated string.
-            let rc = unsafe { libc::umount2(target.as_ptr(), *flags) };
-            if rc == 0 { 0 } else { errno_code() }
-        }
+        } => mount_at(parents, last, *dir, source, fstype, *flags, data),
         ChildOp::UmountMount {
+            ns,
             parents,
             last,
             mnt_id,
             dev,
             flags,
-        } => umount_mount(parents, last, *mnt_id, *dev, *flags),
+        } => match umount_mount(parents, last, *mnt_id, *dev, *flags) {
+            // the path led to the mount (checked by id): refused means locked in its namespace
+            libc::EINVAL if ns.is_some() => libc::EPERM,
+            code => code,
+        },
+    }
+}
+
+/// Walks from `/` through `parents`, each one opened `O_PATH|O_DIRECTORY|O_NOFOLLOW` in the
+/// one before it, so no symbolic link anywhere is followed and nothing a path names can change
+/// under the walk; with `create`, a missing component is made first (`mkdirat`, that mode).
+/// Returns the last directory's descriptor, or the index of the component that failed and the
+/// errno (`ENOTDIR` for a link or a file in the way). Only raw system calls: children call it
+/// after `fork`.
+pub(crate) fn walk(
+    parents: &[&CStr],
+    create: Option<libc::mode_t>,
+) -> Result<RawFd, (usize, libc::c_int)> {
+    let step = libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+    // SAFETY: plain system calls on NUL-terminated strings the caller owns and on integers;
+    // every descriptor but the one returned is closed.
+    unsafe {
+        let mut dir = libc::open(c"/".as_ptr(), step);
+        if dir < 0 {
+            return Err((0, errno_code()));
+        }
+        for (i, c) in parents.iter().enumerate() {
+            let mut next = libc::openat(dir, c.as_ptr(), step);
+            if next < 0
+                && let Some(mode) = create
+                && *libc::__errno_location() == libc::ENOENT
+                && (libc::mkdirat(dir, c.as_ptr(), mode) == 0
+                    || *libc::__errno_location() == libc::EEXIST)
+            {
+                next = libc::openat(dir, c.as_ptr(), step);
+            }
+            if next < 0 {
+                let e = errno_code();
+                libc::close(dir);
+                return Err((i, e));
+            }
+            libc::close(dir);
+            dir = next;
+        }
+        Ok(dir)
+    }
+}
+
+/// [`walk`] for the parent process: the descriptor owned.
+pub(crate) fn walk_owned(
+    parents: &[&CStr],
+    create: Option<libc::mode_t>,
+) -> Result<OwnedFd, (usize, libc::c_int)> {
+    let fd = walk(parents, create)?;
+    // SAFETY: `walk` returns a descriptor it just opened and nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// What `statx(2)` says of a file without asking a network file system for fresh attributes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Stx {
+    /// `S_IFMT` bits of the mode.
+    pub kind: u32,
+    pub dev: (u32, u32),
+    pub ino: u64,
+    /// `None` before Linux 5.8.
+    pub mnt_id: Option<u64>,
+}
+
+/// `statx(2)` of `name` in directory `dir` (`""`: `dir` itself), never following a symbolic
+/// link, without syncing attributes (`AT_STATX_DONT_SYNC`: no server is asked) or triggering
+/// an automount. Only raw system calls.
+pub(crate) fn stat_at(dir: RawFd, name: &CStr) -> Result<Stx, libc::c_int> {
+    // SAFETY: a zeroed statx is a valid out-parameter; `name` is NUL-terminated and `stx`
+    // outlives the call.
+    unsafe {
+        let mut stx: libc::statx = std::mem::zeroed();
+        let empty = if name.is_empty() {
+            libc::AT_EMPTY_PATH
+        } else {
+            0
+        };
+        let rc = libc::syscall(
+            libc::SYS_statx,
+            dir,
+            name.as_ptr(),
+            empty | libc::AT_SYMLINK_NOFOLLOW | AT_STATX_DONT_SYNC | AT_NO_AUTOMOUNT,
+            libc::STATX_TYPE | libc::STATX_INO | STATX_MNT_ID,
+            &mut stx as *mut libc::statx,
+        );
+        if rc != 0 {
+            return Err(errno_code());
+        }
+        Ok(Stx {
+            kind: u32::from(stx.stx_mode) & libc::S_IFMT,
+            dev: (stx.stx_dev_major, stx.stx_dev_minor),
+            ino: stx.stx_ino,
+            mnt_id: (stx.stx_mask & STATX_MNT_ID != 0).then_some(stx.stx_mnt_id),
+        })
+    }
+}
+
+/// `/proc/self/fd/N` for descriptor `fd`, written into `buf` without allocating.
+fn fd_path(fd: RawFd, buf: &mut [u8; 32]) -> &CStr {
+    const PREFIX: &[u8] = b"/proc/self/fd/";
+    buf[..PREFIX.len()].copy_from_slice(PREFIX);
+    let mut digits = [0u8; 10];
+    let (mut n, mut len) = (fd.unsigned_abs(), 0);
+    loop {
+        digits[len] = b'0' + (n % 10) as u8;
+        len += 1;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for i in 0..len {
+        buf[PREFIX.len() + i] = digits[len - 1 - i];
+    }
+    buf[PREFIX.len() + len] = 0;
+    CStr::from_bytes_until_nul(&buf[..]).unwrap_or(c"/")
+}
+
+fn mount_at(
+    parents: &[&CStr],
+    last: &CStr,
+    want: ((u32, u32), u64),
+    source: &CStr,
+    fstype: &CStr,
+    flags: libc::c_ulong,
+    data: &CStr,
+) -> libc::c_int {
+    let dir = match walk(parents, None) {
+        Ok(d) => d,
+        Err((_, e)) => return e,
+    };
+    // SAFETY: raw system calls on integers and NUL-terminated strings the parent prepared (the
+    // child's copy of its memory keeps them); the path buffer lives on this stack.
+    unsafe {
+        let t = libc::openat(
+            dir,
+            last.as_ptr(),
+            libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+        );
+        if t < 0 {
+            return errno_code();
+        }
+        let (Ok(at), Ok(above)) = (stat_at(t, c""), stat_at(dir, c"")) else {
+            return libc::EIO;
+        };
+        if (at.dev, at.ino) != want {
+            return libc::EXDEV;
+        }
+        // something mounted on it already: its root is another mount (device, before 5.8)
+        let covered = match (at.mnt_id, above.mnt_id) {
+            (Some(a), Some(b)) => a != b,
+            _ => at.dev != above.dev,
+        };
+        if covered {
+            return libc::EBUSY;
+        }
+        let mut buf = [0u8; 32];
+        let target = fd_path(t, &mut buf);
+        let rc = libc::mount(
+            source.as_ptr(),
+            target.as_ptr(),
+            fstype.as_ptr(),
+            flags,
+            data.as_ptr().cast(),
+        );
+        if rc == 0 { 0 } else { errno_code() }
     }
 }
 
@@ -255,23 +425,14 @@ fn umount_mount(
     dev: (u32, u32),
     flags: libc::c_int,
 ) -> libc::c_int {
-    let step = libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+    let dir = match walk(parents, None) {
+        Ok(d) => d,
+        Err((_, e)) => return e,
+    };
     // SAFETY: every pointer is a NUL-terminated string prepared by the parent (the child's copy
     // of its memory keeps them); `stx` is a zeroed out-parameter on this stack; descriptors
     // are plain integers, and the child exits right after, closing any left open.
     unsafe {
-        let mut dir = libc::open(c"/".as_ptr(), step);
-        if dir < 0 {
-            return errno_code();
-        }
-        for c in parents {
-            let next = libc::openat(dir, c.as_ptr(), step);
-            if next < 0 {
-                return errno_code();
-            }
-            libc::close(dir);
-            dir = next;
-        }
         let t = libc::openat(
             dir,
             last.as_ptr(),

@@ -1,40 +1,41 @@
-//! Which processes hold a mount, found by walking `/proc` — never `fuser`,
-//! which stats every open file and so hangs on any dead NFS mount.
+//! Which processes hold a share, found by walking `/proc` — never `fuser`, which stats every
+//! open file and so hangs on any dead NFS mount — in every mount namespace of the node.
 //!
-//! Each process is pinned while it is inspected and signalled: its
-//! `/proc/PID` directory is opened once, its start time read first through
-//! that descriptor, everything else read through it, and signals go through it
-//! with `pidfd_send_signal(2)`, so a pid reused by another process meanwhile is
-//! never inspected or signalled in its place. Never considered: PID 1, this
-//! process and its ancestors (the hook's callers), and processes in another
-//! mount namespace (they hold copies of the mount, never the mount itself).
+//! Each process is pinned while it is inspected and signalled: its `/proc/PID` directory is
+//! opened once, its start time read first through that descriptor, everything else read
+//! through it, and signals go through it with `pidfd_send_signal(2)`, so a pid reused by
+//! another process meanwhile is never inspected or signalled in its place. Never signalled:
+//! PID 1, this process and its ancestors (the hook's callers); those are reported as
+//! [`Scan::kept`] when they hold the share.
 //!
-//! A process holds the mount when its working directory, root, executable or
-//! an open descriptor lies on one of the mount ids being removed (`statx`
-//! `STATX_MNT_ID` of the `/proc` links, which does not ask the server for
-//! fresh attributes; `mnt_id` of `fdinfo`), or a memory mapping lies on one of
-//! their device numbers — identities, not path strings, which a same-named
-//! directory elsewhere would also match. Kernels before 5.8 report no mount id
-//! for a link: its device number decides then.
+//! The share is known by identity, never by path (paths differ between mount namespaces): the
+//! mount ids of the tree being removed and the devices of its superblocks ([`Target`]). A
+//! process holds it when its working directory, root, executable or an open descriptor lies on
+//! one of those mounts or devices (`statx` of the `/proc` links with `STATX_MNT_ID`, which
+//! does not ask the server for fresh attributes; `mnt_id` of `fdinfo`), or a memory mapping
+//! lies on one of the devices. A mount of one of the devices in another mount namespace — a
+//! copy that namespace got at its creation or by propagation, with whatever is mounted on or
+//! in it — is a [`Namespace`] copy: its processes reach the share through it by path, and its
+//! holders are holders like any other. Kernels before 5.8 report no mount id for a link: its
+//! device decides then.
 //!
-//! A process stuck *inside* a path system call on a dead mount (an `open` or
-//! `stat` waiting for the server) holds no descriptor yet. For those,
-//! `/proc/PID/task/TID/syscall` gives each thread's blocked call and its
-//! arguments, and the path argument is read from the process's memory
-//! (`/proc/PID/mem`) and compared with the mount point, as bytes, below the
-//! process's root (x86_64 system call numbers).
+//! A process stuck *inside* a path system call on a dead mount (an `open` or `stat` waiting
+//! for the server) holds no descriptor yet. For those, `/proc/PID/task/TID/syscall` gives each
+//! thread's blocked call and its arguments, and the path argument is read from the process's
+//! memory (`/proc/PID/mem`) and compared with the mount points of the share in the process's
+//! own mount namespace, as bytes, below the process's root (x86_64 system call numbers).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::ffi::{CString, OsString};
 use std::fs;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use nix::fcntl::{OFlag, open};
+use nix::fcntl::{OFlag, open, openat};
 use nix::sys::signal::{Signal, kill};
 use nix::sys::stat::Mode;
 use nix::unistd::Pid;
@@ -42,47 +43,106 @@ use nix::unistd::Pid;
 use crate::mountinfo::{self, MountEntry};
 use crate::sys;
 
-/// The mounts being removed, by identity.
+/// The share being removed, by identity.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Target {
     /// Mount ids of the root and every mount on or in it.
     pub ids: Vec<u32>,
-    /// Their device numbers that no other mount of the table shares.
+    /// Their device numbers that no mount of the table outside the tree shares: the share's
+    /// superblocks (and those of what is mounted in it), matched in every mount namespace.
     pub devs: Vec<(u32, u32)>,
     /// The root's mount point (exact bytes), for blocked system calls.
     pub path: PathBuf,
+    /// Every mount id of the table (not the share's too): a descriptor on a mount none of the
+    /// tables lists (a detached copy) is looked at by device.
+    pub known: Vec<u32>,
+    /// The tree's mounts, to recognise their copies in other namespaces.
+    pub tree: Vec<MountEntry>,
+}
+
+/// The peer groups a mount belongs to or receives from (`shared:N`, `master:N`).
+fn groups(e: &MountEntry) -> impl Iterator<Item = &str> {
+    e.optional.iter().filter_map(|o| {
+        o.strip_prefix("shared:")
+            .or_else(|| o.strip_prefix("master:"))
+    })
+}
+
+impl Target {
+    /// Is `e`, a mount of another namespace, a copy of one of the tree's mounts? Yes when it is
+    /// on one of the share's own devices; when its device is shared with mounts outside the
+    /// tree (another mount of the same server file system), only when it is the tree mount's
+    /// copy: in the tree mount's peer group or receiving from it, or at the same place with the
+    /// same root (a copy taken when the namespace was made).
+    fn copied(&self, e: &MountEntry) -> bool {
+        let dev = (e.major, e.minor);
+        if self.devs.contains(&dev) {
+            return true;
+        }
+        self.tree.iter().any(|t| {
+            (t.major, t.minor) == dev
+                && ((t.path == e.path && t.root == e.root)
+                    || t.optional
+                        .iter()
+                        .filter_map(|o| o.strip_prefix("shared:"))
+                        .any(|g| groups(e).any(|h| h == g)))
+        })
+    }
 }
 
 impl Target {
     /// `root` and its tree as mountinfo `entries` show them.
     pub fn of(entries: &[MountEntry], root: &MountEntry) -> Target {
         let tree = mountinfo::tree(entries, root);
-        let devs = tree
+        let inside = |e: &MountEntry| tree.iter().any(|t| t.mount_id == e.mount_id);
+        let mut devs: Vec<(u32, u32)> = tree
             .iter()
             .map(|e| (e.major, e.minor))
-            .filter(|d| entries.iter().filter(|e| (e.major, e.minor) == *d).count() == 1)
+            .filter(|d| {
+                entries
+                    .iter()
+                    .all(|e| (e.major, e.minor) != *d || inside(e))
+            })
             .collect();
+        devs.sort_unstable();
+        devs.dedup();
         Target {
             ids: tree.iter().map(|e| e.mount_id).collect(),
             devs,
             path: root.path.clone(),
+            known: entries.iter().map(|e| e.mount_id).collect(),
+            tree: tree.into_iter().cloned().collect(),
         }
     }
+}
 
-    /// Does `path` (a `/proc` link, followed) lead onto one of the mounts?
+/// What the share is to one scan: the target plus the copies found in other namespaces.
+struct Marks<'a> {
+    t: &'a Target,
+    /// The share's mount ids in every namespace.
+    ids: HashSet<u32>,
+    /// Every mount id some table showed.
+    known: HashSet<u32>,
+}
+
+impl Marks<'_> {
+    /// Does `path` (a `/proc` link, followed) lead onto the share?
     fn holds(&self, path: &Path) -> bool {
         let Ok(c) = CString::new(path.as_os_str().as_bytes()) else {
             return false;
         };
         match sys::mount_of(&c) {
-            Ok((Some(id), _)) => u32::try_from(id).is_ok_and(|id| self.ids.contains(&id)),
-            Ok((None, dev)) => self.devs.contains(&dev),
+            Ok((id, dev)) => {
+                id.and_then(|i| u32::try_from(i).ok())
+                    .is_some_and(|i| self.ids.contains(&i))
+                    || self.t.devs.contains(&dev)
+            }
             Err(_) => false,
         }
     }
 }
 
-/// A process holding the mount, and how.
+/// A process holding the share (or living in a namespace that reaches it), and how.
 #[derive(Debug, Clone)]
 pub struct User {
     pub pid: i32,
@@ -91,8 +151,51 @@ pub struct User {
     pub comm: String,
     /// e.g. `cwd`, `fd 3`, `maps`.
     pub how: Vec<String>,
+    /// Its mount namespace (the nsfs inode), when not this process's.
+    pub ns: Option<u64>,
     /// The pinned `/proc/PID` directory.
     dir: Arc<OwnedFd>,
+}
+
+/// A mount namespace other than this process's in which the share is mounted.
+#[derive(Debug)]
+pub struct Namespace {
+    /// Its nsfs inode (`mnt:[INO]`).
+    pub ino: u64,
+    /// The mounts of the share's devices there and everything mounted on or in them, as that
+    /// namespace's mountinfo shows them, each copy's tree deepest first.
+    pub copies: Vec<MountEntry>,
+    /// The process whose mountinfo showed them.
+    pub seen_by: (i32, String),
+    /// Every process living in it.
+    pub members: Vec<User>,
+    /// A member that is never signalled (PID 1, this process or an ancestor), if any.
+    pub guarded: Option<(i32, String)>,
+    /// The namespace itself (`/proc/PID/ns/mnt` of a member), pinned.
+    fd: OwnedFd,
+}
+
+impl Namespace {
+    /// The pinned namespace, for `setns(2)`.
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    /// `mnt:[INO]`, as `/proc/PID/ns/mnt` names it.
+    pub fn name(&self) -> String {
+        format!("mnt:[{}]", self.ino)
+    }
+}
+
+/// One look at every process of the node.
+#[derive(Debug, Default)]
+pub struct Scan {
+    /// Processes holding the share that may be ended.
+    pub users: Vec<User>,
+    /// Processes holding it that are never signalled: PID 1, this process, its ancestors.
+    pub kept: Vec<User>,
+    /// Other mount namespaces with a copy of the share.
+    pub namespaces: Vec<Namespace>,
 }
 
 /// `p` is `dir` or lies below it (bytes; a deleted file's ` (deleted)` ignored).
@@ -104,6 +207,12 @@ fn under(p: &[u8], dir: &[u8]) -> bool {
 
 fn link(p: &Path) -> Option<PathBuf> {
     fs::read_link(p).ok()
+}
+
+/// The inode of a namespace link's text, `mnt:[4026531841]`.
+fn ns_ino(text: &Path) -> Option<u64> {
+    let t = text.to_str()?;
+    t.strip_prefix("mnt:[")?.strip_suffix(']')?.parse().ok()
 }
 
 /// Does a `/proc/PID/maps` text map a file on one of `devs`?
@@ -159,11 +268,12 @@ fn fdinfo_mount(text: &str) -> Option<u32> {
         .and_then(|v| v.trim().parse().ok())
 }
 
-/// How the process pinned at `base` (with root `root`) holds `t`.
-fn holdings(base: &Path, t: &Target) -> Vec<String> {
+/// How the process pinned at `base` holds the share; `paths` are the share's mount points in
+/// the process's own mount namespace (for blocked system calls).
+fn holdings(base: &Path, m: &Marks<'_>, paths: &[PathBuf]) -> Vec<String> {
     let mut how = Vec::new();
     for what in ["cwd", "root", "exe"] {
-        if t.holds(&base.join(what)) {
+        if m.holds(&base.join(what)) {
             how.push(what.to_string());
         }
     }
@@ -174,16 +284,19 @@ fn holdings(base: &Path, t: &Target) -> Vec<String> {
                 .ok()
                 .and_then(|i| fdinfo_mount(&i))
             {
-                Some(id) => t.ids.contains(&id),
-                None => t.holds(&fd.path()),
+                Some(id) if m.ids.contains(&id) => true,
+                // a mount some table lists and that is not the share's
+                Some(id) if m.known.contains(&id) => false,
+                // a detached mount, or a kernel without mnt_id: by device
+                _ => m.holds(&fd.path()),
             };
             if on {
                 how.push(format!("fd {}", name.to_string_lossy()));
             }
         }
     }
-    if !t.devs.is_empty()
-        && fs::read_to_string(base.join("maps")).is_ok_and(|m| maps_use(&m, &t.devs))
+    if !m.t.devs.is_empty()
+        && fs::read_to_string(base.join("maps")).is_ok_and(|t| maps_use(&t, &m.t.devs))
     {
         how.push("maps".to_string());
     }
@@ -194,29 +307,50 @@ fn holdings(base: &Path, t: &Target) -> Vec<String> {
     if let Some(p) = blocked_paths(base).into_iter().find(|p| {
         let mut full = root.to_vec();
         full.extend_from_slice(p.as_os_str().as_bytes());
-        under(&full, t.path.as_os_str().as_bytes())
+        paths
+            .iter()
+            .any(|mp| under(&full, mp.as_os_str().as_bytes()))
     }) {
         how.push(format!("blocked in a system call on {}", p.display()));
     }
     how
 }
 
-/// All processes holding `t`, except PID 1, this process, its ancestors and
-/// processes in another mount namespace.
-pub fn find(t: &Target) -> Vec<User> {
-    let skip = ancestors();
-    let my_ns = link(Path::new("/proc/self/ns/mnt"));
+/// A process pinned by its `/proc/PID` directory.
+struct Pinned {
+    pid: i32,
+    start: u64,
+    ns: Option<u64>,
+    dir: OwnedFd,
+}
+
+impl Pinned {
+    fn base(&self) -> PathBuf {
+        PathBuf::from(format!("/proc/self/fd/{}", self.dir.as_raw_fd()))
+    }
+
+    fn comm(&self) -> String {
+        fs::read(self.base().join("comm"))
+            .map(|mut b| {
+                if b.last() == Some(&b'\n') {
+                    b.pop();
+                }
+                String::from_utf8_lossy(&b).into_owned()
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// Every process of the node, pinned, with its mount namespace.
+fn pin_all() -> Vec<Pinned> {
     let Ok(dir) = fs::read_dir("/proc") else {
         return Vec::new();
     };
-    let mut users = Vec::new();
+    let mut all = Vec::new();
     for ent in dir.flatten() {
         let Some(pid) = ent.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
             continue;
         };
-        if pid <= 1 || skip.contains(&pid) {
-            continue;
-        }
         let Ok(fd) = open(
             &ent.path(),
             OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
@@ -224,38 +358,185 @@ pub fn find(t: &Target) -> Vec<User> {
         ) else {
             continue;
         };
-        // everything below is read through the pinned directory
         let base = PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()));
         let Some(start) = start_time_at(&base) else {
             continue;
         };
-        if my_ns.is_some() && link(&base.join("ns/mnt")) != my_ns {
-            continue;
-        }
-        let how = holdings(&base, t);
-        // a zombie or a process gone meanwhile holds nothing any more
-        if !how.is_empty() && start_time_at(&base) == Some(start) {
-            let comm = fs::read(base.join("comm"))
-                .map(|mut b| {
-                    if b.last() == Some(&b'\n') {
-                        b.pop();
-                    }
-                    String::from_utf8_lossy(&b).into_owned()
-                })
-                .unwrap_or_default();
-            users.push(User {
-                pid,
-                start,
-                comm,
-                how,
-                dir: Arc::new(fd),
-            });
-        }
+        let ns = link(&base.join("ns/mnt")).and_then(|l| ns_ino(&l));
+        all.push(Pinned {
+            pid,
+            start,
+            ns,
+            dir: fd,
+        });
     }
-    users
+    all
 }
 
-/// [`find`] on a thread abandoned at `until`: `None` if it did not finish.
+/// The copies of the share in one table: every mount on one of `devs` whose parent is not,
+/// with everything mounted on or in it, each copy deepest first.
+fn copies_in(entries: &[MountEntry], t: &Target) -> Vec<MountEntry> {
+    let on = |e: &MountEntry| t.copied(e);
+    let ids: HashSet<u32> = entries
+        .iter()
+        .filter(|e| on(e))
+        .map(|e| e.mount_id)
+        .collect();
+    let mut out: Vec<MountEntry> = Vec::new();
+    for top in entries
+        .iter()
+        .filter(|e| on(e) && !ids.contains(&e.parent_id))
+    {
+        for e in mountinfo::tree(entries, top) {
+            if !out.iter().any(|o| o.mount_id == e.mount_id) {
+                out.push(e.clone());
+            }
+        }
+    }
+    out
+}
+
+/// Reads the mount table of namespace `ino` through one of its `members`, preferring one
+/// whose root is the namespace's root (a chrooted process sees only part of it), and pins
+/// the namespace. `None` when every member ended meanwhile.
+fn read_namespace<'a>(
+    ino: u64,
+    members: &[&'a Pinned],
+) -> Option<(Vec<MountEntry>, &'a Pinned, OwnedFd)> {
+    let rooted = |p: &&&Pinned| link(&p.base().join("root")).is_some_and(|r| r == Path::new("/"));
+    let order = members
+        .iter()
+        .filter(rooted)
+        .chain(members.iter().filter(|p| !rooted(p)));
+    for p in order {
+        let base = p.base();
+        let Ok(raw) = fs::read(base.join("mountinfo")) else {
+            continue;
+        };
+        let Ok(fd) = openat(
+            &p.dir,
+            "ns/mnt",
+            OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        ) else {
+            continue;
+        };
+        // the table and the pinned namespace are this member's, and it is still this process
+        let same = nix::sys::stat::fstat(&fd).is_ok_and(|st| st.st_ino == ino);
+        if !same || start_time_at(&base) != Some(p.start) {
+            continue;
+        }
+        match mountinfo::parse_bytes(&raw) {
+            Ok(entries) => return Some((entries, p, fd)),
+            Err(e) => log::debug!("mountinfo of {}: {e}", p.pid),
+        }
+    }
+    None
+}
+
+/// Every process holding `t`, in every mount namespace, and the other namespaces with a copy
+/// of it. PID 1, this process and its ancestors are put in [`Scan::kept`], never in
+/// [`Scan::users`].
+pub fn scan(t: &Target) -> Scan {
+    let t0 = Instant::now();
+    let skip = ancestors();
+    let mine = link(Path::new("/proc/self/ns/mnt")).and_then(|l| ns_ino(&l));
+    let all = pin_all();
+    let mut by_ns: HashMap<u64, Vec<&Pinned>> = HashMap::new();
+    for p in &all {
+        if let Some(ns) = p.ns.filter(|ns| mine.is_some_and(|m| m != *ns)) {
+            by_ns.entry(ns).or_default().push(p);
+        }
+    }
+    let mut marks = Marks {
+        t,
+        ids: t.ids.iter().copied().collect(),
+        known: t.known.iter().copied().collect(),
+    };
+    let mut paths: HashMap<Option<u64>, Vec<PathBuf>> =
+        HashMap::from([(None, vec![t.path.clone()])]);
+    let mut namespaces = Vec::new();
+    for (ino, members) in &by_ns {
+        let Some((entries, seen_by, fd)) = read_namespace(*ino, members) else {
+            continue;
+        };
+        marks.known.extend(entries.iter().map(|e| e.mount_id));
+        let copies = copies_in(&entries, t);
+        if copies.is_empty() {
+            continue;
+        }
+        marks.ids.extend(copies.iter().map(|e| e.mount_id));
+        let tops = copies
+            .iter()
+            .filter(|e| !copies.iter().any(|o| o.mount_id == e.parent_id))
+            .map(|e| e.path.clone())
+            .collect();
+        paths.insert(Some(*ino), tops);
+        let guarded = members
+            .iter()
+            .find(|p| skip.contains(&p.pid))
+            .map(|p| (p.pid, p.comm()));
+        namespaces.push(Namespace {
+            ino: *ino,
+            copies,
+            seen_by: (seen_by.pid, seen_by.comm()),
+            members: Vec::new(),
+            guarded,
+            fd,
+        });
+    }
+    let mut out = Scan::default();
+    for p in all {
+        let ns = p.ns.filter(|ns| mine.is_some_and(|m| m != *ns));
+        let base = p.base();
+        let how = holdings(
+            &base,
+            &marks,
+            paths.get(&ns).map(Vec::as_slice).unwrap_or_default(),
+        );
+        // a zombie or a process gone meanwhile holds nothing any more
+        if start_time_at(&base) != Some(p.start) {
+            continue;
+        }
+        let member = ns.and_then(|ino| namespaces.iter_mut().find(|n| n.ino == ino));
+        if how.is_empty() && member.is_none() {
+            continue;
+        }
+        let u = User {
+            pid: p.pid,
+            start: p.start,
+            comm: p.comm(),
+            how,
+            ns,
+            dir: Arc::new(p.dir),
+        };
+        if let Some(n) = member {
+            n.members.push(User {
+                how: Vec::new(),
+                ..u.clone()
+            });
+        }
+        if !u.how.is_empty() {
+            if skip.contains(&u.pid) {
+                out.kept.push(u);
+            } else {
+                out.users.push(u);
+            }
+        }
+    }
+    out.namespaces = namespaces;
+    log::debug!(
+        "looked at every process for {} in {} ms: {} holding it, {} kept, {} other namespaces with a copy",
+        t.path.display(),
+        t0.elapsed().as_millis(),
+        out.users.len(),
+        out.kept.len(),
+        out.namespaces.len()
+    );
+    out
+}
+
+/// [`scan`] on a thread abandoned at `until`: `None` if it did not finish.
 ///
 /// Reading `/proc/PID/maps` or `/proc/PID/mem` waits for that process's
 /// memory-map lock, which a thread of it can hold while stuck on the dead
@@ -263,13 +544,13 @@ pub fn find(t: &Target) -> Vec<User> {
 /// the mount itself. Such a wait is killable, so the thread ends with the
 /// process; the caller goes on without the list (forced unmount releases the
 /// stuck calls).
-pub fn find_within(t: &Target, until: Instant) -> Option<Vec<User>> {
+pub fn scan_within(t: &Target, until: Instant) -> Option<Scan> {
     let (tx, rx) = std::sync::mpsc::channel();
     let owned = t.clone();
     let spawned = std::thread::Builder::new()
         .name("find-users".into())
         .spawn(move || {
-            let _ = tx.send(find(&owned));
+            let _ = tx.send(scan(&owned));
         });
     let mp = t.path.display();
     if let Err(e) = spawned {
@@ -281,7 +562,7 @@ pub fn find_within(t: &Target, until: Instant) -> Option<Vec<User>> {
         .ok();
     if found.is_none() {
         log::warn!(
-            "listing the processes using {mp} did not finish in time (a process's memory map is locked by a call stuck on the mount); going on without ending them"
+            "listing the processes using {mp} did not finish in time (a process's memory map is locked by a call stuck on the mount)"
         );
     }
     found
@@ -441,10 +722,22 @@ impl User {
 }
 
 /// One line naming the holders: `PID (command: what)`, joined by commas.
+/// One line naming processes: `PID (command: what)`, with the mount namespace when not ours,
+/// joined by semicolons.
 pub fn describe(users: &[User]) -> String {
     users
         .iter()
-        .map(|u| format!("{} ({}: {})", u.pid, u.comm, u.how.join(", ")))
+        .map(|u| {
+            let mut what = u.how.clone();
+            if let Some(ns) = u.ns {
+                what.push(format!("in mount namespace mnt:[{ns}]"));
+            }
+            if what.is_empty() {
+                format!("{} ({})", u.pid, u.comm)
+            } else {
+                format!("{} ({}: {})", u.pid, u.comm, what.join(", "))
+            }
+        })
         .collect::<Vec<_>>()
         .join("; ")
 }
@@ -477,236 +770,4 @@ pub fn terminate(users: &[User], grace: Duration, deadline: Instant) -> Vec<i32>
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The mount holding `dir` as the target, with `dir` as the path for blocked calls.
-    fn target_of(dir: &Path) -> Target {
-        let c = CString::new(dir.as_os_str().as_bytes()).unwrap();
-        let (id, dev) = sys::mount_of(&c).unwrap();
-        Target {
-            ids: id.map(|i| u32::try_from(i).unwrap()).into_iter().collect(),
-            devs: if id.is_none() { vec![dev] } else { vec![] },
-            path: dir.to_path_buf(),
-        }
-    }
-
-    fn only(users: Vec<User>, pid: i32) -> Vec<User> {
-        users.into_iter().filter(|u| u.pid == pid).collect()
-    }
-
-    #[test]
-    fn path_prefix_matching() {
-        assert!(under(b"/mnt/data", b"/mnt/data"));
-        assert!(under(b"/mnt/data/x/y", b"/mnt/data"));
-        assert!(under(b"/mnt/data/f (deleted)", b"/mnt/data"));
-        assert!(under(b"/mnt/data/\xff", b"/mnt/data/"));
-        assert!(!under(b"/mnt/database", b"/mnt/data"));
-        assert!(!under(b"socket:[123]", b"/mnt/data"));
-    }
-
-    #[test]
-    fn maps_by_device() {
-        let maps = "\
-7f00-7f01 r--p 00000000 00:32 1234 /mnt/data/lib.so
-7f02-7f03 rw-p 00000000 00:00 0 
-7f04-7f05 r-xp 00000000 08:01 99 /usr/lib/libc.so.6
-";
-        assert!(maps_use(maps, &[(0, 0x32)]));
-        assert!(maps_use(maps, &[(9, 9), (8, 1)]));
-        assert!(!maps_use(maps, &[(0, 0x33)]));
-        assert!(!maps_use(maps, &[]), "a path string alone never matches");
-        assert!(!maps_use("7f02-7f03 rw-p 00000000 00:00 0 \n", &[(0, 0)]));
-    }
-
-    #[test]
-    fn fdinfo_mount_id() {
-        assert_eq!(
-            fdinfo_mount("pos:\t0\nflags:\t02\nmnt_id:\t27\nino:\t5\n"),
-            Some(27)
-        );
-        assert_eq!(fdinfo_mount("pos:\t0\n"), None);
-    }
-
-    #[test]
-    fn never_lists_pid_1_this_process_or_its_ancestors() {
-        let skip = ancestors();
-        assert!(skip.contains(&1) && skip.contains(&(std::process::id() as i32)));
-        assert!(skip.contains(&(std::os::unix::process::parent_id() as i32)));
-        // a child with its working directory on the mount of / is found; none of those
-        let mut child = std::process::Command::new("sleep")
-            .arg("30")
-            .current_dir("/")
-            .spawn()
-            .unwrap();
-        let found = find(&target_of(Path::new("/")));
-        let _ = child.kill();
-        let _ = child.wait();
-        assert!(found.iter().any(|u| u.pid == child.id() as i32));
-        assert!(found.iter().all(|u| !skip.contains(&u.pid)));
-    }
-
-    #[test]
-    fn reads_the_path_of_a_blocked_system_call() {
-        // a child blocked in open() of a FIFO nobody writes to
-        let dir = std::env::temp_dir().join(format!("nas-blocked-{}", std::process::id()));
-        fs::create_dir_all(&dir).unwrap();
-        let fifo = dir.join("fifo");
-        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
-        let mut child = std::process::Command::new("cat")
-            .arg(&fifo)
-            .current_dir("/")
-            .spawn()
-            .unwrap();
-        let pid = child.id() as i32;
-        let t = Target {
-            path: dir.clone(),
-            ..Target::default()
-        };
-        let mut found = false;
-        for _ in 0..200 {
-            if find(&t)
-                .iter()
-                .any(|u| u.pid == pid && u.how.iter().any(|h| h.starts_with("blocked")))
-            {
-                found = true;
-                break;
-            }
-            sleep(Duration::from_millis(10));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-        fs::remove_dir_all(&dir).unwrap();
-        assert!(found, "the child blocked in open() was not found");
-    }
-
-    /// A helper process (this test binary run again) whose second thread blocks in open() of a
-    /// FIFO while its main thread sleeps: found through the thread, not the main thread.
-    #[test]
-    fn finds_a_process_whose_other_thread_is_blocked() {
-        const INNER: &str = "NAS_TEST_BLOCKED_THREAD_FIFO";
-        if let Some(fifo) = std::env::var_os(INNER) {
-            std::thread::spawn(move || fs::File::open(fifo));
-            sleep(Duration::from_secs(30));
-            return;
-        }
-        let dir = std::env::temp_dir().join(format!("nas-thread-{}", std::process::id()));
-        fs::create_dir_all(&dir).unwrap();
-        let fifo = dir.join("fifo");
-        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
-        let mut helper = std::process::Command::new(std::env::current_exe().unwrap())
-            .args([
-                "users::tests::finds_a_process_whose_other_thread_is_blocked",
-                "--exact",
-                "--test-threads=1",
-            ])
-            .env(INNER, &fifo)
-            .current_dir("/")
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        let pid = helper.id() as i32;
-        let t = Target {
-            path: dir.clone(),
-            ..Target::default()
-        };
-        let mut how = None;
-        for _ in 0..300 {
-            how = find(&t).into_iter().find(|u| u.pid == pid).map(|u| u.how);
-            if how.is_some() {
-                break;
-            }
-            sleep(Duration::from_millis(10));
-        }
-        let _ = helper.kill();
-        let _ = helper.wait();
-        fs::remove_dir_all(&dir).unwrap();
-        let how = how.expect("the process with a thread blocked in open() was not found");
-        assert!(
-            how.iter()
-                .any(|h| h.starts_with("blocked in a system call on")),
-            "{how:?}"
-        );
-    }
-
-    #[test]
-    fn another_start_time_or_an_ended_process_is_not_signalled() {
-        let dir = std::env::temp_dir();
-        let mut child = std::process::Command::new("sleep")
-            .arg("30")
-            .current_dir(&dir)
-            .spawn()
-            .unwrap();
-        let pid = child.id() as i32;
-        let mut users = only(find(&target_of(&dir)), pid);
-        assert_eq!(users.len(), 1, "the child was not found");
-        let start = users[0].start;
-        // the same pinned process with another start time: not this one, not signalled
-        users[0].start = start + 1;
-        let left = terminate(
-            &users,
-            Duration::from_millis(50),
-            Instant::now() + Duration::from_millis(200),
-        );
-        assert!(left.is_empty());
-        assert_eq!(
-            crate::child::start_time(pid),
-            Some(start),
-            "the process was signalled"
-        );
-        // ended and reaped: the pinned directory answers nothing, nothing is signalled
-        users[0].start = start;
-        let _ = child.kill();
-        let _ = child.wait();
-        assert!(!users[0].alive());
-        assert!(terminate(&users, Duration::ZERO, Instant::now()).is_empty());
-    }
-
-    #[test]
-    fn find_within_answers_like_find() {
-        let dir = std::env::temp_dir().join(format!("nas-within-{}", std::process::id()));
-        fs::create_dir_all(&dir).unwrap();
-        let mut child = std::process::Command::new("sleep")
-            .arg("30")
-            .current_dir(&dir)
-            .spawn()
-            .unwrap();
-        let pid = child.id() as i32;
-        let t = target_of(&dir);
-        let found = find_within(&t, Instant::now() + Duration::from_secs(5)).unwrap();
-        assert!(found.iter().any(|u| u.pid == pid));
-        // no time at all: no answer, and no waiting
-        let t0 = Instant::now();
-        assert!(find_within(&t, t0).is_none());
-        assert!(t0.elapsed() < Duration::from_secs(1));
-        let _ = child.kill();
-        let _ = child.wait();
-        fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[test]
-    fn finds_and_terminates_a_process_with_cwd_inside() {
-        let dir = std::env::temp_dir().join(format!("nas-users-{}", std::process::id()));
-        fs::create_dir_all(&dir).unwrap();
-        let mut child = std::process::Command::new("sleep")
-            .arg("30")
-            .current_dir(&dir)
-            .spawn()
-            .unwrap();
-        let users = only(find(&target_of(&dir)), child.id() as i32);
-        assert!(
-            users[0].how.contains(&"cwd".to_string()),
-            "{:?}",
-            users[0].how
-        );
-        assert!(describe(&users).contains(&format!("{} (sleep: cwd", child.id())));
-        let left = terminate(
-            &users,
-            Duration::from_secs(2),
-            Instant::now() + Duration::from_secs(5),
-        );
-        let _ = child.wait();
-        assert!(left.is_empty());
-        fs::remove_dir_all(&dir).unwrap();
-    }
-}
+mod tests;

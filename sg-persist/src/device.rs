@@ -1,5 +1,7 @@
-//! Commands on real devices: one [`ScsiPath`] per I_T nexus, and [`Lu`], the set of paths
-//! confirmed (by VPD page 0x83) to reach one logical unit.
+//! Commands on real devices: one [`ScsiPath`] per I_T nexus, and [`Lu`] (`device/lu`), the
+//! set of paths confirmed (by VPD page 0x83) to reach one logical unit; [`Error`]
+//! (`device/error`), one variant per failed operation. Every command is a future run by
+//! [`crate::exec`] (sg write, epoll, read), so many paths and LUs are in flight at once.
 //!
 //! Every command takes a deadline. The per-command timeout handed to the kernel is the
 //! smaller of [`Options::cmd_timeout`] and the time left. Every command runs on the path's
@@ -8,8 +10,7 @@
 //! `sd` node (which waits uninterruptibly in that case): when `/dev` lacks the sg node that
 //! sysfs lists, a private node is made for the one open (in a fresh 0700 directory, removed
 //! at once); when the sg driver is not loaded, opening the path fails with
-//! [`Error::NoSgNode`] naming the fix. Only [`Options::prefer_sg`] `false` asks for the `sd`
-//! node explicitly.
+//! [`Error::NoSgNode`] naming the fix.
 //! UNIT ATTENTION is retried up to [`Options::ua_retries`] times on whatever nexus it
 //! arrives (some targets, tgt among them, deliver it to the wrong one); every CDB, parameter
 //! list and sense buffer is logged in hex at debug level.
@@ -29,9 +30,15 @@ use crate::cdb::{self, PrInAction, PrOutAction, PrType, hex};
 use crate::exec;
 use crate::parse::ReservationStatus;
 use crate::parse::{self, Capabilities, FullStatus, Identity, Inquiry, Keys, LuId, ParseError};
-use crate::path::{self, PathError, PathInfo, Resolved, SysRoot};
+use crate::path::PathInfo;
 use crate::sense::Reply;
 use crate::sys::{Completion, SgChannel, SysError, Transfer};
+
+mod error;
+mod lu;
+
+pub use error::Error;
+pub use lu::{DeadPath, Lu, path_failure};
 
 /// Tunables for command execution.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,7 +51,8 @@ pub struct Options {
     /// compared); `false` saves one command per open when the identity is not shown.
     pub identify_single: bool,
     /// The caller confirmed already that the paths are one LU (a resolution it re-validated
-    /// by every path's serial number, see [`Resolved::revalidate`]): no identity is read.
+    /// by every path's serial number, see [`crate::path::Resolved::revalidate`]): no identity
+    /// is read.
     pub paths_confirmed: bool,
 }
 
@@ -56,181 +64,6 @@ impl Default for Options {
             identify_single: true,
             paths_confirmed: false,
         }
-    }
-}
-
-/// A failed operation on a device.
-#[derive(Debug)]
-pub enum Error {
-    /// The device name is unusable (nothing was sent).
-    Path(PathError),
-    /// Opening a device node failed.
-    Open {
-        /// The device node.
-        dev: PathBuf,
-        /// The error of open(2).
-        errno: Errno,
-    },
-    /// The system call carrying a command failed.
-    Io {
-        /// The path's block device.
-        dev: PathBuf,
-        /// The command's name.
-        cmd: &'static str,
-        /// The error of the system call.
-        errno: Errno,
-    },
-    /// The deadline passed before or while the command ran.
-    Deadline {
-        /// The path's block device.
-        dev: PathBuf,
-        /// The command's name.
-        cmd: &'static str,
-    },
-    /// The kernel does not run commands on the path's SCSI device (its sysfs state is
-    /// offline, transport-offline or deleted); nothing was sent.
-    NotRunning {
-        /// The path's block device.
-        dev: PathBuf,
-        /// The state sysfs shows.
-        state: String,
-    },
-    /// The command completed with a non-GOOD reply.
-    Failed {
-        /// The path's block device.
-        dev: PathBuf,
-        /// The command's name.
-        cmd: &'static str,
-        /// What the device or transport said.
-        reply: Reply,
-    },
-    /// The response could not be parsed.
-    Parse {
-        /// The path's block device.
-        dev: PathBuf,
-        /// The command's name.
-        cmd: &'static str,
-        /// What is wrong with the response.
-        err: ParseError,
-    },
-    /// Two paths of one device name report different logical units.
-    DifferentLu {
-        /// The device name as given.
-        input: PathBuf,
-        /// The first path and its LU.
-        first: Box<(String, LuId)>,
-        /// A path reporting another LU.
-        other: Box<(String, LuId)>,
-        /// Why they are not taken for one LU (see [`Identity::mismatch`]).
-        reason: String,
-    },
-    /// The path has no usable SCSI generic node, so its commands could not be bounded by the
-    /// deadline; nothing was sent.
-    NoSgNode {
-        /// The path's block device.
-        dev: PathBuf,
-        /// What is missing and how to fix it.
-        reason: String,
-    },
-    /// No path of the device answered.
-    NoWorkingPath {
-        /// The device name as given.
-        input: PathBuf,
-        /// The last path's error.
-        last: Box<Error>,
-    },
-}
-
-impl Error {
-    /// The device's reply, when the command completed.
-    pub fn reply(&self) -> Option<Reply> {
-        match self {
-            Error::Failed { reply, .. } => Some(*reply),
-            Error::NoWorkingPath { last, .. } => last.reply(),
-            _ => None,
-        }
-    }
-
-    /// Whether the device answered RESERVATION CONFLICT.
-    pub fn is_conflict(&self) -> bool {
-        self.reply() == Some(Reply::ReservationConflict)
-    }
-
-    /// Whether the device said it does not implement the command.
-    pub fn is_unsupported(&self) -> bool {
-        self.reply().is_some_and(|o| o.is_unsupported())
-    }
-
-    /// Whether the error is about the input (nothing was sent to a disk).
-    pub fn is_bad_input(&self) -> bool {
-        matches!(self, Error::Path(_) | Error::DifferentLu { .. })
-    }
-
-    /// Whether the error is about this node's setup (no sg node), not about a disk or path.
-    pub fn is_no_sg_node(&self) -> bool {
-        match self {
-            Error::NoSgNode { .. } => true,
-            Error::NoWorkingPath { last, .. } => last.is_no_sg_node(),
-            _ => false,
-        }
-    }
-}
-
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Error::Path(e) => write!(f, "{e}"),
-            Error::Open { dev, errno } => write!(f, "{}: cannot open: {errno}", dev.display()),
-            Error::Io { dev, cmd, errno } => {
-                write!(f, "{}: {cmd} could not be sent: {errno}", dev.display())
-            }
-            Error::Deadline { dev, cmd } => {
-                write!(f, "{}: {cmd}: no answer before the deadline", dev.display())
-            }
-            Error::NotRunning { dev, state } => write!(
-                f,
-                "{}: the SCSI device is {state} (the kernel sends it no command)",
-                dev.display()
-            ),
-            Error::Failed { dev, cmd, reply } => {
-                write!(f, "{}: {cmd} failed: {reply}", dev.display())
-            }
-            Error::Parse { dev, cmd, err } => write!(f, "{}: {cmd}: {err}", dev.display()),
-            Error::DifferentLu {
-                input,
-                first,
-                other,
-                reason,
-            } => write!(
-                f,
-                "{}: paths are different logical units ({} is {}, {} is {}: {reason}); check the multipath configuration",
-                input.display(),
-                first.0,
-                first.1,
-                other.0,
-                other.1
-            ),
-            Error::NoSgNode { dev, reason } => write!(
-                f,
-                "{}: no usable SCSI generic (sg) node, so commands could not be bounded by the deadline: {reason}",
-                dev.display()
-            ),
-            Error::NoWorkingPath { input, last } => {
-                write!(
-                    f,
-                    "{}: no path answers (last error: {last})",
-                    input.display()
-                )
-            }
-        }
-    }
-}
-
-impl std::error::Error for Error {}
-
-impl From<PathError> for Error {
-    fn from(e: PathError) -> Error {
-        Error::Path(e)
     }
 }
 
@@ -816,212 +649,6 @@ impl ScsiPath {
     ) -> Done {
         self.pr_out(PrOutAction::PreemptAndAbort, Some(t), key, victim, deadline)
             .await
-    }
-}
-
-/// A path that did not answer when the LU was opened.
-#[derive(Debug)]
-pub struct DeadPath {
-    /// The path.
-    pub info: PathInfo,
-    /// Why it did not answer.
-    pub error: Error,
-}
-
-/// A logical unit and its paths, all confirmed to be one LU by their VPD 0x83 designators and
-/// VPD 0x80 serial number (see [`Identity::mismatch`]).
-#[derive(Debug)]
-pub struct Lu {
-    /// The resolved device name.
-    pub resolved: Resolved,
-    /// The LU's best designator (see [`parse::best_designator`]).
-    pub id: LuId,
-    /// Everything that identified it (`None` for a single path opened without identifying).
-    pub identity: Option<Identity>,
-    /// Paths that answered, in sysfs order.
-    pub paths: Vec<ScsiPath>,
-    /// Paths that could not be opened, whose device the kernel does not run, or that did not
-    /// answer INQUIRY (a multipath path that is down).
-    pub dead: Vec<DeadPath>,
-    /// Whether the target answers READ FULL STATUS (`None`: not asked yet); kept by the
-    /// caller, which learns it from the first try.
-    pub full_status: Option<bool>,
-}
-
-impl Lu {
-    /// Resolves `input`, opens every path and confirms they are one LU.
-    pub async fn open(
-        input: &Path,
-        root: &SysRoot,
-        opts: Options,
-        deadline: Instant,
-    ) -> Result<Lu, Error> {
-        let resolved = path::resolve(input, root)?;
-        Lu::open_resolved(resolved, root, opts, deadline).await
-    }
-
-    /// Opens the paths of an already resolved device and confirms they are one LU: each
-    /// path's identity is the one the kernel cached in sysfs at scan time
-    /// ([`path::sysfs_identity`]), read with INQUIRY (every such path at once) only where
-    /// sysfs lacks it; a single path is identified only with [`Options::identify_single`].
-    /// No command is sent when sysfs knows every path. A path the kernel does not run
-    /// (offline, deleted) is dead without a command; a path without a usable sg node fails
-    /// the whole open ([`Error::NoSgNode`]: the node's setup, not the path, is wrong).
-    pub async fn open_resolved(
-        resolved: Resolved,
-        root: &SysRoot,
-        opts: Options,
-        deadline: Instant,
-    ) -> Result<Lu, Error> {
-        let single = resolved.paths.len() == 1;
-        let mut paths = Vec::new();
-        let mut dead = Vec::new();
-        for info in &resolved.paths {
-            if let Some(state) = info.state.as_deref().filter(|s| path::dead_state(s)) {
-                dead.push(DeadPath {
-                    info: info.clone(),
-                    error: Error::NotRunning {
-                        dev: info.dev.clone(),
-                        state: state.to_owned(),
-                    },
-                });
-                continue;
-            }
-            match ScsiPath::open(info.clone(), opts) {
-                Ok(p) => paths.push(p),
-                Err(e @ Error::NoSgNode { .. }) => return Err(e),
-                Err(error) => dead.push(DeadPath {
-                    info: info.clone(),
-                    error,
-                }),
-            }
-        }
-        let identify = (!single || opts.identify_single) && !opts.paths_confirmed;
-        let idents = exec::join_all(paths.iter_mut().map(|p| async {
-            if !identify {
-                return Ok(None);
-            }
-            if let Some(id) = path::sysfs_identity(&p.info.name, root) {
-                return Ok(Some(id));
-            }
-            match p.identity(deadline).await {
-                Ok(i) => Ok(Some(i)),
-                // One path has nothing to be compared with: a disk without a usable
-                // designator is still usable, known by its name.
-                Err(Error::Parse { .. }) if single => Ok(None),
-                Err(e) if single && e.is_unsupported() => Ok(None),
-                Err(e) => Err(e),
-            }
-        }))
-        .await;
-        let mut id: Option<(String, LuId, Option<Identity>)> = None;
-        let mut live = Vec::new();
-        for (p, ident) in paths.into_iter().zip(idents) {
-            let ident = match ident {
-                Ok(i) => i,
-                Err(error) => {
-                    dead.push(DeadPath {
-                        info: p.info.clone(),
-                        error,
-                    });
-                    continue;
-                }
-            };
-            let lid = ident
-                .as_ref()
-                .and_then(|i| parse::best_designator(&i.designators).cloned())
-                .unwrap_or_else(|| LuId {
-                    kind: 0xff,
-                    // confirmed paths are one LU: known by the name the admin gave
-                    bytes: if opts.paths_confirmed {
-                        resolved.input.as_os_str().as_encoded_bytes().to_vec()
-                    } else {
-                        p.info.name.as_bytes().to_vec()
-                    },
-                });
-            match &id {
-                None => id = Some((p.info.name.clone(), lid, ident)),
-                Some(first) => {
-                    let why = match (&first.2, &ident) {
-                        (Some(a), Some(b)) => a.mismatch(b),
-                        _ if first.1 != lid => Some("their VPD 0x83 designators differ".into()),
-                        _ => None,
-                    };
-                    if let Some(reason) = why {
-                        return Err(Error::DifferentLu {
-                            input: resolved.input.clone(),
-                            first: Box::new((first.0.clone(), first.1.clone())),
-                            other: Box::new((p.info.name.clone(), lid)),
-                            reason,
-                        });
-                    }
-                }
-            }
-            live.push(p);
-        }
-        match id {
-            Some((_, id, identity)) => Ok(Lu {
-                resolved,
-                id,
-                identity,
-                paths: live,
-                dead,
-                full_status: None,
-            }),
-            None => {
-                let last = dead.pop().map(|d| d.error).unwrap_or(Error::Deadline {
-                    dev: resolved.input.clone(),
-                    cmd: "INQUIRY VPD 0x83",
-                });
-                Err(Error::NoWorkingPath {
-                    input: resolved.input.clone(),
-                    last: Box::new(last),
-                })
-            }
-        }
-    }
-
-    /// The name the admin gave.
-    pub fn input(&self) -> &Path {
-        &self.resolved.input
-    }
-
-    /// Runs `f` on the first path that gives an answer that is not a transport-level failure
-    /// (conflicts and other device answers are returned as they are).
-    pub async fn any_path<T>(
-        &mut self,
-        mut f: impl AsyncFnMut(&mut ScsiPath) -> Result<T, Error>,
-    ) -> Result<T, Error> {
-        let mut last = None;
-        for p in &mut self.paths {
-            match f(p).await {
-                Ok(v) => return Ok(v),
-                Err(e) if path_failure(&e) => last = Some(e),
-                Err(e) => return Err(e),
-            }
-        }
-        Err(Error::NoWorkingPath {
-            input: self.resolved.input.clone(),
-            last: Box::new(last.unwrap_or(Error::Deadline {
-                dev: self.resolved.input.clone(),
-                cmd: "any command",
-            })),
-        })
-    }
-}
-
-/// Whether an error says the path (not the LU) failed, so another path may still answer.
-pub fn path_failure(e: &Error) -> bool {
-    match e {
-        Error::Io { .. }
-        | Error::Open { .. }
-        | Error::Deadline { .. }
-        | Error::NotRunning { .. } => true,
-        Error::Failed { reply, .. } => matches!(
-            reply,
-            Reply::Transport { .. } | Reply::TimedOut | Reply::NotReady(_)
-        ),
-        _ => false,
     }
 }
 

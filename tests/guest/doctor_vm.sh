@@ -18,6 +18,10 @@ node_conf a vip "ADDRESS=$VIP/24" INTERFACE=eth0
 for k in scsipr nas ip; do lk_wrappers $k || fatal "lkh-$k genapp failed"; done
 lk_create a scsipr disk && lk_create a nas share && lk_create a ip vip; check layout $?
 for t in disk share vip; do expect_rc restore-$t 0 lk_call a restore $t; done
+# node a's defender, as the package's lkh-scsipr-watch.service runs it
+LKHELPERS_CONF_DIR=/etc/lkhelpers/node-a LKHELPERS_RUN_DIR=/run/lkhelpers/node-a \
+    lkh-scsipr watch > /tmp/watch-a.log 2>&1 &
+sleep 1.5
 
 # not in /tmp: the kits refuse a defaults file in a directory others can write to
 mkdir -p /etc/lkh-test && echo "LKCHECKINTERVAL=120" > /etc/lkh-test/LifeKeeper-a
@@ -41,7 +45,7 @@ echo "$json"
 [ $rc = 0 ] && echo "$json" | grep -q '"healthy":true,"exit":0'; check doctor-json-healthy $? "rc=$rc"
 echo "$json" | grep -q '"kit":"nas","tag":"share","found_in":\["conf","gen/app","run state"\],"state":"healthy"'
 check doctor-json-share-healthy $?
-echo "$json" | grep -q '"defender":{"state":"unknown"'; check doctor-json-defender $?
+echo "$json" | grep -q '"defender":{"state":"running","running":true'; check doctor-json-defender $?
 
 nfs_server freeze; check server-frozen $?
 out=$(doctor 2>&1); rc=$?

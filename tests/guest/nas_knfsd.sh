@@ -36,6 +36,38 @@ done
 said restore-k4 "NFS 4.2"
 for t in k40 k41 k42 k4; do nas remove-$t 0 remove -t $t; done
 
+# --- issue 24: a restore that fails after mounting takes exactly its mount off again -------
+# rpc.mountd stopped and the kernel's export caches flushed (not the client address cache):
+# an NFSv4 mount waits for nfsd's export upcall, while the probe, which needs no export,
+# answers. Meanwhile the mount point is renamed: the mount lands on the renamed directory, not
+# at MOUNTPOINT. restore fails and unmounts that mount by its identity; nothing is left.
+conf kr SERVER=$S EXPORT=/export MOUNTPOINT=/mnt/kr/data VERSION=4.2 TIMEOUT=20
+rm -rf /mnt/kr; mkdir -p /mnt/kr/data
+kill -STOP "$KNFSD_MOUNTD"
+for _c in nfsd.fh nfsd.export; do echo $(($(date +%s) + 1)) > /proc/net/rpc/$_c/flush; done
+lkh-nas restore -t kr > /tmp/restore-kr.out 2> /tmp/restore-kr.err &
+RPID=$!
+M=
+for _i in $(seq 150); do
+    for _p in /proc/[0-9]*; do
+        [ "$(awk '/^PPid:/{print $2}' $_p/status 2>/dev/null)" = "$RPID" ] || continue
+        # x86_64 mount(2) is system call 165
+        [ "$(cut -d' ' -f1 $_p/syscall 2>/dev/null)" = 165 ] && M=${_p#/proc/}
+    done
+    [ -n "$M" ] && break
+    sleep 0.1
+done
+[ -n "$M" ]; check restore-kr-mount-waits $? "no child of $RPID in mount(2)"
+mv /mnt/kr/data /mnt/kr/moved
+kill -CONT "$KNFSD_MOUNTD"
+wait $RPID; RC=$?
+cat /tmp/restore-kr.err
+[ "$RC" = 1 ]; check restore-kr-fails $? "rc=$RC"
+said restore-kr "the mount appeared at /mnt/kr/moved instead"
+said restore-kr "nothing is left mounted"
+[ "$(grep -c ' /mnt/kr' /proc/self/mountinfo)" = 0 ]; check restore-kr-left-nothing $? "$(grep ' /mnt/kr' /proc/self/mountinfo)"
+rm -rf /mnt/kr
+
 # --- VERSION=4 held to what restore negotiated: 4.2, remounted as 4.1 by hand -------------
 nas restore-k4-neg 0 restore -t k4
 umount /mnt/k4; check umount-k4-by-hand $?
@@ -54,6 +86,42 @@ nas remove-k3-busy 0 remove -t k3
 kill -0 $CWD_PID 2>/dev/null; [ $? != 0 ]; check remove-ended-cwd-user $?
 [ "$(mounted /mnt/k3)" = 0 ]; check remove-unmounted-k3 $?
 nas restore-k3-back 0 restore -t k3
+
+# --- issue 24: holders in slave mount namespaces (root shared): after remove's exit 0 the
+# --- export (this guest's own /export: the server side) sees no write from them
+mount --make-rshared /; check knfsd-root-shared $?
+for v in 3 4.2; do
+    t=ks$(echo $v | tr -d .)
+    # room for the looks at every process on a loaded host (a look takes 0.1-0.2 s here)
+    conf $t SERVER=$S EXPORT=/export MOUNTPOINT=/mnt/$t VERSION=$v TIMEOUT=10
+    nas restore-$t 0 restore -t $t
+    rm -f /export/$t-*.log
+    unshare -m --propagation slave sh -c "cd /mnt/$t && while :; do echo c >> $t-cwd.log; sleep 0.1; done" &
+    W_CWD=$!
+    unshare -m --propagation slave sh -c "exec 3>> /mnt/$t/$t-fd.log; cd /; while :; do echo f >&3; sleep 0.1; done" &
+    W_FD=$!
+    unshare -m --propagation private sh -c 'cd / && exec sleep 1020' &
+    W_PRIV=$!
+    # NFSv4 opens wait out the server's grace period after a (re)start: the writers must be
+    # seen writing on the server before remove is asked to stop them
+    for _i in $(seq 300); do
+        [ -s /export/$t-cwd.log ] && [ -s /export/$t-fd.log ] && break
+        sleep 0.1
+    done
+    [ -s /export/$t-cwd.log ] && [ -s /export/$t-fd.log ]
+    check $t-server-sees-slave-writes $? "$(ls -l /export/$t-*.log 2>&1 | tr '\n' ' ')"
+    sleep 0.5
+    nas remove-$t-slave 0 remove -t $t
+    C1=$(wc -c < /export/$t-cwd.log) F1=$(wc -c < /export/$t-fd.log)
+    sleep 1.5
+    C2=$(wc -c < /export/$t-cwd.log) F2=$(wc -c < /export/$t-fd.log)
+    [ "$C1" = "$C2" ] && [ "$F1" = "$F2" ] && [ "$F1" -gt 0 ]
+    check $t-no-write-after-remove $? "on the server after remove: cwd log $C1 -> $C2 bytes, fd log $F1 -> $F2 bytes"
+    ! kill -0 $W_CWD 2>/dev/null && ! kill -0 $W_FD 2>/dev/null; check $t-slave-holders-ended $?
+    kill -0 $W_PRIV && ! grep -q " /mnt/$t " /proc/$W_PRIV/mountinfo; check $t-private-copy-unmounted $?
+    kill $W_PRIV
+done
+mount --make-rprivate /
 
 # --- one server, two addresses (defect 1) ----------------------------------------------
 # The same minor version: the kernel merges B onto A's connection (SUNRPC "reached max
@@ -112,6 +180,9 @@ nas restore-k3b-mountd-dead 1 restore -t k3b
 # rpc.mountd back on another port (Linux's takes a new one at each start): the recorded
 # port does not answer, the full chain runs once and finds the new one; no warning
 knfsd_mountd_start 20049; check mountd-restart-new-port $?
+# rpc.mountd listens before it registers with rpcbind: wait until the portmapper knows the port
+mountd_registered() { lkh-nas probe $S /export 2>&1 | grep -q "GETPORT mount .* port $1"; }
+retry 50 mountd_registered 20049; check mountd-registered-new-port $?
 nas qc-k3-mountd-moved 0 quickCheck -t k3
 ! grep -q "new mounts would fail" /tmp/qc-k3-mountd-moved.err; check qc-k3-mountd-moved-no-warning $? "$(cat /tmp/qc-k3-mountd-moved.err)"
 [ "$(learnt mount_port)" = 20049 ]; check record-mount-port-moved $? "$(cat $R)"
@@ -156,6 +227,23 @@ knfsd_thaw; check knfsd-thaw $?
 retry 50 lkh-nas quickCheck -t k3 2>/dev/null; check qc-k3-thawed $?
 nas remove-k3-end 0 remove -t k3
 nas probe-all 0 probe $S /export
+
+# --- issue 24: the export re-created under another fsid: quickCheck says the handle is stale,
+# --- recover unmounts and mounts afresh (no remount: the stale root handle would stay)
+nas restore-k3-fsid 0 restore -t k3
+nas restore-k42-fsid 0 restore -t k42
+knfsd_reexport 2; check knfsd-reexport-fsid-2 $?
+for t in k3 k42; do
+    nas qc-$t-stale 1 quickCheck -t $t
+    said qc-$t-stale "the export's file handle is stale"
+    nas status-$t-stale 1 status -t $t --json
+    grep -q '"verdict":"file handle stale"' /tmp/status-$t-stale.out; check status-$t-stale-verdict $? "$(cat /tmp/status-$t-stale.out)"
+    nas recover-$t-stale 0 recover -t $t
+    [ "$(cat /mnt/$t/hello.txt)" = hello-from-host ]; check read-$t-after-stale-recover $?
+    nas qc-$t-after-stale 0 quickCheck -t $t
+    nas remove-$t-fsid 0 remove -t $t
+done
+knfsd_reexport 1
 
 # --- a v4-only server: no rpcbind, no MOUNT on the network (defect 4) -------------------
 knfsd_stop_all
@@ -207,5 +295,27 @@ nas probe-v3only 1 probe $S
 said probe-v3only "answers NFS v3 NULL"
 ! grep -q "does not answer NFS" /tmp/probe-v3only.err; check probe-v3only-not-silent $? "$(cat /tmp/probe-v3only.err)"
 nas probe-v3only-export 0 probe $S /export
+
+# --- issue 24: a server answering every call with a record of 2 GiB - 1 bytes ----------------
+# (a broken or hostile server; the guest has 512 MB): a verdict within TIMEOUT, no abort,
+# nothing mounted
+knfsd_stop_all
+printf '#!/bin/sh\nprintf "\\377\\377\\377\\377\\000\\000\\000\\001"\nsleep 30\n' > /tmp/absurd.sh
+chmod +x /tmp/absurd.sh
+nc -ll -p 111 -e /tmp/absurd.sh &
+ABSURD_PMAP=$!
+nc -ll -p 2049 -e /tmp/absurd.sh &
+ABSURD_NFS=$!
+retry 50 knfsd_listening 111 && retry 50 knfsd_listening 2049; check absurd-server-listening $?
+conf kx SERVER=$S EXPORT=/export MOUNTPOINT=/mnt/kx VERSION=3 TIMEOUT=$T
+conf kx4 SERVER=$S EXPORT=/export MOUNTPOINT=/mnt/kx4 VERSION=4.2 TIMEOUT=$T
+nas probe-absurd 1 probe $S /export; bounded probe-absurd
+said probe-absurd "malformed reply"
+nas restore-kx-absurd 1 restore -t kx; bounded restore-kx-absurd
+said restore-kx-absurd "server sent a malformed reply"
+nas restore-kx4-absurd 1 restore -t kx4; bounded restore-kx4-absurd
+said restore-kx4-absurd "server sent a malformed reply"
+[ "$(grep -cE ' /mnt/kx4? ' /proc/self/mountinfo)" = 0 ]; check absurd-mounted-nothing $?
+kill $ABSURD_PMAP $ABSURD_NFS 2>/dev/null
 
 [ "$(grep -cE ' - nfs4? ' /proc/self/mountinfo)" = 0 ]; check all-unmounted $? "$(grep -E ' - nfs4? ' /proc/self/mountinfo)"

@@ -51,12 +51,17 @@ gone $OWN; check own-namespace-holder-ended $?
 ! grep -q "$NSPID" /tmp/remove-ns.err; check other-namespace-process-not-named $?
 kill $NSPID
 
-# --- the hook's own ancestor holding the mount is never signalled ----------------------------
+# --- the hook's own ancestor holding the mount is never signalled: remove fails naming it ----
+# --- (issue 24: a lazy detach would leave it writing through the detached mount) -------------
 nas restore-anc 0 restore -t s
-(cd /mnt/s && lkh-nas remove -t s 2> /tmp/remove-anc.err; echo "rc=$?" > /tmp/remove-anc.rc)
-cat /tmp/remove-anc.err
-grep -q "rc=0" /tmp/remove-anc.rc; check ancestor-survived-remove $? "$(cat /tmp/remove-anc.rc 2>/dev/null)"
-[ "$(mounted /mnt/s)" = 0 ]; check remove-with-ancestor-detached $?
+sh -c 'cd /mnt/s && lkh-nas remove -t s 2> /tmp/remove-anc.err; echo "rc=$? pid=$$" > /tmp/remove-anc.rc'
+cat /tmp/remove-anc.err /tmp/remove-anc.rc
+ANC=$(sed -n 's/.* pid=//p' /tmp/remove-anc.rc)
+grep -q "rc=1 " /tmp/remove-anc.rc; check ancestor-remove-fails $? "$(cat /tmp/remove-anc.rc 2>/dev/null)"
+grep -qF "still held by $ANC (sh: cwd), which is never signalled" /tmp/remove-anc.err; check ancestor-named $? "$(cat /tmp/remove-anc.err)"
+[ "$(mounted /mnt/s)" = 1 ]; check ancestor-mount-left-mounted $?
+nas remove-after-ancestor 0 remove -t s
+[ "$(mounted /mnt/s)" = 0 ]; check remove-after-ancestor-unmounted $?
 
 # --- the symlink swap: a tmpfs at u/efi stands in for a user's FUSE mount; its holder, on ----
 # --- SIGTERM, renames u and puts u -> /mnt/victim in its place --------------------------------
@@ -79,6 +84,18 @@ grep ' /mnt/victim\| /mnt/s' /proc/self/mountinfo
 gone $SWAPPER; check swap-holder-ended $?
 said remove-swap "unmounted /mnt/s/u.old/efi"
 umount /mnt/victim/efi /mnt/victim
+
+# --- issue 24: a symbolic link anywhere in MOUNTPOINT is refused by validate and every action --
+# --- (whoever controls the link would choose where root mounts the export); nothing mounted ---
+mkdir -p /mnt/real && ln -sfn /mnt/real /mnt/lnk
+conf lnk SERVER=10.0.2.2 EXPORT=/export MOUNTPOINT=/mnt/lnk/data VERSION=3 TIMEOUT=$T
+for _a in validate restore quickCheck recover remove status; do
+    nas lnk-$_a 2 $_a -t lnk
+    said lnk-$_a "MOUNTPOINT=/mnt/lnk/data: /mnt/lnk is a symbolic link (to /mnt/real)"
+done
+[ "$(grep -c ' /mnt/real' /proc/self/mountinfo)" = 0 ] && [ ! -e /mnt/real/data ]
+check lnk-mounted-nothing $? "$(grep ' /mnt/real' /proc/self/mountinfo; ls /mnt/real)"
+rm -f /mnt/lnk
 
 # --- a submount with a non-UTF-8 name does not block remove ----------------------------------
 nas restore-latin1 0 restore -t s
@@ -117,6 +134,66 @@ wait $READER; check io-reader-saw-end-of-file $?
 grep -q "mount wedged" /tmp/qc-pipe.out; check io-qc-said-wedged $? "$(cat /tmp/qc-pipe.out)"
 nfs_server thaw; check server-thaw $?
 nas remove-io 0 remove -t s
+
+# --- issue 24: holders in other mount namespaces, the root mount shared (systemd's default) ---
+# remove ends every holder of the share's superblock whatever its namespace, unmounts every
+# copy it can reach there and ends the processes of a namespace whose copy it cannot unmount;
+# after its exit 0 the server sees no write from this node
+mount --make-rshared / ; check root-shared $?
+grep -q ' / / .*shared:' /proc/self/mountinfo; check root-is-shared $? "$(grep ' / / ' /proc/self/mountinfo)"
+LDSO=$(ls /lib64/ld-linux-x86-64.so.2 /lib/x86_64-linux-gnu/ld-linux-x86-64.so.2 2>/dev/null | head -1)
+[ -n "$LDSO" ] && have_bin sg_dd; check map-tools $? "ld.so=$LDSO"
+nas restore-slave 0 restore -t s
+rm -rf /mnt/s/slave-* /mnt/s/nest
+cp "$(command -v sg_dd)" /mnt/s/slave-map-prog
+rm -f /tmp/slave-fifo; mkfifo /tmp/slave-fifo
+# cwd: appends through its working directory; fd: through a descriptor opened for writing
+unshare -m --propagation slave sh -c 'cd /mnt/s && while :; do echo c >> slave-cwd.log; sleep 0.1; done' &
+S_CWD=$!
+unshare -m --propagation slave sh -c 'exec 3>> /mnt/s/slave-fd.log; cd /; while :; do echo f >&3; sleep 0.1; done' &
+S_FD=$!
+# map: a program mapped from the share, run by the dynamic loader (no descriptor, no cwd), waiting
+# to open a FIFO
+unshare -m --propagation slave "$LDSO" /mnt/s/slave-map-prog if=/tmp/slave-fifo of=/dev/null &
+S_MAP=$!
+# a mount nested in a slave namespace's copy (which then does not go with ours), a private
+# namespace's copy (which nothing here propagates to): unmounted there, their processes live on
+unshare -m --propagation slave sh -c 'mkdir -p /mnt/s/nest && mount -t tmpfs nest /mnt/s/nest && cd / && exec sleep 1010' &
+S_NEST=$!
+unshare -m --propagation private sh -c 'cd / && exec sleep 1011' &
+S_PRIV=$!
+# a user namespace's copy is locked there (not even root can unmount it): its processes are ended
+unshare -U -m --propagation private sh -c 'cd / && exec sleep 1012' &
+S_USER=$!
+sleep 1
+[ "$(readlink /proc/$S_CWD/cwd)" = /mnt/s ] && [ "$(readlink /proc/$S_FD/fd/3)" = /mnt/s/slave-fd.log ] && grep -q slave-map-prog /proc/$S_MAP/maps
+check slave-holders-in-place $? "cwd=$(readlink /proc/$S_CWD/cwd) fd3=$(readlink /proc/$S_FD/fd/3)"
+for _p in $S_NEST $S_PRIV $S_USER; do grep -q ' /mnt/s ' /proc/$_p/mountinfo || echo "no copy in $_p"; done > /tmp/copies.txt
+[ ! -s /tmp/copies.txt ]; check copies-in-place $? "$(cat /tmp/copies.txt)"
+W1=$(host_request export size slave-cwd.log)
+sleep 0.5
+W2=$(host_request export size slave-cwd.log)
+[ "${W1:-0}" -lt "${W2:-0}" ]; check server-sees-slave-writes $? "$W1 -> $W2"
+nas remove-slave 0 remove -t s
+C1=$(host_request export size slave-cwd.log) F1=$(host_request export size slave-fd.log)
+sleep 1.5
+C2=$(host_request export size slave-cwd.log) F2=$(host_request export size slave-fd.log)
+[ "$C1" = "$C2" ] && [ "$F1" = "$F2" ] && [ "${F1:-0}" -gt 0 ]
+check slave-no-write-after-remove $? "on the server after remove: cwd log $C1 -> $C2 bytes, fd log $F1 -> $F2 bytes"
+gone $S_CWD; check slave-cwd-holder-ended $?
+gone $S_FD; check slave-fd-holder-ended $?
+gone $S_MAP; check slave-map-holder-ended $?
+said remove-slave "ending the processes holding it: "
+said remove-slave "$S_CWD (sh: cwd, in mount namespace mnt:["
+said remove-slave "$S_MAP (ld-linux-x86-64: maps, in mount namespace"
+alive $S_NEST && alive $S_PRIV; check copy-only-processes-alive $?
+[ "$(grep -c ' /mnt/s[ /]' /proc/$S_NEST/mountinfo)" = 0 ]; check slave-nested-copy-unmounted $? "$(grep ' /mnt/s' /proc/$S_NEST/mountinfo)"
+[ "$(grep -c ' /mnt/s ' /proc/$S_PRIV/mountinfo)" = 0 ]; check private-copy-unmounted $? "$(grep ' /mnt/s' /proc/$S_PRIV/mountinfo)"
+gone $S_USER; check user-namespace-process-ended $?
+said remove-slave "cannot be unmounted there (locked); ending the processes of that namespace: $S_USER (sleep"
+[ "$(mounted /mnt/s)" = 0 ]; check remove-slave-unmounted $?
+kill $S_NEST $S_PRIV 2>/dev/null
+mount --make-rprivate / ; check root-private-again $?
 
 # --- remove never waits for a name server -----------------------------------------------------
 cp /etc/resolv.conf /tmp/resolv.conf.saved 2>/dev/null

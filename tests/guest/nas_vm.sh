@@ -162,6 +162,20 @@ nas qc-v3-thawed 0 quickCheck -t v3
 nas restore-v4-thawed 0 restore -t v4
 nas qc-v4-thawed 0 quickCheck -t v4
 
+# --- issue 24: the export again under another id (re-created, or another NAS at the same
+# --- address): quickCheck says the handle is stale, recover mounts afresh
+nfs_server reexport; check server-reexport $?
+nas qc-v3-stale 1 quickCheck -t v3
+said qc-v3-stale "file handle is stale"
+nas qc-v4-stale 1 quickCheck -t v4
+said qc-v4-stale "file handle is stale"
+nas recover-v3-stale 0 recover -t v3
+nas recover-v4-stale 0 recover -t v4
+said recover-v4-stale "recover: unmounted /mnt/v4"
+[ "$(cat /mnt/v3/hello.txt)" = hello-from-host ]; check read-v3-after-stale-recover $?
+[ "$(cat /mnt/v4/hello.txt)" = hello-from-host ]; check read-v4-after-stale-recover $?
+nas qc-v3-after-stale 0 quickCheck -t v3
+
 # --- clean up --------------------------------------------------------------------------
 nas remove-v3-end 0 remove -t v3
 nas remove-v4-end 0 remove -t v4

@@ -11,6 +11,7 @@ note "target: $T"
 shared_disk_setup a b || fatal "shared disk setup failed"
 A=$(node_dev a); B=$(node_dev b)
 KEYA() { cat /etc/lkhelpers/node-a/node.key; }
+KEYB() { cat /etc/lkhelpers/node-b/node.key; }
 # gen: the PR generation ("PR generation=0x5, ..."); empty when it cannot be read, which the
 # comparison below treats as a failure
 gen() { _prin "$B" --read-keys | sed -n 's/.*generation=\(0x[0-9a-fA-F]*\).*/\1/p'; }
@@ -73,7 +74,7 @@ expect_rc a-quickcheck 0 scsipr a quickCheck -t fence
 run scsipr a status -t fence
 agree a-status-agrees-healthy a fence ours
 # (the defender's warning is there: no watch runs on node a yet)
-scsipr a status -t fence 2>&1 | grep -q "WARNING: .* is registered .* times"; [ $? != 0 ]; check a-status-no-shared-key-warning $?
+scsipr a status -t fence 2>&1 | grep -q 'WARNING: .*registered [0-9]* times'; [ $? != 0 ]; check a-status-no-shared-key-warning $?
 scsipr a status "$A" --json > /tmp/status.json 2>&1
 if [ "$T" = tgt ]; then
     grep -q '"owner":"this node"' /tmp/status.json && grep -q '"initiators_known":false' /tmp/status.json
@@ -93,12 +94,16 @@ expect_rc a-quickcheck-free 1 scsipr a quickCheck -t fence
 expect_rc a-recover-retakes 0 scsipr a recover -t fence
 [ "$(holder "$B")" = "$(node_iqn a)" ]; check a-holds-after-recover $?
 
-# ---- B takes over (no defender on A: the challenge window passes), then A's watcher ----
-# (a watcher running on A would defend the disk: scsipr_defense.sh)
-expect_rc b-restore-takeover 0 scsipr b restore -t fence
+# ---- A's watcher defends A's disk; frozen (a paused VM), A loses it to B's takeover ----
 LKHELPERS_CONF_DIR=/etc/lkhelpers/node-a LKHELPERS_RUN_DIR=/run/lkhelpers/node-a \
     lkh-scsipr watch > /tmp/watch-a.log 2>&1 &
 WPID=$!
+sleep 1.5
+expect_rc b-restore-defended 3 scsipr b restore -t fence
+[ "$(holder "$B")" = "$(node_iqn a)" ] && ! has_key "$B" "$(KEYB)"; check a-kept-its-disk $? "holder $(holder "$B")"
+kill -STOP "$WPID"
+expect_rc b-restore-takeover 0 scsipr b restore -t fence
+kill -CONT "$WPID"
 [ "$(holder "$B")" = "$(node_iqn b)" ]; check b-holds $? "holder $(holder "$B")"
 ! has_key "$B" "$(KEYA)"; check a-key-gone $? "keys: $(pr_keys "$B" | tr '\n' ' ')"
 dd if=/dev/zero of="$A" bs=4096 count=1 oflag=direct 2>/dev/null
@@ -229,8 +234,13 @@ node_conf b fence DEVICE="$B" ON_FENCED=event FAILFASTTIMER=1 TIMEOUT=15
 # ---- ON_FENCED=halt: the watcher reboots this (QEMU -no-reboot: the guest stops) ----
 node_conf a fence DEVICE="$A" ON_FENCED=halt FAILFASTTIMER=1 TIMEOUT=15
 expect_rc a-restore-for-halt 0 scsipr a restore -t fence
+LKHELPERS_CONF_DIR=/etc/lkhelpers/node-a LKHELPERS_RUN_DIR=/run/lkhelpers/node-a lkh-scsipr watch &
+WPID=$!
+sleep 1.5
+# A freezes (a paused VM): B takes over; when A resumes, its watch finds its key gone and halts
+kill -STOP "$WPID"
 expect_rc b-takeover-for-halt 0 scsipr b restore -t fence
-scsipr a watch &
+kill -CONT "$WPID"
 pass halt-armed
 sleep 20
 fail halt-happened "still running 20 s after the takeover"

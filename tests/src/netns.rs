@@ -38,6 +38,9 @@ pub fn unavailable() -> Option<String> {
                     .into(),
             );
         }
+        if let Err(why) = crate::host::install("network namespaces", crate::host::NETNS) {
+            return Some(why);
+        }
         match Command::new("ip").arg("-V").output() {
             Ok(o) if o.status.success() => {}
             _ => {

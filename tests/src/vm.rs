@@ -95,7 +95,7 @@
 //! (a host socket) so kernel messages cannot garble them.
 
 pub mod bins;
-mod cmd;
+pub(crate) mod cmd;
 pub mod cpio;
 pub mod nfs;
 pub mod parts;
@@ -403,10 +403,10 @@ impl RunReport {
     }
 }
 
-/// Whether VM tests must not skip (`LKH_VM_REQUIRED=1`, or `CI` set as CI systems do).
+/// Whether VM tests must not skip (`LKH_VM_REQUIRED=1`, or `CI` set as CI systems do):
+/// [`crate::host::required`].
 pub fn vm_required() -> bool {
-    let set = |k: &str| std::env::var(k).is_ok_and(|v| !v.is_empty() && v != "0" && v != "false");
-    set("LKH_VM_REQUIRED") || set("CI")
+    crate::host::required()
 }
 
 /// Prints `SKIPPED name: why` straight to the process's stderr, which the test harness does

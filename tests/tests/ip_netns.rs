@@ -1,8 +1,9 @@
 //! `lkh-ip` in network namespaces shaped like a Hyper-V host (see `tests::netns`): a guest
 //! and a co-hosted VM on a bridge whose uplink leads to the gateway.
 //!
-//! Needs root and iproute2; `tcpdump` for the on-the-wire check of gratuitous ARPs. Without
-//! root or `ip` every test says why on stderr and passes without checking anything.
+//! Needs root; iproute2 and `tcpdump` (the on-the-wire check of gratuitous ARPs) are installed
+//! when missing (`tests::host`). Without root every test skips loudly (`SKIPPED …` on stderr),
+//! and fails instead under `LKH_VM_REQUIRED`/`CI`.
 //! `LKH_IP_BIN` may point at a prebuilt `lkh-ip`; otherwise it is built once per run.
 
 use std::os::unix::fs::PermissionsExt;
@@ -55,7 +56,7 @@ impl Kit {
     /// saying why) when namespaces are unavailable.
     fn new(label: &str, conf: &str) -> Option<Kit> {
         if let Some(why) = netns::unavailable() {
-            eprintln!("SKIP {label}: {why}");
+            tests::host::skip(label, &why);
             return None;
         }
         let bin = netns::lkh_ip_binary().unwrap_or_else(|e| panic!("cannot get lkh-ip: {e}"));
@@ -316,11 +317,16 @@ fn gratuitous_arps_seen_on_the_wire() {
             ],
         )
         .expect("seed neighbour");
-    let tcpdump = Command::new("tcpdump")
-        .arg("--version")
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
+    let tcpdump = match tests::host::install("gratuitous_arps_seen_on_the_wire", &["tcpdump"]) {
+        Ok(()) => true,
+        Err(why) => {
+            tests::host::skip(
+                "gratuitous_arps_seen_on_the_wire (the capture; the neighbour cache is checked)",
+                &why,
+            );
+            false
+        }
+    };
     let capture = if tcpdump {
         let mut c = lab.topo.exec(&lab.cohost, "tcpdump");
         c.args([
@@ -351,9 +357,6 @@ fn gratuitous_arps_seen_on_the_wire() {
         }
         Some((child, err, seen))
     } else {
-        eprintln!(
-            "gratuitous_arps_seen_on_the_wire: tcpdump not installed, checking only the neighbour cache (apt-get install -y tcpdump)"
-        );
         None
     };
     let r = kit.hook("restore");
@@ -510,7 +513,14 @@ fn bad_input_exits_2_and_changes_nothing() {
         kit.configure(conf);
         for action in ["restore", "remove", "quickCheck", "recover"] {
             let r = kit.hook(action);
-            assert_eq!(r.code, 2, "{action} with\n{conf}\n{r:?}");
+            // remove of an interface this node does not have succeeds: the address cannot be
+            // on it (and is on no other interface here); a failed stop gets a node fenced
+            let want = if action == "remove" && conf.contains("INTERFACE=eth9") {
+                0
+            } else {
+                2
+            };
+            assert_eq!(r.code, want, "{action} with\n{conf}\n{r:?}");
             assert!(
                 !r.stderr.trim().is_empty() && r.stderr.lines().count() <= 2,
                 "one clear line: {r:?}"

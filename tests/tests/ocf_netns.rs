@@ -14,12 +14,14 @@
 //! host kernel may not even have an NFS client): their sequences run in `nas_vm.rs` /
 //! `scsipr_vm.rs` (`tests/guest/ocf_*.sh`).
 //!
-//! Needs root, iproute2, resource-agents, pacemaker-cli-utils; skips loudly without them and
-//! fails under `LKH_VM_REQUIRED=1` (CI).
+//! Needs root; installs iproute2, resource-agents, libxml2-utils and pacemaker-cli-utils when
+//! missing (`tests::host`); skips loudly when not root, fails instead under `LKH_VM_REQUIRED=1`
+//! (CI).
 
 use std::process::Command;
 use std::time::Duration;
 
+use tests::host;
 use tests::netns::{self, HyperVLab};
 use tests::pcmk::{self, Agents, Scratch};
 
@@ -29,20 +31,16 @@ fn ready(test: &str, tools: &[&str]) -> Option<Agents> {
     if let Some(why) = netns::unavailable() {
         return pcmk::skip(test, &why);
     }
+    if !host::need(test, &[host::OCF_TOOLS, host::PACEMAKER_CLI].concat()) {
+        return None;
+    }
     if let Some(t) = pcmk::missing_tool(tools) {
-        return pcmk::skip(
-            test,
-            &format!(
-                "{t} is not installed: apt-get install -y resource-agents pacemaker-cli-utils libxml2-utils"
-            ),
-        );
+        panic!("{test}: {t} is missing although its package is installed");
     }
-    if !std::path::Path::new("/usr/lib/ocf/resource.d").is_dir() {
-        return pcmk::skip(
-            test,
-            "/usr/lib/ocf/resource.d is missing: apt-get install -y resource-agents",
-        );
-    }
+    assert!(
+        std::path::Path::new("/usr/lib/ocf/resource.d").is_dir(),
+        "{test}: /usr/lib/ocf/resource.d is missing although resource-agents is installed"
+    );
     Some(Agents::new().unwrap_or_else(|e| panic!("cannot prepare the agents: {e}")))
 }
 

@@ -8,13 +8,14 @@
 //! start again, stop, monitor 7, stop again) plus what it cannot see (the mount and the
 //! reservation really there after start, gone after stop).
 //!
-//! Needs resource-agents and libxml2-utils on the host besides the VM test bed; skips loudly
-//! without them, fails under `LKH_VM_REQUIRED=1`.
+//! Needs resource-agents and libxml2-utils on the host besides the VM test bed, installed when
+//! missing (`tests::host`).
 
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+use tests::host;
 use tests::vm::{self, Vm};
 
 const FILES: &[(&str, u32)] = &[
@@ -47,16 +48,11 @@ fn with_ocf_tester(mut vm: Vm) -> Result<Vm, String> {
 #[test]
 fn ocf_tester_passes_nas_and_scsipr_in_a_guest() {
     let name = "ocf_vm";
-    if let Some((f, _)) = FILES.iter().find(|(f, _)| !Path::new(f).exists()) {
-        assert!(
-            !vm::vm_required(),
-            "{f} is missing: apt-get install resource-agents libxml2-utils"
-        );
-        vm::skip_loudly(
-            name,
-            &format!("{f} is missing (resource-agents, libxml2-utils)"),
-        );
+    if !host::need(name, host::OCF_TOOLS) {
         return;
+    }
+    if let Some((f, _)) = FILES.iter().find(|(f, _)| !Path::new(f).exists()) {
+        panic!("{name}: {f} is missing although resource-agents and libxml2-utils are installed");
     }
     let Some(nfs) = vm::nfs_or_skip(name) else {
         return;

@@ -7,8 +7,9 @@
 //! intervals. The time from the cut to the address answering on the new node is printed
 //! (`BENCH pcmk-failover`, figure in BENCHMARKS.md), never asserted.
 //!
-//! Needs root, iproute2, pacemaker, pacemaker-cli-utils, corosync, resource-agents; skips
-//! loudly without them, fails under `LKH_VM_REQUIRED=1` (CI). About 1–2 minutes.
+//! Needs root; installs iproute2, pacemaker, pacemaker-cli-utils, corosync, resource-agents
+//! when missing (`tests::host::CLUSTER`); skips loudly when not root, fails instead under
+//! `LKH_VM_REQUIRED=1` (CI). About 1–2 minutes.
 
 use std::time::{Duration, Instant};
 

@@ -255,7 +255,7 @@ pub fn kit_sections(spec: &KitSpec) -> Vec<Section> {
 
     let mut ocf = Section::new("PACEMAKER (OCF)", "PACEMAKER (OCF)", Layout::Hanging);
     ocf.intro.push(format!(
-        "As /usr/lib/ocf/resource.d/lkhelpers/{kit} (a link to this binary) it is an OCF resource agent: start = restore, stop = remove, monitor = quickCheck (a resource not active here: 7), recover, validate-all, meta-data. Parameters are OCF_RESKEY_<key in lower case> (e.g. OCF_RESKEY_{k}), checked like the configuration file's values; no resource file is read; the instance name is the tag. OCF_RESKEY_CRM_meta_timeout caps TIMEOUT (one second below it){depth}. Exit codes become OCF's:",
+        "As /usr/lib/ocf/resource.d/lkhelpers/{kit} (a link to this binary) it is an OCF resource agent: start = restore, stop = remove, monitor = quickCheck (a probe of a resource not active here: 7, whatever this node lacks), recover, validate-all, meta-data. Parameters are OCF_RESKEY_<key in lower case> (e.g. OCF_RESKEY_{k}), checked like the configuration file's values; no resource file is read; the instance name is the tag. OCF_RESKEY_CRM_meta_timeout caps TIMEOUT (one second below it){depth}. Exit codes become OCF's:",
         kit = spec.kit,
         k = spec
             .keys
@@ -269,9 +269,9 @@ pub fn kit_sections(spec: &KitSpec) -> Vec<Section> {
             .map(|(key, v)| format!("; OCF_CHECK_LEVEL 0/10/20 sets {key} to {}/{}/{}", v[0], v[1], v[2]))
             .unwrap_or_default()
     ));
-    ocf.items = crate::ocf::EXIT_TABLE
-        .iter()
-        .map(|(ours, theirs)| Item::new(*ours, *theirs))
+    ocf.items = crate::ocf::codes::rows()
+        .into_iter()
+        .map(|(ours, theirs)| Item::new(ours, theirs))
         .collect();
 
     vec![

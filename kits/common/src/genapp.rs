@@ -817,7 +817,13 @@ mod tests {
         std::os::unix::fs::symlink("/etc/shadow", d.join("remove")).unwrap();
         let f = write(&d, "nas", exe).unwrap_err();
         assert!(f.message.contains("not a regular file"), "{f}");
-        assert!(write(&d, "nas", Path::new("relative/lkh-nas")).is_err());
+        let f = write(&d, "nas", Path::new("relative/lkh-nas")).unwrap_err();
+        assert_eq!(f.exit, crate::exit::Exit::Usage, "{f}");
+        assert!(
+            f.message
+                .starts_with("relative/lkh-nas: the binary path must be absolute"),
+            "{f}"
+        );
 
         // a directory others may write to, or one that is a link, is refused before any write
         let open = dir("open");
@@ -842,7 +848,13 @@ mod tests {
         );
         let _ = std::fs::remove_dir_all(&open);
         let _ = std::fs::remove_file(&link);
-        assert!(write(&d, "nas", Path::new("/bad'quote/lkh-nas")).is_err());
+        let f = write(&d, "nas", Path::new("/bad'quote/lkh-nas")).unwrap_err();
+        assert!(
+            f.message.starts_with(
+                "/bad'quote/lkh-nas: the binary path must be absolute, valid UTF-8 and free of quotes"
+            ),
+            "{f}"
+        );
         let _ = std::fs::remove_dir_all(&d);
     }
 }

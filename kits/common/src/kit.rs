@@ -149,6 +149,12 @@ pub fn run(spec: &'static KitSpec, hook: fn(&HookCtx) -> Outcome, command: Comma
             return f.exit.into();
         }
     };
+    // what a user pipes into `head`: a closed pipe ends it quietly (never a hook or `watch`)
+    if matches!(&invocation, Invocation::Help | Invocation::Version)
+        || matches!(&invocation, Invocation::Command { name, .. } if name != "watch")
+    {
+        crate::sys::default_sigpipe();
+    }
     match invocation {
         Invocation::Help => {
             print!("{}", spec.help());

@@ -8,7 +8,9 @@
 //! watchdog ([`deadline`]), logging to stderr and syslog ([`logging`]), the gen/app wrappers
 //! ([`genapp`]), the exit-code table ([`exit`]), the help text and man pages rendered from the
 //! same tables ([`doc`], [`man`]), the version line ([`version`]), the files a hook trusts
-//! ([`trusted`]) and the kits' run-state layout with its per-tag lock ([`runstate`]).
+//! ([`trusted`]), the kits' run-state layout with its per-tag lock ([`runstate`]) and the
+//! status contract every kit's assessment implements ([`Assessment`]: exit code, verdict,
+//! message, JSON).
 //!
 //! ```no_run
 //! use lkh_common::{Failure, HookCtx, KeySpec, Kind, KitSpec, Outcome};
@@ -32,6 +34,7 @@
 //!
 //! This crate never prints except through [`run`] (help, version) and the logger.
 
+pub mod assessment;
 pub mod cli;
 pub mod config;
 pub mod deadline;
@@ -45,10 +48,12 @@ pub mod man;
 pub mod ocf;
 pub mod runstate;
 mod sys;
+pub use sys::default_sigpipe;
 pub mod tag;
 pub mod trusted;
 pub mod version;
 
+pub use assessment::Assessment;
 pub use cli::{Action, HookArgs, parse_args, parse_hook_args};
 pub use config::{Config, KeySpec, Kind, Scope, Sources};
 pub use deadline::{Deadline, run_bounded};

@@ -10,14 +10,15 @@
 //! failure before Pacemaker kills us), and `OCF_CHECK_LEVEL` chooses the kit's check depth
 //! where it has one.
 //!
-//! Exit codes are translated once, in [`exit_code`]; the table is [`EXIT_TABLE`], shown in
-//! `--help` and the README. The meta-data is generated from the kit's key table
+//! Exit codes are translated once, in [`exit_code`], from one table ([`codes::MAPPING`]),
+//! shown in `--help` and the README: a probe answers 7 whenever the resource is not active on
+//! this node, 6 means a value wrong on every node, 5 something this node lacks. The meta-data is generated from the kit's key table
 //! ([`meta_data`]), valid against Debian's `ra-api-1.dtd` and pcs's `ocf-1.0.rng`/`ocf-1.1.rng`
 //! (OCF 1.0 attributes only, with the DOCTYPE `ocf-tester` needs).
 
 use crate::cli::Action;
 use crate::config::{KeySpec, Kind, Missing, Scope, find_key};
-use crate::exit::{Exit, Failure, Hint, Outcome};
+use crate::exit::{Failure, Outcome};
 use crate::kit::{HookCtx, KitSpec};
 use crate::logging;
 use crate::tag::Tag;
@@ -33,38 +34,12 @@ pub const ACTIONS: &[&str] = &[
     "meta-data",
 ];
 
-/// OCF return codes we use.
-pub const OCF_SUCCESS: u8 = 0;
-pub const OCF_ERR_GENERIC: u8 = 1;
-pub const OCF_ERR_UNIMPLEMENTED: u8 = 3;
-pub const OCF_ERR_INSTALLED: u8 = 5;
-pub const OCF_ERR_CONFIGURED: u8 = 6;
-pub const OCF_NOT_RUNNING: u8 = 7;
+pub mod codes;
 
-/// How lkhelpers outcomes become OCF codes (documented in `--help` and the README).
-pub const EXIT_TABLE: &[(&str, &str)] = &[
-    ("0 done / healthy", "0 OCF_SUCCESS"),
-    (
-        "1 failed",
-        "1 OCF_ERR_GENERIC; monitor of a resource not active here: 7 OCF_NOT_RUNNING",
-    ),
-    (
-        "2 malformed or unknown parameter",
-        "6 OCF_ERR_CONFIGURED (Pacemaker stops it everywhere)",
-    ),
-    (
-        "2 a device, interface or file named is missing on this node",
-        "5 OCF_ERR_INSTALLED (Pacemaker bans it from this node)",
-    ),
-    (
-        "3 fenced: another node holds the resource",
-        "monitor: 7 OCF_NOT_RUNNING; start, stop, recover: 1 OCF_ERR_GENERIC",
-    ),
-    (
-        "an action this agent does not have",
-        "3 OCF_ERR_UNIMPLEMENTED",
-    ),
-];
+pub use codes::{
+    Call, OCF_ERR_CONFIGURED, OCF_ERR_GENERIC, OCF_ERR_INSTALLED, OCF_ERR_UNIMPLEMENTED,
+    OCF_NOT_RUNNING, OCF_SUCCESS, exit_code,
+};
 
 /// What Pacemaker asked for.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -188,21 +163,6 @@ pub fn depth_value(
     Some((key, values[i]))
 }
 
-/// The OCF code for an outcome of `action`.
-pub fn exit_code(action: &OcfAction, outcome: &Result<String, Failure>) -> u8 {
-    let Err(f) = outcome else {
-        return OCF_SUCCESS;
-    };
-    let monitor = *action == OcfAction::Hook(Action::QuickCheck);
-    match (f.exit, f.hint) {
-        (Exit::Ok, _) => OCF_SUCCESS,
-        (Exit::Usage, Hint::MissingHere) => OCF_ERR_INSTALLED,
-        (Exit::Usage, _) => OCF_ERR_CONFIGURED,
-        (Exit::Fenced, _) | (Exit::Failed, Hint::NotRunning) if monitor => OCF_NOT_RUNNING,
-        (Exit::Failed | Exit::Fenced, _) => OCF_ERR_GENERIC,
-    }
-}
-
 /// The value of `name` in the environment `env`.
 fn var<'a>(env: &'a [(String, String)], name: &str) -> Option<&'a str> {
     env.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
@@ -257,7 +217,7 @@ pub fn run(spec: &'static KitSpec, hook: fn(&HookCtx) -> Outcome, word: &str) ->
                 "action {shown:?} is not one of this agent's: {}",
                 ACTIONS.join(", ")
             );
-            return ExitCode::from(OCF_ERR_UNIMPLEMENTED);
+            return ExitCode::from(exit_code(Call::Unimplemented, &Ok(String::new())));
         }
         OcfAction::ValidateAll => context(spec, Action::QuickCheck, &tag, &env).and_then(|ctx| {
             match spec.check {
@@ -270,7 +230,9 @@ pub fn run(spec: &'static KitSpec, hook: fn(&HookCtx) -> Outcome, word: &str) ->
             context(spec, *a, &tag, &env).and_then(|ctx| crate::kit::guarded(ctx, hook))
         }
     };
-    let code = exit_code(&action, &outcome);
+    let interval = var(&env, "OCF_RESKEY_CRM_meta_interval");
+    let call = Call::of(&action, interval).unwrap_or(Call::ValidateAll);
+    let code = exit_code(call, &outcome);
     match &outcome {
         Ok(summary) if !summary.is_empty() => log::info!("{}: {summary}", action.word()),
         Ok(_) => {}
@@ -391,6 +353,7 @@ pub fn meta_data(spec: &KitSpec, version: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::exit::Exit;
 
     static KEYS: &[KeySpec] = &[
         KeySpec::timeout("20"),
@@ -521,35 +484,18 @@ mod tests {
             .skip(1)
             .take_while(|l| l.starts_with('|'))
             .collect();
-        let want: Vec<String> = EXIT_TABLE
+        let want: Vec<String> = codes::rows()
             .iter()
             .map(|(ours, theirs)| format!("| {ours} | {theirs} |"))
             .collect();
         assert_eq!(
             rows, want,
-            "README's OCF exit codes table must be ocf::EXIT_TABLE"
+            "README's OCF exit codes table must be ocf::codes::MAPPING"
         );
     }
 
     #[test]
-    fn exit_codes_translate() {
-        let monitor = OcfAction::parse("monitor");
-        let start = OcfAction::parse("start");
-        let e = |f: Failure| Err::<String, _>(f);
-        assert_eq!(exit_code(&monitor, &Ok(String::new())), 0);
-        assert_eq!(exit_code(&monitor, &e(Failure::fenced("x"))), 7);
-        assert_eq!(exit_code(&start, &e(Failure::fenced("x"))), 1);
-        assert_eq!(exit_code(&monitor, &e(Failure::failed("x"))), 1);
-        assert_eq!(
-            exit_code(&monitor, &e(Failure::failed("x").not_running())),
-            7
-        );
-        assert_eq!(exit_code(&start, &e(Failure::failed("x").not_running())), 1);
-        assert_eq!(exit_code(&start, &e(Failure::usage("x"))), 6);
-        assert_eq!(
-            exit_code(&monitor, &e(Failure::usage("x").missing_here())),
-            5
-        );
+    fn unknown_actions_are_unimplemented() {
         assert_eq!(
             OcfAction::parse("migrate_to"),
             OcfAction::Unimplemented("migrate_to".into())

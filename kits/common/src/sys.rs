@@ -1,4 +1,5 @@
-//! Every `unsafe` block of lkh-common: the watchdog's `SIGALRM` handler.
+//! Every `unsafe` block of lkh-common: the watchdog's `SIGALRM` handler, and SIGPIPE's
+//! default action for the commands whose output is read by a pipe.
 //!
 //! The handler runs at the deadline in the middle of whatever the action was doing (possibly
 //! holding a lock or allocating), so it only makes async-signal-safe calls — `write`, `send`,
@@ -62,4 +63,14 @@ pub(crate) fn install_last_words(words: LastWords) -> io::Result<()> {
     // initialised before this point (the `OnceLock` was set above) and never returns.
     unsafe { sigaction(Signal::SIGALRM, &action) }?;
     Ok(())
+}
+
+/// Restores SIGPIPE's default action (the Rust runtime ignores it, so that a write to a closed
+/// pipe is an error — and `print!` panics on it). For the commands a user pipes into `head` or
+/// `grep -q` (`status`, `--help`, `detect`…): a closed pipe ends the process quietly, as it
+/// ends `cat`. Never for a hook or a daemon: those must not die with their reader.
+pub fn default_sigpipe() {
+    // SAFETY: SIG_DFL installs no handler of ours; changing a signal's disposition is
+    // process-wide but has no memory-safety requirement.
+    let _ = unsafe { nix::sys::signal::signal(Signal::SIGPIPE, SigHandler::SigDfl) };
 }

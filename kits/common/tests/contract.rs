@@ -799,3 +799,32 @@ fn newlines_cannot_forge_log_lines_and_long_text_is_cut() {
     assert!(o.stderr.len() < 600, "{} bytes of stderr", o.stderr.len());
     assert!(stderr(&o).contains("the limit is 4096"), "{}", stderr(&o));
 }
+
+/// `--help` (or a kit command such as `status`) into a pipe nobody reads any more ends
+/// quietly by SIGPIPE, never with a panic; a hook keeps Rust's default (SIGPIPE ignored: a
+/// hook must not die with its reader) and finishes its action.
+#[test]
+fn a_closed_pipe_ends_help_quietly_and_never_a_hook() {
+    use std::os::unix::process::ExitStatusExt;
+    let e = Env::new("sigpipe");
+    let closed = || {
+        let (r, w) = nix::unistd::pipe().unwrap();
+        drop(r);
+        std::process::Stdio::from(w)
+    };
+    let o = e
+        .command(&toy(), &["--help"])
+        .stdout(closed())
+        .output()
+        .unwrap();
+    assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
+    assert_eq!(o.status.signal(), Some(libc::SIGPIPE), "{:?}", o.status);
+    e.conf("pipe", &format!("FILE={}\n", e.file().display()));
+    let o = e
+        .command(&toy(), &["restore", "-t", "pipe"])
+        .stdout(closed())
+        .stderr(closed())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{:?}", o.status);
+}

@@ -1,6 +1,8 @@
 //! The OCF front end seen from outside: the toy kit run as Pacemaker (and `ocf-tester`) run a
 //! resource agent, through a link under a `resource.d` directory, with parameters in the
-//! environment. The meta-data is checked against the schemas Debian ships.
+//! environment. The meta-data is checked against the schemas Debian ships (resource-agents'
+//! DTD, pcs's OCF 1.0/1.1 schemas), installed when missing by the test bed's one mechanism
+//! (`tests::host`; as root, else a loud skip — a failure under `LKH_VM_REQUIRED`/`CI`).
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -9,19 +11,7 @@ use std::process::{Command, Output};
 mod common;
 use common::{stderr, toy};
 
-/// Tools are required in CI (which installs them); elsewhere a missing tool skips loudly.
-fn required() -> bool {
-    std::env::var_os("LKH_VM_REQUIRED").is_some() || std::env::var_os("CI").is_some()
-}
-
-fn have(tool: &str, path: &str) -> bool {
-    if Path::new(path).exists() {
-        return true;
-    }
-    assert!(!required(), "{tool} ({path}) is missing: install it");
-    eprintln!("SKIPPED: {tool} ({path}) is not installed");
-    false
-}
+use tests::host;
 
 struct Agent {
     dir: PathBuf,
@@ -225,20 +215,20 @@ fn meta_data_validates_against_the_installed_schemas() {
     }
     let file = a.dir.join("meta.xml");
     std::fs::write(&file, &xml).unwrap();
-    if !have("xmllint", "/usr/bin/xmllint") {
+    let test = "meta_data_validates_against_the_installed_schemas";
+    if !host::need(test, &[host::OCF_TOOLS, host::OCF_SCHEMAS].concat()) {
         return;
     }
-    let mut schemas = vec![];
-    if have("resource-agents", "/usr/share/resource-agents/ra-api-1.dtd") {
-        schemas.push(("--dtdvalid", "/usr/share/resource-agents/ra-api-1.dtd"));
-    }
-    for rng in [
-        "/usr/share/pcs/data/ocf-1.0.rng",
-        "/usr/share/pcs/data/ocf-1.1.rng",
-    ] {
-        if have("pcs", rng) {
-            schemas.push(("--relaxng", rng));
-        }
+    let schemas = [
+        ("--dtdvalid", "/usr/share/resource-agents/ra-api-1.dtd"),
+        ("--relaxng", "/usr/share/pcs/data/ocf-1.0.rng"),
+        ("--relaxng", "/usr/share/pcs/data/ocf-1.1.rng"),
+    ];
+    for (_, schema) in schemas {
+        assert!(
+            Path::new(schema).exists(),
+            "{schema} is missing although resource-agents and pcs are installed"
+        );
     }
     for (how, schema) in schemas {
         let o = Command::new("xmllint")
@@ -256,7 +246,7 @@ fn meta_data_validates_against_the_installed_schemas() {
 
 #[test]
 fn ocf_tester_passes() {
-    if !have("ocf-tester", "/usr/sbin/ocf-tester") {
+    if !host::need("ocf_tester_passes", host::OCF_TOOLS) {
         return;
     }
     let a = Agent::new("tester");

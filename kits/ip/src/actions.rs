@@ -1,15 +1,16 @@
-//! The four LifeKeeper actions for a virtual IP, and the one assessment of the resource
-//! ([`assess`]) that quickCheck, recover and `status` share.
+//! The four LifeKeeper actions for a virtual IP. quickCheck is the one assessment
+//! ([`crate::assess`]); recover re-adds a missing address and then assesses again.
 
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use ip_monitor::grace::{self, Round, SystemClock};
-use ip_monitor::netlink::{Addition, Address, Deletion, Link};
-use ip_monitor::probe::{self, Plan, Report, Target};
-use ip_monitor::{Cidr, arp, fmt_mac, ndp};
-use lkh_common::{Action, Exit, Failure, HookCtx, Outcome};
+use ip_monitor::netlink::{Addition, Deletion};
+use ip_monitor::{arp, fmt_mac, ndp};
+use lkh_common::{Action, Assessment, Failure, HookCtx, Outcome};
 
+use crate::assess::{
+    Look, assess, check_deadline, link_problem, resolve, targets_or_link_down, within,
+};
 use crate::settings::{Live, Marker, Settings, nl_err};
 
 /// Time between gratuitous ARPs / neighbour advertisements.
@@ -32,364 +33,6 @@ pub fn hook(ctx: &HookCtx) -> Outcome {
         }
         Action::Recover => recover(&s, &marker, deadline),
     }
-}
-
-/// The earlier of `deadline` and `d` from now.
-fn within(deadline: Instant, d: Duration) -> Instant {
-    deadline.min(Instant::now() + d)
-}
-
-/// The deadline of one look at the resource: the hook's, capped by IP_QUICKCHECK_TIMEOUT.
-/// quickCheck and `status` use the same.
-pub fn check_deadline(ctx: &HookCtx, s: &Settings) -> Instant {
-    within(ctx.deadline.instant(), s.quickcheck_timeout)
-}
-
-/// Why a check round failed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Problem {
-    LinkDown(String),
-    NoAnswer(String),
-}
-
-impl Problem {
-    pub fn message(&self, interface: &str) -> String {
-        match self {
-            Problem::LinkDown(why) => format!(
-                "{interface}: link down ({why}): check the virtual NIC's connection to its virtual switch; if this NIC never reports its link, set IP_NOLINKCHECK=1"
-            ),
-            Problem::NoAnswer(detail) => format!(
-                "{interface}: link up but no target answers — the virtual switch's uplink or the network beyond it is down ({detail}); local recovery cannot fix this"
-            ),
-        }
-    }
-}
-
-/// How far one look goes once the address and the link are fine.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Look {
-    /// Stop at the first target that answers (quickCheck, recover).
-    FirstAnswer,
-    /// Wait for every target's answer (`status` shows them all). The verdict is the same:
-    /// any answer counts.
-    AllAnswers,
-}
-
-/// The verdict of one look at the resource.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verdict {
-    /// Address present, link up (or not checked), a target answered; `failed_rounds` rounds
-    /// failed before that, within GRACE (a live-migration pause).
-    Healthy { failed_rounds: u32 },
-    /// ADDRESS is not on INTERFACE: the resource is not active here.
-    AddressMissing,
-    /// The kernel's IPv6 duplicate address detection failed for ADDRESS.
-    DuplicateAddress,
-    /// Link down or no target answering, every round for `persisted` (`None`: decided without
-    /// probe rounds — a downed interface lost the default route the target came from).
-    Failing {
-        problem: Problem,
-        persisted: Option<Duration>,
-        /// The time limit ended the check before GRACE had passed.
-        cut_short: bool,
-    },
-}
-
-/// What one look at the resource found: quickCheck's answer, and all `status` shows.
-#[derive(Debug, Clone)]
-pub struct Health {
-    /// What was checked: ADDRESS on INTERFACE, the link (unless IP_NOLINKCHECK), these
-    /// targets (empty when none could be found), failures judged after `grace`.
-    pub address: Cidr,
-    pub interface: String,
-    pub link_checked: bool,
-    pub targets: Vec<Target>,
-    pub grace: Duration,
-    /// What was found: ADDRESS as assigned (any prefix length), the interface as last read,
-    /// what each target did in the last probe round (empty when no round probed).
-    pub present: Option<Address>,
-    pub link: Link,
-    pub probes: Vec<Report>,
-    pub verdict: Verdict,
-}
-
-impl Health {
-    /// quickCheck's answer: the one-line summary, or the failure with its exit code.
-    pub fn outcome(&self) -> Outcome {
-        let (a, i) = (&self.address, &self.interface);
-        match &self.verdict {
-            Verdict::Healthy { failed_rounds: 0 } => Ok(format!(
-                "{a} on {i} is healthy: link up, targets answer ({})",
-                describe_targets(&self.targets)
-            )),
-            Verdict::Healthy { .. } => Ok(format!("{a} on {i} is healthy after a transient failure")),
-            // without the address the resource is not active here (a Pacemaker probe's "not running")
-            Verdict::AddressMissing => Err(Failure::failed(format!(
-                "{a} is not on {i}: address missing (deleted by someone or something on this node): recover re-adds it"
-            ))
-            .not_running()),
-            Verdict::DuplicateAddress => Err(Failure::failed(format!(
-                "{a} on {i}: another host uses this address (IPv6 duplicate address detection failed): find it and free the address"
-            ))),
-            Verdict::Failing {
-                problem,
-                persisted,
-                cut_short,
-            } => {
-                let mut m = problem.message(i);
-                match persisted {
-                    Some(p) if *cut_short => {
-                        m += &format!(
-                            " [failing for {:.1}s when the time limit ended the check, less than GRACE={}s]",
-                            p.as_secs_f64(),
-                            self.grace.as_secs()
-                        )
-                    }
-                    Some(p) => m += &format!(" [failing for {:.1}s]", p.as_secs_f64()),
-                    None => {}
-                }
-                Err(Failure::failed(m))
-            }
-        }
-    }
-
-    /// The exit code quickCheck returns for this look (taken from [`Health::outcome`]).
-    pub fn exit(&self) -> Exit {
-        self.outcome().map_or_else(|f| f.exit, |_| Exit::Ok)
-    }
-
-    /// The verdict in a few words.
-    pub fn verdict_name(&self) -> &'static str {
-        match &self.verdict {
-            Verdict::Healthy { .. } => "healthy",
-            Verdict::AddressMissing => "address missing",
-            Verdict::DuplicateAddress => "duplicate address",
-            Verdict::Failing {
-                problem: Problem::LinkDown(_),
-                ..
-            } => "link down",
-            Verdict::Failing {
-                problem: Problem::NoAnswer(_),
-                ..
-            } => {
-                "link up but no target answers: the virtual switch's uplink or the network beyond it is down"
-            }
-        }
-    }
-}
-
-/// The one assessment of the resource, which quickCheck, recover and `status` share: the
-/// address is on the interface (and not a duplicate), then, in rounds judged after GRACE,
-/// the link is up and a target answers. Configuration problems found on the way are
-/// failures (exit 2) rather than a verdict.
-pub fn assess(
-    s: &Settings,
-    marker: &Marker,
-    deadline: Instant,
-    look: Look,
-) -> Result<Health, Failure> {
-    let mut live = resolve(s, marker, deadline)?;
-    let present = live.ours(s).cloned();
-    let targets = match find_targets(s, &mut live, deadline) {
-        Err(f) if present.is_none() => return Err(f.not_running()),
-        r => r?,
-    };
-    let (verdict, probes) = match (&present, &targets) {
-        (None, _) => (Verdict::AddressMissing, Vec::new()),
-        (Some(a), _) if a.dad_failed() => (Verdict::DuplicateAddress, Vec::new()),
-        (_, None) => {
-            let why = link_problem(&live.link).unwrap_or_default();
-            let problem = Problem::LinkDown(why);
-            let v = Verdict::Failing {
-                problem,
-                persisted: None,
-                cut_short: false,
-            };
-            (v, Vec::new())
-        }
-        (_, Some(t)) => reachability(s, &mut live, t, deadline, look),
-    };
-    if let Verdict::Healthy { failed_rounds } = verdict
-        && failed_rounds > 0
-    {
-        log::warn!(
-            "{} on {}: {failed_rounds} probe round(s) failed before targets answered again (a pause shorter than GRACE={}s, e.g. live migration)",
-            s.address,
-            s.interface,
-            s.grace.as_secs()
-        );
-    }
-    Ok(Health {
-        address: s.address,
-        interface: s.interface.clone(),
-        link_checked: !s.no_link_check,
-        targets: targets.unwrap_or_default(),
-        grace: s.grace,
-        present,
-        link: live.link,
-        probes,
-        verdict,
-    })
-}
-
-pub fn link_problem(l: &Link) -> Option<String> {
-    if !l.admin_up() {
-        Some("administratively down".into())
-    } else if !l.usable() {
-        Some("no carrier".into())
-    } else {
-        None
-    }
-}
-
-pub fn plan<'a>(s: &'a Settings, live: &Live, look: Look) -> Plan<'a> {
-    Plan {
-        ifname: &s.interface,
-        ifindex: live.link.index,
-        mac: live.link.mac,
-        tries: s.ping_tries,
-        interval: s.ping_time,
-        stop_at_first: look == Look::FirstAnswer,
-    }
-}
-
-pub fn describe_targets(targets: &[Target]) -> String {
-    targets
-        .iter()
-        .map(|t| {
-            let m = match (t.arp_from.is_some(), t.icmp) {
-                (true, true) => "arp+icmp",
-                (true, false) => "arp",
-                _ => "icmp",
-            };
-            format!("{} by {m}", t.addr)
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-fn no_answer_detail(s: &Settings, targets: &[Target], results: &[Report]) -> String {
-    let errors: Vec<String> = results
-        .iter()
-        .filter_map(|r| r.error.as_ref().map(|e| format!("{}: {e}", r.addr)))
-        .collect();
-    let mut d = format!(
-        "asked {} in {} round(s) of {}s",
-        describe_targets(targets),
-        s.ping_tries,
-        s.ping_time.as_secs()
-    );
-    if !errors.is_empty() {
-        d += &format!("; send errors: {}", errors.join(", "));
-    }
-    d
-}
-
-/// One check round: link (unless IP_NOLINKCHECK), then any target answering; with what each
-/// target did (nothing when the round did not probe). `refresh` re-reads the interface
-/// first; the first round uses the state its caller just read.
-fn round(
-    s: &Settings,
-    live: &mut Live,
-    targets: &[Target],
-    deadline: Instant,
-    refresh: bool,
-    look: Look,
-) -> (Round<Problem>, Vec<Report>) {
-    if refresh && let Err(e) = live.refresh(s, deadline) {
-        let why = format!("cannot read its state: {e}");
-        return (Round::Fail(Problem::LinkDown(why)), Vec::new());
-    }
-    if !s.no_link_check
-        && let Some(why) = link_problem(&live.link)
-    {
-        return (Round::Fail(Problem::LinkDown(why)), Vec::new());
-    }
-    match probe::probe(&plan(s, live, look), targets, deadline) {
-        Ok(results) => {
-            let r = match results.iter().find_map(|r| r.answer.map(|a| (r, a))) {
-                Some((r, a)) => {
-                    log::debug!("{} answered by {} in {:?}", r.addr, a.method.name(), a.rtt);
-                    Round::Pass
-                }
-                None => Round::Fail(Problem::NoAnswer(no_answer_detail(s, targets, &results))),
-            };
-            (r, results)
-        }
-        Err(e) => (
-            Round::Fail(Problem::NoAnswer(format!("probing failed: {e}"))),
-            Vec::new(),
-        ),
-    }
-}
-
-/// Link and reachability, judged after GRACE, with the last round's probe results. `live`
-/// must be fresh (its callers have just read it): only the rounds after the first read the
-/// interface again.
-fn reachability(
-    s: &Settings,
-    live: &mut Live,
-    targets: &[Target],
-    deadline: Instant,
-    look: Look,
-) -> (Verdict, Vec<Report>) {
-    let mut first = true;
-    let mut last = Vec::new();
-    let verdict = grace::evaluate(&SystemClock, s.grace, deadline, s.ping_time, |d| {
-        let (r, probes) = round(s, live, targets, d, !std::mem::take(&mut first), look);
-        last = probes;
-        r
-    });
-    let verdict = match verdict {
-        grace::Verdict::Healthy { failed_rounds } => Verdict::Healthy { failed_rounds },
-        grace::Verdict::Failed {
-            last,
-            persisted,
-            cut_short,
-            ..
-        } => Verdict::Failing {
-            problem: last,
-            persisted: Some(persisted),
-            cut_short,
-        },
-    };
-    (verdict, last)
-}
-
-/// The targets to probe; `None` when the link is down and the default gateway is gone with
-/// it (taking an interface down deletes its routes: that is the link being down, not bad input).
-fn find_targets(
-    s: &Settings,
-    live: &mut Live,
-    deadline: Instant,
-) -> Result<Option<Vec<Target>>, Failure> {
-    match live.targets(s, &s.targets, s.probe, deadline) {
-        Ok(t) => Ok(Some(t)),
-        Err(_)
-            if s.targets.is_empty() && !s.no_link_check && link_problem(&live.link).is_some() =>
-        {
-            Ok(None)
-        }
-        Err(f) => Err(f),
-    }
-}
-
-/// [`find_targets`], with "link down" as a failure.
-fn targets_or_link_down(
-    s: &Settings,
-    live: &mut Live,
-    deadline: Instant,
-) -> Result<Vec<Target>, Failure> {
-    find_targets(s, live, deadline)?.ok_or_else(|| {
-        let why = link_problem(&live.link).unwrap_or_default();
-        Failure::failed(Problem::LinkDown(why).message(&s.interface))
-    })
-}
-
-fn resolve(s: &Settings, marker: &Marker, deadline: Instant) -> Result<Live, Failure> {
-    let live = Live::resolve(s, deadline)?;
-    live.check_not_own_address(s, marker)?;
-    Ok(live)
 }
 
 /// Refuse when another host answers for ADDRESS (RFC 5227 probe), naming its MAC.
@@ -607,6 +250,25 @@ fn recover(s: &Settings, marker: &Marker, deadline: Instant) -> Outcome {
 }
 
 fn remove(s: &Settings, marker: &Marker, deadline: Instant) -> Outcome {
+    // an interface that went away (a NIC removed from the VM) cannot carry the address: a
+    // remove that failed for it would only get this node fenced, unless the address lives on
+    // elsewhere on this node
+    match Live::interface_gone(s, deadline)? {
+        None => {}
+        Some(None) => {
+            marker.clear();
+            return Ok(format!(
+                "INTERFACE {} does not exist on this node and {} is on no interface: nothing to remove",
+                s.interface, s.address
+            ));
+        }
+        Some(Some(other)) => {
+            return Err(Failure::failed(format!(
+                "INTERFACE {} does not exist on this node, but {} is on {other}: not removed (it may be another resource's); take it off by hand if it is this one's",
+                s.interface, s.address.addr
+            )));
+        }
+    }
     let mut live = resolve(s, marker, deadline)?;
     // Check configured TARGETS like the other actions, but never look for a default
     // gateway here: routes may be gone while the address is taken away.

@@ -3,10 +3,10 @@
 use std::net::IpAddr;
 
 use ip_monitor::fmt_mac;
-use ip_monitor::probe::{self, Report, Target};
-use lkh_common::{Action, Config, Exit, Failure, Json, KitSpec, Outcome, Tag};
+use ip_monitor::probe::{self, Probed, Target};
+use lkh_common::{Action, Assessment, Config, Failure, Json, KitSpec, Outcome, Tag};
 
-use crate::actions::{self, Health, Look, Verdict, describe_targets, link_problem, plan};
+use crate::assess::{self, Health, Look, Verdict, describe_targets, link_problem, plan};
 use crate::settings::{Live, Marker, Settings};
 
 pub fn command(spec: &'static KitSpec, name: &str, args: &[String]) -> Option<Outcome> {
@@ -17,7 +17,7 @@ pub fn command(spec: &'static KitSpec, name: &str, args: &[String]) -> Option<Ou
     }
 }
 
-fn results_json(results: &[Report]) -> Json {
+fn results_json(results: &[Probed]) -> Json {
     Json::Arr(
         results
             .iter()
@@ -37,7 +37,7 @@ fn results_json(results: &[Report]) -> Json {
     )
 }
 
-fn results_text(results: &[Report]) -> String {
+fn results_text(results: &[Probed]) -> String {
     let mut s = String::new();
     for r in results {
         match r.answer {
@@ -65,29 +65,21 @@ fn results_text(results: &[Report]) -> String {
     s
 }
 
-/// `status`: the assessment quickCheck makes ([`actions::assess`]), waiting for every
+/// `status`: the assessment quickCheck makes ([`assess::assess`]), waiting for every
 /// target's answer, shown as text or JSON; the exit code is quickCheck's.
 fn status(spec: &'static KitSpec, args: &[String]) -> Outcome {
     let a = lkh_common::parse_hook_args(spec.keys, args, &["--json"])?;
     a.no_operands("usage: status -t TAG [--json]")?;
     let ctx = lkh_common::context(spec, Action::QuickCheck, &a)?;
     let s = Settings::from_ctx(&ctx)?;
-    let deadline = actions::check_deadline(&ctx, &s);
-    let h = actions::assess(&s, &Marker::new(&ctx.tag), deadline, Look::AllAnswers)?;
+    let deadline = assess::check_deadline(&ctx, &s);
+    let h = assess::assess(&s, &Marker::new(&ctx.tag), deadline, Look::AllAnswers)?;
     if a.has("--json") {
         println!("{}", health_json(&ctx.tag, &h));
     } else {
         print!("{}", health_text(&h));
     }
-    h.outcome().map(|_| String::new())
-}
-
-/// What quickCheck concluded, in one line for `status`: the summary or the failure message.
-fn conclusion(h: &Health) -> String {
-    match h.outcome() {
-        Ok(m) => m,
-        Err(f) => f.message,
-    }
+    h.status()
 }
 
 fn not_probed(h: &Health) -> &'static str {
@@ -98,7 +90,7 @@ fn not_probed(h: &Health) -> &'static str {
 }
 
 fn health_json(tag: &Tag, h: &Health) -> Json {
-    Json::obj()
+    let facts = Json::obj()
         .with("tag", tag.to_string())
         .with("address", h.address.to_string())
         .with("interface", h.interface.clone())
@@ -117,15 +109,12 @@ fn health_json(tag: &Tag, h: &Health) -> Json {
                 .with("checked", h.link_checked),
         )
         .with("probe", describe_targets(&h.targets))
-        .with("targets", results_json(&h.probes))
-        .with("healthy", h.exit() == Exit::Ok)
-        .with("verdict", h.verdict_name())
-        .with("exit", u32::from(h.exit().code()))
-        .with("message", conclusion(h))
+        .with("targets", results_json(&h.probes));
+    h.json(facts)
 }
 
 fn health_text(h: &Health) -> String {
-    let mut t = format!("{} on {}: {}\n", h.address, h.interface, h.verdict_name());
+    let mut t = format!("{} on {}: {}\n", h.address, h.interface, h.verdict());
     t += &format!(
         "  address   {}\n",
         match &h.present {
@@ -156,7 +145,7 @@ fn health_text(h: &Health) -> String {
         t += &format!("  ({})\n", not_probed(h));
     }
     t += &results_text(&h.probes);
-    t += &format!("  verdict   exit {}: {}\n", h.exit().code(), conclusion(h));
+    t += &format!("  verdict   {}\n", h.conclusion());
     t
 }
 
@@ -227,11 +216,11 @@ mod tests {
     use std::time::Duration;
 
     use ip_monitor::netlink::{Address, Link};
-    use ip_monitor::probe::{Answer, Method, Report, Target};
+    use ip_monitor::probe::{Answer, Method, Probed, Target};
     use lkh_common::Hint;
 
     use super::*;
-    use crate::actions::Problem;
+    use crate::assess::Problem;
 
     fn health(verdict: Verdict) -> Health {
         let address = "192.0.2.10/24".parse().unwrap();
@@ -263,7 +252,7 @@ mod tests {
                 mtu: Some(1500),
             },
             probes: probed(&verdict)
-                .then_some(Report {
+                .then_some(Probed {
                     addr: gw,
                     answer: matches!(verdict, Verdict::Healthy { .. }).then_some(Answer {
                         method: Method::Icmp,

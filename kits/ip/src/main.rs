@@ -10,6 +10,7 @@
 //! library. The hook contract (argv, config files, logging, the watchdog) is lkh-common's.
 
 mod actions;
+mod assess;
 mod diag;
 mod settings;
 

@@ -1,7 +1,9 @@
 //! The resource's settings, checked in two stages: [`Settings::from_config`] checks shapes
 //! (no system calls); [`Live::resolve`] checks them against the system (the interface
 //! exists, the targets are reachable by the chosen method, the address is not the
-//! interface's own). Every problem is a usage failure (exit 2) and nothing is changed.
+//! interface's own). Every problem is a usage failure (exit 2) and nothing is changed; one
+//! that depends on this node (an interface, a gateway, addresses it has) is marked
+//! [`Failure::missing_here`], so Pacemaker bans the resource from this node only.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
@@ -45,10 +47,6 @@ pub struct Settings {
     pub quickcheck_timeout: Duration,
     pub no_link_check: bool,
     pub no_ip_unique: bool,
-}
-
-fn uint(cfg: &Config, key: &str, default: u64) -> u64 {
-    cfg.uint(key).unwrap_or(default)
 }
 
 impl Settings {
@@ -108,19 +106,27 @@ impl Settings {
             }
             targets.push(ip);
         }
-        let probe = ProbeMode::parse(cfg.get("PROBE").unwrap_or("both")).unwrap_or(ProbeMode::Both);
+        // every key below has its default in the key table (`crate::SPEC`), which the
+        // configuration starts from: no default is restated here
+        let probe = cfg
+            .get("PROBE")
+            .and_then(ProbeMode::parse)
+            .ok_or_else(|| cfg.invalid("PROBE", "is not one of arp, icmp, both"))?;
+        let secs = |key| Duration::from_secs(cfg.uint(key).unwrap_or_default());
+        // validated against the table's bounds (at most 100)
+        let count = |key| cfg.uint(key).unwrap_or_default() as u32;
         Ok(Settings {
             address,
             interface,
             targets,
             probe,
-            garp_count: uint(cfg, "GARP_COUNT", 5) as u32,
-            grace: Duration::from_secs(uint(cfg, "GRACE", 3)),
-            ping_tries: uint(cfg, "IP_PINGTRIES", 3) as u32,
-            ping_time: Duration::from_secs(uint(cfg, "IP_PINGTIME", 1)),
-            quickcheck_timeout: Duration::from_secs(uint(cfg, "IP_QUICKCHECK_TIMEOUT", 12)),
-            no_link_check: cfg.flag("IP_NOLINKCHECK").unwrap_or(false),
-            no_ip_unique: cfg.flag("NOIPUNIQUE").unwrap_or(false),
+            garp_count: count("GARP_COUNT"),
+            grace: secs("GRACE"),
+            ping_tries: count("IP_PINGTRIES"),
+            ping_time: secs("IP_PINGTIME"),
+            quickcheck_timeout: secs("IP_QUICKCHECK_TIMEOUT"),
+            no_link_check: cfg.flag("IP_NOLINKCHECK").unwrap_or_default(),
+            no_ip_unique: cfg.flag("NOIPUNIQUE").unwrap_or_default(),
         })
     }
 
@@ -190,6 +196,37 @@ impl Live {
         })
     }
 
+    /// When INTERFACE does not exist on this node: `Some` with the interface ADDRESS is on
+    /// instead (`None`: on no interface). `None` when INTERFACE exists. For remove, which must
+    /// not fail for an interface that went away (the address cannot be on it), and must not
+    /// succeed while the address lives on elsewhere on this node.
+    pub fn interface_gone(
+        s: &Settings,
+        deadline: Instant,
+    ) -> Result<Option<Option<String>>, Failure> {
+        let mut nl = Netlink::open().map_err(|e| nl_err("netlink", e))?;
+        let links = nl
+            .links(deadline)
+            .map_err(|e| nl_err("list interfaces", e))?;
+        if links.iter().any(|l| l.name == s.interface) {
+            return Ok(None);
+        }
+        let addrs = nl
+            .addresses(deadline)
+            .map_err(|e| nl_err("list addresses", e))?;
+        Ok(Some(
+            addrs
+                .iter()
+                .find(|a| a.cidr.addr == s.address.addr)
+                .map(|a| {
+                    links
+                        .iter()
+                        .find(|l| l.index == a.ifindex)
+                        .map_or_else(|| format!("interface {}", a.ifindex), |l| l.name.clone())
+                }),
+        ))
+    }
+
     /// Refresh the interface's state and addresses. An interface that is gone (a NIC removed
     /// from the VM) is an error (`ENODEV`), not its last known state.
     pub fn refresh(&mut self, s: &Settings, deadline: Instant) -> Result<(), ip_monitor::Error> {
@@ -242,7 +279,8 @@ impl Live {
             return Err(Failure::usage(format!(
                 "ADDRESS {} is already assigned to interface {name}, not INTERFACE {}: remove it there or fix INTERFACE; nothing changed",
                 s.address.addr, s.interface
-            )));
+            ))
+            .missing_here());
         }
         if let Some(p) = self.primary(s)
             && p.cidr.addr == s.address.addr
@@ -251,7 +289,8 @@ impl Live {
             return Err(Failure::usage(format!(
                 "ADDRESS {} is the primary address of {} (this node's own address), not a virtual one: choose an unused address; nothing changed",
                 s.address.addr, s.interface
-            )));
+            ))
+            .missing_here());
         }
         Ok(())
     }
@@ -315,7 +354,8 @@ impl Live {
             if let Some(on) = self.owner(s, t) {
                 return Err(Failure::usage(format!(
                     "TARGETS {t} is this node's own address (on {on}): it answers locally and proves nothing about the network; give off-host addresses such as the gateway; nothing changed"
-                )));
+                ))
+                .missing_here());
             }
             let arp_from = self.arp_sender(s, t);
             if mode == ProbeMode::Arp && t.is_ipv6() {
@@ -327,7 +367,8 @@ impl Live {
                 return Err(Failure::usage(format!(
                     "TARGETS {t} is not on any subnet of {} and PROBE=arp can only reach on-link hosts: set PROBE=icmp or both, or choose an on-link target; nothing changed",
                     s.interface
-                )));
+                ))
+                .missing_here());
             }
             out.push(Target {
                 addr: t,
@@ -365,6 +406,7 @@ impl Live {
                 "TARGETS is not set and there is no default gateway via {}: set TARGETS to off-host addresses (gateway, routers, peers on other hosts); nothing changed",
                 s.interface
             ))
+            .missing_here()
         })
     }
 }
@@ -488,37 +530,81 @@ mod tests {
         assert!(s.targets.is_empty());
     }
 
+    /// Each refusal is a usage error that names the key and what is wrong with its value.
     #[test]
     fn bad_values_are_usage_errors() {
         let base = [("ADDRESS", "192.0.2.10/24"), ("INTERFACE", "eth0")];
-        let bad: &[&[(&str, &str)]] = &[
-            &[("INTERFACE", "eth0")],
-            &[("ADDRESS", "192.0.2.10/24")],
-            &[("ADDRESS", "192.0.2.10"), ("INTERFACE", "eth0")],
-            &[("ADDRESS", "192.0.2.300/24"), ("INTERFACE", "eth0")],
-            &[("ADDRESS", "2001:db8::1/129"), ("INTERFACE", "eth0")],
-            &[
-                ("ADDRESS", "192.0.2.10/24"),
-                ("INTERFACE", "averyveryverylongname"),
-            ],
-            &[base[0], base[1], ("TARGETS", "gw.example")],
-            &[base[0], base[1], ("TARGETS", "192.0.2.10")],
-            &[base[0], base[1], ("TARGETS", "224.0.0.1")],
+        let bad: &[(&[(&str, &str)], &str)] = &[
+            (&[("INTERFACE", "eth0")], "ADDRESS is not set: add ADDRESS="),
+            (
+                &[("ADDRESS", "192.0.2.10/24")],
+                "INTERFACE is not set: add INTERFACE=",
+            ),
+            (
+                &[("ADDRESS", "192.0.2.10"), ("INTERFACE", "eth0")],
+                "ADDRESS (command line): missing /prefix (write e.g. 192.0.2.10/24)",
+            ),
+            (
+                &[("ADDRESS", "192.0.2.300/24"), ("INTERFACE", "eth0")],
+                "ADDRESS (command line): \"192.0.2.300\" is not an IPv4 or IPv6 address",
+            ),
+            (
+                &[("ADDRESS", "2001:db8::1/129"), ("INTERFACE", "eth0")],
+                "ADDRESS (command line): prefix \"129\" is not valid",
+            ),
+            (
+                &[
+                    ("ADDRESS", "192.0.2.10/24"),
+                    ("INTERFACE", "averyveryverylongname"),
+                ],
+                "INTERFACE (command line): is not a valid interface name",
+            ),
+            (
+                &[base[0], base[1], ("TARGETS", "gw.example")],
+                "TARGETS (command line): 'gw.example' is not an IPv4 or IPv6 address (host names are not resolved)",
+            ),
+            (
+                &[base[0], base[1], ("TARGETS", "192.0.2.10")],
+                "TARGETS (command line): 192.0.2.10 is ADDRESS itself",
+            ),
+            (
+                &[base[0], base[1], ("TARGETS", "224.0.0.1")],
+                "TARGETS (command line): 224.0.0.1 cannot answer for the network",
+            ),
         ];
-        for case in bad {
+        for (case, want) in bad {
             let e = settings(case)
                 .err()
                 .unwrap_or_else(|| panic!("{case:?} accepted"));
             assert_eq!(e.exit, Exit::Usage, "{case:?}: {e}");
+            assert!(e.message.starts_with(want), "{case:?}: {e}");
         }
-        for (k, v) in [
-            ("PROBE", "ping"),
-            ("GRACE", "x"),
-            ("IP_PINGTRIES", "0"),
-            ("NOIPUNIQUE", "maybe"),
+        for (k, v, want) in [
+            (
+                "PROBE",
+                "ping",
+                "PROBE='ping' is not one of: arp, icmp, both",
+            ),
+            (
+                "GRACE",
+                "x",
+                "GRACE='x' is not a whole number from 0 to 600",
+            ),
+            (
+                "IP_PINGTRIES",
+                "0",
+                "IP_PINGTRIES='0' is not a whole number from 1 to 100",
+            ),
+            (
+                "NOIPUNIQUE",
+                "maybe",
+                "NOIPUNIQUE='maybe' is not a yes/no value",
+            ),
         ] {
             let mut c = Config::defaults(crate::SPEC.keys);
-            assert!(c.set(crate::SPEC.keys, k, v).is_err(), "{k}={v} accepted");
+            let e = c.set(crate::SPEC.keys, k, v).unwrap_err();
+            assert_eq!(e.exit, Exit::Usage, "{k}={v}: {e}");
+            assert!(e.message.contains(want), "{k}={v}: {e}");
         }
     }
 }

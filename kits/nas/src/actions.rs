@@ -10,16 +10,21 @@
 //!    MOUNT NULL on the MOUNT port, which only warns ("new mounts would fail;
 //!    this one works") unless one full chain within 2 s finds MOUNT moved; a
 //!    stale handle or a changed port runs the full chain once (portmapper, MOUNT
-//!    MNT, NFS NULL + GETATTR) and records what it learnt, as does a check with
-//!    nothing recorded. v4: NULL + COMPOUND;
+//!    MNT, NFS NULL + GETATTR), whose findings are recorded (by quickCheck and recover,
+//!    never by `status`: the assessment changes nothing), as after a check with nothing
+//!    recorded. v4: NULL + COMPOUND. A reply no RPC server sends is "server sent
+//!    a malformed reply";
 //! 3. "mount wedged": the IO check child did not finish (or an earlier one is
-//!    still stuck), or failed with an error.
+//!    still stuck), or failed with an error; ESTALE is "the export's file handle is
+//!    stale (the server changed the export)", which recover repairs by mounting afresh.
 //!
 //! The IO check child runs while this thread probes the server, so the whole
 //! check takes about as long as the slower of the two, never past TIMEOUT;
 //! no thread is started (a quickCheck every few seconds should cost little).
 
-use lkh_common::{Action, Exit, Failure, HookCtx, Outcome};
+use std::borrow::Cow;
+
+use lkh_common::{Action, Assessment, Failure, HookCtx, Outcome};
 use nas::ops::{self, Method, State};
 use nas::probe::{self, FailKind, Probe};
 use nas::{IoCheck, IoOutcome, Version, mountinfo};
@@ -36,7 +41,11 @@ pub fn hook(ctx: &HookCtx) -> Outcome {
     match ctx.action {
         Action::Restore => restore(&s),
         Action::Remove => remove(&s),
-        Action::QuickCheck => assess(&s)?.outcome(),
+        Action::QuickCheck => {
+            let h = assess(&s)?;
+            record(&s, &h);
+            h.outcome()
+        }
         Action::Recover => recover(&s),
     }
 }
@@ -103,6 +112,9 @@ pub struct Health {
     pub mount: State,
     pub probe: Probe,
     pub io: Option<IoOutcome>,
+    /// What the probe learnt that the record lacks or contradicts (a full v3 chain's root
+    /// handle and ports): quickCheck and recover record it ([`record`]), `status` does not.
+    pub learnt: Option<probe::Known>,
     /// The verdict: every failed check, in check order (none: healthy).
     pub problems: Vec<Problem>,
 }
@@ -115,51 +127,6 @@ impl Health {
     /// The problem `check` found, if it found one.
     pub fn problem(&self, check: Check) -> Option<&Problem> {
         self.problems.iter().find(|p| p.check == check)
-    }
-
-    /// quickCheck's answer: the one-line summary, or the failure with its exit code.
-    pub fn outcome(&self) -> Outcome {
-        if self.problems.is_empty() {
-            let io = match self.io {
-                Some(IoOutcome::Ok(d)) => {
-                    format!(", {} done within {} us", self.io_check, d.as_micros())
-                }
-                _ => String::new(),
-            };
-            return Ok(format!(
-                "{} on {} is healthy (server {} us{io})",
-                self.source,
-                self.mount_point,
-                self.probe.total().as_micros()
-            ));
-        }
-        let msgs: Vec<&str> = self.problems.iter().map(|p| p.message.as_str()).collect();
-        let f = Failure::failed(msgs.join("; "));
-        // nothing of ours is mounted: not active here (a Pacemaker probe's "not running")
-        Err(if matches!(self.mount, State::NotMounted) {
-            f.not_running()
-        } else {
-            f
-        })
-    }
-
-    /// The exit code quickCheck returns for this look (taken from [`Health::outcome`]).
-    pub fn exit(&self) -> Exit {
-        self.outcome().map_or_else(|f| f.exit, |_| Exit::Ok)
-    }
-
-    /// quickCheck's message: the summary or the failure.
-    pub fn message(&self) -> String {
-        self.outcome().unwrap_or_else(|f| f.message)
-    }
-
-    /// The verdict in a few words: "healthy", or each failed check's verdict.
-    pub fn verdict(&self) -> String {
-        if self.problems.is_empty() {
-            return "healthy".into();
-        }
-        let v: Vec<&str> = self.problems.iter().map(|p| p.verdict).collect();
-        v.join("; ")
     }
 
     /// The v3 MOUNT service did not answer while NFS did: not a failure. None when NFS did
@@ -185,6 +152,43 @@ impl Health {
             State::Ours { mismatches, .. } if mismatches.is_empty() => "mounted",
             State::Ours { .. } => "mounted, options differ",
         }
+    }
+}
+
+impl Assessment for Health {
+    /// quickCheck's answer: the one-line summary, or the failure with its exit code.
+    fn outcome(&self) -> Outcome {
+        if self.problems.is_empty() {
+            let io = match self.io {
+                Some(IoOutcome::Ok(d)) => {
+                    format!(", {} done within {} us", self.io_check, d.as_micros())
+                }
+                _ => String::new(),
+            };
+            return Ok(format!(
+                "{} on {} is healthy (server {} us{io})",
+                self.source,
+                self.mount_point,
+                self.probe.total().as_micros()
+            ));
+        }
+        let msgs: Vec<&str> = self.problems.iter().map(|p| p.message.as_str()).collect();
+        let f = Failure::failed(msgs.join("; "));
+        // nothing of ours is mounted: not active here (a Pacemaker probe's "not running")
+        Err(if matches!(self.mount, State::NotMounted) {
+            f.not_running()
+        } else {
+            f
+        })
+    }
+
+    /// The verdict in a few words: "healthy", or each failed check's verdict.
+    fn verdict(&self) -> Cow<'_, str> {
+        if self.problems.is_empty() {
+            return Cow::Borrowed("healthy");
+        }
+        let v: Vec<&str> = self.problems.iter().map(|p| p.verdict).collect();
+        Cow::Owned(v.join("; "))
     }
 }
 
@@ -224,6 +228,14 @@ fn probe_failure(s: &Settings, p: &Probe) -> Option<Problem> {
             };
             Problem::new(Check::Server, "server answers in another version", message)
         }
+        FailKind::Malformed => Problem::new(
+            Check::Server,
+            "server sent a malformed reply",
+            format!(
+                "server sent a malformed reply: {} {e}: check what answers on that address (a broken or hostile server)",
+                server_label(s)
+            ),
+        ),
         FailKind::Denied | FailKind::Other => Problem::new(
             Check::Server,
             "server answers but refuses",
@@ -240,6 +252,16 @@ fn io_failure(s: &Settings, o: &IoOutcome) -> Option<Problem> {
     let (mp, budget) = (&s.cfg.mount_point, s.check_budget);
     let message = match o {
         IoOutcome::Ok(_) => return None,
+        IoOutcome::Failed(nix::errno::Errno::ESTALE) => {
+            return Some(Problem::new(
+                Check::Io,
+                "file handle stale",
+                format!(
+                    "the export's file handle is stale (the server changed the export): {} of {mp} failed with ESTALE: the export was re-created or moved to another file system (new fsid), or another server answers at {}; recover unmounts and mounts it afresh",
+                    s.io_check, s.cfg.server
+                ),
+            ));
+        }
         IoOutcome::Failed(e) => format!(
             "mount wedged: {} of {mp} failed with {} ({})",
             s.io_check,
@@ -269,7 +291,10 @@ fn io_failure(s: &Settings, o: &IoOutcome) -> Option<Problem> {
 /// Probe the server and run the IO check child. The child is started first
 /// and the probe runs meanwhile on this thread, leaving the child's reaping
 /// grace at the end of the budget.
-fn probe_and_io(s: &Settings, with_io: bool) -> (Probe, String, Option<IoOutcome>) {
+fn probe_and_io(
+    s: &Settings,
+    with_io: bool,
+) -> (Probe, String, Option<IoOutcome>, Option<probe::Known>) {
     // a SERVER= name with no address known here: nothing of ours is mounted, and only
     // restore asks the resolver
     if !s.server_known {
@@ -277,7 +302,7 @@ fn probe_and_io(s: &Settings, with_io: bool) -> (Probe, String, Option<IoOutcome
             "not probed: SERVER={} has no address recorded on this node and nothing of ours is mounted (restore resolves the name)",
             s.server_name
         );
-        return (Probe::default(), why, None);
+        return (Probe::default(), why, None, None);
     }
     let until = s.check_deadline;
     let io = with_io
@@ -287,7 +312,7 @@ fn probe_and_io(s: &Settings, with_io: bool) -> (Probe, String, Option<IoOutcome
     } else {
         until
     };
-    let (p, how) = server_probe(s, probe_until);
+    let (p, how, learnt) = server_probe(s, probe_until);
     let io = io.map(|started| {
         started
             .and_then(nas::child::IoCheckRun::finish)
@@ -300,7 +325,7 @@ fn probe_and_io(s: &Settings, with_io: bool) -> (Probe, String, Option<IoOutcome
                 )
             })
     });
-    (p, how, io)
+    (p, how, io, learnt)
 }
 
 /// How long the one full re-check may take when the recorded MOUNT port did not answer
@@ -308,17 +333,25 @@ fn probe_and_io(s: &Settings, with_io: bool) -> (Probe, String, Option<IoOutcome
 /// not use up quickCheck's budget.
 const MOUNT_RECHECK: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// Record the v3 handle and ports a full probe learnt, when the record lacks or differs
-/// from them (a restore that found the share mounted, a cleared run directory, a server
-/// whose ports or handle changed).
-fn record_known(s: &Settings, learnt: Option<&Learnt>, k: probe::Known) {
-    if learnt
+/// The v3 handle and ports a full probe learnt, when the record lacks or differs from them
+/// (a restore that found the share mounted, a cleared run directory, a server whose ports
+/// or handle changed): what [`record`] keeps.
+fn to_record(s: &Settings, learnt: Option<&Learnt>, k: probe::Known) -> Option<probe::Known> {
+    let recorded = learnt
         .filter(|l| l.version == s.cfg.version)
-        .and_then(|l| l.known.as_ref())
-        == Some(&k)
-    {
-        return;
+        .and_then(|l| l.known.as_ref());
+    (recorded != Some(&k)).then_some(k)
+}
+
+/// Record what a look learnt ([`Health::learnt`]): quickCheck and recover do, after the
+/// assessment (which changes nothing).
+pub fn record(s: &Settings, h: &Health) {
+    if let Some(k) = &h.learnt {
+        record_known(s, k.clone());
     }
+}
+
+fn record_known(s: &Settings, k: probe::Known) {
     log::info!(
         "{}: recording the root handle, NFS port {} and MOUNT port {} for later checks",
         server_label(s),
@@ -339,9 +372,9 @@ fn record_known(s: &Settings, learnt: Option<&Learnt>, k: probe::Known) {
 /// (and MOUNT NULL, a warning only); anything but a timeout there (stale handle, port
 /// changed) runs the full chain once, and so does a MOUNT NULL that did not answer (mountd
 /// on a new port), within [`MOUNT_RECHECK`] and keeping the warning when that fails too.
-/// A successful full v3 chain is recorded when the record lacks or differs from it.
-/// Returns the probe and which check it was.
-fn server_probe(s: &Settings, until: std::time::Instant) -> (Probe, String) {
+/// A successful full v3 chain is returned to be recorded when the record lacks or differs
+/// from it. Returns the probe, which check it was, and what to record.
+fn server_probe(s: &Settings, until: std::time::Instant) -> (Probe, String, Option<probe::Known>) {
     let learnt = settings::load_learnt(s);
     let full_v3 = "portmapper, MOUNT MNT, NFS NULL + GETATTR";
     if !s.cfg.version.is_v4()
@@ -354,7 +387,7 @@ fn server_probe(s: &Settings, until: std::time::Instant) -> (Probe, String) {
             k.nfs_port, k.mount_port
         );
         let recheck_until = match (&p.error, &p.mount_warning) {
-            (None, None) => return (p, known),
+            (None, None) => return (p, known, None),
             (None, Some(w)) => {
                 log::info!(
                     "{}: MOUNT does not answer on port {} ({w}); asking the portmapper and MOUNT once in case it moved",
@@ -363,7 +396,7 @@ fn server_probe(s: &Settings, until: std::time::Instant) -> (Probe, String) {
                 );
                 until.min(std::time::Instant::now() + MOUNT_RECHECK)
             }
-            (Some(e), _) if e.kind == FailKind::Timeout => return (p, known),
+            (Some(e), _) if e.kind == FailKind::Timeout => return (p, known, None),
             (Some(e), _) => {
                 log::info!(
                     "{}: the check with the recorded handle and port failed ({e}); asking the portmapper and MOUNT again",
@@ -373,17 +406,15 @@ fn server_probe(s: &Settings, until: std::time::Instant) -> (Probe, String) {
             }
         };
         let full = probe::probe(s.cfg.server, &s.cfg.export, s.cfg.version, recheck_until);
-        if let Some(k) = probe::Known::from_probe(&full) {
-            record_known(s, Some(l), k);
-        }
+        let learnt = probe::Known::from_probe(&full).and_then(|k| to_record(s, Some(l), k));
         if p.ok() && !full.ok() {
             // NFS works with what we know; MOUNT is down, not moved: the warning stands
             if let Some(e) = &full.error {
                 log::debug!("the full chain failed too: {e}");
             }
-            return (p, known);
+            return (p, known, learnt);
         }
-        return (full, format!("{known}, then {full_v3} again"));
+        return (full, format!("{known}, then {full_v3} again"), learnt);
     }
     // VERSION=4: ask in the minor version restore negotiated
     let version = learnt
@@ -395,13 +426,12 @@ fn server_probe(s: &Settings, until: std::time::Instant) -> (Probe, String) {
         return (
             probe::probe(s.cfg.server, &s.cfg.export, version, until),
             format!("NFS {version} NULL + COMPOUND"),
+            None,
         );
     }
     let p = probe::probe(s.cfg.server, &s.cfg.export, version, until);
-    if let Some(k) = probe::Known::from_probe(&p) {
-        record_known(s, learnt.as_ref(), k);
-    }
-    (p, full_v3.to_string())
+    let learnt = probe::Known::from_probe(&p).and_then(|k| to_record(s, learnt.as_ref(), k));
+    (p, full_v3.to_string(), learnt)
 }
 
 fn not_mounted(s: &Settings, state: &State, negotiated: Option<Version>) -> Option<Problem> {
@@ -443,21 +473,38 @@ fn not_mounted(s: &Settings, state: &State, negotiated: Option<Version>) -> Opti
     Some(Problem::new(Check::Mount, verdict, message))
 }
 
+/// The verdict of one look from what it observed — pure, see the table in the tests: every
+/// failed check, in check order: the mount ([`not_mounted`]), the server (the v4-only hint
+/// when asking NFSv4 found one, else [`probe_failure`]), the IO check ([`io_failure`]).
+pub fn judge(
+    s: &Settings,
+    mount: &State,
+    negotiated: Option<Version>,
+    probe: &Probe,
+    v4_hint: Option<String>,
+    io: Option<&IoOutcome>,
+) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    problems.extend(not_mounted(s, mount, negotiated));
+    problems.extend(server_problem(s, probe, v4_hint));
+    problems.extend(io.and_then(|o| io_failure(s, o)));
+    problems
+}
+
 /// The one assessment of the resource, which quickCheck, recover and `status` share: the
 /// mount in mountinfo, the server probe and — on a mount of ours only (something else
-/// could be a dead mount) — the IO check child. A failure is returned only when mountinfo
-/// cannot be read.
+/// could be a dead mount) — the IO check child, judged by [`judge`]. It changes nothing
+/// (what the probe learnt is [`Health::learnt`], for [`record`]). A failure is returned only
+/// when mountinfo cannot be read.
 pub fn assess(s: &Settings) -> Result<Health, Failure> {
     let state = ops::state(&s.cfg, &mounts()?);
     let negotiated = settings::load_learnt(s)
         .map(|l| l.version)
         .filter(|_| s.cfg.version == nas::Version::V4);
     let mounted_ours = matches!(state, State::Ours { .. });
-    let (p, server_check, io) = probe_and_io(s, mounted_ours);
-    let mut problems = Vec::new();
-    problems.extend(not_mounted(s, &state, negotiated));
-    problems.extend(server_failure(s, &p));
-    problems.extend(io.as_ref().and_then(|o| io_failure(s, o)));
+    let (p, server_check, io, learnt) = probe_and_io(s, mounted_ours);
+    let v4_hint = v4_only_hint(s, &p);
+    let problems = judge(s, &state, negotiated, &p, v4_hint, io.as_ref());
     let h = Health {
         source: s.wanted(),
         mount_point: s.cfg.mount_point.clone(),
@@ -469,6 +516,7 @@ pub fn assess(s: &Settings) -> Result<Health, Failure> {
         mount: state,
         probe: p,
         io,
+        learnt,
         problems,
     };
     if let Some(w) = h.warning() {
@@ -488,22 +536,26 @@ pub fn assess(s: &Settings) -> Result<Health, Failure> {
     Ok(h)
 }
 
+/// The mount point as restore needs it: a directory, made (without following a link, like
+/// every walk of MOUNTPOINT) when missing.
 fn ensure_mount_point(s: &Settings) -> Result<(), Failure> {
     let mp = &s.cfg.mount_point;
-    match std::fs::symlink_metadata(mp) {
-        Ok(m) if m.is_dir() => Ok(()),
-        Ok(_) => Err(Failure::usage(format!(
+    match ops::mount_point(mp, true).map_err(lib_failure)? {
+        ops::MountPoint::Dir { .. } => Ok(()),
+        ops::MountPoint::Other => Err(Failure::usage(format!(
             "MOUNTPOINT {mp} exists but is not a directory: remove it or choose another MOUNTPOINT"
         ))),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            std::fs::create_dir_all(mp)
-                .map_err(|e| Failure::failed(format!("cannot create mount point {mp}: {e}")))?;
-            log::info!("created mount point {mp}");
-            Ok(())
-        }
-        Err(e) => Err(Failure::failed(format!(
-            "cannot inspect mount point {mp}: {e}"
+        ops::MountPoint::Missing => Err(Failure::failed(format!(
+            "cannot create mount point {mp}: it is still missing after creating it"
         ))),
+    }
+}
+
+/// A library error as the hook's failure: configuration errors exit 2.
+fn lib_failure(e: nas::Error) -> Failure {
+    match e.kind {
+        nas::ErrorKind::Config => Failure::usage(e.msg),
+        _ => Failure::failed(e.msg),
     }
 }
 
@@ -512,9 +564,14 @@ fn ensure_mount_point(s: &Settings) -> Result<(), Failure> {
 const V4_HINT_BUDGET: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The probe's problem, with the v4-only hint in place of "server not answering" when the
-/// server refuses v2/v3 but answers NFSv4 (quickCheck, recover, `status`).
+/// server refuses v2/v3 but answers NFSv4 (asked again here, for restore's probe).
 fn server_failure(s: &Settings, p: &Probe) -> Option<Problem> {
-    match v4_only_hint(s, p) {
+    server_problem(s, p, v4_only_hint(s, p))
+}
+
+/// The server check's problem: the v4-only hint when there is one, else the probe's.
+fn server_problem(s: &Settings, p: &Probe, v4_hint: Option<String>) -> Option<Problem> {
+    match v4_hint {
         Some(hint) => Some(Problem::new(
             Check::Server,
             "server offers only NFSv4",
@@ -583,10 +640,7 @@ fn mount_now(s: &Settings, seen: Option<&Probe>) -> Outcome {
             &fresh
         }
     };
-    let req = ops::mount(&s.cfg, p.v4_minor(), s.deadline).map_err(|e| match e.kind {
-        nas::ErrorKind::Config => Failure::usage(e.msg),
-        _ => Failure::failed(e.msg),
-    })?;
+    let req = ops::mount(&s.cfg, p.v4_minor(), s.deadline).map_err(lib_failure)?;
     let known =
         probe::Known::from_probe(p).or_else(|| settings::load_learnt(s).and_then(|l| l.known));
     settings::save_learnt(
@@ -644,15 +698,16 @@ fn describe_unmount(r: &ops::UnmountReport) -> String {
             .collect();
         parts.push(format!("ended {}", who.join(", ")));
     }
+    let verb = |m: &Method| match m {
+        Method::Normal => "unmounted",
+        Method::Forced => "force-unmounted",
+        Method::Lazy => "lazily detached",
+    };
     for (mp, m) in &r.removed {
-        parts.push(format!(
-            "{} {mp}",
-            match m {
-                Method::Normal => "unmounted",
-                Method::Forced => "force-unmounted",
-                Method::Lazy => "lazily detached",
-            }
-        ));
+        parts.push(format!("{} {mp}", verb(m)));
+    }
+    for (mp, ns, m) in &r.copies {
+        parts.push(format!("{} its copy {mp} in mount namespace {ns}", verb(m)));
     }
     if !r.survivors.is_empty() {
         parts.push(format!(
@@ -663,7 +718,16 @@ fn describe_unmount(r: &ops::UnmountReport) -> String {
     parts.join("; ")
 }
 
+/// Leave a working directory inherited from the caller: on the share it would make this hook
+/// one of the holders it must never end.
+fn leave_cwd() {
+    if let Err(e) = std::env::set_current_dir("/") {
+        log::debug!("cannot change to /: {e}");
+    }
+}
+
 fn remove(s: &Settings) -> Outcome {
+    leave_cwd();
     let mp = &s.cfg.mount_point;
     match ops::state(&s.cfg, &mounts()?) {
         State::NotMounted => {
@@ -707,47 +771,93 @@ fn halt_or(s: &Settings, f: Failure) -> Outcome {
     Err(f)
 }
 
-/// Repair what [`assess`] found: nothing when healthy; a silent or refusing server cannot
-/// be repaired here (fail over); otherwise take our mount off (if any) and mount again.
+/// What recover does about what [`assess`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Repair {
+    /// Healthy: nothing to do.
+    Nothing,
+    /// The server is silent or refuses (quickCheck's message): nothing here can fix that;
+    /// LifeKeeper should fail over.
+    FailOver(String),
+    /// MOUNTPOINT holds a mount that is not ours (its source and type): recover does not
+    /// touch it.
+    Foreign { source: String, fstype: String },
+    /// Take our mount off (`unmount`: there is one) and mount again.
+    Remount { unmount: bool },
+}
+
+/// What recover does about `h` (pure): every failed check named, so a new check cannot
+/// silently get a remount. A server problem wins (nothing local helps); a mount or IO
+/// problem remounts, unless what is mounted is not ours.
+pub fn repair(h: &Health) -> Repair {
+    let mut server = None;
+    let mut remount = false;
+    for p in &h.problems {
+        match p.check {
+            Check::Server => server = server.or(Some(p)),
+            Check::Mount | Check::Io => remount = true,
+        }
+    }
+    if let Some(p) = server {
+        return Repair::FailOver(p.message.clone());
+    }
+    if !remount {
+        return Repair::Nothing;
+    }
+    match &h.mount {
+        State::Other(e) => Repair::Foreign {
+            source: e.source.clone(),
+            fstype: e.fstype.clone(),
+        },
+        State::Ours { .. } => Repair::Remount { unmount: true },
+        State::NotMounted => Repair::Remount { unmount: false },
+    }
+}
+
+/// Repair what [`assess`] found, as [`repair`] decides: nothing when healthy; a silent or
+/// refusing server cannot be repaired here (fail over); otherwise take our mount off (if any)
+/// and mount again.
 fn recover(s: &Settings) -> Outcome {
+    leave_cwd();
     let h = assess(s)?;
-    if let Some(p) = h.problem(Check::Server) {
-        return halt_or(
-            s,
-            Failure::failed(format!(
-                "{}; cannot recover locally, LifeKeeper should fail over",
-                p.message
-            )),
-        );
-    }
-    if h.healthy() {
-        return Ok(format!(
-            "{} on {} is healthy; nothing to recover",
-            h.source, h.mount_point
-        ));
-    }
+    record(s, &h);
+    let unmount = match repair(&h) {
+        Repair::Nothing => {
+            return Ok(format!(
+                "{} on {} is healthy; nothing to recover",
+                h.source, h.mount_point
+            ));
+        }
+        Repair::FailOver(message) => {
+            return halt_or(
+                s,
+                Failure::failed(format!(
+                    "{message}; cannot recover locally, LifeKeeper should fail over"
+                )),
+            );
+        }
+        Repair::Foreign { source, fstype } => {
+            return Err(Failure::failed(format!(
+                "{} holds {source} ({fstype}) instead of {}: unmount it by hand; recover does not touch mounts it does not own",
+                s.cfg.mount_point,
+                s.cfg.source()
+            )));
+        }
+        Repair::Remount { unmount } => unmount,
+    };
     let mut done = Vec::new();
     if let Some(p) = h.problem(Check::Io) {
         log::warn!("{}", p.message);
     }
-    match &h.mount {
-        State::Other(e) => {
-            return Err(Failure::failed(format!(
-                "{} holds {} ({}) instead of {}: unmount it by hand; recover does not touch mounts it does not own",
-                s.cfg.mount_point,
-                e.source,
-                e.fstype,
-                s.cfg.source()
-            )));
+    if unmount {
+        let r = ops::unmount(&s.cfg.mount_point, s.deadline)
+            .map_err(|e| Failure::failed(e.msg))
+            .or_else(|f| halt_or(s, f).map(|_| ops::UnmountReport::default()))?;
+        clear_marker(s);
+        let what = describe_unmount(&r);
+        if !what.is_empty() {
+            done.push(what);
         }
-        State::Ours { .. } => {
-            let r = ops::unmount(&s.cfg.mount_point, s.deadline)
-                .map_err(|e| Failure::failed(e.msg))
-                .or_else(|f| halt_or(s, f).map(|_| ops::UnmountReport::default()))?;
-            clear_marker(s);
-            done.push(describe_unmount(&r));
-        }
-        State::NotMounted => {}
     }
     // the server answered the probe above: no second probe before mounting
     match mount_now(s, Some(&h.probe)) {
@@ -758,3 +868,6 @@ fn recover(s: &Settings) -> Outcome {
         Err(f) => halt_or(s, f),
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -4,7 +4,7 @@
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use lkh_common::{Action, Exit, Failure, Json, KitSpec, Outcome};
+use lkh_common::{Action, Assessment, Failure, Json, KitSpec, Outcome};
 use nas::ops::State;
 use nas::probe::{self, Probe};
 use nas::{IoOutcome, Version, mountinfo};
@@ -110,7 +110,6 @@ fn health_json(tag: &str, h: &Health) -> Json {
     let (entry, mismatches) = found(h);
     let mut m = Json::obj()
         .with("tag", tag)
-        .with("healthy", h.exit() == Exit::Ok)
         .with("source", h.source.as_str())
         .with("mount_point", h.mount_point.as_str())
         .with("version", h.version.as_str())
@@ -134,10 +133,7 @@ fn health_json(tag: &str, h: &Health) -> Json {
     m.push("server_steps", steps_json(&h.probe));
     m.push("io_check", h.io_check.to_string());
     m.push("io", io_word(h));
-    m.push("verdict", h.verdict());
-    m.push("exit", u32::from(h.exit().code()));
-    m.push("message", h.message());
-    m
+    h.json(m)
 }
 
 /// `status` as text, one entry per line (escaped when printed, by [`say`]).
@@ -146,7 +142,7 @@ fn health_text(tag: &str, h: &Health) -> Vec<String> {
     let mut t = vec![
         format!(
             "resource {tag}: {}",
-            if h.exit() == Exit::Ok {
+            if h.healthy() {
                 "healthy"
             } else {
                 "NOT healthy"
@@ -188,11 +184,7 @@ fn health_text(tag: &str, h: &Health) -> Vec<String> {
         t.push(format!("  warning: {w}"));
     }
     t.push(format!("  io check ({}): {}", h.io_check, io_word(h)));
-    t.push(format!(
-        "  verdict: exit {}: {}",
-        h.exit().code(),
-        h.message()
-    ));
+    t.push(format!("  verdict: {}", h.conclusion()));
     t
 }
 
@@ -385,7 +377,10 @@ fn probe_cmd(spec: &'static KitSpec, args: &[String]) -> Outcome {
     } else if let Some((name, e)) = failed_probe.filter(|(_, e)| {
         matches!(
             e.kind,
-            probe::FailKind::Mismatch | probe::FailKind::Denied | probe::FailKind::Other
+            probe::FailKind::Mismatch
+                | probe::FailKind::Denied
+                | probe::FailKind::Malformed
+                | probe::FailKind::Other
         )
     }) {
         Err(Failure::failed(format!(
@@ -459,7 +454,7 @@ fn program_name(p: u32) -> &'static str {
 mod tests {
     use std::time::Duration;
 
-    use lkh_common::Hint;
+    use lkh_common::{Exit, Hint};
     use nas::probe::{FailKind, ProbeError};
 
     use super::*;
@@ -480,6 +475,7 @@ mod tests {
             mount,
             probe: Probe::default(),
             io: None,
+            learnt: None,
             problems,
         }
     }

@@ -37,7 +37,7 @@ pub(crate) static SPEC: KitSpec = KitSpec {
             "MOUNTPOINT",
             Kind::AbsPath,
             None,
-            "where to mount it (created at restore if missing)",
+            "where to mount it (created at restore if missing); no symbolic link anywhere in it",
         )
         .required(),
         KeySpec::resource(
@@ -81,7 +81,7 @@ pub(crate) static SPEC: KitSpec = KitSpec {
             "ask a server what it offers: portmapper programs, exports, NFS versions, round-trip times",
         ),
     ],
-    actions_help: "  For lkh-nas: restore mounts with mount(2) after probing the server; quickCheck reports\n  \"not mounted\", \"server not answering\" or \"mount wedged\"; remove unmounts, and only if the mount\n  is busy names and ends the processes holding it, then forced, lazy; recover remounts if the\n  server answers.\n",
+    actions_help: "  For lkh-nas: restore mounts with mount(2) after probing the server; quickCheck reports\n  \"not mounted\", \"server not answering\", \"mount wedged\" or a stale file handle; remove unmounts,\n  ends the processes holding the share in any mount namespace and unmounts its copies there,\n  and exits 0 only when nothing on this node reaches it; recover remounts if the server answers.\n",
     check: Some(check),
     depth: Some(("IO_CHECK", ["none", "stat", "read"])),
 };

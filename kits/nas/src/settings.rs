@@ -197,16 +197,18 @@ impl Settings {
         let server = ctx.require("SERVER")?.to_string();
         let export = ctx.require("EXPORT")?.to_string();
         let mount_point = ctx.require("MOUNTPOINT")?.to_string();
+        // VERSION and IO_CHECK have their defaults in the key table, which the configuration
+        // starts from
         let version: Version = ctx
             .config
             .get("VERSION")
-            .unwrap_or("3")
+            .unwrap_or_default()
             .parse()
             .map_err(|e: String| ctx.config.invalid("VERSION", &e))?;
         let io_check: IoCheck = ctx
             .config
             .get("IO_CHECK")
-            .unwrap_or("stat")
+            .unwrap_or_default()
             .parse()
             .map_err(|e: String| ctx.config.invalid("IO_CHECK", &e))?;
         let options = ctx.config.get("OPTIONS");
@@ -223,6 +225,16 @@ impl Settings {
         let cfg = NfsConfig::new(ip, &export, &mount_point, version, options).map_err(|e| {
             Failure::usage(format!("{e} (resource file {})", ctx.conf_file().display()))
         })?;
+        // every action walks MOUNTPOINT as mount and unmount do: a symbolic link on the way
+        // is refused before anything is looked at or changed
+        if let Err(e) = nas::ops::mount_point(&cfg.mount_point, false) {
+            return Err(match e.kind {
+                nas::ErrorKind::Config => {
+                    Failure::usage(format!("{e} (resource file {})", ctx.conf_file().display()))
+                }
+                _ => Failure::failed(e.msg),
+            });
+        }
         let end = ctx.deadline.instant();
         let deadline = end
             .checked_sub(margin(ctx.deadline.budget()))

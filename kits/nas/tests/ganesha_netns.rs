@@ -10,7 +10,8 @@
 //! nothing without it).
 //!
 //! Needs root and the Debian packages nfs-ganesha, nfs-ganesha-vfs, rpcbind,
-//! util-linux, iproute2; skips with a loud message if they are missing.
+//! util-linux, iproute2, installed when missing (`tests::host::NFS_SERVER`);
+//! skips loudly when not root, fails instead under `LKH_VM_REQUIRED`/`CI`.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -42,6 +43,7 @@ impl Server {
         if !nix::unistd::geteuid().is_root() {
             return Err("not running as root".into());
         }
+        tests::host::install("lkh-nas against nfs-ganesha", tests::host::NFS_SERVER)?;
         for c in ["ganesha.nfsd", "rpcbind", "unshare", "nsenter", "ip", "ss"] {
             if !have(c) {
                 return Err(format!(
@@ -285,10 +287,7 @@ fn shape(m: &str) -> String {
 fn probes_against_real_ganesha() {
     let server = match Server::start() {
         Ok(s) => s,
-        Err(why) => {
-            eprintln!("SKIP probes_against_real_ganesha: {why}");
-            return;
-        }
+        Err(why) => return tests::host::skip("probes_against_real_ganesha", &why),
     };
     server.phase("healthy");
 
@@ -297,6 +296,20 @@ fn probes_against_real_ganesha() {
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success(), "probe failed: {}", stderr(&o));
     assert!(out.contains("\"exports\":[\"/export\"]"), "{out}");
+    // The assessment changes nothing (issue 27): `status` does not record the root handle and
+    // ports its full v3 chain learnt; quickCheck, after the same assessment, does.
+    let record = server.dir.join("run/nas/nas-probe-test/server");
+    let mut status = quick_check_args();
+    status[0] = "status";
+    let o = server.kit(&status);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(!record.exists(), "status wrote {}", record.display());
+    let o = server.kit(&quick_check_args());
+    assert!(
+        record.exists(),
+        "quickCheck records what it learnt: {}",
+        stderr(&o)
+    );
     let o = server.kit(&quick_check_args());
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert!(stderr(&o).contains("not mounted"), "{}", stderr(&o));
@@ -472,25 +485,22 @@ fn io_child_ms(n: u32) -> f64 {
     t0.elapsed().as_secs_f64() * 1e3 / f64::from(n)
 }
 
-/// The static lkh-nas users install, built once into `target/bench-bins` (a target directory
-/// of its own, so this nested cargo does not wait for the lock of the running `cargo test`);
-/// the test build's binary if that fails.
+/// The static lkh-nas users install: the test bed's static build (`tests::vm::project_bins`,
+/// for the one static target `packaging/static-target` chooses); the test build's binary if
+/// that fails.
 fn static_binary() -> PathBuf {
     let fallback = PathBuf::from(env!("CARGO_BIN_EXE_lkh-nas"));
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let target = "x86_64-unknown-linux-musl";
-    let dir = root.join("target/bench-bins");
-    let built = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .current_dir(&root)
-        .env("CARGO_TARGET_DIR", &dir)
-        .env_remove("RUSTFLAGS")
-        .args(["build", "--release", "-p", "lkh-nas", "--target", target])
-        .status();
-    match built {
-        Ok(s) if s.success() => dir.join(target).join("release/lkh-nas"),
-        other => {
+    match tests::vm::project_bins() {
+        Ok(bins) => match bins.iter().find(|b| b.name == "lkh-nas") {
+            Some(b) => b.path.clone(),
+            None => {
+                eprintln!("lkh-nas did not build static: timing the test build's binary");
+                fallback
+            }
+        },
+        Err(e) => {
             eprintln!(
-                "static build failed ({other:?}): timing the test build's dynamically linked binary"
+                "static build failed ({e}): timing the test build's dynamically linked binary"
             );
             fallback
         }

@@ -41,7 +41,7 @@ pub mod wiring;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use classify::{AZURE_ASSET_TAG, Confidence, Evidence, Platform, Verdict};
+pub use classify::{AZURE_ASSET_TAG, Classification, Confidence, Evidence, Platform};
 pub use cpuid::CpuidHypervisor;
 
 /// How to detect.
@@ -76,7 +76,7 @@ pub const CPUID_DUMP: &str = "cpuid.txt";
 /// The verdict together with the evidence behind it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Detection {
-    pub verdict: Verdict,
+    pub verdict: Classification,
     pub evidence: Evidence,
 }
 

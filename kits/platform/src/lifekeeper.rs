@@ -24,7 +24,7 @@ use std::fs;
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
-use crate::classify::{Confidence, Platform, Verdict};
+use crate::classify::{Classification, Confidence, Platform};
 
 /// The documented parameter.
 pub const SERV_ENV_KEY: &str = "LK_SERV_ENV";
@@ -213,7 +213,7 @@ pub fn serv_env_remedy(platform: Platform) -> String {
 }
 
 /// Compares what LifeKeeper recorded with the detected platform.
-pub fn check(rec: &Recorded, verdict: &Verdict) -> Check {
+pub fn check(rec: &Recorded, verdict: &Classification) -> Check {
     let mut findings = Vec::new();
     let file = rec.defaults_file.display();
     let at = rec

@@ -374,3 +374,28 @@ fn without_a_flags_line_the_cpu_says_nothing_about_a_hypervisor() {
         "{out}"
     );
 }
+
+/// Output into a pipe nobody reads any more (`detect | head -1` after head exited): the
+/// process ends quietly by SIGPIPE, as `cat` does, and never panics.
+#[test]
+fn a_closed_pipe_ends_it_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    let (r, w) = nix::unistd::pipe().unwrap();
+    drop(r);
+    let root = fixture("hyperv-gen2");
+    let o = std::process::Command::new(common::BIN)
+        .args(["detect", "--no-network", "--sysroot"])
+        .arg(&root)
+        .stdout(std::process::Stdio::from(w))
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(
+        o.status.signal(),
+        Some(libc::SIGPIPE),
+        "{:?}: {err}",
+        o.status
+    );
+}

@@ -4,8 +4,9 @@
 //! The namespace has only `lo`, carrying 169.254.169.254/32 (and
 //! 168.63.129.16/32 when a WireServer is wanted), so nothing the binary
 //! sends can leave it. The server thread enters the namespace with
-//! setns(2); the binary runs there through `ip netns exec`. Needs root and
-//! iproute2; without them the tests say so and pass vacuously.
+//! setns(2); the binary runs there through `ip netns exec`. Needs root (and
+//! iproute2, installed when missing); otherwise they skip loudly, or fail
+//! under `LKH_VM_REQUIRED`/`CI`.
 
 mod common;
 
@@ -23,16 +24,16 @@ use common::{code, fixture, stdout};
 const IMDS: &str = "169.254.169.254";
 const WIRESERVER: &str = "168.63.129.16";
 
+/// Root and `ip` (iproute2, installed when missing by `tests::host`); otherwise a loud skip,
+/// a failure under `LKH_VM_REQUIRED`/`CI`.
 fn can_run() -> bool {
-    let root = nix::unistd::geteuid().is_root();
-    let ip = Command::new("ip")
-        .arg("-V")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !(root && ip) {
-        eprintln!("SKIPPED: network-namespace tests need root and iproute2");
+    match tests::netns::unavailable() {
+        None => true,
+        Some(why) => {
+            tests::host::skip("lkh-platform network-namespace tests", &why);
+            false
+        }
     }
-    root && ip
 }
 
 fn ip(args: &[&str]) {

@@ -43,7 +43,8 @@ use crate::settings::{NODE_KEY_FILE, Settings};
 use crate::state;
 use check::check_all;
 use open::{
-    arbitration_order, lu_identity, open_named, open_resolved, order_key, resolution, resolve_known,
+    Named, arbitration_order, lu_identity, open_named, open_resolved, order_key, resolution,
+    resolve_known,
 };
 use outcome::combine;
 use prim::dev;
@@ -83,6 +84,9 @@ async fn hook_async(ctx: &HookCtx) -> Outcome {
     let deadline = ctx.deadline.instant();
     let tag = ctx.tag.as_str();
     phase("settings");
+    if ctx.action == Action::Remove {
+        return remove(ctx, &s, deadline).await;
+    }
     let known = match &ctx.run {
         Some(dir) => Records::load_in(dir),
         None => Records::load(tag),
@@ -97,36 +101,6 @@ async fn hook_async(ctx: &HookCtx) -> Outcome {
             _ => Err(no_key(&s)),
         };
     };
-    if ctx.action == Action::Remove {
-        // disk by disk: one that does not answer never keeps the others registered
-        let lus = join_all(named.into_iter().map(|n| async move {
-            open_resolved(vec![n.resolved], false, deadline)
-                .await
-                .and_then(|l| {
-                    l.into_iter()
-                        .next()
-                        .ok_or_else(|| Failure::failed("no disk"))
-                })
-        }))
-        .await;
-        let out = combine(remove_each(lus, key, s.pr_type, deadline).await);
-        if out.is_ok() {
-            // Under Pacemaker a stop is followed by a start on the same node when a monitor
-            // failed (a restart in place): that this node lost the disk outlives the stop, so
-            // the start cannot take it back. LifeKeeper's remove ends it: its restore comes
-            // only where LifeKeeper brings the hierarchy.
-            let kept = if ctx.ocf {
-                known.lost_only()
-            } else {
-                Records::default()
-            };
-            match &ctx.run {
-                Some(dir) => kept.store_in(dir, &known),
-                None => kept.store(tag, &known),
-            }
-        }
-        return out;
-    }
     let resolved: Vec<(Resolved, bool)> = named
         .iter()
         .map(|n| (n.resolved.clone(), n.known.is_some()))
@@ -238,6 +212,75 @@ fn finish(
         None => next.store(tag, known),
     }
     phase("records stored");
+    out
+}
+
+/// remove of a resource, disk by disk and all at once: a disk that does not answer — or whose
+/// name does not exist on this node any more (a LU unmapped from this VM: this node cannot
+/// write to it) — never keeps the others registered, and never fails the switchover. A name
+/// that exists but is no SCSI disk stays a configuration error (exit 2).
+async fn remove(ctx: &HookCtx, s: &Settings, deadline: std::time::Instant) -> Outcome {
+    let tag = ctx.tag.as_str();
+    let Some(key) = s.key(false)? else {
+        return Ok("this node has no reservation key yet: nothing to remove".into());
+    };
+    let known = match &ctx.run {
+        Some(dir) => Records::load_in(dir),
+        None => Records::load(tag),
+    };
+    phase("records loaded");
+    // every name judged before anything is sent: one that is wrong on every node (not a
+    // block device, a partition…) changes nothing
+    let named: Vec<Result<Named, Failure>> = s
+        .devices
+        .iter()
+        .map(|d| {
+            resolve_known(std::slice::from_ref(d), &known).and_then(|n| {
+                n.into_iter()
+                    .next()
+                    .ok_or_else(|| Failure::failed("no disk"))
+            })
+        })
+        .collect();
+    phase("devices resolved");
+    if let Some(Err(f)) = named.iter().find(|r| {
+        r.as_ref()
+            .is_err_and(|f| f.hint != lkh_common::Hint::MissingHere)
+    }) {
+        return Err(f.clone());
+    }
+    let lus = join_all(named.into_iter().map(|n| async move {
+        let n = n.map_err(|f| {
+            Failure::failed(format!(
+                "{}; this node cannot write to a disk it does not see",
+                f.message
+            ))
+        })?;
+        open_resolved(vec![n.resolved], false, deadline)
+            .await
+            .and_then(|l| {
+                l.into_iter()
+                    .next()
+                    .ok_or_else(|| Failure::failed("no disk"))
+            })
+    }))
+    .await;
+    let out = combine(remove_each(lus, key, s.pr_type, deadline).await);
+    if out.is_ok() {
+        // Under Pacemaker a stop is followed by a start on the same node when a monitor
+        // failed (a restart in place): that this node lost the disk outlives the stop, so the
+        // start cannot take it back. LifeKeeper's remove ends it: its restore comes only where
+        // LifeKeeper brings the hierarchy.
+        let kept = if ctx.ocf {
+            known.lost_only()
+        } else {
+            Records::default()
+        };
+        match &ctx.run {
+            Some(dir) => kept.store_in(dir, &known),
+            None => kept.store(tag, &known),
+        }
+    }
     out
 }
 

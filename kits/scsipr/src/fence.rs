@@ -33,7 +33,7 @@ use log::{debug, error, info};
 use crate::settings::{self, fmt_key};
 use keymap::{survivor, unfence_target, valid_name};
 use ops::Done;
-use params::{AGENT, Action, Parsed, Request};
+use params::{AGENT, FenceAction, Parsed, Request};
 
 /// How long reading stdin may take (Pacemaker writes the arguments and closes it).
 const STDIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -126,14 +126,14 @@ fn fail_early(e: &str) -> ExitCode {
 }
 
 fn run(req: Request) -> Result<Done, String> {
-    if req.action == Action::Metadata {
+    if req.action == FenceAction::Metadata {
         print!("{}", doc::metadata());
         return Ok(Done::Ok(String::new()));
     }
     let Some(map) = req.keys.clone() else {
         return Err("no keys given".into());
     };
-    if req.action == Action::List {
+    if req.action == FenceAction::List {
         for (n, k) in map.entries() {
             println!("{n},{}", fmt_key(*k));
         }
@@ -143,13 +143,13 @@ fn run(req: Request) -> Result<Done, String> {
     let plug = req.plug.clone().unwrap_or_default();
     // Everything that does not need a disk is checked before the delay and the first command.
     let keys = match req.action {
-        Action::On => {
+        FenceAction::On => {
             let own =
                 settings::node_key_or_create(&settings::node_key_path()).map_err(|f| f.message)?;
             unfence_target(&map, own, &plug)?;
             Some((own, own))
         }
-        Action::Off => {
+        FenceAction::Off => {
             let path = settings::node_key_path();
             let own = settings::read_node_key(&path)
                 .map_err(|f| f.message)?
@@ -164,14 +164,14 @@ fn run(req: Request) -> Result<Done, String> {
         }
         _ => None,
     };
-    if req.action == Action::ValidateAll {
+    if req.action == FenceAction::ValidateAll {
         return Ok(Done::Ok(format!(
             "the parameters are valid ({} device(s), nodes {})",
             req.devices.len(),
             map.names().join(", ")
         )));
     }
-    if req.action == Action::Off && !req.delay.is_zero() {
+    if req.action == FenceAction::Off && !req.delay.is_zero() {
         info!(
             "waiting {}s (delay) before fencing {plug}",
             req.delay.as_secs()
@@ -186,11 +186,11 @@ fn run(req: Request) -> Result<Done, String> {
         let end = deadline.instant();
         sg_persist::exec::block_on(async {
             match (action, keys) {
-                (Action::On, Some((own, _))) => ops::on(&devices, own, end).await.map(Done::Ok),
-                (Action::Off, Some((own, victim))) => ops::off(&devices, &map, &plug, own, victim, end)
+                (FenceAction::On, Some((own, _))) => ops::on(&devices, own, end).await.map(Done::Ok),
+                (FenceAction::Off, Some((own, victim))) => ops::off(&devices, &map, &plug, own, victim, end)
                     .await
                     .map(Done::Ok),
-                (Action::Status, _) => ops::status(&devices, &map, &plug, end).await,
+                (FenceAction::Status, _) => ops::status(&devices, &map, &plug, end).await,
                 _ => ops::monitor(&devices, &map, end).await.map(Done::Ok),
             }
         })

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use lkh_common::trusted;
-use lkh_common::{Failure, HookCtx};
+use lkh_common::{Config, Failure, HookCtx};
 use sg_persist::PrType;
 
 /// First two bytes of every generated key: "LK", so our registrations are recognisable in
@@ -29,7 +29,7 @@ pub const NODE_KEY_FILE: &str = "node.key";
 pub fn node_key_path() -> std::path::PathBuf {
     lkh_common::Sources::from_env().conf_dir.join(NODE_KEY_FILE)
 }
-/// The default reservation type: only registrants may write, one of them holds.
+/// The key table's TYPE default: only registrants may write, one of them holds.
 pub const DEFAULT_TYPE: &str = "write-exclusive-registrants-only";
 
 /// What to do when the watcher finds that another node took our reservation.
@@ -59,6 +59,22 @@ pub struct Settings {
     /// holder challenges it. Not under Pacemaker, where fencing (`fence_lkhscsipr`)
     /// arbitrates.
     pub arbitrate: bool,
+}
+
+/// ON_FENCED when it is set, else what SCSIHALT says: halt, or an event.
+fn on_fenced(config: &Config) -> OnFenced {
+    match config.get("ON_FENCED") {
+        Some("halt") => OnFenced::Halt,
+        Some("event") => OnFenced::Event,
+        Some("none") => OnFenced::None,
+        _ => {
+            if config.flag("SCSIHALT").unwrap_or_default() {
+                OnFenced::Halt
+            } else {
+                OnFenced::Event
+            }
+        }
+    }
 }
 
 /// The longest defense interval, whatever FAILFASTTIMER says.
@@ -117,8 +133,12 @@ impl Settings {
                 conf.display()
             )));
         }
-        let type_raw = ctx.config.get("TYPE").unwrap_or(DEFAULT_TYPE);
-        let pr_type: PrType = type_raw
+        // TYPE, SCSIHALT and FAILFASTTIMER have their defaults in the key table (`crate::SPEC`),
+        // which the configuration starts from: no default is restated here
+        let pr_type: PrType = ctx
+            .config
+            .get("TYPE")
+            .unwrap_or_default()
             .parse()
             .map_err(|e| Failure::usage(format!("TYPE in {}: {e}", conf.display())))?;
         let configured_key = match ctx.config.get("KEY") {
@@ -128,19 +148,10 @@ impl Settings {
             ),
             None => None,
         };
-        let on_fenced = match ctx.config.get("ON_FENCED") {
-            Some("halt") => OnFenced::Halt,
-            Some("event") => OnFenced::Event,
-            Some("none") => OnFenced::None,
-            _ => {
-                if ctx.config.flag("SCSIHALT").unwrap_or(true) {
-                    OnFenced::Halt
-                } else {
-                    OnFenced::Event
-                }
-            }
-        };
-        let failfast = Duration::from_secs(ctx.config.uint("FAILFASTTIMER").unwrap_or(5).max(1));
+        let on_fenced = on_fenced(&ctx.config);
+        // at least 1 by the table's bounds; kept so here too: a 0 s defense interval would spin
+        let failfast =
+            Duration::from_secs(ctx.config.uint("FAILFASTTIMER").unwrap_or_default().max(1));
         let arbitrate = !ctx.ocf;
         // checked now, with the rest, before anything reaches a disk
         let node_key = match configured_key {
@@ -282,6 +293,26 @@ pub fn node_key_or_create(path: &Path) -> Result<u64, Failure> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The defaults come from the key table alone: TYPE write-exclusive-registrants-only,
+    /// FAILFASTTIMER 5, SCSIHALT on, so ON_FENCED halts unless SCSIHALT is off.
+    #[test]
+    fn defaults_come_from_the_key_table() {
+        let keys = crate::SPEC.keys;
+        let mut c = Config::defaults(keys);
+        assert_eq!(
+            c.get("TYPE").unwrap().parse::<PrType>(),
+            Ok(PrType::WriteExclusiveRegistrantsOnly)
+        );
+        assert_eq!(c.uint("FAILFASTTIMER"), Some(5));
+        assert_eq!(on_fenced(&c), OnFenced::Halt);
+        c.set(keys, "SCSIHALT", "0").unwrap();
+        assert_eq!(on_fenced(&c), OnFenced::Event);
+        c.set(keys, "ON_FENCED", "none").unwrap();
+        assert_eq!(on_fenced(&c), OnFenced::None);
+        c.set(keys, "ON_FENCED", "halt").unwrap();
+        assert_eq!(on_fenced(&c), OnFenced::Halt);
+    }
 
     #[test]
     fn keys_parse_and_refuse() {

@@ -11,14 +11,18 @@
 //!   all its PR state (no reservation, no registration, its PR generation not gone up) is only
 //!   logged: it is not a takeover. Every look is remembered (the PR generation, a lost disk:
 //!   `actions::records`).
-//! - In between, every defense interval (FAILFASTTIMER, at most 2 s), it defends the disks of
-//!   every LifeKeeper resource it holds (`actions::defend`): one READ KEYS per disk, and a
+//! - At every tick — half a second, well within any defense interval (FAILFASTTIMER, at most
+//!   2 s), which a challenger's window is counted in — and before any judgement, it defends the
+//!   disks of every LifeKeeper resource it holds (`actions::defend`): one READ KEYS per disk, and a
 //!   PREEMPT of any key that is not this node's — a challenger's registration (see
 //!   `actions::challenge`); a judgement that finds another key registered on a disk this node
-//!   holds defends it in the same tick, so a judgement never costs a defense interval. A disk
-//!   where this node's own key is gone is judged at once. A
-//!   resource whose restore just finished is defended from the next tick on (at most one
-//!   interval later; the restore itself removed every other registration until its last read).
+//!   holds defends it again in the same tick. A disk where this node's own key is gone is
+//!   judged at once. A resource whose restore just finished is defended from the next tick on
+//!   (half a second later at most; the restore itself removed every other registration until
+//!   its last read). The disks of a resource are defended all at once (one future per disk on
+//!   one thread, `sg_persist::exec`), so a tick's defense takes about one command's time
+//!   whatever the number of disks.
+//!   The packaged unit runs it at `Nice=-10`: a defender starved of the CPU loses its disk.
 //!   Pacemaker resources (their start stored their parameters, see [`crate::state`]) are
 //!   judged, never defended: there `fence_lkhscsipr` arbitrates.
 //!
@@ -52,7 +56,7 @@ const LOCK_WAIT: Duration = Duration::from_secs(1);
 const DEFENSE_LOCK_WAIT: Duration = Duration::from_millis(100);
 /// The longest tick, also while nothing is watched: a resource restored meanwhile is
 /// defended this soon, within any defense interval.
-const IDLE_TICK: Duration = Duration::from_secs(1);
+const IDLE_TICK: Duration = Duration::from_millis(500);
 /// How long a resource whose settings or disks could not be read waits for its next try.
 const RETRY: Duration = Duration::from_secs(5);
 /// The daemon's name in the run directory (`watch.pid`).
@@ -297,33 +301,43 @@ async fn tick(
             guards.remove(&name);
             continue;
         }
-        if due {
-            // opened afresh at every judgement: paths that changed are seen
-            let mut g = match prepare(spec, run, &tag).await {
-                Ok(g) => {
-                    retry.remove(&name);
-                    g
-                }
-                Err(f) => {
-                    warn!("{tag}: {f}");
-                    guards.remove(&name);
-                    retry.insert(name, Instant::now() + RETRY);
-                    continue;
-                }
-            };
-            g.next_judge = Instant::now() + g.settings.failfast;
-            if judge(run, &tag, &mut g).await {
-                fenced += 1;
-                guards.remove(&name);
-            } else {
-                guards.insert(name, g);
-            }
-        } else if let Some(g) = guards.get_mut(&name)
+        // the defense look first, at every tick, with the disks as they were opened: a
+        // challenger's window is counted in defense intervals, and re-opening for a judgement
+        // must not delay it
+        if let Some(g) = guards.get_mut(&name)
             && g.settings.arbitrate
             && defend(run, &tag, g).await
         {
             fenced += 1;
             guards.remove(&name);
+            continue;
+        }
+        if !due {
+            continue;
+        }
+        // opened afresh at every judgement: paths that changed are seen
+        let mut g = match prepare(spec, run, &tag).await {
+            Ok(g) => {
+                retry.remove(&name);
+                g
+            }
+            Err(f) => {
+                warn!("{tag}: {f}");
+                guards.remove(&name);
+                retry.insert(name, Instant::now() + RETRY);
+                continue;
+            }
+        };
+        g.next_judge = Instant::now() + g.settings.failfast;
+        // a resource seen for the first time is defended at once too
+        let fresh = !guards.contains_key(&name);
+        let lost = (fresh && g.settings.arbitrate && defend(run, &tag, &mut g).await)
+            || judge(run, &tag, &mut g).await;
+        if lost {
+            fenced += 1;
+            guards.remove(&name);
+        } else {
+            guards.insert(name, g);
         }
     }
     let next = guards

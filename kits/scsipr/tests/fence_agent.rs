@@ -3,7 +3,8 @@
 //! `/usr/share/cluster/relaxng/{metadata.rng,fence2rng.xsl}`), Pacemaker's `stonith_admin
 //! --metadata/--validate` (no cluster needed), refusals on the command line and stdin, and
 //! `--delay`. No disk is ever touched: the only devices named are ones that are not SCSI.
-//! Missing tools skip loudly; under `LKH_VM_REQUIRED=1` (or `CI`) they fail.
+//! Missing tools are installed by the test bed's one mechanism (`tests::host`, as root); what
+//! cannot be had here skips loudly, and fails under `LKH_VM_REQUIRED=1` (or `CI`).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -14,24 +15,7 @@ const RNG: &str = "/usr/share/cluster/relaxng/metadata.rng";
 const XSL: &str = "/usr/share/cluster/relaxng/fence2rng.xsl";
 const KEYS: &str = "node-a:0x4c4b0000000000a1,node-b:0x4c4b0000000000b2";
 
-fn required() -> bool {
-    let set = |v: &str| std::env::var_os(v).is_some_and(|x| !x.is_empty() && x != "0");
-    set("LKH_VM_REQUIRED") || set("CI")
-}
-
-/// Skips loudly, or fails when the checks are required.
-fn skip(test: &str, why: &str) {
-    assert!(
-        !required(),
-        "{test}: {why} (required: LKH_VM_REQUIRED/CI is set)"
-    );
-    eprintln!("SKIPPED {test}: {why}");
-}
-
-fn have(tool: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
-}
+use tests::host::{self, skip};
 
 /// A directory with `fence_lkhscsipr` → the built `lkh-scsipr`.
 fn agent() -> PathBuf {
@@ -117,11 +101,13 @@ fn metadata_validates_against_fence_agents_schemas() {
     assert!(stdin.status.success(), "{}", text(&stdin));
     assert_eq!(String::from_utf8_lossy(&stdin.stdout), xml);
 
-    if !(have("xmllint") && have("xsltproc") && Path::new(RNG).exists() && Path::new(XSL).exists())
-    {
-        return skip(
-            t,
-            "xmllint, xsltproc or fence-agents' schemas missing (apt-get install libxml2-utils xsltproc fence-agents)",
+    if !host::need(t, host::FENCE_SCHEMAS) {
+        return;
+    }
+    for f in [RNG, XSL] {
+        assert!(
+            Path::new(f).exists(),
+            "{f} is missing although fence-agents is installed"
         );
     }
     let dir = agent().parent().unwrap().to_path_buf();
@@ -182,11 +168,8 @@ impl Drop for SbinLink {
 #[test]
 fn stonith_admin_accepts_the_agent() {
     let t = "stonith_admin_accepts_the_agent";
-    if !have("stonith_admin") {
-        return skip(
-            t,
-            "stonith_admin missing (apt-get install pacemaker-cli-utils)",
-        );
+    if !host::need(t, host::PACEMAKER_CLI) {
+        return;
     }
     if !nix::unistd::geteuid().is_root() {
         return skip(

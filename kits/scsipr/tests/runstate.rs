@@ -130,11 +130,23 @@ fn a_100_kb_device_value_is_refused_in_one_short_line() {
 #[test]
 fn remove_clears_the_watch_marker_before_its_work() {
     let e = Env::new("remove");
-    e.conf("db", NO_DISK);
+    // a name that is no block device: remove fails (exit 2), but watch no longer judges it
+    e.conf("db", "DEVICE=/etc/passwd\nKEY=0x4c4b0000000000a1\n");
     let m = e.marker("db");
     let o = e.run(&["remove", "-t", "db"]);
-    // the disk is missing: remove fails, but watch no longer judges the resource
-    assert_ne!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(!m.exists(), "{}", stderr(&o));
+    // a disk this node does not see: remove succeeds (this node cannot write to it), and
+    // the marker is gone as well
+    e.conf("gone", &format!("{NO_DISK}KEY=0x4c4b0000000000a1\n"));
+    let m = e.marker("gone");
+    let o = e.run(&["remove", "-t", "gone"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("cannot write to a disk it does not see"),
+        "{}",
+        stderr(&o)
+    );
     assert!(!m.exists(), "{}", stderr(&o));
 }
 
@@ -192,4 +204,52 @@ fn watch_leaves_a_resource_alone_while_its_hook_runs() {
     drop(lock);
     let err = stderr(&e.run(&["watch", "--once"]));
     assert!(judged(&err, "x"), "x not judged after its hook:\n{err}");
+}
+
+/// A LifeKeeper resource's TIMEOUT must hold the challenge window (twice the defense interval
+/// min(FAILFASTTIMER, 2 s), plus 1 s) and a takeover after it (2 s): `validate` and restore
+/// refuse a shorter one with exit 2, before any device is looked at; quickCheck and remove of
+/// an existing resource still run (an upgrade must never block a switchover).
+#[test]
+fn a_timeout_that_cannot_hold_the_challenge_window_is_refused() {
+    let e = Env::new("window");
+    let lk = e.dir.join("LifeKeeper");
+    std::fs::write(&lk, "FAILFASTTIMER=5\n").unwrap();
+    chmod(&lk, 0o644);
+    // FAILFASTTIMER=5: interval 2 s, window 5 s, TIMEOUT at least 7
+    e.conf("short", &format!("{NO_DISK}TIMEOUT=6\n"));
+    e.conf("enough", &format!("{NO_DISK}TIMEOUT=7\n"));
+    for args in [
+        &["validate", "-t", "short"][..],
+        &["restore", "-t", "short"],
+    ] {
+        let o = e.run(args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains("TIMEOUT=6")
+                && stderr(&o).contains("challenge window (5 s")
+                && stderr(&o).contains("at least 7 s"),
+            "{args:?}: {}",
+            stderr(&o)
+        );
+    }
+    let o = e.run(&["validate", "-t", "enough"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    // FAILFASTTIMER=1: window 3 s, so TIMEOUT=6 is enough
+    std::fs::write(&lk, "FAILFASTTIMER=1\n").unwrap();
+    let o = e.run(&["validate", "-t", "short"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    // quickCheck of the short one is not refused for it (it fails on the missing disk instead)
+    std::fs::write(&lk, "FAILFASTTIMER=5\n").unwrap();
+    let o = e.run(&["quickCheck", "-t", "short"]);
+    assert!(!stderr(&o).contains("challenge window"), "{}", stderr(&o));
+    // FAILFASTTIMER set nowhere: the key table's 5 holds, so TIMEOUT=6 is refused again
+    std::fs::write(&lk, "").unwrap();
+    let o = e.run(&["validate", "-t", "short"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("challenge window (5 s"),
+        "{}",
+        stderr(&o)
+    );
 }

@@ -49,6 +49,13 @@ knfsd_start() {
     knfsd_nfsd_start
 }
 
+# knfsd_reexport FSID: the export again under another fsid= (as if re-created on another file
+# system, or the NAS replaced behind the same address): handles given out before are stale
+knfsd_reexport() {
+    echo "/export *(rw,no_root_squash,insecure,no_subtree_check,fsid=$1)" > /etc/exports
+    exportfs -ra
+}
+
 # knfsd_nfsd_start: (again) 8 nfsd threads on TCP 2049 with the mode's versions
 knfsd_nfsd_start() {
     # shellcheck disable=SC2086

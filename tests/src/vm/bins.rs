@@ -1,9 +1,10 @@
 //! The project's own binaries, built static for the guest.
 //!
-//! `cargo build --release --target x86_64-unknown-linux-musl` with
+//! `cargo build --release --target <static target>` with
 //! `CARGO_TARGET_DIR=<workspace>/target/vm-bins`: a target directory of its own, so this nested
-//! cargo never waits for the lock of the `cargo test` that runs us. The musl target is added
-//! with rustup when missing; if that fails, glibc with `+crt-static` is the fallback. A kit
+//! cargo never waits for the lock of the `cargo test` that runs us. The target is the one
+//! `packaging/static-target` chooses for every static build (musl, added with rustup when
+//! missing; glibc with `+crt-static` when that fails). A kit
 //! that does not build (yet) is left out with a warning: scenarios check for the binary
 //! themselves (`have_bin` in the guest library).
 
@@ -13,14 +14,12 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use super::VmError;
-use super::cmd::{run, run_ok};
+use super::cmd::run_ok;
 use super::parts::{lock_cache, workspace_target};
 
 /// The project binaries a guest can get (package name = binary name).
 pub const PROJECT_BINS: &[&str] = &["lkh-scsipr", "lkh-nas", "lkh-ip", "lkh-platform"];
 
-const MUSL: &str = "x86_64-unknown-linux-musl";
-const GNU: &str = "x86_64-unknown-linux-gnu";
 const BUILD_TIMEOUT: Duration = Duration::from_secs(1200);
 
 /// A built binary: its name and where it is on the host.
@@ -49,38 +48,40 @@ fn cargo() -> Command {
     c
 }
 
-fn pick_target() -> (&'static str, bool) {
-    let installed = run(
-        Command::new("rustup").args(["target", "list", "--installed"]),
-        Duration::from_secs(60),
-    )
-    .map(|o| o.stdout_str().lines().any(|l| l.trim() == MUSL))
-    .unwrap_or(false);
-    if installed {
-        return (MUSL, false);
-    }
-    let added = run_ok(
-        Command::new("rustup").args(["target", "add", MUSL]),
-        Duration::from_secs(300),
-    );
-    match added {
-        Ok(_) => (MUSL, false),
-        Err(e) => {
-            eprintln!("vm: musl target unavailable ({e}); building glibc +crt-static instead");
-            (GNU, true)
+/// The static target and the variables its build needs, as `packaging/static-target` (the
+/// one choice, which `.ci/run` and `packaging/build` ask too) prints them.
+fn static_target() -> Result<(String, Vec<(String, String)>), VmError> {
+    let script = workspace_target()
+        .parent()
+        .expect("workspace root")
+        .join("packaging/static-target");
+    let o = run_ok(Command::new("bash").arg(&script), Duration::from_secs(300))?;
+    let mut target = None;
+    let mut env = Vec::new();
+    for line in o.stdout_str().lines() {
+        let Some((k, v)) = line.split_once('=') else {
+            continue;
+        };
+        let v = v.trim_matches('\'');
+        if k == "LKH_STATIC_TARGET" {
+            target = Some(v.to_owned());
+        } else {
+            env.push((k.to_owned(), v.to_owned()));
         }
     }
+    let target = target.ok_or_else(|| {
+        VmError::Setup(format!("{} printed no LKH_STATIC_TARGET", script.display()))
+    })?;
+    Ok((target, env))
 }
 
-fn build(target: &str, crt_static: bool, pkgs: &[&str]) -> Result<(), VmError> {
+fn build(target: &str, env: &[(String, String)], pkgs: &[&str]) -> Result<(), VmError> {
     let mut c = cargo();
     c.args(["build", "--release", "--target", target]);
     for p in pkgs {
         c.args(["-p", p]);
     }
-    if crt_static {
-        c.env("RUSTFLAGS", "-C target-feature=+crt-static");
-    }
+    c.envs(env.iter().map(|(k, v)| (k, v)));
     run_ok(&mut c, BUILD_TIMEOUT).map(|_| ())
 }
 
@@ -88,25 +89,23 @@ fn build(target: &str, crt_static: bool, pkgs: &[&str]) -> Result<(), VmError> {
 /// release, `target/vm-bins`) and returns where it is, for a guest file (a benchmark's probe).
 pub fn example_bin(pkg: &str, name: &str) -> Result<PathBuf, VmError> {
     let _lock = lock_cache(".bins.lock", Duration::from_secs(1800))?;
-    let (target, crt_static) = pick_target();
+    let (target, env) = static_target()?;
     let mut c = cargo();
     c.args([
         "build",
         "--release",
         "--target",
-        target,
+        &target,
         "-p",
         pkg,
         "--example",
         name,
     ]);
-    if crt_static {
-        c.env("RUSTFLAGS", "-C target-feature=+crt-static");
-    }
+    c.envs(env.iter().map(|(k, v)| (k, v)));
     run_ok(&mut c, BUILD_TIMEOUT)?;
     Ok(workspace_target()
         .join("vm-bins")
-        .join(target)
+        .join(&target)
         .join("release/examples")
         .join(name))
 }
@@ -114,10 +113,10 @@ pub fn example_bin(pkg: &str, name: &str) -> Result<PathBuf, VmError> {
 fn build_all() -> Result<Vec<Bin>, VmError> {
     // one build (and one `rustup target add`) at a time across test processes
     let _lock = lock_cache(".bins.lock", Duration::from_secs(1800))?;
-    let (target, crt_static) = pick_target();
+    let (target, env) = static_target()?;
     let dir = workspace_target()
         .join("vm-bins")
-        .join(target)
+        .join(&target)
         .join("release");
     let found = |name: &str| -> Option<Bin> {
         let p = dir.join(name);
@@ -126,12 +125,12 @@ fn build_all() -> Result<Vec<Bin>, VmError> {
             path: p,
         })
     };
-    if build(target, crt_static, PROJECT_BINS).is_ok() {
+    if build(&target, &env, PROJECT_BINS).is_ok() {
         return Ok(PROJECT_BINS.iter().filter_map(|b| found(b)).collect());
     }
     let mut out = Vec::new();
     for b in PROJECT_BINS {
-        match build(target, crt_static, &[b]) {
+        match build(&target, &env, &[b]) {
             Ok(()) => out.extend(found(b)),
             Err(e) => eprintln!("vm: {b} does not build, leaving it out of the guest: {e}"),
         }

@@ -154,6 +154,20 @@ impl Inner {
                 self.stop_ganesha(Signal::SIGTERM)?;
                 self.start_ganesha()
             }
+            // the export again under another Export_Id (handles carry it): as if re-created,
+            // or another NAS behind the same address; handles given out before are stale
+            "reexport" => {
+                self.stop_ganesha(Signal::SIGTERM)?;
+                let conf = fs::read_to_string(self.conf()).map_err(|e| e.to_string())?;
+                let (from, to) = if conf.contains("Export_Id = 1;") {
+                    ("Export_Id = 1;", "Export_Id = 2;")
+                } else {
+                    ("Export_Id = 2;", "Export_Id = 1;")
+                };
+                fs::write(self.conf(), conf.replace(from, to)).map_err(|e| e.to_string())?;
+                self.start_ganesha()
+                    .map(|m| format!("{m}, {}", to.trim_end_matches(';')))
+            }
             "freeze" => self.signal_ganesha(Signal::SIGSTOP),
             "thaw" => self.signal_ganesha(Signal::SIGCONT),
             "status" => {
@@ -164,7 +178,7 @@ impl Inner {
                 Ok(if up { "running" } else { "down" }.into())
             }
             _ => Err(format!(
-                "unknown nfs command {cmd} (start|stop|kill|restart|freeze|thaw|status)"
+                "unknown nfs command {cmd} (start|stop|kill|restart|reexport|freeze|thaw|status)"
             )),
         }
     }
@@ -274,7 +288,8 @@ impl NfsServer {
         &self.ns
     }
 
-    /// `start`, `stop` (SIGTERM), `kill` (SIGKILL), `restart`, `freeze` (SIGSTOP), `thaw`
+    /// `start`, `stop` (SIGTERM), `kill` (SIGKILL), `restart`, `reexport` (restart with
+    /// another Export_Id: every handle given out before is stale), `freeze` (SIGSTOP), `thaw`
     /// (SIGCONT) or `status`; returns a short description.
     pub fn command(&self, cmd: &str) -> Result<String, VmError> {
         self.inner

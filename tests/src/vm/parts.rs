@@ -4,7 +4,8 @@
 //! directory, so it is shared by every `cargo test` process whatever `CARGO_TARGET_DIR` says):
 //!
 //! - host packages (`qemu-system-x86`, `busybox-static`, `sg3-utils`, ...) are installed with
-//!   apt-get when missing (root only);
+//!   apt-get when missing (root only), by the one mechanism every test uses
+//!   ([`crate::host::install`]);
 //! - `kernel/<package>/`: the Debian `linux-image-*-amd64` package the `linux-image-amd64`
 //!   metapackage points at, fetched with `apt-get download` and unpacked with `dpkg-deb -x`
 //!   (never installed), plus `modules.dep` from `depmod` and the uncompressed ELF `vmlinux`
@@ -40,6 +41,7 @@ use nix::fcntl::{Flock, FlockArg};
 use super::VmError;
 use super::cmd::{run, run_ok};
 use super::cpio::Cpio;
+use crate::host::{apt, is_root};
 
 /// Kernel modules put into the base image (dependencies are added from `modules.dep`): what
 /// the guest library loads (LIO fileio over iSCSI, sd/sg, dm-multipath round-robin, NFS,
@@ -244,57 +246,8 @@ pub(crate) fn which(prog: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-fn is_root() -> bool {
-    nix::unistd::geteuid().is_root()
-}
-
-fn apt(args: &[&str]) -> Result<(), VmError> {
-    let mut c = Command::new("apt-get");
-    c.env("DEBIAN_FRONTEND", "noninteractive")
-        .args(["-q", "-o", "DPkg::Lock::Timeout=600"])
-        .args(args);
-    run_ok(&mut c, APT_TIMEOUT).map(|_| ())
-}
-
-fn missing_packages() -> Vec<&'static str> {
-    let mut c = Command::new("dpkg-query");
-    c.args(["-W", "-f=${Package} ${Status}\n"])
-        .args(HOST_PACKAGES);
-    let listed = run(&mut c, STEP_TIMEOUT)
-        .map(|o| o.stdout_str())
-        .unwrap_or_default();
-    HOST_PACKAGES
-        .iter()
-        .copied()
-        .filter(|p| {
-            !listed
-                .lines()
-                .any(|l| l.starts_with(&format!("{p} ")) && l.ends_with("ok installed"))
-        })
-        .collect()
-}
-
 fn ensure_host_packages() -> Result<(), VmError> {
-    let missing = missing_packages();
-    if missing.is_empty() {
-        return Ok(());
-    }
-    if !is_root() {
-        return Err(VmError::Unavailable(format!(
-            "host packages missing and not root to install them: apt-get install {}",
-            missing.join(" ")
-        )));
-    }
-    eprintln!("vm: installing host packages: {}", missing.join(" "));
-    let mut args = vec!["install", "-y", "--no-install-recommends"];
-    args.extend(&missing);
-    if apt(&args).is_err() {
-        apt(&["update"])
-            .map_err(|e| VmError::Unavailable(format!("apt-get update failed: {e}")))?;
-        apt(&args)
-            .map_err(|e| VmError::Unavailable(format!("cannot install host packages: {e}")))?;
-    }
-    Ok(())
+    crate::host::install("the VM test bed", HOST_PACKAGES).map_err(VmError::Unavailable)
 }
 
 /// The kernel package: `LKH_VM_KERNEL_PKG`, else what `linux-image-amd64` depends on.

@@ -9,9 +9,10 @@
 //! answered from that look alone; a repair is followed by a second look), `status -t TAG`
 //! renders it, and `watch` judges by it, so the three cannot disagree about a disk.
 
+use std::borrow::Cow;
 use std::time::Instant;
 
-use lkh_common::{Exit, Failure, Outcome};
+use lkh_common::{Assessment, Failure, Outcome};
 use sg_persist::{PrType, Reservation};
 
 use super::classify::{Fence, Held, classify_state};
@@ -113,45 +114,6 @@ impl LuHealth {
         count(&self.keys, self.key)
     }
 
-    /// quickCheck's answer for this LU: the one-line summary, or the failure with its exit code.
-    pub fn outcome(&self) -> Result<String, Failure> {
-        let (name, key, t) = (&self.device, self.key, self.pr_type);
-        match &self.verdict {
-            Verdict::NoAnswer(f) => Err(f.clone()),
-            Verdict::Fenced(f) => Err(f.failure(name, key)),
-            Verdict::Held(Held::Lost) => Err(lost_state(name, self.was_holder)),
-            Verdict::Held(Held::Free) => Err(nobody_holds(name, key)),
-            Verdict::Held(Held::WrongType(c)) => Err(wrong_type(name, *c, t)),
-            Verdict::Held(Held::Ours) => {
-                let n = |f: fn(&PathReg) -> bool| self.paths.iter().filter(|p| f(&p.reg)).count();
-                let total = self.paths.len();
-                if n(|r| *r == PathReg::Unprobed) > 0 {
-                    // only a look without PR OUT (`status`): quickCheck probes these paths
-                    return Ok(format!(
-                        "{name}: reserved by {} ({t}), the key registered {} time(s) for {total} path(s); which paths carry it is not probed without PR OUT (a new I_T nexus, or no record of a verified check): quickCheck probes each path with REGISTER and re-registers one that lost its key",
-                        fmt_key(key),
-                        self.ours()
-                    ));
-                }
-                let mut s = format!(
-                    "{name}: reserved by {} ({t}), {}/{total} path(s) registered",
-                    fmt_key(key),
-                    n(PathReg::registered)
-                );
-                let fixed = n(|r| *r == PathReg::ReRegistered);
-                if fixed > 0 {
-                    s += &format!(", {fixed} re-registered");
-                }
-                Ok(s)
-            }
-        }
-    }
-
-    /// The exit code quickCheck returns for this look (taken from [`LuHealth::outcome`]).
-    pub fn exit(&self) -> Exit {
-        self.outcome().map_or_else(|f| f.exit, |_| Exit::Ok)
-    }
-
     /// What this node remembers of the LU after this look (see [`LuRecord::after`]): the
     /// generation seen, and a fenced verdict; the rest of `old` stays.
     pub fn remembered(&self, old: Option<&LuRecord>) -> Option<LuRecord> {
@@ -196,10 +158,46 @@ impl LuHealth {
             verdict: Verdict::NoAnswer(f),
         }
     }
+}
+
+impl Assessment for LuHealth {
+    /// quickCheck's answer for this LU: the one-line summary, or the failure with its exit code.
+    fn outcome(&self) -> Outcome {
+        let (name, key, t) = (&self.device, self.key, self.pr_type);
+        match &self.verdict {
+            Verdict::NoAnswer(f) => Err(f.clone()),
+            Verdict::Fenced(f) => Err(f.failure(name, key)),
+            Verdict::Held(Held::Lost) => Err(lost_state(name, self.was_holder)),
+            Verdict::Held(Held::Free) => Err(nobody_holds(name, key)),
+            Verdict::Held(Held::WrongType(c)) => Err(wrong_type(name, *c, t)),
+            Verdict::Held(Held::Ours) => {
+                let n = |f: fn(&PathReg) -> bool| self.paths.iter().filter(|p| f(&p.reg)).count();
+                let total = self.paths.len();
+                if n(|r| *r == PathReg::Unprobed) > 0 {
+                    // only a look without PR OUT (`status`): quickCheck probes these paths
+                    return Ok(format!(
+                        "{name}: reserved by {} ({t}), the key registered {} time(s) for {total} path(s); which paths carry it is not probed without PR OUT (a new I_T nexus, or no record of a verified check): quickCheck probes each path with REGISTER and re-registers one that lost its key",
+                        fmt_key(key),
+                        self.ours()
+                    ));
+                }
+                let mut s = format!(
+                    "{name}: reserved by {} ({t}), {}/{total} path(s) registered",
+                    fmt_key(key),
+                    n(PathReg::registered)
+                );
+                let fixed = n(|r| *r == PathReg::ReRegistered);
+                if fixed > 0 {
+                    s += &format!(", {fixed} re-registered");
+                }
+                Ok(s)
+            }
+        }
+    }
 
     /// The verdict in a few words.
-    pub fn verdict_name(&self) -> &'static str {
-        match &self.verdict {
+    fn verdict(&self) -> Cow<'_, str> {
+        Cow::Borrowed(match &self.verdict {
             Verdict::Held(Held::Ours) => "ours",
             Verdict::Held(Held::Free) => "nobody holds",
             Verdict::Held(Held::WrongType(_)) => "wrong type",
@@ -207,7 +205,7 @@ impl LuHealth {
             Verdict::Fenced(Fence::TakenOver { .. }) => "taken over",
             Verdict::Fenced(_) => "fenced",
             Verdict::NoAnswer(_) => "no answer",
-        }
+        })
     }
 }
 
@@ -217,22 +215,18 @@ pub struct Health {
     pub lus: Vec<LuHealth>,
 }
 
-impl Health {
+impl Assessment for Health {
     /// quickCheck's answer: every LU's, the worst exit winning (see [`combine`]).
-    pub fn outcome(&self) -> Outcome {
+    fn outcome(&self) -> Outcome {
         combine(self.lus.iter().map(LuHealth::outcome).collect())
     }
-    /// The exit code quickCheck returns for this look.
-    pub fn exit(&self) -> Exit {
-        self.outcome().map_or_else(|f| f.exit, |_| Exit::Ok)
-    }
     /// The verdict of the first LU whose exit code is the resource's.
-    pub fn verdict_name(&self) -> &'static str {
+    fn verdict(&self) -> Cow<'_, str> {
         let exit = self.exit();
         self.lus
             .iter()
             .find(|l| l.exit() == exit)
-            .map_or("no disk", LuHealth::verdict_name)
+            .map_or(Cow::Borrowed("no disk"), LuHealth::verdict)
     }
 }
 

@@ -16,7 +16,7 @@
 
 use std::time::Instant;
 
-use lkh_common::Failure;
+use lkh_common::{Assessment, Failure};
 use log::{info, warn};
 use sg_persist::PrType;
 

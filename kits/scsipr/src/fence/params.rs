@@ -274,9 +274,10 @@ pub fn unknown(params: &BTreeMap<String, String>) -> impl Iterator<Item = &str> 
         .filter(|k| !PARAMS.iter().any(|p| p.on_stdin() && p.name == *k))
 }
 
-/// The actions of the agent.
+/// The fence agent's actions (FenceAgentAPI's `action=`), apart from LifeKeeper's hook actions
+/// (`lkh_common::Action`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Action {
+pub enum FenceAction {
     On,
     Off,
     Status,
@@ -286,16 +287,16 @@ pub enum Action {
     ValidateAll,
 }
 
-impl Action {
-    fn parse(s: &str) -> Result<Action, String> {
+impl FenceAction {
+    fn parse(s: &str) -> Result<FenceAction, String> {
         Ok(match s.trim().to_ascii_lowercase().as_str() {
-            "on" | "enable" => Action::On,
-            "off" | "disable" => Action::Off,
-            "status" => Action::Status,
-            "monitor" => Action::Monitor,
-            "list" => Action::List,
-            "metadata" | "meta-data" => Action::Metadata,
-            "validate-all" => Action::ValidateAll,
+            "on" | "enable" => FenceAction::On,
+            "off" | "disable" => FenceAction::Off,
+            "status" => FenceAction::Status,
+            "monitor" => FenceAction::Monitor,
+            "list" => FenceAction::List,
+            "metadata" | "meta-data" => FenceAction::Metadata,
+            "validate-all" => FenceAction::ValidateAll,
             "reboot" => {
                 return Err(
                     "action reboot is not supported: fabric fencing cuts the node off the disk and has no reboot; configure Pacemaker to use off (pcmk_reboot_action=off)"
@@ -312,31 +313,34 @@ impl Action {
 
     pub fn name(self) -> &'static str {
         match self {
-            Action::On => "on",
-            Action::Off => "off",
-            Action::Status => "status",
-            Action::Monitor => "monitor",
-            Action::List => "list",
-            Action::Metadata => "metadata",
-            Action::ValidateAll => "validate-all",
+            FenceAction::On => "on",
+            FenceAction::Off => "off",
+            FenceAction::Status => "status",
+            FenceAction::Monitor => "monitor",
+            FenceAction::List => "list",
+            FenceAction::Metadata => "metadata",
+            FenceAction::ValidateAll => "validate-all",
         }
     }
 
     /// Actions that name a node.
     pub fn needs_plug(self) -> bool {
-        matches!(self, Action::On | Action::Off | Action::Status)
+        matches!(
+            self,
+            FenceAction::On | FenceAction::Off | FenceAction::Status
+        )
     }
 
     /// Actions that use the devices.
     fn needs_devices(self) -> bool {
-        !matches!(self, Action::List | Action::Metadata)
+        !matches!(self, FenceAction::List | FenceAction::Metadata)
     }
 }
 
 /// A checked request.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Request {
-    pub action: Action,
+    pub action: FenceAction,
     pub plug: Option<String>,
     pub devices: Vec<PathBuf>,
     pub keys: Option<KeyMap>,
@@ -482,7 +486,7 @@ pub fn verbosity(params: &BTreeMap<String, String>) -> u8 {
 impl Request {
     /// Checks every parameter; touches nothing (not even the device names).
     pub fn from_params(params: &BTreeMap<String, String>) -> Result<Request, String> {
-        let action = Action::parse(
+        let action = FenceAction::parse(
             params
                 .get(ACTION.name)
                 .map(String::as_str)
@@ -519,7 +523,7 @@ impl Request {
             timeout: Duration::from_secs(timeout),
             verbosity: verbosity(params),
         };
-        if matches!(action, Action::Metadata) {
+        if matches!(action, FenceAction::Metadata) {
             return Ok(req);
         }
         let Some(map) = &req.keys else {
@@ -587,7 +591,7 @@ mod tests {
             "node-a:0x4c4b0000000000a1,node-b:0x4c4b0000000000b2".into(),
         );
         let r = Request::from_params(&p).unwrap();
-        assert_eq!(r.action, Action::Off);
+        assert_eq!(r.action, FenceAction::Off);
         assert_eq!(r.plug.as_deref(), Some("node-b"));
         assert_eq!(
             r.devices,
@@ -623,7 +627,7 @@ mod tests {
             .unwrap(),
         );
         let r = Request::from_params(&p).unwrap();
-        assert_eq!(r.action, Action::Status);
+        assert_eq!(r.action, FenceAction::Status);
         assert_eq!(r.plug.as_deref(), Some("node-a"));
         assert_eq!(r.delay, Duration::from_secs(3));
         assert_eq!(r.timeout, Duration::from_secs(9));
@@ -666,7 +670,7 @@ mod tests {
             ]))
             .unwrap(),
         );
-        assert_eq!(Request::from_params(&p).unwrap().action, Action::Off);
+        assert_eq!(Request::from_params(&p).unwrap().action, FenceAction::Off);
     }
 
     #[test]
