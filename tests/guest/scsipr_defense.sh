@@ -137,7 +137,7 @@ while [ $i -lt "$ROUNDS" ]; do
 done
 writer_stop a
 cpu1=$(cpu "$WATCH_a"); secs=$(elapsed "$t_live")
-note "BENCH defender: $((cpu1 - cpu0)) clock ticks of CPU in ${secs}s (one defense look per second on one disk, $ROUNDS challenges removed): $(awk -v c="$((cpu1 - cpu0))" -v s="$secs" -v hz="$(getconf CLK_TCK 2>/dev/null || echo 100)" 'BEGIN { printf "%.2f ms per second", c * 1000 / hz / s }')"
+note "BENCH defender: $((cpu1 - cpu0)) clock ticks of CPU in ${secs}s (a defense look every half second and a judgement every second on one disk, $ROUNDS challenges removed): $(awk -v c="$((cpu1 - cpu0))" -v s="$secs" -v hz="$(getconf CLK_TCK 2>/dev/null || echo 100)" 'BEGIN { printf "%.2f ms per second", c * 1000 / hz / s }')"
 refused=$(count /tmp/writer-a.err); written=$(count /tmp/writer-a.ok)
 note "BENCH live owner: $ROUNDS challenges, mean challenger exit after $(awk -v s="$t_sum" -v n="$ROUNDS" 'BEGIN { printf "%.2f", s / n }') s; a wrote $written times"
 [ $bad = 0 ] || { echo "---- node a's watch:"; cat /tmp/watch-a.log; }
