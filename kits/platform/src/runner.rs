@@ -102,32 +102,48 @@ pub fn run(
     env: &[(&str, &str)],
     budget: Duration,
 ) -> io::Result<Ran> {
-    let start = Instant::now();
-    let deadline = start + budget;
     let mut cmd = Command::new(program);
-    cmd.args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0);
+    cmd.args(args);
     for (k, v) in env {
         cmd.env(k, v);
     }
+    run_bounded(
+        &mut cmd,
+        budget,
+        (MAX_STDOUT, MAX_STDERR),
+        (budget / 4).min(Duration::from_secs(1)),
+    )
+}
+
+/// Runs `cmd` (program, arguments and environment already set) with stdin from `/dev/null`,
+/// in a process group of its own, keeping at most `max.0` bytes of stdout and `max.1` of
+/// stderr; at `budget` the group is killed and [`Ran::status`] is `None`. A spawn that meets
+/// "text file busy" is tried again for up to `busy_for`. Returns within `budget` plus about
+/// a second. The one bounded run of the crate: `run` and `wiring::run` build on it.
+pub(crate) fn run_bounded(
+    cmd: &mut Command,
+    budget: Duration,
+    max: (u64, u64),
+    busy_for: Duration,
+) -> io::Result<Ran> {
+    let start = Instant::now();
+    let deadline = start + budget;
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
     // "text file busy": the program is being written (an upgrade, or a fork elsewhere
     // holding it open for a moment); asked again briefly, within the budget
     let mut child = loop {
         match cmd.spawn() {
-            Err(e)
-                if e.raw_os_error() == Some(libc::ETXTBSY)
-                    && start.elapsed() < (budget / 4).min(Duration::from_secs(1)) =>
-            {
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && start.elapsed() < busy_for => {
                 std::thread::sleep(Duration::from_millis(20));
             }
             r => break r?,
         }
     };
-    let out = reader(child.stdout.take(), MAX_STDOUT);
-    let err = reader(child.stderr.take(), MAX_STDERR);
+    let out = reader(child.stdout.take(), max.0);
+    let err = reader(child.stderr.take(), max.1);
     let status = loop {
         match child.try_wait() {
             Ok(Some(s)) => break Some(s),

@@ -12,9 +12,9 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Command, ExitStatus, Stdio};
-use std::sync::{Arc, mpsc};
-use std::time::{Duration, Instant};
+use std::process::{Command, ExitStatus};
+use std::sync::Arc;
+use std::time::Duration;
 
 use lkh_common::trusted::{self, Flaw, Want};
 
@@ -86,21 +86,6 @@ impl Ran {
     }
 }
 
-fn reader(pipe: Option<impl Read + Send + 'static>) -> mpsc::Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    if let Some(p) = pipe {
-        let _ = std::thread::Builder::new().spawn(move || {
-            let mut p = p;
-            let mut buf = Vec::new();
-            let _ = (&mut p).take(MAX_OUTPUT).read_to_end(&mut buf);
-            let _ = tx.send(String::from_utf8_lossy(&buf).into_owned());
-            // keep draining so the child never blocks on a full pipe
-            let _ = io::copy(&mut p, &mut io::sink());
-        });
-    }
-    rx
-}
-
 /// Runs the open file `program` (`/proc/self/fd/N`: the file that was judged, whatever
 /// happened to its path since) with `args`, argv\[0\] [`ARGV0`], stdin from /dev/null, the
 /// environment passed through plus `env`, in its own process group. At `budget` the group
@@ -111,69 +96,25 @@ pub fn run(
     env: &[(&str, &Path)],
     budget: Duration,
 ) -> io::Result<Ran> {
-    let deadline = Instant::now() + budget;
     let fd = program.as_raw_fd();
     let mut cmd = Command::new(format!("/proc/self/fd/{fd}"));
     crate::sys::keep_across_exec(&mut cmd, fd);
-    cmd.arg0(ARGV0)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0);
+    cmd.arg0(ARGV0).args(args);
     for (k, v) in env {
         cmd.env(k, v);
     }
     // "Text file busy": a process that forked while another held the file open for writing
-    // (a copy being finished) still holds that descriptor for a moment: try again briefly
-    let mut child = {
-        let mut tries = 0;
-        loop {
-            match cmd.spawn() {
-                Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && tries < 20 => {
-                    tries += 1;
-                    std::thread::sleep(Duration::from_millis(25));
-                }
-                other => break other?,
-            }
-        }
-    };
-    let out = reader(child.stdout.take());
-    let err = reader(child.stderr.take());
-    let kill = |child: &mut std::process::Child| {
-        if let Ok(pid) = i32::try_from(child.id()) {
-            let _ = nix::sys::signal::killpg(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-        }
-        let _ = child.kill();
-        let grace = Instant::now() + Duration::from_secs(1);
-        while Instant::now() < grace {
-            if let Ok(Some(_)) = child.try_wait() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    };
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(s)) => break Some(s),
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
-            _ => {
-                kill(&mut child);
-                break None;
-            }
-        }
-    };
-    // a leftover grandchild may hold the pipes open: wait for them only until the deadline
-    let left = || deadline.saturating_duration_since(Instant::now());
-    let stdout = out.recv_timeout(left()).unwrap_or_default();
-    let stderr = err.recv_timeout(left()).unwrap_or_default();
+    // (a copy being finished) still holds that descriptor for a moment
+    let ran = crate::runner::run_bounded(
+        &mut cmd,
+        budget,
+        (MAX_OUTPUT, MAX_OUTPUT),
+        Duration::from_millis(500),
+    )?;
     Ok(Ran {
-        status,
-        stdout,
-        stderr,
+        status: ran.status,
+        stdout: ran.stdout,
+        stderr: ran.stderr,
     })
 }
 
