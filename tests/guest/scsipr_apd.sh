@@ -6,36 +6,14 @@
 
 N=64
 lio_init || fatal "LIO"
-T=$LKH_TGT/iscsi/$(target_iqn apd)/tpgt_1
-l=0
-while [ $l -lt $N ]; do
-    # LIO makes the NAA designator from the hex digits of the unit serial number: four hex
-    # digits per LU keep them apart
-    x=$(printf 'a%04x' $l)
-    d=$(lio_fileio "$x" 1) || fatal "backstore $l"
-    mkdir -p "$T/lun/lun_$l" && ln -s "$d" "$T/lun/lun_$l/$x" || fatal "lun $l"
-    l=$((l + 1))
-done
 ip addr add 127.0.0.2/8 dev lo 2>/dev/null
-for p in "$LKH_PORTAL" "$LKH_PORTAL2"; do mkdir "$T/np/$p" || fatal "portal $p"; done
-echo 1 > "$T/attrib/generate_node_acls"; echo 1 > "$T/attrib/cache_dynamic_acls"
-echo 0 > "$T/attrib/demo_mode_write_protect"; echo 0 > "$T/attrib/authentication"
-echo 1 > "$T/enable"
-
-# devs IFACE -> the session's /dev/sdX in LUN order
-devs() {
-    for _s in $(_iface_sessions "$1"); do
-        for _l in "$_s"/device/target*/*:*:*:*; do
-            for _b in "$_l"/block/*; do [ -b "/dev/${_b##*/}" ] && echo "${_l##*:} /dev/${_b##*/}"; done
-        done
-    done | sort -n | awk '{ print $2 }'
-}
+lio_iscsi_export_many apd $N a "$LKH_PORTAL" "$LKH_PORTAL2" || fatal "target"
 for k in 0 1; do
     iscsi_login "a-p$k" "$(node_iqn a)" "$(target_iqn apd)" "127.0.0.$((k + 1)):3260" >/dev/null || fatal "login a-p$k"
     i=0
-    while [ "$(devs "a-p$k" | wc -l)" -lt $N ] && [ $i -lt 600 ]; do sleep 0.2; i=$((i + 1)); done
+    while [ "$(iface_devs "a-p$k" | wc -l)" -lt $N ] && [ $i -lt 600 ]; do sleep 0.2; i=$((i + 1)); done
 done
-P0=$(devs a-p0 | tr '\n' ' '); P1=$(devs a-p1 | tr '\n' ' ')
+P0=$(iface_devs a-p0 | tr '\n' ' '); P1=$(iface_devs a-p1 | tr '\n' ' ')
 [ "$(echo $P0 | wc -w)" = $N ] && [ "$(echo $P1 | wc -w)" = $N ]; check apd-paths-seen $? "$(echo $P0 | wc -w) + $(echo $P1 | wc -w)"
 D=""
 l=1

@@ -26,36 +26,15 @@ note "N in {$NS}, P in {$PS}, $R rounds, randomize_va_space=$(cat /proc/sys/kern
 
 # ---- the target ----
 lio_init || fatal "LIO"
-T=$LKH_TGT/iscsi/$(target_iqn scale)/tpgt_1
-l=0
-while [ $l -lt $NMAX ]; do
-    # LIO makes the NAA designator from the hex digits of the unit serial number ("lkh-NAME"):
-    # four hex digits per LU keep them apart
-    x=$(printf 's%04x' $l)
-    d=$(lio_fileio "$x" 1) || fatal "backstore $l"
-    mkdir -p "$T/lun/lun_$l" && ln -s "$d" "$T/lun/lun_$l/$x" || fatal "lun $l"
-    l=$((l + 1))
-done
-for i in 1 2 3 4; do ip addr add "127.0.0.$i/8" dev lo 2>/dev/null; mkdir "$T/np/127.0.0.$i:3260" || fatal "portal $i"; done
-echo 1 > "$T/attrib/generate_node_acls"; echo 1 > "$T/attrib/cache_dynamic_acls"
-echo 0 > "$T/attrib/demo_mode_write_protect"; echo 0 > "$T/attrib/authentication"
-echo 1 > "$T/enable"
-
-# devs IFACE -> the session's /dev/sdX, in LUN order
-devs() {
-    for _s in $(_iface_sessions "$1"); do
-        for _l in "$_s"/device/target*/*:*:*:*; do
-            for _b in "$_l"/block/*; do [ -b "/dev/${_b##*/}" ] && echo "${_l##*:} /dev/${_b##*/}"; done
-        done
-    done | sort -n | awk '{ print $2 }'
-}
+for i in 1 2 3 4; do ip addr add "127.0.0.$i/8" dev lo 2>/dev/null; done
+lio_iscsi_export_many scale $NMAX s 127.0.0.1:3260 127.0.0.2:3260 127.0.0.3:3260 127.0.0.4:3260 || fatal "target"
 # login NODE K: node NODE's path K (iface NODE-pK, portal 127.0.0.K+1), all NMAX LUs seen
 login() {
     iscsi_login "$1-p$2" "$(node_iqn "$1")" "$(target_iqn scale)" "127.0.0.$(($2 + 1)):3260" >/dev/null ||
         fatal "login $1-p$2"
     _i=0
-    while [ "$(devs "$1-p$2" | wc -l)" -lt $NMAX ] && [ $_i -lt 600 ]; do sleep 0.2; _i=$((_i + 1)); done
-    [ "$(devs "$1-p$2" | wc -l)" -ge $NMAX ] || fatal "$1-p$2: $(devs "$1-p$2" | wc -l) of $NMAX LUs"
+    while [ "$(iface_devs "$1-p$2" | wc -l)" -lt $NMAX ] && [ $_i -lt 600 ]; do sleep 0.2; _i=$((_i + 1)); done
+    [ "$(iface_devs "$1-p$2" | wc -l)" -ge $NMAX ] || fatal "$1-p$2: $(iface_devs "$1-p$2" | wc -l) of $NMAX LUs"
 }
 # first N WORDS...: the first N words
 first() { _n=$1; shift; echo "$@" | tr ' ' '\n' | head -n "$_n" | tr '\n' ' ' | sed 's/ *$//'; }
@@ -65,7 +44,7 @@ wwid() { sed -n 's/^naa\./3/p' "/sys/block/${1#/dev/}/device/wwid"; }
 # prints them in LUN order
 maps() {
     local _k _l=0 _m _t _uuid
-    for _k in $(seq 0 $(($2 - 1))); do eval "_p$_k=\"$(devs "$1-p$_k" | tr '\n' ' ')\""; done
+    for _k in $(seq 0 $(($2 - 1))); do eval "_p$_k=\"$(iface_devs "$1-p$_k" | tr '\n' ' ')\""; done
     while [ $_l -lt $NMAX ]; do
         _l1=$((_l + 1)); _t=""
         for _k in $(seq 0 $(($2 - 1))); do
@@ -103,12 +82,12 @@ for P in $PS; do
     while [ $P_DONE -lt "$P" ]; do login a $P_DONE; login b $P_DONE; P_DONE=$((P_DONE + 1)); done
     note "P=$P: $(ls /sys/block | grep -c ^sd) sd devices, $(awk '/MemAvailable/ { print int($2 / 1024) }' /proc/meminfo) MiB available"
     if [ "$P" = 1 ]; then
-        DA=$(devs a-p0 | tr '\n' ' '); DB=$(devs b-p0 | tr '\n' ' ')
+        DA=$(iface_devs a-p0 | tr '\n' ' '); DB=$(iface_devs b-p0 | tr '\n' ' ')
     else
         DA=$(maps a "$P" | tr '\n' ' '); DB=$(maps b "$P" | tr '\n' ' ')
     fi
-    PATHS_B=$(for k in $(seq 0 $((P - 1))); do devs "b-p$k"; done | tr '\n' ' ')
-    SD_B=$(devs b-p0 | tr '\n' ' ')
+    PATHS_B=$(for k in $(seq 0 $((P - 1))); do iface_devs "b-p$k"; done | tr '\n' ' ')
+    SD_B=$(iface_devs b-p0 | tr '\n' ' ')
     # mpathpersist needs multipath maps: with one path, one-path maps of node b's
     if [ "$P" = 1 ] && [ -n "$MP" ]; then MB=$(maps b 1 | tr '\n' ' '); else MB=$DB; fi
 
@@ -158,7 +137,7 @@ for P in $PS; do
         on_node a lkh-scsipr remove -t "$t" >/dev/null 2>&1
 
         # ---- the sg_persist script (fence_scsi's way), path 0 of node a / every path of b ----
-        QS=$(first "$N" $(devs a-p0 | tr '\n' ' '))
+        QS=$(first "$N" $(iface_devs a-p0 | tr '\n' ' '))
         cat > /tmp/sg_qc.sh <<EOF
 for d in $QS; do
     sg_persist -n --in --read-keys "\$d" | grep -qi "$KA" || exit 1
@@ -173,7 +152,7 @@ EOF
             echo 'l=0; for d0 in "$@"; do l=$((l + 1))'
             k=0
             while [ $k -lt "$P" ]; do
-                echo "  d=\$(echo '$(devs "b-p$k" | tr '\n' ' ')' | cut -d' ' -f\$l)"
+                echo "  d=\$(echo '$(iface_devs "b-p$k" | tr '\n' ' ')' | cut -d' ' -f\$l)"
                 echo "  sg_turs \"\$d\" >/dev/null 2>&1; sg_persist -n --out --register-ignore --param-sark=$KB \"\$d\" >/dev/null 2>&1 || exit 1"
                 k=$((k + 1))
             done

@@ -27,6 +27,15 @@ _iface_sessions() {
     return 0
 }
 
+# iface_devs IFACE -> every /dev/sdX of the sessions logged in through IFACE, in LUN order
+iface_devs() {
+    for _s in $(_iface_sessions "$1"); do
+        for _l in "$_s"/device/target*/*:*:*:*; do
+            for _b in "$_l"/block/*; do [ -b "/dev/${_b##*/}" ] && echo "${_l##*:} /dev/${_b##*/}"; done
+        done
+    done | sort -n | awk '{ print $2 }'
+}
+
 # iface_dev IFACE -> /dev/sdX of the (first) session logged in through IFACE
 iface_dev() {
     for _s in $(_iface_sessions "$1"); do

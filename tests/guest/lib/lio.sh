@@ -42,6 +42,29 @@ lio_iscsi_export() {
     _tpg=$LKH_TGT/iscsi/$(target_iqn "$_name")/tpgt_1
     mkdir -p "$_tpg/lun/lun_0" || return 1
     [ -L "$_tpg/lun/lun_0/$_name" ] || ln -s "$_bs" "$_tpg/lun/lun_0/$_name"
+    _lio_open_tpg "$_tpg" "$@"
+}
+
+# lio_iscsi_export_many NAME COUNT PREFIX PORTAL... : one target NAME with COUNT LUNs of 1 MiB,
+# LUN l backed by PREFIX and l as four hex digits (LIO makes the NAA designator from the hex
+# digits of the unit serial number: four per LU keep them apart), one network portal per
+# PORTAL (ip:port), any initiator may log in
+lio_iscsi_export_many() {
+    _name=$1 _count=$2 _prefix=$3; shift 3
+    _tpg=$LKH_TGT/iscsi/$(target_iqn "$_name")/tpgt_1
+    _l=0
+    while [ $_l -lt "$_count" ]; do
+        _x=$(printf '%s%04x' "$_prefix" $_l)
+        _bs=$(lio_fileio "$_x" 1) || return 1
+        mkdir -p "$_tpg/lun/lun_$_l" && ln -s "$_bs" "$_tpg/lun/lun_$_l/$_x" || return 1
+        _l=$((_l + 1))
+    done
+    _lio_open_tpg "$_tpg" "$@"
+}
+
+# _lio_open_tpg TPG_DIR PORTAL... : the portals, demo mode ACLs (any initiator), enabled
+_lio_open_tpg() {
+    _tpg=$1; shift
     for _p in "$@"; do
         [ -d "$_tpg/np/$_p" ] || mkdir "$_tpg/np/$_p" || return 1
     done
